@@ -1,0 +1,295 @@
+"""The `deployer` command: parse, call a workflow, render, exit. Nothing here touches a site."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import __version__, lab, workflow
+from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, VerificationMismatch
+from .model.manifest import LoadedManifest
+from .model.playbook import LoadedPlaybook, load_playbook
+from .plan import Plan
+from .planfile import looks_like_plan, save_plan
+from .report import out as outmod
+from .report.junit import to_junit
+from .report.text import render_plan, render_report, render_runs, summary
+
+app = typer.Typer(
+    name="deployer",
+    help="Apply vendor hotfixes to Windows server sites from declarative playbooks, safely: plan, apply, verify, "
+         "roll back.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+lab_app = typer.Typer(help="Lab sites on the embedded mock target, for trying deployer without a server.",
+                      no_args_is_help=True, epilog=EXIT_CODES_HELP)
+app.add_typer(lab_app, name="lab")
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class ReportFormat(str, Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+
+
+InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: ./sites.yaml).")]
+SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.")]
+BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")]
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def _progress(fmt: Format):
+    err = outmod.stderr() if fmt == Format.json else outmod.stdout()
+    return lambda text: err.line(text)
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM rolls back like Ctrl-C does, instead of killing the run mid-way."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@app.command()
+def plan(
+    playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
+    site: SiteOpt,
+    inventory: InventoryOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+) -> None:
+    """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
+    pb = load_playbook(playbook)
+    site_ref = workflow.inventory(inventory).site(site)
+    p = workflow.make_plan(pb, site_ref)
+    if out:
+        save_plan(p, out)
+    if format == Format.json:
+        _json(p.to_json())
+    else:
+        render_plan(p, outmod.stdout())
+        if out:
+            outmod.stdout().line(f"Saved to {out}; apply it with: deployer apply {out}")
+
+
+@app.command()
+def apply(
+    target: Annotated[Path, typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")],
+    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).")] = None,
+    inventory: InventoryOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
+    is_plan = looks_like_plan(target)
+    if dry_run:
+        if is_plan:
+            raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
+        if site is None:
+            raise InputError("--site is required")
+        return plan(target, site, inventory, None, format)
+    text = format == Format.text
+    stdout = outmod.stdout()
+    say = _progress(format)
+
+    def show(p: Plan) -> None:
+        if text and not p.empty:
+            render_plan(p, stdout)
+            stdout.line()
+
+    def confirm(p: Plan) -> bool:
+        if yes or not _interactive():
+            return True
+        return typer.confirm(f"Apply these {len(p.actions)} actions to site {p.site}?", default=False)
+
+    _terminate_as_interrupt()
+    if is_plan:
+        outcome = workflow.apply_saved(target, inventory, site, say, confirm, break_lock=break_lock, show=show)
+    else:
+        if site is None:
+            raise InputError("--site is required with a playbook")
+        pb = load_playbook(target)
+        site_ref = workflow.inventory(inventory).site(site)
+        outcome = workflow.apply_playbook(pb, site_ref, say, confirm, break_lock=break_lock, show=show)
+    result = outcome.result
+    if result is None:
+        stdout.line("Nothing was done.")
+        raise typer.Exit(0)
+    if format == Format.json:
+        _json({"run": result.run, "status": result.status, "error": result.error, "journal": result.journal,
+               "remaining": result.remaining, "seconds": round(result.seconds, 3), "plan": outcome.plan.to_json(),
+               "report": result.report.to_json() if result.report else None})
+        result.raise_for_status()
+        return
+    if result.status == "nothing":
+        files = sum(1 for s in outcome.plan.skipped if "manifest" in s.reason)
+        stdout.line(f"Nothing to do: site {outcome.plan.site} already has {outcome.plan.kb}: {files} files at (or "
+                    "later than) the manifest, Helper.srv copies current. No service was touched.", "good")
+        return
+    if result.status == "committed":
+        stdout.line(f"Applied {outcome.plan.kb} to site {outcome.plan.site}: {result.actions_done} actions in "
+                    f"{result.seconds:.1f} s (run {result.run}; journal {result.journal}).", "good")
+        stdout.line()
+        render_report(result.report, stdout)  # type: ignore[arg-type]
+        return
+    result.raise_for_status()
+
+
+@app.command()
+def verify(
+    target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
+    site: SiteOpt,
+    inventory: InventoryOpt = None,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+) -> None:
+    """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
+    loaded = workflow.load_target(target)
+    site_ref = workflow.inventory(inventory).site(site)
+    report = workflow.verify_target(loaded, site_ref)
+    if format == ReportFormat.json:
+        text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
+    elif format == ReportFormat.junit:
+        text = to_junit(report)
+    else:
+        text = None
+    if output:
+        if text is None:
+            with open(output, "w", encoding="utf-8") as fh:
+                render_report(report, outmod.Out(fh, False))
+        else:
+            output.write_text(text, encoding="utf-8")
+        outmod.stderr().line(f"Report written to {output}: {'PASSED' if report.ok else 'FAILED'}")
+    elif text is None:
+        render_report(report, outmod.stdout())
+    else:
+        sys.stdout.write(text)
+    if not report.ok:
+        raise VerificationMismatch("")
+
+
+@app.command()
+def rollback(
+    site: SiteOpt,
+    run: Annotated[Optional[str], typer.Argument(help="Run ID (default: the latest committed run).")] = None,
+    inventory: InventoryOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Restore even files changed since the run.")] = False,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Restore a run's backups: files byte for byte with their write times, services as they were."""
+    site_ref = workflow.inventory(inventory).site(site)
+    stdout = outmod.stdout()
+
+    def confirm(run_id: str, p: Plan) -> bool:
+        stdout.line(f"Run {run_id} applied {p.kb} to {p.site}: {summary(p)}")
+        if yes or not _interactive():
+            return True
+        return typer.confirm(f"Undo run {run_id} on site {p.site}?", default=False)
+
+    _terminate_as_interrupt()
+    run_id, p, done = workflow.rollback_run(site_ref, run, stdout.line, confirm, force=force, break_lock=break_lock)
+    if done:
+        stdout.line(f"Run {run_id} rolled back: every file and service of site {site_ref.name} is as before it.", "good")
+    else:
+        stdout.line("Nothing was done.")
+
+
+@app.command()
+def runs(site: SiteOpt, inventory: InventoryOpt = None,
+         format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
+    """List the runs journaled on a site, newest last."""
+    site_ref = workflow.inventory(inventory).site(site)
+    found = workflow.runs(site_ref)
+    if format == Format.json:
+        _json([r.__dict__ for r in found])
+    else:
+        render_runs(site_ref.name, found, outmod.stdout())
+
+
+@lab_app.command("init")
+def lab_init(
+    site: Annotated[Optional[str], typer.Argument(help="Site to create (a mock site of the inventory).")] = None,
+    all_sites: Annotated[bool, typer.Option("--all", help="Every mock site of the inventory.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost).")] = False,
+    inventory: InventoryOpt = None,
+    playbooks: Annotated[Optional[list[Path]], typer.Option("--playbook", "-p", help="Playbooks whose stand-in payloads to write (default: every playbook under playbooks/ beside the inventory).")] = None,
+) -> None:
+    """Create a pre-hotfix SMS 1.2 site on the mock target, and stand-in hotfix files."""
+    inv = workflow.inventory(inventory)
+    if all_sites == (site is not None):
+        raise InputError("name one site, or pass --all")
+    targets = inv.all_sites() if all_sites else [inv.site(site)]  # type: ignore[arg-type]
+    targets = [t for t in targets if t.site.mock is not None]
+    if not targets:
+        raise InputError("no mock site to create (a mock site has mock: {path: ...} in the inventory)")
+    stdout = outmod.stdout()
+    for t in targets:
+        rep = lab.init_mock_site(t, force=force)
+        if rep.created:
+            servers = ", ".join(t.site.servers)
+            stdout.line(f"Created mock site {t.name} ({t.code}) at {rep.created[0]}: servers {servers}; "
+                        f"platforms {', '.join(p.key for p in t.site.platform_list)}.")
+        else:
+            stdout.line(f"Mock site {t.name} exists at {rep.kept[0]}; left as it is (--force recreates it).")
+    books = playbooks or sorted((inv.path.parent / "playbooks").glob("*.yaml"))
+    for b in books:
+        written = lab.init_payloads(load_playbook(b), force=force)
+        if written:
+            stdout.line(f"Wrote {len(written)} stand-in hotfix files for {b.name} under "
+                        f"{Path(written[0]).parent.parent}.")
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print deployer's version."""
+    print(__version__)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except DeployerError as exc:
+        if str(exc):
+            outmod.stderr().line(f"deployer: {exc}" if isinstance(exc, InputError) else f"deployer: {exc}",
+                                 "bad" if exc.exit_code != ExitCode.MISMATCH else None)
+        sys.exit(int(exc.exit_code))
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        outmod.stderr().line("Aborted; nothing was done.")
+        sys.exit(int(ExitCode.BAD_INPUT))
+    except KeyboardInterrupt:
+        outmod.stderr().line("Interrupted.")
+        sys.exit(130)
+    except Exception as exc:
+        # usage errors (typer's vendored click, or click itself in older typer releases)
+        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            exc.show()
+            sys.exit(int(ExitCode.BAD_INPUT))
+        raise

@@ -1,0 +1,187 @@
+"""Lab sites: a realistic pre-hotfix SMS 1.2 site, and stand-in hotfix payloads.
+
+`deployer lab init SITE` lays out every server of a mock site (Site.srv with its platform
+folders, Maincfg.box\\Client.src, Sitecfg.box, Helper.srv, Logon.srv with Pcmins.box, the
+SMS services running) and writes stand-ins for every playbook's payload files with the
+manifest's exact sizes (a rounded `524KB` becomes a byte count that rounds to it) and
+dates. The tree is written through the FileTransport interface, so the same layout can
+be put on a real share for testing.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from . import winpath
+from .model.inventory import SiteRef
+from .model.manifest import Manifest, version_tuple
+from .model.playbook import LoadedPlaybook
+from .sms import attrs, layout, platforms
+from .sms import services as sms
+from .sms.baseline import CLIENT_BIN, LOGON_SCRIPTS, SITE_BIN, BaselineFile
+from .sms.fileversion import fixed_file_info
+from .targets.base import RUNNING, FileTransport
+from .targets.mock import FORMAT, SITE_FILE, MockSite, sms_dir
+from .targets.mockfs import write_json_atomic
+
+
+def standin_bytes(label: str, size: int, version: str | None = None) -> bytes:
+    """Deterministic content of exactly `size` bytes: an MZ header naming what it stands for,
+    an optional version resource, then noise seeded by the label (so no two files match)."""
+    head = b"MZ\x90\x00" + f"deployer stand-in: {label}\r\n".encode()
+    if version:
+        head += b"VS_VERSION_INFO\x00" + fixed_file_info(version_tuple(version))  # type: ignore[arg-type]
+    if len(head) > size:
+        head = head[:size]
+    rng = random.Random(zlib.crc32(label.encode()))
+    return head + rng.randbytes(size - len(head))
+
+
+def standin_size(spec: attrs.SizeSpec, label: str) -> int:
+    """An exact byte count that matches the article's size (any in range for rounded KB)."""
+    lo, hi = spec.byte_range
+    return hi - zlib.crc32(label.encode()) % (hi - lo + 1)
+
+
+def local_mtime_ns(date_text: str, time_text: str, tz: ZoneInfo) -> int:
+    dt = datetime.combine(attrs.parse_date(date_text), attrs.parse_time(time_text)).replace(tzinfo=tz)
+    return int(dt.timestamp()) * 1_000_000_000
+
+
+@dataclass
+class LabReport:
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    payloads: list[str] = field(default_factory=list)
+
+
+# --- the site tree -------------------------------------------------------------------------
+
+
+def _put(files: FileTransport, rel: str, data: bytes, mtime_ns: int) -> None:
+    files.makedirs(winpath.parent(rel))
+    files.write_file(rel, [data])
+    files.set_mtime(rel, mtime_ns)
+
+
+def _put_baseline(files: FileTransport, folder: str, f: BaselineFile, platform: str, tz: ZoneInfo) -> None:
+    data = standin_bytes(f"SMS 1.2 {f.name} ({platform})", f.size, f.version)
+    _put(files, winpath.join(folder, f.name), data, local_mtime_ns(f.date, f.time, tz))
+
+
+def build_server_tree(files: FileTransport, *, role: str, platform: str, site_platforms: list[str],
+                      site_code: str, tz: ZoneInfo) -> None:
+    """Lay out one server's SMS root as SMS 1.2 SP4 leaves it."""
+    own = platforms.lookup(platform)
+    if role == "site_server":
+        for p in site_platforms:
+            plat = platforms.lookup(p)
+            for f in SITE_BIN[plat.key]:
+                _put_baseline(files, layout.site_bin(plat), f, plat.key, tz)
+            for f in CLIENT_BIN.get(plat.key, ()):
+                _put_baseline(files, layout.client_src_bin(plat), f, plat.key, tz)
+        stamp = local_mtime_ns("11/20/99", "9:12AM", tz)
+        _put(files, winpath.join(layout.SITECFG_BOX, f"{site_code}00000.CT0"),
+             standin_bytes(f"site control file {site_code}", 18_432), stamp)
+        files.makedirs(layout.PCMDOM_BOX)
+        _put(files, layout.SYSTEM_MAP, f"[System Map]\r\nSite={site_code}\r\n".encode(), stamp)
+    # Every server runs helper services from Helper.srv: the copies of the last site reset.
+    for f in SITE_BIN[own.key]:
+        if f.name.casefold() in {h.casefold() for h in sms.HELPER_FILES}:
+            _put_baseline(files, layout.helper_bin(own), f, own.key, tz)
+    # Logon.srv: Maintenance Manager's copies of the client files, scripts, PCM instructions.
+    for p in site_platforms:
+        plat = platforms.lookup(p)
+        for f in CLIENT_BIN.get(plat.key, ()):
+            _put_baseline(files, layout.logon_bin(plat), f, plat.key, tz)
+    script_time = local_mtime_ns(SITE_BIN["x86"][0].date, "4:20PM", tz)
+    for name, text in LOGON_SCRIPTS.items():
+        _put(files, winpath.join(layout.LOGON_SRV, name), text.encode(), script_time)
+    ins = (f"PCM Version     : Beta 455\r\nSiteID          : {site_code}\r\nRequestID       : {site_code}001M\r\n"
+           f"Run Command     : audit.bat\r\nWCL Name        : Find Microsoft Software\r\n").encode()
+    _put(files, winpath.join(layout.PCMINS_BOX, f"{site_code}00005.INS"), ins, local_mtime_ns("11/19/99", "5:56PM", tz))
+
+
+def server_services(role: str, platform: str) -> dict[str, dict]:
+    """The SMS services a server runs and the files each holds open (for the mock SCM)."""
+    plat = platforms.lookup(platform)
+    if role == "site_server":
+        folder, names = layout.site_bin(plat), list(sms.SMS_SERVICES)
+    else:
+        folder, names = layout.helper_bin(plat), list(sms.HELPER_SERVICES)
+    out = {}
+    for name in names:
+        info = sms.SMS_SERVICES[name]
+        out[name] = {
+            "display_name": info.display_name,
+            "state": RUNNING,
+            "image": winpath.join(folder, info.image.upper()),
+            "modules": [winpath.join(folder, m.upper()) for m in info.modules],
+            "accepts": sorted(info.accepts),
+        }
+    return out
+
+
+def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
+    report = LabReport()
+    root = site.mock_root()
+    if (root / SITE_FILE).exists() and not force:
+        report.kept.append(str(root))
+        return report
+    if root.exists() and force:
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    s = site.site
+    tz = ZoneInfo(s.timezone)
+    site_platforms = [p.key for p in s.platform_list]
+    meta = {
+        "format": FORMAT, "site": site.name, "code": s.code, "timezone": s.timezone, "platforms": site_platforms,
+        "servers": {n: {"role": v.role, "platform": v.platform.key, "sms_root": v.sms_root} for n, v in s.servers.items()},
+    }
+    for name, server in s.servers.items():
+        server_dir = root / name
+        sms_dir(server_dir, server.sms_root).mkdir(parents=True)
+        write_json_atomic(server_dir / "scm.json", {"services": {}})
+    write_json_atomic(root / SITE_FILE, meta)
+    mock = MockSite(root)
+    for name, server in s.servers.items():
+        build_server_tree(mock.files(name), role=server.role, platform=server.platform.key,
+                          site_platforms=site_platforms, site_code=s.code, tz=tz)
+        # services start only once their files are in place, as after setup
+        write_json_atomic(root / name / "scm.json", {"services": server_services(server.role, server.platform.key)})
+    report.created.append(str(root))
+    return report
+
+
+# --- payloads --------------------------------------------------------------------------------
+
+
+def payload_label(manifest: Manifest, name: str, platform: str) -> str:
+    return f"{manifest.kb} {name} ({platform})"
+
+
+def init_payloads(playbook: LoadedPlaybook, *, force: bool = False) -> list[str]:
+    """Write stand-ins for every manifest file into the playbook's payload folder."""
+    m = playbook.manifest.manifest
+    tz = ZoneInfo(m.timezone or "UTC")
+    written = []
+    for entry in m.files:
+        folder = playbook.payload_dir() / entry.platform.key
+        target = folder / entry.name
+        label = payload_label(m, entry.name, entry.platform.key)
+        size = entry.size.value if entry.size.unit == "B" else standin_size(entry.size, label)
+        if target.exists() and not force and target.stat().st_size == size:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(standin_bytes(label, size, entry.version))
+        ns = entry.mtime_ns(tz)
+        os.utime(target, ns=(ns, ns))
+        written.append(str(target))
+    return written

@@ -1,0 +1,188 @@
+"""The site inventory (`sites.yaml`): sites, their servers, and how to reach each server.
+
+A site is named by the operator (`DEMO`) and carries its 3-character SMS site code.
+Each server names a file transport and a service transport; `mock` (the default) is the
+embedded simulated site under the site's `mock.path`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from ..errors import InputError
+from ..sms.platforms import Platform
+from ..winpath import PathRuleError, parse_root
+from ..yamlsrc import Document, load_yaml
+from .common import Strict, check_timezone, validate
+from .manifest import PlatformField
+
+RESERVED_VARS = frozenset({"sms_root", "platform", "platform_name", "platform_folder", "site", "site_code", "server",
+                           "server_platform", "role"})
+
+
+class MockTransport(Strict):
+    transport: Literal["mock"] = "mock"
+
+
+def _transport(v: Any) -> Any:
+    return {"transport": v} if isinstance(v, str) else v
+
+
+FilesSpec = Annotated[MockTransport, BeforeValidator(_transport)]
+ServicesSpec = Annotated[MockTransport, BeforeValidator(_transport)]
+
+
+class Server(Strict):
+    role: Literal["site_server", "logon_server", "helper_server"]
+    platform: PlatformField
+    sms_root: str = "C:\\SMS"
+    files: FilesSpec = MockTransport()
+    services: ServicesSpec = MockTransport()
+
+    @field_validator("sms_root")
+    @classmethod
+    def _root(cls, v: str) -> str:
+        try:
+            drive, parts = parse_root(v)
+        except PathRuleError as exc:
+            raise ValueError(str(exc)) from None
+        return f"{drive}:\\" + "\\".join(parts)
+
+
+class MockSite(Strict):
+    path: str = Field(description="folder holding the mock site, relative to the inventory file")
+
+
+def _code(v: Any) -> Any:
+    return v.upper() if isinstance(v, str) else v
+
+
+class Site(Strict):
+    code: Annotated[str, BeforeValidator(_code)]
+    description: str | None = None
+    timezone: str = "UTC"
+    platforms: list[PlatformField] | None = None
+    mock: MockSite | None = None
+    vars: dict[str, str | int | bool] = Field(default_factory=dict)
+    servers: dict[str, Server] = Field(min_length=1)
+
+    @field_validator("code")
+    @classmethod
+    def _site_code(cls, v: str) -> str:
+        if not isinstance(v, str) or not re.fullmatch(r"[A-Z0-9]{3}", v):
+            raise ValueError(f"site code {v!r} must be exactly 3 letters or digits, as in SMS (for example DMO)")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        return check_timezone(v) or "UTC"
+
+    @field_validator("vars")
+    @classmethod
+    def _vars(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"variable name {name!r} must be a plain identifier")
+            if name in RESERVED_VARS:
+                raise ValueError(f"variable {name!r} is set by deployer; reserved: {', '.join(sorted(RESERVED_VARS))}")
+        return v
+
+    @field_validator("servers")
+    @classmethod
+    def _server_names(cls, v: dict[str, Server]) -> dict[str, Server]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", name):
+                raise ValueError(f"server name {name!r} must be a NetBIOS name: 1-15 letters, digits, - or _")
+        lowered = [n.casefold() for n in v]
+        dup = {n for n in lowered if lowered.count(n) > 1}
+        if dup:
+            raise ValueError(f"server names differ only in case: {', '.join(sorted(dup))} (Windows names are case-insensitive)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_site_server(self) -> "Site":
+        site_servers = [n for n, s in self.servers.items() if s.role == "site_server"]
+        if len(site_servers) != 1:
+            raise ValueError(f"a site has exactly one server with role: site_server (found {len(site_servers)})")
+        return self
+
+    @property
+    def site_server_name(self) -> str:
+        return next(n for n, s in self.servers.items() if s.role == "site_server")
+
+    @property
+    def platform_list(self) -> list[Platform]:
+        """The platforms whose binaries the site carries in Site.srv (default: its servers')."""
+        if self.platforms:
+            return list(dict.fromkeys(self.platforms))
+        return list(dict.fromkeys(s.platform for s in self.servers.values()))
+
+    def uses_mock(self) -> bool:
+        return any(s.files.transport == "mock" or s.services.transport == "mock" for s in self.servers.values())
+
+
+class Inventory(Strict):
+    sites: dict[str, Site] = Field(min_length=1)
+
+    @field_validator("sites")
+    @classmethod
+    def _names(cls, v: dict[str, Site]) -> dict[str, Site]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
+                raise ValueError(f"site name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
+        return v
+
+
+@dataclass(frozen=True)
+class SiteRef:
+    """A site as loaded: its name, its model, and where the inventory lives."""
+
+    name: str
+    site: Site
+    inventory: "LoadedInventory"
+
+    @property
+    def code(self) -> str:
+        return self.site.code
+
+    def mock_root(self) -> Path:
+        if self.site.mock is None:
+            raise self.inventory.doc.error(
+                ("sites", self.name), f"site {self.name} uses the mock target but has no mock: {{path: ...}} folder"
+            )
+        return (self.inventory.path.parent / self.site.mock.path).resolve()
+
+
+@dataclass(frozen=True)
+class LoadedInventory:
+    inventory: Inventory
+    doc: Document
+
+    @property
+    def path(self) -> Path:
+        return self.doc.path
+
+    def site(self, name: str) -> SiteRef:
+        for key, site in self.inventory.sites.items():
+            if key.casefold() == name.casefold():
+                return SiteRef(key, site, self)
+        known = ", ".join(self.inventory.sites)
+        raise InputError(f"no site named {name!r} in the inventory; sites: {known}", self.doc.location(("sites",)))
+
+    def all_sites(self) -> list[SiteRef]:
+        return [SiteRef(k, s, self) for k, s in self.inventory.sites.items()]
+
+
+def load_inventory(path: Path | str) -> LoadedInventory:
+    doc = load_yaml(path)
+    inv = validate(doc, Inventory)
+    for name, site in inv.sites.items():
+        if site.uses_mock() and site.mock is None:
+            raise doc.error(("sites", name), "servers use the mock target, so the site needs mock: {path: <folder>}")
+    return LoadedInventory(inv, doc)

@@ -1,0 +1,122 @@
+"""Plans, runs and verification reports as text for operators."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from ..journal import RunInfo
+from ..plan import FileState, Plan, ReplaceFile, ResetSite, SendCode, StartService, StopService
+from ..sms import attrs
+from ..sms import services as sms
+from ..verify import STATUSES, Report
+from .out import Out
+
+
+def stamp(ns: int, tz: ZoneInfo) -> str:
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz)
+    return f"{attrs.format_date(dt.date())} {attrs.format_time(dt.time())}"
+
+
+def file_state(state: FileState | None, tz: ZoneInfo) -> str:
+    if state is None:
+        return "(none)"
+    return f"{state.size:,} bytes, {stamp(state.mtime_ns, tz)}"
+
+
+def render_plan(plan: Plan, out: Out) -> None:
+    tz = ZoneInfo(plan.timezone)
+    title = f' "{plan.title}"' if plan.title else ""
+    out.line(f"Plan: {plan.kb}{title} on site {plan.site} ({plan.site_code})", "head")
+    out.line(f"Dates and times are local to the site ({plan.timezone}); rule: {plan.rule}.", "dim")
+    out.line()
+    if plan.empty:
+        out.line("Nothing to do: every file is already at (or later than) the manifest.", "good")
+    for a in plan.actions:
+        n = f"{a.number:>3}."
+        if isinstance(a, StopService):
+            out.line(f"{n} stop {a.service} on {a.server}: running -> stopped")
+        elif isinstance(a, StartService):
+            out.line(f"{n} start {a.service} on {a.server}: stopped -> running")
+        elif isinstance(a, SendCode):
+            out.line(f"{n} send code {a.code} to {a.service} on {a.server} ({sms.describe_code(a.code)})")
+        elif isinstance(a, ReplaceFile):
+            verb = "replace" if a.before is not None else "create"
+            out.line(f"{n} {verb} {a.where}")
+            out.line(f"       {file_state(a.before, tz)} [{a.status}]  ->  {file_state(a.new, tz)}"
+                     if a.before is not None else f"       (none)  ->  {file_state(a.new, tz)}", "dim")
+        elif isinstance(a, ResetSite):
+            restart = "restart" if a.scm_before == "running" else "start"
+            out.line(f"{n} reset the site: {restart} SMS_SITE_CONFIG_MANAGER on {a.server}, then send it code 194 "
+                     f"({sms.describe_code(194)})")
+            if a.copies:
+                out.line(f"       Site Configuration Manager then installs {len(a.copies)} service "
+                         f"file{'s' if len(a.copies) != 1 else ''} into Helper.srv:", "dim")
+            for c in a.copies:
+                out.line(f"         {c.where}: {file_state(c.before, tz)}  ->  {file_state(c.after, tz)}", "dim")
+    for p in plan.problems:
+        out.line(f"Warning: {p}", "warn")
+    if plan.skipped:
+        out.line()
+        out.line(f"Skipped ({len(plan.skipped)}):", "head")
+        for s in plan.skipped:
+            out.line(f"  - {s.what} on {s.server}: {s.reason}" if not s.what.startswith(s.server)
+                     else f"  - {s.what}: {s.reason}", "dim")
+    out.line()
+    out.line(summary(plan), "head")
+
+
+def summary(plan: Plan) -> str:
+    if plan.empty:
+        return "Plan: nothing to do."
+    files = sum(1 for a in plan.actions if isinstance(a, ReplaceFile))
+    svc = sum(1 for a in plan.actions if isinstance(a, (StopService, StartService)))
+    copies = sum(len(a.copies) for a in plan.actions if isinstance(a, ResetSite))
+    resets = sum(1 for a in plan.actions if isinstance(a, ResetSite))
+    codes = sum(1 for a in plan.actions if isinstance(a, SendCode))
+    parts = [f"{files} file{'s' if files != 1 else ''} to replace"]
+    if svc:
+        parts.append(f"{svc} service transition{'s' if svc != 1 else ''}")
+    if resets:
+        parts.append(f"{resets} site reset ({copies} Helper.srv cop{'ies' if copies != 1 else 'y'})")
+    if codes:
+        parts.append(f"{codes} control code{'s' if codes != 1 else ''}")
+    return f"Plan: {len(plan.actions)} actions: " + ", ".join(parts) + "."
+
+
+def render_report(report: Report, out: Out) -> None:
+    title = f": {report.title}" if report.title else ""
+    out.line(f"{report.kb}{title}", "head")
+    out.line(f"File attribute verification on site {report.site} ({report.site_code}); rule {report.rule} "
+             f"({'a later file passes' if report.rule == 'or-later' else 'exact attributes only'}); "
+             f"times in {report.timezone}.", "dim")
+    groups: dict[tuple[str, str], list] = {}
+    for f in report.files:
+        folder = f.path.rsplit("\\", 1)[0]
+        groups.setdefault((f.server, folder), []).append(f)
+    for (server, folder), files in groups.items():
+        out.line()
+        out.line(f"{server}  {folder}", "head")
+        rows, styles = [], []
+        for f in files:
+            found = "-" if f.actual_size is None else f"{f.actual_date} {f.actual_time} {f.actual_size:,}"
+            if f.actual_version:
+                found += f" v{f.actual_version}"
+            rows.append([f.expected_date, f.expected_time, f.expected_size, f.name, f.platform, f.status,
+                         found + (f"  ({f.detail})" if f.detail and f.status != "ok" else "")])
+            styles.append(f.status)
+        out.table(["Date", "Time", "Size", "File name", "Platform", "Status", "Found"], rows, styles)
+    out.line()
+    c = report.counts
+    verdict = "PASSED" if report.ok else "FAILED"
+    out.line(f"Summary: {len(report.files)} files: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + f". {verdict}",
+             "good" if report.ok else "bad")
+
+
+def render_runs(site: str, runs: list[RunInfo], out: Out) -> None:
+    if not runs:
+        out.line(f"No runs recorded on site {site}.")
+        return
+    rows = [[r.run, r.state, r.kb or "?", r.command or "?", r.who or "?", r.started or "?", str(r.actions_done)]
+            for r in runs]
+    out.table(["Run", "State", "KB", "Command", "By", "Started (UTC)", "Actions done"], rows)

@@ -1,0 +1,248 @@
+"""Undo a run, from its plan and its journal alone.
+
+The same code serves a failure inside `apply`, `deployer rollback` of a finished run and
+`deployer recover` after a crash: what to undo is read from the journal (which actions
+began, which temporary files and backups exist), never from the memory of the process
+that made them. Every undo step first looks at the target and does nothing when the
+thing is already as it was, so undoing twice is harmless.
+
+Order: actions are undone in reverse, so a service restarted after a replace is stopped
+again before its file is restored (Windows refuses to replace a file a running service
+holds), and a service stopped for the replace is started only after the restore.
+At the end every touched file is compared with what the plan observed before the run
+(size, write time and sha256) and every service with its original state: the claim
+"restored byte for byte" is checked, not assumed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from . import failpoints, winpath
+from .journal import Journal
+from .plan import FileState, Plan, ReplaceFile, ResetSite, SendCode, StartService, StopService
+from .sms import services as sms
+from .targets.base import RUNNING, STOPPED, TargetError
+from .targets.connect import Endpoint, SiteConnection
+
+Say = Callable[[str], None]
+
+
+def backup_path(run_dir: str, number: int, name: str, copy: int | None = None) -> str:
+    tag = f"{number:03d}" if copy is None else f"{number:03d}-{copy:02d}"
+    return winpath.join(run_dir, "backup", f"{tag}-{name}")
+
+
+def temp_path(dest: str, run: str, purpose: str = "new") -> str:
+    return f"{dest}.~dpl-{run[-4:]}-{purpose}"
+
+
+def current(ep: Endpoint, rel: str) -> FileState | None:
+    stat = ep.files.stat(rel)
+    if stat is None:
+        return None
+    if stat.is_dir:
+        return FileState(-1, stat.mtime_ns, None, stat.name)
+    return FileState(stat.size, stat.mtime_ns, ep.files.sha256(rel), stat.name)
+
+
+def put_back(ep: Endpoint, dest: str, backup: str, before: FileState, run: str) -> None:
+    """Restore `dest` from `backup` atomically: server-side copy to a temporary name beside
+    it, write time set, content checked, then one rename over the destination."""
+    if ep.files.stat(backup) is None:
+        raise TargetError(f"backup {winpath.absolute(ep.sms_root, backup)} is missing; cannot restore", server=ep.name,
+                          path=dest)
+    tmp = temp_path(dest, run, "restore")
+    if ep.files.stat(tmp) is not None:
+        ep.files.remove(tmp)
+    ep.files.copy(backup, tmp)
+    ep.files.set_mtime(tmp, before.mtime_ns)
+    if before.sha256 and ep.files.sha256(tmp) != before.sha256:
+        ep.files.remove(tmp)
+        raise TargetError(f"backup {backup} does not match the original's sha256; not restored", server=ep.name,
+                          path=dest)
+    ep.files.rename(tmp, dest, replace=True)
+
+
+@dataclass
+class UndoResult:
+    ok: bool
+    remaining: list[str] = field(default_factory=list)  # what is not as it was, in words
+
+
+class Undo:
+    def __init__(self, plan: Plan, conn: SiteConnection, journal: Journal, say: Say):
+        self.plan = plan
+        self.conn = conn
+        self.journal = journal
+        self.say = say
+        self.run = journal.run
+        self.errors: list[str] = []
+
+    def _events(self, kind: str) -> list[dict]:
+        return [e for e in self.journal.events if e["event"] == kind]
+
+    def begun(self) -> list[int]:
+        numbers = {e["action"] for e in self._events("begin")}
+        return sorted(numbers)
+
+    def run_all(self, numbers: list[int] | None = None) -> UndoResult:
+        numbers = self.begun() if numbers is None else numbers
+        by_number = {a.number: a for a in self.plan.actions}
+        for n in sorted(numbers, reverse=True):
+            action = by_number[n]
+            self.journal.write("undo_begin", action=n)
+            try:
+                failpoints.hit(f"undo.action.{n}.before")
+                self._undo(action)
+            except Exception as exc:  # keep going: restore as much as possible, report the rest
+                self.errors.append(f"undo of action {n} failed: {exc}")
+                self.journal.write("undo_failed", action=n, error=str(exc))
+                self.say(f"  ! undo of action {n} failed: {exc}")
+                continue
+            self.journal.write("undone", action=n)
+        self._remove_temps()
+        self._settle_services()
+        remaining = self._check() + self.errors
+        if remaining:
+            self.journal.write("rollback_failed", remaining=remaining)
+            return UndoResult(False, remaining)
+        self.journal.write("rolled_back")
+        return UndoResult(True)
+
+    # --- per action -------------------------------------------------------------------------
+
+    def _undo(self, a) -> None:
+        if isinstance(a, StopService):
+            svc = self.conn.endpoint(a.server).services
+            if svc.query(a.service).state != a.before and a.before == RUNNING:
+                self.say(f"  start {a.service} on {a.server} again")
+                svc.start(a.service)
+        elif isinstance(a, StartService):
+            svc = self.conn.endpoint(a.server).services
+            if svc.query(a.service).state == RUNNING and a.before == STOPPED:
+                self.say(f"  stop {a.service} on {a.server} again")
+                svc.stop(a.service)
+        elif isinstance(a, ReplaceFile):
+            self._restore_file(a.server, a.path, a.before, backup_path(self.journal.dir, a.number, a.file))
+        elif isinstance(a, ResetSite):
+            self._undo_reset(a)
+        elif isinstance(a, SendCode):
+            self.say(f"  code {a.code} sent to {a.service} cannot be taken back ({sms.describe_code(a.code)}); "
+                     "nothing to undo")
+
+    def _restore_file(self, server: str, dest: str, before: FileState | None, backup: str) -> None:
+        ep = self.conn.endpoint(server)
+        now = current(ep, dest)
+        if before is None:
+            if now is not None:
+                self.say(f"  remove {ep.where(dest)} (it did not exist before)")
+                ep.files.remove(dest)
+            return
+        if before.same_content(now):
+            return
+        self.say(f"  restore {ep.where(dest)} from its backup")
+        put_back(ep, dest, backup, before, self.run)
+
+    def _undo_reset(self, a: ResetSite) -> None:
+        by_server: dict[str, list[tuple[int, object]]] = {}
+        for k, c in enumerate(a.copies):
+            ep = self.conn.endpoint(c.server)
+            if c.before is not None and c.before.same_content(current(ep, c.path)):
+                continue
+            if c.before is None and ep.files.stat(c.path) is None:
+                continue
+            by_server.setdefault(c.server, []).append((k, c))
+        for server, items in by_server.items():
+            ep = self.conn.endpoint(server)
+            stopped = []
+            for svc in sms.HELPER_SERVICES:  # they hold Helper.srv files open
+                try:
+                    if ep.services.query(svc).state == RUNNING:
+                        ep.services.stop(svc)
+                        stopped.append(svc)
+                except TargetError as exc:
+                    if getattr(exc, "winerror", 0) != 1060:
+                        raise
+            try:
+                for k, c in items:
+                    self._restore_file(server, c.path, c.before,
+                                       backup_path(self.journal.dir, a.number, winpath.basename(c.path), k))
+            finally:
+                for svc in reversed(stopped):
+                    ep.services.start(svc)
+        scm = self.conn.endpoint(a.server).services
+        if a.scm_before == STOPPED and scm.query("SMS_SITE_CONFIG_MANAGER").state == RUNNING:
+            scm.stop("SMS_SITE_CONFIG_MANAGER")
+
+    # --- after the actions ------------------------------------------------------------------
+
+    def _remove_temps(self) -> None:
+        for e in self._events("staged"):
+            ep = self.conn.endpoint(e["server"])
+            try:
+                if ep.files.stat(e["temp"]) is not None:
+                    ep.files.remove(e["temp"])
+            except TargetError as exc:
+                self.errors.append(f"temporary file {ep.where(e['temp'])} could not be removed: {exc}")
+
+    def _original_services(self) -> dict[tuple[str, str], str]:
+        return {(o["server"], o["service"]): o["state"] for o in self.plan.observations if o["kind"] == "service"}
+
+    def _settle_services(self) -> None:
+        for (server, name), state in self._original_services().items():
+            if state not in (RUNNING, STOPPED):
+                continue
+            ep = self.conn.endpoint(server)
+            try:
+                now = ep.services.query(name).state
+                if now == state:
+                    continue
+                self.say(f"  {'start' if state == RUNNING else 'stop'} {name} on {server} (back to {state})")
+                ep.services.start(name) if state == RUNNING else ep.services.stop(name)
+            except TargetError as exc:
+                self.errors.append(f"{server} service {name} could not be returned to {state}: {exc}")
+
+    def _check(self) -> list[str]:
+        """What is not byte-identical (size, write time, sha256) or in its original state."""
+        off = []
+        targets: list[tuple[str, str, FileState | None]] = []
+        for a in self.plan.actions:
+            if isinstance(a, ReplaceFile):
+                targets.append((a.server, a.path, a.before))
+            elif isinstance(a, ResetSite):
+                targets.extend((c.server, c.path, c.before) for c in a.copies)
+        for server, path, before in targets:
+            ep = self.conn.endpoint(server)
+            try:
+                now = current(ep, path)
+            except TargetError as exc:
+                off.append(f"{ep.where(path)}: cannot be read ({exc})")
+                continue
+            if before is None and now is not None:
+                off.append(f"{ep.where(path)} exists but did not before the run")
+            elif before is not None and not before.same_content(now):
+                off.append(f"{ep.where(path)} is not as before the run")
+        for (server, name), state in self._original_services().items():
+            if state not in (RUNNING, STOPPED):
+                continue
+            try:
+                now = self.conn.endpoint(server).services.query(name).state
+            except TargetError as exc:
+                off.append(f"{server} service {name}: cannot be queried ({exc})")
+                continue
+            if now != state:
+                off.append(f"{server} service {name} is {now}, was {state}")
+        return off
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))

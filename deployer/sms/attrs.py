@@ -1,0 +1,133 @@
+"""File attributes as KB articles write them: dates, times and sizes.
+
+Articles round sizes the way Explorer's Size column does: kilobytes rounded *up*
+(Q226891's Base.dll is 535,616 bytes; Q241656 lists a Base.dll of 524KB, and
+ceil(535,616 / 1024) = 524). A size written in KB therefore matches any byte count
+whose rounded-up kilobytes equal it; a size written in bytes must match exactly.
+
+Two-digit years follow Windows' default window: 30-99 are 19xx, 00-29 are 20xx.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, time
+
+
+class AttrError(ValueError):
+    pass
+
+
+_MONTHS = [calendar.month_name[i] for i in range(13)]
+
+
+def _check_day(y: int, m: int, d: int, text: str) -> date:
+    if not 1 <= m <= 12:
+        raise AttrError(f"date {text!r} has month {m}; months are 1-12")
+    last = calendar.monthrange(y, m)[1]
+    if not 1 <= d <= last:
+        raise AttrError(f"date {text!r} does not exist: {_MONTHS[m]} {y} has {last} days")
+    return date(y, m, d)
+
+
+def parse_date(value: object) -> date:
+    """`9/10/99`, `05/15/00`, `04/22/2000` (US month/day/year, as the articles) or ISO `1999-09-10`."""
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", text)
+    if m:
+        mo, d, y = int(m.group(1)), int(m.group(2)), m.group(3)
+        year = int(y) if len(y) == 4 else (2000 + int(y) if int(y) < 30 else 1900 + int(y))
+        return _check_day(year, mo, d, text)
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    if m:
+        return _check_day(int(m.group(1)), int(m.group(2)), int(m.group(3)), text)
+    raise AttrError(f"date {text!r} is not understood; write M/D/YY or M/D/YYYY as the article does, or YYYY-MM-DD")
+
+
+def parse_time(value: object) -> time:
+    """`7:00PM`, `7:00 pm`, `11:01a`, `19:00`, `19:00:30`."""
+    if isinstance(value, time):
+        return value
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp])\.?([Mm]\.?)?", text)
+    if m:
+        h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        if not 1 <= h <= 12:
+            raise AttrError(f"time {text!r}: a 12-hour clock hour is 1-12")
+        pm = m.group(4).lower() == "p"
+        h = (h % 12) + (12 if pm else 0)
+    else:
+        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text)
+        if not m:
+            raise AttrError(f"time {text!r} is not understood; write 7:00PM, 11:01a or 19:00")
+        h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        if h > 23:
+            raise AttrError(f"time {text!r}: hours are 0-23")
+    if mi > 59 or s > 59:
+        raise AttrError(f"time {text!r}: minutes and seconds are 0-59")
+    return time(h, mi, s)
+
+
+@dataclass(frozen=True)
+class SizeSpec:
+    """A size as the article gives it: exact bytes, or kilobytes rounded up."""
+
+    value: int
+    unit: str  # "B" or "KB"
+
+    def matches(self, size: int) -> bool:
+        if self.unit == "B":
+            return size == self.value
+        return -(-size // 1024) == self.value
+
+    @property
+    def byte_range(self) -> tuple[int, int]:
+        if self.unit == "B":
+            return self.value, self.value
+        return max(0, (self.value - 1) * 1024 + 1), self.value * 1024
+
+    def __str__(self) -> str:
+        return f"{self.value}KB" if self.unit == "KB" else f"{self.value:,}"
+
+
+def parse_size(value: object) -> SizeSpec:
+    """`524KB`, `1147 KB`, `254,400`, `453904`, `453,904 bytes`."""
+    if isinstance(value, bool):
+        raise AttrError("size must be a number of bytes or kilobytes, not true/false")
+    if isinstance(value, int):
+        if value < 0:
+            raise AttrError(f"size {value} is negative")
+        return SizeSpec(value, "B")
+    text = str(value).strip()
+    m = re.fullmatch(r"(\d[\d,]*)\s*(KB|K|kb|Kb|k)", text)
+    if m:
+        return SizeSpec(int(_digits(m.group(1), text)), "KB")
+    m = re.fullmatch(r"(\d[\d,]*)\s*(bytes|B|b)?", text)
+    if m:
+        return SizeSpec(int(_digits(m.group(1), text)), "B")
+    raise AttrError(f"size {text!r} is not understood; write bytes (254,400 or 254400) or rounded kilobytes (524KB)")
+
+
+def _digits(group: str, text: str) -> str:
+    if "," in group and not re.fullmatch(r"\d{1,3}(,\d{3})+", group):
+        raise AttrError(f"size {text!r} has misplaced thousands separators")
+    return group.replace(",", "")
+
+
+def format_date(d: date) -> str:
+    """As the articles print it: 9/10/99 (four digits outside 1930-2029)."""
+    yy = f"{d.year % 100:02d}" if 1930 <= d.year <= 2029 else str(d.year)
+    return f"{d.month}/{d.day}/{yy}"
+
+
+def format_time(t: time) -> str:
+    h = t.hour % 12 or 12
+    return f"{h}:{t.minute:02d}{'PM' if t.hour >= 12 else 'AM'}"
+
+
+def format_bytes(n: int) -> str:
+    return f"{n:,}"

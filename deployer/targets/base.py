@@ -1,0 +1,236 @@
+"""The Target interface: what deployer needs from a server, and nothing more.
+
+A server is reached through two transports (as pyinfra keeps connectors apart from
+operations): a FileTransport rooted at the server's SMS root (the SMS_SHRx share), and a
+ServiceTransport speaking to its Service Control Manager. Paths are RelPaths (winpath):
+backslash-separated, below the SMS root, compared case-insensitively by the server.
+
+Errors are Windows errors: a transport translates whatever its protocol says (NTSTATUS,
+errno, sc.exe output) into one of the TargetError classes with the Windows error code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Protocol, runtime_checkable
+
+from ..errors import DeployerError, ExitCode
+
+CHUNK = 1 << 20
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+class TargetError(DeployerError):
+    """A server refused or failed an operation. `winerror` is the Windows error code."""
+
+    exit_code = ExitCode.FAILED_RESTORED
+    winerror: int = 0
+    label: str = "error"
+
+    def __init__(self, message: str, *, server: str | None = None, path: str | None = None,
+                 winerror: int | None = None):
+        self.server = server
+        self.path = path
+        if winerror is not None:
+            self.winerror = winerror
+        self.detail = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.server and self.path:
+            where = f"{self.server}: {self.path}: "
+        elif self.server:
+            where = f"{self.server}: "
+        code = f" (Windows error {self.winerror})" if self.winerror else ""
+        return f"{where}{self.detail}{code}"
+
+
+class NotFound(TargetError):
+    winerror = 2  # ERROR_FILE_NOT_FOUND (3 for a missing folder on the way)
+
+
+class PathNotFound(NotFound):
+    winerror = 3  # ERROR_PATH_NOT_FOUND
+
+
+class NotADirectory(TargetError):
+    winerror = 267  # ERROR_DIRECTORY: "The directory name is invalid"
+
+
+class AlreadyExists(TargetError):
+    winerror = 183  # ERROR_ALREADY_EXISTS (80 ERROR_FILE_EXISTS for CreateFile)
+
+
+class AccessDenied(TargetError):
+    winerror = 5
+
+
+class SharingViolation(TargetError):
+    winerror = 32  # ERROR_SHARING_VIOLATION: the file is in use by another process
+
+
+class DiskFull(TargetError):
+    winerror = 112  # ERROR_DISK_FULL
+
+
+class TransportTimeout(TargetError):
+    winerror = 1460  # ERROR_TIMEOUT
+
+
+class ConnectionLost(TargetError):
+    winerror = 64  # ERROR_NETNAME_DELETED: "The specified network name is no longer available"
+
+
+class ServiceError(TargetError):
+    """A Service Control Manager error; winerror says which (1052, 1060, 1062, ...)."""
+
+
+SERVICE_ERRORS = {
+    5: "access denied: the account may not control this service",
+    87: "the parameter is incorrect (the server does not accept this control code)",
+    1051: "a stop control has been sent to a service that other running services depend on",
+    1052: "the requested control is not valid for this service (ERROR_INVALID_SERVICE_CONTROL)",
+    1053: "the service did not respond to the start or control request in a timely fashion",
+    1056: "an instance of the service is already running",
+    1058: "the service is disabled",
+    1060: "the specified service does not exist as an installed service",
+    1061: "the service cannot accept control messages at this time",
+    1062: "the service has not been started (ERROR_SERVICE_NOT_ACTIVE)",
+}
+
+
+def service_error(code: int, service: str, server: str | None = None, action: str = "") -> ServiceError:
+    meaning = SERVICE_ERRORS.get(code, "the Service Control Manager reported an error")
+    what = f"{action} {service}".strip()
+    return ServiceError(f"{what}: {meaning}", server=server, winerror=code)
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileStat:
+    name: str  # the name as stored on the server (its case)
+    size: int
+    mtime_ns: int  # last write time, UTC nanoseconds since 1970 (FILETIME has 100 ns steps)
+    is_dir: bool = False
+    readonly: bool = False
+
+
+RUNNING, STOPPED = "running", "stopped"
+PENDING_STATES = ("start_pending", "stop_pending", "continue_pending", "pause_pending")
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    state: str  # running, stopped, start_pending, stop_pending, paused, ...
+    display_name: str | None = None
+    accepts_stop: bool = True
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+# --- protocols ---------------------------------------------------------------------------
+
+
+@runtime_checkable
+class FileTransport(Protocol):
+    server: str
+
+    def stat(self, path: str) -> FileStat | None:
+        """The file or folder's attributes, or None when nothing is there."""
+
+    def listdir(self, path: str) -> list[FileStat]: ...
+
+    def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]: ...
+
+    def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
+        """Create or truncate `path` and write the chunks; durable on return. Returns bytes written."""
+
+    def append(self, path: str, data: bytes) -> None:
+        """Append and flush to stable storage before returning (the journal depends on it)."""
+
+    def copy(self, src: str, dst: str) -> None:
+        """Copy on the server (no round trip through deployer when the protocol allows), keeping the write time."""
+
+    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+        """Rename atomically; with replace=True an existing dst is replaced in one step."""
+
+    def remove(self, path: str) -> None: ...
+
+    def rmdir(self, path: str) -> None: ...
+
+    def makedirs(self, path: str) -> None: ...
+
+    def set_mtime(self, path: str, mtime_ns: int) -> None: ...
+
+    def sha256(self, path: str) -> str: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class ServiceTransport(Protocol):
+    server: str
+
+    def query(self, name: str) -> ServiceStatus: ...
+
+    def stop(self, name: str, timeout: float = 60.0) -> ServiceStatus:
+        """Stop and wait for STOPPED (ServiceError 1062 if not running)."""
+
+    def start(self, name: str, timeout: float = 60.0) -> ServiceStatus:
+        """Start and wait for RUNNING (ServiceError 1056 if already running)."""
+
+    def control(self, name: str, code: int) -> None:
+        """Send a user-defined control code (128-255)."""
+
+    def close(self) -> None: ...
+
+
+def sha256_of(chunks: Iterable[bytes]) -> str:
+    h = hashlib.sha256()
+    for c in chunks:
+        h.update(c)
+    return h.hexdigest()
+
+
+def makedirs_via(files: FileTransport, path: str) -> None:
+    """makedirs in terms of stat + a single-level mkdir, for transports without one."""
+    from ..winpath import split
+
+    parts = split(path)
+    for i in range(1, len(parts) + 1):
+        sub = "\\".join(parts[:i])
+        st = files.stat(sub)
+        if st is None:
+            files.mkdir(sub)  # type: ignore[attr-defined]
+        elif not st.is_dir:
+            raise NotADirectory(f"{sub} is a file, not a folder", server=files.server, path=sub)
+
+
+class CaseResolver:
+    """The path as the server spells it (NTFS keeps each name's case): one stat per folder, cached."""
+
+    def __init__(self, files: FileTransport):
+        self.files = files
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        from ..winpath import key, split
+
+        parts = split(path)
+        out: list[str] = []
+        for i in range(1, len(parts) + 1):
+            prefix = "\\".join(parts[:i])
+            k = key(prefix)
+            if k not in self._cache:
+                stat = self.files.stat(prefix)
+                if stat is None:  # the rest does not exist: keep the caller's spelling
+                    return "\\".join(out + parts[i - 1:])
+                self._cache[k] = stat.name
+            out.append(self._cache[k])
+        return "\\".join(out)

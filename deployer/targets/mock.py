@@ -1,0 +1,223 @@
+"""The embedded mock site: servers in a local folder, with a simulated Service Control Manager.
+
+Each server's SCM state lives in `<SERVER>/scm.json`, so a stopped service stays stopped
+between commands, as on a real server. Services behave as Windows and SMS 1.2 do:
+  - a running service holds its executable and DLLs open (see mockfs: they cannot be replaced);
+  - stop of a stopped service: 1062; start of a running one: 1056; unknown service: 1060;
+  - control codes follow Q168682: outside 128-255 -> 87, not accepted -> 1052, stopped -> 1062;
+  - code 194 to SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
+    service files are copied (write times kept) to every managed server's
+    Helper.srv\\<Platform>.bin, the helper services there stopped around the copy and
+    restarted, as Site Configuration Manager does.
+Every SCM event is appended to `<SERVER>/scm.log`, the mock's event log.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from .. import winpath
+from ..errors import InputError
+from ..sms import layout
+from ..sms import services as sms
+from ..sms.platforms import lookup as platform_lookup
+from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
+from .mockfs import MockFiles, held_open, write_json_atomic
+
+SITE_FILE = "site.json"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class MockServerInfo:
+    name: str
+    role: str
+    platform: str
+    sms_root: str
+
+
+class MockSite:
+    """A mock site folder: the servers it holds and how to reach each."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        try:
+            self.meta: dict[str, Any] = json.loads((self.root / SITE_FILE).read_text())
+        except FileNotFoundError:
+            raise InputError(
+                f"no mock site at {self.root}; create it with `deployer lab init`"
+            ) from None
+        if self.meta.get("format") != FORMAT:
+            raise InputError(f"mock site {self.root} has format {self.meta.get('format')}, expected {FORMAT}; "
+                             "recreate it with `deployer lab init --force`")
+
+    @property
+    def servers(self) -> dict[str, MockServerInfo]:
+        return {n: MockServerInfo(n, s["role"], s["platform"], s["sms_root"]) for n, s in self.meta["servers"].items()}
+
+    def server_info(self, name: str) -> MockServerInfo:
+        for n, info in self.servers.items():
+            if n.casefold() == name.casefold():
+                return info
+        raise InputError(f"server {name} is not part of the mock site {self.root} (it has {', '.join(self.servers)}); "
+                         "recreate it with `deployer lab init --force`")
+
+    def server_dir(self, name: str) -> Path:
+        return self.root / self.server_info(name).name
+
+    def sms_dir(self, name: str) -> Path:
+        return sms_dir(self.server_dir(name), self.server_info(name).sms_root)
+
+    def files(self, name: str) -> MockFiles:
+        scm = self.services(name)
+        return MockFiles(self.server_info(name).name, self.sms_dir(name), scm.locked_paths)
+
+    def services(self, name: str) -> "MockServices":
+        return MockServices(self, self.server_info(name).name)
+
+
+def sms_dir(server_dir: Path, sms_root: str) -> Path:
+    drive, parts = winpath.parse_root(sms_root)
+    return server_dir.joinpath(drive, *parts)
+
+
+class MockServices:
+    """ServiceTransport for one mock server."""
+
+    def __init__(self, site: MockSite, server: str):
+        self.site = site
+        self.server = server
+        self.dir = site.root / server
+        self.state_file = self.dir / "scm.json"
+
+    # --- state ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked_state(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write of scm.json under an exclusive lock (two deployer processes may race)."""
+        with open(self.dir / "scm.lock", "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = self._read()
+            yield state
+            write_json_atomic(self.state_file, state)
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except FileNotFoundError:
+            return {"services": {}}
+
+    def _event(self, text: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+        with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
+            fh.write(f"{stamp} {self.server} {text}\n")
+
+    def _service(self, state: dict[str, Any], name: str, action: str) -> tuple[str, dict[str, Any]]:
+        for key, svc in state["services"].items():
+            if key.casefold() == name.casefold():
+                return key, svc
+        raise service_error(1060, name, self.server, action)
+
+    def locked_paths(self) -> set[str]:
+        """Files held open on this server: loaded by running services, or held by other programs."""
+        keys = held_open(self.dir)
+        for svc in self._read()["services"].values():
+            if svc["state"] == RUNNING:
+                keys.add(winpath.key(svc["image"]))
+                keys.update(winpath.key(m) for m in svc.get("modules", []))
+        return keys
+
+    # --- ServiceTransport ----------------------------------------------------------------
+
+    def query(self, name: str) -> ServiceStatus:
+        key, svc = self._service(self._read(), name, "query")
+        return ServiceStatus(key, svc["state"], svc.get("display_name"))
+
+    def stop(self, name: str, timeout: float = 60.0) -> ServiceStatus:
+        with self._locked_state() as state:
+            key, svc = self._service(state, name, "stop")
+            if svc["state"] != RUNNING:
+                raise service_error(1062, key, self.server, "stop")
+            svc["state"] = STOPPED
+        self._event(f"{key} stopped")
+        return ServiceStatus(key, STOPPED, svc.get("display_name"))
+
+    def start(self, name: str, timeout: float = 60.0) -> ServiceStatus:
+        with self._locked_state() as state:
+            key, svc = self._service(state, name, "start")
+            if svc["state"] == RUNNING:
+                raise service_error(1056, key, self.server, "start")
+            files = self.site.files(self.server)
+            missing = [p for p in [svc["image"], *svc.get("modules", [])] if files.stat(p) is None]
+            if missing:
+                raise TargetError(f"start {key}: the system cannot find the file specified ({missing[0]})",
+                                  server=self.server, winerror=2)
+            svc["state"] = RUNNING
+        self._event(f"{key} started")
+        return ServiceStatus(key, RUNNING, svc.get("display_name"))
+
+    def control(self, name: str, code: int) -> None:
+        state = self._read()
+        key, svc = self._service(state, name, f"control {code}")
+        if not 128 <= code <= 255:
+            raise service_error(87, key, self.server, f"control {code}")
+        if svc["state"] != RUNNING:
+            raise service_error(1062, key, self.server, f"control {code}")
+        if code not in svc.get("accepts", []):
+            raise service_error(1052, key, self.server, f"control {code}")
+        self._event(f"{key} control {code} ({sms.describe_code(code)})")
+        if key == "SMS_SITE_CONFIG_MANAGER" and code == sms.SITE_RESET_CODE:
+            self._site_reset()
+
+    def close(self) -> None:
+        pass
+
+    # --- Site Configuration Manager's site reset ------------------------------------------
+
+    def _site_reset(self) -> None:
+        src_files = self.site.files(self.server)
+        for info in self.site.servers.values():
+            platform = platform_lookup(info.platform)
+            src_dir = layout.site_bin(platform)
+            dst_dir = layout.helper_bin(platform)
+            dst_files = self.site.files(info.name)
+            copies = []
+            for name in sms.HELPER_FILES:
+                src = winpath.join(src_dir, name)
+                s = src_files.stat(src)
+                if s is None:
+                    continue
+                d = dst_files.stat(winpath.join(dst_dir, name))
+                if d is None or (d.size, d.mtime_ns) != (s.size, s.mtime_ns) or \
+                        dst_files.sha256(winpath.join(dst_dir, name)) != src_files.sha256(src):
+                    copies.append((src, winpath.join(dst_dir, d.name if d else s.name)))
+            if not copies:
+                continue
+            helpers = self.site.services(info.name)
+            stopped = []
+            for svc_name in sms.HELPER_SERVICES:
+                try:
+                    if helpers.query(svc_name).state == RUNNING:
+                        helpers.stop(svc_name)
+                        stopped.append(svc_name)
+                except TargetError:
+                    continue
+            try:
+                dst_files.makedirs(dst_dir)
+                for src, dst in copies:
+                    data = b"".join(src_files.read_chunks(src))
+                    tmp = dst + ".~scm"
+                    dst_files.write_file(tmp, [data])
+                    dst_files.set_mtime(tmp, src_files.stat(src).mtime_ns)
+                    dst_files.rename(tmp, dst, replace=True)
+                    self._event(f"SMS_SITE_CONFIG_MANAGER installed {dst} on {info.name}")
+            finally:
+                for svc_name in reversed(stopped):
+                    helpers.start(svc_name)

@@ -1,0 +1,347 @@
+"""The mock site's file system: a local folder that behaves like an NTFS share.
+
+Layout of a mock site folder (made by `deployer lab init`):
+    site.json                      the site's servers, platforms and SMS roots
+    <SERVER>/<drive>/<sms root>/   each server's SMS root (C/SMS for C:\\SMS)
+    <SERVER>/scm.json              its Service Control Manager's state
+    <SERVER>/handles.json          files other programs hold open (see `hold_open`)
+
+Windows behaviour simulated here, because the procedures depend on it:
+  - names are matched case-insensitively and keep the case they were created with;
+  - a file that a running service has loaded (its image or a DLL), or that another
+    program holds open, cannot be written, renamed, deleted or re-timed: ERROR_SHARING_VIOLATION;
+  - a read-only file cannot be written or deleted: ERROR_ACCESS_DENIED (root's Unix
+    privileges are deliberately ignored: Windows would refuse);
+  - a folder on the way that is a file: ERROR_DIRECTORY; a missing one: ERROR_PATH_NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import stat as st
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+from .. import winpath
+from .base import (
+    CHUNK,
+    AccessDenied,
+    AlreadyExists,
+    DiskFull,
+    FileStat,
+    NotADirectory,
+    NotFound,
+    PathNotFound,
+    SharingViolation,
+    TargetError,
+    sha256_of,
+)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+class MockFiles:
+    """FileTransport over one mock server's SMS root."""
+
+    def __init__(self, server: str, root: Path, locked: Callable[[], set[str]]):
+        self.server = server
+        self.root = root
+        self._locked = locked  # RelPath keys of files that are open elsewhere, asked fresh each time
+
+    # --- path resolution ------------------------------------------------------------------
+
+    def _err(self, cls: type[TargetError], msg: str, rel: str) -> TargetError:
+        return cls(msg, server=self.server, path=rel)
+
+    def _resolve(self, rel: str, *, want_parent: bool = False) -> Path:
+        """Find `rel` case-insensitively. With want_parent, the last component may be missing."""
+        parts = winpath.split(rel)
+        cur = self.root
+        for i, name in enumerate(parts):
+            last = i == len(parts) - 1
+            if not cur.is_dir():
+                here = "\\".join(parts[:i]) or "(share root)"
+                raise self._err(NotADirectory, f"{here} is a file, not a folder (the directory name is invalid)", rel)
+            exact = cur / name
+            if exact.exists() or exact.is_symlink():
+                cur = exact
+                continue
+            matches = [e for e in _listdir(cur) if e.casefold() == name.casefold()]
+            if len(matches) > 1:
+                raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
+                                "a Windows folder cannot hold them", rel)
+            if matches:
+                cur = cur / matches[0]
+            elif last and want_parent:
+                return cur / name
+            elif last:
+                raise self._err(NotFound, "the system cannot find the file specified", rel)
+            else:
+                raise self._err(PathNotFound, f"the system cannot find the path specified ({name} is missing)", rel)
+        if cur.is_symlink():
+            raise self._err(AccessDenied, "links are not followed on a mock site", rel)
+        return cur
+
+    def _check_not_in_use(self, rel: str, path: Path) -> None:
+        locked = self._locked()
+        if not locked:
+            return
+        key = winpath.key(str(path.relative_to(self.root)).replace("/", "\\"))
+        if key in locked:
+            raise self._err(SharingViolation, "the process cannot access the file because it is being used "
+                            "by another process", rel)
+        if path.is_dir():
+            prefix = key + "\\"
+            if any(k.startswith(prefix) for k in locked):
+                raise self._err(SharingViolation, "a file in this folder is in use by another process", rel)
+
+    def _check_writable(self, rel: str, path: Path) -> None:
+        if path.exists() and not path.is_dir() and not (path.stat().st_mode & st.S_IWUSR):
+            raise self._err(AccessDenied, "access is denied (the file is read-only)", rel)
+
+    def _check_folder_writable(self, rel: str, folder: Path) -> None:
+        if not (folder.stat().st_mode & st.S_IWUSR):
+            raise self._err(AccessDenied, "access is denied (the folder is read-only)", rel)
+
+    def _os_error(self, exc: OSError, rel: str) -> TargetError:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return self._err(DiskFull, "there is not enough space on the disk", rel)
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return self._err(AccessDenied, "access is denied", rel)
+        if exc.errno == errno.ENOTDIR:
+            return self._err(NotADirectory, "a folder on the way is a file (the directory name is invalid)", rel)
+        if exc.errno == errno.ENOENT:
+            return self._err(PathNotFound, "the system cannot find the path specified", rel)
+        if exc.errno == errno.EEXIST:
+            return self._err(AlreadyExists, "cannot create a file when that file already exists", rel)
+        return self._err(TargetError, f"{exc.strerror or exc}", rel)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def stat(self, path: str) -> FileStat | None:
+        try:
+            p = self._resolve(path)
+        except (NotFound, NotADirectory):
+            return None
+        s = p.stat()
+        return FileStat(p.name, 0 if p.is_dir() else s.st_size, s.st_mtime_ns, p.is_dir(), not (s.st_mode & st.S_IWUSR))
+
+    def listdir(self, path: str) -> list[FileStat]:
+        p = self._resolve(path)
+        if not p.is_dir():
+            raise self._err(NotADirectory, "is a file, not a folder", path)
+        out = []
+        for name in sorted(_listdir(p), key=str.casefold):
+            s = (p / name).lstat()
+            isdir = st.S_ISDIR(s.st_mode)
+            out.append(FileStat(name, 0 if isdir else s.st_size, s.st_mtime_ns, isdir, not (s.st_mode & st.S_IWUSR)))
+        return out
+
+    def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        p = self._resolve(path)
+        if p.is_dir():
+            raise self._err(AccessDenied, "is a folder, not a file", path)
+        try:
+            fh = open(p, "rb")
+        except OSError as exc:
+            raise self._os_error(exc, path) from None
+        with fh:
+            while block := fh.read(chunk):
+                yield block
+
+    def sha256(self, path: str) -> str:
+        return sha256_of(self.read_chunks(path))
+
+    # --- writing --------------------------------------------------------------------------
+
+    def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
+        p = self._resolve(path, want_parent=True)
+        parent = p.parent
+        if not parent.is_dir():
+            raise self._err(NotADirectory, f"{parent.name} is a file, not a folder", path)
+        if p.exists():
+            if exclusive:
+                raise self._err(AlreadyExists, "the file exists", path)
+            if p.is_dir():
+                raise self._err(AccessDenied, "is a folder, not a file", path)
+            self._check_not_in_use(path, p)
+            self._check_writable(path, p)
+        else:
+            self._check_folder_writable(path, parent)
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        written = 0
+        try:
+            fd = os.open(p, flags, 0o644)
+            with os.fdopen(fd, "wb") as fh:
+                for block in chunks:
+                    fh.write(block)
+                    written += len(block)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise self._os_error(exc, path) from None
+        return written
+
+    def append(self, path: str, data: bytes) -> None:
+        p = self._resolve(path, want_parent=True)
+        if p.exists():
+            self._check_not_in_use(path, p)
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise self._os_error(exc, path) from None
+
+    def copy(self, src: str, dst: str) -> None:
+        s = self._resolve(src)
+        d = self._resolve(dst, want_parent=True)
+        if d.exists():
+            self._check_not_in_use(dst, d)
+            self._check_writable(dst, d)
+        elif d.parent.is_dir():
+            self._check_folder_writable(dst, d.parent)
+        try:
+            shutil.copyfile(s, d)  # CopyFile keeps the last write time, as copy2 does
+            shutil.copystat(s, d)
+            with open(d, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise self._os_error(exc, dst) from None
+
+    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+        s = self._resolve(src)
+        self._check_not_in_use(src, s)
+        d = self._resolve(dst, want_parent=True)
+        if not d.parent.is_dir():
+            raise self._err(NotADirectory, f"{d.parent.name} is a file, not a folder", dst)
+        # moving an entry out of and into a folder needs the right to change both folders
+        self._check_folder_writable(src, s.parent)
+        self._check_folder_writable(dst, d.parent)
+        if d.exists() and winpath.key(str(d)) != winpath.key(str(s)):
+            if not replace:
+                raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
+            if d.is_dir():
+                raise self._err(AccessDenied, "cannot replace a folder", dst)
+            self._check_not_in_use(dst, d)
+            self._check_writable(dst, d)
+        try:
+            os.replace(s, d)
+            fsync_dir(d.parent)
+        except OSError as exc:
+            raise self._os_error(exc, dst) from None
+
+    def remove(self, path: str) -> None:
+        p = self._resolve(path)
+        if p.is_dir():
+            raise self._err(AccessDenied, "is a folder; use rmdir", path)
+        self._check_not_in_use(path, p)
+        self._check_writable(path, p)
+        self._check_folder_writable(path, p.parent)
+        try:
+            p.unlink()
+        except OSError as exc:
+            raise self._os_error(exc, path) from None
+
+    def rmdir(self, path: str) -> None:
+        p = self._resolve(path)
+        self._check_not_in_use(path, p)
+        try:
+            p.rmdir()
+        except OSError as exc:
+            if exc.errno == errno.ENOTEMPTY:
+                raise self._err(TargetError, "the directory is not empty", path, ) from None
+            raise self._os_error(exc, path) from None
+
+    def mkdir(self, path: str) -> None:
+        p = self._resolve(path, want_parent=True)
+        if p.exists():
+            raise self._err(AlreadyExists, "cannot create a file when that file already exists", path)
+        if not p.parent.is_dir():
+            raise self._err(NotADirectory, f"{p.parent.name} is a file, not a folder", path)
+        try:
+            p.mkdir()
+        except OSError as exc:
+            raise self._os_error(exc, path) from None
+
+    def makedirs(self, path: str) -> None:
+        cur = ""
+        for part in winpath.split(path):
+            cur = f"{cur}\\{part}" if cur else part
+            s = self.stat(cur)
+            if s is None:
+                self.mkdir(cur)
+            elif not s.is_dir:
+                raise self._err(NotADirectory, f"{cur} is a file, not a folder", path)
+
+    def set_mtime(self, path: str, mtime_ns: int) -> None:
+        p = self._resolve(path)
+        self._check_not_in_use(path, p)
+        self._check_writable(path, p)
+        try:
+            os.utime(p, ns=(p.stat().st_atime_ns, mtime_ns))
+        except OSError as exc:
+            raise self._os_error(exc, path) from None
+
+    def close(self) -> None:
+        pass
+
+
+def _listdir(p: Path) -> list[str]:
+    try:
+        return os.listdir(p)
+    except NotADirectoryError:
+        return []
+
+
+# --- files held open by "other programs" -----------------------------------------------
+
+
+def handles_file(server_dir: Path) -> Path:
+    return server_dir / "handles.json"
+
+
+def held_open(server_dir: Path) -> set[str]:
+    try:
+        data = json.loads(handles_file(server_dir).read_text())
+    except FileNotFoundError:
+        return set()
+    return {winpath.key(p) for p in data.get("open", [])}
+
+
+@contextlib.contextmanager
+def hold_open(server_dir: Path, rel: str) -> Iterator[None]:
+    """Simulate another program holding `rel` open (deny write/delete), like an editor would."""
+    f = handles_file(server_dir)
+    data = json.loads(f.read_text()) if f.exists() else {"open": []}
+    data["open"].append(rel)
+    write_json_atomic(f, data)
+    try:
+        yield
+    finally:
+        data = json.loads(f.read_text())
+        data["open"].remove(rel)
+        write_json_atomic(f, data)

@@ -1,0 +1,192 @@
+"""Manifest vs observed file attributes: the verification report.
+
+Statuses, per file and per server:
+  ok        the listed date and time (to the minute, in the site's local time), the size
+            (exact bytes, or kilobytes rounded up as Explorer shows them), and the version
+            and hash where the manifest gives them
+  newer     written later than listed: passes under `or-later`, fails under `exact`
+  older     written earlier than listed (or a lower version)
+  missing   not there
+  mismatch  the listed date and time, but another size, version or content
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from . import winpath
+from .model.manifest import FileEntry, LoadedManifest, version_tuple
+from .model.inventory import SiteRef
+from .sms import attrs, fileversion, layout
+from .sms import services as sms
+from .targets.base import CaseResolver, FileStat
+from .targets.connect import SiteConnection
+
+OK, NEWER, OLDER, MISSING, MISMATCH = "ok", "newer", "older", "missing", "mismatch"
+STATUSES = (OK, NEWER, OLDER, MISSING, MISMATCH)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    status: str
+    detail: str = ""
+
+    def passes(self, rule: str) -> bool:
+        return self.status == OK or (self.status == NEWER and rule == "or-later")
+
+
+def local_minute(mtime_ns: int, tz: ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(mtime_ns // 1_000_000_000, tz).replace(second=0, microsecond=0)
+
+
+def judge(entry: FileEntry, stat: FileStat | None, tz: ZoneInfo, *, sha256: str | None = None,
+          version: str | None = None) -> Judgement:
+    if stat is None:
+        return Judgement(MISSING, "not found")
+    if stat.is_dir:
+        return Judgement(MISMATCH, "is a folder, not a file")
+    have = local_minute(stat.mtime_ns, tz)
+    want = entry.instant(tz)
+    if entry.version and version and version_tuple(version) < version_tuple(entry.version):
+        return Judgement(OLDER, f"version {version} is lower than {entry.version}")
+    if have > want:
+        return Judgement(NEWER, f"written {_stamp(have)}, later than listed")
+    if have < want:
+        return Judgement(OLDER, f"written {_stamp(have)}, earlier than listed")
+    problems = []
+    if not entry.size.matches(stat.size):
+        problems.append(f"size {stat.size:,} bytes is not {entry.size}")
+    if entry.version and version is not None and version != entry.version:
+        problems.append(f"version {version} is not {entry.version}")
+    if entry.version and version is None:
+        problems.append(f"no version resource (expected {entry.version})")
+    if entry.sha256 and sha256 and sha256 != entry.sha256:
+        problems.append("content differs from the listed sha256")
+    if problems:
+        return Judgement(MISMATCH, "; ".join(problems))
+    return Judgement(OK)
+
+
+def _stamp(dt: datetime) -> str:
+    return f"{attrs.format_date(dt.date())} {attrs.format_time(dt.time())}"
+
+
+# --- where to look -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One file to verify: which manifest entry, on which server, at which path."""
+
+    server: str
+    path: str  # RelPath
+    entry_index: int
+    origin: str = "playbook"  # playbook (a replace step), reset (a Helper.srv copy), manifest (default folder)
+
+
+def default_checks(manifest: LoadedManifest, site: SiteRef) -> list[Check]:
+    """Where an article's files belong when only the manifest is given: the site server's
+    Site.srv or Client.src folder, and for service files every managed server's Helper.srv."""
+    s = site.site
+    plats = {p.key for p in s.platform_list}
+    checks = []
+    for i, f in enumerate(manifest.manifest.files):
+        if f.platform.key not in plats:
+            continue
+        checks.append(Check(s.site_server_name, winpath.join(layout.default_folder(f.name, f.platform), f.name), i,
+                            "manifest"))
+        if f.name.casefold() in {h.casefold() for h in sms.HELPER_FILES}:
+            for name, server in s.servers.items():
+                if server.platform == f.platform:
+                    checks.append(Check(name, winpath.join(layout.helper_bin(f.platform), f.name), i, "reset"))
+    return checks
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    server: str
+    path: str  # as the operator types it: C:\SMS\Site.srv\X86.BIN\Base.dll
+    name: str
+    platform: str  # as the article spells it
+    expected_date: str
+    expected_time: str
+    expected_size: str
+    expected_version: str | None
+    expected_sha256: str | None
+    status: str
+    detail: str
+    passed: bool
+    actual_date: str | None = None
+    actual_time: str | None = None
+    actual_size: int | None = None
+    actual_mtime_utc: str | None = None
+    actual_version: str | None = None
+    actual_sha256: str | None = None
+    origin: str = "playbook"
+
+
+@dataclass
+class Report:
+    kb: str
+    title: str | None
+    site: str
+    site_code: str
+    rule: str
+    timezone: str
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: sum(1 for f in self.files if f.status == s) for s in STATUSES}
+
+    @property
+    def ok(self) -> bool:
+        return all(f.passed for f in self.files)
+
+    def to_json(self) -> dict:
+        return {
+            "kb": self.kb, "title": self.title, "site": self.site, "site_code": self.site_code, "rule": self.rule,
+            "timezone": self.timezone, "passed": self.ok, "summary": {**self.counts, "total": len(self.files)},
+            "files": [asdict(f) for f in self.files],
+        }
+
+
+def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks: list[Check]) -> Report:
+    m = manifest.manifest
+    tzname = m.timezone or site.site.timezone
+    tz = ZoneInfo(tzname)
+    report = Report(m.kb, m.title, site.name, site.code, m.rule, tzname)
+    spell = {name: CaseResolver(ep.files) for name, ep in conn.endpoints.items()}
+    for c in checks:
+        entry = m.files[c.entry_index]
+        ep = conn.endpoint(c.server)
+        stat = ep.files.stat(c.path)
+        sha = ver = None
+        if stat is not None and not stat.is_dir:
+            if entry.sha256:
+                sha = ep.files.sha256(c.path)
+            if entry.version:
+                ver = fileversion.find_version(ep.files.read_chunks(c.path))
+        j = judge(entry, stat, tz, sha256=sha, version=ver)
+        res = FileResult(
+            server=ep.name, path=winpath.absolute(ep.sms_root, spell[ep.name](c.path)), name=entry.name,
+            platform=entry.platform.article_name, expected_date=attrs.format_date(entry.date),
+            expected_time=attrs.format_time(entry.time), expected_size=str(entry.size),
+            expected_version=entry.version, expected_sha256=entry.sha256, status=j.status, detail=j.detail,
+            passed=j.passes(m.rule), origin=c.origin,
+        )
+        if stat is not None and not stat.is_dir:
+            have = datetime.fromtimestamp(stat.mtime_ns // 1_000_000_000, tz)
+            res.actual_date = attrs.format_date(have.date())
+            res.actual_time = attrs.format_time(have.time())
+            res.actual_size = stat.size
+            res.actual_mtime_utc = datetime.fromtimestamp(stat.mtime_ns / 1e9, ZoneInfo("UTC")).isoformat()
+            res.actual_version = ver
+            res.actual_sha256 = sha
+        report.files.append(res)
+    return report

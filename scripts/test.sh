@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install what the tests need and run the whole suite.
+#   Debian packages: samba, smbclient, openssh-server (real servers the tests start on 127.0.0.1)
+#   Python: this project with its test extras, in .venv
+# Extra arguments go to pytest (for example: scripts/test.sh -k rollback).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+for pair in smbd:samba smbclient:smbclient sshd:openssh-server; do
+  cmd=${pair%%:*} pkg=${pair##*:}
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "Installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" \
+    || { $sudo apt-get update -q && $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"; }
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+exec .venv/bin/python -m pytest "$@"

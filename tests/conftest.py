@@ -1,0 +1,146 @@
+"""Shared fixtures: a lab workspace (playbooks, manifests, an inventory and a fresh mock
+site) copied per test from one built per session, a CLI runner, and site snapshots."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from deployer import failpoints
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        return self.out + self.err
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> Result:
+    """Run `deployer ARGS` in-process (fast), capturing output and the exit code."""
+    from deployer.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_argv, old_cwd = sys.argv, os.getcwd()
+    sys.argv = ["deployer", *map(str, args)]
+    code = 0
+    try:
+        if cwd:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+    finally:
+        sys.argv = old_argv
+        os.chdir(old_cwd)
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def run_subprocess(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> Result:
+    proc = subprocess.run([sys.executable, "-m", "deployer", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+def snapshot(root: Path, *, include_state: bool = False) -> dict[str, tuple[int, int, str]]:
+    """Every file under a mock site with (size, write time ns, sha256).
+
+    By default only the servers' SMS trees count (deployer's own .deployer folder, and the
+    mock SCM's state files, are not site files); include_state=True takes everything.
+    """
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root)
+        if not include_state:
+            dirnames[:] = [d for d in dirnames if d.casefold() != ".deployer"]
+        for f in filenames:
+            rel = rel_dir / f
+            if not include_state and (len(rel.parts) <= 2):  # site.json, <SERVER>/scm.json, scm.log...
+                continue
+            p = Path(dirpath) / f
+            st = p.stat()
+            out[str(rel)] = (st.st_size, st.st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+    return out
+
+
+def services(root: Path) -> dict[str, dict[str, str]]:
+    out = {}
+    for scm in sorted(root.glob("*/scm.json")):
+        data = json.loads(scm.read_text())
+        out[scm.parent.name] = {n: s["state"] for n, s in data["services"].items()}
+    return out
+
+
+def diff(a: dict, b: dict) -> list[str]:
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: {a.get(k)} -> {b.get(k)}" for k in keys if a.get(k) != b.get(k)]
+
+
+@dataclass
+class Workspace:
+    path: Path
+
+    @property
+    def inventory(self) -> Path:
+        return self.path / "sites.yaml"
+
+    @property
+    def playbook(self) -> Path:
+        return self.path / "playbooks" / "q241656.yaml"
+
+    @property
+    def site(self) -> Path:
+        return self.path / "lab" / "DEMO"
+
+    def server(self, name: str) -> Path:
+        roots = {"DEMOSRV": "C/SMS", "DEMOLOG1": "D/SMS", "DEMOAXP1": "C/SMS"}
+        return self.site / name / roots[name]
+
+    def cli(self, *args: str) -> Result:
+        return run_cli(*args, cwd=self.path)
+
+    def state(self) -> tuple[dict, dict]:
+        return snapshot(self.site), services(self.site)
+
+
+@pytest.fixture(scope="session")
+def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.mktemp("template")
+    for d in ("playbooks", "manifests"):
+        shutil.copytree(ROOT / d, base / d)
+    shutil.copy(ROOT / "sites.yaml", base / "sites.yaml")
+    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
+    assert r.code == 0, r.text
+    return base
+
+
+@pytest.fixture
+def ws(workspace_template: Path, tmp_path: Path) -> Workspace:
+    dest = tmp_path / "ws"
+    shutil.copytree(workspace_template, dest, symlinks=True)
+    return Workspace(dest)
+
+
+@pytest.fixture(autouse=True)
+def _clean_failpoints():
+    failpoints.reset()
+    yield
+    failpoints.reset()
