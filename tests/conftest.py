@@ -20,6 +20,8 @@ from deployer import failpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytest_plugins = ["servers.mock_target", "servers.samba", "servers.sshd"]
+
 
 @dataclass
 class Result:

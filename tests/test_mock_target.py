@@ -63,8 +63,11 @@ def test_errors_are_windows_errors(site: MockSite):
     with pytest.raises(PathNotFound) as e:
         f.write_file(r"SITE.SRV\NOPE\X.DLL", [b""])
     assert e.value.winerror == 3
-    with pytest.raises(NotADirectory) as e:
+    with pytest.raises(PathNotFound, match="SYSTEM.MAP is a file, not a folder") as e:
         f.write_file(r"SYSTEM.MAP\X.DLL", [b""])
+    assert e.value.winerror == 3
+    with pytest.raises(NotADirectory) as e:
+        f.listdir("SYSTEM.MAP")
     assert e.value.winerror == 267
     with pytest.raises(AlreadyExists):
         f.write_file("SYSTEM.MAP", [b""], exclusive=True)

@@ -81,6 +81,23 @@ def _message(err: dict[str, Any], root: type[BaseModel]) -> str:
     return msg
 
 
+def _real_loc(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """pydantic's error path without its own segments (union tags, validator names): keep only
+    the keys and indexes that exist in the document, plus a final missing or unknown key."""
+    out: list[Any] = []
+    cur = data
+    for i, part in enumerate(loc):
+        if isinstance(cur, dict) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif i == len(loc) - 1 and isinstance(cur, dict) and isinstance(part, str):
+            out.append(part)  # a required key that is missing
+    return tuple(out)
+
+
 def validate(doc: Document, cls: type[M], data: Any = None, prefix: KeyPath = (), context: dict | None = None) -> M:
     """Validate `data` (default: the whole document) against `cls`, with located errors."""
     payload = doc.data if data is None else data
@@ -95,7 +112,7 @@ def validate(doc: Document, cls: type[M], data: Any = None, prefix: KeyPath = ()
     except ValidationError as exc:
         errors = []
         for err in exc.errors():
-            loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+            loc = prefix + _real_loc(payload, tuple(err["loc"]))
             errors.append(doc.error(loc, _message(err, cls)))
         raise (errors[0] if len(errors) == 1 else InputErrors(errors)) from None
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from ..errors import InputError
+from ..secrets import SecretSource
 from ..sms.platforms import Platform
 from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
@@ -26,15 +27,98 @@ RESERVED_VARS = frozenset({"sms_root", "platform", "platform_name", "platform_fo
 
 
 class MockTransport(Strict):
+    """The embedded mock site (the site's `mock.path`)."""
+
     transport: Literal["mock"] = "mock"
+
+
+Timeout = Annotated[float, Field(gt=0, le=3600, description="seconds any single operation may take")]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class SmbSettings(Strict):
+    """An SMB 2/3 connection (smbprotocol). Signing is required unless switched off."""
+
+    host: str
+    port: Port = 445
+    username: str
+    password: SecretSource
+    domain: str | None = None
+    require_signing: bool = True
+    encrypt: bool = False
+    timeout: Timeout = 30.0
+
+
+class SmbFiles(SmbSettings):
+    transport: Literal["smb"]
+    share: str = Field(description="the share that is the SMS root, SMS_SHRx")
+
+    @field_validator("share")
+    @classmethod
+    def _share(cls, v: str) -> str:
+        if not re.fullmatch(r"[^\\/:*?\"<>|]{1,80}", v):
+            raise ValueError(f"share {v!r} must be a share name such as SMS_SHRC (no slashes)")
+        return v
+
+
+class ScmrServices(Strict):
+    """The Service Control Manager over \\pipe\\svcctl; by default on the server's SMB connection."""
+
+    transport: Literal["scmr"]
+    host: str | None = None
+    port: Port | None = None
+    username: str | None = None
+    password: SecretSource | None = None
+    domain: str | None = None
+    require_signing: bool = True
+    encrypt: bool = False
+    timeout: Timeout = 30.0
+
+
+class SshSettings(Strict):
+    """An SSH connection (paramiko) to a Windows host running OpenSSH."""
+
+    host: str
+    port: Port = 22
+    username: str
+    password: SecretSource | None = None
+    key_file: str | None = None
+    known_hosts: str | None = Field(default=None, description="default ~/.ssh/known_hosts")
+    trust_on_first_use: bool = False
+    timeout: Timeout = 30.0
+
+
+class SshFiles(SshSettings):
+    transport: Literal["ssh"]
+    root: str = Field(description="the SMS root as the SFTP server names it, e.g. /C:/SMS")
+
+
+class SshServices(SshSettings):
+    transport: Literal["ssh"]
+    sc: str = Field(default="sc.exe", description="the service control command")
 
 
 def _transport(v: Any) -> Any:
     return {"transport": v} if isinstance(v, str) else v
 
 
-FilesSpec = Annotated[MockTransport, BeforeValidator(_transport)]
-ServicesSpec = Annotated[MockTransport, BeforeValidator(_transport)]
+def _discriminate(v: Any) -> str | None:
+    return v.get("transport") if isinstance(v, dict) else getattr(v, "transport", None)
+
+
+FilesSpec = Annotated[
+    Union[Annotated[MockTransport, Tag("mock")], Annotated[SmbFiles, Tag("smb")], Annotated[SshFiles, Tag("ssh")]],
+    Discriminator(_discriminate, custom_error_type="transport",
+                  custom_error_message="files: transport must be one of mock, smb, ssh"),
+    BeforeValidator(_transport),
+]
+ServicesSpec = Annotated[
+    Union[Annotated[MockTransport, Tag("mock")], Annotated[ScmrServices, Tag("scmr")],
+          Annotated[SshServices, Tag("ssh")]],
+    Discriminator(_discriminate, custom_error_type="transport",
+                  custom_error_message="services: transport must be one of mock, scmr, ssh"),
+    BeforeValidator(_transport),
+]
 
 
 class Server(Strict):
@@ -43,6 +127,14 @@ class Server(Strict):
     sms_root: str = "C:\\SMS"
     files: FilesSpec = MockTransport()
     services: ServicesSpec = MockTransport()
+
+    @model_validator(mode="after")
+    def _scmr_needs_smb(self) -> "Server":
+        if isinstance(self.services, ScmrServices) and not isinstance(self.files, SmbFiles):
+            if not (self.services.host and self.services.username and self.services.password):
+                raise ValueError("services: scmr runs on an SMB connection: use files: {transport: smb, ...} or give "
+                                 "the scmr service transport its own host, username and password")
+        return self
 
     @field_validator("sms_root")
     @classmethod

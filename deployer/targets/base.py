@@ -162,9 +162,14 @@ class FileTransport(Protocol):
 
     def remove(self, path: str) -> None: ...
 
-    def rmdir(self, path: str) -> None: ...
+    def rmdir(self, path: str) -> None:
+        """Remove an empty folder."""
 
-    def makedirs(self, path: str) -> None: ...
+    def mkdir(self, path: str) -> None:
+        """Create one folder (AlreadyExists if it is there, PathNotFound if its parent is not)."""
+
+    def makedirs(self, path: str) -> None:
+        """Create a folder and any missing parents; an existing folder is fine."""
 
     def set_mtime(self, path: str, mtime_ns: int) -> None: ...
 
@@ -199,7 +204,7 @@ def sha256_of(chunks: Iterable[bytes]) -> str:
 
 
 def makedirs_via(files: FileTransport, path: str) -> None:
-    """makedirs in terms of stat + a single-level mkdir, for transports without one."""
+    """makedirs in terms of stat and a one-level mkdir, for any transport."""
     from ..winpath import split
 
     parts = split(path)
@@ -207,9 +212,13 @@ def makedirs_via(files: FileTransport, path: str) -> None:
         sub = "\\".join(parts[:i])
         st = files.stat(sub)
         if st is None:
-            files.mkdir(sub)  # type: ignore[attr-defined]
+            try:
+                files.mkdir(sub)
+            except AlreadyExists:  # made by someone else meanwhile
+                pass
         elif not st.is_dir:
-            raise NotADirectory(f"{sub} is a file, not a folder", server=files.server, path=sub)
+            raise PathNotFound(f"the system cannot find the path specified ({sub} is a file, not a folder)",
+                               server=files.server, path=sub)
 
 
 class CaseResolver:

@@ -1,21 +1,66 @@
-"""From an inventory site to live endpoints: one file and one service transport per server."""
+"""From an inventory site to live endpoints: one file and one service transport per server.
+
+Transports register a factory by name. A factory gets a ConnectContext: the site, the
+server, a pool for connections that two transports share (the SMB session that carries
+both files and \\\\pipe\\\\svcctl; the SSH client that carries SFTP and sc.exe), and secret
+resolution (each password is asked or read once per run).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from .. import winpath
 from ..model.inventory import Server, SiteRef
+from ..secrets import Secret, SecretSource
 from ..sms.platforms import Platform
 from .base import FileTransport, ServiceTransport
 
-# transport name -> factory(site, server name, server model, mock site or None) -> transport
-FileFactory = Callable[[SiteRef, str, Server], FileTransport]
-ServiceFactory = Callable[[SiteRef, str, Server, FileTransport], ServiceTransport]
+
+@dataclass
+class ConnectContext:
+    site: SiteRef
+    name: str  # the server's name in the inventory
+    server: Server
+    pool: dict[Any, Any]  # shared connections, closed with the SiteConnection
+    secrets: dict[Any, Secret]
+    closers: list[Callable[[], None]]
+
+    def secret(self, source: SecretSource, what: str) -> Secret:
+        key = (source.env, source.file, source.prompt, what)
+        if key not in self.secrets:
+            self.secrets[key] = source.resolve(self.site.inventory.path.parent, what)
+        return self.secrets[key]
+
+    def shared(self, key: Any, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:
+        """One connection per key for the whole site connection."""
+        if key not in self.pool:
+            conn = make()
+            self.pool[key] = conn
+            self.closers.append(lambda: close(conn))
+        return self.pool[key]
+
+
+FileFactory = Callable[[ConnectContext], FileTransport]
+ServiceFactory = Callable[[ConnectContext, FileTransport], ServiceTransport]
 
 FILE_TRANSPORTS: dict[str, FileFactory] = {}
 SERVICE_TRANSPORTS: dict[str, ServiceFactory] = {}
+
+
+def register_files(name: str) -> Callable[[FileFactory], FileFactory]:
+    def deco(f: FileFactory) -> FileFactory:
+        FILE_TRANSPORTS[name] = f
+        return f
+    return deco
+
+
+def register_services(name: str) -> Callable[[ServiceFactory], ServiceFactory]:
+    def deco(f: ServiceFactory) -> ServiceFactory:
+        SERVICE_TRANSPORTS[name] = f
+        return f
+    return deco
 
 
 @dataclass
@@ -36,6 +81,7 @@ class Endpoint:
 class SiteConnection:
     site: SiteRef
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def site_server(self) -> Endpoint:
@@ -54,6 +100,12 @@ class SiteConnection:
                     t.close()
                 except Exception:  # closing is best effort; the run's outcome is already decided
                     pass
+        for closer in reversed(self.closers):
+            try:
+                closer()
+            except Exception:
+                pass
+        self.closers.clear()
 
     def __enter__(self) -> "SiteConnection":
         return self
@@ -62,28 +114,46 @@ class SiteConnection:
         self.close()
 
 
-def _mock_files(site: SiteRef, name: str, server: Server) -> FileTransport:
+@register_files("mock")
+def _mock_files(ctx: ConnectContext) -> FileTransport:
     from .mock import MockSite
 
-    return MockSite(site.mock_root()).files(name)
+    site = ctx.shared(("mock", str(ctx.site.mock_root())), lambda: MockSite(ctx.site.mock_root()), lambda s: None)
+    return site.files(ctx.name)
 
 
-def _mock_services(site: SiteRef, name: str, server: Server, files: FileTransport) -> ServiceTransport:
+@register_services("mock")
+def _mock_services(ctx: ConnectContext, files: FileTransport) -> ServiceTransport:
     from .mock import MockSite
 
-    return MockSite(site.mock_root()).services(name)
+    site = ctx.shared(("mock", str(ctx.site.mock_root())), lambda: MockSite(ctx.site.mock_root()), lambda s: None)
+    return site.services(ctx.name)
 
 
-FILE_TRANSPORTS["mock"] = _mock_files
-SERVICE_TRANSPORTS["mock"] = _mock_services
+def _load_transports() -> None:
+    """Real-server transports import their protocol libraries only when a site uses them."""
+    import importlib
+
+    for module in ("smb", "scmr", "ssh"):
+        try:
+            importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(f"{__package__}."):
+                continue  # that transport is not part of this build
+            raise
 
 
 def connect(site: SiteRef) -> SiteConnection:
     conn = SiteConnection(site)
+    pool: dict[Any, Any] = {}
+    secrets: dict[Any, Secret] = {}
     try:
         for name, server in site.site.servers.items():
-            files = FILE_TRANSPORTS[server.files.transport](site, name, server)
-            services = SERVICE_TRANSPORTS[server.services.transport](site, name, server, files)
+            if server.files.transport not in FILE_TRANSPORTS or server.services.transport not in SERVICE_TRANSPORTS:
+                _load_transports()
+            ctx = ConnectContext(site, name, server, pool, secrets, conn.closers)
+            files = FILE_TRANSPORTS[server.files.transport](ctx)
+            services = SERVICE_TRANSPORTS[server.services.transport](ctx, files)
             conn.endpoints[name] = Endpoint(name, server.role, server.platform, server.sms_root, files, services)
     except BaseException:
         conn.close()

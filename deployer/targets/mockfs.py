@@ -38,6 +38,7 @@ from .base import (
     PathNotFound,
     SharingViolation,
     TargetError,
+    makedirs_via,
     sha256_of,
 )
 
@@ -80,8 +81,10 @@ class MockFiles:
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
             if not cur.is_dir():
+                # Windows (and Samba) answer a path through a file with ERROR_PATH_NOT_FOUND
                 here = "\\".join(parts[:i]) or "(share root)"
-                raise self._err(NotADirectory, f"{here} is a file, not a folder (the directory name is invalid)", rel)
+                raise self._err(PathNotFound, f"the system cannot find the path specified ({here} is a file, "
+                                "not a folder)", rel)
             exact = cur / name
             if exact.exists() or exact.is_symlink():
                 cur = exact
@@ -141,7 +144,7 @@ class MockFiles:
     def stat(self, path: str) -> FileStat | None:
         try:
             p = self._resolve(path)
-        except (NotFound, NotADirectory):
+        except NotFound:
             return None
         s = p.stat()
         return FileStat(p.name, 0 if p.is_dir() else s.st_size, s.st_mtime_ns, p.is_dir(), not (s.st_mode & st.S_IWUSR))
@@ -178,7 +181,8 @@ class MockFiles:
         p = self._resolve(path, want_parent=True)
         parent = p.parent
         if not parent.is_dir():
-            raise self._err(NotADirectory, f"{parent.name} is a file, not a folder", path)
+            raise self._err(PathNotFound, f"the system cannot find the path specified ({parent.name} is a file, "
+                            "not a folder)", path)
         if p.exists():
             if exclusive:
                 raise self._err(AlreadyExists, "the file exists", path)
@@ -237,7 +241,8 @@ class MockFiles:
         self._check_not_in_use(src, s)
         d = self._resolve(dst, want_parent=True)
         if not d.parent.is_dir():
-            raise self._err(NotADirectory, f"{d.parent.name} is a file, not a folder", dst)
+            raise self._err(PathNotFound, f"the system cannot find the path specified ({d.parent.name} is a file, "
+                            "not a folder)", dst)
         # moving an entry out of and into a folder needs the right to change both folders
         self._check_folder_writable(src, s.parent)
         self._check_folder_writable(dst, d.parent)
@@ -281,21 +286,15 @@ class MockFiles:
         if p.exists():
             raise self._err(AlreadyExists, "cannot create a file when that file already exists", path)
         if not p.parent.is_dir():
-            raise self._err(NotADirectory, f"{p.parent.name} is a file, not a folder", path)
+            raise self._err(PathNotFound, f"the system cannot find the path specified ({p.parent.name} is a file, "
+                            "not a folder)", path)
         try:
             p.mkdir()
         except OSError as exc:
             raise self._os_error(exc, path) from None
 
     def makedirs(self, path: str) -> None:
-        cur = ""
-        for part in winpath.split(path):
-            cur = f"{cur}\\{part}" if cur else part
-            s = self.stat(cur)
-            if s is None:
-                self.mkdir(cur)
-            elif not s.is_dir:
-                raise self._err(NotADirectory, f"{cur} is a file, not a folder", path)
+        makedirs_via(self, path)
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         p = self._resolve(path)

@@ -1,0 +1,1 @@
+"""OpenSSH on 127.0.0.1 for the tests (to be written: the SSH target)."""
