@@ -8,13 +8,19 @@ re-observes everything the plan observed and refuses if anything differs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import re
+import types
+import typing
+from json.decoder import scanstring
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Union
 
+from . import winpath
 from .errors import InputError, Location, StalePlanError
-from .plan import PLAN_FORMAT, Plan, canonical
+from .plan import PLAN_FORMAT, FileState, Plan, canonical
 
 MAX_PLAN_BYTES = 16 << 20
 
@@ -43,28 +49,304 @@ def looks_like_plan(path: Path) -> bool:
 
 
 def load_plan(path: Path) -> Plan:
+    """Read a saved plan, or raise InputError at the plan file's line and column.
+
+    Everything in the file is checked before a Plan is built from it: its size, encoding and
+    JSON syntax; that it is a plan, of this format, with its digest; and, because a digest
+    can be recomputed by whoever edits the file, that every field has its type and every path
+    on a server is a plain path below the SMS root (no `..`, no drive, no device name).
+    """
     loc = Location(str(path))
     try:
         size = path.stat().st_size
+        if size > MAX_PLAN_BYTES:
+            with open(path, "rb") as fh:  # name the line where the limit is crossed, reading no more
+                line = fh.read(MAX_PLAN_BYTES).count(b"\n") + 1
+            raise InputError(f"plan file is {size:,} bytes; a saved plan is at most {MAX_PLAN_BYTES:,} (the limit is "
+                             "reached on this line)", Location(str(path), line))
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise InputError("plan file not found", loc) from None
-    if size > MAX_PLAN_BYTES:
-        raise InputError(f"plan file is {size:,} bytes; a saved plan is at most {MAX_PLAN_BYTES:,}", loc)
-    text = path.read_text(encoding="utf-8", errors="replace")
+    except IsADirectoryError:
+        raise InputError("is a directory, expected a plan file written by `deployer plan --out`", loc) from None
+    except OSError as exc:  # permission denied, a name too long...: bad input, not a crash
+        raise InputError(f"cannot read the plan file ({exc.strerror or exc})", loc) from None
+    try:
+        # strict: errors="replace" turned damaged bytes into U+FFFD and let them through
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start)
+        raise InputError(f"not a valid saved plan: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
+                         "a saved plan is the JSON written by `deployer plan --out`",
+                         Location(str(path), line, col)) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError(f"not a valid saved plan: JSON error: {exc.msg}", Location(str(path), exc.lineno, exc.colno)) \
-            from None
+        raise InputError(f"not a valid saved plan: JSON error: {exc.msg} (a saved plan is the JSON written by "
+                         "`deployer plan --out`)", Location(str(path), exc.lineno, exc.colno)) from None
+    except (ValueError, RecursionError) as exc:  # a number of 5,000 digits; [[[[...]]]] nested too deep
+        # json names no position for these: find the number, or the nesting, in the text
+        if isinstance(exc, RecursionError):
+            why, at = "it is nested too deeply", re.search(r"[\[{](\s*[\[{]){99}", text)
+        else:
+            why, at = "it holds a number too long to read", re.search(r"[0-9]{4000,}", text)
+        line, col = _line_col(text, at.start()) if at else (1, 1)
+        raise InputError(f"not a valid saved plan: {why} (a saved plan is the JSON written by `deployer plan --out`)",
+                         Location(str(path), line, col)) from None
+    where = _JsonLocator(path, text)
     if not isinstance(data, dict) or "fingerprint" not in data or "actions" not in data:
-        raise InputError("not a deployer plan (expected the JSON written by `deployer plan --out`)", loc)
-    if data.get("format") != PLAN_FORMAT:
+        raise InputError("not a deployer plan (expected the JSON written by `deployer plan --out`)", where(()))
+    if where.duplicate:
+        raise InputError(f"duplicate key {where.duplicate[-1]!r}; a saved plan has each key once",
+                         where(where.duplicate))
+    if data.get("format") != PLAN_FORMAT or isinstance(data.get("format"), bool):
         raise InputError(f"plan format {data.get('format')!r} is not supported (this deployer writes {PLAN_FORMAT}); "
-                         "make a new plan", loc)
-    if data.get("digest") != digest(data):
+                         "make a new plan", where(("format",)))
+    try:
+        signed = data.get("digest") == digest(data)
+    except (ValueError, RecursionError):  # nested as deep as json.loads allows: too deep to re-encode
+        signed = False
+    if not signed:
         raise StalePlanError("the plan file was modified after `deployer plan` wrote it (its digest does not match); "
-                             "make a new plan instead of editing one", loc)
+                             "make a new plan instead of editing one", where(("digest",)))
+    problem = _plan_problem(data)
+    if problem:
+        kp, message = problem
+        raise InputError(f"not a valid saved plan: {_keypath(kp)}: {message}", where(kp))
     try:
         return Plan.from_json(data)
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:  # pragma: no cover - _plan_problem checks first
         raise InputError(f"not a valid saved plan: {exc}", loc) from None
+
+
+def locate(path: Path, *keypath: str | int) -> Location:
+    """Where a key of a saved plan is written (`locate(p, "manifest")` -> plan.json:79:2), for
+    errors found after loading (a changed manifest, a site defined differently); the file
+    alone if it cannot be read again."""
+    try:
+        return _JsonLocator(path, path.read_text(encoding="utf-8"))(keypath)
+    except (OSError, UnicodeDecodeError):
+        return Location(str(path))
+
+
+# --- checking a plan's structure ---------------------------------------------------------------
+
+KeyPath = tuple[str | int, ...]
+
+# Observations are free-form dicts in the Plan dataclass; `apply` reads these keys of each kind.
+_OBSERVATIONS: dict[str, dict[str, Any]] = {
+    "file": {"server": str, "path": str, "state": Optional[FileState]},
+    "folder": {"server": str, "path": str, "state": str},
+    "service": {"server": str, "service": str, "state": str},
+    "payload": {"path": str, "sha256": str, "size": int},
+}
+_FOLDER_STATES = ("missing", "folder", "file")
+
+
+def _kind(v: Any) -> str:
+    return {type(None): "null", dict: "an object", list: "a list", str: "text", bool: "true/false",
+            int: "a number", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def _keypath(kp: KeyPath) -> str:
+    out = ""
+    for part in kp:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "plan"
+
+
+def _type_problem(value: Any, tp: Any, kp: KeyPath) -> tuple[KeyPath, str] | None:
+    """(where, what) for the first value under `value` that does not fit annotation `tp`."""
+    if tp is Any:
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        kinds = {f.default: a for a in options if dataclasses.is_dataclass(a) for f in dataclasses.fields(a)
+                 if f.name == "kind"}
+        if kinds:  # an action: its class is named by its kind
+            if not isinstance(value, dict):
+                return kp, f"expected an action object (got {_kind(value)})"
+            if not isinstance(value.get("kind"), str) or value["kind"] not in kinds:  # a list is not hashable
+                return kp + ("kind",), (f"unknown action kind {value.get('kind')!r}; allowed: "
+                                        + ", ".join(map(str, kinds)))
+            return _type_problem(value, kinds[value["kind"]], kp)
+        problems = [_type_problem(value, a, kp) for a in options]
+        if any(p is None for p in problems):
+            return None
+        return problems[0]
+    if origin is list:
+        if not isinstance(value, list):
+            return kp, f"expected a list (got {_kind(value)})"
+        for i, item in enumerate(value):
+            p = _type_problem(item, args[0], kp + (i,))
+            if p:
+                return p
+        return None
+    if origin is dict:
+        if not isinstance(value, dict):
+            return kp, f"expected an object (got {_kind(value)})"
+        for k, v in value.items():
+            p = _type_problem(v, args[1], kp + (k,))
+            if p:
+                return p
+        return None
+    if dataclasses.is_dataclass(tp):
+        return _fields_problem(value, tp, kp)
+    if tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    names = {str: "text", int: "a whole number", float: "a number", bool: "true/false"}
+    return None if ok else (kp, f"expected {names.get(tp, getattr(tp, '__name__', str(tp)))} (got {_kind(value)})")
+
+
+def _fields_problem(value: Any, cls: Any, kp: KeyPath, extra: tuple[str, ...] = ()) -> tuple[KeyPath, str] | None:
+    if not isinstance(value, dict):
+        return kp, f"expected an object (got {_kind(value)})"
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    for key in value:
+        if key not in known and key not in extra:
+            return kp + (key,), f"unknown key {key!r}; allowed: {', '.join(known)}"
+    for name, f in known.items():
+        if name not in value:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                return kp, f"the key {name!r} is missing"
+            continue
+        p = _type_problem(value[name], hints[name], kp + (name,))
+        if p:
+            return p
+    return None
+
+
+def _path_problem(value: Any, kp: KeyPath) -> tuple[KeyPath, str] | None:
+    """A path on a server, as deployer writes it: backslash-joined plain names below the SMS root."""
+    parts = winpath.split(value)
+    try:
+        if not parts:
+            raise winpath.PathRuleError("an empty path is not a file below the SMS root")
+        for part in parts:
+            winpath.check_component(part, "path component")
+    except winpath.PathRuleError as exc:
+        return kp, f"{exc}; paths in a plan are below the server's SMS root"
+    if "\\".join(parts) != value:
+        return kp, f"{value!r} is not a path below the SMS root as deployer writes it (such as Site.srv\\X86.bin\\Base.dll)"
+    return None
+
+
+def _plan_problem(data: dict[str, Any]) -> tuple[KeyPath, str] | None:
+    p = _fields_problem(data, Plan, (), extra=("digest",))
+    if p:
+        return p
+    for i, obs in enumerate(data["observations"]):
+        kp: KeyPath = ("observations", i)
+        kind = obs.get("kind")
+        if not isinstance(kind, str) or kind not in _OBSERVATIONS:
+            return kp + ("kind",), f"unknown observation kind {kind!r}; allowed: {', '.join(_OBSERVATIONS)}"
+        schema = _OBSERVATIONS[kind]
+        for key in obs:
+            if key != "kind" and key not in schema:
+                return kp + (key,), f"unknown key {key!r}; allowed: kind, {', '.join(schema)}"
+        for key, tp in schema.items():
+            if key not in obs:
+                return kp, f"the key {key!r} is missing"
+            p = _type_problem(obs[key], tp, kp + (key,))
+            if p:
+                return p
+        if kind == "folder" and obs["state"] not in _FOLDER_STATES:
+            return kp + ("state",), f"folder state {obs['state']!r} is not one of {', '.join(_FOLDER_STATES)}"
+        if kind in ("file", "folder"):
+            p = _path_problem(obs["path"], kp + ("path",))
+            if p:
+                return p
+    paths: list[tuple[KeyPath, str]] = []
+    for i, a in enumerate(data["actions"]):
+        if a["kind"] == "replace":
+            paths.append((("actions", i, "path"), a["path"]))
+        if a["kind"] == "reset_site":
+            for j, c in enumerate(a["copies"]):
+                paths += [(("actions", i, "copies", j, "path"), c["path"]),
+                          (("actions", i, "copies", j, "source"), c["source"])]
+    paths += [(("checks", i, "path"), c["path"]) for i, c in enumerate(data["checks"])]
+    for kp, value in paths:
+        p = _path_problem(value, kp)
+        if p:
+            return p
+    return None
+
+
+# --- where in the file ------------------------------------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
+    nl = "\n" if isinstance(text, str) else b"\n"
+    return text.count(nl, 0, offset) + 1, offset - (text.rfind(nl, 0, offset) + 1) + 1  # type: ignore[arg-type]
+
+
+class _JsonLocator:
+    """Line and column of every key and value of a JSON text that json.loads accepted.
+
+    The json module keeps no positions, so this walks the text once more. Keys are located at
+    the key itself (as the YAML loader does); a path that cannot be found falls back to its
+    closest parent, and to line 1.
+    """
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.text = text
+        self.offsets: dict[KeyPath, int] = {}
+        self.duplicate: KeyPath | None = None
+        try:
+            self._value(0, ())
+        except (RecursionError, IndexError, ValueError):  # pragma: no cover - json.loads parsed it
+            pass
+
+    def __call__(self, kp: KeyPath) -> Location:
+        kp = tuple(kp)
+        while kp not in self.offsets and kp:
+            kp = kp[:-1]
+        if kp not in self.offsets:
+            return Location(str(self.path), 1, 1)
+        line, col = _line_col(self.text, self.offsets[kp])
+        return Location(str(self.path), line, col)
+
+    def _value(self, i: int, kp: KeyPath) -> int:
+        text = self.text
+        i = _WS.match(text, i).end()
+        self.offsets.setdefault(kp, i)
+        if text[i] == "{":
+            i = _WS.match(text, i + 1).end()
+            seen: set[str] = set()
+            while text[i] != "}":
+                start = i
+                key, i = scanstring(text, i + 1)
+                if key in seen and self.duplicate is None:
+                    self.duplicate = kp + (key,)
+                    self.offsets[kp + (key,)] = start
+                seen.add(key)
+                self.offsets.setdefault(kp + (key,), start)
+                i = _WS.match(text, i).end() + 1  # past ':'
+                i = _WS.match(text, self._value(i, kp + (key,))).end()
+                if text[i] == ",":
+                    i = _WS.match(text, i + 1).end()
+            return i + 1
+        if text[i] == "[":
+            i = _WS.match(text, i + 1).end()
+            n = 0
+            while text[i] != "]":
+                i = _WS.match(text, self._value(i, kp + (n,))).end()
+                n += 1
+                if text[i] == ",":
+                    i = _WS.match(text, i + 1).end()
+            return i + 1
+        return _DECODER.raw_decode(text, i)[1]
+
+
+_DECODER = json.JSONDecoder()

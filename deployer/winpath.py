@@ -14,7 +14,10 @@ from typing import NewType
 RelPath = NewType("RelPath", str)  # backslash-joined components below the SMS root
 
 _ILLEGAL = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
-_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"COM{i}" for i in range(1, 10)} | {f"LPT{i}" for i in range(1, 10)}
+# Device names, with Windows' own additions: COM and LPT with superscript digits (¹²³) and the
+# console's CONIN$ and CONOUT$.
+_RESERVED = ({"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {f"COM{i}" for i in "123456789¹²³"}
+             | {f"LPT{i}" for i in "123456789¹²³"})
 MAX_COMPONENT = 255
 MAX_PATH = 259  # MAX_PATH (260) less the terminating NUL; SMS 1.2 predates long-path support
 
@@ -35,7 +38,8 @@ def check_component(name: str, what: str = "name") -> str:
         raise PathRuleError(f'{what} {name!r} contains {shown}; Windows names cannot contain < > : " / \\ | ? * or control characters')
     if name[-1] in ". ":
         raise PathRuleError(f"{what} {name!r} ends with a dot or space, which Windows strips")
-    if name.split(".")[0].upper() in _RESERVED:
+    # Windows ignores spaces before the extension when it looks for a device: "NUL .txt" is NUL.
+    if name.split(".")[0].rstrip(" ").upper() in _RESERVED:
         raise PathRuleError(f"{what} {name!r} is a reserved Windows device name")
     if len(name) > MAX_COMPONENT:
         raise PathRuleError(f"{what} is longer than {MAX_COMPONENT} characters")
@@ -70,9 +74,11 @@ def relative_to_root(path: str, root: str) -> RelPath:
             raise PathRuleError(f"{path!r} is a UNC path; write paths as {{{{ sms_root }}}}\\...")
         if path.startswith(("\\", "/")):
             raise PathRuleError(f"{path!r} has no drive; write paths as {{{{ sms_root }}}}\\...")
-        raise PathRuleError(f"{path!r} is not an absolute path below the SMS root {root}")
+        raise PathRuleError(f"{path!r} is not an absolute path below the SMS root {root}; write paths as "
+                            "{{ sms_root }}\\...")
     if m.group(1).upper() != drive:
-        raise PathRuleError(f"{path!r} is on drive {m.group(1).upper()}:, outside the SMS root {root}")
+        raise PathRuleError(f"{path!r} is on drive {m.group(1).upper()}:, outside the SMS root {root}; write paths "
+                            "as {{ sms_root }}\\...")
     parts = split(m.group(2))
     for p in parts:
         if p == "..":
@@ -80,8 +86,11 @@ def relative_to_root(path: str, root: str) -> RelPath:
     parts = [p for p in parts if p != "."]
     head = [p.casefold() for p in parts[: len(root_parts)]]
     if head != [p.casefold() for p in root_parts]:
-        raise PathRuleError(f"{path!r} is outside the SMS root {root}")
+        raise PathRuleError(f"{path!r} is outside the SMS root {root}; write paths as {{{{ sms_root }}}}\\...")
     rest = parts[len(root_parts):]
+    if not rest:  # the docstring's "strictly below": the root itself is not a folder below it
+        raise PathRuleError(f"{path!r} is the SMS root {root} itself; name a folder below it, such as "
+                            "{{ sms_root }}\\Site.srv")
     for p in rest:
         check_component(p, "path component")
     rel = "\\".join(rest)

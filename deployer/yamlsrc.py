@@ -26,6 +26,9 @@ from .errors import InputError, Location
 MAX_FILE_BYTES = 1 << 20  # a playbook, manifest or inventory is a few KB; 1 MiB is generous
 MAX_NODES = 100_000  # after alias expansion
 MAX_DEPTH = 64
+# Python refuses to convert integers of more than 4,300 digits to or from text (a ValueError
+# far from the file); no value deployer reads needs more than a few dozen digits.
+MAX_NUMBER_CHARS = 100
 
 KeyPath = tuple[str | int, ...]
 
@@ -35,6 +38,7 @@ _FLOAT = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?\Z")
 _NULLS = {"", "~", "null", "Null", "NULL"}
 _TRUE = {"true", "True", "TRUE"}
 _FALSE = {"false", "False", "FALSE"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -72,8 +76,65 @@ def format_keypath(keypath: KeyPath) -> str:
     return out
 
 
+class _Refused(yaml.composer.ComposerError):
+    """Valid YAML that deployer refuses (a limit): reported without "YAML syntax error"."""
+
+
+def _alias_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many values `node` stands for once every alias inside it is expanded."""
+    if id(node) not in memo:
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(_alias_size(c, memo) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(_alias_size(k, memo) + _alias_size(v, memo) for k, v in node.value)
+        else:
+            size = 1
+        memo[id(node)] = min(size, MAX_NODES + 1)  # capped: sizes can grow exponentially
+    return memo[id(node)]
+
+
 class _Composer(yaml.SafeLoader):
-    """SafeLoader used only to compose nodes; tags other than the core ones are refused."""
+    """SafeLoader used only to compose nodes; tags other than the core ones are refused.
+
+    Composing is where a hostile file does its damage, so the limits are enforced here, where
+    each event still has its line and column: nesting depth (before Python's own recursion
+    limit turns it into an error without a line), aliases that refer to the node they are in
+    (a cycle), and aliases that expand the document beyond MAX_NODES ("billion laughs"),
+    reported at the alias that crosses the limit rather than wherever conversion happens to be.
+    """
+
+    def __init__(self, stream: Any):
+        super().__init__(stream)
+        self._depth = 0
+        self._expanded = 0
+        self._finished: set[str] = set()  # anchors whose node is complete
+        self._sizes: dict[int, int] = {}
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.anchors and event.anchor not in self._finished:
+                raise _Refused(
+                    None, None, f"alias *{event.anchor} refers to the node it is part of (a cycle); "
+                    "a document must be a tree", event.start_mark)
+            node = super().compose_node(parent, index)
+            self._expanded += _alias_size(node, self._sizes)
+            if self._expanded > MAX_NODES:
+                raise _Refused(
+                    None, None, f"alias *{event.anchor} expands the document to more than {MAX_NODES:,} values "
+                    "(a \"billion laughs\" document?); keep files small and aliases few", event.start_mark)
+            return node
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(
+                    None, None, f"nesting deeper than {MAX_DEPTH} levels is not allowed", event.start_mark)
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if event.anchor is not None:
+            self._finished.add(event.anchor)
+        return node
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
@@ -86,6 +147,9 @@ def _scalar(node: yaml.ScalarNode) -> Any:
         return True
     if value in _FALSE:
         return False
+    if len(value) > MAX_NUMBER_CHARS and (_INT.match(value) or _HEX.match(value) or _FLOAT.match(value)):
+        raise ValueError(f"a number of {len(value):,} characters is not accepted (at most {MAX_NUMBER_CHARS}); "
+                         "quote it if it is text")
     if _INT.match(value):
         return int(value)
     if _HEX.match(value):
@@ -118,6 +182,20 @@ class _Converter:
         m = node.start_mark
         return InputError(message, Location(str(self.path), m.line + 1, m.column + 1))
 
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        try:
+            value = _scalar(node)
+        except ValueError as exc:  # a number too long to convert
+            raise self.fail(node, str(exc)) from None
+        # "\ud800" in a double-quoted scalar decodes to a lone surrogate: not a character, and
+        # a UnicodeEncodeError wherever the value is later written out or hashed.
+        if isinstance(value, str):
+            bad = _SURROGATE.search(value)
+            if bad:
+                raise self.fail(node, f"text contains an unpaired surrogate (\\u{ord(bad.group()):04x}), which is "
+                                      "not a Unicode character; write the character itself")
+        return value
+
     def convert(self, node: yaml.Node, kp: KeyPath, depth: int) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
@@ -132,7 +210,7 @@ class _Converter:
             raise self.fail(node, f"YAML tag {node.tag!r} is not allowed; plain values only")
         self.marks.setdefault(kp, (node.start_mark.line + 1, node.start_mark.column + 1))
         if isinstance(node, yaml.ScalarNode):
-            return _scalar(node)
+            return self.scalar(node)
         if isinstance(node, yaml.SequenceNode):
             return [self.convert(child, kp + (i,), depth + 1) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
@@ -142,7 +220,7 @@ class _Converter:
                     raise self.fail(key_node, "YAML merge keys (<<) are not supported; write the keys out")
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise self.fail(key_node, "mapping keys must be plain strings")
-                key = _scalar(key_node)
+                key = self.scalar(key_node)
                 key = str(key) if key is not None else ""
                 if key in out:
                     raise self.fail(key_node, f"duplicate key {key!r}; each key may appear once")
@@ -159,10 +237,26 @@ def parse_yaml(text: str, path: Path) -> Document:
         mark = exc.problem_mark or exc.context_mark
         loc = Location(str(path), mark.line + 1, mark.column + 1) if mark else Location(str(path))
         problem = exc.problem or exc.context or "invalid YAML"
+        if isinstance(exc, _Refused):
+            raise InputError(problem, loc) from None
+        if exc.context and problem.startswith("but "):  # "but found another document": say what was expected
+            problem = f"{exc.context}, {problem}"
+        elif exc.context and exc.context_mark and ("end of stream" in problem or "<stream end>" in problem):
+            # an unclosed quote or bracket runs to the end of the file: point where it was opened
+            m = exc.context_mark
+            loc = Location(str(path), m.line + 1, m.column + 1)
+            problem = f"{exc.context} that starts here, {problem}: it is never closed"
         raise InputError(f"YAML syntax error: {problem}", loc) from None
-    except yaml.YAMLError as exc:  # pragma: no cover - composer errors are all marked
+    except yaml.reader.ReaderError as exc:
+        # Not a MarkedYAMLError: the reader refuses control characters (and NUL) with only an
+        # offset into the text, which is turned into a line and column here.
+        line, col = _line_col(text, exc.position)
+        what = f"#x{exc.character:04x}" if isinstance(exc.character, int) else repr(exc.character)
+        raise InputError(f"YAML syntax error: unacceptable character {what} ({exc.reason}); YAML allows printable "
+                         "Unicode text, tab, CR and LF", Location(str(path), line, col)) from None
+    except yaml.YAMLError as exc:  # pragma: no cover - every other YAML error is marked
         raise InputError(f"YAML error: {exc}", Location(str(path))) from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - the composer stops at MAX_DEPTH first
         raise InputError(
             f"YAML nesting is too deep (more than {MAX_DEPTH} levels are not allowed)", Location(str(path))
         ) from None
@@ -173,14 +267,25 @@ def parse_yaml(text: str, path: Path) -> Document:
     return Document(path=path, data=data, marks=conv.marks, text=text)
 
 
+def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
+    """1-based line and column of a character (or byte) offset."""
+    nl = "\n" if isinstance(text, str) else b"\n"
+    line = text.count(nl, 0, offset) + 1  # type: ignore[arg-type]
+    return line, offset - (text.rfind(nl, 0, offset) + 1) + 1  # type: ignore[arg-type]
+
+
 def load_yaml(path: Path | str) -> Document:
     path = Path(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
+            # Name the line where the limit is crossed, reading no more than the limit.
+            with open(path, "rb") as fh:
+                line = fh.read(MAX_FILE_BYTES).count(b"\n") + 1
             raise InputError(
-                f"file is {size:,} bytes; at most {MAX_FILE_BYTES:,} bytes are accepted for a YAML file",
-                Location(str(path)),
+                f"file is {size:,} bytes; at most {MAX_FILE_BYTES:,} bytes are accepted for a YAML file "
+                "(the limit is reached on this line)",
+                Location(str(path), line),
             )
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -189,12 +294,15 @@ def load_yaml(path: Path | str) -> Document:
         raise InputError("is a directory, expected a YAML file", Location(str(path))) from None
     except PermissionError:
         raise InputError("cannot read the file (permission denied)", Location(str(path))) from None
+    except OSError as exc:  # a name too long, a loop of links...: still bad input, not a crash
+        raise InputError(f"cannot read the file ({exc.strerror or exc})", Location(str(path))) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise InputError("file is not UTF-8 text", Location(str(path), line)) from None
+        line, col = _line_col(raw, exc.start)
+        raise InputError(f"file is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as UTF-8",
+                         Location(str(path), line, col)) from None
     if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError("file contains a NUL byte; expected YAML text", Location(str(path), line))
+        line, col = _line_col(text, text.index("\x00"))
+        raise InputError("file contains a NUL byte; expected YAML text (a binary file?)", Location(str(path), line, col))
     return parse_yaml(text, path)

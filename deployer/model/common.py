@@ -12,7 +12,7 @@ import typing
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Tag, ValidationError
 
 from ..errors import InputError, InputErrors
 from ..yamlsrc import Document, KeyPath
@@ -24,38 +24,63 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
-def _unwrap(tp: Any) -> list[Any]:
-    """The model classes a field annotation can hold (through Optional, list, dict, Annotated)."""
+def _unwrap_tagged(tp: Any, tag: str | None = None) -> list[tuple[str | None, Any]]:
+    """The model classes a field annotation can hold (through Optional, list, dict, Annotated),
+    each with its discriminator Tag when it is a branch of a tagged union (else None)."""
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
-        return _unwrap(typing.get_args(tp)[0])
+        inner, *meta = typing.get_args(tp)
+        tag = next((m.tag for m in meta if isinstance(m, Tag)), tag)
+        return _unwrap_tagged(inner, tag)
     if origin in (typing.Union, types.UnionType, list, tuple, set, frozenset):
-        return [m for a in typing.get_args(tp) for m in _unwrap(a)]
+        return [m for a in typing.get_args(tp) for m in _unwrap_tagged(a)]
     if origin is dict:
-        return _unwrap(typing.get_args(tp)[1])
+        return _unwrap_tagged(typing.get_args(tp)[1])
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return [tp]
+        return [(tag, tp)]
     return []
 
 
+def _is_dict(tp: Any) -> bool:
+    """Is the annotation a dict (through Annotated and Optional)?"""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _is_dict(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_dict(a) for a in typing.get_args(tp))
+    return origin is dict
+
+
 def _model_at(root: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    current: list[type[BaseModel]] = [root]
+    """The model class at an error path, to list the keys it allows.
+
+    The path holds field names, list indexes, dict keys (a site or server name) and the tags of
+    discriminated unions (files -> 'smb' -> password). Each is followed; the first version went
+    from `sites` straight to the dict's value type and then took the site's name for a field
+    lookup, losing the trail below the first dict (and the allowed keys with it).
+    """
+    current: list[tuple[str | None, type[BaseModel]]] = [(None, root)]
+    key_next = False  # the last field was a dict: this part is one of its keys
     for part in loc:
         if isinstance(part, int):
             continue
-        nxt: list[type[BaseModel]] = []
-        for cls in current:
+        if key_next:
+            key_next = False
+            continue
+        tagged = [(t, cls) for t, cls in current if t is not None and t == part]
+        if tagged:
+            current = tagged
+            continue
+        nxt: list[tuple[str | None, type[BaseModel]]] = []
+        for _, cls in current:
             for name, f in cls.model_fields.items():
                 if part in (name, f.alias):
-                    nxt.extend(_unwrap(f.annotation))
+                    nxt.extend(_unwrap_tagged(f.annotation))
+                    key_next = key_next or _is_dict(f.annotation)
         if not nxt:
-            # a dict key (site or server name): stay on the value type
-            nxt = [m for cls in current for f in cls.model_fields.values() for m in _unwrap(f.annotation)
-                   if typing.get_origin(f.annotation) is dict]
-            if not nxt:
-                return None
+            return None
         current = nxt
-    return current[0] if current else None
+    return current[0][1] if current else None
 
 
 def allowed_keys(cls: type[BaseModel]) -> str:
@@ -70,13 +95,18 @@ def _message(err: dict[str, Any], root: type[BaseModel]) -> str:
         allowed = f"; allowed: {allowed_keys(owner)}" if owner else ""
         return f"unknown key {loc[-1]!r}{allowed}"
     if kind == "missing":
-        return "is required"
+        owner = _model_at(root, loc[:-1])
+        f = owner.model_fields.get(loc[-1]) if owner else None
+        return f"is required ({f.description})" if f is not None and f.description else "is required"
     msg = err["msg"]
     msg = re.sub(r"^(Value|Assertion) error, ", "", msg)
     if kind.endswith("_type") or kind in ("model_type", "dict_type", "list_type"):
         got = type(err.get("input")).__name__
         got = {"NoneType": "nothing", "dict": "a mapping", "list": "a list", "str": "a string", "int": "a number",
                "bool": "true/false", "float": "a number"}.get(got, got)
+        owner = _model_at(root, loc) if kind == "model_type" else None
+        if owner is not None:  # "a valid dictionary or instance of FileEntry" names a class, not the keys
+            return f"expected a mapping with keys: {allowed_keys(owner)} (got {got})"
         return f"{msg.rstrip('.')} (got {got})"
     return msg
 
@@ -115,6 +145,34 @@ def validate(doc: Document, cls: type[M], data: Any = None, prefix: KeyPath = ()
             loc = prefix + _real_loc(payload, tuple(err["loc"]))
             errors.append(doc.error(loc, _message(err, cls)))
         raise (errors[0] if len(errors) == 1 else InputErrors(errors)) from None
+
+
+def number_in(lo: float, hi: float, what: str, *, integer: bool = True, above: bool = False) -> BeforeValidator:
+    """A number from lo to hi (above=True: more than lo), refused with both bounds named.
+
+    pydantic's own ge/le messages name only the bound that was crossed ("Input should be less
+    than or equal to 65535") and its type errors none at all ("unable to parse string as an
+    integer"); the operator needs the whole range.
+    """
+    span = f"more than {lo:g} and at most {hi:g}" if above else f"from {lo:g} to {hi:g}"
+    kind = "a whole number" if integer else "a number"
+
+    def check(v: Any) -> Any:
+        if isinstance(v, str) and re.fullmatch(r"\s*[0-9]{1,12}\s*", v):  # "445" quoted: still a number
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and not isinstance(v, int)):
+            raise ValueError(f"{what} must be {kind} {span} (got {_describe(v)})")
+        if not ((lo < v) if above else (lo <= v)) or not v <= hi:
+            raise ValueError(f"{what} {v if isinstance(v, int) else format(v, 'g')} is out of range: it must be {span}")
+        return v
+
+    return BeforeValidator(check)
+
+
+def _describe(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v) if len(v) <= 40 else repr(v[:40]) + "..."
+    return {type(None): "nothing", dict: "a mapping", list: "a list", bool: "true/false"}.get(type(v), type(v).__name__)
 
 
 def check_timezone(name: str | None) -> str | None:

@@ -19,7 +19,7 @@ from ..secrets import SecretSource
 from ..sms.platforms import Platform
 from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
-from .common import Strict, check_timezone, validate
+from .common import Strict, check_timezone, number_in, validate
 from .manifest import PlatformField
 
 RESERVED_VARS = frozenset({"sms_root", "platform", "platform_name", "platform_folder", "site", "site_code", "server",
@@ -32,17 +32,46 @@ class MockTransport(Strict):
     transport: Literal["mock"] = "mock"
 
 
-Timeout = Annotated[float, Field(gt=0, le=3600, description="seconds any single operation may take")]
-Port = Annotated[int, Field(ge=1, le=65535)]
+Timeout = Annotated[float, number_in(0, 3600, "timeout", integer=False, above=True),
+                    Field(description="seconds any single operation may take")]
+Port = Annotated[int, number_in(1, 65535, "port")]
+
+PASSWORD_HELP = ("passwords are not written in the inventory; use {env: VARIABLE}, {file: PATH} (a file readable "
+                 "only by you) or {prompt: true}")
+
+
+def _password(v: Any) -> Any:
+    # SecretSource refuses a string or a number itself; anything else that is not a mapping
+    # ([hunter2], 1.5) got pydantic's "valid dictionary or instance of SecretSource", which does
+    # not say what to write. Never echo the value: it may be the password.
+    if v is not None and not isinstance(v, (dict, SecretSource)):
+        raise ValueError(PASSWORD_HELP)
+    return v
+
+
+Password = Annotated[SecretSource, BeforeValidator(_password)]
+OptionalPassword = Annotated[SecretSource | None, BeforeValidator(_password)]
+
+
+def _var_value(v: Any) -> Any:
+    # one message instead of pydantic's three (not a string, not an integer, not a boolean)
+    if not isinstance(v, (str, int, bool)):
+        kind = {type(None): "nothing", dict: "a mapping", list: "a list"}.get(type(v), type(v).__name__)
+        raise ValueError(f"a variable is text, a whole number or true/false (got {kind})")
+    return v
+
+
+VarValue = Annotated[str | int | bool, BeforeValidator(_var_value)]
 
 
 class SmbSettings(Strict):
     """An SMB 2/3 connection (smbprotocol). Signing is required unless switched off."""
 
-    host: str
+    host: str = Field(description="the server's DNS name or address")
     port: Port = 445
-    username: str
-    password: SecretSource
+    username: str = Field(description="the account, as user or DOMAIN\\user")
+    password: Password = Field(description="where the password comes from: {env: VARIABLE}, {file: PATH} or "
+                               "{prompt: true}")
     domain: str | None = None
     require_signing: bool = True
     encrypt: bool = False
@@ -68,7 +97,7 @@ class ScmrServices(Strict):
     host: str | None = None
     port: Port | None = None
     username: str | None = None
-    password: SecretSource | None = None
+    password: OptionalPassword = None
     domain: str | None = None
     require_signing: bool = True
     encrypt: bool = False
@@ -81,10 +110,11 @@ class SshSettings(Strict):
     host: str
     port: Port = 22
     username: str
-    password: SecretSource | None = None
+    password: OptionalPassword = None
     key_file: str | None = None
     known_hosts: str | None = Field(default=None, description="default ~/.ssh/known_hosts")
     trust_on_first_use: bool = False
+    allow_agent: bool = Field(default=False, description="also offer the keys of the operator's ssh-agent")
     timeout: Timeout = 30.0
 
 
@@ -109,14 +139,14 @@ def _discriminate(v: Any) -> str | None:
 FilesSpec = Annotated[
     Union[Annotated[MockTransport, Tag("mock")], Annotated[SmbFiles, Tag("smb")], Annotated[SshFiles, Tag("ssh")]],
     Discriminator(_discriminate, custom_error_type="transport",
-                  custom_error_message="files: transport must be one of mock, smb, ssh"),
+                  custom_error_message="transport must be one of mock, smb, ssh"),
     BeforeValidator(_transport),
 ]
 ServicesSpec = Annotated[
     Union[Annotated[MockTransport, Tag("mock")], Annotated[ScmrServices, Tag("scmr")],
           Annotated[SshServices, Tag("ssh")]],
     Discriminator(_discriminate, custom_error_type="transport",
-                  custom_error_message="services: transport must be one of mock, scmr, ssh"),
+                  custom_error_message="transport must be one of mock, scmr, ssh"),
     BeforeValidator(_transport),
 ]
 
@@ -146,11 +176,36 @@ class Server(Strict):
         return f"{drive}:\\" + "\\".join(parts)
 
 
+def _case_duplicate(names: list[str]) -> tuple[str, str] | None:
+    """The first name that repeats an earlier one but for case: (earlier, later)."""
+    seen: dict[str, str] = {}
+    for n in names:
+        if n.casefold() in seen:
+            return seen[n.casefold()], n
+        seen[n.casefold()] = n
+    return None
+
+
+def _check_server_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", name):
+        raise ValueError(f"server name {name!r} must be a NetBIOS name: 1-15 letters, digits, - or _")
+
+
+def _no_case_duplicates(names: list[str], what: str) -> None:
+    dup = _case_duplicate(names)
+    if dup:
+        raise ValueError(f"{what} names {dup[0]!r} and {dup[1]!r} differ only in case; {what} names are "
+                         "case-insensitive (as Windows names are), so each must be distinct")
+
+
 class MockSite(Strict):
     path: str = Field(description="folder holding the mock site, relative to the inventory file")
 
 
 def _code(v: Any) -> Any:
+    if isinstance(v, int) and not isinstance(v, bool):
+        # YAML reads `code: 001` as the number 1: the leading zeros are gone before we see it
+        raise ValueError("a site code is 3 letters or digits written as text; quote a numeric code (code: '001')")
     return v.upper() if isinstance(v, str) else v
 
 
@@ -160,7 +215,7 @@ class Site(Strict):
     timezone: str = "UTC"
     platforms: list[PlatformField] | None = None
     mock: MockSite | None = None
-    vars: dict[str, str | int | bool] = Field(default_factory=dict)
+    vars: dict[str, VarValue] = Field(default_factory=dict)
     servers: dict[str, Server] = Field(min_length=1)
 
     @field_validator("code")
@@ -189,12 +244,8 @@ class Site(Strict):
     @classmethod
     def _server_names(cls, v: dict[str, Server]) -> dict[str, Server]:
         for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", name):
-                raise ValueError(f"server name {name!r} must be a NetBIOS name: 1-15 letters, digits, - or _")
-        lowered = [n.casefold() for n in v]
-        dup = {n for n in lowered if lowered.count(n) > 1}
-        if dup:
-            raise ValueError(f"server names differ only in case: {', '.join(sorted(dup))} (Windows names are case-insensitive)")
+            _check_server_name(name)
+        _no_case_duplicates(list(v), "server")
         return v
 
     @model_validator(mode="after")
@@ -228,6 +279,7 @@ class Inventory(Strict):
         for name in v:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
                 raise ValueError(f"site name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
+        _no_case_duplicates(list(v), "site")  # --site is matched case-insensitively
         return v
 
 
@@ -271,8 +323,38 @@ class LoadedInventory:
         return [SiteRef(k, s, self) for k, s in self.inventory.sites.items()]
 
 
+def _located_name_checks(doc: Document) -> None:
+    """Bad site or server names, reported at the name's own line.
+
+    The models refuse them too, but from inside a validator the error can only point at the
+    `sites:` or `servers:` key, not at the offending name: a NetBIOS-invalid server name, and
+    names differing only in case (at the second one).
+    """
+    sites = doc.data.get("sites") if isinstance(doc.data, dict) else None
+    if not isinstance(sites, dict):
+        return
+    for name, site in sites.items():
+        servers = site.get("servers") if isinstance(site, dict) else None
+        for server in servers if isinstance(servers, dict) else ():
+            try:
+                _check_server_name(server)
+            except ValueError as exc:
+                raise doc.error(("sites", name, "servers", server), str(exc)) from None
+    dup = _case_duplicate(list(sites))
+    if dup:
+        raise doc.error(("sites", dup[1]), f"site {dup[1]!r} differs from site {dup[0]!r} only in case; site names "
+                        "are matched case-insensitively (--site), so each must be distinct")
+    for name, site in sites.items():
+        servers = site.get("servers") if isinstance(site, dict) else None
+        dup = _case_duplicate(list(servers)) if isinstance(servers, dict) else None
+        if dup:
+            raise doc.error(("sites", name, "servers", dup[1]), f"server {dup[1]!r} differs from server {dup[0]!r} "
+                            "only in case; Windows server names are case-insensitive, so each must be distinct")
+
+
 def load_inventory(path: Path | str) -> LoadedInventory:
     doc = load_yaml(path)
+    _located_name_checks(doc)
     inv = validate(doc, Inventory)
     for name, site in inv.sites.items():
         if site.uses_mock() and site.mock is None:

@@ -71,11 +71,12 @@ def version_tuple(text: str) -> tuple[int, ...]:
 
 
 class FileEntry(Strict):
-    name: FileName
-    platform: PlatformField
-    date: DateField
-    time: TimeField
-    size: SizeField
+    # The descriptions are shown when a column is missing ("files[1].date: is required (...)").
+    name: FileName = Field(description="the file name, such as Base.dll")
+    platform: PlatformField = Field(description="the platform as the article spells it, such as I386 or Alpha")
+    date: DateField = Field(description="the date as the article prints it, such as 9/10/99")
+    time: TimeField = Field(description="the time as the article prints it, such as 7:00PM")
+    size: SizeField = Field(description="bytes (254,400) or the article's rounded kilobytes (524KB)")
     version: Annotated[str, _wrap(_version)] | None = None
     sha256: Annotated[str, _wrap(_sha256)] | None = None
 

@@ -10,6 +10,7 @@ all; or a list of server names) and `name:` (a label shown in plans).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -21,7 +22,7 @@ from ..sms import services as sms_services
 from ..sms.platforms import Platform
 from ..templating import TemplateProblem, check_syntax
 from ..yamlsrc import Document, load_yaml
-from .common import Strict, validate
+from .common import Strict, number_in, validate
 from .manifest import FileName, LoadedManifest, PlatformField, load_manifest
 
 SELECTORS = ("site_server", "logon_servers", "helper_servers", "all")
@@ -32,7 +33,20 @@ def _services(v: Any) -> Any:
 
 
 ServiceList = Annotated[list[str], BeforeValidator(_services), Field(min_length=1)]
-Selector = Union[Literal["site_server", "logon_servers", "helper_servers", "all"], list[str]]
+
+
+def _selector(v: Any) -> Any:
+    # One message naming every choice, instead of pydantic's two (one per branch of the union,
+    # neither of which mentions the other).
+    if (isinstance(v, str) and v in SELECTORS) or (isinstance(v, list) and all(isinstance(n, str) for n in v)):
+        return v
+    got = repr(v) if isinstance(v, str) else {dict: "a mapping", list: "a list with a non-name in it",
+                                              type(None): "nothing"}.get(type(v), type(v).__name__)
+    raise ValueError(f"must be one of {', '.join(SELECTORS)}, or a list of server names (got {got})")
+
+
+Selector = Annotated[Union[Literal["site_server", "logon_servers", "helper_servers", "all"], list[str]],
+                     BeforeValidator(_selector)]
 
 
 class _StepBase(Strict):
@@ -68,7 +82,8 @@ class ReplaceStep(_StepBase):
 
 
 class ResetSpec(Strict):
-    timeout: float = Field(default=300.0, gt=0, le=3600, description="seconds to wait for the helper copies")
+    timeout: Annotated[float, number_in(0, 3600, "timeout", integer=False, above=True)] = Field(
+        default=300.0, description="seconds to wait for the helper copies")
 
 
 class ResetStep(Strict):
@@ -76,9 +91,20 @@ class ResetStep(Strict):
     reset_site: ResetSpec
 
 
+def _code(v: Any) -> Any:
+    # The range and the service's codes are checked against Q168682 after validation
+    # (check_control); here only the type, with a message that says what a code is.
+    if isinstance(v, str) and re.fullmatch(r"\s*[0-9]{1,12}\s*", v):
+        return int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ValueError("a control code is a whole number from 128 to 255 (the user-defined service codes of "
+                         "Q168682)")
+    return v
+
+
 class SendcodeSpec(Strict):
     service: str
-    code: int
+    code: Annotated[int, BeforeValidator(_code)]
 
 
 class SendcodeStep(_StepBase):
@@ -94,7 +120,7 @@ STEP_KINDS: dict[str, type[Strict]] = {
 class ServiceDecl(Strict):
     """A non-SMS service a playbook controls, with the user-defined codes it accepts."""
 
-    accepts: list[Annotated[int, Field(ge=128, le=255)]] = Field(default_factory=list)
+    accepts: list[Annotated[int, number_in(128, 255, "control code")]] = Field(default_factory=list)
 
 
 class PlaybookHead(Strict):
@@ -233,6 +259,11 @@ def load_playbook(path: Path | str) -> LoadedPlaybook:
     except InputError as exc:
         if exc.location and exc.location.file == str(manifest_path) and exc.message == "file not found":
             raise doc.error(("manifest",), f"manifest {head.manifest!r} not found (looked at {manifest_path})") from None
+        if exc.location and exc.location.file == str(manifest_path) and exc.location.line is None:
+            # the manifest could not be opened at all (`manifest: ''` or a folder, unreadable): the
+            # mistake is this line of the playbook, and the error had no line to point at
+            raise doc.error(("manifest",), f"manifest {head.manifest!r} ({manifest_path}): {exc.message}; "
+                            "expected the manifest YAML file, relative to this playbook") from None
         raise
     if manifest.manifest.kb != head.kb.strip().upper():
         errors.append(doc.error(("manifest",), f"the manifest is for {manifest.manifest.kb}, the playbook for {head.kb}"))

@@ -20,10 +20,15 @@ class AttrError(ValueError):
     pass
 
 
+MAX_SIZE_DIGITS = 15  # 999 TB; also keeps int() clear of Python's 4,300-digit limit (a bare ValueError)
+
+
 _MONTHS = [calendar.month_name[i] for i in range(13)]
 
 
 def _check_day(y: int, m: int, d: int, text: str) -> date:
+    if not 1 <= y <= 9999:  # date() would say only "year 0 is out of range"
+        raise AttrError(f"date {text!r} has year {y}; years are 1-9999 (two-digit years: 30-99 are 19xx, 00-29 20xx)")
     if not 1 <= m <= 12:
         raise AttrError(f"date {text!r} has month {m}; months are 1-12")
     last = calendar.monthrange(y, m)[1]
@@ -99,8 +104,10 @@ def parse_size(value: object) -> SizeSpec:
     if isinstance(value, bool):
         raise AttrError("size must be a number of bytes or kilobytes, not true/false")
     if isinstance(value, int):
+        if abs(value) >= 10**MAX_SIZE_DIGITS:  # before printing it: str() of a huge int is itself an error
+            raise AttrError(f"size has more than {MAX_SIZE_DIGITS} digits; a file size has at most {MAX_SIZE_DIGITS}")
         if value < 0:
-            raise AttrError(f"size {value} is negative")
+            raise AttrError(f"size {value} is negative; write bytes (254,400 or 254400) or rounded kilobytes (524KB)")
         return SizeSpec(value, "B")
     text = str(value).strip()
     m = re.fullmatch(r"(\d[\d,]*)\s*(KB|K|kb|Kb|k)", text)
@@ -115,7 +122,11 @@ def parse_size(value: object) -> SizeSpec:
 def _digits(group: str, text: str) -> str:
     if "," in group and not re.fullmatch(r"\d{1,3}(,\d{3})+", group):
         raise AttrError(f"size {text!r} has misplaced thousands separators")
-    return group.replace(",", "")
+    digits = group.replace(",", "")
+    if len(digits) > MAX_SIZE_DIGITS:
+        raise AttrError(f"size {text[:40]!r}{'...' if len(text) > 40 else ''} has {len(digits):,} digits; a file size "
+                        f"has at most {MAX_SIZE_DIGITS}")
+    return digits
 
 
 def format_date(d: date) -> str:
