@@ -1,0 +1,194 @@
+r"""ServiceTransport over MS-SCMR on \pipe\svcctl (pypsexec's SCMRApi), on the server's SMB session.
+
+When the server's files are on SMB, the service transport rides on the same SmbLink (one
+logon, one TCP connection); otherwise it opens its own from the scmr spec. Each RPC is an
+SMB operation bounded by the spec's timeout; stop and start then poll QueryServiceStatus
+until the service reaches its final state, up to the step's own timeout (1053 after that).
+
+Windows' answers are the contract: 1060 unknown service, 1062 stop of a stopped service,
+1056 start of a running one, 1052 a control code the service does not accept. Samba's SCM
+stops a stopped service without complaint, so stop() asks for the state first and answers
+1062 itself, as Windows would.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+from pypsexec.exceptions import PypsexecException, SCMRException
+from pypsexec.scmr import ControlCode, CurrentState, DesiredAccess, SCMRApi
+from pypsexec.scmr import ControlsAccepted as Accepts
+
+from ..model.inventory import ScmrServices as ScmrSpec
+from ..model.inventory import SmbFiles as SmbFilesSpec
+from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
+from .connect import ConnectContext, register_services
+from .smb import shared_link
+from .smbconn import SmbLink, SmbOptions
+
+STATES = {
+    CurrentState.SERVICE_STOPPED: STOPPED,
+    CurrentState.SERVICE_START_PENDING: "start_pending",
+    CurrentState.SERVICE_STOP_PENDING: "stop_pending",
+    CurrentState.SERVICE_RUNNING: RUNNING,
+    CurrentState.SERVICE_CONTINUE_PENDING: "continue_pending",
+    CurrentState.SERVICE_PAUSE_PENDING: "pause_pending",
+    CurrentState.SERVICE_PAUSED: "paused",
+}
+QUERY = DesiredAccess.SERVICE_QUERY_STATUS
+POLL_FIRST, POLL_MAX = 0.05, 1.0  # QueryServiceStatus polling: SCMR has no wait, so back off from 50 ms
+
+
+class ScmrServiceTransport:
+    def __init__(self, server: str, link: SmbLink, *, timeout: float | None = None, owns_link: bool = False):
+        self.server = server
+        self.link = link
+        self.timeout = timeout or link.timeout
+        self._owns_link = owns_link
+        self._api: SCMRApi | None = None
+        self._scm: bytes | None = None
+        self._generation = -1
+        self._handles: dict[tuple[str, int], bytes] = {}
+
+    def __repr__(self) -> str:
+        return f"ScmrServiceTransport({self.server}, {self.link.options.where})"
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _op(self, what: str) -> AbstractContextManager[SmbLink]:
+        return self.link.op(what, None, self.timeout, server=self.server)
+
+    def _rpc(self) -> SCMRApi:
+        """The bound svcctl pipe and SCM handle of the current session (inside an op)."""
+        if self._api is None or self._generation != self.link.generation:
+            self._handles.clear()
+            api = SCMRApi(self.link.session)
+            with self.link.signed_tree_connects():  # SCMRApi.open() connects to IPC$
+                api.open()
+            self._scm = api.open_sc_manager_w(self.link.options.host, None, DesiredAccess.SC_MANAGER_CONNECT)
+            self._api, self._generation = api, self.link.generation
+        return self._api
+
+    def _call(self, name: str, action: str, fn: Any, *args: Any) -> Any:
+        try:
+            return fn(*args)
+        except SCMRException as exc:
+            raise service_error(exc.return_code, name, self.server, action) from None
+        except PypsexecException as exc:  # a malformed or fault answer on the RPC level
+            raise TargetError(f"{action} {name}: the service control manager answered: {exc}",
+                              server=self.server) from exc
+
+    def _handle(self, name: str, access: int, action: str) -> bytes:
+        api = self._rpc()
+        key = (name.casefold(), access)
+        if key not in self._handles:
+            self._handles[key] = self._call(name, action, api.open_service_w, self._scm, name, access)
+        return self._handles[key]
+
+    def _status(self, name: str, handle: bytes, action: str) -> ServiceStatus:
+        raw = self._call(name, action, self._rpc().query_service_status, handle)
+        state = STATES.get(raw["current_state"].get_value(), "unknown")
+        accepts = raw["controls_accepted"].get_value()
+        extra = {"win32_exit_code": str(raw["win32_exit_code"].get_value()),
+                 "service_exit_code": str(raw["service_specified_exit_code"].get_value())}
+        return ServiceStatus(name, state, None, bool(accepts & Accepts.SERVICE_ACCEPT_STOP), extra)
+
+    def _wait(self, name: str, access: int, want: str, timeout: float, action: str) -> ServiceStatus:
+        deadline = time.monotonic() + timeout
+        delay = POLL_FIRST
+        while True:
+            with self._op(f"{action} {name}"):
+                st = self._status(name, self._handle(name, access, action), action)
+            if st.state == want:
+                return st
+            if want == RUNNING and st.state == STOPPED:
+                code = int(st.extra["win32_exit_code"]) or 1053
+                raise TargetError(f"{action} {name}: the service stopped while starting (exit code "
+                                  f"{st.extra['win32_exit_code']}, service exit code {st.extra['service_exit_code']})",
+                                  server=self.server, winerror=code)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                err = service_error(1053, name, self.server, action)
+                err.detail += f" (still {st.state} after {timeout:g} s)"
+                raise err
+            time.sleep(min(delay, left))  # no notification in SCMR short of RNotifyServiceStatusChange
+            delay = min(delay * 2, POLL_MAX)
+
+    # --- ServiceTransport -------------------------------------------------------------------
+
+    def query(self, name: str) -> ServiceStatus:
+        with self._op(f"query {name}"):
+            return self._status(name, self._handle(name, QUERY, "query"), "query")
+
+    def stop(self, name: str, timeout: float = 60.0) -> ServiceStatus:
+        access = QUERY | DesiredAccess.SERVICE_STOP
+        with self._op(f"stop {name}"):
+            handle = self._handle(name, access, "stop")
+            st = self._status(name, handle, "stop")
+            if st.state == STOPPED:
+                raise service_error(1062, name, self.server, "stop")
+            if st.state != "stop_pending":
+                self._call(name, "stop", self._rpc().control_service, handle, ControlCode.SERVICE_CONTROL_STOP)
+        return self._wait(name, access, STOPPED, timeout, "stop")
+
+    def start(self, name: str, timeout: float = 60.0) -> ServiceStatus:
+        access = QUERY | DesiredAccess.SERVICE_START
+        with self._op(f"start {name}"):
+            handle = self._handle(name, access, "start")
+            self._call(name, "start", self._rpc().start_service_w, handle)
+        return self._wait(name, access, RUNNING, timeout, "start")
+
+    def control(self, name: str, code: int) -> None:
+        # codes 128-255 need SERVICE_USER_DEFINED_CONTROL on the handle, or the SCM answers 5
+        access = QUERY | DesiredAccess.SERVICE_USER_DEFINED_CONTROL
+        with self._op(f"control {code} {name}"):
+            handle = self._handle(name, access, f"control {code}")
+            self._call(name, f"control {code}", self._rpc().control_service, handle, code)
+
+    def close(self) -> None:
+        api, self._api = self._api, None
+        try:
+            if api is not None and self.link.is_current(self._generation):  # never reconnect just to close
+                with self._op("close the service control manager"):
+                    for handle in [*self._handles.values(), self._scm]:
+                        try:
+                            api.close_service_handle_w(handle)
+                        except SCMRException:
+                            pass
+                    api.close()
+        except TargetError:
+            pass  # closing is best effort: the session's end releases the handles anyway
+        finally:
+            self._handles.clear()
+            if self._owns_link:
+                self.link.close()
+
+
+# --- from the inventory ------------------------------------------------------------------
+
+
+@register_services("scmr")
+def _scmr_services(ctx: ConnectContext, files: Any) -> ScmrServiceTransport:
+    spec = ctx.server.services
+    assert isinstance(spec, ScmrSpec)
+    base = ctx.server.files if isinstance(ctx.server.files, SmbFilesSpec) else None
+    given = spec.model_fields_set
+
+    def pick(field: str) -> Any:
+        """The scmr spec's own setting when given, else the SMB file transport's (one session for both)."""
+        if field in given or base is None:
+            return getattr(spec, field)
+        return getattr(base, field)
+
+    host = spec.host or (base.host if base else None)
+    same_host = base is not None and host == base.host
+    port = spec.port or (base.port if same_host else 445)
+    username = spec.username or (base.username if base else None)
+    password = spec.password or (base.password if base else None)
+    assert host and username and password, "the inventory model requires them"
+    options = SmbOptions(host, port, username, pick("domain"), pick("require_signing"), pick("encrypt"))
+    timeout = pick("timeout")
+    link = shared_link(ctx, options, password, timeout)
+    return ScmrServiceTransport(ctx.name, link, timeout=timeout)
