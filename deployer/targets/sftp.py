@@ -1,0 +1,568 @@
+r"""FileTransport over SFTP, for Windows servers running OpenSSH.
+
+RelPaths (`Site.srv\X86.BIN\Base.dll`) become the inventory's `root` plus '/'-joined
+components (`/C:/SMS/Site.srv/X86.BIN/Base.dll`, as Windows OpenSSH names paths).
+
+Windows semantics, where SFTP alone would differ:
+  - names match case-insensitively and keep their stored case: the exact name is tried
+    first (Windows OpenSSH already matches any case), and on a miss the folder is listed
+    and matched with casefold, so a Linux test host behaves the same;
+  - a read-only file cannot be written, replaced, deleted or re-timed (AccessDenied), even
+    where the server's account could (root on Linux; Windows refuses administrators too);
+  - a missing folder on the way is PathNotFound, a missing last component NotFound.
+
+SFTP version 3 (what OpenSSH speaks) carries write times in whole seconds; KB tables give
+minutes, and deployer compares what it reads back through the same transport.
+
+Where the server offers them (OpenSSH's sftp-server does, Windows OpenSSH's too), replace
+is one posix-rename@openssh.com (atomic, but see rename() for old Windows builds), writes
+end with fsync@openssh.com, and copy runs on the server with copy-data; the fallback of
+each is explained where it is used.
+"""
+
+from __future__ import annotations
+
+import functools
+import stat as st
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, TypeVar
+
+import paramiko
+from paramiko.sftp import (
+    SFTP_BAD_MESSAGE,
+    SFTP_CONNECTION_LOST,
+    SFTP_FLAG_APPEND,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_READ,
+    SFTP_FLAG_TRUNC,
+    SFTP_FLAG_WRITE,
+    SFTP_NO_CONNECTION,
+    SFTP_NO_SUCH_FILE,
+    SFTP_OP_UNSUPPORTED,
+    SFTP_PERMISSION_DENIED,
+)
+from paramiko.sftp_attr import SFTPAttributes
+
+from .. import winpath
+from ..errors import InputError
+from .base import (
+    CHUNK,
+    AccessDenied,
+    AlreadyExists,
+    ConnectionLost,
+    DiskFull,
+    FileStat,
+    NotADirectory,
+    NotFound,
+    PathNotFound,
+    TargetError,
+    TransportTimeout,
+    makedirs_via,
+    sha256_of,
+)
+from .sftpsession import SftpSession, SftpStatusError
+from .sshconn import SshConnection
+
+LOW_SPACE = 1 << 20  # after a failed write, less free space than this means the disk is full
+T = TypeVar("T")
+
+
+@dataclass
+class _Found:
+    path: str  # the remote path
+    attrs: SFTPAttributes | None  # None: nothing there (only with want_parent)
+    name: str  # the last component, as stored where that was looked up
+
+    @property
+    def is_dir(self) -> bool:
+        return self.attrs is not None and st.S_ISDIR(self.attrs.st_mode or 0)
+
+    @property
+    def readonly(self) -> bool:
+        return self.attrs is not None and not ((self.attrs.st_mode or 0) & st.S_IWUSR)
+
+
+def _changes_folders(method: Callable[..., T]) -> Callable[..., T]:
+    """The method adds, removes or renames entries: forget what was listed of their folders."""
+
+    @functools.wraps(method)
+    def wrapper(self: "SftpFiles", *args: object, **kwargs: object) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self._forget(*(a for a in args if isinstance(a, str)))
+
+    return wrapper
+
+
+class SftpFiles:
+    """FileTransport for one server's SMS root over SFTP."""
+
+    def __init__(self, server: str, conn: SshConnection, root: str):
+        self.server = server
+        self.conn = conn
+        self.root = root.rstrip("/") or "/"
+        self._sftp: SftpSession | None = None
+        self._generation = -1
+        self._folds_case: bool | None = None
+        # Stored names per folder, as last listed: {casefold(folder RelPath): (remote folder,
+        # {casefold: name})}. A hint only: a name found through it is confirmed with lstat, a
+        # name is declared missing only after a fresh listing, and deployer's own changes
+        # forget the folder.
+        self._folders: dict[str, tuple[str, dict[str, str]]] = {}
+
+    # --- session ----------------------------------------------------------------------------
+
+    def _session(self) -> SftpSession:
+        self.conn.transport()  # reconnects if the connection dropped (and bumps its generation)
+        if self._sftp is not None and self._generation == self.conn.generation and not self._sftp.sock.closed:
+            return self._sftp
+        self._drop()
+        chan = self.conn.open_channel("SFTP")
+        with self.conn.bounded("starting SFTP", chan.close):
+            chan.invoke_subsystem("sftp")
+            sftp = SftpSession(chan)
+        self._sftp, self._generation = sftp, self.conn.generation
+        with self._guard("ask the SFTP server's limits", ""):
+            sftp.use_limits()
+        return sftp
+
+    def _drop(self) -> None:
+        """Forget the SFTP session (after a timeout its byte stream may be cut mid-packet)."""
+        if self._sftp is not None:
+            try:
+                self._sftp.sock.close()
+            except Exception:  # it is being thrown away
+                pass
+        self._sftp = None
+        self._folds_case = None
+        self._folders = {}
+
+    def close(self) -> None:
+        self._drop()
+
+    # --- errors -------------------------------------------------------------------------------
+
+    def _err(self, cls: type[TargetError], msg: str, rel: str, winerror: int | None = None) -> TargetError:
+        return cls(msg, server=self.server, path=rel or "(SMS root)", winerror=winerror)
+
+    @contextmanager
+    def _guard(self, op: str, rel: str) -> Iterator[None]:
+        try:
+            yield
+        except TargetError:
+            raise
+        except SftpStatusError as exc:
+            raise self._status_error(exc, op, rel) from None
+        except TimeoutError:
+            self._drop()
+            raise self._err(TransportTimeout, f"{op}: no answer from {self.conn.where} within "
+                                              f"{self.conn.timeout:g} s", rel) from None
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            self._drop()
+            raise self._err(ConnectionLost, f"{op}: the SSH connection to {self.conn.where} was lost "
+                                            f"({exc or type(exc).__name__})", rel) from None
+
+    def _status_error(self, exc: SftpStatusError, op: str, rel: str) -> TargetError:
+        if exc.code == SFTP_NO_SUCH_FILE:
+            return self._err(NotFound, "the system cannot find the file specified", rel)
+        if exc.code == SFTP_PERMISSION_DENIED:
+            # Windows OpenSSH reports a file held open by a running service this way too:
+            # SFTP version 3 has no status for a sharing violation
+            return self._err(AccessDenied, f"access is denied ({op}; on Windows also: the file is in use)", rel)
+        if exc.code in (SFTP_NO_CONNECTION, SFTP_CONNECTION_LOST):
+            self._drop()
+            return self._err(ConnectionLost, f"{op}: the server lost its connection ({exc.text})", rel)
+        if exc.code == SFTP_OP_UNSUPPORTED:
+            return self._err(TargetError, f"{op}: the SFTP server does not support this ({exc.text})", rel, 50)
+        if exc.code == SFTP_BAD_MESSAGE:
+            return self._err(TargetError, f"{op}: the server refused the request as malformed ({exc.text}); "
+                                          "a name may be too long or invalid", rel, 123)
+        # SFTP_FAILURE: OpenSSH's sftp-server sends it for every errno it has no status for
+        # (ENOSPC, EEXIST, ENOTEMPTY...): callers look closer where that matters
+        return self._err(TargetError, f"{op}: the server reported a failure ({exc.text})", rel)
+
+    @contextmanager
+    def _writing(self, op: str, rel: str, folder: str) -> Iterator[None]:
+        """_guard for writes: SFTP version 3 reports a full disk only as "Failure", so a
+        generic failure is checked against the free space."""
+        try:
+            with self._guard(op, rel):
+                yield
+        except TargetError as exc:
+            if type(exc) is TargetError and exc.winerror == 0 and self._sftp is not None:
+                with self._guard("check the free space", rel):
+                    free = self._sftp.free_bytes(folder)
+                if free is not None and free < LOW_SPACE:
+                    raise self._err(DiskFull, f"there is not enough space on the disk ({op}; {free:,} bytes "
+                                              "free on the server)", rel) from None
+            raise
+
+    # --- paths --------------------------------------------------------------------------------
+
+    def _join(self, parts: list[str]) -> str:
+        if not parts:
+            return self.root
+        return ("" if self.root == "/" else self.root) + "/" + "/".join(parts)
+
+    def _parts(self, rel: str) -> list[str]:
+        parts = winpath.split(rel)
+        for p in parts:
+            if p in (".", ".."):
+                raise InputError(f"path {rel!r} contains {p!r}; paths stay below the SMS root")
+        return parts
+
+    def _lstat(self, path: str) -> SFTPAttributes | None:
+        try:
+            return self._session().lstat(path)
+        except SftpStatusError as exc:
+            if exc.code == SFTP_NO_SUCH_FILE:  # also for a file on the way (ENOTDIR)
+                return None
+            raise
+
+    def folds_case(self) -> bool:
+        """Whether the server matches names case-insensitively (Windows); asked once per session."""
+        if self._folds_case is None:
+            # a root without letters cannot tell: then names are matched by listing, which is
+            # right on either kind of server
+            swapped = self.root.swapcase()
+            self._folds_case = swapped != self.root and self._lstat(swapped) is not None
+        return self._folds_case
+
+    def _find(self, rel: str, *, want_parent: bool = False, stored: bool = False) -> _Found:
+        with self._guard("look up", rel):
+            return self._lookup(rel, self._parts(rel), want_parent, stored)
+
+    def _lookup(self, rel: str, parts: list[str], want_parent: bool, stored: bool) -> _Found:
+        path = self._join(parts)
+        attrs = self._lstat(path)
+        if attrs is not None:
+            name = parts[-1] if parts else ""
+            if parts and stored and self.folds_case():
+                # the server matched whatever case we asked with; its listing has the stored one
+                name = self._names(parts[:-1], self._join(parts[:-1]), name).get(name.casefold(), name)
+            return self._no_links(_Found(path, attrs, name), rel)
+        if not parts:
+            raise self._err(PathNotFound, f"the SMS root {self.root} does not exist on the server", rel)
+        name = parts[-1]
+        if not self.folds_case():
+            # the spelling this folder had last time: one lstat instead of a listing
+            seen = self._folders.get(_key(parts[:-1]))
+            if seen and name.casefold() in seen[1]:
+                candidate = f"{seen[0].rstrip('/')}/{seen[1][name.casefold()]}"
+                attrs = self._lstat(candidate)
+                if attrs is not None:
+                    return self._no_links(_Found(candidate, attrs, seen[1][name.casefold()]), rel)
+        here = "\\".join(parts[:-1])
+        try:
+            parent = self._lookup(rel, parts[:-1], False, False)
+        except NotFound:
+            raise self._err(PathNotFound, f"the system cannot find the path specified ({here} is missing)",
+                            rel) from None
+        if not parent.is_dir:
+            raise self._err(PathNotFound, f"the system cannot find the path specified ({here} is a file, not a "
+                            "folder)", rel)
+        if not self.folds_case():  # a case-folding server has looked in every case already
+            entries = self._entries(parent.path)
+            self._remember(parts[:-1], parent.path, entries)
+            matches = [e for e in entries if e.filename.casefold() == name.casefold()]
+            if len(matches) > 1:
+                raise self._err(TargetError, f"{len(matches)} entries differ only in case "
+                                f"({', '.join(e.filename for e in matches)}); a Windows folder cannot hold them", rel)
+            if matches:
+                found = _Found(f"{parent.path.rstrip('/')}/{matches[0].filename}", matches[0], matches[0].filename)
+                return self._no_links(found, rel)
+        if want_parent:
+            return _Found(f"{parent.path.rstrip('/')}/{name}", None, name)
+        raise self._err(NotFound, "the system cannot find the file specified", rel)
+
+    def _remember(self, folder: list[str], remote: str, entries: list[SFTPAttributes]) -> dict[str, str]:
+        names = {e.filename.casefold(): e.filename for e in entries}
+        self._folders[_key(folder)] = (remote, names)
+        return names
+
+    def _names(self, folder: list[str], remote: str, need: str) -> dict[str, str]:
+        seen = self._folders.get(_key(folder))
+        if seen and need.casefold() in seen[1]:
+            return seen[1]
+        return self._remember(folder, remote, self._entries(remote))
+
+    def _forget(self, *rels: str) -> None:
+        for rel in rels:
+            self._folders.pop(_key(winpath.split(rel)[:-1]), None)
+
+    def _no_links(self, found: _Found, rel: str) -> _Found:
+        if found.attrs is not None and st.S_ISLNK(found.attrs.st_mode or 0):
+            raise self._err(AccessDenied, "links are not followed below the SMS root", rel)
+        return found
+
+    def _entries(self, path: str) -> list[SFTPAttributes]:
+        return [e for e in self._session().listdir_attr(path) if e.filename not in (".", "..")]
+
+    @staticmethod
+    def _stat_of(name: str, attrs: SFTPAttributes) -> FileStat:
+        is_dir = st.S_ISDIR(attrs.st_mode or 0)
+        return FileStat(name, 0 if is_dir else int(attrs.st_size or 0), int(attrs.st_mtime or 0) * 10**9, is_dir,
+                        not ((attrs.st_mode or 0) & st.S_IWUSR))
+
+    def _refuse_readonly(self, found: _Found, rel: str) -> None:
+        if found.attrs is not None and not found.is_dir and found.readonly:
+            raise self._err(AccessDenied, "access is denied (the file is read-only)", rel)
+
+    def _close_quietly(self, handle: bytes) -> None:
+        """Close a handle after a failure that is already being reported."""
+        if self._sftp is not None:
+            try:
+                self._sftp.close_handle(handle)
+            except Exception:
+                pass
+
+    # --- FileTransport: reading ---------------------------------------------------------------
+
+    def stat(self, path: str) -> FileStat | None:
+        try:
+            found = self._find(path, stored=True)
+        except NotFound:
+            return None
+        assert found.attrs is not None
+        return self._stat_of(found.name, found.attrs)
+
+    def listdir(self, path: str) -> list[FileStat]:
+        found = self._find(path)
+        if not found.is_dir:
+            raise self._err(NotADirectory, "is a file, not a folder", path)
+        with self._guard("list the folder", path):
+            entries = self._entries(found.path)
+        return sorted((self._stat_of(e.filename, e) for e in entries), key=lambda s: s.name.casefold())
+
+    def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        found = self._find(path)
+        if found.is_dir:
+            raise self._err(AccessDenied, "is a folder, not a file", path)
+        with self._guard("open the file for reading", path):
+            sftp = self._session()
+            handle = sftp.open_handle(found.path, SFTP_FLAG_READ)
+        done = False
+        try:
+            with self._guard("read the file", path):
+                size = int(sftp.fstat_handle(handle).st_size or 0)
+                yield from sftp.read_pipelined(handle, size, chunk)
+            with self._guard("close the file", path):
+                sftp.close_handle(handle)
+            done = True
+        finally:
+            if not done:  # failed, or the reader stopped early
+                self._close_quietly(handle)
+
+    def sha256(self, path: str) -> str:
+        # OpenSSH has no hashing extension (check-file is not implemented): the file is
+        # streamed through deployer, pipelined
+        return sha256_of(self.read_chunks(path))
+
+    # --- FileTransport: writing ---------------------------------------------------------------
+
+    @_changes_folders
+    def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
+        found = self._find(path, want_parent=True)
+        if found.attrs is not None:
+            if exclusive:
+                raise self._err(AlreadyExists, "the file exists", path)
+            if found.is_dir:
+                raise self._err(AccessDenied, "is a folder, not a file", path)
+            self._refuse_readonly(found, path)
+        flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | (SFTP_FLAG_EXCL if exclusive else SFTP_FLAG_TRUNC)
+        handle = self._create(found, flags, path)
+        with self._writing("write the file", path, _folder(found.path)):
+            try:
+                written = self._session().write_pipelined(handle, chunks)
+                self._session().fsync(handle)
+            except BaseException:
+                self._close_quietly(handle)
+                raise
+            self._session().close_handle(handle)
+        return written
+
+    def _create(self, found: _Found, flags: int, rel: str) -> bytes:
+        try:
+            with self._writing("create the file", rel, _folder(found.path)):
+                return self._session().open_handle(found.path, flags)
+        except TargetError as exc:
+            # EEXIST is a plain "Failure" in SFTP version 3: look
+            if type(exc) is TargetError and flags & SFTP_FLAG_EXCL and self._lstat_quiet(found.path) is not None:
+                raise self._err(AlreadyExists, "the file exists (created meanwhile)", rel) from None
+            raise
+
+    @_changes_folders
+    def append(self, path: str, data: bytes) -> None:
+        found = self._find(path, want_parent=True)
+        if found.is_dir:
+            raise self._err(AccessDenied, "is a folder, not a file", path)
+        handle = self._create(found, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND, path)
+        with self._writing("append to the file", path, _folder(found.path)):
+            sftp = self._session()
+            try:
+                # OpenSSH writes at the end of a handle opened to append whatever the offset;
+                # a server that does not gets the current end of the file
+                sftp.write_pipelined(handle, [data], int(sftp.fstat_handle(handle).st_size or 0))
+                sftp.fsync(handle)  # the journal's records must survive a crash of the server
+            except BaseException:
+                self._close_quietly(handle)
+                raise
+            sftp.close_handle(handle)
+
+    @_changes_folders
+    def copy(self, src: str, dst: str) -> None:
+        s = self._find(src)
+        if s.is_dir:
+            raise self._err(AccessDenied, "is a folder, not a file", src)
+        d = self._find(dst, want_parent=True)
+        if d.is_dir:
+            raise self._err(AccessDenied, "is a folder, not a file", dst)
+        self._refuse_readonly(d, dst)
+        assert s.attrs is not None
+        with self._guard("open the file to copy", src):
+            h_src = self._session().open_handle(s.path, SFTP_FLAG_READ)
+        try:
+            h_dst = self._create(d, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC, dst)
+            with self._writing("copy the file", dst, _folder(d.path)):
+                sftp = self._session()
+                try:
+                    if sftp.offers("copy-data"):
+                        sftp.copy_data(h_src, h_dst)  # on the server: nothing crosses the network
+                    else:
+                        # Plain SFTP cannot copy on the server. A copy command over the same
+                        # connection would need to know the server's shell (cmd.exe, PowerShell
+                        # or sh), turn the SFTP root into a drive path and quote names for that
+                        # shell; streaming through deployer is slower but says what it does.
+                        size = int(sftp.fstat_handle(h_src).st_size or 0)
+                        sftp.write_pipelined(h_dst, sftp.read_pipelined(h_src, size, 1 << 20))
+                    sftp.fsync(h_dst)
+                except BaseException:
+                    self._close_quietly(h_dst)
+                    raise
+                sftp.close_handle(h_dst)
+                # CopyFile keeps the last write time: so does this
+                sftp.utime(d.path, (int(s.attrs.st_atime or s.attrs.st_mtime or 0), int(s.attrs.st_mtime or 0)))
+        finally:
+            self._close_quietly(h_src)
+
+    @_changes_folders
+    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+        s = self._find(src)
+        d = self._find(dst, want_parent=True, stored=True)
+        same = d.path == s.path or (self.folds_case() and d.path.casefold() == s.path.casefold())
+        if d.attrs is not None and same:
+            # the same entry (the names differ only in case): nothing to move. Renaming a file
+            # onto itself would even delete it on older Windows OpenSSH (Win32-OpenSSH #1849)
+            return
+        if d.attrs is None:
+            with self._guard("rename", dst):
+                # plain RENAME: OpenSSH refuses to overwrite a target created meanwhile
+                self._session().rename(s.path, d.path)
+            return
+        if not replace:
+            raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
+        if d.is_dir:
+            raise self._err(AccessDenied, "cannot replace a folder", dst)
+        self._refuse_readonly(d, dst)
+        with self._guard("replace", dst):
+            if self._session().offers("posix-rename@openssh.com"):
+                # rename(2) on POSIX; on Windows OpenSSH MoveFileEx(MOVEFILE_REPLACE_EXISTING),
+                # which replaces in one step and refuses a file a running service has loaded.
+                # Builds before PowerShell/openssh-portable#438 (2020; Windows 10's in-box 7.7)
+                # delete the target first and then rename: not atomic, though a file in use is
+                # still refused. deployer's backup of the file covers that window.
+                self._session().posix_rename(s.path, d.path)
+            else:
+                self._replace_in_two_steps(s.path, d.path)
+
+    def _replace_in_two_steps(self, src: str, dst: str) -> None:
+        """Replace without posix-rename: SFTP version 3's RENAME refuses an existing target.
+
+        The old file steps aside under a unique name, the new one takes its place, the old
+        one is deleted. Not atomic: for a moment nothing is at `dst`, but both contents exist
+        under some name at every instant, and if the second step fails the old file goes
+        back.
+        """
+        sftp = self._session()
+        aside = f"{dst}.~old-{uuid.uuid4().hex[:8]}"
+        sftp.rename(dst, aside)
+        try:
+            sftp.rename(src, dst)
+        except BaseException:
+            sftp.rename(aside, dst)
+            raise
+        try:
+            sftp.remove(aside)
+        except SftpStatusError:
+            pass  # the replace is done; a leftover .~old- file is harmless and named for what it is
+
+    @_changes_folders
+    def remove(self, path: str) -> None:
+        found = self._find(path)
+        if found.is_dir:
+            raise self._err(AccessDenied, "is a folder; use rmdir", path)
+        self._refuse_readonly(found, path)
+        with self._guard("delete the file", path):
+            self._session().remove(found.path)
+
+    @_changes_folders
+    def rmdir(self, path: str) -> None:
+        found = self._find(path)
+        if not found.is_dir:
+            raise self._err(NotADirectory, "is a file, not a folder", path)
+        try:
+            with self._guard("remove the folder", path):
+                self._session().rmdir(found.path)
+        except TargetError as exc:
+            if type(exc) is TargetError:  # ENOTEMPTY is a plain "Failure" in SFTP version 3
+                with self._guard("list the folder", path):
+                    left = self._entries(found.path)
+                if left:
+                    raise self._err(TargetError, f"the directory is not empty ({len(left)} entries)", path,
+                                    145) from None
+            raise
+
+    @_changes_folders
+    def mkdir(self, path: str) -> None:
+        found = self._find(path, want_parent=True)
+        if found.attrs is not None:
+            raise self._err(AlreadyExists, "cannot create a file when that file already exists", path)
+        try:
+            with self._guard("create the folder", path):
+                self._session().mkdir(found.path)
+        except TargetError as exc:
+            if type(exc) is TargetError and self._lstat_quiet(found.path) is not None:
+                raise self._err(AlreadyExists, "cannot create a file when that file already exists", path) from None
+            raise
+
+    def makedirs(self, path: str) -> None:
+        makedirs_via(self, path)
+
+    def set_mtime(self, path: str, mtime_ns: int) -> None:
+        found = self._find(path)
+        self._refuse_readonly(found, path)
+        seconds = mtime_ns // 10**9  # SFTP version 3 carries whole seconds
+        if not 0 <= seconds < 2**32:
+            raise self._err(TargetError, "SFTP sets write times from 1970 to 2106 only", path, 87)
+        assert found.attrs is not None
+        with self._guard("set the write time", path):
+            self._session().utime(found.path, (int(found.attrs.st_atime or seconds), seconds))
+
+    def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
+        try:
+            with self._guard("look up", path):
+                return self._lstat(path)
+        except TargetError:
+            return None
+
+
+def _key(folder: list[str]) -> str:
+    return "\\".join(folder).casefold()
+
+
+def _folder(remote: str) -> str:
+    return remote.rsplit("/", 1)[0] or "/"
