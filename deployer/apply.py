@@ -107,6 +107,7 @@ class Runner:
             self.say(f"FAILED: {reason}")
             self.say("Rolling back...")
             try:
+                failpoints.hit("apply.rollback")
                 self.journal.write("failed", error=reason)
             except Exception as jexc:  # the journal itself may be what failed; undo anyway
                 self.say(f"  (could not journal the failure: {jexc})")
@@ -149,9 +150,8 @@ class Runner:
         ep = self.ep(a.server)
         temp = temp_path(a.path, self.run)
         self.journal.write("staged", action=a.number, server=a.server, temp=temp)
-        src = Path(a.source)
-        with open(src, "rb") as fh:
-            ep.files.write_file(temp, iter(lambda: fh.read(1 << 20), b""), exclusive=True)
+        with open(Path(a.source), "rb") as fh:
+            ep.files.write_file(temp, _chunks(fh, f"apply.stage.{a.number}.midcopy"), exclusive=True)
         failpoints.hit(f"apply.stage.{a.number}.written")
         ep.files.set_mtime(temp, a.new.mtime_ns)
         got = current(ep, temp)
@@ -218,6 +218,16 @@ class Runner:
             bad = [f"{f.server} {f.path}: {f.status} {f.detail}".strip() for f in report.files if not f.passed]
             raise VerificationFailed("verification after the run failed: " + "; ".join(bad))
         return report
+
+
+def _chunks(fh, failpoint: str, size: int = 256 << 10):
+    """The payload in chunks; the fail point fires after the first one, mid-transfer."""
+    first = True
+    while block := fh.read(size):
+        yield block
+        if first:
+            failpoints.hit(failpoint)
+            first = False
 
 
 def _reason(exc: BaseException) -> str:

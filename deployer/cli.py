@@ -13,8 +13,7 @@ import typer
 
 from . import __version__, lab, workflow
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, VerificationMismatch
-from .model.manifest import LoadedManifest
-from .model.playbook import LoadedPlaybook, load_playbook
+from .model.playbook import load_playbook
 from .plan import Plan
 from .planfile import looks_like_plan, save_plan
 from .report import out as outmod
@@ -34,6 +33,9 @@ app = typer.Typer(
 lab_app = typer.Typer(help="Lab sites on the embedded mock target, for trying deployer without a server.",
                       no_args_is_help=True, epilog=EXIT_CODES_HELP)
 app.add_typer(lab_app, name="lab")
+manifest_app = typer.Typer(help="Manifests: a KB article's file attribute table as data.", no_args_is_help=True,
+                           epilog=EXIT_CODES_HELP)
+app.add_typer(manifest_app, name="manifest")
 
 
 class Format(str, Enum):
@@ -84,7 +86,7 @@ def plan(
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     pb = load_playbook(playbook)
     site_ref = workflow.inventory(inventory).site(site)
-    p = workflow.make_plan(pb, site_ref)
+    p = workflow.make_plan(pb, site_ref, warn=outmod.stderr().line)
     if out:
         save_plan(p, out)
     if format == Format.json:
@@ -171,7 +173,7 @@ def verify(
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     loaded = workflow.load_target(target)
     site_ref = workflow.inventory(inventory).site(site)
-    report = workflow.verify_target(loaded, site_ref)
+    report = workflow.verify_target(loaded, site_ref, warn=outmod.stderr().line)
     if format == ReportFormat.json:
         text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
@@ -221,6 +223,42 @@ def rollback(
 
 
 @app.command()
+def recover(
+    site: SiteOpt,
+    inventory: InventoryOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
+    site_ref = workflow.inventory(inventory).site(site)
+    stdout = outmod.stdout()
+
+    def confirm(run_id: str, state: str) -> bool:
+        if yes or not _interactive():
+            return True
+        return typer.confirm(f"Recover run {run_id} ({state}) on site {site_ref.name}?", default=False)
+
+    _terminate_as_interrupt()
+    results = workflow.recover(site_ref, stdout.line, confirm, break_lock=break_lock)
+    if not results:
+        stdout.line(f"Nothing to recover: site {site_ref.name} has no unfinished run.", "good")
+        return
+    worst = ExitCode.OK
+    for r in results:
+        if r.outcome == "finished":
+            stdout.line(f"Run {r.run} finished: {r.reason}.", "good")
+        elif r.outcome == "rolled_back":
+            stdout.line(f"Run {r.run} rolled back: {r.reason}. Every file and service is as before the run.", "good")
+            worst = max(worst, ExitCode.FAILED_RESTORED)
+        else:
+            stdout.line(f"Run {r.run} could NOT be fully rolled back ({r.reason}):", "bad")
+            for line in r.remaining:
+                stdout.line(f"  {line}", "bad")
+            worst = ExitCode.NOT_RESTORED
+    raise typer.Exit(int(worst))
+
+
+@app.command()
 def runs(site: SiteOpt, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
     """List the runs journaled on a site, newest last."""
@@ -265,6 +303,23 @@ def lab_init(
                         f"{Path(written[0]).parent.parent}.")
 
 
+@manifest_app.command("from-kb")
+def manifest_from_kb(
+    article: Annotated[Path, typer.Argument(help="A KB article (text) with a file attribute table.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the manifest to FILE.")] = None,
+) -> None:
+    """Write the manifest of a KB article's file attribute table, as the article spells it."""
+    from . import kbimport
+
+    result = kbimport.import_article(article)
+    if output:
+        output.write_text(result.yaml, encoding="utf-8")
+        outmod.stderr().line(f"Wrote {output}: {len(result.manifest.files)} files from the table at "
+                             f"{article}:{result.table_line} (rule {result.manifest.rule}).")
+    else:
+        sys.stdout.write(result.yaml)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print deployer's version."""
@@ -273,7 +328,9 @@ def version_cmd() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DeployerError as exc:
         if str(exc):
             outmod.stderr().line(f"deployer: {exc}" if isinstance(exc, InputError) else f"deployer: {exc}",

@@ -93,11 +93,27 @@ def read_plan(files: FileTransport, run: str) -> dict[str, Any]:
     return json.loads(b"".join(files.read_chunks(path)))
 
 
+# events that start work on a run: a later terminal event must close it
+OPENING = {"run", "rollback_begin", "recover_begin"}
+
+
 def state_of(events: list[dict[str, Any]]) -> str:
+    """The run's state: the last terminal event, unless work was started on it after that
+    (a rollback or recovery that was itself interrupted)."""
     for ev in reversed(events):
         if ev["event"] in TERMINAL:
             return TERMINAL[ev["event"]]
+        if ev["event"] in OPENING:
+            return INTERRUPTED
     return INTERRUPTED
+
+
+UNFINISHED = {INTERRUPTED, ROLLBACK_FAILED}
+
+
+def unfinished_runs(files: FileTransport) -> list["RunInfo"]:
+    """Runs that left the site in a state nobody vouches for: interrupted, or not fully rolled back."""
+    return [r for r in list_runs(files) if r.state in UNFINISHED]
 
 
 @dataclass

@@ -16,7 +16,6 @@ import shutil
 import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from . import winpath

@@ -21,7 +21,6 @@ from typing import Any, Union
 from zoneinfo import ZoneInfo
 
 from . import __version__, templating, winpath
-from .errors import InputError
 from .model.inventory import SiteRef
 from .model.manifest import FileEntry
 from .model.playbook import LoadedPlaybook, ReplaceStep, ResetStep, SendcodeStep, StartStep, StopStep
@@ -136,6 +135,14 @@ class Skip:
     reason: str
 
 
+@dataclass(frozen=True)
+class Touched:
+    server: str
+    path: str
+    before: FileState | None  # None: did not exist
+    after: FileState
+
+
 @dataclass
 class Plan:
     kb: str
@@ -163,6 +170,16 @@ class Plan:
     @property
     def empty(self) -> bool:
         return not self.actions
+
+    def touched(self) -> list["Touched"]:
+        """Every file the plan changes: the replaced files and the site reset's Helper.srv copies."""
+        out = []
+        for a in self.actions:
+            if isinstance(a, ReplaceFile):
+                out.append(Touched(a.server, a.path, a.before, a.new))
+            elif isinstance(a, ResetSite):
+                out.extend(Touched(c.server, c.path, c.before, c.after) for c in a.copies)
+        return out
 
     def replaces(self) -> list[ReplaceFile]:
         return [a for a in self.actions if isinstance(a, ReplaceFile)]

@@ -6,12 +6,16 @@ began, which temporary files and backups exist), never from the memory of the pr
 that made them. Every undo step first looks at the target and does nothing when the
 thing is already as it was, so undoing twice is harmless.
 
-Order: actions are undone in reverse, so a service restarted after a replace is stopped
-again before its file is restored (Windows refuses to replace a file a running service
-holds), and a service stopped for the replace is started only after the restore.
-At the end every touched file is compared with what the plan observed before the run
-(size, write time and sha256) and every service with its original state: the claim
-"restored byte for byte" is checked, not assumed.
+Three phases, each safe to repeat from wherever an earlier attempt stopped:
+  1. quiesce: every service the run stopped is stopped again if it runs now (it may have
+     been restarted by a later step, or by an earlier, interrupted rollback). Windows
+     refuses to replace a file a running service holds, so files come back only after;
+  2. restore, in reverse order: replaced files from their backups (byte for byte, with
+     their write times), new files removed, Helper.srv copies of a site reset restored;
+  3. settle: every service back to the state the plan observed before the run.
+Then every touched file is compared with what the plan observed before the run (size,
+write time and sha256) and every service with its original state: the claim "restored
+byte for byte" is checked, not assumed.
 """
 
 from __future__ import annotations
@@ -46,6 +50,35 @@ def current(ep: Endpoint, rel: str) -> FileState | None:
     if stat.is_dir:
         return FileState(-1, stat.mtime_ns, None, stat.name)
     return FileState(stat.size, stat.mtime_ns, ep.files.sha256(rel), stat.name)
+
+
+def file_differences(conn: SiteConnection, wanted: list[tuple[str, str, FileState | None]]
+                     ) -> list[tuple[Endpoint, str, FileState | None]]:
+    """(endpoint, path, found) for every (server, path, wanted state) that does not hold;
+    a wanted None means the file must not exist; found is None if it does not."""
+    off = []
+    for server, path, want in wanted:
+        ep = conn.endpoint(server)
+        now = current(ep, path)
+        if (want is None and now is not None) or (want is not None and not want.same_content(now)):
+            off.append((ep, path, now))
+    return off
+
+
+def service_differences(conn: SiteConnection, wanted: dict[tuple[str, str], str], wanted_word: str) -> list[str]:
+    """Services not in their wanted state (running or stopped), in words."""
+    off = []
+    for (server, name), want in wanted.items():
+        if want not in (RUNNING, STOPPED):
+            continue
+        try:
+            now = conn.endpoint(server).services.query(name).state
+        except TargetError as exc:
+            off.append(f"{server} service {name}: cannot be queried ({exc})")
+            continue
+        if now != want:
+            off.append(f"{server} service {name} is {now}, {wanted_word} {want}")
+    return off
 
 
 def put_back(ep: Endpoint, dest: str, backup: str, before: FileState, run: str) -> None:
@@ -91,6 +124,7 @@ class Undo:
     def run_all(self, numbers: list[int] | None = None) -> UndoResult:
         numbers = self.begun() if numbers is None else numbers
         by_number = {a.number: a for a in self.plan.actions}
+        self._quiesce([by_number[n] for n in numbers])
         for n in sorted(numbers, reverse=True):
             action = by_number[n]
             self.journal.write("undo_begin", action=n)
@@ -114,18 +148,21 @@ class Undo:
 
     # --- per action -------------------------------------------------------------------------
 
+    def _quiesce(self, actions: list) -> None:
+        for a in actions:
+            if isinstance(a, StopService):
+                svc = self.conn.endpoint(a.server).services
+                try:
+                    if svc.query(a.service).state == RUNNING:
+                        self.say(f"  stop {a.service} on {a.server} again, to restore the files it holds")
+                        svc.stop(a.service)
+                except TargetError as exc:
+                    self.errors.append(f"{a.server} service {a.service} could not be stopped: {exc}")
+
     def _undo(self, a) -> None:
-        if isinstance(a, StopService):
-            svc = self.conn.endpoint(a.server).services
-            if svc.query(a.service).state != a.before and a.before == RUNNING:
-                self.say(f"  start {a.service} on {a.server} again")
-                svc.start(a.service)
-        elif isinstance(a, StartService):
-            svc = self.conn.endpoint(a.server).services
-            if svc.query(a.service).state == RUNNING and a.before == STOPPED:
-                self.say(f"  stop {a.service} on {a.server} again")
-                svc.stop(a.service)
-        elif isinstance(a, ReplaceFile):
+        if isinstance(a, (StopService, StartService)):
+            return  # services are quiesced before and settled after the files
+        if isinstance(a, ReplaceFile):
             self._restore_file(a.server, a.path, a.before, backup_path(self.journal.dir, a.number, a.file))
         elif isinstance(a, ResetSite):
             self._undo_reset(a)
@@ -173,9 +210,6 @@ class Undo:
             finally:
                 for svc in reversed(stopped):
                     ep.services.start(svc)
-        scm = self.conn.endpoint(a.server).services
-        if a.scm_before == STOPPED and scm.query("SMS_SITE_CONFIG_MANAGER").state == RUNNING:
-            scm.stop("SMS_SITE_CONFIG_MANAGER")
 
     # --- after the actions ------------------------------------------------------------------
 
@@ -192,7 +226,12 @@ class Undo:
         return {(o["server"], o["service"]): o["state"] for o in self.plan.observations if o["kind"] == "service"}
 
     def _settle_services(self) -> None:
-        for (server, name), state in self._original_services().items():
+        # services the run stopped come back last, after every other service (the order they
+        # were stopped in, reversed), as an operator following the article would restart them
+        stops = [(a.server, a.service) for a in self.plan.actions if isinstance(a, StopService)]
+        originals = self._original_services()
+        order = [k for k in originals if k not in stops] + [k for k in reversed(stops) if k in originals]
+        for (server, name), state in ((k, originals[k]) for k in order):
             if state not in (RUNNING, STOPPED):
                 continue
             ep = self.conn.endpoint(server)
@@ -207,36 +246,15 @@ class Undo:
 
     def _check(self) -> list[str]:
         """What is not byte-identical (size, write time, sha256) or in its original state."""
-        off = []
-        targets: list[tuple[str, str, FileState | None]] = []
-        for a in self.plan.actions:
-            if isinstance(a, ReplaceFile):
-                targets.append((a.server, a.path, a.before))
-            elif isinstance(a, ResetSite):
-                targets.extend((c.server, c.path, c.before) for c in a.copies)
-        for server, path, before in targets:
-            ep = self.conn.endpoint(server)
-            try:
-                now = current(ep, path)
-            except TargetError as exc:
-                off.append(f"{ep.where(path)}: cannot be read ({exc})")
-                continue
-            if before is None and now is not None:
-                off.append(f"{ep.where(path)} exists but did not before the run")
-            elif before is not None and not before.same_content(now):
-                off.append(f"{ep.where(path)} is not as before the run")
-        for (server, name), state in self._original_services().items():
-            if state not in (RUNNING, STOPPED):
-                continue
-            try:
-                now = self.conn.endpoint(server).services.query(name).state
-            except TargetError as exc:
-                off.append(f"{server} service {name}: cannot be queried ({exc})")
-                continue
-            if now != state:
-                off.append(f"{server} service {name} is {now}, was {state}")
-        return off
-
+        wanted = [(t.server, t.path, t.before) for t in self.plan.touched()]
+        try:
+            files = file_differences(self.conn, wanted)
+        except TargetError as exc:
+            return [f"the restored files cannot be read ({exc})"]
+        existed = {(server, path) for server, path, before in wanted if before is not None}
+        off = [f"{ep.where(path)} is not as before the run" if (ep.name, path) in existed
+               else f"{ep.where(path)} exists but did not before the run" for ep, path, _ in files]
+        return off + service_differences(self.conn, self._original_services(), "was")
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout

@@ -14,14 +14,16 @@ from typing import Callable, Iterator
 
 from .apply import NOTHING, RunResult, Runner
 from .errors import InputError, Location, RestoreFailed, StalePlanError
-from .journal import COMMITTED, INTERRUPTED, ROLLED_BACK, Journal, list_runs, read_plan, whoami
+from .journal import COMMITTED, INTERRUPTED, ROLLED_BACK, Journal, list_runs, read_plan, unfinished_runs, whoami
 from .lock import SiteLock
 from .model.inventory import LoadedInventory, SiteRef, load_inventory
 from .model.manifest import LoadedManifest, load_manifest
 from .model.playbook import LoadedPlaybook, load_playbook
-from .plan import Plan, ReplaceFile, ResetSite, build_plan, reobserve, site_digest
-from .planfile import load_plan
-from .rollback import Undo, current
+from .plan import Plan, build_plan, reobserve, site_digest
+from .planfile import load_plan, locate
+from .recover import Recovery, recover_run
+from .rollback import Undo, file_differences
+from .targets.base import TargetError
 from .targets.connect import SiteConnection, connect
 from .verify import Report, default_checks, verify
 from .yamlsrc import load_yaml
@@ -59,20 +61,46 @@ def session(site: SiteRef) -> Iterator[SiteConnection]:
 
 
 @contextmanager
-def locked(conn: SiteConnection, command: str, break_lock: bool) -> Iterator[SiteLock]:
+def locked(conn: SiteConnection, command: str, break_lock: bool, *, allow_unfinished: bool = False,
+           say: Say = lambda s: None) -> Iterator[SiteLock]:
+    """Hold the site lock; refuse to work on a site that an unfinished run left behind."""
     lock = SiteLock(conn.site_server.files, conn.site.name, command)
     lock.acquire(break_lock=break_lock)
     try:
+        if not allow_unfinished:
+            refuse_if_unfinished(conn)
         yield lock
     finally:
-        lock.release()
+        try:
+            lock.release()
+        except TargetError as exc:
+            # The outcome of the run matters more than the lock: report, never mask it.
+            say(f"Warning: the site lock could not be removed ({exc}); the next command will find it and "
+                "report whether its holder is gone")
+
+
+def unfinished_message(conn: SiteConnection) -> str | None:
+    pending = unfinished_runs(conn.site_server.files)
+    if not pending:
+        return None
+    names = ", ".join(f"{r.run} ({r.state.replace('_', ' ')}, {r.kb or '?'} by {r.who or '?'})" for r in pending)
+    return (f"site {conn.site.name} has an unfinished run: {names}. Its files may be half-patched; run "
+            f"`deployer recover --site {conn.site.name}` to finish or roll it back first")
+
+
+def refuse_if_unfinished(conn: SiteConnection) -> None:
+    msg = unfinished_message(conn)
+    if msg:
+        raise InputError(msg)
 
 
 # --- plan / apply ------------------------------------------------------------------------------
 
 
-def make_plan(pb: LoadedPlaybook, site: SiteRef) -> Plan:
+def make_plan(pb: LoadedPlaybook, site: SiteRef, warn: Say = lambda s: None) -> Plan:
     with session(site) as conn:
+        if msg := unfinished_message(conn):
+            warn(f"Warning: {msg}.")
         return build_plan(pb, site, conn)
 
 
@@ -88,7 +116,7 @@ def apply_playbook(pb: LoadedPlaybook, site: SiteRef, say: Say, confirm: Confirm
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
         plan = build_plan(pb, site, conn)
-        with locked(conn, "apply", break_lock):
+        with locked(conn, "apply", break_lock, say=say):
             if reobserve(conn, plan.observations):
                 plan = build_plan(pb, site, conn)
             return _run(plan, conn, site, pb.manifest, say, confirm, show)
@@ -109,20 +137,42 @@ def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, s
     plan = load_plan(plan_path)
     loc = Location(str(plan_path))
     if site_name and site_name.casefold() != plan.site.casefold():
-        raise InputError(f"the plan is for site {plan.site}, not {site_name}", loc)
+        raise InputError(f"the plan is for site {plan.site}, not {site_name}", locate(plan_path, "site"))
     inv = inventory(inv_path or (Path(plan.inventory) if Path(plan.inventory).exists() else None))
     site = inv.site(plan.site)
     if site_digest(site) != plan.site_sha256:
         raise StalePlanError(f"site {plan.site} is defined differently in {inv.path} than when the plan was made; "
-                             "make a new plan", loc)
+                             "make a new plan", locate(plan_path, "site_sha256"))
+    _check_servers(plan, site, plan_path)
+    if not Path(plan.manifest).is_file():
+        raise StalePlanError(f"the plan's manifest {plan.manifest} is gone; make a new plan",
+                             locate(plan_path, "manifest"))
     manifest = load_manifest(Path(plan.manifest))
     if hashlib.sha256(manifest.doc.text.encode()).hexdigest() != plan.manifest_sha256:
-        raise StalePlanError(f"the manifest {plan.manifest} changed since the plan was made; make a new plan", loc)
+        raise StalePlanError(f"the manifest {plan.manifest} changed since the plan was made; make a new plan",
+                             locate(plan_path, "manifest_sha256"))
     with session(site) as conn:
         _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
-        with locked(conn, "apply", break_lock):
+        with locked(conn, "apply", break_lock, say=say):
             _refuse_if_changed(conn, plan, loc)
             return _run(plan, conn, site, manifest, say, confirm, show)
+
+
+def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
+    """Every server a saved plan names must be a server of the site (a plan edited and re-signed,
+    or a site that lost a server since, would otherwise fail half-way)."""
+    known = {n.casefold() for n in site.site.servers}
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    for i, a in enumerate(plan.actions):
+        named.append((("actions", i, "server"), a.server))
+        for k, c in enumerate(getattr(a, "copies", [])):
+            named.append((("actions", i, "copies", k, "server"), c.server))
+    named += [(("observations", i, "server"), o["server"]) for i, o in enumerate(plan.observations) if "server" in o]
+    named += [(("checks", i, "server"), c.server) for i, c in enumerate(plan.checks)]
+    for keypath, server in named:
+        if server.casefold() not in known:
+            raise StalePlanError(f"the plan names server {server!r}, which site {site.name} does not have (servers: "
+                                 f"{', '.join(site.site.servers)}); make a new plan", locate(plan_path, *keypath))
 
 
 def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
@@ -135,8 +185,10 @@ def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
 # --- verify -------------------------------------------------------------------------------------
 
 
-def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef) -> Report:
+def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, warn: Say = lambda s: None) -> Report:
     with session(site) as conn:
+        if msg := unfinished_message(conn):
+            warn(f"Warning: {msg}.")
         if isinstance(target, LoadedPlaybook):
             checks = build_plan(target, site, conn).checks
             return verify(target.manifest, site, conn, checks)
@@ -154,7 +206,7 @@ def runs(site: SiteRef):
 def rollback_run(site: SiteRef, run: str | None, say: Say, confirm: Callable[[str, Plan], bool], *,
                  force: bool = False, break_lock: bool = False) -> tuple[str, Plan | None, bool]:
     """Undo a committed run. Returns (run, plan, restored); restored False if declined."""
-    with session(site) as conn, locked(conn, "rollback", break_lock):
+    with session(site) as conn, locked(conn, "rollback", break_lock, say=say):
         files = conn.site_server.files
         all_runs = list_runs(files)
         if run is None:
@@ -175,14 +227,8 @@ def rollback_run(site: SiteRef, run: str | None, say: Say, confirm: Callable[[st
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
         plan = Plan.from_json(read_plan(files, run))
-        drift = []
-        for a in plan.actions:
-            pairs = [(a.server, a.path, a.new)] if isinstance(a, ReplaceFile) else \
-                [(c.server, c.path, c.after) for c in a.copies] if isinstance(a, ResetSite) else []
-            for server, path, expected in pairs:
-                ep = conn.endpoint(server)
-                if not expected.same_content(current(ep, path)):
-                    drift.append(f"{ep.where(path)} changed after run {run}")
+        drift = [f"{ep.where(path)} changed after run {run}"
+                 for ep, path, _ in file_differences(conn, [(t.server, t.path, t.after) for t in plan.touched()])]
         if drift and not force:
             raise InputError("rolling back would overwrite changes made after the run:\n  " + "\n  ".join(drift)
                              + "\nRepeat with --force to restore the run's backups anyway.")
@@ -194,3 +240,21 @@ def rollback_run(site: SiteRef, run: str | None, say: Say, confirm: Callable[[st
         if not result.ok:
             raise RestoreFailed(f"run {run} could not be fully rolled back:\n  " + "\n  ".join(result.remaining))
         return run, plan, True
+
+
+# --- recovery -----------------------------------------------------------------------------------
+
+
+def recover(site: SiteRef, say: Say, confirm: Callable[[str, str], bool], *, break_lock: bool = False
+            ) -> list[Recovery]:
+    """Finish or roll back every unfinished run of the site (see recover.py for the rule)."""
+    with session(site) as conn, locked(conn, "recover", break_lock, allow_unfinished=True, say=say):
+        files = conn.site_server.files
+        out = []
+        for info in unfinished_runs(files):
+            if not confirm(info.run, info.state):
+                continue
+            plan = Plan.from_json(read_plan(files, info.run))
+            out.append(recover_run(plan, conn, Journal.open(files, info.run), say))
+        return out
+

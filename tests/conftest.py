@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import leakcheck
 from deployer import failpoints
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +54,14 @@ def run_cli(*args: str, cwd: Path | None = None) -> Result:
     finally:
         sys.argv = old_argv
         os.chdir(old_cwd)
+    leakcheck.record("deployer " + " ".join(map(str, args)), out.getvalue(), err.getvalue())
     return Result(code, out.getvalue(), err.getvalue())
 
 
 def run_subprocess(*args: str, cwd: Path, env: dict | None = None, timeout: float = 120) -> Result:
     proc = subprocess.run([sys.executable, "-m", "deployer", *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    leakcheck.record("deployer " + " ".join(map(str, args)), proc.stdout, proc.stderr)
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -146,3 +149,15 @@ def _clean_failpoints():
     failpoints.reset()
     yield
     failpoints.reset()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No registered test password anywhere in what the suite produced (see leakcheck.py)."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    root = factory.getbasetemp() if factory is not None else None
+    hits = leakcheck.scan(root)
+    if hits:
+        print("\nSECRET LEAK: a test password appears in:\n  " + "\n  ".join(hits[:50]), file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+

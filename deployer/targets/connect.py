@@ -114,20 +114,28 @@ class SiteConnection:
         self.close()
 
 
-@register_files("mock")
-def _mock_files(ctx: ConnectContext) -> FileTransport:
+def _mock_site(ctx: ConnectContext):
+    from ..errors import InputError
     from .mock import MockSite
 
-    site = ctx.shared(("mock", str(ctx.site.mock_root())), lambda: MockSite(ctx.site.mock_root()), lambda s: None)
-    return site.files(ctx.name)
+    def make() -> MockSite:
+        try:
+            return MockSite(ctx.site.mock_root())
+        except InputError as exc:  # point at the inventory line that names the folder
+            raise InputError(exc.message, ctx.site.inventory.doc.location(("sites", ctx.site.name, "mock", "path")),
+                             field=f"sites.{ctx.site.name}.mock.path") from None
+
+    return ctx.shared(("mock", str(ctx.site.mock_root())), make, lambda s: None)
+
+
+@register_files("mock")
+def _mock_files(ctx: ConnectContext) -> FileTransport:
+    return _mock_site(ctx).files(ctx.name)
 
 
 @register_services("mock")
 def _mock_services(ctx: ConnectContext, files: FileTransport) -> ServiceTransport:
-    from .mock import MockSite
-
-    site = ctx.shared(("mock", str(ctx.site.mock_root())), lambda: MockSite(ctx.site.mock_root()), lambda s: None)
-    return site.services(ctx.name)
+    return _mock_site(ctx).services(ctx.name)
 
 
 def _load_transports() -> None:

@@ -77,6 +77,11 @@ class MockFiles:
     def _resolve(self, rel: str, *, want_parent: bool = False) -> Path:
         """Find `rel` case-insensitively. With want_parent, the last component may be missing."""
         parts = winpath.split(rel)
+        for name in parts:
+            try:
+                winpath.check_component(name, "path component")
+            except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
+                raise self._err(AccessDenied, str(exc), rel) from None
         cur = self.root
         for i, name in enumerate(parts):
             last = i == len(parts) - 1

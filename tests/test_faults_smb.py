@@ -1,0 +1,196 @@
+"""Faults of a real SMB server during a run: each gives a clear error within the configured
+bound, and the site comes back byte for byte (at once, or through `deployer recover` when
+the server itself was gone).
+
+The site server's SMS root is served by a private smbd of its own per test (so it can be
+killed, paused or given a full disk); the logon servers stay on the mock target.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import Workspace, diff
+from deployer import failpoints
+from deployer.targets.smb import SmbFileTransport
+from servers.samba import Samba, held_open
+
+BOUND = 2.0  # the inventory's timeout for every SMB operation, seconds
+SHARE = "SMS_SHRC"
+ENV = "DEPLOYER_TEST_FAULT_SMB_PASSWORD"
+
+
+@dataclass
+class SmbSite:
+    ws: Workspace
+    samba: Samba
+    share_dir: Path
+
+    def apply(self):
+        start = time.monotonic()
+        r = self.ws.cli("apply", self.ws.playbook, "--site", "DEMO", "--yes", "-i", self.ws.inventory)
+        return r, time.monotonic() - start
+
+    def journal(self) -> list[dict]:
+        (path,) = list(self.share_dir.glob(".deployer/runs/*/journal.jsonl"))
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _serve_site_server_over_smb(ws: Workspace, samba: Samba) -> None:
+    old = "      DEMOSRV:  {role: site_server,  platform: x86,   sms_root: 'C:\\SMS'}"
+    text = ws.inventory.read_text()
+    assert old in text
+    new = ("      DEMOSRV:\n        role: site_server\n        platform: x86\n        sms_root: 'C:\\SMS'\n"
+           f"        files: {{transport: smb, host: {samba.host}, port: {samba.port}, username: {samba.user}, "
+           f"password: {{env: {ENV}}}, share: {SHARE}, timeout: {BOUND}}}\n        services: mock")
+    ws.inventory.write_text(text.replace(old, new))
+
+
+@pytest.fixture
+def smb_site(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    share_dir = ws.server("DEMOSRV")
+    samba = Samba(tmp_path / "smbd", {SHARE: share_dir}).start()
+    monkeypatch.setenv(ENV, samba.password)
+    _serve_site_server_over_smb(ws, samba)
+    yield SmbSite(ws, samba, share_dir)
+    samba.stop()
+
+
+def _kill_on(point: str, action) -> None:
+    failpoints.arm(point, "call", lambda name: action())
+
+
+def test_server_killed_mid_transfer_and_back_at_once(smb_site: SmbSite):
+    before = smb_site.ws.state()
+
+    def crash_and_reboot() -> None:
+        smb_site.samba.kill()
+        smb_site.samba.restart()
+
+    _kill_on("apply.stage.5.midcopy", crash_and_reboot)  # uploading the Alpha Pcmsvc32.exe
+    r, elapsed = smb_site.apply()
+    assert r.code == 1, r.text
+    assert "connection" in r.err.lower() and "Windows error 64" in r.err
+    assert elapsed < 20
+    assert smb_site.ws.state() == before
+
+
+def test_server_killed_and_still_down_then_recovered(smb_site: SmbSite):
+    before = smb_site.ws.state()
+    _kill_on("apply.stage.5.midcopy", smb_site.samba.kill)
+    r, elapsed = smb_site.apply()
+    assert r.code == 4, r.text  # nothing can be undone on a server that is not there
+    assert "could NOT be fully restored" in r.err and "deployer recover" in r.err
+    assert elapsed < 6 * BOUND + 10  # each step gives up quickly: refused, or within the bound
+    smb_site.samba.restart()
+    ws = smb_site.ws
+    refused = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+    assert refused.code == 2 and "unfinished run" in refused.err
+    rec = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+    assert rec.code == 1, rec.text
+    assert "while preparing" in rec.out
+    assert ws.state() == before
+
+
+def test_server_hung_mid_transfer_fails_within_the_bound(smb_site: SmbSite):
+    before = smb_site.ws.state()
+    marks: dict[str, float] = {}
+
+    def hang() -> None:
+        marks["stopped"] = time.monotonic()
+        smb_site.samba.signal(signal.SIGSTOP)
+
+    def wake() -> None:  # the server comes back once deployer has given up on it
+        marks["gave_up"] = time.monotonic()
+        smb_site.samba.signal(signal.SIGCONT)
+
+    _kill_on("apply.stage.5.midcopy", hang)
+    failpoints.arm("apply.rollback", "call", lambda name: wake())
+    r, _ = smb_site.apply()
+    assert r.code == 1, r.text
+    assert f"within {BOUND:g} s" in r.err and "Windows error 1460" in r.err
+    waited = marks["gave_up"] - marks["stopped"]
+    assert BOUND - 0.2 <= waited < BOUND + 1.5, waited
+    assert smb_site.ws.state() == before
+
+
+def test_share_full(smb_site: SmbSite, tmp_path: Path):
+    """The site server's disk has room for the site but not for the backups and uploads."""
+    share, samba = smb_site.share_dir, smb_site.samba
+    samba.stop()
+    aside = tmp_path / "aside"
+    shutil.copytree(share, aside, symlinks=True)
+    used = sum(p.stat().st_size for p in aside.rglob("*") if p.is_file())
+    shutil.rmtree(share)
+    share.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={used + (2 << 20)}", "tmpfs", str(share)], check=True)
+    try:
+        shutil.copytree(aside, share, symlinks=True, dirs_exist_ok=True)
+        samba.restart()
+        before = smb_site.ws.state()
+        r, elapsed = smb_site.apply()
+        assert r.code == 1, r.text
+        assert "not enough space on the disk" in r.err and "Windows error 112" in r.err
+        assert elapsed < 30
+        assert smb_site.ws.state() == before
+        assert not [p for p in share.rglob("*~dpl*") if ".deployer" not in p.parts]
+    finally:
+        samba.stop()
+        subprocess.run(["umount", str(share)], check=True)
+
+
+def test_permission_denied_on_a_destination(smb_site: SmbSite):
+    rel = r"SITE.SRV\MAINCFG.BOX\CLIENT.SRC\X86.BIN\PCMWIN16.EXE"
+    smb_site.samba.smbclient(SHARE, f'setmode "{rel}" +r')
+    before = smb_site.ws.state()
+    r, elapsed = smb_site.apply()
+    assert r.code == 1, r.text
+    assert "PCMWIN16.EXE" in r.err and "Windows error 5" in r.err
+    assert elapsed < 30
+    assert smb_site.ws.state() == before
+    assert "R" in smb_site.samba.smbclient(SHARE, f'allinfo "{rel}"').split("attributes:")[1].split("\n")[0]
+
+
+def test_destination_held_open_by_another_smb_client(smb_site: SmbSite):
+    rel = r"SITE.SRV\X86.BIN\BASE.DLL"
+    before = smb_site.ws.state()
+    with held_open(smb_site.samba, SHARE, rel):
+        r, elapsed = smb_site.apply()
+    assert r.code == 1, r.text
+    assert "BASE.DLL" in r.err and "being used by another process (Windows error 32)" in r.err
+    assert elapsed < 30
+    assert smb_site.ws.state() == before
+
+
+def test_payload_byte_corrupted_in_transit_is_caught_before_the_swap(smb_site: SmbSite, monkeypatch):
+    real = SmbFileTransport.write_file
+    flipped: list[str] = []
+
+    def flip_one_byte(self, path, chunks, *, exclusive=False):
+        if "BASE.DLL.~DPL" not in path.upper():
+            return real(self, path, chunks, exclusive=exclusive)
+
+        def damaged():
+            for i, block in enumerate(chunks):
+                if i == 1:
+                    block = bytes([block[0] ^ 0x01]) + block[1:]
+                    flipped.append(path)
+                yield block
+        return real(self, path, damaged(), exclusive=exclusive)
+
+    monkeypatch.setattr(SmbFileTransport, "write_file", flip_one_byte)
+    before = smb_site.ws.state()
+    r, _ = smb_site.apply()
+    assert flipped, "the fault was never injected"
+    assert r.code == 1, r.text
+    assert "does not match the hotfix file" in r.err and "nothing was replaced" in r.err
+    assert smb_site.ws.state() == before
+    assert not [e for e in smb_site.journal() if e["event"] == "begin"]  # not one action ran
