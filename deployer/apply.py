@@ -34,6 +34,7 @@ from .targets.connect import Endpoint, SiteConnection
 from .verify import Report, verify
 
 Say = Callable[[str], None]
+Progress = Callable[[str, int, int], None]  # (what is going on, done, total)
 NOTHING = "nothing"
 SERVICE_TIMEOUT = 120.0
 
@@ -70,7 +71,8 @@ def _same(state: FileState | None, expected: FileState) -> bool:
 
 class Runner:
     def __init__(self, plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, say: Say,
-                 command: str = "apply"):
+                 command: str = "apply", progress: Progress | None = None):
+        self.progress = progress or (lambda what, done, total: None)
         self.plan = plan
         self.conn = conn
         self.site = site
@@ -97,6 +99,7 @@ class Runner:
             self.prepare()
             for action in self.plan.actions:
                 self.do(action)
+            self.progress("verifying", len(self.plan.actions), len(self.plan.actions))
             report = self.verify()
             failpoints.hit("apply.commit")
             self.journal.write("committed")
@@ -124,8 +127,11 @@ class Runner:
     # --- prepare --------------------------------------------------------------------------------
 
     def prepare(self) -> None:
+        uploads = [a for a in self.plan.actions if isinstance(a, ReplaceFile)]
         for a in self.plan.actions:
             if isinstance(a, ReplaceFile):
+                self.progress(f"backing up and uploading {a.file} ({a.platform}) to {a.server}",
+                              uploads.index(a), len(uploads))
                 failpoints.hit(f"apply.stage.{a.number}")
                 if a.before is not None:
                     self._backup(a.server, a.path, a.before, backup_path(self.journal.dir, a.number, a.file), a.number)
@@ -164,6 +170,7 @@ class Runner:
     # --- execute --------------------------------------------------------------------------------
 
     def do(self, a: Action) -> None:
+        self.progress(describe(a), a.number - 1, len(self.plan.actions))
         self.say(f"[{a.number}/{len(self.plan.actions)}] {describe(a)}")
         self.journal.write("begin", action=a.number)
         failpoints.hit(f"apply.action.{a.number}.before")

@@ -130,14 +130,17 @@ def apply(
         return typer.confirm(f"Apply these {len(p.actions)} actions to site {p.site}?", default=False)
 
     _terminate_as_interrupt()
-    if is_plan:
-        outcome = workflow.apply_saved(target, inventory, site, say, confirm, break_lock=break_lock, show=show)
-    else:
-        if site is None:
-            raise InputError("--site is required with a playbook")
-        pb = load_playbook(target)
-        site_ref = workflow.inventory(inventory).site(site)
-        outcome = workflow.apply_playbook(pb, site_ref, say, confirm, break_lock=break_lock, show=show)
+    with outmod.RunProgress(stdout if text else outmod.Out(sys.stderr, False)) as progress:
+        if is_plan:
+            outcome = workflow.apply_saved(target, inventory, site, say, confirm, break_lock=break_lock, show=show,
+                                           progress=progress)
+        else:
+            if site is None:
+                raise InputError("--site is required with a playbook")
+            pb = load_playbook(target)
+            site_ref = workflow.inventory(inventory).site(site)
+            outcome = workflow.apply_playbook(pb, site_ref, say, confirm, break_lock=break_lock, show=show,
+                                              progress=progress)
     result = outcome.result
     if result is None:
         stdout.line("Nothing was done.")

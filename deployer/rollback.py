@@ -28,7 +28,7 @@ from . import failpoints, winpath
 from .journal import Journal
 from .plan import FileState, Plan, ReplaceFile, ResetSite, SendCode, StartService, StopService
 from .sms import services as sms
-from .targets.base import RUNNING, STOPPED, TargetError
+from .targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from .targets.connect import Endpoint, SiteConnection
 
 Say = Callable[[str], None]
@@ -113,6 +113,17 @@ class Undo:
         self.say = say
         self.run = journal.run
         self.errors: list[str] = []
+        # A server that timed out or went away is not asked again in this undo: against a hung
+        # server every further step would wait its full timeout. What it holds is listed as
+        # not restored, and `deployer recover` finishes the job once it is back.
+        self.unreachable: dict[str, str] = {}
+
+    def _servers_of(self, a) -> set[str]:
+        return {a.server} | ({c.server for c in a.copies} if isinstance(a, ResetSite) else set())
+
+    def _note_unreachable(self, exc: Exception, fallback: str) -> None:
+        if isinstance(exc, (TransportTimeout, ConnectionLost)):
+            self.unreachable.setdefault(getattr(exc, "server", None) or fallback, str(exc))
 
     def _events(self, kind: str) -> list[dict]:
         return [e for e in self.journal.events if e["event"] == kind]
@@ -128,10 +139,14 @@ class Undo:
         for n in sorted(numbers, reverse=True):
             action = by_number[n]
             self.journal.write("undo_begin", action=n)
+            gone = sorted(self._servers_of(action) & set(self.unreachable))
             try:
+                if gone and not isinstance(action, (StopService, StartService, SendCode)):
+                    raise TargetError(f"{', '.join(gone)} cannot be reached ({self.unreachable[gone[0]]})")
                 failpoints.hit(f"undo.action.{n}.before")
                 self._undo(action)
             except Exception as exc:  # keep going: restore as much as possible, report the rest
+                self._note_unreachable(exc, action.server)
                 self.errors.append(f"undo of action {n} failed: {exc}")
                 self.journal.write("undo_failed", action=n, error=str(exc))
                 self.say(f"  ! undo of action {n} failed: {exc}")
@@ -150,13 +165,14 @@ class Undo:
 
     def _quiesce(self, actions: list) -> None:
         for a in actions:
-            if isinstance(a, StopService):
+            if isinstance(a, StopService) and a.server not in self.unreachable:
                 svc = self.conn.endpoint(a.server).services
                 try:
                     if svc.query(a.service).state == RUNNING:
                         self.say(f"  stop {a.service} on {a.server} again, to restore the files it holds")
                         svc.stop(a.service)
                 except TargetError as exc:
+                    self._note_unreachable(exc, a.server)
                     self.errors.append(f"{a.server} service {a.service} could not be stopped: {exc}")
 
     def _undo(self, a) -> None:
@@ -216,10 +232,15 @@ class Undo:
     def _remove_temps(self) -> None:
         for e in self._events("staged"):
             ep = self.conn.endpoint(e["server"])
+            if ep.name in self.unreachable:
+                self.errors.append(f"temporary file {ep.where(e['temp'])} could not be removed: {ep.name} cannot be "
+                                   "reached")
+                continue
             try:
                 if ep.files.stat(e["temp"]) is not None:
                     ep.files.remove(e["temp"])
             except TargetError as exc:
+                self._note_unreachable(exc, ep.name)
                 self.errors.append(f"temporary file {ep.where(e['temp'])} could not be removed: {exc}")
 
     def _original_services(self) -> dict[tuple[str, str], str]:
@@ -232,7 +253,7 @@ class Undo:
         originals = self._original_services()
         order = [k for k in originals if k not in stops] + [k for k in reversed(stops) if k in originals]
         for (server, name), state in ((k, originals[k]) for k in order):
-            if state not in (RUNNING, STOPPED):
+            if state not in (RUNNING, STOPPED) or server in self.unreachable:
                 continue
             ep = self.conn.endpoint(server)
             try:
@@ -242,11 +263,13 @@ class Undo:
                 self.say(f"  {'start' if state == RUNNING else 'stop'} {name} on {server} (back to {state})")
                 ep.services.start(name) if state == RUNNING else ep.services.stop(name)
             except TargetError as exc:
+                self._note_unreachable(exc, server)
                 self.errors.append(f"{server} service {name} could not be returned to {state}: {exc}")
 
     def _check(self) -> list[str]:
         """What is not byte-identical (size, write time, sha256) or in its original state."""
-        wanted = [(t.server, t.path, t.before) for t in self.plan.touched()]
+        gone = set(self.unreachable)
+        wanted = [(t.server, t.path, t.before) for t in self.plan.touched() if t.server not in gone]
         try:
             files = file_differences(self.conn, wanted)
         except TargetError as exc:
@@ -254,7 +277,10 @@ class Undo:
         existed = {(server, path) for server, path, before in wanted if before is not None}
         off = [f"{ep.where(path)} is not as before the run" if (ep.name, path) in existed
                else f"{ep.where(path)} exists but did not before the run" for ep, path, _ in files]
-        return off + service_differences(self.conn, self._original_services(), "was")
+        off += [f"{server} could not be reached, so nothing on it was checked: {why}"
+                for server, why in sorted(self.unreachable.items())]
+        services = {k: v for k, v in self._original_services().items() if k[0] not in gone}
+        return off + service_differences(self.conn, services, "was")
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .apply import NOTHING, RunResult, Runner
+from .apply import NOTHING, Progress, RunResult, Runner
 from .errors import InputError, Location, RestoreFailed, StalePlanError
 from .journal import COMMITTED, INTERRUPTED, ROLLED_BACK, Journal, list_runs, read_plan, unfinished_runs, whoami
 from .lock import SiteLock
@@ -111,7 +111,7 @@ class ApplyOutcome:
 
 
 def apply_playbook(pb: LoadedPlaybook, site: SiteRef, say: Say, confirm: Confirm, *, break_lock: bool = False,
-                   show: Callable[[Plan], None] = lambda p: None) -> ApplyOutcome:
+                   show: Callable[[Plan], None] = lambda p: None, progress: Progress | None = None) -> ApplyOutcome:
     with session(site) as conn:
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
@@ -119,21 +119,22 @@ def apply_playbook(pb: LoadedPlaybook, site: SiteRef, say: Say, confirm: Confirm
         with locked(conn, "apply", break_lock, say=say):
             if reobserve(conn, plan.observations):
                 plan = build_plan(pb, site, conn)
-            return _run(plan, conn, site, pb.manifest, say, confirm, show)
+            return _run(plan, conn, site, pb.manifest, say, confirm, show, progress)
 
 
 def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, say: Say, confirm: Confirm,
-         show: Callable[[Plan], None]) -> ApplyOutcome:
+         show: Callable[[Plan], None], progress: Progress | None) -> ApplyOutcome:
     show(plan)
     if plan.empty:
         return ApplyOutcome(plan, RunResult(None, NOTHING))
     if not confirm(plan):
         return ApplyOutcome(plan, None)
-    return ApplyOutcome(plan, Runner(plan, conn, site, manifest, say).execute())
+    return ApplyOutcome(plan, Runner(plan, conn, site, manifest, say, progress=progress).execute())
 
 
 def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, say: Say, confirm: Confirm, *,
-                break_lock: bool = False, show: Callable[[Plan], None] = lambda p: None) -> ApplyOutcome:
+                break_lock: bool = False, show: Callable[[Plan], None] = lambda p: None,
+                progress: Progress | None = None) -> ApplyOutcome:
     plan = load_plan(plan_path)
     loc = Location(str(plan_path))
     if site_name and site_name.casefold() != plan.site.casefold():
@@ -155,7 +156,7 @@ def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, s
         _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
         with locked(conn, "apply", break_lock, say=say):
             _refuse_if_changed(conn, plan, loc)
-            return _run(plan, conn, site, manifest, say, confirm, show)
+            return _run(plan, conn, site, manifest, say, confirm, show, progress)
 
 
 def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:

@@ -194,3 +194,34 @@ def test_payload_byte_corrupted_in_transit_is_caught_before_the_swap(smb_site: S
     assert "does not match the hotfix file" in r.err and "nothing was replaced" in r.err
     assert smb_site.ws.state() == before
     assert not [e for e in smb_site.journal() if e["event"] == "begin"]  # not one action ran
+
+
+def test_logon_server_hung_for_good_during_the_rollback(ws: Workspace, tmp_path: Path, monkeypatch):
+    """The undo asks a hung server once, waits the bound once, lists what it could not restore
+    there, and leaves it to `deployer recover`, instead of waiting the bound at every step."""
+    samba = Samba(tmp_path / "smbd-log1", {SHARE: ws.server("DEMOLOG1")}).start()
+    try:
+        monkeypatch.setenv(ENV, samba.password)
+        old = "      DEMOLOG1: {role: logon_server, platform: x86,   sms_root: 'D:\\SMS'}"
+        text = ws.inventory.read_text()
+        assert old in text
+        ws.inventory.write_text(text.replace(old, (
+            "      DEMOLOG1:\n        role: logon_server\n        platform: x86\n        sms_root: 'D:\\SMS'\n"
+            f"        files: {{transport: smb, host: {samba.host}, port: {samba.port}, username: {samba.user}, "
+            f"password: {{env: {ENV}}}, share: {SHARE}, timeout: {BOUND}}}\n        services: mock")))
+        before = ws.state()
+        failpoints.arm("apply.action.14.after")  # the site reset has installed DEMOLOG1's Helper.srv copies
+        failpoints.arm("apply.rollback", "call", lambda name: samba.signal(signal.SIGSTOP))
+        start = time.monotonic()
+        r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+        elapsed = time.monotonic() - start
+        assert r.code == 4, r.text
+        assert "DEMOLOG1 could not be reached, so nothing on it was checked" in r.err
+        assert elapsed < 2 * BOUND + 8, elapsed  # one bounded wait for DEMOLOG1, not one per step
+        failpoints.reset()
+        samba.signal(signal.SIGCONT)
+        rec = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
+        assert rec.code == 1, rec.text
+        assert ws.state() == before
+    finally:
+        samba.stop()

@@ -12,6 +12,7 @@ from typing import IO, Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 STYLES = {"ok": "green", "newer": "cyan", "older": "red", "missing": "red", "mismatch": "red",
@@ -60,3 +61,39 @@ def stdout() -> Out:
 
 def stderr() -> Out:
     return Out(sys.stderr, sys.stderr.isatty())
+
+
+class RunProgress:
+    """A progress bar under the run's lines, on a terminal only. It starts at the first step
+    (after any question to the operator, which a live display would garble) and is gone
+    when the run ends."""
+
+    def __init__(self, out: Out):
+        self.out = out
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if self.out.console is None:
+            return
+        if self.bar is None:
+            self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), console=self.out.console, transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task(what, total=total)
+        self.bar.update(self.task, description=escape(what), completed=done, total=total)
+
+    def say(self, text: str) -> None:
+        self.out.line(text)  # rich prints above a live bar on the same console
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+    def __enter__(self) -> "RunProgress":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
