@@ -28,7 +28,7 @@ from .journal import COMMITTED, ROLLBACK_FAILED, ROLLED_BACK, Journal, new_run_i
 from .model.inventory import SiteRef
 from .model.manifest import LoadedManifest
 from .plan import Action, FileState, Plan, ReplaceFile, ResetSite, SendCode, StartService, StopService, describe
-from .rollback import Undo, backup_path, current, temp_path, wait_for
+from .rollback import Undo, backup_path, current, signals_deferred, temp_path, wait_for
 from .targets.base import RUNNING, STOPPED, TargetError
 from .targets.connect import Endpoint, SiteConnection
 from .verify import Report, verify
@@ -106,23 +106,27 @@ class Runner:
             return RunResult(self.run, COMMITTED, report=report, journal=where, seconds=time.monotonic() - start,
                              actions_done=len(self.plan.actions))
         except (Exception, KeyboardInterrupt) as exc:
-            reason = _reason(exc)
-            self.say(f"FAILED: {reason}")
-            self.say("Rolling back...")
-            try:
-                failpoints.hit("apply.rollback")
-                self.journal.write("failed", error=reason)
-            except Exception as jexc:  # the journal itself may be what failed; undo anyway
-                self.say(f"  (could not journal the failure: {jexc})")
-            try:
-                undo = Undo(self.plan, self.conn, self.journal, self.say).run_all()
-            except Exception as uexc:
-                return RunResult(self.run, ROLLBACK_FAILED, reason, journal=where,
-                                 remaining=[f"the rollback stopped: {_reason(uexc)}"],
-                                 seconds=time.monotonic() - start)
-            status = ROLLED_BACK if undo.ok else ROLLBACK_FAILED
-            return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
+            with signals_deferred(self.say):
+                return self._roll_back(exc, where, start)
+
+    def _roll_back(self, exc: BaseException, where: str, start: float) -> RunResult:
+        reason = _reason(exc)
+        self.say(f"FAILED: {reason}")
+        self.say("Rolling back...")
+        try:
+            failpoints.hit("apply.rollback")
+            self.journal.write("failed", error=reason)
+        except Exception as jexc:  # the journal itself may be what failed; undo anyway
+            self.say(f"  (could not journal the failure: {jexc})")
+        try:
+            undo = Undo(self.plan, self.conn, self.journal, self.say).run_all()
+        except Exception as uexc:
+            return RunResult(self.run, ROLLBACK_FAILED, reason, journal=where,
+                             remaining=[f"the rollback stopped: {_reason(uexc)}"],
                              seconds=time.monotonic() - start)
+        status = ROLLED_BACK if undo.ok else ROLLBACK_FAILED
+        return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
+                         seconds=time.monotonic() - start)
 
     # --- prepare --------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -67,15 +68,20 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stdout.isatty()
 
 
-def _terminate_as_interrupt() -> None:
+@contextmanager
+def _terminate_as_interrupt():
     """SIGTERM rolls back like Ctrl-C does, instead of killing the run mid-way."""
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
     site: SiteOpt,
@@ -97,7 +103,7 @@ def plan(
             outmod.stdout().line(f"Saved to {out}; apply it with: deployer apply {out}")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def apply(
     target: Annotated[Path, typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")],
     site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).")] = None,
@@ -129,8 +135,7 @@ def apply(
             return True
         return typer.confirm(f"Apply these {len(p.actions)} actions to site {p.site}?", default=False)
 
-    _terminate_as_interrupt()
-    with outmod.RunProgress(stdout if text else outmod.Out(sys.stderr, False)) as progress:
+    with _terminate_as_interrupt(), outmod.RunProgress(stdout if text else outmod.Out(sys.stderr, False)) as progress:
         if is_plan:
             outcome = workflow.apply_saved(target, inventory, site, say, confirm, break_lock=break_lock, show=show,
                                            progress=progress)
@@ -143,7 +148,10 @@ def apply(
                                               progress=progress)
     result = outcome.result
     if result is None:
-        stdout.line("Nothing was done.")
+        if format == Format.json:
+            _json({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
+        else:
+            stdout.line("Nothing was done.")
         raise typer.Exit(0)
     if format == Format.json:
         _json({"run": result.run, "status": result.status, "error": result.error, "journal": result.journal,
@@ -165,7 +173,7 @@ def apply(
     result.raise_for_status()
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def verify(
     target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
     site: SiteOpt,
@@ -198,7 +206,7 @@ def verify(
         raise VerificationMismatch("")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def rollback(
     site: SiteOpt,
     run: Annotated[Optional[str], typer.Argument(help="Run ID (default: the latest committed run).")] = None,
@@ -217,15 +225,16 @@ def rollback(
             return True
         return typer.confirm(f"Undo run {run_id} on site {p.site}?", default=False)
 
-    _terminate_as_interrupt()
-    run_id, p, done = workflow.rollback_run(site_ref, run, stdout.line, confirm, force=force, break_lock=break_lock)
+    with _terminate_as_interrupt():
+        run_id, p, done = workflow.rollback_run(site_ref, run, stdout.line, confirm, force=force,
+                                                break_lock=break_lock)
     if done:
         stdout.line(f"Run {run_id} rolled back: every file and service of site {site_ref.name} is as before it.", "good")
     else:
         stdout.line("Nothing was done.")
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def recover(
     site: SiteOpt,
     inventory: InventoryOpt = None,
@@ -241,8 +250,8 @@ def recover(
             return True
         return typer.confirm(f"Recover run {run_id} ({state}) on site {site_ref.name}?", default=False)
 
-    _terminate_as_interrupt()
-    results = workflow.recover(site_ref, stdout.line, confirm, break_lock=break_lock)
+    with _terminate_as_interrupt():
+        results = workflow.recover(site_ref, stdout.line, confirm, break_lock=break_lock)
     if not results:
         stdout.line(f"Nothing to recover: site {site_ref.name} has no unfinished run.", "good")
         return
@@ -261,7 +270,7 @@ def recover(
     raise typer.Exit(int(worst))
 
 
-@app.command()
+@app.command(epilog=EXIT_CODES_HELP)
 def runs(site: SiteOpt, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
     """List the runs journaled on a site, newest last."""
@@ -273,7 +282,7 @@ def runs(site: SiteOpt, inventory: InventoryOpt = None,
         render_runs(site_ref.name, found, outmod.stdout())
 
 
-@lab_app.command("init")
+@lab_app.command("init", epilog=EXIT_CODES_HELP)
 def lab_init(
     site: Annotated[Optional[str], typer.Argument(help="Site to create (a mock site of the inventory).")] = None,
     all_sites: Annotated[bool, typer.Option("--all", help="Every mock site of the inventory.")] = False,
@@ -306,7 +315,7 @@ def lab_init(
                         f"{Path(written[0]).parent.parent}.")
 
 
-@manifest_app.command("from-kb")
+@manifest_app.command("from-kb", epilog=EXIT_CODES_HELP)
 def manifest_from_kb(
     article: Annotated[Path, typer.Argument(help="A KB article (text) with a file attribute table.")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the manifest to FILE.")] = None,

@@ -19,9 +19,10 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 done (or nothing to do); 1 the run failed and the site was restored; "
-    "2 bad input or usage, nothing touched; 3 verification found files that do not match; "
-    "4 the site could not be restored (the journal says what to do)."
+    "Exit codes: 0 done (or nothing to do); 1 the run failed and the site was restored, or a server could not "
+    "be reached and nothing was changed; 2 bad input or usage (credentials and host keys included), nothing "
+    "touched; 3 verification found files that do not match; 4 the site could not be restored (the journal says "
+    "what to do)."
 )
 
 

@@ -126,6 +126,7 @@ class RunInfo:
     ended: str | None
     who: str | None
     actions_done: int
+    fingerprint: str | None = None  # of the plan it ran
 
 
 def list_runs(files: FileTransport) -> list[RunInfo]:
@@ -146,5 +147,5 @@ def list_runs(files: FileTransport) -> list[RunInfo]:
         done = sum(1 for e in events if e["event"] == "done")
         ended = events[-1]["ts"] if state_of(events) != INTERRUPTED else None
         out.append(RunInfo(entry.name, state_of(events), first.get("kb"), first.get("command"), first.get("ts"),
-                           ended, f"{first.get('user')}@{first.get('host')}", done))
+                           ended, f"{first.get('user')}@{first.get('host')}", done, first.get("fingerprint")))
     return sorted(out, key=lambda r: r.run)

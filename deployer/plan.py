@@ -398,6 +398,7 @@ class Planner:
         m = pb.manifest.manifest
         self.tzname = m.timezone or site.site.timezone
         self.tz = ZoneInfo(self.tzname)
+        pb.manifest.check_times(self.tz)
         self.actions: list[Action] = []
         self.skipped: list[Skip] = []
         self.problems: list[str] = []
@@ -611,13 +612,19 @@ class Planner:
         changes = any(isinstance(a, ReplaceFile) or (isinstance(a, ResetSite) and a.copies) for a in self.actions)
         if has_file_steps and not changes:
             for a in self.actions:
-                label = {"stop": "stop", "start": "start", "reset_site": "reset site", "sendcode": "send code"}[a.kind]
-                what = f"{label} {getattr(a, 'service', '')}".strip()
-                if isinstance(a, SendCode):
-                    what += f" {a.code}"
-                self.skipped.append(Skip(a.step, a.server, what, "not needed: every file is already in place"))
+                self.skipped.append(Skip(a.step, a.server, _label(a), "not needed: every file is already in place"))
             self.actions = []
             self.problems = [p for p in self.problems if "will fail" not in p]
+        elif changes and not any(isinstance(a, ReplaceFile) for a in self.actions):
+            # Only Helper.srv copies are stale: the reset alone installs them, and the services the
+            # playbook stops to replace Site.srv files need not go down for it.
+            for a in self.actions:
+                if isinstance(a, (StopService, StartService)):
+                    self.skipped.append(Skip(a.step, a.server, _label(a), "not needed: no file is replaced, only "
+                                             "the site reset runs"))
+            self.actions = [a for a in self.actions if not isinstance(a, (StopService, StartService))]
+            for i, a in enumerate(self.actions, 1):
+                a.number = i
 
     def _finish(self) -> Plan:
         pb, site = self.pb, self.site
@@ -634,6 +641,12 @@ class Planner:
             observations=observations, fingerprint=fingerprint(observations),
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
+
+
+def _label(a: Action) -> str:
+    label = {"stop": "stop", "start": "start", "reset_site": "reset site", "sendcode": "send code"}[a.kind]
+    what = f"{label} {getattr(a, 'service', '')}".strip()
+    return f"{what} {a.code}" if isinstance(a, SendCode) else what
 
 
 def build_plan(pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection) -> Plan:

@@ -20,9 +20,12 @@ byte for byte" is checked, not assumed.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import failpoints, winpath
 from .journal import Journal
@@ -133,6 +136,10 @@ class Undo:
         return sorted(numbers)
 
     def run_all(self, numbers: list[int] | None = None) -> UndoResult:
+        with signals_deferred(self.say):
+            return self._run_all(numbers)
+
+    def _run_all(self, numbers: list[int] | None) -> UndoResult:
         numbers = self.begun() if numbers is None else numbers
         by_number = {a.number: a for a in self.plan.actions}
         self._quiesce([by_number[n] for n in numbers])
@@ -164,8 +171,10 @@ class Undo:
     # --- per action -------------------------------------------------------------------------
 
     def _quiesce(self, actions: list) -> None:
+        # only services the run did stop: a stop that failed, or never ran, changed nothing
+        stopped = {e["action"] for e in self._events("done")}
         for a in actions:
-            if isinstance(a, StopService) and a.server not in self.unreachable:
+            if isinstance(a, StopService) and a.number in stopped and a.server not in self.unreachable:
                 svc = self.conn.endpoint(a.server).services
                 try:
                     if svc.query(a.service).state == RUNNING:
@@ -281,6 +290,26 @@ class Undo:
                 for server, why in sorted(self.unreachable.items())]
         services = {k: v for k, v in self._original_services().items() if k[0] not in gone}
         return off + service_differences(self.conn, services, "was")
+
+@contextmanager
+def signals_deferred(say: Say) -> Iterator[None]:
+    """Ctrl-C and SIGTERM cannot cut a rollback short: a half-undone site is the one outcome
+    worse than either end. They are noted and the undo goes on (SIGKILL cannot be caught:
+    that is what `deployer recover` is for)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def note(signum: int, frame: object) -> None:
+        say(f"  ({signal.Signals(signum).name} received: the rollback finishes first, it is not stopped half-way)")
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
 
 def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout

@@ -125,6 +125,12 @@ def _compile(source: str) -> jinja2.Template:
         except SecurityError as exc:
             raise TemplateProblem(f"template refused by the sandbox: {exc}") from None
         return env.from_string(tree)
+    except jinja2.TemplateSyntaxError:
+        raise
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as exc:
+        # jinja2 folds constant expressions while compiling: `{{ 1 ~ none.x }}` or
+        # `{{ (0[] ~ 0) }}` fail right here, before any site variable is involved
+        raise TemplateProblem(f"template cannot be evaluated: {type(exc).__name__}: {exc}") from None
     except (RecursionError, SyntaxError, MemoryError):
         # "((((...))))", "------1", "x.a.a.a...": jinja2's parser and code generator recurse per
         # level, and Python refuses to compile the generated code ("too many nested parentheses")

@@ -160,6 +160,7 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     m = manifest.manifest
     tzname = m.timezone or site.site.timezone
     tz = ZoneInfo(tzname)
+    manifest.check_times(tz)
     report = Report(m.kb, m.title, site.name, site.code, m.rule, tzname)
     spell = {name: CaseResolver(ep.files) for name, ep in conn.endpoints.items()}
     for c in checks:

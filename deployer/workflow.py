@@ -179,6 +179,12 @@ def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
 def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
     changes = reobserve(conn, plan.observations)
     if changes:
+        done = [r for r in list_runs(conn.site_server.files) if r.fingerprint == plan.fingerprint
+                and r.state == COMMITTED]
+        if done:
+            raise StalePlanError(f"this plan was already applied: run {done[-1].run} ({done[-1].who}, "
+                                 f"{done[-1].started}) committed it; a plan applies once. `deployer plan` shows "
+                                 "what is left to do now", loc)
         raise StalePlanError("the target changed since the plan was made, so the plan is refused (nothing was "
                              "touched):\n  " + "\n  ".join(changes) + "\nMake a new plan.", loc)
 

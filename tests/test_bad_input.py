@@ -125,3 +125,26 @@ def test_wrong_payload_is_refused(ws: Workspace):
     (ws.path / "payloads" / "q241656" / "x86" / "Base.dll").write_bytes(b"x" * 1000)
     r = ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory)
     _expect_refused(ws, r, r"steps\[1\]\.replace\.files\[1\]", "is 1,000 bytes", "as 524KB")
+
+
+def test_a_manifest_time_skipped_by_daylight_saving_is_refused(ws: Workspace):
+    m = ws.path / "manifests" / "q241656.yaml"
+    m.write_text(m.read_text().replace("{date: 9/10/99, time: 7:04PM, size: 237KB",
+                                       "{date: 4/4/99, time: 2:30AM, size: 237KB"))
+    before = ws.state()
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    _expect_refused(ws, r, r"q241656.yaml:11:\d+: files\[1\]\.time", "does not exist in America/Los_Angeles",
+                    "Pin the article's own zone with the manifest's timezone:")
+    assert ws.state() == before
+
+
+def test_a_time_shown_twice_at_fall_back_is_the_daylight_one():
+    from datetime import date, time
+    from zoneinfo import ZoneInfo
+
+    from deployer.model.manifest import FileEntry
+
+    e = FileEntry.model_validate({"name": "Base.dll", "platform": "I386", "date": "10/31/99", "time": "1:30AM",
+                                  "size": "524KB"})
+    assert e.instant(ZoneInfo("America/Los_Angeles")).utcoffset().total_seconds() == -7 * 3600  # PDT, not PST
+    assert (e.date, e.time) == (date(1999, 10, 31), time(1, 30))

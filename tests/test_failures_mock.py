@@ -143,3 +143,62 @@ def test_stopped_site_config_manager_is_started_for_the_reset(ws: Workspace):
     assert "reset the site: start SMS_SITE_CONFIG_MANAGER on DEMOSRV" in r.out
     assert _apply(ws).code == 0
     assert site.services("DEMOSRV").query("SMS_SITE_CONFIG_MANAGER").state == "running"
+
+
+def test_break_lock_refuses_to_break_the_lock_of_a_live_process(ws: Workspace):
+    import socket
+    import subprocess
+
+    holder = subprocess.Popen(["sleep", "60"])
+    try:
+        lock = ws.server("DEMOSRV") / ".deployer" / "lock"
+        lock.parent.mkdir(parents=True)
+        lock.write_text(json.dumps({"holder": {"user": "carol", "host": socket.gethostname(), "pid": holder.pid},
+                                    "since": "2026-11-22T08:00:00+00:00", "command": "apply", "token": "abc"}))
+        r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+        assert r.code == 2
+        assert "still running on this machine" in r.err and "does not break the lock of a live process" in r.err
+        assert lock.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+    assert r.code == 0, r.text  # the holder is gone now: the stale lock may be broken
+
+
+def test_a_failed_stop_is_not_undone_and_the_site_counts_as_restored(ws: Workspace, monkeypatch):
+    """A stop the Service Control Manager refused changed nothing: the undo must not stop
+    that service itself, nor call the site not restored."""
+    from deployer.targets.base import service_error
+    from deployer.targets.mock import MockServices
+
+    real_stop = MockServices.stop
+
+    def refuse_executive(self, name, timeout=60.0):
+        if name.upper() == "SMS_EXECUTIVE":
+            raise service_error(1051, name, self.server, "stop")
+        return real_stop(self, name, timeout)
+
+    monkeypatch.setattr(MockServices, "stop", refuse_executive)
+    before = ws.state()
+    r = _apply(ws)
+    assert r.code == 1, r.text  # failed, and restored: not 4
+    assert "1051" in r.err
+    assert ws.state() == before
+
+
+def test_a_second_interrupt_cannot_cut_the_rollback_short(ws: Workspace):
+    import os
+    import signal
+
+    before = ws.state()
+    failpoints.arm("apply.action.8.after")
+    # the operator presses Ctrl-C (or a supervisor sends SIGTERM) while the site is being restored
+    failpoints.arm("undo.action.5.before", "call", lambda name: os.kill(os.getpid(), signal.SIGTERM))
+    failpoints.arm("undo.action.3.before", "call", lambda name: os.kill(os.getpid(), signal.SIGINT))
+    r = _apply(ws)
+    assert r.code == 1, r.text
+    assert "SIGTERM received: the rollback finishes first" in r.out
+    assert "SIGINT received: the rollback finishes first" in r.out
+    assert ws.state() == before
+

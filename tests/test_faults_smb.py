@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace, diff
+from conftest import Workspace
 from deployer import failpoints
 from deployer.targets.smb import SmbFileTransport
 from servers.samba import Samba, held_open

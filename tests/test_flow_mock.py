@@ -204,3 +204,34 @@ def test_manual_rollback_refuses_to_clobber_later_changes(ws: Workspace):
     assert r.code == 2
     assert "PCMWIN16.EXE changed after run" in r.err and "--force" in r.err
     assert ws.state() == after
+
+
+def test_a_saved_plan_applies_once(ws: Workspace, tmp_path):
+    plan = tmp_path / "plan.json"
+    assert ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-o", plan).code == 0
+    assert ws.cli("apply", plan, "--yes", "-i", ws.inventory).code == 0
+    after = ws.state()
+    r = ws.cli("apply", plan, "--yes", "-i", ws.inventory)
+    assert r.code == 2
+    assert "this plan was already applied: run" in r.err and "a plan applies once" in r.err
+    assert ws.state() == after
+
+
+def test_only_stale_helper_copies_need_no_service_outage(ws: Workspace):
+    """Site.srv already has the fix but a logon server's Helper.srv copy is stale: the plan
+    resets the site and nothing else, without stopping PCM or the Executive."""
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    stale = ws.server("DEMOLOG1") / "HELPER.SRV" / "X86.BIN" / "BASE.DLL"
+    stale.write_bytes(b"an old Base.dll")
+    data = json.loads(ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
+    assert [(a["number"], a["kind"]) for a in data["actions"]] == [(1, "reset_site")]
+    assert [c["path"] for c in data["actions"][0]["copies"]] == [r"HELPER.SRV\X86.BIN\BASE.DLL"]
+    assert {s["what"] for s in data["skipped"] if "only the site reset runs" in s["reason"]} == {
+        "stop SMS_PACKAGE_COMMAND_MANAGER_NT", "stop SMS_EXECUTIVE", "start SMS_PACKAGE_COMMAND_MANAGER_NT",
+        "start SMS_EXECUTIVE"}
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 0, r.text
+    assert "[1/1] reset site" in r.out and "] stop " not in r.out
+    log = (ws.site / "DEMOSRV" / "scm.log").read_text().splitlines()
+    assert not [line for line in log[-6:] if "SMS_EXECUTIVE stopped" in line]
+    assert json.loads(ws.cli("verify", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)["passed"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -85,14 +85,28 @@ class FileEntry(Strict):
         return self.name.casefold(), self.platform.key
 
     def instant(self, tz: ZoneInfo) -> datetime:
-        """The write time the article lists, as an aware datetime in `tz`."""
-        return datetime.combine(self.date, self.time).replace(tzinfo=tz)
+        """The write time the article lists, as an aware datetime in `tz`.
+
+        A time the clocks skipped (spring forward) does not exist there: NonexistentLocalTime.
+        A time they showed twice (fall back) is read as the first, daylight-saving one."""
+        dt = datetime.combine(self.date, self.time).replace(tzinfo=tz)
+        back = dt.astimezone(timezone.utc).astimezone(tz)
+        if back.replace(tzinfo=None) != dt.replace(tzinfo=None):
+            raise NonexistentLocalTime(
+                f"{self.describe()} is listed at {attrs.format_date(self.date)} {attrs.format_time(self.time)}, a time "
+                f"that does not exist in {tz.key}: the clocks moved forward an hour then (daylight saving time). "
+                "Pin the article's own zone with the manifest's timezone:, or write the time the servers showed")
+        return dt
 
     def mtime_ns(self, tz: ZoneInfo) -> int:
         return int(self.instant(tz).timestamp()) * 1_000_000_000
 
     def describe(self) -> str:
         return f"{self.name} ({self.platform.article_name})"
+
+
+class NonexistentLocalTime(ValueError):
+    pass
 
 
 class Manifest(Strict):
@@ -142,6 +156,17 @@ class LoadedManifest:
     @property
     def path(self) -> Path:
         return self.doc.path
+
+    def check_times(self, tz: ZoneInfo) -> None:
+        """Every listed time exists in the zone the site reads it in (refused before anything runs)."""
+        errors = []
+        for i, f in enumerate(self.manifest.files):
+            try:
+                f.instant(tz)
+            except NonexistentLocalTime as exc:
+                errors.append(self.doc.error(("files", i, "time"), str(exc)))
+        if errors:
+            raise errors[0] if len(errors) == 1 else InputErrors(errors)
 
 
 def load_manifest(path: Path | str) -> LoadedManifest:

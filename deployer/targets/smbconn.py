@@ -36,6 +36,7 @@ from smbprotocol.open import Open, SMB2ReadResponse, SMB2WriteResponse
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
+from ..errors import ExitCode
 from ..secrets import MASK, Secret
 from .base import (
     AccessDenied,
@@ -59,6 +60,7 @@ CREDIT_TARGET = 768  # credits to hold: IN_FLIGHT requests of IO_SIZE need 512
 
 class AuthenticationFailed(AccessDenied):
     winerror = 1326  # ERROR_LOGON_FAILURE
+    exit_code = ExitCode.BAD_INPUT  # configuration: the credentials (exit 2, as for SSH)
 
 
 # NTSTATUS -> (error class, Windows error code or None for the class's own, message)
@@ -67,7 +69,9 @@ _STATUS: dict[int, tuple[type[TargetError], int | None, str]] = {
                  "the process cannot access the file because it is being used by another process"),
     0xC0000054: (SharingViolation, 33, "another process has locked a portion of the file"),
     0xC0000022: (AccessDenied, None, "access is denied"),
-    0xC0000121: (AccessDenied, None, "access is denied (the file is read-only or otherwise cannot be deleted)"),
+    # Windows answers a replace or delete of a running program's image this way too
+    0xC0000121: (AccessDenied, None, "access is denied: the file cannot be deleted (read-only, or the image of a "
+                                     "running program or service?)"),
     0xC00000BA: (AccessDenied, None, "access is denied (it is a folder, not a file)"),
     0xC0000056: (AccessDenied, None, "access is denied (the file is being deleted)"),
     0xC00000A2: (AccessDenied, 19, "the media is write protected"),

@@ -44,21 +44,22 @@ DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
 class SshConnectError(TargetError):
-    """The server could not be reached or refused the SSH connection; nothing was touched."""
+    """The server could not be reached; nothing was touched (exit 1, as for SMB)."""
 
-    exit_code = ExitCode.BAD_INPUT
+    exit_code = ExitCode.FAILED_RESTORED
 
 
 class HostKeyUnknown(SshConnectError):
-    pass
+    exit_code = ExitCode.BAD_INPUT  # configuration: known_hosts or trust_on_first_use
 
 
 class HostKeyChanged(SshConnectError):
-    pass
+    exit_code = ExitCode.BAD_INPUT
 
 
 class SshAuthFailed(SshConnectError):
     winerror = 1326  # ERROR_LOGON_FAILURE: "The user name or password is incorrect"
+    exit_code = ExitCode.BAD_INPUT  # configuration: the credentials
 
 
 # --- time limits ---------------------------------------------------------------------------
