@@ -12,6 +12,7 @@ errno, sc.exe output) into one of the TargetError classes with the Windows error
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol, runtime_checkable
 
@@ -194,6 +195,28 @@ class ServiceTransport(Protocol):
         """Send a user-defined control code (128-255)."""
 
     def close(self) -> None: ...
+
+
+class ServicePoll:
+    """Deadline and back-off while waiting for a service to reach a state: the Service Control
+    Manager offers no cheap notification, so transports poll. `pause()` sleeps before the next
+    look, or raises ERROR_SERVICE_REQUEST_TIMEOUT (1053) once the time is up."""
+
+    def __init__(self, timeout: float, *, first: float, floor: float, maximum: float):
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self.next = first  # 0: look again at once (a quick service is there already)
+        self.floor = floor
+        self.maximum = maximum
+
+    def pause(self, name: str, state: str, server: str, action: str) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            err = service_error(1053, name, server, action)
+            err.detail += f" (still {state} after {self.timeout:g} s)"
+            raise err
+        time.sleep(min(self.next, left))
+        self.next = min(max(self.next * 2, self.floor), self.maximum)
 
 
 def sha256_of(chunks: Iterable[bytes]) -> str:

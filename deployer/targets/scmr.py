@@ -13,7 +13,6 @@ stops a stopped service without complaint, so stop() asks for the state first an
 
 from __future__ import annotations
 
-import time
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -23,7 +22,7 @@ from pypsexec.scmr import ControlsAccepted as Accepts
 
 from ..model.inventory import ScmrServices as ScmrSpec
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
+from .base import RUNNING, STOPPED, ServicePoll, ServiceStatus, TargetError, service_error
 from .connect import ConnectContext, register_services
 from .smb import shared_link
 from .smbconn import SmbLink, SmbOptions
@@ -96,8 +95,7 @@ class ScmrServiceTransport:
         return ServiceStatus(name, state, None, bool(accepts & Accepts.SERVICE_ACCEPT_STOP), extra)
 
     def _wait(self, name: str, access: int, want: str, timeout: float, action: str) -> ServiceStatus:
-        deadline = time.monotonic() + timeout
-        delay = POLL_FIRST
+        poll = ServicePoll(timeout, first=POLL_FIRST, floor=POLL_FIRST, maximum=POLL_MAX)
         while True:
             with self._op(f"{action} {name}"):
                 st = self._status(name, self._handle(name, access, action), action)
@@ -108,13 +106,7 @@ class ScmrServiceTransport:
                 raise TargetError(f"{action} {name}: the service stopped while starting (exit code "
                                   f"{st.extra['win32_exit_code']}, service exit code {st.extra['service_exit_code']})",
                                   server=self.server, winerror=code)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                err = service_error(1053, name, self.server, action)
-                err.detail += f" (still {st.state} after {timeout:g} s)"
-                raise err
-            time.sleep(min(delay, left))  # no notification in SCMR short of RNotifyServiceStatusChange
-            delay = min(delay * 2, POLL_MAX)
+            poll.pause(name, st.state, self.server, action)  # SCMR notifies only via RNotifyServiceStatusChange
 
     # --- ServiceTransport -------------------------------------------------------------------
 

@@ -11,7 +11,6 @@ The connection, its host-key policy and its time limits are in sshconn.py.
 
 from __future__ import annotations
 
-import time
 
 from ..model.inventory import SshSettings
 from . import scexe
@@ -19,6 +18,7 @@ from .base import (
     SERVICE_ERRORS,
     FileTransport,
     ServiceError,
+    ServicePoll,
     ServiceStatus,
     ServiceTransport,
     TargetError,
@@ -75,8 +75,7 @@ class ScServices:
     def _wait(self, status: scexe.ScStatus, name: str, want: str, timeout: float) -> ServiceStatus:
         """Poll `sc query` until the service reaches `want` (sc.exe returns while it is pending)."""
         action = "stop" if want == "stopped" else "start"
-        deadline = time.monotonic() + timeout
-        pause = 0.0  # the first look at once: a quick service is there already
+        poll = ServicePoll(timeout, first=0.0, floor=FIRST_POLL, maximum=MAX_POLL)
         seen_pending = status.state != want
         while status.state != want:
             if want == "running" and status.state == "stopped" and seen_pending:
@@ -85,13 +84,7 @@ class ScServices:
                     raise service_error(code, name, self.server, "start")
                 raise ServiceError(f"start {name}: the service stopped while starting (its exit code: {code})",
                                    server=self.server, winerror=code)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                err = service_error(1053, name, self.server, action)
-                err.detail += f" (still {status.state} after {timeout:g} s)"
-                raise err
-            time.sleep(min(pause, left))
-            pause = min(max(pause * 2, FIRST_POLL), MAX_POLL)
+            poll.pause(name, status.state, self.server, action)
             status = self._status("query", name, action)
             seen_pending = seen_pending or status.state.endswith("_pending")
         return status.to_status()
