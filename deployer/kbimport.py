@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from .errors import InputError, Location
 from .model.common import validate
 from .model.manifest import FileEntry, Manifest
-from .yamlsrc import parse_yaml
+from .yamlsrc import parse_yaml, read_input
 
 
 class ArticleError(InputError):
@@ -133,14 +133,7 @@ class _Table:
 def import_article(path: Path) -> ImportedManifest:
     """Read an article file (Markdown with front matter, or plain text) and import its table."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ArticleError("article not found", Location(str(path))) from None
-    except IsADirectoryError:
-        raise ArticleError("is a directory, expected a KB article text file", Location(str(path))) from None
-    except PermissionError:
-        raise ArticleError("cannot read the article (permission denied)", Location(str(path))) from None
+    raw = read_input(path, noun="article", expected="a KB article text file", error=ArticleError)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

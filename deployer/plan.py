@@ -181,12 +181,6 @@ class Plan:
                 out.extend(Touched(c.server, c.path, c.before, c.after) for c in a.copies)
         return out
 
-    def replaces(self) -> list[ReplaceFile]:
-        return [a for a in self.actions if isinstance(a, ReplaceFile)]
-
-    def resets(self) -> list[ResetSite]:
-        return [a for a in self.actions if isinstance(a, ResetSite)]
-
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -294,8 +288,10 @@ class Observer:
         return [self.records[k] for k in sorted(self.records, key=lambda k: tuple(str(p) for p in k))]
 
 
-def reobserve(conn: SiteConnection, observations: list[dict[str, Any]]) -> list[str]:
-    """What changed since the observations were made, in words (empty: nothing)."""
+def reobserve(conn: SiteConnection, observations: list[dict[str, Any]], *, content: bool = True) -> list[str]:
+    """What changed since the observations were made, in words (empty: nothing).
+
+    content=False compares sizes and write times only, without reading every file again."""
     changes = []
     spell = {name: CaseResolver(ep.files) for name, ep in conn.endpoints.items()}
     for rec in observations:
@@ -327,7 +323,7 @@ def reobserve(conn: SiteConnection, observations: list[dict[str, Any]]) -> list[
                 if stat.mtime_ns != was["mtime_ns"]:
                     what.append(f"write time {_iso(was['mtime_ns'])} -> {_iso(stat.mtime_ns)}")
                 changes.append(f"{ep.where(rec['path'])} changed: {', '.join(what)}")
-            elif was.get("sha256") and ep.files.sha256(rec["path"]) != was["sha256"]:
+            elif content and was.get("sha256") and ep.files.sha256(rec["path"]) != was["sha256"]:
                 changes.append(f"{ep.where(rec['path'])} content changed (same size and time)")
         elif kind == "folder":
             stat = ep.files.stat(rec["path"])

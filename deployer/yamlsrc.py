@@ -274,28 +274,35 @@ def _line_col(text: str | bytes, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind(nl, 0, offset) + 1) + 1  # type: ignore[arg-type]
 
 
+def read_input(path: Path, *, noun: str = "file", expected: str = "a YAML file", max_bytes: int | None = None,
+               error: type[InputError] = InputError) -> bytes:
+    """The bytes of an input file, or an `error` that says why not (never an OSError)."""
+    try:
+        if max_bytes is not None:
+            size = path.stat().st_size
+            if size > max_bytes:
+                # Name the line where the limit is crossed, reading no more than the limit.
+                with open(path, "rb") as fh:
+                    line = fh.read(max_bytes).count(b"\n") + 1
+                raise error(
+                    f"{noun} is {size:,} bytes; at most {max_bytes:,} bytes are accepted for {expected} "
+                    "(the limit is reached on this line)",
+                    Location(str(path), line),
+                )
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{noun} not found", Location(str(path))) from None
+    except IsADirectoryError:
+        raise error(f"is a directory, expected {expected}", Location(str(path))) from None
+    except PermissionError:
+        raise error(f"cannot read the {noun} (permission denied)", Location(str(path))) from None
+    except OSError as exc:  # a name too long, a loop of links...: still bad input, not a crash
+        raise error(f"cannot read the {noun} ({exc.strerror or exc})", Location(str(path))) from None
+
+
 def load_yaml(path: Path | str) -> Document:
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            # Name the line where the limit is crossed, reading no more than the limit.
-            with open(path, "rb") as fh:
-                line = fh.read(MAX_FILE_BYTES).count(b"\n") + 1
-            raise InputError(
-                f"file is {size:,} bytes; at most {MAX_FILE_BYTES:,} bytes are accepted for a YAML file "
-                "(the limit is reached on this line)",
-                Location(str(path), line),
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError("file not found", Location(str(path))) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, expected a YAML file", Location(str(path))) from None
-    except PermissionError:
-        raise InputError("cannot read the file (permission denied)", Location(str(path))) from None
-    except OSError as exc:  # a name too long, a loop of links...: still bad input, not a crash
-        raise InputError(f"cannot read the file ({exc.strerror or exc})", Location(str(path))) from None
+    raw = read_input(path, max_bytes=MAX_FILE_BYTES)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:

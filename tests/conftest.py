@@ -126,12 +126,17 @@ class Workspace:
         return snapshot(self.site), services(self.site)
 
 
-@pytest.fixture(scope="session")
-def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("template")
+def copy_project(base: Path) -> Path:
+    """playbooks/, manifests/ and sites.yaml under `base`, so `../manifests/...` resolves."""
     for d in ("playbooks", "manifests"):
         shutil.copytree(ROOT / d, base / d)
     shutil.copy(ROOT / "sites.yaml", base / "sites.yaml")
+    return base
+
+
+@pytest.fixture(scope="session")
+def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = copy_project(tmp_path_factory.mktemp("template"))
     r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
     assert r.code == 0, r.text
     return base

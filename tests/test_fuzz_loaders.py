@@ -19,7 +19,6 @@ import os
 import contextlib
 import copy
 import json
-import shutil
 import signal
 from datetime import date, time
 from pathlib import Path
@@ -30,7 +29,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, copy_project, run_cli
 from deployer import templating, winpath
 from deployer.errors import InputError, InputErrors
 from deployer.model.inventory import load_inventory
@@ -157,11 +156,7 @@ def dump(data: Any) -> str:
 @pytest.fixture(scope="module")
 def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """playbooks/, manifests/ and payloads-free copies, so a playbook's ../manifests/ resolves."""
-    base = tmp_path_factory.mktemp("fuzz")
-    for d in ("playbooks", "manifests"):
-        shutil.copytree(ROOT / d, base / d)
-    shutil.copy(ROOT / "sites.yaml", base / "sites.yaml")
-    return base
+    return copy_project(tmp_path_factory.mktemp("fuzz"))
 
 
 def _valid(path: Path) -> Any:

@@ -138,7 +138,3 @@ def format_date(d: date) -> str:
 def format_time(t: time) -> str:
     h = t.hour % 12 or 12
     return f"{h}:{t.minute:02d}{'PM' if t.hour >= 12 else 'AM'}"
-
-
-def format_bytes(n: int) -> str:
-    return f"{n:,}"
