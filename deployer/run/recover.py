@@ -30,7 +30,8 @@ def end_state_differences(plan: Plan, conn) -> list[str]:
 def _where_it_stopped(plan: Plan, journal: Journal) -> str:
     events = journal.events
     if not events.trusted:
-        bad = "; ".join(str(d) for d in events.damage[:3])
+        bad = "; ".join(str(d) for d in events.damage[:3]) or \
+            ("it is empty" if not events.items else "its first line, the run's start, is missing")
         return (f"at a point its journal cannot tell (journal damaged: {bad}); the plan and the backups on the "
                 "servers say what to restore")
     begun = events.actions("begin")
