@@ -108,10 +108,11 @@ class Runner:
             undo = Undo(self.plan, self.conn, self.journal, self.ctx).run_all()
         except Exception as uexc:
             return RunResult(self.run, RunState.ROLLBACK_FAILED, reason, journal=where,
-                             remaining=[f"the rollback stopped: {_reason(uexc)}"], seconds=time.monotonic() - start)
+                             remaining=[f"the rollback stopped: {_reason(uexc)}"], seconds=time.monotonic() - start,
+                             site=self.plan.site)
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
-                         seconds=time.monotonic() - start)
+                         seconds=time.monotonic() - start, site=self.plan.site)
 
     # --- prepare --------------------------------------------------------------------------------
 

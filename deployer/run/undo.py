@@ -146,6 +146,7 @@ class Undo:
 
     def _run_all(self, numbers: list[int]) -> UndoResult:
         self._remove_temps()
+        self._remove_leftovers()
         self._quiesce([self.plan.action(n) for n in numbers])
         for n in sorted(numbers, reverse=True):
             action = self.plan.action(n)
