@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
@@ -80,6 +81,44 @@ manifest_app = typer.Typer(help="Manifests: a KB article's file attribute table 
 app.add_typer(manifest_app, name="manifest")
 
 
+@dataclass
+class Options:
+    """The options every command shares (given before the command: `deployer -v apply ...`)."""
+
+    quiet: bool = False
+    verbose: bool = False
+    log: Path | None = None
+    no_log: bool = False
+    log_path: Path | None = None  # where this command's log is being written
+    closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+OPTIONS = Options()
+# commands that work on a site write a log (report/log.py)
+LOGGED = {"plan", "apply", "verify", "rollback", "recover", "sendcode", "preflight", "prune"}
+
+
+@app.callback()
+def _options(
+    typer_ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only results, warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show debug detail on stderr (never secrets).")] = False,
+    log: Annotated[Optional[Path], typer.Option("--log", help="Write this command's log to FILE (default: a new file under ~/.local/state/deployer/logs/).")] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Write no log file.")] = False,
+) -> None:
+    """Apply vendor hotfixes to Windows server sites from declarative playbooks, safely."""
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose contradict each other; give one")
+    OPTIONS.quiet, OPTIONS.verbose, OPTIONS.log, OPTIONS.no_log = quiet, verbose, log, no_log
+    command = typer_ctx.invoked_subcommand or ""
+    if command in LOGGED or verbose:
+        from .report.log import command_log
+
+        # closed by main() after the command's last word (its error message included) is logged
+        OPTIONS.log_path = OPTIONS.closing.enter_context(
+            command_log(command, log, verbose=verbose, enabled=command in LOGGED and not no_log))
+
+
 class Format(str, Enum):
     text = "text"
     json = "json"
@@ -119,7 +158,7 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
             stdout.line()
 
     renderer = ConsoleRenderer(out, outmod.stderr(), yes=yes, show_plan=show if show_plan else None,
-                               bar=text and out.console is not None)
+                               bar=text and out.console is not None and not OPTIONS.quiet, quiet=OPTIONS.quiet)
     ctx = RunContext(site, renderer)
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -448,5 +487,15 @@ def main() -> None:
             code = int(ExitCode.BAD_INPUT)
         else:
             raise
+    if OPTIONS.log_path is not None and not OPTIONS.quiet:
+        outmod.stderr().line(f"Log: {OPTIONS.log_path}", "dim")
+    OPTIONS.closing.close()
+    _reset_options()
     _close_stdout()
     sys.exit(code)
+
+
+def _reset_options() -> None:
+    """main() may run many times in one process (tests, API users)."""
+    global OPTIONS
+    OPTIONS = Options()
