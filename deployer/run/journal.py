@@ -18,12 +18,15 @@ set aside under another name by the recovery, which starts a fresh one.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from ..targets.base import FileTransport, TargetError
 from .store import RUNS_DIR, RunState, journal_path, plan_path, run_dir
+
+_log = logging.getLogger("deployer.journal")
 
 # events whose "action" must be a whole number: undo and recovery index the plan with it
 _ACTION_EVENTS = {"begin", "done", "backup", "staged", "undo_begin", "undone", "undo_failed"}
@@ -146,6 +149,7 @@ class Journal:
             line = b"\n" + line
             self.events.damage[-1] = Damage(self.events.damage[-1].line, self.events.damage[-1].reason, False)
         self.files.append(self.path, line)
+        _log.debug("journal %s: %s", self.run, line.decode().strip())
         self.events.items.append(rec)
         self.events.lines.append(len(self.events.items) + len(self.events.damage))
         return rec
