@@ -98,6 +98,7 @@ def _check_cycle(ws: Workspace, before, after, *, lock_damaged: bool) -> None:
     assert runs.code == 0
     listed = json.loads(runs.out)
     assert [r["state"] for r in listed] == ["interrupted"], listed  # never dropped, never trusted as ended
+    assert listed[0]["kb"] == "Q241656"  # from the plan when the journal lost it
 
     verify = ws.cli("verify", ws.playbook, "--site", "DEMO", "-i", ws.inventory)
     _no_traceback(verify, "verify")

@@ -257,14 +257,23 @@ def list_runs(files: FileTransport) -> list[RunInfo]:
             events = Events(damage=[Damage(0, f"cannot be read ({exc})", False)])
         damaged = [str(d) for d in events.damage]
         if not events.items:
-            out.append(RunInfo(entry.name, RunState.INTERRUPTED.value, None, None, None, None, None, 0,
-                               damaged=damaged))
+            out.append(RunInfo(entry.name, RunState.INTERRUPTED.value, _planned_kb(files, entry.name), None, None,
+                               None, None, 0, damaged=damaged))
             continue
         first = events.items[0]
         state = state_of(events)
         ended = _text(events.items[-1].get("ts")) if state != RunState.INTERRUPTED else None
         who = f"{first.get('user')}@{first.get('host')}" if first.get("user") else None
-        out.append(RunInfo(entry.name, state.value, _text(first.get("kb")), _text(first.get("command")),
+        kb = _text(first.get("kb")) if first["event"] == "run" else _planned_kb(files, entry.name)
+        out.append(RunInfo(entry.name, state.value, kb, _text(first.get("command")),
                            _text(first.get("ts")), ended, who, len(events.actions("done")),
                            _text(first.get("fingerprint")), damaged))
     return sorted(out, key=lambda r: r.run)
+
+
+def _planned_kb(files: FileTransport, run: str) -> str | None:
+    """The article a run applied, from its plan, when its journal lost the line that says it."""
+    try:
+        return _text(read_plan(files, run).get("kb"))
+    except Exception:  # noqa: BLE001 - a damaged plan is reported by the commands that need it
+        return None
