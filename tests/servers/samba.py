@@ -58,8 +58,9 @@ class Samba:
     """One private smbd on 127.0.0.1."""
 
     def __init__(self, base: Path, shares: dict[str, Path], *, extra: dict[str, str] | None = None,
-                 user: str | None = None, password: str | None = None):
+                 user: str | None = None, password: str | None = None, protocol: str | None = None):
         self.base = Path(base)
+        self.protocol = protocol  # None: Samba's default (SMB 2/3); "NT1": SMB1 only, as Windows NT 4.0 speaks
         self.shares = shares
         self.extra = extra or {}
         self.user = user or getpass.getuser()  # smbpasswd adds existing Unix accounts only
@@ -122,6 +123,8 @@ class Samba:
             "printcap name = /dev/null",
             "usershare path =",
             "map to guest = never",
+            *([f"server min protocol = {self.protocol}", f"server max protocol = {self.protocol}"]
+              if self.protocol else []),
             *(f"{k} = {v}" for k, v in self.extra.items()),
         ]
         for name, path in self.shares.items():
@@ -130,16 +133,15 @@ class Samba:
 
     def _wait_ready(self) -> None:
         """Until smbd answers an SMB negotiation; the pause between tries is a wait on smbd itself."""
-        from smbprotocol.connection import Connection
+        from deployer.targets.smb1probe import NOT_SMB, probe
 
         deadline = time.monotonic() + READY_TIMEOUT
         assert self.proc is not None
         while True:
             try:
-                conn = Connection(uuid.uuid4(), self.host, self.port)
-                conn.connect(timeout=5)
-                conn.disconnect(close=False)
-                return
+                if probe(self.host, self.port, 5).kind != NOT_SMB:  # whichever dialect it is limited to
+                    return
+                raise ConnectionError("no SMB answer yet")
             except Exception as exc:  # not listening yet
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"smbd exited with {self.proc.returncode} before it was ready:\n"
