@@ -196,12 +196,11 @@ class Smb1FileTransport:
                     tid = self._tid()
                     while offset < o.size and len(pending) < depth:
                         n = min(step, o.size - offset)
-                        conn.send_read(tid, o.fid, offset, n)
-                        pending.append((conn.last_mid, n))
+                        pending.append((conn.send_read(tid, o.fid, offset, n), n))
                         offset += n
                     mid, want = pending.popleft()
                     while mid not in arrived:  # replies may come out of order: keep them until their turn
-                        got_mid, got = self._call("read", rel, conn.receive_read)
+                        got_mid, got = self._call("read", rel, conn.receive_read, {m for m, _ in pending} | {mid})
                         arrived[got_mid] = got
                     data = arrived.pop(mid)
                 if len(data) != want:
@@ -218,12 +217,9 @@ class Smb1FileTransport:
             done = True
         finally:
             if not done:
-                if pending and self.link.is_current(generation):
-                    # replies still due would arrive for later requests: abandon the connection instead
-                    with self.link.op("read", rel):
-                        self.link.abandon()
-                else:
-                    self._close_quietly(o.fid, generation)
+                if self.link.is_current(generation):
+                    self.link.conn.forget(m for m, _ in pending)
+                self._close_quietly(o.fid, generation)
 
     def sha256(self, path: str) -> str:
         return sha256_of(self.read_chunks(path))
@@ -241,7 +237,7 @@ class Smb1FileTransport:
 
         def reap() -> None:  # the next reply, whichever write it answers
             nonlocal written
-            mid, got = self._call(what, rel, conn.receive_write)
+            mid, got = self._call(what, rel, conn.receive_write, set(pending))
             want = pending.pop(mid)
             if got != want:
                 raise TargetError(f"{what}: the server wrote {got} of {want} bytes", server=self.server, path=rel)
@@ -251,23 +247,26 @@ class Smb1FileTransport:
             nonlocal offset
             while len(pending) >= depth:
                 reap()
-            conn.send_write(tid, fid, offset, data)
-            pending[conn.last_mid] = len(data)
+            pending[conn.send_write(tid, fid, offset, data)] = len(data)
             offset += len(data)
 
-        for chunk in chunks:
-            buf += chunk
-            if len(buf) >= size:
-                view = memoryview(buf)
-                whole = len(buf) - len(buf) % size
-                for start in range(0, whole, size):
-                    send(view[start:start + size])
-                view.release()
-                del buf[:whole]
-        if buf:
-            send(bytes(buf))
-        while pending:
-            reap()
+        try:
+            for chunk in chunks:
+                buf += chunk
+                if len(buf) >= size:
+                    view = memoryview(buf)
+                    whole = len(buf) - len(buf) % size
+                    for start in range(0, whole, size):
+                        send(view[start:start + size])
+                    view.release()
+                    del buf[:whole]
+            if buf:
+                send(bytes(buf))
+            while pending:
+                reap()
+        except BaseException:
+            conn.forget(pending)
+            raise
         self._call(what, rel, conn.flush, tid, fid)
         return written
 

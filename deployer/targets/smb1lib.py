@@ -23,7 +23,7 @@ import hashlib
 import struct
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import DeployerError, ExitCode
 
@@ -103,6 +103,8 @@ class SignedSMB(SMB):
     def __init__(self, host: str, port: int, timeout: float):
         self._pending_seq: dict[int, int] = {}  # Mid -> the sequence number its reply must be signed with
         self._mid = 0
+        self._stash: dict[int, Any] = {}  # replies that arrived while another request's was awaited
+        self._awaited: set[int] = set()  # Mids sent by this module whose replies are still to be taken
         self._verify = False
         super().__init__(host, host, sess_port=port, timeout=timeout)
         if self.capabilities & SMB.CAP_UNICODE:  # names in UTF-16, as Windows NT stores them
@@ -211,16 +213,39 @@ class SignedSMB(SMB):
             cmd["Data"]["Pad"] = 0x0
         p = self._packet(tid)
         p.addCommand(cmd)
-        self.sendSMB(p)
-        reply = self._reply(SMB.SMB_COM_NT_CREATE_ANDX)
+        reply = self._reply(SMB.SMB_COM_NT_CREATE_ANDX, self._send(p))
         r = smb.SMBNtCreateAndXResponse_Parameters(smb.SMBCommand(reply["Data"][0])["Parameters"])
         return Opened(r["Fid"], r["FileAttributes"], r["EndOfFile"], r["LastWriteTime"], bool(r["IsDirectory"]))
 
-    def _reply(self, command: int) -> Any:
-        while True:
-            reply = self.recvSMB()
-            if reply.isValidAnswer(command):  # raises SessionError with the server's status
-                return reply
+    def _send(self, packet: Any) -> int:
+        self.sendSMB(packet)
+        self._awaited.add(self._mid)
+        return self._mid
+
+    def _reply(self, command: int, mids: int | set[int]) -> Any:
+        """The reply to one of `mids` (several requests may be in flight, of several transfers)."""
+        wanted = {mids} if isinstance(mids, int) else mids
+        found = next((m for m in wanted if m in self._stash), None)
+        if found is not None:
+            reply = self._stash.pop(found)
+        else:
+            while True:
+                reply = self.recvSMB()
+                mid = reply["Mid"]
+                if mid in wanted:
+                    break
+                if mid in self._awaited:  # another transfer's: keep it for its turn
+                    self._stash[mid] = reply
+        self._awaited.discard(reply["Mid"])
+        if reply.isValidAnswer(command):  # raises SessionError with the server's status
+            return reply
+        raise SessionError("unexpected reply", 0, 0, 0)
+
+    def forget(self, mids: Iterable[int]) -> None:
+        """Replies that will never be taken (the transfer was abandoned): drop them as they arrive."""
+        for mid in mids:
+            self._awaited.discard(mid)
+            self._stash.pop(mid, None)
 
     def close_fid(self, tid: int, fid: int) -> None:
         cmd = smb.SMBCommand(SMB.SMB_COM_CLOSE)
@@ -229,8 +254,7 @@ class SignedSMB(SMB):
         cmd["Parameters"]["Time"] = 0xFFFFFFFF  # leave the write time as it is (MS-CIFS 2.2.4.5.1)
         p = self._packet(tid)
         p.addCommand(cmd)
-        self.sendSMB(p)
-        self._reply(SMB.SMB_COM_CLOSE)
+        self._reply(SMB.SMB_COM_CLOSE, self._send(p))
 
     def flush(self, tid: int, fid: int) -> None:
         cmd = smb.SMBCommand(SMB.SMB_COM_FLUSH)
@@ -238,8 +262,7 @@ class SignedSMB(SMB):
         cmd["Parameters"]["FID"] = fid
         p = self._packet(tid)
         p.addCommand(cmd)
-        self.sendSMB(p)
-        self._reply(SMB.SMB_COM_FLUSH)
+        self._reply(SMB.SMB_COM_FLUSH, self._send(p))
 
     def rename_path(self, tid: int, old: str, new: str) -> None:
         """SMB_COM_RENAME: fails if `new` exists (no replace in this command)."""
@@ -247,17 +270,17 @@ class SignedSMB(SMB):
         cmd["Parameters"] = smb.SMBRename_Parameters()
         cmd["Parameters"]["SearchAttributes"] = 0x16  # hidden, system and folders too
         cmd["Data"] = smb.SMBRename_Data(flags=self.get_flags()[1])
-        cmd["Data"]["OldFileName"] = old
-        cmd["Data"]["NewFileName"] = new
+        cmd["Data"]["OldFileName"] = self._name(old)
+        cmd["Data"]["NewFileName"] = self._name(new)
         p = self._packet(tid)
         p.addCommand(cmd)
-        self.sendSMB(p)
-        self._reply(SMB.SMB_COM_RENAME)
+        self._reply(SMB.SMB_COM_RENAME, self._send(p))
 
     def _trans2(self, tid: int, setup: int, params: bytes, data: bytes, max_data: int = FIND_DATA_MAX
                 ) -> tuple[bytes, bytes]:
         self.send_trans2(tid, setup, "\x00", params, data)  # impacket lays out the request
-        reply = self._reply(SMB.SMB_COM_TRANSACTION2)
+        self._awaited.add(self._mid)
+        reply = self._reply(SMB.SMB_COM_TRANSACTION2, self._mid)
         resp = smb.SMBCommand(reply["Data"][0])
         rp = smb.SMBTransaction2Response_Parameters(resp["Parameters"])
         raw = reply.getData()
@@ -303,7 +326,7 @@ class SignedSMB(SMB):
             return IO_UNIT
         return max(512, self._dialects_parameters["MaxBufferSize"] - 128)  # header and parameters
 
-    def send_write(self, tid: int, fid: int, offset: int, data: bytes | memoryview) -> None:
+    def send_write(self, tid: int, fid: int, offset: int, data: bytes | memoryview) -> int:
         p = self._packet(tid)
         cmd = smb.SMBCommand(SMB.SMB_COM_WRITE_ANDX)
         cmd["Parameters"] = smb.SMBWriteAndX_Parameters()
@@ -318,15 +341,15 @@ class SignedSMB(SMB):
         params["DataOffset"] = 32 + 1 + 28 + 2 + 1  # header, WordCount, 14 words, ByteCount, one pad byte
         cmd["Data"] = b"\x00" + bytes(data)
         p.addCommand(cmd)
-        self.sendSMB(p)
+        return self._send(p)
 
-    def receive_write(self) -> tuple[int, int]:
-        """(Mid, bytes written) of the next WRITE_ANDX reply, whichever request it answers."""
-        reply = self._reply(SMB.SMB_COM_WRITE_ANDX)
+    def receive_write(self, mids: set[int]) -> tuple[int, int]:
+        """(Mid, bytes written) of the next WRITE_ANDX reply to one of `mids`."""
+        reply = self._reply(SMB.SMB_COM_WRITE_ANDX, mids)
         r = smb.SMBWriteAndXResponse_Parameters(smb.SMBCommand(reply["Data"][0])["Parameters"])
         return reply["Mid"], r["Count"] | ((r["Reserved"] & 0xFFFF) << 16)  # CountHigh (MS-SMB 2.2.4.3.2)
 
-    def send_read(self, tid: int, fid: int, offset: int, length: int) -> None:
+    def send_read(self, tid: int, fid: int, offset: int, length: int) -> int:
         p = self._packet(tid)
         cmd = smb.SMBCommand(SMB.SMB_COM_READ_ANDX)
         cmd["Parameters"] = smb.SMBReadAndX_Parameters()
@@ -339,11 +362,11 @@ class SignedSMB(SMB):
         params["_reserved"] = length >> 16  # MaxCountHigh (MS-SMB 2.2.4.2.1)
         params["Remaining"] = 0
         p.addCommand(cmd)
-        self.sendSMB(p)
+        return self._send(p)
 
-    def receive_read(self) -> tuple[int, bytes]:
-        """(Mid, data) of the next READ_ANDX reply, whichever request it answers."""
-        reply = self._reply(SMB.SMB_COM_READ_ANDX)
+    def receive_read(self, mids: set[int]) -> tuple[int, bytes]:
+        """(Mid, data) of the next READ_ANDX reply to one of `mids`."""
+        reply = self._reply(SMB.SMB_COM_READ_ANDX, mids)
         r = smb.SMBReadAndXResponse_Parameters(smb.SMBCommand(reply["Data"][0])["Parameters"])
         count = r["DataCount"] + (r["DataCount_Hi"] << 16)
         return reply["Mid"], reply.getData()[r["DataOffset"]:r["DataOffset"] + count]
