@@ -162,8 +162,9 @@ class Smb1Link:
     # --- connection -------------------------------------------------------------------------
 
     def _ensure(self, name: str, seconds: float) -> None:
-        if self._conn is not None:
+        if self._conn is not None and not self._conn.broken:
             return
+        self._drop()
         o = self.options
         try:
             conn = lib.SignedSMB(o.host, o.port, seconds)
@@ -257,7 +258,7 @@ class Smb1Link:
                 self._closed = True
 
     def is_current(self, generation: int) -> bool:
-        return self.generation == generation and self._conn is not None
+        return self.generation == generation and self._conn is not None and not self._conn.broken
 
     @property
     def conn(self) -> lib.SignedSMB:

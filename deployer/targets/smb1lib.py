@@ -106,6 +106,7 @@ class SignedSMB(SMB):
         self._stash: dict[int, Any] = {}  # replies that arrived while another request's was awaited
         self._awaited: set[int] = set()  # Mids sent by this module whose replies are still to be taken
         self._verify = False
+        self.broken = False  # the connection failed (timed out, closed): nothing more is sent on it
         super().__init__(host, host, sess_port=port, timeout=timeout)
         if self.capabilities & SMB.CAP_UNICODE:  # names in UTF-16, as Windows NT stores them
             self.set_flags(flags2=self.get_flags()[1] | SMB.FLAGS2_UNICODE)
@@ -152,14 +153,22 @@ class SignedSMB(SMB):
         packet["Mid"] = self._mid
         if self._SignatureEnabled:
             self._pending_seq[self._mid] = self._SignSequenceNumber + 1  # the reply's sequence number
-        super().sendSMB(packet)
+        try:
+            super().sendSMB(packet)
+        except (NetBIOSError, NetBIOSTimeout, OSError):
+            self.broken = True
+            raise
 
     @property
     def last_mid(self) -> int:
         return self._mid
 
     def recvSMB(self) -> Any:  # noqa: N802 - impacket's name
-        packet = super().recvSMB()
+        try:
+            packet = super().recvSMB()
+        except (NetBIOSError, NetBIOSTimeout, OSError):
+            self.broken = True  # a later request would wait for the same dead or hung server
+            raise
         if self._verify and packet["Flags1"] & SMB.FLAGS1_REPLY:
             seq = self._pending_seq.pop(packet["Mid"], None)
             if seq is None:
@@ -172,6 +181,7 @@ class SignedSMB(SMB):
             m.update(packet.getData())
             packet["SecurityFeatures"] = given
             if m.digest()[:8] != given:
+                self.broken = True
                 raise SignatureMismatch(f"the signature of a reply (sequence {seq}) does not verify")
         return packet
 
