@@ -375,7 +375,7 @@ def smb_services_under_test(samba: Samba, samba_link: SmbLink) -> ServicesUnderT
 
 # Samba leaves SMB1 signing off unless asked; "auto" offers it as Windows NT 4.0 SP3+ can, so the
 # client's default (signing required) signs and checks every reply.
-NT1_EXTRA = {"server signing": "auto"}
+NT1_EXTRA = {"server signing": "auto", "ntlm auth": "ntlmv2-only"}
 
 
 @pytest.fixture(scope="session")
