@@ -105,16 +105,14 @@ def test_signing_is_on_by_default_and_every_reply_is_checked(samba_nt1: Samba):
         files.write_file(name, [b"signed"])
         # a reply altered on the way (one bit of its last byte) is refused
         with link.op("tamper"):
-            session = link.conn._sess
-            receive = session.recv_packet
+            conn = link.conn
+            receive = conn._recv_frame
 
-            def altered(timeout=None):
-                packet = receive(timeout)
-                data = packet.get_trailer()
-                packet.set_trailer(data[:-1] + bytes([data[-1] ^ 1]))
-                return packet
+            def altered() -> bytes:
+                raw = receive()
+                return raw[:-1] + bytes([raw[-1] ^ 1])
 
-            session.recv_packet = altered
+            conn._recv_frame = altered
         with pytest.raises(ConnectionLost) as e:
             files.stat(name)
         assert "does not verify" in str(e.value)

@@ -8,8 +8,8 @@ a hung server is reported after `timeout` seconds without an answer (Windows err
 a killed one at once (64).
 
 Security is never negotiated down silently: signing is required unless the inventory says
-`require_signing: false` (and then still used when the server offers it), NTLMv2 unless it
-says `allow_ntlmv1: true`. A connection whose dialect does not meet the server's is
+`require_signing: false` (and then used only when the server requires it), NTLMv2 unless it
+says `allow_ntlmv1: true`. Every signed reply is checked (smb1lib.SignedSMB). A connection whose dialect does not meet the server's is
 explained from the server's own negotiate answer (smb1probe).
 """
 
@@ -27,7 +27,7 @@ from ..errors import ExitCode
 from ..secrets import MASK, Secret
 from . import smb1lib as lib
 from .base import ConnectionLost, TargetError, TransportTimeout
-from .smb1probe import DialectMismatch, mismatch
+from .smb1probe import QUICK, DialectMismatch, mismatch
 from .smbconn import AuthenticationFailed, status_error
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,9 @@ class Smb1Link:
         try:
             conn = lib.SignedSMB(o.host, o.port, seconds)
         except (lib.NetBIOSTimeout, socket.timeout, TimeoutError) as exc:
-            raise TransportTimeout(f"connect: no answer from {o.where} within {seconds:g} s", server=name) from exc
+            # a hung SMB server, or one of another protocol waiting for us to speak first: a quick look
+            raise mismatch(name, o.host, o.port, QUICK, client="smb1") or TransportTimeout(
+                f"connect: no answer from {o.where} within {seconds:g} s", server=name) from exc
         except OSError as exc:
             if isinstance(exc.args[-1] if exc.args else None, OSError):  # impacket wraps the connect error
                 reason = exc.args[-1].strerror or str(exc.args[-1])
@@ -216,8 +218,9 @@ class Smb1Link:
         if "\\" in user:
             domain, user = user.split("\\", 1)
         try:
+            # as the SMB 2/3 transport: sign when required, by the inventory (the default) or the server
             conn.log_on(user, self._password.reveal(), domain, ntlmv1=o.allow_ntlmv1 and not extended,
-                        sign=offered)
+                        sign=o.require_signing or bool(conn.security_mode & lib.SIGNING_REQUIRED))
         except lib.SessionError as exc:
             status = lib.status_of(exc)
             raise status_error(status, "logon", server=name, path=None, detail=self._auth_hint(status)) from None

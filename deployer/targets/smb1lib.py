@@ -20,6 +20,8 @@ SMBConnection does not offer, built here from impacket's own packet classes:
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import struct
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -82,6 +84,10 @@ PASSTHRU_RENAME = 1000 + 10  # SMB_INFO_PASSTHROUGH + FileRenameInformation
 FIND_DIRECTORY_INFO = 0x0101  # SMB_FIND_FILE_DIRECTORY_INFO: FILETIMEs, size, attributes, name
 FIND_DATA_MAX = 16000  # bytes of entries per FIND reply: one packet, whatever the buffers
 IO_UNIT = 60 << 10  # bytes per READ_ANDX / WRITE_ANDX with the large read/write capabilities
+
+
+_SMB_HEADER = struct.Struct("<4sBIBHH8sHHHHH")  # MS-CIFS 2.2.3.1
+_WRITE_WORDS = struct.Struct("<BBBHHIIHHHHHIH")  # WordCount, the 14 words of WRITE_ANDX, ByteCount
 
 
 @dataclass(frozen=True)
@@ -164,26 +170,80 @@ class SignedSMB(SMB):
         return self._mid
 
     def recvSMB(self) -> Any:  # noqa: N802 - impacket's name
+        return smb.NewSMBPacket(data=self._recv_checked())
+
+    def _recv_frame(self) -> bytes:
+        """One NetBIOS session message, read straight from the socket (impacket's reader grows
+        the message by concatenation, which is slow for 60 KiB replies); keep-alives skipped."""
+        sock = self._sess._sock  # noqa: SLF001 - impacket's socket
+        sock.settimeout(self.get_timeout())
         try:
-            packet = super().recvSMB()
-        except (NetBIOSError, NetBIOSTimeout, OSError):
-            self.broken = True  # a later request would wait for the same dead or hung server
-            raise
-        if self._verify and packet["Flags1"] & SMB.FLAGS1_REPLY:
-            seq = self._pending_seq.pop(packet["Mid"], None)
+            while True:
+                head = self._recv_exactly(sock, 4)
+                length = int.from_bytes(head[1:4], "big")  # direct TCP (445): 24-bit lengths
+                body = self._recv_exactly(sock, length) if length else b""
+                if head[0] == 0x85:  # NETBIOS_SESSION_KEEP_ALIVE
+                    continue
+                return body
+        except (socket.timeout, TimeoutError):
+            self.broken = True
+            raise NetBIOSTimeout from None
+        except OSError as exc:
+            self.broken = True
+            raise NetBIOSError("Error occurs while reading from remote", nmb.ERRCLASS_OS, exc.errno) from None
+
+    def _recv_exactly(self, sock: socket.socket, n: int) -> bytes:
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        while got < n:
+            k = sock.recv_into(view[got:], n - got)
+            if not k:
+                self.broken = True
+                raise NetBIOSError("Error while reading from remote", nmb.ERRCLASS_OS, None)
+            got += k
+        return bytes(buf)
+
+    def _recv_checked(self) -> bytes:
+        """The next SMB message, its signature checked (MS-CIFS 3.2.5.1) when signing is on."""
+        raw = self._recv_frame()
+        if self._verify and raw[9] & SMB.FLAGS1_REPLY:
+            mid = struct.unpack_from("<H", raw, 30)[0]
+            seq = self._pending_seq.pop(mid, None)
             if seq is None:
-                raise SignatureMismatch(f"a reply arrived for no request (Mid {packet['Mid']})")
-            given = packet["SecurityFeatures"]
-            packet["SecurityFeatures"] = struct.pack("<q", seq)
+                self.broken = True
+                raise SignatureMismatch(f"a reply arrived for no request (Mid {mid})")
             m = hashlib.md5()
             m.update(self._SigningSessionKey)
             m.update(self._SigningChallengeResponse)
-            m.update(packet.getData())
-            packet["SecurityFeatures"] = given
-            if m.digest()[:8] != given:
+            m.update(raw[:14])
+            m.update(struct.pack("<q", seq))
+            m.update(memoryview(raw)[22:])
+            if m.digest()[:8] != raw[14:22]:
                 self.broken = True
                 raise SignatureMismatch(f"the signature of a reply (sequence {seq}) does not verify")
-        return packet
+        return raw
+
+    def _raw_reply(self, command: int, wanted: set[int]) -> bytes:
+        """The raw reply to one of `wanted` (a transfer's); others' replies are kept for their turn.
+        A failure status raises SessionError, as impacket's isValidAnswer does."""
+        found = next((m for m in wanted if m in self._stash), None)
+        if found is not None:
+            raw = self._stash.pop(found).getData()
+        else:
+            while True:
+                raw = self._recv_checked()
+                mid = struct.unpack_from("<H", raw, 30)[0]
+                if mid in wanted:
+                    break
+                if mid in self._awaited:
+                    self._stash[mid] = smb.NewSMBPacket(data=raw)
+        mid = struct.unpack_from("<H", raw, 30)[0]
+        self._awaited.discard(mid)
+        status = struct.unpack_from("<I", raw, 5)[0]
+        if raw[4] != command or status:
+            smb.NewSMBPacket(data=raw).isValidAnswer(command)  # raises with the server's status
+        return raw
 
     # --- requests -------------------------------------------------------------------------
 
@@ -337,27 +397,43 @@ class SignedSMB(SMB):
         return max(512, self._dialects_parameters["MaxBufferSize"] - 128)  # header and parameters
 
     def send_write(self, tid: int, fid: int, offset: int, data: bytes | memoryview) -> int:
-        p = self._packet(tid)
-        cmd = smb.SMBCommand(SMB.SMB_COM_WRITE_ANDX)
-        cmd["Parameters"] = smb.SMBWriteAndX_Parameters()
-        params = cmd["Parameters"]
-        params["Fid"] = fid
-        params["Offset"] = offset & 0xFFFFFFFF
-        params["HighOffset"] = offset >> 32
-        params["WriteMode"] = 1  # write-through: on disk before the reply
-        params["Remaining"] = 0
-        params["DataLength"] = len(data) & 0xFFFF
-        params["DataLength_Hi"] = len(data) >> 16
-        params["DataOffset"] = 32 + 1 + 28 + 2 + 1  # header, WordCount, 14 words, ByteCount, one pad byte
-        cmd["Data"] = b"\x00" + bytes(data)
-        p.addCommand(cmd)
-        return self._send(p)
+        """One WRITE_ANDX (write-through), laid out and signed here rather than by impacket's
+        Structure classes, whose packing copies the payload several times: the payload goes to
+        the socket as it is. Returns the request's Mid."""
+        self._mid = self._mid % 0xFFFE + 1
+        mid = self._mid
+        flags2 = self.get_flags()[1] | (SMB.FLAGS2_SMB_SECURITY_SIGNATURE if self._SignatureEnabled else 0)
+        n = len(data)
+        words = _WRITE_WORDS.pack(14, 0xFF, 0, 0, fid, offset & 0xFFFFFFFF, 0, 1, 0, n >> 16, n & 0xFFFF,
+                                  _SMB_HEADER.size + _WRITE_WORDS.size + 1, offset >> 32, n + 1)
+        header = bytearray(_SMB_HEADER.pack(b"\xffSMB", SMB.SMB_COM_WRITE_ANDX, 0, self.get_flags()[0], flags2, 0,
+                                            b"\0" * 8, 0, tid, os.getpid() & 0xFFFF, self._uid, mid))
+        head = header + words + b"\x00"  # one pad byte: the data starts at offset 64, 32-bit aligned
+        if self._SignatureEnabled:
+            seq = self._SignSequenceNumber
+            head[14:22] = struct.pack("<q", seq)
+            m = hashlib.md5()
+            m.update(self._SigningSessionKey)
+            m.update(self._SigningChallengeResponse)
+            m.update(head)
+            m.update(data)
+            head[14:22] = m.digest()[:8]
+            self._SignSequenceNumber += 2  # the reply takes seq + 1 (impacket counts the same way)
+            self._pending_seq[mid] = seq + 1
+        frame = struct.pack(">I", len(head) + n)  # NetBIOS session message
+        try:
+            self._sess._sock.sendmsg([frame + head, data])  # noqa: SLF001 - impacket's socket
+        except (OSError, NetBIOSError):
+            self.broken = True
+            raise
+        self._awaited.add(mid)
+        return mid
 
     def receive_write(self, mids: set[int]) -> tuple[int, int]:
         """(Mid, bytes written) of the next WRITE_ANDX reply to one of `mids`."""
-        reply = self._reply(SMB.SMB_COM_WRITE_ANDX, mids)
-        r = smb.SMBWriteAndXResponse_Parameters(smb.SMBCommand(reply["Data"][0])["Parameters"])
-        return reply["Mid"], r["Count"] | ((r["Reserved"] & 0xFFFF) << 16)  # CountHigh (MS-SMB 2.2.4.3.2)
+        raw = self._raw_reply(SMB.SMB_COM_WRITE_ANDX, mids)
+        count, _available, count_high = struct.unpack_from("<HHH", raw, 32 + 1 + 4)  # after WordCount and AndX
+        return struct.unpack_from("<H", raw, 30)[0], count | (count_high << 16)
 
     def send_read(self, tid: int, fid: int, offset: int, length: int) -> int:
         p = self._packet(tid)
@@ -376,10 +452,11 @@ class SignedSMB(SMB):
 
     def receive_read(self, mids: set[int]) -> tuple[int, bytes]:
         """(Mid, data) of the next READ_ANDX reply to one of `mids`."""
-        reply = self._reply(SMB.SMB_COM_READ_ANDX, mids)
-        r = smb.SMBReadAndXResponse_Parameters(smb.SMBCommand(reply["Data"][0])["Parameters"])
-        count = r["DataCount"] + (r["DataCount_Hi"] << 16)
-        return reply["Mid"], reply.getData()[r["DataOffset"]:r["DataOffset"] + count]
+        raw = self._raw_reply(SMB.SMB_COM_READ_ANDX, mids)
+        # WordCount, AndX (4), Available, DataCompactionMode, Reserved, DataLength, DataOffset, DataLengthHigh
+        length, offset, high = struct.unpack_from("<HHH", raw, 32 + 1 + 4 + 6)
+        count = length | (high << 16)
+        return struct.unpack_from("<H", raw, 30)[0], raw[offset:offset + count]
 
 
 def status_of(exc: SessionError) -> int:

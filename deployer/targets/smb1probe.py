@@ -59,12 +59,13 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
 
 
 def probe(host: str, port: int, timeout: float) -> Offer:
-    """Ask the server at host:port which dialect it picks; raises OSError if nothing listens there."""
+    """Ask the server at host:port which dialect it picks; raises OSError if nothing listens there,
+    TimeoutError (an OSError) if nothing answers within `timeout`."""
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(negotiate_request())
         try:
             head = _recv_exactly(sock, 4)
-        except (ConnectionResetError, socket.timeout):
+        except ConnectionResetError:
             return Offer(NOT_SMB, "the connection was closed without an answer")
         if len(head) < 4:
             return Offer(NOT_SMB, "the connection was closed without an answer")
@@ -94,13 +95,16 @@ def _printable(data: bytes) -> str:
     return data[:40].decode("ascii", "replace").strip()
 
 
+QUICK = 1.0  # seconds for a probe after a timeout: a server of another protocol answers at once or not at all
+
+
 def mismatch(server: str, host: str, port: int, timeout: float, *, client: str) -> DialectMismatch | None:
     """The error to report when a `client` ("smb1" or "smb2") connection failed early, or None if
     the dialects do meet (the failure was something else: let the caller report it)."""
     try:
         offer = probe(host, port, timeout)
     except OSError:
-        return None  # nothing listens, or it went away: the caller's own error says so
+        return None  # nothing listens, it went away, or it is hung: the caller's own error says so
     where = f"{host}:{port}"
     if offer.kind == NOT_SMB:
         return DialectMismatch(f"{where} does not speak SMB ({offer.detail}); check files: host and port in the "

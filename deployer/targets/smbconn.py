@@ -322,12 +322,11 @@ class SmbLink:
         try:
             conn.connect(timeout=self._op_timeout)
         except Exception as exc:
-            if _is_timeout(exc) or self._watch.fired:
-                raise
             # negotiation failed: an SMB1-only server (it closes the connection) or no SMB at all? ask it
-            from .smb1probe import mismatch
+            from .smb1probe import QUICK, mismatch
 
-            raise mismatch(self._op_server, o.host, o.port, self._op_timeout, client="smb2") or exc
+            hung = _is_timeout(exc) or self._watch.fired  # then only a quick look: it may be a hung SMB server
+            raise mismatch(self._op_server, o.host, o.port, QUICK if hung else self._op_timeout, client="smb2") or exc
         session = Session(conn, username=self._account, password=self._password.reveal(),
                           require_encryption=o.encrypt)
         session.connect()
