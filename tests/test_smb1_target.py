@@ -200,3 +200,38 @@ def test_replace_in_steps_where_the_server_has_no_atomic_rename(samba_nt1: Samba
         files.rename(f"{base}\\MISSING.~new", f"{base}\\OTHER.DLL", replace=True)
     assert b"".join(files.read_chunks(f"{base}\\OTHER.DLL")) == b"kept"
     assert files.stat(f"{base}\\OTHER.DLL{ASIDE_SUFFIX}") is None
+
+
+def test_a_replace_cut_off_between_its_steps_is_undone_by_restoring_from_the_backup(samba_nt1: Samba,
+                                                                                    samba_nt1_link: Smb1Link):
+    """The connection dies after the file in the way was renamed aside: the destination name is
+    missing. A rollback's restore (copy of the backup, then rename over the destination) puts it
+    back and clears the aside file."""
+    files = Smb1FileTransport("NT4", samba_nt1_link, SHARE)
+    files.atomic_replace = False
+    base = f"cut-{uuid.uuid4().hex[:8]}"
+    files.mkdir(base)
+    files.write_file(f"{base}\\BASE.DLL", [b"original"])
+    files.copy(f"{base}\\BASE.DLL", f"{base}\\BASE.DLL.backup")
+    files.write_file(f"{base}\\BASE.DLL.~new", [b"new"])
+    real = files._rename_path
+    calls = []
+
+    def dies_after_the_first_step(src: str, dst: str) -> None:
+        calls.append((src, dst))
+        if len(calls) >= 2:  # the connection is gone: the move into place and the put-back both fail
+            raise ConnectionLost("the connection was lost", server="NT4")
+        real(src, dst)
+
+    files._rename_path = dies_after_the_first_step
+    with pytest.raises(ConnectionLost):
+        files.rename(f"{base}\\BASE.DLL.~new", f"{base}\\BASE.DLL", replace=True)
+    files._rename_path = real
+    if files.stat(f"{base}\\BASE.DLL") is None:  # the put-back after the failure was cut off too
+        assert files.stat(f"{base}\\BASE.DLL{ASIDE_SUFFIX}") is not None
+    files._rename_path = real
+    # what rollback's put_back does: copy the backup beside the destination, rename over it
+    files.copy(f"{base}\\BASE.DLL.backup", f"{base}\\BASE.DLL.~restore")
+    files.rename(f"{base}\\BASE.DLL.~restore", f"{base}\\BASE.DLL", replace=True)
+    assert b"".join(files.read_chunks(f"{base}\\BASE.DLL")) == b"original"
+    assert files.stat(f"{base}\\BASE.DLL{ASIDE_SUFFIX}") is None

@@ -12,8 +12,9 @@ The same contract as the SMB 2/3 transport (smb.py), with what SMB1 offers:
   there the file in the way is first renamed aside (`<name>.~smb1-old`), the new one renamed
   into place, and the aside file removed. For that moment the destination name does not
   exist; if the connection dies in between, the run's journal has the replace as started and
-  rollback (or `deployer recover`) restores the file from its backup. Should the second
-  rename fail, the aside file is renamed back before the error is raised.
+  rollback (or `deployer recover`) restores the file from its backup (and then removes the
+  aside file). Should the second rename fail, the aside file is renamed back before the error
+  is raised.
 - **copy** has no server-side form in SMB1 (no FSCTL_SRV_COPYCHUNK): the data makes a round
   trip through deployer, and the copy gets the source's write time.
 - **sharing violations, read-only files** as smb.py: a replace checks the destination first,
@@ -330,6 +331,10 @@ class Smb1FileTransport:
                 return
             if not exists:
                 self._rename_path(s_rel, d_rel)
+                if not self._passthru() and self.stat(d_rel + ASIDE_SUFFIX) is not None:
+                    # an earlier replace in steps was cut off between its renames, and this one (a
+                    # rollback's restore) has just put the file back: the aside copy is not needed
+                    self._delete(d_rel + ASIDE_SUFFIX, "remove", lib.FILE_NON_DIRECTORY_FILE, {})
                 return
             self._replace_in_steps(s_rel, d_rel)
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import struct
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -136,7 +135,7 @@ class Smb1Link:
                 return TargetError(f"{what}: the server answered SMB error class {exc.get_error_class()} code "
                                    f"{exc.get_error_code()}", server=server, path=path)
             return status_error(status, what, server=server, path=path, detail=self._auth_hint(status))
-        if isinstance(exc, (lib.NetBIOSError, ConnectionError, EOFError, struct.error)):
+        if isinstance(exc, (lib.NetBIOSError, ConnectionError, EOFError)):
             return ConnectionLost(f"{what}: the connection to {where} was lost (the server closed it or stopped)",
                                   server=server, path=path)
         if isinstance(exc, OSError):

@@ -83,7 +83,8 @@ SET_FILE_BASIC_INFO = 0x0101  # TRANS2 information levels
 PASSTHRU_RENAME = 1000 + 10  # SMB_INFO_PASSTHROUGH + FileRenameInformation
 FIND_DIRECTORY_INFO = 0x0101  # SMB_FIND_FILE_DIRECTORY_INFO: FILETIMEs, size, attributes, name
 FIND_DATA_MAX = 16000  # bytes of entries per FIND reply: one packet, whatever the buffers
-IO_UNIT = 60 << 10  # bytes per READ_ANDX / WRITE_ANDX with the large read/write capabilities
+IO_UNIT = 60 << 10  # bytes per READ_ANDX / WRITE_ANDX with the large read/write capabilities (Samba
+# writes nothing of a 128 KiB WRITE_ANDX on NT1 and drops the connection at 1 MiB; Windows stops at 64 KiB)
 
 
 _SMB_HEADER = struct.Struct("<4sBIBHH8sHHHHH")  # MS-CIFS 2.2.3.1
@@ -405,7 +406,8 @@ class SignedSMB(SMB):
         flags2 = self.get_flags()[1] | (SMB.FLAGS2_SMB_SECURITY_SIGNATURE if self._SignatureEnabled else 0)
         n = len(data)
         words = _WRITE_WORDS.pack(14, 0xFF, 0, 0, fid, offset & 0xFFFFFFFF, 0, 1, 0, n >> 16, n & 0xFFFF,
-                                  _SMB_HEADER.size + _WRITE_WORDS.size + 1, offset >> 32, n + 1)
+                                  _SMB_HEADER.size + _WRITE_WORDS.size + 1, offset >> 32,
+                                  (n + 1) & 0xFFFF)  # large writes: the server goes by DataLength(High)
         header = bytearray(_SMB_HEADER.pack(b"\xffSMB", SMB.SMB_COM_WRITE_ANDX, 0, self.get_flags()[0], flags2, 0,
                                             b"\0" * 8, 0, tid, os.getpid() & 0xFFFF, self._uid, mid))
         head = header + words + b"\x00"  # one pad byte: the data starts at offset 64, 32-bit aligned
