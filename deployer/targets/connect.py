@@ -161,20 +161,25 @@ def transport_names(server: Server) -> tuple[str, str]:
     return files, services
 
 
-def warn_smb1(site: SiteRef) -> None:
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:
     """One warning per run that reaches servers over SMB1: the operator chose it, and should know."""
     names = [n for n, s in site.site.servers.items() if s.smb1]
     if names:
-        print(f"Warning: {', '.join(names)} reached over SMB1 (NT LM 0.12, `dialect: smb1` in the inventory): an old "
-              "protocol with weaker signing and no encryption; use it only for hosts that speak nothing newer "
-              "(Windows NT 4.0, Windows 2000).", file=sys.stderr)
+        warn(f"Warning: {', '.join(names)} reached over SMB1 (NT LM 0.12, `dialect: smb1` in the inventory): an old "
+             "protocol with weaker signing and no encryption; use it only for hosts that speak nothing newer "
+             "(Windows NT 4.0, Windows 2000).")
 
 
-def connect(site: SiteRef) -> SiteConnection:
+def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteConnection:
+    """The site's endpoints; `warn` gets the notices of connecting (default: standard error)."""
     conn = SiteConnection(site)
     pool: dict[Any, Any] = {}
     secrets: dict[Any, Secret] = {}
-    warn_smb1(site)
+    warn_smb1(site, warn or _stderr)
     try:
         for name, server in site.site.servers.items():
             files_kind, services_kind = transport_names(server)

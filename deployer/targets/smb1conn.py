@@ -26,7 +26,7 @@ from ..errors import ExitCode
 from ..secrets import MASK, Secret
 from . import smb1lib as lib
 from .base import ConnectionLost, TargetError, TransportTimeout
-from .smb1probe import QUICK, DialectMismatch, mismatch
+from .smb1probe import DialectMismatch, mismatch, quick
 from .smbconn import AuthenticationFailed, status_error
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class Smb1Link:
             conn = lib.SignedSMB(o.host, o.port, seconds)
         except (lib.NetBIOSTimeout, socket.timeout, TimeoutError) as exc:
             # a hung SMB server, or one of another protocol waiting for us to speak first: a quick look
-            raise mismatch(name, o.host, o.port, QUICK, client="smb1") or TransportTimeout(
+            raise mismatch(name, o.host, o.port, quick(seconds), client="smb1") or TransportTimeout(
                 f"connect: no answer from {o.where} within {seconds:g} s", server=name) from exc
         except OSError as exc:
             if isinstance(exc.args[-1] if exc.args else None, OSError):  # impacket wraps the connect error

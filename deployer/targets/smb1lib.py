@@ -181,6 +181,9 @@ class SignedSMB(SMB):
         try:
             while True:
                 head = self._recv_exactly(sock, 4)
+                if head[0] not in (0x00, 0x85):  # neither a session message nor a keep-alive: not SMB
+                    self.broken = True
+                    raise NetBIOSError(f"not an SMB answer ({head!r})", nmb.ERRCLASS_OS, None)
                 length = int.from_bytes(head[1:4], "big")  # direct TCP (445): 24-bit lengths
                 body = self._recv_exactly(sock, length) if length else b""
                 if head[0] == 0x85:  # NETBIOS_SESSION_KEEP_ALIVE

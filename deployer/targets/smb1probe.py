@@ -95,9 +95,11 @@ def _printable(data: bytes) -> str:
     return data[:40].decode("ascii", "replace").strip()
 
 
-# Seconds for a probe after a negotiation timed out: a server of another protocol that speaks first
-# (SSH, FTP, SMTP) greets at once; a hung SMB server would cost the operation this much more.
-QUICK = 0.25
+def quick(timeout: float) -> float:
+    """Seconds for a probe after a negotiation timed out: a server of another protocol that speaks
+    first (SSH, FTP, SMTP) greets at once, while a hung SMB server costs the operation this much
+    more: up to half its bound, and never more than a second."""
+    return min(1.0, max(0.25, timeout / 2))
 
 
 def mismatch(server: str, host: str, port: int, timeout: float, *, client: str) -> DialectMismatch | None:
