@@ -138,6 +138,9 @@ class Smb1Link:
         if isinstance(exc, (lib.NetBIOSError, ConnectionError, EOFError)):
             return ConnectionLost(f"{what}: the connection to {where} was lost (the server closed it or stopped)",
                                   server=server, path=path)
+        if isinstance(exc, lib.UnsupportedFeature):  # a reply impacket did not expect
+            return TargetError(f"{what}: unexpected answer from {where}: {self._scrub(str(exc))}", server=server,
+                               path=path)
         if isinstance(exc, OSError):
             return ConnectionLost(f"{what}: network error talking to {where}: {self._scrub(exc.strerror or str(exc))}",
                                   server=server, path=path)
