@@ -138,10 +138,17 @@ def _mock_services(ctx: ConnectContext, files: FileTransport) -> ServiceTranspor
     return _mock_site(ctx).services(ctx.name)
 
 
-def _load_transports() -> None:
-    """Real-server transports import their protocol libraries only when a site uses them."""
+def _load_transports() -> dict[str, Exception]:
+    """Real-server transports import their protocol libraries only when a site uses them.
+
+    A transport whose library is an untested version (adapters/) is not registered; its
+    error is returned and raised only for a server that uses that transport.
+    """
     import importlib
 
+    from ..errors import SetupError
+
+    refused: dict[str, Exception] = {}
     for module in ("smb", "scmr", "ssh"):
         try:
             importlib.import_module(f"{__package__}.{module}")
@@ -149,6 +156,16 @@ def _load_transports() -> None:
             if exc.name and exc.name.startswith(f"{__package__}."):
                 continue  # that transport is not part of this build
             raise
+        except SetupError as exc:
+            refused[module] = exc
+    return refused
+
+
+def _unavailable(kind: str, name: str, refused: dict[str, Exception]) -> None:
+    """Raise why transport `name` is not registered: its library's version, or an unknown name."""
+    if refused:  # an untested library kept it from registering (its module is named as the transport)
+        raise refused.get(name) or next(iter(refused.values()))
+    raise KeyError(f"no {kind} transport {name!r}")
 
 
 def connect(site: SiteRef) -> SiteConnection:
@@ -158,7 +175,11 @@ def connect(site: SiteRef) -> SiteConnection:
     try:
         for name, server in site.site.servers.items():
             if server.files.transport not in FILE_TRANSPORTS or server.services.transport not in SERVICE_TRANSPORTS:
-                _load_transports()
+                refused = _load_transports()
+                if server.files.transport not in FILE_TRANSPORTS:
+                    _unavailable("file", server.files.transport, refused)
+                if server.services.transport not in SERVICE_TRANSPORTS:
+                    _unavailable("service", server.services.transport, refused)
             ctx = ConnectContext(site, name, server, pool, secrets, conn.closers)
             files = FILE_TRANSPORTS[server.files.transport](ctx)
             services = SERVICE_TRANSPORTS[server.services.transport](ctx, files)
