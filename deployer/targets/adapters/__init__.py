@@ -60,4 +60,7 @@ def require(distribution: str, tested: TestedRange, why: str) -> str:
 
 
 def _dotted(version: tuple[int, ...]) -> str:
+    """As a pin writes it: (5, 2, 0) -> 5.2."""
+    while len(version) > 2 and version[-1] == 0:
+        version = version[:-1]
     return ".".join(str(p) for p in version)
