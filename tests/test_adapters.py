@@ -146,3 +146,54 @@ def test_an_untested_smbprotocol_does_not_stop_an_ssh_or_mock_site(ws: Workspace
     r = _deployer_with({"smbprotocol": "1.18.0"}, "plan", str(ws.playbook), "--site", "DEMO", cwd=ws.path)
     assert "smbprotocol" not in r.stdout + r.stderr and "Traceback" not in r.stderr
     assert r.returncode == 1 and "refused the connection" in r.stderr  # it got as far as connecting
+
+
+# --- the internals are still there ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", [{}, {"require_signing": False}])
+def test_the_smb_fast_write_path_is_taken_with_the_installed_smbprotocol(samba, options):
+    """A version that moved an internal would quietly fall back to the slow library path."""
+    from servers.samba import SHARE
+
+    from deployer.targets.adapters import smbprotocol_internals as internals
+    from deployer.targets.smbfast import FastWriter
+
+    link = samba.link(**options)
+    try:
+        with link.op("connect"):
+            conn = link.connection
+            assert internals.alive(conn) and internals.usable(conn)
+            assert FastWriter.usable(link, link.tree(SHARE))
+            assert internals.available_credits(conn) >= 512  # the window asked for at connect
+    finally:
+        link.close()
+    assert not internals.alive(link._conn)
+
+
+def test_the_sftp_hooks_work_with_the_installed_paramiko(sshd, tmp_path):
+    """The server's extensions are read, an error keeps its SFTP status code, pipelined answers all come back."""
+    from paramiko.sftp import CMD_LSTAT, SFTP_FLAG_CREATE, SFTP_FLAG_READ, SFTP_FLAG_WRITE, SFTP_NO_SUCH_FILE
+
+    from deployer.targets.sftpsession import SftpSession, SftpStatusError
+
+    conn = sshd.connection()
+    try:
+        chan = conn.open_channel("SFTP")
+        chan.invoke_subsystem("sftp")
+        sftp = SftpSession(chan)
+        assert {"posix-rename@openssh.com", "fsync@openssh.com"} <= set(sftp.extensions)
+        with pytest.raises(SftpStatusError) as e:
+            sftp.request(CMD_LSTAT, str(tmp_path / "missing"))
+        assert e.value.code == SFTP_NO_SUCH_FILE
+        data = bytes(range(256)) * 4096 * 3  # 3 MiB: many requests in flight
+        handle = sftp.open_handle(str(tmp_path / "f.bin"), SFTP_FLAG_CREATE | SFTP_FLAG_WRITE | SFTP_FLAG_READ)
+        try:
+            assert sftp.write_pipelined(handle, [data]) == len(data)
+            assert sftp.fstat_handle(handle).st_size == len(data)
+            assert b"".join(sftp.read_pipelined(handle, len(data), 1 << 20)) == data
+        finally:
+            sftp.close_handle(handle)
+        sftp.close()
+    finally:
+        conn.close()
