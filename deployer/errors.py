@@ -25,6 +25,9 @@ caller never needs to know which transport raised.
     |   |-- SharingViolation            (32)  ERROR_SHARING_VIOLATION: the file is in use
     |   |-- DiskFull                   (112)  ERROR_DISK_FULL
     |   |-- ServiceError        (1052, 1053, 1056, 1060, 1062, ...)  the Service Control Manager's
+    |   |-- ProtocolMismatch          (50) 2  client and server do not meet: a configuration problem
+    |   |   |-- DialectMismatch             SMB 2/3 against an SMB1-only server, or the reverse, or no SMB
+    |   |   `-- SigningUnavailable          the server cannot sign as the inventory requires (SMB1)
     |   |-- HostKeyError                  2  the server's identity cannot be trusted (SSH)
     |   |   |-- HostKeyUnknown              not in known_hosts
     |   |   `-- HostKeyChanged              differs from known_hosts, or @revoked
@@ -33,6 +36,7 @@ caller never needs to know which transport raised.
     |       |-- TransportTimeout      (1460)  ERROR_TIMEOUT: no answer within the server's `timeout`
     |       `-- ConnectionLost          (64)  ERROR_NETNAME_DELETED: the connection went away
     |           `-- ConnectFailed     (1231)  no connection at all: 1225 refused, 53 name unknown
+    |-- PayloadUnverifiable              1  a hotfix file's bytes do not hash to its name (workers)
     `-- RunOutcome                          how a run ended, when not done
         |-- ApplyFailed                  1  failed, and every change was rolled back (verified)
         |-- VerificationMismatch         3  files do not match the manifest
@@ -211,6 +215,21 @@ class ServiceError(TargetError):
     """A Service Control Manager error; winerror says which (1052, 1060, 1062, ...)."""
 
 
+class ProtocolMismatch(TargetError):
+    """The client's protocol and the server's do not meet: fix the inventory, nothing was touched."""
+
+    exit_code = ExitCode.BAD_INPUT
+    winerror = 50  # ERROR_NOT_SUPPORTED
+
+
+class DialectMismatch(ProtocolMismatch):
+    """SMB 2/3 met an SMB1-only server, SMB1 met a server with SMB1 disabled, or the port is not SMB."""
+
+
+class SigningUnavailable(ProtocolMismatch):
+    """The server offers no signing (SMB1) while the inventory requires it (the default)."""
+
+
 class HostKeyError(TargetError):
     """The server's host key cannot be trusted; nothing was sent to it but the key exchange."""
 
@@ -244,6 +263,10 @@ class ConnectFailed(ConnectionLost):
 
 
 # --- run outcomes --------------------------------------------------------------------------
+
+
+class PayloadUnverifiable(DeployerError):
+    """A hotfix file from the broker's store does not hash to its name, or is not there (workers)."""
 
 
 class RunOutcome(DeployerError):

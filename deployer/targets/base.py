@@ -24,6 +24,7 @@ from ..errors import (  # noqa: F401 - the transports' error classes, re-exporte
     AuthenticationFailed,
     ConnectFailed,
     ConnectionLost,
+    DialectMismatch,
     DiskFull,
     HostKeyChanged,
     HostKeyError,
@@ -32,8 +33,10 @@ from ..errors import (  # noqa: F401 - the transports' error classes, re-exporte
     NotADirectory,
     NotFound,
     PathNotFound,
+    ProtocolMismatch,
     ServiceError,
     SharingViolation,
+    SigningUnavailable,
     TargetError,
     TransportTimeout,
 )

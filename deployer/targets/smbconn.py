@@ -321,7 +321,7 @@ class SmbLink:
             # negotiation failed: an SMB1-only server (it closes the connection) or no SMB at all? ask it
             from .smb1probe import mismatch, quick
 
-            hung = _is_timeout(exc) or self._watch.fired  # then only a quick look: it may be a hung SMB server
+            hung = internals.is_connect_timeout(exc) or self._watch.fired  # then only a quick look: it may be a hung SMB server
             timeout = quick(self._op_timeout) if hung else self._op_timeout
             raise mismatch(self._op_server, o.host, o.port, timeout, client="smb2") or exc
         session = Session(conn, username=self._account, password=self._password.reveal(),
