@@ -136,3 +136,23 @@ def test_ctrl_c_at_the_question_exits_130_and_touches_nothing(ws: Workspace):
     assert code == 130
     assert ws.state() == before
     assert not (ws.server("DEMOSRV") / ".deployer" / "lock").exists()
+
+
+@pytest.mark.parametrize("key", ["checks", "observations", "actions"])
+def test_a_saved_plan_without_one_of_its_lists_is_never_a_traceback(ws: Workspace, tmp_path: Path, key: str):
+    """The lists have defaults in the Plan, so the shape check let a plan without them through
+    to a KeyError (found by test_fuzz_loaders.py after the merge)."""
+    from deployer.errors import InputError
+    from deployer.plan.saved import digest, load_plan
+
+    plan = tmp_path / "plan.json"
+    assert _plan(ws, "--out", plan).code == 0
+    data = json.loads(plan.read_text())
+    del data[key], data["digest"]
+    data["digest"] = digest(data)
+    plan.write_text(json.dumps(data))
+    try:
+        loaded = load_plan(plan)
+    except InputError:
+        return
+    assert getattr(loaded, key) == []
