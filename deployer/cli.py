@@ -332,6 +332,11 @@ def manifest_from_kb(
         sys.stdout.write(result.yaml)
 
 
+from .commands import sendcode as _sendcode  # noqa: E402  (issue 11: Sendcode.exe, PCM records, preflight)
+
+app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print deployer's version."""
