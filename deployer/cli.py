@@ -332,9 +332,10 @@ def manifest_from_kb(
         sys.stdout.write(result.yaml)
 
 
-from .commands import sendcode as _sendcode  # noqa: E402  (issue 11: Sendcode.exe, PCM records, preflight)
+from .commands import pcm as _pcm, sendcode as _sendcode  # noqa: E402  (issue 11: Sendcode.exe, PCM, preflight)
 
 app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
+app.add_typer(_pcm.app, name="pcm")
 
 
 @app.command("version")
