@@ -332,10 +332,11 @@ def manifest_from_kb(
         sys.stdout.write(result.yaml)
 
 
-from .commands import pcm as _pcm, sendcode as _sendcode  # noqa: E402  (issue 11: Sendcode.exe, PCM, preflight)
+from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcode  # noqa: E402  (issue 11)
 
 app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
 app.add_typer(_pcm.app, name="pcm")
+app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
 
 
 @app.command("version")
