@@ -83,6 +83,7 @@ class _Record:
         self.line = line
         self.values: dict[str, Any] = {}
         self.lines: dict[str, int] = {}
+        self.server_lines: list[int] = []
         self.last: str | None = None
 
 
@@ -141,12 +142,15 @@ def parse(text: str, path: Path | str = "<text>") -> PcmFile:
                              "order)")
             cur.values[field] = _value(field, value, i, err)
             cur.lines[field] = i
+            if field == "servers" and value:
+                cur.server_lines.append(i)
             cur.last = field
             continue
         if cur is None:
             raise err(i, "not PCMDUMP output: expected the banner, `File Name :` or `PCM Version :` lines")
         if (m := _SERVER_MORE.match(line)) and cur.last == "servers":
             cur.values["servers"].append(_server(m.group(1).rstrip(), i, err))
+            cur.server_lines.append(i)
             continue
         if (m := _ZONE.match(line)) and cur.last == "servers":
             servers = cur.values["servers"]
@@ -177,9 +181,13 @@ def parse(text: str, path: Path | str = "<text>") -> PcmFile:
             out.append(PcmRecord.model_validate(rec.values))
         except ValidationError as exc:
             for e in exc.errors():
-                field = str(e["loc"][0]) if e["loc"] else "pcm_version"
+                loc = e["loc"]
+                field = str(loc[0]) if loc else "pcm_version"
+                line = rec.lines.get(field, rec.line)
+                if field == "servers" and len(loc) > 1 and isinstance(loc[1], int) and loc[1] < len(rec.server_lines):
+                    line = rec.server_lines[loc[1]]  # the server's own line, not the first server's
                 msg = re.sub(r"^Value error, ", "", e["msg"])
-                problems.append(err(rec.lines.get(field, rec.line), f"{LABEL_OF.get(field, field)}: {msg}"))
+                problems.append(err(line, f"{LABEL_OF.get(field, field)}: {msg}"))
     if problems:
         raise problems[0] if len(problems) == 1 else InputErrors(problems)
     # the spaces closing the last line; the line break after it is the file's own newline
