@@ -181,3 +181,22 @@ def test_sendcode_over_ssh_reaches_the_service_through_sc_exe(ws: Workspace, ssh
     assert r.code == 1 and "1062" in r.err  # sc.exe's own answer, translated
     r = ws.cli("sendcode", "--site", SITE, "-i", inventory, "SMS_EXECUTIVE", "194")
     assert r.code == 2 and "Q168682" in r.err
+
+
+def test_over_scmr_the_real_service_control_managers_answer_is_reported(tmp_path: Path, samba, monkeypatch):
+    """Samba's \\pipe\\svcctl has no SMS service: its answer (1060) is what deployer reports."""
+    from test_smb_target import PASSWORD_ENV, inventory
+
+    from conftest import run_cli
+
+    monkeypatch.setenv(PASSWORD_ENV, samba.password)
+    inv = inventory(tmp_path / "sites.yaml", samba)
+    r = run_cli("sendcode", "--site", "LAB", "-i", inv, "SMS_SITE_CONFIG_MANAGER", "192")
+    assert r.code == 1, r.text
+    assert "LABSRV: " in r.err and "1060" in r.err and "does not exist as an installed service" in r.err
+    r = run_cli("preflight", "--site", "LAB", "-i", inv, "-f", "json")
+    assert r.code == 3, r.text
+    checks = json.loads(r.out)["checks"]
+    assert [c["detail"] for c in checks if c["check"] == "pcm-service"] == \
+        ["SMS_PACKAGE_COMMAND_MANAGER_NT is not installed"]
+    assert {c["status"] for c in checks if c["check"] == "polling-interval"} == {"cannot check"}
