@@ -200,3 +200,21 @@ def test_over_scmr_the_real_service_control_managers_answer_is_reported(tmp_path
     assert [c["detail"] for c in checks if c["check"] == "pcm-service"] == \
         ["SMS_PACKAGE_COMMAND_MANAGER_NT is not installed"]
     assert {c["status"] for c in checks if c["check"] == "polling-interval"} == {"cannot check"}
+
+
+def test_sendcode_waits_for_no_run_and_names_unknown_servers(ws: Workspace):
+    from deployer.lock import LOCK_PATH
+
+    site = MockSite(ws.site)
+    site.services("DEMOLOG1").stop("SMS_INVENTORY_AGENT_NT")  # as a run in progress would have it
+    lock = ws.server("DEMOSRV") / Path(*LOCK_PATH.split("\\"))
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text(json.dumps({"holder": {"host": "elsewhere", "pid": 1, "user": "op"}, "command": "apply",
+                                "since": "2026-11-27T09:00:00Z"}))
+    r = ws.cli("sendcode", "--site", "DEMO", "SMS_SITE_CONFIG_MANAGER", "192")
+    assert r.code == 2 and "is locked by op@elsewhere (pid 1, apply" in r.err, r.text
+    assert site.services("DEMOLOG1").query("SMS_INVENTORY_AGENT_NT").state == "stopped"  # no watchdog ran
+    lock.unlink()
+    r = ws.cli("sendcode", "--site", "DEMO", "--server", "NOSUCH", "SMS_SITE_CONFIG_MANAGER", "192")
+    assert r.code == 2 and "no server 'NOSUCH'" in r.err and "DEMOLOG1" in r.err
+    assert not lock.exists()

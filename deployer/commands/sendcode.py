@@ -1,7 +1,8 @@
 """`deployer sendcode`: Sendcode.exe (Q168682) on any target, with the article's table enforced first.
 
 The code is checked against Q168682's table before anything is connected, so a refusal
-touches nothing (exit 2). Then the code goes to the service through the server's
+touches nothing (exit 2). Then, holding the site lock (a run in progress or left unfinished
+refuses it, exit 2), the code goes to the service through the server's
 ServiceTransport: the mock's services carry it out and say what they did (mock_sms);
 a real server's Service Control Manager answers, and that answer is what is reported.
 """
@@ -17,7 +18,7 @@ from typing import Annotated, Optional
 import typer
 
 from .. import workflow
-from ..errors import EXIT_CODES_HELP, InputError
+from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..report import out as outmod
 from ..sms import services as sms
@@ -46,7 +47,8 @@ def check(service: str, code: int) -> str:
     return sms.lookup(service).name
 
 
-def send(site: SiteRef, service: str, code: int, server: str | None = None) -> SendResult:
+def send(site: SiteRef, service: str, code: int, server: str | None = None, *,
+         break_lock: bool = False) -> SendResult:
     name = check(service, code)
     with workflow.session(site) as conn:
         if server is None:
@@ -57,11 +59,14 @@ def send(site: SiteRef, service: str, code: int, server: str | None = None) -> S
             except KeyError:
                 raise InputError(f"site {site.name} has no server {server!r}; servers: "
                                  f"{', '.join(conn.endpoints)}") from None
-        did = ep.services.control(name, code)
-        try:
-            state: str | None = ep.services.query(name).state
-        except TargetError:
-            state = None
+        # A watchdog cycle restarts stopped services and 194 rewrites Helper.srv: never in the
+        # middle of someone's run, nor over one left unfinished. The site lock says so.
+        with workflow.locked(conn, "sendcode", break_lock):
+            did = ep.services.control(name, code)
+            try:
+                state: str | None = ep.services.query(name).state
+            except TargetError:
+                state = None
     return SendResult(site.name, ep.name, name, code, sms.describe_code(code), sms.code_rule(code) or "",
                       "ERROR_SUCCESS (0)", state, list(did) if isinstance(did, list) else [])
 
@@ -106,6 +111,7 @@ def sendcode(
     list_codes: Annotated[bool, typer.Option("--list", help="Print Q168682's codes, meanings and services.")] = False,
     inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: ./sites.yaml).")] = None,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
+    break_lock: Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")] = False,
 ) -> None:
     """Send a Sendcode.exe service control code (Q168682), refused before sending if the article's table forbids it."""
     if format not in ("text", "json"):
@@ -122,7 +128,5 @@ def sendcode(
     if site is None:
         raise InputError("--site is required to send a code")
     site_ref = workflow.inventory(inventory).site(site)
-    render_result(send(site_ref, service, code, server), format)
+    render_result(send(site_ref, service, code, server, break_lock=break_lock), format)
 
-
-HELP_EPILOG = EXIT_CODES_HELP
