@@ -228,3 +228,42 @@ def test_missing_file_and_bad_now(tmp_path: Path, sample: Path):
 def test_parse_errors_are_input_errors_not_crashes():
     with pytest.raises(InputError, match="no PCM records"):
         dumptext.parse("PCM Instruction File Dump Utility v1.0\n")
+
+
+# --- any record PCMDUMP's layout can hold reads back as written ----------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from deployer.sms.pcm.record import PcmFile, PcmRecord, PcmServer  # noqa: E402
+
+_text = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
+_line = st.lists(_text, min_size=0, max_size=4).map(" ".join)
+_date = st.one_of(st.none(), st.builds(
+    lambda y, mo, d, h, mi, s: f"{y:04d}-{mo:02d}-{d:02d} {h:02d}:{mi:02d}:{s:02d}",
+    st.integers(1970, 2069), st.integers(0, 99), st.integers(0, 99), st.integers(0, 99), st.integers(0, 99),
+    st.integers(0, 99)))
+_server = st.builds(PcmServer, path=_text.filter(lambda s: "Type:" not in s), type=st.integers(1, 7),
+                    zone=st.one_of(st.none(), _text))
+_record = st.builds(
+    PcmRecord, pcm_version=_line.filter(bool), site_id=st.text("ABCXYZ019", min_size=3, max_size=3),
+    request_id=_text, package_id=_text, job_id=_text, install_flag=st.integers(0, 2), install_by_date=_date,
+    install_by_full=st.integers(0, 1), display_date=_date, display_full=st.integers(0, 1), expiration_date=_date,
+    expiration_full=st.integers(0, 1), user_input_flags=st.integers(0, 1), operating_system=st.integers(0, 2**32 - 1),
+    disk_usage=_line, run_command=_line, wcl_name=_line, servers=st.lists(_server, max_size=3), package_name=_line,
+    comments=st.lists(_text, min_size=1, max_size=3).map("\n".join),
+    reserved=st.lists(st.integers(0, 255), max_size=40).map(lambda b: " ".join(f"{x:02X}" for x in b)))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(st.lists(_record, min_size=1, max_size=3), st.sampled_from(["lf", "crlf"]), st.booleans())
+def test_any_record_reads_back_from_both_forms(records, newline, banner):
+    f = PcmFile(file_name="x.ins", records=records, newline=newline, banner=banner)
+    text = dumptext.render(f)
+    assert dumptext.parse(text) == f
+    y = yamlform.to_yaml(f)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "f.yaml"
+        p.write_text(y)
+        assert yamlform.load(p) == f

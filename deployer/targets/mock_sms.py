@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .mock import MockServices, MockSite
 
 STATE_FILE = "sms.json"
+SITE_CONFIG_MANAGER = "SMS_SITE_CONFIG_MANAGER"
 
 # SMS 1.2 Site Properties the mock's services consult. PCM polls every 60 minutes unless the
 # administrator changes it (Site Properties > Clients); logon scripts are left alone by default.
@@ -118,6 +119,8 @@ def react(scm: "MockServices", service: str, code: int) -> list[str]:
         return _dump_memory(scm, service)
     if code == 132:
         return [_toggle_net_pause(scm, service)]
+    if service != SITE_CONFIG_MANAGER:
+        return []  # only Site Configuration Manager runs watchdog cycles (Q168682: 192-196)
     if code == 194:
         return _site_reset(scm)
     if code in (192, 193, 195, 196):

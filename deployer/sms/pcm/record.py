@@ -169,12 +169,17 @@ class PcmRecord(Strict):
     def _one_line(cls, v: str) -> str:
         if "\n" in v or "\r" in v:
             raise ValueError("must be one line")
-        return v
+        return v.rstrip(" \t")  # PCMDUMP's layout keeps no trailing spaces
 
     @field_validator("comments")
     @classmethod
     def _comments(cls, v: str) -> str:
-        return v.replace("\r\n", "\n").rstrip("\n")
+        lines = [ln.rstrip(" \t") for ln in v.replace("\r\n", "\n").rstrip("\n").split("\n")]
+        for n, ln in enumerate(lines[1:], 2):
+            # PCMDUMP indents further lines 21 spaces: a blank or indented line would not read back
+            if not ln or ln[0].isspace():
+                raise ValueError(f"comment line {n} is blank or starts with a space; PCMDUMP's layout cannot hold it")
+        return "\n".join(lines)
 
     @property
     def label(self) -> str:

@@ -45,9 +45,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ...model.common import Strict, validate
+from ... import yamlsrc
 from ...yamlsrc import load_yaml
 from .record import KNOWN_OS_MASK, SERVER_TYPES, PcmFile, PcmRecord, os_names
 
@@ -58,7 +59,21 @@ class Transcript(Strict):
     prompt: str | None = None
     banner: bool = True
     newline: Literal["crlf", "lf"] = "crlf"
-    end: str = ""
+    end: str = Field("", description="spaces or tabs closing the last line")
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v: str | None) -> str | None:
+        if v is not None and ("\n" in v or "\r" in v or not v.strip()):
+            raise ValueError("the prompt is one non-empty line (the console line that ran PCMDUMP)")
+        return v
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, v: str) -> str:
+        if v.strip(" \t"):
+            raise ValueError("end holds only spaces or tabs")
+        return v
 
 
 class PcmYaml(Strict):
@@ -93,7 +108,18 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml when pr
 
 
 def _str(dumper: yaml.SafeDumper, v: str) -> yaml.Node:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", v, style="|" if "\n" in v else None)
+    if "\n" in v:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", v, style="|")
+    # deployer's loader reads some plain scalars PyYAML writes bare as numbers (0E0, 1_0): quote those
+    return dumper.represent_scalar("tag:yaml.org,2002:str", v, style=None if _reads_back(v) else "'")
+
+
+def _reads_back(v: str) -> bool:
+    """Whether deployer's YAML loader reads `v`, written bare, as the same string."""
+    try:
+        return yamlsrc._scalar(yaml.ScalarNode("tag:yaml.org,2002:str", v)) == v
+    except ValueError:
+        return False
 
 
 def _flow_list(dumper: yaml.SafeDumper, v: list) -> yaml.Node:
