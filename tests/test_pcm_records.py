@@ -267,3 +267,37 @@ def test_any_record_reads_back_from_both_forms(records, newline, banner):
         p = Path(d) / "f.yaml"
         p.write_text(y)
         assert yamlform.load(p) == f
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.data())
+def test_mangled_pcmdump_output_is_read_or_refused_at_a_line(data):
+    """Lines lost, doubled, swapped or garbled: a result, or an InputError naming file and line."""
+    import tempfile
+
+    lines = article_sample().split("\n")
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(lines) - 1))
+        op = data.draw(st.sampled_from(["delete", "double", "swap", "garble", "insert"]))
+        if op == "delete" and len(lines) > 1:
+            del lines[i]
+        elif op == "double":
+            lines.insert(i, lines[i])
+        elif op == "swap" and i + 1 < len(lines):
+            lines[i], lines[i + 1] = lines[i + 1], lines[i]
+        elif op == "garble" and lines[i]:
+            j = data.draw(st.integers(0, len(lines[i]) - 1))
+            lines[i] = lines[i][:j] + data.draw(st.text(max_size=3)) + lines[i][j + 1:]
+        else:
+            lines.insert(i, data.draw(st.text(max_size=30)))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "mangled.txt"
+        p.write_bytes("\n".join(lines).encode("utf-8", "surrogatepass"))
+        try:
+            f = load(p)
+        except InputError as exc:
+            where = [exc] if not hasattr(exc, "errors") else exc.errors
+            assert all(e.location is not None and e.location.file == str(p) for e in where), str(exc)
+            assert all(e.location.line is not None for e in where if "no PCM records" not in str(e)), str(exc)
+        else:
+            assert dumptext.parse(dumptext.render(f)) == f
