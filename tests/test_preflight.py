@@ -163,3 +163,92 @@ def test_preflight_over_ssh_says_what_cannot_be_checked_there(ws: Workspace, ssh
     assert poll[0]["status"] == "cannot check" and "cannot be checked on this target" in poll[0]["detail"]
     assert {c["status"] for c in checks if c["check"] == "pcm-version"} == {"cannot check"}
     assert snapshot(ws.site) == before
+
+
+# --- the preflight playbook step -------------------------------------------------------------
+
+
+def _with_step(ws: Workspace, step: str, after: str = "steps:\n") -> Path:
+    text = ws.playbook.read_text()
+    assert after in text
+    p = ws.playbook.with_name("checked.yaml")
+    p.write_text(text.replace(after, after + step, 1))
+    return p
+
+
+def test_a_preflight_step_that_passes_is_part_of_the_plan_and_the_run(ws: Workspace):
+    book = _with_step(ws, "  - preflight: {}\n")
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 0, r.text
+    assert "  1. preflight checks (Q166765): 4 checks passed, 9 cannot be checked" in r.out
+    assert "Warning: preflight: cannot check backup on DEMOSRV: site DEMO names no backup marker" in r.out
+    r = ws.cli("apply", book, "--site", "DEMO", "--yes")
+    assert r.code == 0, r.text
+    assert "PASSED" in r.out
+
+
+def test_a_failing_preflight_step_stops_the_playbook_before_anything_changes(ws: Workspace):
+    MockSite(ws.site).services("DEMOLOG1").stop("SMS_PACKAGE_COMMAND_MANAGER_NT")
+    before = ws.state()
+    book = _with_step(ws, "  - preflight: {}\n")
+    r = ws.cli("apply", book, "--site", "DEMO", "--yes")
+    assert r.code == 2, r.text
+    assert "checked.yaml:" in r.err and "steps[0].preflight" in r.err
+    assert ("preflight failed, nothing was changed: pcm-service on DEMOLOG1: SMS_PACKAGE_COMMAND_MANAGER_NT is "
+            "stopped") in r.err
+    assert "[Q166765 requirement 4: the PCM service must be properly installed" in r.err
+    assert ws.state() == before
+    assert not (ws.server("DEMOSRV") / ".deployer" / "runs").exists()
+
+
+def test_a_preflight_step_sees_the_service_as_earlier_steps_leave_it(ws: Workspace):
+    book = _with_step(ws, "  - preflight: {}\n", after="  - stop: [SMS_PACKAGE_COMMAND_MANAGER_NT, SMS_EXECUTIVE]\n")
+    before = ws.state()
+    r = ws.cli("apply", book, "--site", "DEMO", "--yes")
+    assert r.code == 2, r.text
+    assert "pcm-service on DEMOSRV: SMS_PACKAGE_COMMAND_MANAGER_NT is stopped" in r.err
+    assert ws.state() == before
+
+
+def test_a_preflight_step_checks_the_package_record(ws: Workspace):
+    (ws.path / "playbooks" / "mdm00005.txt").write_text(article_sample())
+    book = _with_step(ws, "  - preflight: {pcm_record: mdm00005.txt, request: BPC003F}\n")
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 2 and "silent on BPC003F: User Input Flags 1: requires user input" in r.err
+    book = _with_step(ws, "  - preflight: {pcm_record: mdm00005.txt, request: BPC005Q}\n")
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 0, r.text
+    book = _with_step(ws, "  - preflight: {pcm_record: mdm00005.txt, request: NOPE}\n")
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 2 and "steps[0].preflight.request" in r.err and "no record with RequestID 'NOPE'" in r.err
+    book = _with_step(ws, "  - preflight: {pcm_record: missing.txt}\n")
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 2 and "missing.txt" in r.err and "not found" in r.err and "pcm_record" in r.err
+    book = _with_step(ws, "  - preflight: {pcm_records: x}\n")
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 2 and "unknown key 'pcm_records'" in r.err
+
+
+def test_a_saved_plan_with_a_preflight_is_refused_when_what_it_checked_changed(ws: Workspace):
+    book = _with_step(ws, "  - preflight: {}\n")
+    saved = ws.path / "plan.json"
+    assert ws.cli("plan", book, "--site", "DEMO", "--out", saved).code == 0
+    MockSite(ws.site).services("DEMOAXP1").stop("SMS_PACKAGE_COMMAND_MANAGER_NT")
+    before = ws.state()
+    r = ws.cli("apply", saved, "--yes")
+    assert r.code == 2, r.text
+    assert "SMS_PACKAGE_COMMAND_MANAGER_NT" in r.err and "DEMOAXP1" in r.err
+    assert ws.state() == before
+
+
+def test_a_saved_plan_checks_again_when_it_runs(ws: Workspace):
+    book = _with_step(ws, "  - preflight: {}\n")
+    saved = ws.path / "plan.json"
+    assert ws.cli("plan", book, "--site", "DEMO", "--out", saved).code == 0
+    mock_sms.set_site_options(MockSite(ws.site), pcm_polling_interval_minutes=10)  # not a file: not fingerprinted
+    before = ws.state()
+    r = ws.cli("apply", saved, "--yes")
+    assert r.code == 1, r.text
+    assert "preflight no longer passes, nothing was changed: polling-interval on site: PCM polls every 10 minutes" \
+        in r.text
+    assert ws.state() == before

@@ -203,7 +203,7 @@ def test_over_scmr_the_real_service_control_managers_answer_is_reported(tmp_path
 
 
 def test_sendcode_waits_for_no_run_and_names_unknown_servers(ws: Workspace):
-    from deployer.lock import LOCK_PATH
+    from deployer.run.lock import LOCK_PATH
 
     site = MockSite(ws.site)
     site.services("DEMOLOG1").stop("SMS_INVENTORY_AGENT_NT")  # as a run in progress would have it

@@ -21,6 +21,7 @@ from .. import workflow
 from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..report import out as outmod
+from ..run.context import WARN, RunContext
 from ..sms import services as sms
 from ..targets.base import TargetError
 
@@ -61,7 +62,8 @@ def send(site: SiteRef, service: str, code: int, server: str | None = None, *,
                                  f"{', '.join(conn.endpoints)}") from None
         # A watchdog cycle restarts stopped services and 194 rewrites Helper.srv: never in the
         # middle of someone's run, nor over one left unfinished. The site lock says so.
-        with workflow.locked(conn, "sendcode", break_lock):
+        ctx = RunContext(site.name, lambda e: outmod.stderr().line(e.text, "warn") if e.kind == WARN else None)
+        with workflow.locked(conn, "sendcode", break_lock, ctx):
             did = ep.services.control(name, code)
             try:
                 state: str | None = ep.services.query(name).state

@@ -70,16 +70,18 @@ def _r(check: str, target: str, status: str, detail: str) -> CheckResult:
     return CheckResult(check, target, status, detail)
 
 
-def pcm_service(ep: "Endpoint") -> CheckResult:
-    try:
-        st = ep.services.query(PCM_SERVICE)
-    except TargetError as exc:
-        if exc.winerror == 1060:
-            return _r("pcm-service", ep.name, FAIL, f"{PCM_SERVICE} is not installed")
-        return _r("pcm-service", ep.name, UNKNOWN, f"could not query {PCM_SERVICE}: {exc}")
-    if st.state == "running":
+def pcm_service(ep: "Endpoint", state: str | None = None) -> CheckResult:
+    """`state`: what the service will be at that point of a plan, when earlier steps change it."""
+    if state is None:
+        try:
+            state = ep.services.query(PCM_SERVICE).state
+        except TargetError as exc:
+            if exc.winerror == 1060:
+                return _r("pcm-service", ep.name, FAIL, f"{PCM_SERVICE} is not installed")
+            return _r("pcm-service", ep.name, UNKNOWN, f"could not query {PCM_SERVICE}: {exc}")
+    if state == "running":
         return _r("pcm-service", ep.name, PASS, f"{PCM_SERVICE} is running")
-    return _r("pcm-service", ep.name, FAIL, f"{PCM_SERVICE} is {st.state}; start it before the distribution")
+    return _r("pcm-service", ep.name, FAIL, f"{PCM_SERVICE} is {state}; start it before the distribution")
 
 
 def installs_pcm(playbook: "LoadedPlaybook | None") -> bool:
@@ -201,11 +203,14 @@ def backup(ep: "Endpoint", site: "SiteRef", now: datetime) -> CheckResult:
 
 
 def run(site: "SiteRef", conn: "SiteConnection", playbook: "LoadedPlaybook | None" = None,
-        records: list[PcmRecord] | None = None, now: datetime | None = None) -> list[CheckResult]:
+        records: list[PcmRecord] | None = None, now: datetime | None = None,
+        service_states: dict[str, str] | None = None) -> list[CheckResult]:
+    """Every check on every server. `service_states`: the PCM service's state per server where
+    a plan's earlier steps change it (a preflight step after a stop)."""
     now = now or datetime.now(timezone.utc)
     results: list[CheckResult] = []
     for ep in conn.endpoints.values():
-        results.append(pcm_service(ep))
+        results.append(pcm_service(ep, (service_states or {}).get(ep.name)))
         results.append(pcm_version(ep, site, playbook))
         results.append(backup(ep, site, now))
     results.append(polling_interval(conn.site_server))
