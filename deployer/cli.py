@@ -12,21 +12,55 @@ import threading
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
-from . import __version__, lab, workflow
+from . import __version__
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
-from .model.playbook import load_playbook
-from .plan.model import Plan
-from .plan.saved import looks_like_plan, save_plan
 from .report import out as outmod
-from .report.console import ConsoleRenderer
-from .report.junit import to_junit
-from .report.text import render_plan, render_report, render_runs
-from .run.context import RunContext
 from .run.store import RunState
+
+# What a command needs is imported when it runs (`_lazy`), so that `deployer --help` and a
+# one-site plan load only what they use: pydantic models, jinja2, the transports and the
+# mock site cost more than the command itself.
+if TYPE_CHECKING:
+    from .plan.model import Plan
+    from .run.context import RunContext
+
+
+class _Lazy:
+    """`workflow.x` imports deployer.workflow on first use."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._module, __package__), name)
+
+
+workflow = _Lazy(".workflow")
+lab = _Lazy(".lab")
+
+
+def load_playbook(path: Path):
+    from .model.playbook import load_playbook as load
+
+    return load(path)
+
+
+def render_plan(plan, out) -> None:
+    from .report.text import render_plan as render
+
+    render(plan, out)
+
+
+def render_report(report, out) -> None:
+    from .report.text import render_report as render
+
+    render(report, out)
 
 app = typer.Typer(
     name="deployer",
@@ -72,6 +106,9 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     """A run context whose events a console renderer draws, and whose cancel token SIGINT,
     SIGTERM and SIGHUP set while the site is being changed (before that they interrupt the
     command: nothing was touched, exit 130)."""
+    from .report.console import ConsoleRenderer
+    from .run.context import RunContext
+
     text = fmt == Format.text
     stdout = outmod.stdout()
     out = stdout if text else outmod.stderr()
@@ -121,6 +158,8 @@ def plan(
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
     if out:
+        from .plan.saved import save_plan
+
         save_plan(p, out)
     if format == Format.json:
         _json(p.to_json())
@@ -141,6 +180,8 @@ def apply(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
+    from .plan.saved import looks_like_plan
+
     is_plan = looks_like_plan(target)
     if dry_run:
         if is_plan:
@@ -202,6 +243,8 @@ def verify(
     if format == ReportFormat.json:
         text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
+        from .report.junit import to_junit
+
         text = to_junit(report)
     else:
         text = None
@@ -285,6 +328,8 @@ def runs(site: SiteOpt, inventory: InventoryOpt = None,
     if format == Format.json:
         _json([r.__dict__ for r in found])
     else:
+        from .report.text import render_runs
+
         render_runs(site_ref.name, found, outmod.stdout())
 
 

@@ -13,8 +13,6 @@ import typer
 
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import out as outmod
-from ..sms.pcm import dumptext, lint as pcmlint, yamlform
-from ..sms.pcm.load import is_yaml, load
 
 app = typer.Typer(help="PCM instruction records (Q123499): PCMDUMP's text output and deployer's YAML form.",
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)
@@ -40,6 +38,9 @@ def dump(
                                          "flags; 00/00/00 00:00:00 as 'not set'.")] = False,
 ) -> None:
     """Print the records in PCMDUMP's exact layout (from either form)."""
+    from ..sms.pcm import dumptext
+    from ..sms.pcm.load import load
+
     _write(dumptext.render(load(file), decode=decode), None)
 
 
@@ -52,6 +53,9 @@ def convert(
     """Convert between PCMDUMP's text and deployer's YAML form; the round trip keeps every byte."""
     if to not in (None, "yaml", "text"):
         raise InputError(f"--to {to!r}: allowed: yaml, text")
+    from ..sms.pcm import dumptext, yamlform
+    from ..sms.pcm.load import is_yaml, load
+
     f = load(file)
     source_is_yaml = is_yaml(file, file.read_text("utf-8", errors="replace"))
     target = to or ("text" if source_is_yaml else "yaml")
@@ -92,6 +96,9 @@ def lint(
     """Flag impossible dates, expired records, display after expiration, and Q166765 breaches. Exit 3 if any."""
     if format not in ("text", "json"):
         raise InputError(f"--format {format!r}: allowed: text, json")
+    from ..sms.pcm import lint as pcmlint
+    from ..sms.pcm.load import load
+
     at = _parse_now(now)
     f = load(file)
     found = pcmlint.lint(f, at, pcm_service)

@@ -9,14 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from .. import workflow
 from ..errors import ExitCode, InputError
-from ..model.playbook import load_playbook
 from ..report import out as outmod
-from ..sms import preflight as checks
-from ..sms.pcm.load import load as load_pcm
 
-STYLE = {checks.PASS: "ok", checks.FAIL: "bad", checks.UNKNOWN: "warn"}
+STYLE = {"pass": "ok", "fail": "bad", "cannot check": "warn"}
 
 
 def preflight(
@@ -35,6 +31,12 @@ def preflight(
         raise InputError(f"--format {format!r}: allowed: text, json")
     if request and pcm_record is None:
         raise InputError("--request selects a record of --pcm-record FILE; give the file too")
+    # imported here: `deployer --help` loads only the CLI (see cli.py)
+    from .. import workflow
+    from ..model.playbook import load_playbook
+    from ..sms import preflight as checks
+    from ..sms.pcm.load import load as load_pcm
+
     pb = load_playbook(playbook) if playbook else None
     records = None
     if pcm_record is not None:

@@ -13,17 +13,16 @@ import json
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .. import workflow
 from ..errors import InputError
-from ..model.inventory import SiteRef
 from ..report import out as outmod
-from ..run.context import WARN, RunContext
-from ..sms import services as sms
-from ..targets.base import TargetError
+from ..sms import services as sms  # plain tables: cheap to import
+
+if TYPE_CHECKING:
+    from ..model.inventory import SiteRef
 
 
 @dataclass
@@ -48,8 +47,13 @@ def check(service: str, code: int) -> str:
     return sms.lookup(service).name
 
 
-def send(site: SiteRef, service: str, code: int, server: str | None = None, *,
+def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
          break_lock: bool = False) -> SendResult:
+    # imported here: `deployer --help` loads only the CLI (see cli.py)
+    from .. import workflow
+    from ..run.context import WARN, RunContext
+    from ..targets.base import TargetError
+
     name = check(service, code)
     with workflow.session(site) as conn:
         if server is None:
@@ -129,6 +133,8 @@ def sendcode(
     check(service, code)  # before the inventory is even read: a refusal needs no site
     if site is None:
         raise InputError("--site is required to send a code")
+    from .. import workflow
+
     site_ref = workflow.inventory(inventory).site(site)
     render_result(send(site_ref, service, code, server, break_lock=break_lock), format)
 
