@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
@@ -80,6 +81,44 @@ manifest_app = typer.Typer(help="Manifests: a KB article's file attribute table 
 app.add_typer(manifest_app, name="manifest")
 
 
+@dataclass
+class Options:
+    """The options every command shares (given before the command: `deployer -v apply ...`)."""
+
+    quiet: bool = False
+    verbose: bool = False
+    log: Path | None = None
+    no_log: bool = False
+    log_path: Path | None = None  # where this command's log is being written
+    closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+OPTIONS = Options()
+# commands that work on a site write a log (report/log.py)
+LOGGED = {"plan", "apply", "verify", "rollback", "recover", "sendcode", "preflight", "prune"}
+
+
+@app.callback()
+def _options(
+    typer_ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only results, warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show debug detail on stderr (never secrets).")] = False,
+    log: Annotated[Optional[Path], typer.Option("--log", help="Write this command's log to FILE (default: a new file under ~/.local/state/deployer/logs/).")] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Write no log file.")] = False,
+) -> None:
+    """Apply vendor hotfixes to Windows server sites from declarative playbooks, safely."""
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose contradict each other; give one")
+    OPTIONS.quiet, OPTIONS.verbose, OPTIONS.log, OPTIONS.no_log = quiet, verbose, log, no_log
+    command = typer_ctx.invoked_subcommand or ""
+    if command in LOGGED or verbose:
+        from .report.log import command_log
+
+        # closed by main() after the command's last word (its error message included) is logged
+        OPTIONS.log_path = OPTIONS.closing.enter_context(
+            command_log(command, log, verbose=verbose, enabled=command in LOGGED and not no_log))
+
+
 class Format(str, Enum):
     text = "text"
     json = "json"
@@ -119,7 +158,7 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
             stdout.line()
 
     renderer = ConsoleRenderer(out, outmod.stderr(), yes=yes, show_plan=show if show_plan else None,
-                               bar=text and out.console is not None)
+                               bar=text and out.console is not None and not OPTIONS.quiet, quiet=OPTIONS.quiet)
     ctx = RunContext(site, renderer)
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -178,6 +217,8 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     break_lock: BreakLockOpt = False,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
+    worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
@@ -198,6 +239,8 @@ def apply(
             raise InputError("--site is required with a playbook")
         pb = load_playbook(target)
         site_ref = workflow.inventory(inventory).site(site)
+        if broker and site_ref.site.region:
+            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=format, wait=worker_wait)
         with _run_context(site_ref.name, fmt=format, yes=yes) as ctx:
             outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
     result = outcome.result
@@ -225,6 +268,47 @@ def apply(
         render_report(result.report, stdout)  # type: ignore[arg-type]
         return
     result.raise_for_status()
+
+
+def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float) -> None:
+    """One site through its region's workers: the plan is made and run there, events come back here."""
+    from .workers.remote import dispatcher_for
+    from .workers.tasks import exit_code_of
+
+    region = site_ref.site.region
+    stdout = outmod.stdout()
+    with _run_context(site_ref.name, fmt=fmt, yes=yes) as ctx:
+        if not ctx.ask(f"Apply {pb.kb} to site {site_ref.name} through the workers of region {region}?"):
+            stdout.line("Nothing was done.")
+            return
+        d = dispatcher_for(pb, site_ref.inventory.path, broker, start_timeout=wait)
+        ctx.changing = True  # from here a signal cancels the rollout: queued sites are revoked, running ones roll back
+        try:
+            outcome = d.run(site_ref.name, region, ctx)
+        finally:
+            ctx.changing = False
+            d.close()
+    r = outcome.result
+    if fmt == Format.json:
+        _json({"rollout": d.rollout, "region": region, **r})
+    else:
+        where = f" on {r['worker']}" if r.get("worker") else ""
+        status = r.get("status")
+        style = "good" if status in ("committed", "nothing") else "bad"
+        stdout.line(f"Site {site_ref.name} (region {region}{where}): {status}"
+                    + (f": {r['error']}" if r.get("error") else "")
+                    + (f" (run {r['run']})" if r.get("run") else ""), style)
+        for rec in r.get("recovered") or []:
+            stdout.line(f"  recovered run {rec['run']} first: {rec['status']} ({rec['reason']})")
+        for line in r.get("remaining") or []:
+            stdout.line(f"  {line}", "bad")
+        rep = r.get("report")
+        if rep:
+            stdout.line(f"Verification: {rep['summary']['total']} files, {rep['summary']['ok']} ok: "
+                        + ("PASSED" if rep["passed"] else "FAILED"), "good" if rep["passed"] else "bad")
+    code = exit_code_of(r) if r.get("status") != "not_started" else int(ExitCode.FAILED_RESTORED)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -383,6 +467,18 @@ def manifest_from_kb(
         sys.stdout.write(result.yaml)
 
 
+@app.command(epilog=EXIT_CODES_HELP)
+def worker(
+    region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
+) -> None:
+    """Run sites of one region for controllers elsewhere (Celery worker; needs `pip install 'deployer[workers]'`)."""
+    from .workers.serve import serve
+
+    serve(region, concurrency, broker)
+
+
 from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcode  # noqa: E402  (issue 11)
 
 app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
@@ -455,5 +551,15 @@ def main() -> None:
             code = int(ExitCode.BAD_INPUT)
         else:
             raise
+    if OPTIONS.log_path is not None and not OPTIONS.quiet:
+        outmod.stderr().line(f"Log: {OPTIONS.log_path}", "dim")
+    OPTIONS.closing.close()
+    _reset_options()
     _close_stdout()
     sys.exit(code)
+
+
+def _reset_options() -> None:
+    """main() may run many times in one process (tests, API users)."""
+    global OPTIONS
+    OPTIONS = Options()
