@@ -37,12 +37,27 @@ from .common import Strict, check_timezone, validate
 UNKNOWN = Platform("unknown", "UNKNOWN", "unknown", ("unknown",))
 
 
+_MORE_SPELLINGS = {"ix86": "x86", "x86-based": "x86", "intel-based": "x86", "alpha-based": "alpha"}
+
+
 def _platform(v: Any) -> Platform:
     if isinstance(v, Platform):
         return v
     if v is None or str(v).strip().casefold() == "unknown":
         return UNKNOWN
-    return platforms.lookup(str(v))
+    text = str(v)
+    try:
+        return platforms.lookup(text)
+    except ValueError:
+        # "(Intel)", "<x86>", "[Alpha]", "ix86": articles bracket and spell platforms freely
+        bare = text.strip().strip("()<>[]").strip()
+        bare = _MORE_SPELLINGS.get(bare.casefold(), bare)
+        if bare != text:
+            try:
+                return platforms.lookup(bare)
+            except ValueError:
+                pass
+        raise
 
 
 _VERSION = re.compile(r"(?P<dotted>\d{1,5}(\.\d{1,5}){0,3})(?P<build>\s*\(\s*build\s+\d{1,6}\s*\))?", re.IGNORECASE)

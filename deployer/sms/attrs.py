@@ -55,12 +55,12 @@ def _month(name: str, text: str) -> int:
 
 
 DATE_FORMS = ("M/D/YY or M/D/YYYY as the article does, or YYYY-MM-DD (also 05-15-00, 01-Mar-2001, 08-May-01, "
-              "March 1, 2001)")
+              "May-02-2001, March 1, 2001)")
 
 
 def parse_date(value: object) -> date:
     """The dates articles print: `9/10/99`, `04/22/2000`, `05-05-00` (US month/day/year),
-    `01-Mar-2001`, `08-May-01`, `October 6, 2000`, `Oct 6, 2000`, or ISO `1999-09-10`."""
+    `01-Mar-2001`, `08-May-01`, `May-02-2001`, `October 6, 2000`, `Oct 6, 2000`, or ISO `1999-09-10`."""
     if isinstance(value, date):
         return value
     text = str(value).strip()
@@ -73,6 +73,9 @@ def parse_date(value: object) -> date:
     m = re.fullmatch(r"(\d{1,2})[- ]([A-Za-z]{3,9}\.?)[- ](\d{2}|\d{4})", text)
     if m:
         return _check_day(_year(m.group(3)), _month(m.group(2), text), int(m.group(1)), text)
+    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)-(\d{1,2})-(\d{2}|\d{4})", text)
+    if m:  # May-02-2001
+        return _check_day(_year(m.group(3)), _month(m.group(1), text), int(m.group(2)), text)
     m = re.fullmatch(r"([A-Za-z]{3,9}\.?)\s+(\d{1,2}),?\s+(\d{4})", text)
     if m:
         return _check_day(int(m.group(3)), _month(m.group(1), text), int(m.group(2)), text)
