@@ -92,7 +92,7 @@ def import_text(article: Article) -> ImportResult:
                 total += 1
                 row = read_row(raw, table.columns, inherited or block_platform.get(raw.block))
                 if row.problem is None and "platform" in row.cells and row.cells["platform"].article:
-                    block_platform.setdefault(raw.block, row.cells["platform"].parsed)
+                    block_platform[raw.block] = row.cells["platform"].parsed  # the nearest row above
                 entry, out_row = _entry(row, orphan=table.header_line is None, seen=seen)
                 out.rows.append(out_row)
                 if entry is None:

@@ -183,8 +183,8 @@ def _by_position(tok: _Tok, columns: list[Column], mid_fields: list[str]) -> str
 
 def _tail(row: ReadRow, tail: list[_Tok], tail_fields: list[str], inherited: Platform | None) -> None:
     rest = list(tail)
-    if rest and "version" in tail_fields and values.VERSION_TOKEN.fullmatch(rest[-1].text) \
-            and "platform" in tail_fields and (len(rest) > 1 or tail_fields[0] == "version"):
+    if rest and "version" in tail_fields and values.VERSION_TOKEN.fullmatch(rest[-1].text):
+        # a platform is never dotted numbers: a lone 1.2.0.0 under "Platform  Version" is the version
         v = values.read_version(rest.pop().text)
         if v is not None:
             row.cells["version"] = _note(row, v, "version")
