@@ -151,13 +151,15 @@ def _yaml_value(key: str, value: object) -> str:
 
 
 def _rule(tables: list[tbl.Table]) -> tuple[str, str]:
-    said = [t.or_later for t in tables]
-    if said and all(s is True for s in said):
-        return "or-later", "every table is introduced as \"... or later\""
-    if any(s is True for s in said):
-        return "exact", "some tables say \"or later\", others do not: exact is the safe reading; check the article"
-    if all(s is None for s in said):
+    # A table with no sentence of its own (a second header right under the first table's
+    # rows, a sub-heading) goes by the sentences the article does have.
+    said = [t.or_later for t in tables if t.or_later is not None]
+    if not said:
         return "exact", "no sentence before the table says \"or later\": exact until a person checks"
+    if all(said):
+        return "or-later", "the article says \"... or later\""
+    if any(said):
+        return "exact", "some tables say \"or later\", others do not: exact is the safe reading; check the article"
     return "exact", "the article lists these attributes without \"or later\""
 
 

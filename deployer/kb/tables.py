@@ -208,6 +208,8 @@ def _intro(lines: list[str], header: int) -> tuple[str | None, int | None, bool 
     for start, text in paragraphs:
         if header_columns(lines[start]) is not None or looks_like_row(lines[start]):
             break
+        if _is_heading(text) and len(text) < 40:
+            continue  # "For Windows 2000:": the table's heading; its sentence is further up
         if re.search(r"follow|attributes|timestamps|listed below|below:|:$", text, re.IGNORECASE):
             return text, start + 1, bool(_OR_LATER.search(text))
     return None, None, None
