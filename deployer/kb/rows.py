@@ -60,7 +60,8 @@ def tokens(line: str) -> list[_Tok]:
             n = raw[k + 1]
             pair = (_TIME_ONLY.fullmatch(t.text) and _MERIDIEM.fullmatch(n.text)) or \
                    (_NUMBER.fullmatch(t.text) and _UNIT.fullmatch(n.text)) or \
-                   (re.fullmatch(r"\d[\d.]*", t.text) and n.text.lower().startswith("(build"))
+                   (re.fullmatch(r"\d[\d.]*", t.text) and n.text.lower().startswith("(build")) or \
+                   (re.fullmatch(r"\d[\d.]*\(build", t.text, re.IGNORECASE) and re.fullmatch(r"\d+\)", n.text))
             if pair:
                 end = n.end
                 step = 2
