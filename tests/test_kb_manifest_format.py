@@ -153,3 +153,21 @@ def test_verify_says_which_rows_it_checked_loosely(ws: Workspace):
     assert "Checked loosely (" in r.out and "no time listed: date only" in r.out
     r = ws.cli("verify", m, "--site", "DEMO", "-i", ws.inventory, "-f", "junit")
     assert "checked loosely: size 368.5 KB is a range" in r.out
+
+
+def test_verify_takes_a_manifest_of_several_tables(ws: Workspace):
+    m = ws.path / "manifests" / "grouped.yaml"
+    m.write_text("kb: Q226891\nrule: or-later\ngroups:\n"
+                 "  - title: Intel\n    files:\n"
+                 "      - {date: 05/15/00, time: 6:58pm, size: \"535,616\", name: Base.dll, platform: Intel}\n"
+                 "  - title: Alpha\n    files:\n"
+                 "      - {date: 05/15/00, time: 7:01pm, size: \"750,352\", name: Base.dll, platform: Alpha}\n")
+    r = ws.cli("verify", m, "--site", "DEMO", "-i", ws.inventory, "-f", "json")
+    assert r.code == 3 and json.loads(r.out)["summary"]["older"] >= 2  # the lab's Base.dll is older
+    assert ws.cli("apply", ws.path / "playbooks" / "q226891.yaml", "--site", "DEMO", "--yes",
+                  "-i", ws.inventory).code == 0
+    r = ws.cli("verify", m, "--site", "DEMO", "-i", ws.inventory, "-f", "json")
+    status = {f["path"]: f["status"] for f in json.loads(r.out)["files"]}
+    assert status[r"C:\SMS\SITE.SRV\X86.BIN\BASE.DLL"] == status[r"C:\SMS\SITE.SRV\ALPHA.BIN\BASE.DLL"] == "ok"
+    # Q226891's procedure does not reset the site: the Helper.srv copies stay old until one
+    assert status[r"D:\SMS\HELPER.SRV\X86.BIN\BASE.DLL"] == "older" and r.code == 3
