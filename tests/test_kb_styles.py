@@ -113,3 +113,15 @@ def test_a_platform_column_blank_under_a_platform_heading():
         "   09/10/99  7:06p   800,528  Pcmsvc32.exe\n"
         "   09/10/99  7:05p   1,174,288 Pcmwin32.exe\n"), "Q999999.txt")
     assert [f.platform.key for f in result.manifest.files] == ["alpha", "alpha"]
+
+
+def test_a_column_deployer_does_not_read_and_a_row_without_a_file_name():
+    result = parse_article(article(
+        "   Date      Time    Size (bytes)  File name     Platform  Path\n"
+        "   ------------------------------------------------------------------\n"
+        "   09/10/99  7:06p   800,528       Pcmsvc32.exe  Alpha     Site.srv\\Alpha.bin\n"
+        "   09/10/99  7:05p   1,174,288\n"), "Q999999.txt")
+    assert [(f.name, f.platform.key, f.size.value) for f in result.manifest.files] == [
+        ("Pcmsvc32.exe", "alpha", 800_528)]
+    assert "# Path: Site.srv\\Alpha.bin" in result.yaml
+    assert [(f.line, f.reason) for f in result.flagged] == [(11, "no file name in the row")]

@@ -86,6 +86,9 @@ def read_row(raw: RawRow, columns: list[Column], inherited: Platform | None) -> 
 
 def _read(row: ReadRow, toks: list[_Tok], columns: list[Column], inherited: Platform | None) -> None:
     fields = [c.field for c in columns] or ["date", "time", "version", "size", "name", "platform"]
+    if any(f.startswith("other:") for f in fields[:fields.index("name") if "name" in fields else 0]):
+        raise Unreadable(f"a column deployer does not read ({', '.join(c.label for c in columns if c.field.startswith('other:'))}) "
+                         "comes before the file name")
     if not toks:
         raise Unreadable("empty row")
     row.cells["date"] = _note(row, values.read_date(toks[0].text), "date")
@@ -113,8 +116,25 @@ def _read(row: ReadRow, toks: list[_Tok], columns: list[Column], inherited: Plat
     _middle(row, middle, mid_fields, columns)
     row.cells["name"] = Value(toks[name_at].text, toks[name_at].text, toks[name_at].text)
     tail = toks[name_at + 1:]
+    if any(f.startswith("other:") for f in fields[name_pos + 1:]):
+        tail = _drop_other_columns(row, tail, [c for c in columns[name_pos + 1:]])
     tail_fields = [f for f in fields[name_pos + 1:] if f in ("platform", "version", "size")]
     _tail(row, tail, tail_fields, inherited)
+
+
+def _drop_other_columns(row: ReadRow, tail: list[_Tok], columns: list[Column]) -> list[_Tok]:
+    """Values under columns deployer does not use ("Path"), by position: kept as a note."""
+    keep = []
+    for t in tail:
+        col = None
+        for c in columns:  # the last column that starts at or before the value (2 columns of slack)
+            if c.start <= t.start + 2:
+                col = c
+        if col is not None and col.field.startswith("other:"):
+            row.notes.append(f"{col.label}: {t.text}")
+        else:
+            keep.append(t)
+    return keep
 
 
 def _note(row: ReadRow, v: Value, what: str) -> Value:

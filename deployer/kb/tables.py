@@ -25,8 +25,11 @@ LABELS = {
     "date": "date", "time": "time", "size": "size", "file name": "name", "filename": "name", "file": "name",
     "name": "name", "platform": "platform", "version": "version", "operating system": "platform",
     "os": "platform", "cpu": "platform", "processor": "platform", "language": "platform",
+    "file version": "version", "file size": "size", "filesize": "size", "ver": "version",
 }
-_LABEL = re.compile(r"file\s?name|operating\s+system|[A-Za-z]+", re.IGNORECASE)
+_UNITS = {"bytes", "kb", "k", "b"}  # "Size (bytes)": part of the size label
+_MAX_OTHER = 2  # columns deployer does not use ("Path", "Description"): kept out of the values, in a note
+_LABEL = re.compile(r"file\s?name|file\s+version|file\s+size|operating\s+system|[A-Za-z]+", re.IGNORECASE)
 _RULE = re.compile(r"\s*\|?\s*[-=_|+: ]{3,}\s*")
 _OR_LATER = re.compile(r"or\s+(?:a\s+)?(?:later|newer)|\(or\s+later\)|later\s+(?:versions?|dates?)", re.IGNORECASE)
 _HEADING_MAX_WORDS = 9
@@ -83,18 +86,26 @@ def header_columns(line: str) -> list[Column] | None:
     if not re.match(r"\s*date\b", text, re.IGNORECASE):
         return None
     columns: list[Column] = []
+    other = 0
     for m in _LABEL.finditer(text):
         label = " ".join(m.group(0).split())
         fld = LABELS.get(label.casefold())
+        if fld is None and label.casefold() in _UNITS and columns and columns[-1].field == "size":
+            continue
         if fld is None:
-            return None
+            other += 1
+            if other > _MAX_OTHER:
+                return None
+            columns.append(Column(f"other:{label}", label, m.start(), m.end()))
+            continue
         if any(c.field == fld for c in columns):
             if fld == "platform":
                 continue  # "Platform Language": one text column for both
             return None
         columns.append(Column(fld, label, m.start(), m.end()))
     got = {c.field for c in columns}
-    if not {"date", "name"} <= got or not got & {"size", "time"}:
+    if not {"date", "name"} <= got or not got & {"size", "time"} or (other and len(got - {c.field for c in columns
+                                                                                     if c.field.startswith("other:")}) < 4):
         return None
     return columns
 
@@ -113,6 +124,12 @@ def looks_like_row(line: str) -> bool:
     if rest and not rest[0].isspace() and not rest[0] == ",":
         return False
     return any(values.is_name(t.strip("()<>[],;")) for t in rest.split())
+
+
+def starts_with_date(line: str) -> bool:
+    """Inside a table, a line that starts with a date is a row, even without a file name."""
+    m = values.DATE_LIKE.match(clean(line).strip())
+    return bool(m) and len(clean(line).split()) >= 3
 
 
 def looks_like_cells(line: str) -> bool:
@@ -168,7 +185,7 @@ def find_tables(lines: list[str]) -> list[Table]:
                 continue
             if header_columns(line) is not None:
                 break
-            if looks_like_row(line) or looks_like_cells(line):
+            if looks_like_row(line) or looks_like_cells(line) or starts_with_date(line):
                 table.parts[-1].rows.append(RawRow(j + 1, line, block))
                 used.add(j)
                 j += 1
