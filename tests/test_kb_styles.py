@@ -125,3 +125,13 @@ def test_a_column_deployer_does_not_read_and_a_row_without_a_file_name():
         ("Pcmsvc32.exe", "alpha", 800_528)]
     assert "# Path: Site.srv\\Alpha.bin" in result.yaml
     assert [(f.line, f.reason) for f in result.flagged] == [(11, "no file name in the row")]
+
+
+def test_a_note_that_mentions_the_following_files_is_not_taken_for_the_sentence():
+    result = parse_article(article(
+        "NOTE: The following files must be copied while the services are stopped.\n\n"
+        "   Date        Time   Size    File name  Platform\n"
+        "   ----------------------------------------------\n"
+        "   05/15/2000  6:58p  535,616  Base.dll   Intel\n"), "Q999999.txt")
+    assert result.manifest.rule == "or-later" and result.imported == 1
+    assert "# NOTE" not in result.yaml

@@ -227,6 +227,8 @@ def _intro(lines: list[str], header: int) -> tuple[str | None, int | None, bool 
             break
         if _is_heading(text) and len(text) < 40:
             continue  # "For Windows 2000:": the table's heading; its sentence is further up
+        if re.match(r"(notes?|warning|important|caution)\b", text, re.IGNORECASE):
+            continue  # a NOTE between the sentence and the header
         if re.search(r"follow|attributes|timestamps|listed below|below:|:$", text, re.IGNORECASE):
             return text, start + 1, bool(_OR_LATER.search(text))
     return None, None, None
