@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, time
 
-from ..model.manifest import UNKNOWN, _platform as manifest_platform, _version as manifest_version
+from ..model.manifest import UNKNOWN, parse_platform as manifest_platform, parse_version as manifest_version
 from ..sms import attrs
 from ..sms.platforms import Platform
 

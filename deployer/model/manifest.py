@@ -40,7 +40,7 @@ UNKNOWN = Platform("unknown", "UNKNOWN", "unknown", ("unknown",))
 _MORE_SPELLINGS = {"ix86": "x86", "x86-based": "x86", "intel-based": "x86", "alpha-based": "alpha"}
 
 
-def _platform(v: Any) -> Platform:
+def parse_platform(v: Any) -> Platform:
     if isinstance(v, Platform):
         return v
     if v is None or str(v).strip().casefold() == "unknown":
@@ -63,7 +63,7 @@ def _platform(v: Any) -> Platform:
 _VERSION = re.compile(r"(?P<dotted>\d{1,5}(\.\d{1,5}){0,3})(?P<build>\s*\(\s*build\s+\d{1,6}\s*\))?", re.IGNORECASE)
 
 
-def _version(v: Any) -> str:
+def parse_version(v: Any) -> str:
     text = str(v).strip()
     if not _VERSION.fullmatch(text):
         raise ValueError(f"version {text!r} is not understood; write dotted numbers such as 1.2.0.0 "
@@ -97,7 +97,7 @@ def _wrap(fn):  # attrs raise AttrError (a ValueError); pydantic reports its tex
     return BeforeValidator(fn)
 
 
-PlatformField = Annotated[Platform, _wrap(_platform), PlainSerializer(lambda p: p.key)]
+PlatformField = Annotated[Platform, _wrap(parse_platform), PlainSerializer(lambda p: p.key)]
 DateField = Annotated[date, _wrap(attrs.parse_date)]
 TimeField = Annotated[time, _wrap(attrs.parse_time)]
 SizeField = Annotated[attrs.SizeSpec, _wrap(attrs.parse_size), PlainSerializer(str)]
@@ -119,7 +119,7 @@ class FileEntry(Strict):
                                                   "when it gives none")
     size: Optional[SizeField] = Field(description="bytes (254,400), the article's rounded kilobytes (524KB), "
                                                   "its fraction (87.1 KB), or null when it gives none")
-    version: Annotated[str, _wrap(_version)] | None = None
+    version: Annotated[str, _wrap(parse_version)] | None = None
     sha256: Annotated[str, _wrap(_sha256)] | None = None
     line: Annotated[int, Field(ge=1)] | None = Field(default=None, description="the article line of the row")
     review: str | None = Field(default=None, description="why a person must check this row against the article")
