@@ -84,6 +84,12 @@ def draft_playbook(result: ImportResult, manifest_path: str, payloads: str) -> s
             if s.kind == "replace" and sorted(s.platforms) == every:
                 s.platforms = []  # every platform the table lists: no limit needed
     steps = _stop_holders(steps)
+    resets = [s for s in steps if s.kind == "reset_site"]
+    if resets:
+        # The reset copies Site.srv\<Platform>.bin to every Helper.srv: after every file is in
+        # place and the services run again, whichever step of the article mentions it.
+        steps = [s for s in steps if s.kind != "reset_site"] + [resets[0]]
+        resets[0].notes.append("the site reset runs last: after every replacement and restart")
     return _render(result, manifest_path, payloads, steps, finish)
 
 
