@@ -28,7 +28,7 @@ def test_one_article_to_standard_output():
     r = run_cli("kb", "import", KB / "Q255284.md")
     assert r.code == 0, r.text
     assert r.out.startswith("# File attributes of the Q255284 hotfix")
-    assert "7 rows imported, 0 need review (1 table in" in r.err
+    assert "7 rows imported, 0 need review (7 files in the manifest, from 1 table in" in r.err
 
 
 def test_manifest_from_kb_is_the_same_command(tmp_path: Path):

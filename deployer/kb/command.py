@@ -76,9 +76,10 @@ def run_import(articles: list[Path], output: Path | None, playbook: bool, playbo
 def _say(err, result: ImportResult, target: Path | None, book: Path | None) -> None:
     where = f"Wrote {target}: " if target else f"{result.article.source}: "
     tables = len(result.table_lines)
+    files = len(result.manifest.files) if result.manifest else 0
     err.line(f"{where}{result.imported} rows imported, {result.review} need review "
-             f"({tables} table{'s' if tables != 1 else ''} in {result.article.source}).",
-             "good" if not result.review else None)
+             f"({files} files in the manifest, from {tables} table{'s' if tables != 1 else ''} in "
+             f"{result.article.source}).", "good" if not result.review else None)
     for f in result.flagged:
         err.line(f"  {result.article.source}:{f.line}: {f.reason}", "dim")
     if book:
