@@ -156,6 +156,19 @@ def _clean_failpoints():
     failpoints.reset()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def command_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Commands write their logs under the session's temporary folder, where the leak check reads them."""
+    state = tmp_path_factory.mktemp("state")
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(state)
+    yield state
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """No registered test password anywhere in what the suite produced (see leakcheck.py)."""
