@@ -220,6 +220,8 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     break_lock: BreakLockOpt = False,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
+    worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
@@ -240,6 +242,8 @@ def apply(
             raise InputError("--site is required with a playbook")
         pb = load_playbook(target)
         site_ref = workflow.inventory(inventory).site(site)
+        if broker and site_ref.site.region:
+            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=format, wait=worker_wait)
         with _run_context(site_ref.name, fmt=format, yes=yes) as ctx:
             outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
     result = outcome.result
@@ -267,6 +271,47 @@ def apply(
         render_report(result.report, stdout)  # type: ignore[arg-type]
         return
     result.raise_for_status()
+
+
+def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float) -> None:
+    """One site through its region's workers: the plan is made and run there, events come back here."""
+    from .workers.remote import dispatcher_for
+    from .workers.tasks import exit_code_of
+
+    region = site_ref.site.region
+    stdout = outmod.stdout()
+    with _run_context(site_ref.name, fmt=fmt, yes=yes) as ctx:
+        if not ctx.ask(f"Apply {pb.kb} to site {site_ref.name} through the workers of region {region}?"):
+            stdout.line("Nothing was done.")
+            return
+        d = dispatcher_for(pb, site_ref.inventory.path, broker, start_timeout=wait)
+        ctx.changing = True  # from here a signal cancels the rollout: queued sites are revoked, running ones roll back
+        try:
+            outcome = d.run(site_ref.name, region, ctx)
+        finally:
+            ctx.changing = False
+            d.close()
+    r = outcome.result
+    if fmt == Format.json:
+        _json({"rollout": d.rollout, "region": region, **r})
+    else:
+        where = f" on {r['worker']}" if r.get("worker") else ""
+        status = r.get("status")
+        style = "good" if status in ("committed", "nothing") else "bad"
+        stdout.line(f"Site {site_ref.name} (region {region}{where}): {status}"
+                    + (f": {r['error']}" if r.get("error") else "")
+                    + (f" (run {r['run']})" if r.get("run") else ""), style)
+        for rec in r.get("recovered") or []:
+            stdout.line(f"  recovered run {rec['run']} first: {rec['status']} ({rec['reason']})")
+        for line in r.get("remaining") or []:
+            stdout.line(f"  {line}", "bad")
+        rep = r.get("report")
+        if rep:
+            stdout.line(f"Verification: {rep['summary']['total']} files, {rep['summary']['ok']} ok: "
+                        + ("PASSED" if rep["passed"] else "FAILED"), "good" if rep["passed"] else "bad")
+    code = exit_code_of(r) if r.get("status") != "not_started" else int(ExitCode.FAILED_RESTORED)
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -435,6 +480,18 @@ def kb_import(
 def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None) -> None:
     """The same as `deployer kb import` (kept for scripts that use it)."""
     kb_import(articles, output)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def worker(
+    region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
+) -> None:
+    """Run sites of one region for controllers elsewhere (Celery worker; needs `pip install 'deployer[workers]'`)."""
+    from .workers.serve import serve
+
+    serve(region, concurrency, broker)
 
 
 @app.command("version")

@@ -21,7 +21,7 @@ from deployer import failpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["servers.mock_target", "servers.samba", "servers.sshd"]
+pytest_plugins = ["servers.mock_target", "servers.samba", "servers.sshd", "servers.redis"]
 
 
 @dataclass

@@ -42,7 +42,7 @@ class ConsoleRenderer:
             if self.progress is not None:
                 self.progress(event.text, event.data["done"], event.data["total"])
         elif event.kind == ev.PLAN:
-            if self.show_plan is not None and not (self.quiet and self.yes):
+            if self.show_plan is not None and "plan" in event.data and not (self.quiet and self.yes):
                 self.show_plan(event.data["plan"])
         elif event.kind == ev.QUESTION:
             return self.ask(event.text)
