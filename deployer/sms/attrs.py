@@ -202,6 +202,8 @@ def format_date(d: date) -> str:
     return f"{d.month}/{d.day}/{yy}"
 
 
-def format_time(t: time) -> str:
+def format_time(t: time | None) -> str:
+    if t is None:  # a manifest row whose article gives no time: compared by date alone
+        return "(any time)"
     h = t.hour % 12 or 12
     return f"{h}:{t.minute:02d}{'PM' if t.hour >= 12 else 'AM'}"
