@@ -79,6 +79,9 @@ app.add_typer(lab_app, name="lab")
 manifest_app = typer.Typer(help="Manifests: a KB article's file attribute table as data.", no_args_is_help=True,
                            epilog=EXIT_CODES_HELP)
 app.add_typer(manifest_app, name="manifest")
+kb_app = typer.Typer(help="KB articles: their file attribute tables as manifests, their procedures as draft playbooks.",
+                     no_args_is_help=True, epilog=EXIT_CODES_HELP)
+app.add_typer(kb_app, name="kb")
 
 
 @dataclass
@@ -453,21 +456,33 @@ def lab_init(
                         f"{Path(written[0]).parent.parent}.")
 
 
-@manifest_app.command("from-kb", epilog=EXIT_CODES_HELP)
-def manifest_from_kb(
-    article: Annotated[Path, typer.Argument(help="A KB article (text) with a file attribute table.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the manifest to FILE.")] = None,
-) -> None:
-    """Write the manifest of a KB article's file attribute table, as the article spells it."""
-    from . import kbimport
+ArticlesArg = Annotated[list[Path], typer.Argument(help="KB articles (text or the kbarchive markdown form).")]
+KbOutputOpt = Annotated[Optional[Path], typer.Option(
+    "--output", "-o", help="Write the manifest to FILE, or one manifest per article into DIR (<kb>.yaml).")]
 
-    result = kbimport.import_article(article)
-    if output:
-        output.write_text(result.yaml, encoding="utf-8")
-        outmod.stderr().line(f"Wrote {output}: {len(result.manifest.files)} files from the table at "
-                             f"{article}:{result.table_line} (rule {result.manifest.rule}).")
-    else:
-        sys.stdout.write(result.yaml)
+
+@kb_app.command("import", epilog=EXIT_CODES_HELP)
+def kb_import(
+    articles: ArticlesArg,
+    output: KbOutputOpt = None,
+    playbook: Annotated[bool, typer.Option("--playbook", help="Also draft a playbook from the article's procedure.")]
+    = False,
+    playbook_dir: Annotated[Optional[Path], typer.Option(
+        "--playbook-dir", help="Where draft playbooks go (default: beside the manifest).")] = None,
+) -> None:
+    """Import every file attribute table of KB articles as manifests: every row imported, or flagged for review
+    with its article line (exit 3 when any row needs review)."""
+    from .kb.command import run_import
+
+    code = run_import(articles, output, playbook, playbook_dir)
+    if code:
+        raise typer.Exit(code)
+
+
+@manifest_app.command("from-kb", epilog=EXIT_CODES_HELP)
+def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None) -> None:
+    """The same as `deployer kb import` (kept for scripts that use it)."""
+    kb_import(articles, output)
 
 
 @app.command(epilog=EXIT_CODES_HELP)

@@ -221,7 +221,10 @@ def init_payloads(playbook: LoadedPlaybook, *, force: bool = False) -> list[str]
         folder = playbook.payload_dir() / entry.platform.key
         target = folder / entry.name
         label = payload_label(m, entry.name, entry.platform.key)
-        size = entry.size.value if entry.size.unit == "B" else standin_size(entry.size, label)
+        if entry.size is None:  # the article gives no size: any stand-in will do
+            size = 64 * 1024
+        else:
+            size = entry.size.value if entry.size.unit == "B" else standin_size(entry.size, label)
         if target.exists() and not force and target.stat().st_size == size:
             continue
         folder.mkdir(parents=True, exist_ok=True)

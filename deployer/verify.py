@@ -8,16 +8,21 @@ Statuses, per file and per server:
   older     written earlier than listed (or a lower version)
   missing   not there
   mismatch  the listed date and time, but another size, version or content
+
+Where the manifest leaves something open (no time, a size range or none, no platform, a
+version with a build note, a row flagged for review) the file is checked as far as the
+manifest allows and its result says so (`loose`), so that a pass is never mistaken for a
+full check.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from . import winpath
-from .model.manifest import FileEntry, LoadedManifest, version_tuple
+from .model.manifest import UNKNOWN, FileEntry, LoadedManifest, version_parts, version_tuple
 from .model.inventory import SiteRef
 from .sms import attrs, fileversion, layout
 from .sms import services as sms
@@ -49,16 +54,18 @@ def judge(entry: FileEntry, stat: FileStat | None, tz: ZoneInfo, *, sha256: str 
         return Judgement(MISMATCH, "is a folder, not a file")
     have = local_minute(stat.mtime_ns, tz)
     want = entry.instant(tz)
-    if entry.version and version and version_tuple(version) < version_tuple(entry.version):
+    if entry.time is None:  # the article lists a day only: compare days
+        have, want = have.date(), want.date()
+    if entry.version and version and _lower(version, entry.version):
         return Judgement(OLDER, f"version {version} is lower than {entry.version}")
     if have > want:
         return Judgement(NEWER, f"written {_stamp(have)}, later than listed")
     if have < want:
         return Judgement(OLDER, f"written {_stamp(have)}, earlier than listed")
     problems = []
-    if not entry.size.matches(stat.size):
+    if entry.size is not None and not entry.size.matches(stat.size):
         problems.append(f"size {stat.size:,} bytes is not {entry.size}")
-    if entry.version and version is not None and version != entry.version:
+    if entry.version and version is not None and not _same_version(version, entry.version):
         problems.append(f"version {version} is not {entry.version}")
     if entry.version and version is None:
         problems.append(f"no version resource (expected {entry.version})")
@@ -69,8 +76,28 @@ def judge(entry: FileEntry, stat: FileStat | None, tz: ZoneInfo, *, sha256: str 
     return Judgement(OK)
 
 
-def _stamp(dt: datetime) -> str:
+def _stamp(dt: datetime | date) -> str:
+    if not isinstance(dt, datetime):
+        return attrs.format_date(dt)
     return f"{attrs.format_date(dt.date())} {attrs.format_time(dt.time())}"
+
+
+def _lower(have: str, listed: str) -> bool:
+    dotted, loose = version_parts(listed)
+    want = version_tuple(dotted)
+    got = version_tuple(have)
+    if loose:  # "1.2 (build 786)": only the listed parts are known
+        n = len(dotted.split("."))
+        return got[:n] < want[:n]
+    return got < want
+
+
+def _same_version(have: str, listed: str) -> bool:
+    dotted, loose = version_parts(listed)
+    if not loose:
+        return have == listed
+    n = len(dotted.split("."))
+    return version_tuple(have)[:n] == version_tuple(dotted)[:n]
 
 
 # --- where to look -------------------------------------------------------------------------
@@ -84,15 +111,22 @@ class Check:
     path: str  # RelPath
     entry_index: int
     origin: str = "playbook"  # playbook (a replace step), reset (a Helper.srv copy), manifest (default folder)
+    note: str = ""  # why the place itself is a guess (no platform listed)
 
 
 def default_checks(manifest: LoadedManifest, site: SiteRef) -> list[Check]:
     """Where an article's files belong when only the manifest is given: the site server's
-    Site.srv or Client.src folder, and for service files every managed server's Helper.srv."""
+    Site.srv or Client.src folder, and for service files every managed server's Helper.srv.
+    A file listed without a platform is looked for in each platform folder the site has."""
     s = site.site
     plats = {p.key for p in s.platform_list}
     checks = []
     for i, f in enumerate(manifest.manifest.files):
+        if f.platform is UNKNOWN:
+            for p in s.platform_list:
+                checks.append(Check(s.site_server_name, winpath.join(layout.default_folder(f.name, p), f.name), i,
+                                    "manifest", f"no platform listed: looked in the {p.folder} folder"))
+            continue
         if f.platform.key not in plats:
             continue
         checks.append(Check(s.site_server_name, winpath.join(layout.default_folder(f.name, f.platform), f.name), i,
@@ -128,6 +162,8 @@ class FileResult:
     actual_version: str | None = None
     actual_sha256: str | None = None
     origin: str = "playbook"
+    loose: list[str] = field(default_factory=list)  # what could only be checked loosely, in words
+    line: int | None = None  # the article line of the row
 
 
 @dataclass
@@ -148,10 +184,15 @@ class Report:
     def ok(self) -> bool:
         return all(f.passed for f in self.files)
 
+    @property
+    def loose(self) -> list[FileResult]:
+        return [f for f in self.files if f.loose]
+
     def to_json(self) -> dict:
         return {
             "kb": self.kb, "title": self.title, "site": self.site, "site_code": self.site_code, "rule": self.rule,
-            "timezone": self.timezone, "passed": self.ok, "summary": {**self.counts, "total": len(self.files)},
+            "timezone": self.timezone, "passed": self.ok,
+            "summary": {**self.counts, "total": len(self.files), "loose": len(self.loose)},
             "files": [asdict(f) for f in self.files],
         }
 
@@ -177,9 +218,11 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
         res = FileResult(
             server=ep.name, path=winpath.absolute(ep.sms_root, spell[ep.name](c.path)), name=entry.name,
             platform=entry.platform.article_name, expected_date=attrs.format_date(entry.date),
-            expected_time=attrs.format_time(entry.time), expected_size=str(entry.size),
+            expected_time=attrs.format_time(entry.time) if entry.time else "-",
+            expected_size="-" if entry.size is None else str(entry.size),
             expected_version=entry.version, expected_sha256=entry.sha256, status=j.status, detail=j.detail,
-            passed=j.passes(m.rule), origin=c.origin,
+            passed=j.passes(m.rule), origin=c.origin, loose=[*filter(None, [c.note]), *entry.loose()],
+            line=entry.line,
         )
         if stat is not None and not stat.is_dir:
             have = datetime.fromtimestamp(stat.mtime_ns // 1_000_000_000, tz)

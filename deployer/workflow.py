@@ -45,13 +45,14 @@ def inventory(path: Path | None) -> LoadedInventory:
 
 
 def load_target(path: Path) -> LoadedPlaybook | LoadedManifest:
-    """A playbook (has steps:) or a manifest (has files:)."""
+    """A playbook (has steps:) or a manifest (has files:, or groups: for several tables)."""
     doc = load_yaml(path)
     if isinstance(doc.data, dict) and "steps" in doc.data:
         return load_playbook(path)
-    if isinstance(doc.data, dict) and "files" in doc.data:
+    if isinstance(doc.data, dict) and ("files" in doc.data or "groups" in doc.data):
         return load_manifest(path)
-    raise InputError("neither a playbook (with steps:) nor a manifest (with files:)", doc.location())
+    raise InputError("neither a playbook (with steps:) nor a manifest (with files:), nor one of several tables "
+                     "(with groups:)", doc.location())
 
 
 @contextmanager

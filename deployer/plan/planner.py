@@ -132,7 +132,7 @@ class Planner:
                              f"{self.pb.payload_dir()} (expected {entry.platform.key}\\{entry.name}); put the "
                              "hotfix files there, or run `deployer lab init` for stand-ins")
         size = path.stat().st_size
-        if not entry.size.matches(size):
+        if entry.size is not None and not entry.size.matches(size):  # size: null, the article gives none
             raise self.error(where, f"hotfix file {path} is {size:,} bytes, but the manifest lists "
                              f"{entry.describe()} as {entry.size}: wrong file?")
         sha = local_sha256(path)

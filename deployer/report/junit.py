@@ -23,7 +23,8 @@ def to_junit(report: Report) -> str:
             if f.expected_version:
                 expected += f" version {f.expected_version}"
             actual = "missing" if f.actual_size is None else f"{f.actual_date} {f.actual_time} {f.actual_size:,} bytes"
-            ET.SubElement(case, "system-out").text = f"status: {f.status}; expected {expected}; found {actual}"
+            loose = f"; checked loosely: {'; '.join(f.loose)}" if f.loose else ""
+            ET.SubElement(case, "system-out").text = f"status: {f.status}; expected {expected}; found {actual}{loose}"
             if not f.passed:
                 fail = ET.SubElement(case, "failure", message=f"{f.status}: {f.detail}".rstrip(": "), type=f.status)
                 fail.text = f"{f.name} ({f.platform}) on {server}: expected {expected} ({report.rule}); found {actual}"

@@ -81,6 +81,11 @@ def render_report(report: Report, out: Out) -> None:
                          found + (f"  ({f.detail})" if f.detail and f.status != "ok" else "")])
             styles.append(f.status)
         out.table(["Date", "Time", "Size", "File name", "Platform", "Status", "Found"], rows, styles)
+    if report.loose:  # a pass on a loosely checked row is not a full check: say which
+        out.line()
+        out.line(f"Checked loosely ({len(report.loose)}):", "head")
+        for f in report.loose:
+            out.line(f"  {f.server} {f.path}: {'; '.join(f.loose)}", "dim")
     out.line()
     c = report.counts
     verdict = "PASSED" if report.ok else "FAILED"

@@ -6,6 +6,9 @@ ceil(535,616 / 1024) = 524). A size written in KB therefore matches any byte cou
 whose rounded-up kilobytes equal it; a size written in bytes must match exactly.
 
 Two-digit years follow Windows' default window: 30-99 are 19xx, 00-29 are 20xx.
+
+Some articles print what Explorer's status bar shows instead: `87.1 KB`, `1.61 MB`. Such a
+size names a range, not a count: it is matched loosely (see SizeSpec.loose).
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ MAX_SIZE_DIGITS = 15  # 999 TB; also keeps int() clear of Python's 4,300-digit l
 
 
 _MONTHS = [calendar.month_name[i] for i in range(13)]
+# "Mar", "March", "Sept": articles abbreviate with and without a dot
+_MONTH_NUMBER = {name.casefold(): i for i in range(1, 13)
+                 for name in (calendar.month_name[i], calendar.month_abbr[i])} | {"sept": 9}
 
 
 def _check_day(y: int, m: int, d: int, text: str) -> date:
@@ -37,20 +43,43 @@ def _check_day(y: int, m: int, d: int, text: str) -> date:
     return date(y, m, d)
 
 
+def _year(y: str) -> int:
+    return int(y) if len(y) == 4 else (2000 + int(y) if int(y) < 30 else 1900 + int(y))
+
+
+def _month(name: str, text: str) -> int:
+    month = _MONTH_NUMBER.get(name.rstrip(".").casefold())
+    if month is None:
+        raise AttrError(f"date {text!r}: {name!r} is not a month name")
+    return month
+
+
+DATE_FORMS = ("M/D/YY or M/D/YYYY as the article does, or YYYY-MM-DD (also 05-15-00, 01-Mar-2001, 08-May-01, "
+              "May-02-2001, March 1, 2001)")
+
+
 def parse_date(value: object) -> date:
-    """`9/10/99`, `05/15/00`, `04/22/2000` (US month/day/year, as the articles) or ISO `1999-09-10`."""
+    """The dates articles print: `9/10/99`, `04/22/2000`, `05-05-00` (US month/day/year),
+    `01-Mar-2001`, `08-May-01`, `May-02-2001`, `October 6, 2000`, `Oct 6, 2000`, or ISO `1999-09-10`."""
     if isinstance(value, date):
         return value
     text = str(value).strip()
-    m = re.fullmatch(r"(\d{1,2})/(\d{1,2})/(\d{2}|\d{4})", text)
+    m = re.fullmatch(r"(\d{1,2})([/-])(\d{1,2})\2(\d{2}|\d{4})", text)
     if m:
-        mo, d, y = int(m.group(1)), int(m.group(2)), m.group(3)
-        year = int(y) if len(y) == 4 else (2000 + int(y) if int(y) < 30 else 1900 + int(y))
-        return _check_day(year, mo, d, text)
+        return _check_day(_year(m.group(4)), int(m.group(1)), int(m.group(3)), text)
     m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
     if m:
         return _check_day(int(m.group(1)), int(m.group(2)), int(m.group(3)), text)
-    raise AttrError(f"date {text!r} is not understood; write M/D/YY or M/D/YYYY as the article does, or YYYY-MM-DD")
+    m = re.fullmatch(r"(\d{1,2})[- ]([A-Za-z]{3,9}\.?)[- ](\d{2}|\d{4})", text)
+    if m:
+        return _check_day(_year(m.group(3)), _month(m.group(2), text), int(m.group(1)), text)
+    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)-(\d{1,2})-(\d{2}|\d{4})", text)
+    if m:  # May-02-2001
+        return _check_day(_year(m.group(3)), _month(m.group(1), text), int(m.group(2)), text)
+    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)\s+(\d{1,2}),?\s+(\d{4})", text)
+    if m:
+        return _check_day(int(m.group(3)), _month(m.group(1), text), int(m.group(2)), text)
+    raise AttrError(f"date {text!r} is not understood; write {DATE_FORMS}")
 
 
 def parse_time(value: object) -> time:
@@ -79,24 +108,57 @@ def parse_time(value: object) -> time:
 
 @dataclass(frozen=True)
 class SizeSpec:
-    """A size as the article gives it: exact bytes, or kilobytes rounded up."""
+    """A size as the article gives it: exact bytes, kilobytes rounded up, or a range.
+
+    A range comes from a fractional or megabyte size (`87.1 KB`, `1.61 MB`): the article
+    does not say whether it rounded, truncated or rounded up, so every byte count any of
+    them would print that way matches (`value` is the low end, `high` the high end).
+    """
 
     value: int
-    unit: str  # "B" or "KB"
+    unit: str  # "B", "KB" or "range"
+    high: int = 0
+    text: str = ""  # a range: as the article wrote it
 
     def matches(self, size: int) -> bool:
         if self.unit == "B":
             return size == self.value
+        if self.unit == "range":
+            return self.value <= size <= self.high
         return -(-size // 1024) == self.value
+
+    @property
+    def loose(self) -> bool:
+        """Only a range of sizes can be checked, not a count."""
+        return self.unit == "range"
 
     @property
     def byte_range(self) -> tuple[int, int]:
         if self.unit == "B":
             return self.value, self.value
+        if self.unit == "range":
+            return self.value, self.high
         return max(0, (self.value - 1) * 1024 + 1), self.value * 1024
 
     def __str__(self) -> str:
+        if self.unit == "range":
+            return self.text
         return f"{self.value}KB" if self.unit == "KB" else f"{self.value:,}"
+
+
+_UNIT_BYTES = {"k": 1024, "kb": 1024, "m": 1024 * 1024, "mb": 1024 * 1024}
+
+
+def _range(number: str, unit: str, text: str) -> SizeSpec:
+    """`87.1 KB`: any count that prints as 87.1 KB rounded (87.05-87.15), truncated
+    (87.1-87.2) or rounded up (87.0-87.1): more than 87.0 and less than 87.2 KB."""
+    whole, _, frac = number.partition(".")
+    scale = 10 ** len(frac)
+    units = int(whole + frac)  # in 1/scale of a unit
+    per = _UNIT_BYTES[unit.casefold()]
+    low = (units - 1) * per // scale + 1 if units else 0
+    high = -(-((units + 1) * per) // scale) - 1
+    return SizeSpec(max(low, 0), "range", high, text)
 
 
 def parse_size(value: object) -> SizeSpec:
@@ -110,13 +172,18 @@ def parse_size(value: object) -> SizeSpec:
             raise AttrError(f"size {value} is negative; write bytes (254,400 or 254400) or rounded kilobytes (524KB)")
         return SizeSpec(value, "B")
     text = str(value).strip()
+    # Whole megabytes (`12 MB`) are refused: a range a megabyte wide checks next to nothing.
+    m = re.fullmatch(r"(\d{1,6}\.\d{1,3})\s*(KB|K|kb|Kb|k|MB|M|mb|Mb)", text)
+    if m:
+        return _range(m.group(1), m.group(2), text)
     m = re.fullmatch(r"(\d[\d,]*)\s*(KB|K|kb|Kb|k)", text)
     if m:
         return SizeSpec(int(_digits(m.group(1), text)), "KB")
     m = re.fullmatch(r"(\d[\d,]*)\s*(bytes|B|b)?", text)
     if m:
         return SizeSpec(int(_digits(m.group(1), text)), "B")
-    raise AttrError(f"size {text!r} is not understood; write bytes (254,400 or 254400) or rounded kilobytes (524KB)")
+    raise AttrError(f"size {text!r} is not understood; write bytes (254,400 or 254400) or rounded kilobytes (524KB), "
+                    "or the article's fraction (87.1 KB, 1.61 MB)")
 
 
 def _digits(group: str, text: str) -> str:
@@ -135,6 +202,8 @@ def format_date(d: date) -> str:
     return f"{d.month}/{d.day}/{yy}"
 
 
-def format_time(t: time) -> str:
+def format_time(t: time | None) -> str:
+    if t is None:  # a manifest row whose article gives no time: compared by date alone
+        return "(any time)"
     h = t.hour % 12 or 12
     return f"{h}:{t.minute:02d}{'PM' if t.hour >= 12 else 'AM'}"

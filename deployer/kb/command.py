@@ -1,0 +1,116 @@
+"""`deployer kb import ARTICLE... [-o FILE|DIR] [--playbook]`: the command's logic.
+
+Many articles go through one process (starting Python costs more than reading an
+article). Each article is imported on its own: a bad article is reported with its path
+and the rest are still written. Exit 0 when every row of every article was read exactly,
+3 when some need review (they are in the manifests, flagged), 2 when an article could not
+be imported at all (nothing is written for it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ExitCode, InputError, Location
+from ..report import out as outmod
+from .importer import ImportResult, import_article
+from .playbook import draft_playbook
+
+
+@dataclass(frozen=True)
+class Written:
+    result: ImportResult
+    manifest: Path | None
+    playbook: Path | None
+
+
+def run_import(articles: list[Path], output: Path | None, playbook: bool, playbook_dir: Path | None) -> int:
+    err = outmod.stderr()
+    if not articles:
+        raise InputError("no article given: name one or more KB article files")
+    # -o names a folder when it is one, when several articles are given, or when it does not end in .yaml/.yml
+    to_dir = output is not None and (output.is_dir() or len(articles) > 1
+                                     or output.suffix.casefold() not in (".yaml", ".yml"))
+    if len(articles) > 1 and output is None:
+        raise InputError(f"{len(articles)} articles: give -o DIR to write one manifest per article "
+                         "(without -o, one article's manifest goes to standard output)")
+    if output is not None and to_dir and output.exists() and not output.is_dir():
+        raise InputError(f"-o {output}: with several articles, -o names a folder, and this is a file")
+    if playbook and output is None:
+        raise InputError("--playbook needs -o FILE|DIR: the draft playbook names its manifest by path")
+    if to_dir:
+        _mkdir(output)
+    code = ExitCode.OK
+    imported = review = failed = 0
+    for path in articles:
+        try:
+            result = import_article(path)
+        except InputError as exc:
+            err.line(f"deployer: {exc}", "bad")
+            failed += 1
+            code = ExitCode.BAD_INPUT
+            continue
+        if output is None:
+            sys.stdout.write(result.yaml)
+            target = None
+        else:
+            target = output / f"{result.article.kb.lower()}.yaml" if to_dir else output
+            _write(target, result.yaml)
+        book = None
+        if playbook and target is not None:
+            book = _write_playbook(result, target, playbook_dir)
+        imported += result.imported
+        review += result.review
+        if result.review and code == ExitCode.OK:
+            code = ExitCode.MISMATCH
+        _say(err, result, target, book)
+    if len(articles) > 1:
+        err.line(f"{len(articles) - failed} of {len(articles)} articles: {imported} rows imported, {review} need review"
+                 + (f"; {failed} articles could not be read" if failed else "") + ".")
+    return int(code)
+
+
+def _say(err, result: ImportResult, target: Path | None, book: Path | None) -> None:
+    where = f"Wrote {target}: " if target else f"{result.article.source}: "
+    tables = len(result.table_lines)
+    files = len(result.manifest.files) if result.manifest else 0
+    err.line(f"{where}{result.imported} rows imported, {result.review} need review "
+             f"({files} files in the manifest, from {tables} table{'s' if tables != 1 else ''} in "
+             f"{result.article.source}).", "good" if not result.review else None)
+    for f in result.flagged:
+        err.line(f"  {result.article.source}:{f.line}: {f.reason}", "dim")
+    if book:
+        err.line(f"Wrote {book}: a draft playbook; finish the lines marked FINISH before applying it.")
+
+
+def _write_playbook(result: ImportResult, manifest: Path, playbook_dir: Path | None) -> Path:
+    folder = playbook_dir or manifest.parent
+    _mkdir(folder)
+    name = f"{result.article.kb.lower()}.yaml"
+    target = folder / name
+    if target.resolve() == manifest.resolve():
+        target = folder / f"{result.article.kb.lower()}.playbook.yaml"
+    rel_manifest = Path(os.path.relpath(manifest.resolve(), folder.resolve())).as_posix()
+    # the repository's layout: playbooks/ and payloads/ side by side
+    payloads = ("../" if folder.resolve().name == "playbooks" else "") + f"payloads/{result.article.kb.lower()}"
+    _write(target, draft_playbook(result, rel_manifest, payloads))
+    return target
+
+
+def _mkdir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder ({exc.strerror or exc})", Location(str(folder))) from None
+
+
+def _write(path: Path, text: str) -> None:
+    # An OSError here is the user's path (a folder that is a file, no permission): exit 2, no traceback.
+    _mkdir(path.parent)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write the file ({exc.strerror or exc})", Location(str(path))) from None
