@@ -53,6 +53,7 @@ class RunResult:
     remaining: list[str] = field(default_factory=list)
     seconds: float = 0.0
     actions_done: int = 0
+    events: list[dict] = field(default_factory=list)  # the run's journal records (timings for reports)
 
     def raise_for_status(self) -> None:
         if self.status == ROLLED_BACK:
@@ -104,7 +105,7 @@ class Runner:
             failpoints.hit("apply.commit")
             self.journal.write("committed")
             return RunResult(self.run, COMMITTED, report=report, journal=where, seconds=time.monotonic() - start,
-                             actions_done=len(self.plan.actions))
+                             actions_done=len(self.plan.actions), events=self.journal.events)
         except (Exception, KeyboardInterrupt) as exc:
             with signals_deferred(self.say):
                 return self._roll_back(exc, where, start)
@@ -123,10 +124,10 @@ class Runner:
         except Exception as uexc:
             return RunResult(self.run, ROLLBACK_FAILED, reason, journal=where,
                              remaining=[f"the rollback stopped: {_reason(uexc)}"],
-                             seconds=time.monotonic() - start)
+                             seconds=time.monotonic() - start, events=self.journal.events)
         status = ROLLED_BACK if undo.ok else ROLLBACK_FAILED
         return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
-                         seconds=time.monotonic() - start)
+                         seconds=time.monotonic() - start, events=self.journal.events)
 
     # --- prepare --------------------------------------------------------------------------------
 

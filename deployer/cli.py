@@ -48,6 +48,13 @@ class ReportFormat(str, Enum):
     text = "text"
     json = "json"
     junit = "junit"
+    html = "html"
+
+
+class ApplyFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
 
 
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: ./sites.yaml).")]
@@ -55,8 +62,12 @@ SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the i
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")]
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
+
+
 def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(_dumps(data))
 
 
 def _progress(fmt: Format):
@@ -110,7 +121,8 @@ def apply(
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    format: Annotated[ApplyFormat, typer.Option("--format", "-f", help="html: a page for the change ticket (with -o).")] = ApplyFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the json or html report to FILE.")] = None,
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
@@ -120,10 +132,13 @@ def apply(
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
         if site is None:
             raise InputError("--site is required")
-        return plan(target, site, inventory, None, format)
-    text = format == Format.text
+        if format == ApplyFormat.html:
+            raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
+        return plan(target, site, inventory, output, Format(format.value))
+    # with -o FILE the terminal shows the run as text while the report goes to the file
+    text = format == ApplyFormat.text or output is not None
     stdout = outmod.stdout()
-    say = _progress(format)
+    say = _progress(Format.text if text else Format.json)
 
     def show(p: Plan) -> None:
         if text and not p.empty:
@@ -147,16 +162,27 @@ def apply(
             outcome = workflow.apply_playbook(pb, site_ref, say, confirm, break_lock=break_lock, show=show,
                                               progress=progress)
     result = outcome.result
-    if result is None:
-        if format == Format.json:
-            _json({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
+    if format != ApplyFormat.text and (result is not None or format == ApplyFormat.json):
+        from .report import html
+
+        if format == ApplyFormat.html:
+            doc = html.apply_page(outcome.plan, result)
+        elif result is None:
+            doc = _dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
         else:
+            doc = _dumps({"run": result.run, "status": result.status, "error": result.error, "journal": result.journal,
+                          "remaining": result.remaining, "seconds": round(result.seconds, 3),
+                          "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None})
+        if output:
+            output.write_text(doc, encoding="utf-8")
+            outmod.stderr().line(f"Report written to {output}.")
+        else:
+            sys.stdout.write(doc)
+    if result is None:
+        if text:
             stdout.line("Nothing was done.")
         raise typer.Exit(0)
-    if format == Format.json:
-        _json({"run": result.run, "status": result.status, "error": result.error, "journal": result.journal,
-               "remaining": result.remaining, "seconds": round(result.seconds, 3), "plan": outcome.plan.to_json(),
-               "report": result.report.to_json() if result.report else None})
+    if not text:
         result.raise_for_status()
         return
     if result.status == "nothing":
@@ -189,6 +215,10 @@ def verify(
         text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
         text = to_junit(report)
+    elif format == ReportFormat.html:
+        from .report.html import verify_page
+
+        text = verify_page(report)
     else:
         text = None
     if output:
