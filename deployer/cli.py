@@ -362,6 +362,34 @@ def manifest_from_kb(
         sys.stdout.write(result.yaml)
 
 
+class SchemaKind(str, Enum):
+    playbook = "playbook"
+    manifest = "manifest"
+    sites = "sites"
+
+
+@app.command("schema", epilog=EXIT_CODES_HELP)
+def schema_cmd(
+    kind: Annotated[SchemaKind, typer.Argument(help="Which file: playbook, manifest or sites (the inventory).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the schema to FILE.")] = None,
+) -> None:
+    """Print the JSON Schema of a YAML file kind (for editors: `# yaml-language-server: $schema=...`)."""
+    from . import schema
+
+    _emit(schema.text(kind.value), output)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    outmod.stderr().line(f"Wrote {output}.")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print deployer's version."""
