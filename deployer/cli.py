@@ -27,7 +27,7 @@ app = typer.Typer(
          "roll back.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; --site completes from the inventory
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -57,8 +57,15 @@ class ApplyFormat(str, Enum):
     html = "html"
 
 
-InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: ./sites.yaml).")]
-SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.")]
+def _complete_site(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .inventory_source import site_names
+
+    return [n for n in site_names(ctx.params.get("inventory")) if n.casefold().startswith(incomplete.casefold())]
+
+
+InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: $DEPLOYER_INVENTORY, else ./sites.yaml).")]
+SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.", autocompletion=_complete_site)]
+OutAlias = Annotated[Optional[Path], typer.Option("--out", hidden=True)]  # the old spelling of --output
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")]
 
 
@@ -97,10 +104,12 @@ def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
     site: SiteOpt,
     inventory: InventoryOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    out_alias: OutAlias = None,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
+    out = output or out_alias
     pb = load_playbook(playbook)
     site_ref = workflow.inventory(inventory).site(site)
     p = workflow.make_plan(pb, site_ref, warn=outmod.stderr().line)
@@ -117,7 +126,7 @@ def plan(
 @app.command(epilog=EXIT_CODES_HELP)
 def apply(
     target: Annotated[Path, typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")],
-    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).", autocompletion=_complete_site)] = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
@@ -314,13 +323,17 @@ def runs(site: SiteOpt, inventory: InventoryOpt = None,
 
 @lab_app.command("init", epilog=EXIT_CODES_HELP)
 def lab_init(
-    site: Annotated[Optional[str], typer.Argument(help="Site to create (a mock site of the inventory).")] = None,
+    site_arg: Annotated[Optional[str], typer.Argument(metavar="[SITE]", help="Site to create (a mock site of the inventory); same as --site.", autocompletion=_complete_site)] = None,
+    site_opt: Annotated[Optional[str], typer.Option("--site", "-s", help="Site to create (a mock site of the inventory).", autocompletion=_complete_site)] = None,
     all_sites: Annotated[bool, typer.Option("--all", help="Every mock site of the inventory.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost).")] = False,
     inventory: InventoryOpt = None,
     playbooks: Annotated[Optional[list[Path]], typer.Option("--playbook", "-p", help="Playbooks whose stand-in payloads to write (default: every playbook under playbooks/ beside the inventory).")] = None,
 ) -> None:
     """Create a pre-hotfix SMS 1.2 site on the mock target, and stand-in hotfix files."""
+    if site_arg and site_opt and site_arg.casefold() != site_opt.casefold():
+        raise InputError(f"two sites named: {site_arg} and --site {site_opt}; name one")
+    site = site_opt or site_arg
     inv = workflow.inventory(inventory)
     if all_sites == (site is not None):
         raise InputError("name one site, or pass --all")
@@ -390,7 +403,21 @@ def _emit(text: str, output: Path | None) -> None:
     outmod.stderr().line(f"Wrote {output}.")
 
 
-@app.command("version")
+def _version(value: bool) -> None:
+    if value:
+        print(f"deployer {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[Optional[bool], typer.Option("--version", is_eager=True, callback=_version, help="Print deployer's version and exit.")] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour in the output (so does NO_COLOR=1 in the environment).")] = False,
+) -> None:
+    outmod.set_color(not no_color)
+
+
+@app.command("version", hidden=True)
 def version_cmd() -> None:
     """Print deployer's version."""
     print(__version__)
@@ -398,7 +425,7 @@ def version_cmd() -> None:
 
 def main() -> None:
     try:
-        code = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
+        code = app(standalone_mode=False, prog_name="deployer")  # a command's typer.Exit comes back as its exit code
         if isinstance(code, int) and code:
             sys.exit(code)
     except DeployerError as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+from . import inventory_source
 from .apply import NOTHING, Progress, RunResult, Runner
 from .errors import InputError, Location, RestoreFailed, StalePlanError
 from .journal import COMMITTED, INTERRUPTED, ROLLED_BACK, Journal, list_runs, read_plan, unfinished_runs, whoami
@@ -31,14 +32,9 @@ from .yamlsrc import load_yaml
 Say = Callable[[str], None]
 Confirm = Callable[[Plan], bool]
 
-DEFAULT_INVENTORY = Path("sites.yaml")
-
 
 def inventory(path: Path | None) -> LoadedInventory:
-    p = path or DEFAULT_INVENTORY
-    if path is None and not p.exists():
-        raise InputError("no sites.yaml here; run from the project folder or pass --inventory FILE", Location(str(p)))
-    return load_inventory(p)
+    return load_inventory(inventory_source.resolve(path).path)  # --inventory, $DEPLOYER_INVENTORY, ./sites.yaml
 
 
 def load_target(path: Path) -> LoadedPlaybook | LoadedManifest:
