@@ -313,12 +313,45 @@ def recover(
 def runs(site: SiteOpt, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
     """List the runs journaled on a site, newest last."""
+    from . import prune as prunemod
+
     site_ref = workflow.inventory(inventory).site(site)
-    found = workflow.runs(site_ref)
+    found = prunemod.runs_with_space(site_ref)
     if format == Format.json:
-        _json([r.__dict__ for r in found])
+        _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned}
+               for r, s in found])
     else:
-        render_runs(site_ref.name, found, outmod.stdout())
+        render_runs(site_ref.name, [r for r, _ in found], outmod.stdout(), {r.run: prunemod.describe(s) for r, s in found})
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def prune(
+    site: SiteOpt,
+    keep: Annotated[Optional[int], typer.Option("--keep", help="The newest N runs keep their backups.")] = None,
+    older_than: Annotated[Optional[str], typer.Option("--older-than", help="Only runs older than this (30d, 12h, 2w).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
+    inventory: InventoryOpt = None,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Remove old runs' backups from the servers; never those of the last committed run or an unfinished one."""
+    from . import prune as prunemod
+
+    age = prunemod.parse_age(older_than) if older_than is not None else None
+    site_ref = workflow.inventory(inventory).site(site)
+    stdout = outmod.stdout()
+
+    def confirm(result: prunemod.PruneResult) -> bool:
+        if yes or not _interactive():
+            return True
+        prunemod.render(prunemod.PruneResult(result.choices, True), stdout)
+        return typer.confirm(f"Remove these backups from site {site_ref.name}? Those runs can no longer be rolled back.",
+                             default=False)
+
+    with _terminate_as_interrupt():
+        result = prunemod.run(site_ref, keep=keep, older_than=age, dry_run=dry_run, say=stdout.line, confirm=confirm,
+                              break_lock=break_lock)
+    prunemod.render(result, stdout)
 
 
 @lab_app.command("init", epilog=EXIT_CODES_HELP)

@@ -232,6 +232,9 @@ def rollback_run(site: SiteRef, run: str | None, say: Say, confirm: Callable[[st
         if state != COMMITTED:
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
+        from .prune import refuse_if_pruned  # (a local import: prune uses this module's session and lock)
+
+        refuse_if_pruned(files, run)
         plan = Plan.from_json(read_plan(files, run))
         drift = [f"{ep.where(path)} changed after run {run}"
                  for ep, path, _ in file_differences(conn, [(t.server, t.path, t.after) for t in plan.touched()])]
