@@ -138,6 +138,89 @@ NAME_RULES: dict[type, dict[str, str]] = {
 KB_PATTERN = r"^\s*([QqKk][Bb]?)\d{5,7}\s*$"
 
 
+P, I, M = playbook, inventory, manifest
+# What a field means, for the fields whose model gives no description. Hover text in editors
+# and the reference docs (docs/) come from here and from the models' own descriptions; a test
+# checks that every key names a real field and that every field ends up described.
+DESCRIPTIONS: dict[tuple[type, str], str] = {
+    (P.PlaybookHead, "kb"): "the KB article number, such as Q241656 (the manifest's must be the same)",
+    (P.PlaybookHead, "title"): "the article's title, shown in plans and reports",
+    (P.PlaybookHead, "description"): "free text for the reader",
+    (P.PlaybookHead, "manifest"): "the manifest (the article's file attribute table), relative to this playbook",
+    (P.PlaybookHead, "services"): "services other than SMS 1.2's that the steps control, each with the control "
+                                  "codes it accepts",
+    (P._StepBase, "name"): "a label shown in plans",
+    (P.ResetStep, "name"): "a label shown in plans",
+    (P.StopStep, "stop"): "stop these services, waiting until each is stopped; one already stopped is skipped",
+    (P.StartStep, "start"): "start these services, waiting until each runs; one already running is skipped",
+    (P.ReplaceStep, "replace"): "replace files, for each platform the site carries, in the folder `into` names",
+    (P.ReplaceSpec, "files"): "file names, each listed in the manifest (which gives its date, time and size)",
+    (P.ReplaceSpec, "into"): "the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
+                             "variables: sms_root, platform, platform_name, platform_folder, site, site_code, server, "
+                             "server_platform, role and the site's vars; it must stay below the SMS root",
+    (P.ReplaceSpec, "platforms"): "only these platforms (default: every platform the site carries)",
+    (P.ResetStep, "reset_site"): "restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it copies the "
+                                 "Site.srv service files to every managed server's Helper.srv",
+    (P.SendcodeStep, "sendcode"): "send a user-defined control code to a service (checked against Q168682)",
+    (P.SendcodeSpec, "service"): "an SMS 1.2 service, or one declared under the playbook's services:",
+    (P.ServiceDecl, "accepts"): "the user-defined control codes (128-255) the service accepts",
+    (M.Manifest, "kb"): "the KB article number, such as Q241656",
+    (M.Manifest, "title"): "the article's title",
+    (M.Manifest, "rule"): "or-later: the article's \"these attributes or later\" (a later file passes); exact: only "
+                          "the listed attributes pass",
+    (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
+    (M.Manifest, "files"): "the article's table: one row per file and platform",
+    (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
+    (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",
+    (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively)",
+    (I.Site, "code"): "the SMS site code: exactly 3 letters or digits",
+    (I.Site, "description"): "free text for the reader",
+    (I.Site, "timezone"): "the servers' local time zone, an IANA name; manifest times are read in it",
+    (I.Site, "platforms"): "the Site.srv\\<Platform>.bin folders the site carries (default: its servers' platforms)",
+    (I.Site, "mock"): "where the embedded mock site lives, for servers on the mock transport",
+    (I.Site, "vars"): "extra variables for the playbooks' `into` templates",
+    (I.Site, "servers"): "the site's servers by NetBIOS name; exactly one has role site_server",
+    (I.Server, "role"): "site_server (exactly one per site), logon_server or helper_server",
+    (I.Server, "platform"): "the platform the server runs on",
+    (I.Server, "sms_root"): "the SMS root folder on the server, such as C:\\SMS",
+    (I.Server, "files"): "how its files are reached: mock, smb (SMB 2/3) or ssh (SFTP)",
+    (I.Server, "services"): "how its services are controlled: mock, scmr (\\pipe\\svcctl over SMB) or ssh (sc.exe)",
+    (I.MockTransport, "transport"): "mock: the embedded simulated site",
+    (I.SmbFiles, "transport"): "smb",
+    (I.SmbSettings, "port"): "the TCP port",
+    (I.SmbSettings, "domain"): "the account's domain, when the username does not name it",
+    (I.SmbSettings, "require_signing"): "refuse a session the server does not sign",
+    (I.SmbSettings, "encrypt"): "require SMB 3 encryption",
+    (I.ScmrServices, "transport"): "scmr",
+    (I.ScmrServices, "host"): "default: the host of the server's SMB connection",
+    (I.ScmrServices, "port"): "default: the SMB connection's port",
+    (I.ScmrServices, "username"): "default: the SMB connection's account",
+    (I.ScmrServices, "password"): "default: the SMB connection's password source",
+    (I.ScmrServices, "domain"): "default: the SMB connection's domain",
+    (I.ScmrServices, "require_signing"): "refuse a session the server does not sign",
+    (I.ScmrServices, "encrypt"): "require SMB 3 encryption",
+    (I.SshSettings, "host"): "the server's DNS name or address",
+    (I.SshSettings, "port"): "the TCP port",
+    (I.SshSettings, "username"): "the account",
+    (I.SshSettings, "password"): "where the password comes from, when no key is used",
+    (I.SshSettings, "key_file"): "a private key file",
+    (I.SshSettings, "trust_on_first_use"): "accept an unknown host key once and remember it (otherwise it must be in "
+                                           "known_hosts)",
+    (I.SshFiles, "transport"): "ssh",
+    (I.SshServices, "transport"): "ssh",
+    (SecretSource, "env"): "the environment variable holding the password",
+    (SecretSource, "file"): "a file holding the password, readable only by you",
+    (SecretSource, "prompt"): "ask on the terminal",
+}
+
+
+def described(cls: type, name: str) -> str | None:
+    for klass in cls.__mro__:
+        if (klass, name) in DESCRIPTIONS:
+            return DESCRIPTIONS[(klass, name)]
+    return None
+
+
 class _Generator(GenerateJsonSchema):
     def _input(self, schema: Any, inner: JsonSchemaValue) -> JsonSchemaValue:
         fn = schema["function"]["function"]
@@ -158,6 +241,10 @@ class _Generator(GenerateJsonSchema):
         cls = schema["cls"]
         if cls is SecretSource:  # "exactly one of": a rule of its after-validator
             out["minProperties"] = out["maxProperties"] = 1
+        for name, prop in out.get("properties", {}).items():
+            note = described(cls, name)
+            if note:  # more specific than what a shared validator says of its input
+                prop["description"] = note
         for field, pattern in NAME_RULES.get(cls, {}).items():  # the rules of dict-key validators
             out["properties"][field]["propertyNames"] = {"pattern": pattern}
         if cls is manifest.Manifest:
