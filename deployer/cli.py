@@ -144,6 +144,11 @@ def apply(
         if format == ApplyFormat.html:
             raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
         return plan(target, site, inventory, output, Format(format.value))
+    if output is not None:
+        if format == ApplyFormat.text:
+            raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
+                             "or -f json")
+        _check_writable(output)  # before the run, not after it
     # with -o FILE the terminal shows the run as text while the report goes to the file
     text = format == ApplyFormat.text or output is not None
     stdout = outmod.stdout()
@@ -182,11 +187,7 @@ def apply(
             doc = _dumps({"run": result.run, "status": result.status, "error": result.error, "journal": result.journal,
                           "remaining": result.remaining, "seconds": round(result.seconds, 3),
                           "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None})
-        if output:
-            output.write_text(doc, encoding="utf-8")
-            outmod.stderr().line(f"Report written to {output}.")
-        else:
-            sys.stdout.write(doc)
+        _emit(doc, output, f"Report written to {output}.")
     if result is None:
         if text:
             stdout.line("Nothing was done.")
@@ -425,7 +426,14 @@ def schema_cmd(
     _emit(schema.text(kind.value), output)
 
 
-def _emit(text: str, output: Path | None) -> None:
+def _check_writable(output: Path) -> None:
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir() or not folder.is_dir():
+        raise InputError(f"cannot write the report to {output}: " + (
+            "it is a folder" if output.is_dir() else f"there is no folder {folder}"))
+
+
+def _emit(text: str, output: Path | None, done: str | None = None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
@@ -433,7 +441,7 @@ def _emit(text: str, output: Path | None) -> None:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
-    outmod.stderr().line(f"Wrote {output}.")
+    outmod.stderr().line(done or f"Wrote {output}.")
 
 
 def _version(value: bool) -> None:
