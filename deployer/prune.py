@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Callable
 
 from . import winpath
 from .errors import InputError
-from .journal import COMMITTED, RUNS_DIR, UNFINISHED, Journal, RunInfo, list_runs, read_events, run_dir, whoami
+from .run.context import RunContext
+from .run.journal import Journal, RunInfo, list_runs, read_events
+from .run.store import RUNS_DIR, RunState, run_dir, whoami
 from .model.inventory import SiteRef
 from .targets.base import FileTransport
 from .targets.connect import SiteConnection
@@ -95,7 +97,7 @@ def space(conn: SiteConnection, runs: list[RunInfo]) -> dict[str, RunSpace]:
 
 
 def pruned_event(files: FileTransport, run: str) -> dict | None:
-    return next((e for e in reversed(read_events(files, run)) if e.get("event") == PRUNED), None)
+    return next((e for e in reversed(read_events(files, run).items) if e.get("event") == PRUNED), None)
 
 
 def refuse_if_pruned(files: FileTransport, run: str) -> None:
@@ -118,7 +120,7 @@ def choose(runs: list[RunInfo], spaces: dict[str, RunSpace], *, keep: int | None
            now: datetime) -> list[Choice]:
     """Which runs lose their backups: beyond the newest `keep`, and started before now - older_than;
     never the last committed run nor an unfinished one."""
-    committed = [r for r in runs if r.state == COMMITTED]
+    committed = [r for r in runs if r.state == RunState.COMMITTED]
     last_committed = committed[-1].run if committed else None
     newest = {r.run for r in runs[len(runs) - keep:]} if keep else set()
     out = []
@@ -128,7 +130,7 @@ def choose(runs: list[RunInfo], spaces: dict[str, RunSpace], *, keep: int | None
             why, remove = ("pruned already" if s.pruned else "holds no backups"), False
         elif r.run == last_committed:
             why, remove = "the last committed run (rollback restores its backups)", False
-        elif r.state in UNFINISHED:
+        elif RunState(r.state).unfinished:
             why, remove = f"unfinished ({r.state.replace('_', ' ')}): recover needs its backups", False
         elif r.run in newest:
             why, remove = f"one of the newest {keep}", False
@@ -217,16 +219,16 @@ def with_space(conn: SiteConnection) -> list[tuple[RunInfo, RunSpace]]:
     return [(r, spaces[r.run]) for r in runs]
 
 
-def run(site: SiteRef, *, keep: int | None, older_than: timedelta | None, dry_run: bool, say: Say,
+def run(site: SiteRef, *, keep: int | None, older_than: timedelta | None, dry_run: bool, ctx: RunContext,
         confirm: Callable[[PruneResult], bool] = lambda r: True, break_lock: bool = False) -> PruneResult:
     """`deployer prune`: a dry run only reads; a real one holds the site lock while it removes."""
     from .workflow import locked, session  # workflow imports this module for rollback's check
 
     with session(site) as conn:
         if dry_run:
-            return prune(conn, keep=keep, older_than=older_than, dry_run=True, say=say)
-        with locked(conn, "prune", break_lock, allow_unfinished=True, say=say):
-            return prune(conn, keep=keep, older_than=older_than, dry_run=False, say=say, confirm=confirm)
+            return prune(conn, keep=keep, older_than=older_than, dry_run=True, say=ctx.say)
+        with locked(conn, "prune", break_lock, ctx, allow_unfinished=True):
+            return prune(conn, keep=keep, older_than=older_than, dry_run=False, say=ctx.say, confirm=confirm)
 
 
 def runs_with_space(site: SiteRef) -> list[tuple[RunInfo, RunSpace]]:

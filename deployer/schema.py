@@ -29,6 +29,12 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from .model import inventory, manifest, playbook
+from .steps import KINDS as STEP_KINDS
+from .steps import base as step_base
+from .steps import replace as step_replace
+from .steps import reset_site as step_reset
+from .steps import sendcode as step_sendcode
+from .steps import stop_start as step_stop_start
 from .model.common import number_in
 from .sms import attrs, platforms
 from .secrets import SecretSource
@@ -86,13 +92,13 @@ INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
     manifest._name: lambda inner: {
         "type": "string", "minLength": 1, "maxLength": 255, "pattern": r'^[^<>:"/\\|?*\x00-\x1f]*[^<>:"/\\|?*\x00-\x1f. ]$',
         "description": "a plain Windows file name, such as Base.dll (no folder, no reserved device name)"},
-    playbook._services: lambda inner: {
+    step_stop_start._services: lambda inner: {
         "anyOf": [SERVICE_NAME, {"type": "array", "items": SERVICE_NAME, "minItems": 1}],
         "description": "a service name, or a list of them"},
-    playbook._selector: lambda inner: {
-        "anyOf": [{"enum": list(playbook.SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
-        "description": "which servers: " + ", ".join(playbook.SELECTORS) + ", or a list of server names"},
-    playbook._code: lambda inner: {
+    step_base._selector: lambda inner: {
+        "anyOf": [{"enum": list(step_base.SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
+        "description": "which servers: " + ", ".join(step_base.SELECTORS) + ", or a list of server names"},
+    step_sendcode._code: lambda inner: {
         "anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, _NUMERIC_TEXT],
         "description": "a user-defined control code, 128-255 (Q168682)"},
     inventory._password: lambda inner: inner,
@@ -139,6 +145,7 @@ KB_PATTERN = r"^\s*([QqKk][Bb]?)\d{5,7}\s*$"
 
 
 P, I, M = playbook, inventory, manifest
+SB, SS, SR, SZ, SC = step_base, step_stop_start, step_replace, step_reset, step_sendcode
 # What a field means, for the fields whose model gives no description. Hover text in editors
 # and the reference docs (docs/) come from here and from the models' own descriptions; a test
 # checks that every key names a real field and that every field ends up described.
@@ -149,20 +156,20 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (P.PlaybookHead, "manifest"): "the manifest (the article's file attribute table), relative to this playbook",
     (P.PlaybookHead, "services"): "services other than SMS 1.2's that the steps control, each with the control "
                                   "codes it accepts",
-    (P._StepBase, "name"): "a label shown in plans",
-    (P.ResetStep, "name"): "a label shown in plans",
-    (P.StopStep, "stop"): "stop these services, waiting until each is stopped; one already stopped is skipped",
-    (P.StartStep, "start"): "start these services, waiting until each runs; one already running is skipped",
-    (P.ReplaceStep, "replace"): "replace files, for each platform the site carries, in the folder `into` names",
-    (P.ReplaceSpec, "files"): "file names, each listed in the manifest (which gives its date, time and size)",
-    (P.ReplaceSpec, "into"): "the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
+    (SB.StepModel, "name"): "a label shown in plans",
+    (SZ.ResetStep, "name"): "a label shown in plans",
+    (SS.StopStep, "stop"): "stop these services, waiting until each is stopped; one already stopped is skipped",
+    (SS.StartStep, "start"): "start these services, waiting until each runs; one already running is skipped",
+    (SR.ReplaceStep, "replace"): "replace files, for each platform the site carries, in the folder `into` names",
+    (SR.ReplaceSpec, "files"): "file names, each listed in the manifest (which gives its date, time and size)",
+    (SR.ReplaceSpec, "into"): "the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
                              "variables: sms_root, platform, platform_name, platform_folder, site, site_code, server, "
                              "server_platform, role and the site's vars; it must stay below the SMS root",
-    (P.ReplaceSpec, "platforms"): "only these platforms (default: every platform the site carries)",
-    (P.ResetStep, "reset_site"): "restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it copies the "
+    (SR.ReplaceSpec, "platforms"): "only these platforms (default: every platform the site carries)",
+    (SZ.ResetStep, "reset_site"): "restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it copies the "
                                  "Site.srv service files to every managed server's Helper.srv",
-    (P.SendcodeStep, "sendcode"): "send a user-defined control code to a service (checked against Q168682)",
-    (P.SendcodeSpec, "service"): "an SMS 1.2 service, or one declared under the playbook's services:",
+    (SC.SendcodeStep, "sendcode"): "send a user-defined control code to a service (checked against Q168682)",
+    (SC.SendcodeSpec, "service"): "an SMS 1.2 service, or one declared under the playbook's services:",
     (P.ServiceDecl, "accepts"): "the user-defined control codes (128-255) the service accepts",
     (M.Manifest, "kb"): "the KB article number, such as Q241656",
     (M.Manifest, "title"): "the article's title",
@@ -256,7 +263,7 @@ class _Generator(GenerateJsonSchema):
 
 def _playbook_model() -> type[BaseModel]:
     """The playbook as the loader reads it: its head, with `steps` one of the step kinds."""
-    kinds = tuple(playbook.STEP_KINDS.values())
+    kinds = tuple(k.model for k in STEP_KINDS.values())
     return create_model("Playbook", __base__=playbook.PlaybookHead, __doc__=playbook.__doc__,
                         steps=(list[Union[kinds]], Field(min_length=1, description="the procedure, in order")))  # type: ignore[valid-type]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Workspace, run_cli, run_subprocess
+from conftest import Workspace, run_cli, run_subprocess
 from deployer import __version__
 from test_terminal import Terminal
 

@@ -55,7 +55,7 @@ def test_every_exit_code_and_every_report_format_is_documented():
 
 
 def test_every_step_kind_has_its_section_and_the_readme_links_the_reference():
-    from deployer.model.playbook import STEP_KINDS
+    from deployer.steps import KINDS as STEP_KINDS
 
     text = (docs_gen.DOCS / "playbook.md").read_text()
     for kind in STEP_KINDS:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import Workspace, diff, run_subprocess, snapshot
 from deployer import prune
-from deployer.journal import RunInfo
+from deployer.run.journal import RunInfo
 
 SERVERS = ("DEMOSRV", "DEMOLOG1", "DEMOAXP1")
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from .. import __version__
-from ..journal import whoami
+from ..run.store import whoami
 from ..verify import STATUSES, FileResult, Report
 
 STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH"}
@@ -147,9 +147,9 @@ def _preparation(events: Sequence[dict[str, Any]]) -> ActionTiming | None:
 def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSection:
     """The section of an `apply`: `plan` is the Plan, `result` its RunResult, `describe` each
     action number's one-line description."""
+    state = str(result.status)
     status = {"nothing": "NOTHING TO DO", "committed": "PASSED" if result.report is None or result.report.ok
-              else "FAILED", "rolled_back": "ROLLED BACK", "rollback_failed": "NOT RESTORED"}.get(result.status,
-                                                                                                   result.status.upper())
+              else "FAILED", "rolled_back": "ROLLED BACK", "rollback_failed": "NOT RESTORED"}.get(state, state.upper())
     events = list(result.events)
     actions = _timings(events, "begin", "done", None, describe)
     for n, what in describe.items():  # actions the run never reached
@@ -159,12 +159,12 @@ def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSecti
     prep = _preparation(events)
     if prep is not None:
         actions.insert(0, prep)
-    if result.status == "committed":
+    if state == "committed":
         for a in actions:
             a.outcome = "done" if a.outcome != "not run" else a.outcome
     rollback = None
-    if result.status in ("rolled_back", "rollback_failed"):
-        rollback = RollbackRecord(result.error or "", result.status,
+    if state in ("rolled_back", "rollback_failed"):
+        rollback = RollbackRecord(result.error or "", state,
                                   _timings(events, "undo_begin", "undone", "undo_failed", describe),
                                   list(result.remaining))
     return SiteSection(plan.site, plan.site_code, plan.kb, plan.title, status, report=result.report, run=result.run,
@@ -205,9 +205,10 @@ def render(sections: Sequence[SiteSection], *, command: str, when: datetime | No
 
 
 def apply_page(plan: Any, result: Any) -> str:
-    from ..plan import describe  # the plan's own one-line wording of each action
+    from ..steps import kind_of  # each action kind's own one-line wording
 
-    return render([apply_section(plan, result, {a.number: describe(a) for a in plan.actions})], command="apply")
+    return render([apply_section(plan, result, {a.number: kind_of(a).describe(a) for a in plan.actions})],
+                  command="apply")
 
 
 def verify_page(report: Report) -> str:
