@@ -8,6 +8,7 @@ resolution (each password is asked or read once per run).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -142,7 +143,7 @@ def _load_transports() -> None:
     """Real-server transports import their protocol libraries only when a site uses them."""
     import importlib
 
-    for module in ("smb", "scmr", "ssh"):
+    for module in ("smb", "scmr", "ssh", "smb1", "smb1scmr"):
         try:
             importlib.import_module(f"{__package__}.{module}")
         except ModuleNotFoundError as exc:
@@ -151,17 +152,42 @@ def _load_transports() -> None:
             raise
 
 
-def connect(site: SiteRef) -> SiteConnection:
+def transport_names(server: Server) -> tuple[str, str]:
+    """The registered factories for a server: SMB1 ones when its inventory entry asks for SMB1 (never by fallback)."""
+    files, services = server.files.transport, server.services.transport
+    if server.smb1:
+        files = "smb1" if files == "smb" and server.files.smb1 else files  # type: ignore[union-attr]
+        services = "scmr/smb1" if services == "scmr" and server.services.smb1_with(server.files) else services  # type: ignore[union-attr]
+    return files, services
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:
+    """One warning per run that reaches servers over SMB1: the operator chose it, and should know."""
+    names = [n for n, s in site.site.servers.items() if s.smb1]
+    if names:
+        warn(f"Warning: {', '.join(names)} reached over SMB1 (NT LM 0.12, `dialect: smb1` in the inventory): an old "
+             "protocol with weaker signing and no encryption; use it only for hosts that speak nothing newer "
+             "(Windows NT 4.0, Windows 2000).")
+
+
+def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteConnection:
+    """The site's endpoints; `warn` gets the notices of connecting (default: standard error)."""
     conn = SiteConnection(site)
     pool: dict[Any, Any] = {}
     secrets: dict[Any, Secret] = {}
+    warn_smb1(site, warn or _stderr)
     try:
         for name, server in site.site.servers.items():
-            if server.files.transport not in FILE_TRANSPORTS or server.services.transport not in SERVICE_TRANSPORTS:
+            files_kind, services_kind = transport_names(server)
+            if files_kind not in FILE_TRANSPORTS or services_kind not in SERVICE_TRANSPORTS:
                 _load_transports()
             ctx = ConnectContext(site, name, server, pool, secrets, conn.closers)
-            files = FILE_TRANSPORTS[server.files.transport](ctx)
-            services = SERVICE_TRANSPORTS[server.services.transport](ctx, files)
+            files = FILE_TRANSPORTS[files_kind](ctx)
+            services = SERVICE_TRANSPORTS[services_kind](ctx, files)
             conn.endpoints[name] = Endpoint(name, server.role, server.platform, server.sms_root, files, services)
     except BaseException:
         conn.close()

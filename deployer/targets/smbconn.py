@@ -319,7 +319,15 @@ class SmbLink:
         o = self.options
         conn = Connection(uuid.uuid4(), o.host, o.port, require_signing=o.require_signing)
         self._conn = conn  # before connecting: the watchdog reaches the socket through it
-        conn.connect(timeout=self._op_timeout)
+        try:
+            conn.connect(timeout=self._op_timeout)
+        except Exception as exc:
+            # negotiation failed: an SMB1-only server (it closes the connection) or no SMB at all? ask it
+            from .smb1probe import mismatch, quick
+
+            hung = _is_timeout(exc) or self._watch.fired  # then only a quick look: it may be a hung SMB server
+            timeout = quick(self._op_timeout) if hung else self._op_timeout
+            raise mismatch(self._op_server, o.host, o.port, timeout, client="smb2") or exc
         session = Session(conn, username=self._account, password=self._password.reveal(),
                           require_encryption=o.encrypt)
         session.connect()
