@@ -106,6 +106,8 @@ INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
     inventory._transport: lambda inner, core: {
         "anyOf": [{"enum": _tags(core)}, inner],
         "description": "the transport's name, or a mapping with transport: and its settings"},
+    inventory._dialect: lambda inner: {  # any case, as the loader lowers it
+        "type": "string", "pattern": r"^\s*(" + "|".join(_any_case(v) for v in inner.get("enum", [])) + r")\s*$"},
     inventory._code: lambda inner: {
         "type": "string", "pattern": "^[A-Za-z0-9]{3}$",
         "description": "the SMS site code: exactly 3 letters or digits (quote a numeric one: '001')"},
@@ -206,6 +208,7 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (I.ScmrServices, "domain"): "default: the SMB connection's domain",
     (I.ScmrServices, "require_signing"): "refuse a session the server does not sign",
     (I.ScmrServices, "encrypt"): "require SMB 3 encryption",
+    (I.ScmrServices, "allow_ntlmv1"): "SMB1 only: allow LM/NTLMv1 logons (default: the SMB file transport's)",
     (I.SshSettings, "host"): "the server's DNS name or address",
     (I.SshSettings, "port"): "the TCP port",
     (I.SshSettings, "username"): "the account",

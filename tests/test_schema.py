@@ -142,7 +142,7 @@ sites:
       SMSSRV01:
         role: site_server
         platform: x86
-        files: {transport: smb, host: h, share: SMS_SHRC, username: u, password: {env: P}, port: "445"}
+        files: {transport: smb, host: h, share: SMS_SHRC, username: u, password: {env: P}, port: "445", dialect: SMB1}
         services: scmr
       LOGON-2:
         role: logon_server
