@@ -13,8 +13,10 @@ import pytest
 from conftest import Workspace
 from deployer.targets.base import ConnectionLost
 from deployer.targets.smb1 import ASIDE_SUFFIX, Smb1FileTransport
-from deployer.targets.smb1conn import SigningUnavailable, Smb1Link
-from deployer.targets.smb1probe import NOT_SMB, SMB1, SMB2, DialectMismatch, probe
+from deployer.errors import SigningUnavailable
+from deployer.targets.smb1conn import Smb1Link
+from deployer.errors import DialectMismatch
+from deployer.targets.smb1probe import NOT_SMB, SMB1, SMB2, probe
 from servers.samba import SHARE, Samba
 
 ENV = "DEPLOYER_TEST_SMB1_TARGET_PASSWORD"

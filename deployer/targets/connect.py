@@ -139,10 +139,17 @@ def _mock_services(ctx: ConnectContext, files: FileTransport) -> ServiceTranspor
     return _mock_site(ctx).services(ctx.name)
 
 
-def _load_transports() -> None:
-    """Real-server transports import their protocol libraries only when a site uses them."""
+def _load_transports() -> dict[str, Exception]:
+    """Real-server transports import their protocol libraries only when a site uses them.
+
+    A transport whose library is an untested version (adapters/) is not registered; its
+    error is returned and raised only for a server that uses that transport.
+    """
     import importlib
 
+    from ..errors import SetupError
+
+    refused: dict[str, Exception] = {}
     for module in ("smb", "scmr", "ssh", "smb1", "smb1scmr"):
         try:
             importlib.import_module(f"{__package__}.{module}")
@@ -150,6 +157,16 @@ def _load_transports() -> None:
             if exc.name and exc.name.startswith(f"{__package__}."):
                 continue  # that transport is not part of this build
             raise
+        except SetupError as exc:
+            refused[module] = exc
+    return refused
+
+
+def _unavailable(kind: str, name: str, refused: dict[str, Exception]) -> None:
+    """Raise why transport `name` is not registered: its library's version, or an unknown name."""
+    if refused:  # an untested library kept it from registering (its module is named as the transport)
+        raise refused.get(name) or next(iter(refused.values()))
+    raise KeyError(f"no {kind} transport {name!r}")
 
 
 def transport_names(server: Server) -> tuple[str, str]:
@@ -184,7 +201,11 @@ def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteCon
         for name, server in site.site.servers.items():
             files_kind, services_kind = transport_names(server)
             if files_kind not in FILE_TRANSPORTS or services_kind not in SERVICE_TRANSPORTS:
-                _load_transports()
+                refused = _load_transports()
+                if files_kind not in FILE_TRANSPORTS:
+                    _unavailable("file", files_kind, refused)
+                if services_kind not in SERVICE_TRANSPORTS:
+                    _unavailable("service", services_kind, refused)
             ctx = ConnectContext(site, name, server, pool, secrets, conn.closers)
             files = FILE_TRANSPORTS[files_kind](ctx)
             services = SERVICE_TRANSPORTS[services_kind](ctx, files)

@@ -31,7 +31,7 @@ from typing import Any, Iterable, Iterator
 from .. import winpath
 from ..model.inventory import SmbFiles as SmbFilesSpec
 from ..secrets import SecretSource
-from . import smb1lib as lib
+from .adapters import impacket_internals as lib
 from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, sha256_of
 from .connect import ConnectContext, register_files
 from .smb1conn import Smb1Link, Smb1Options

@@ -9,7 +9,7 @@ a killed one at once (64).
 
 Security is never negotiated down silently: signing is required unless the inventory says
 `require_signing: false` (and then used only when the server requires it), NTLMv2 unless it
-says `allow_ntlmv1: true`. Every signed reply is checked (smb1lib.SignedSMB). A connection whose dialect does not meet the server's is
+says `allow_ntlmv1: true`. Every signed reply is checked (adapters/impacket_internals.SignedSMB). A connection whose dialect does not meet the server's is
 explained from the server's own negotiate answer (smb1probe).
 """
 
@@ -22,21 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..errors import ExitCode
 from ..secrets import MASK, Secret
-from . import smb1lib as lib
-from .base import ConnectionLost, TargetError, TransportTimeout
-from .smb1probe import DialectMismatch, mismatch, quick
+from .adapters import impacket_internals as lib
+from .base import ConnectionLost, DialectMismatch, SigningUnavailable, TargetError, TransportTimeout
+from .smb1probe import mismatch, quick
 from .smbconn import AuthenticationFailed, status_error
 
 log = logging.getLogger(__name__)
-
-
-class SigningUnavailable(TargetError):
-    """The server offers no SMB1 signing while the inventory requires it (the default)."""
-
-    exit_code = ExitCode.BAD_INPUT
-    winerror = 50  # ERROR_NOT_SUPPORTED
 
 
 @dataclass(frozen=True)

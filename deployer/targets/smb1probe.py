@@ -20,19 +20,11 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from ..errors import ExitCode
-from .base import TargetError
+from .base import DialectMismatch
 
 SMB1, SMB2, NOT_SMB = "smb1", "smb2", "not_smb"
 DIALECTS = (b"NT LM 0.12", b"SMB 2.002", b"SMB 2.???")
 _SMB1_HEADER = struct.Struct("<4sBIBHH8sHHHHH")  # MS-CIFS 2.2.3.1
-
-
-class DialectMismatch(TargetError):
-    """The client's dialect and the server's do not meet: a configuration problem (exit 2)."""
-
-    exit_code = ExitCode.BAD_INPUT
-    winerror = 50  # ERROR_NOT_SUPPORTED
 
 
 @dataclass(frozen=True)

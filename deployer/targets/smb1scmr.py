@@ -13,7 +13,7 @@ from typing import Any
 
 from ..model.inventory import ScmrServices as ScmrSpec
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from . import smb1lib as lib
+from .adapters import impacket_internals as lib
 from .base import RUNNING, STOPPED, ServicePoll, ServiceStatus, TargetError, service_error
 from .connect import ConnectContext, register_services
 from .smb1 import shared_link

@@ -307,7 +307,7 @@ def held_open_smb1(samba: Samba, share: str, rel: str) -> Iterator[None]:
     """held_open for an SMB1-only server: another SMB1 connection and session holds `rel` open for
     reading and running, sharing read only, without an oplock (as a running program's image is
     held: an oplock would make the server wait for a break this holder never answers)."""
-    from deployer.targets import smb1lib as lib
+    from deployer.targets.adapters import impacket_internals as lib
 
     link = samba.smb1_link()
     try:

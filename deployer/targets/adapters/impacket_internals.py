@@ -24,33 +24,14 @@ import os
 import socket
 import struct
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, Iterable, Iterator
 
-from ..errors import DeployerError, ExitCode
+from . import TestedRange, require
 
-TESTED_RANGE = ">=0.13.0,<0.14"  # keep in step with pyproject.toml
+TESTED = TestedRange((0, 13, 0), (0, 14, 0))  # keep in step with pyproject.toml
+TESTED_RANGE = str(TESTED)
 
-
-class LibraryVersionError(DeployerError):
-    exit_code = ExitCode.BAD_INPUT
-
-
-def _check_version() -> str:
-    try:
-        found = version("impacket")
-    except PackageNotFoundError:
-        raise LibraryVersionError("the SMB1 transport needs impacket, which is not installed: "
-                                  f"pip install 'impacket{TESTED_RANGE}'") from None
-    parts = tuple(int(p) for p in found.split(".")[:2] if p.isdigit())
-    if parts != (0, 13):
-        raise LibraryVersionError(f"impacket {found} is installed; deployer's SMB1 transport is tested with impacket "
-                                  f"{TESTED_RANGE} only (it uses impacket's internals): pip install "
-                                  f"'impacket{TESTED_RANGE}'")
-    return found
-
-
-IMPACKET_VERSION = _check_version()
+IMPACKET_VERSION = require("impacket", TESTED, "the SMB1 transport uses its internals")
 
 # impacket imported only after the check: an untested release fails with the message above
 from impacket import nmb, smb  # noqa: E402
