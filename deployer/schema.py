@@ -31,6 +31,7 @@ from pydantic_core import core_schema
 from .model import inventory, manifest, playbook
 from .steps import KINDS as STEP_KINDS
 from .steps import base as step_base
+from .steps import preflight as step_preflight
 from .steps import replace as step_replace
 from .steps import reset_site as step_reset
 from .steps import sendcode as step_sendcode
@@ -98,6 +99,7 @@ INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
     step_base._selector: lambda inner: {
         "anyOf": [{"enum": list(step_base.SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
         "description": "which servers: " + ", ".join(step_base.SELECTORS) + ", or a list of server names"},
+    step_preflight._spec: lambda inner: {"anyOf": [inner, {"type": "null"}]},  # `- preflight:` alone
     step_sendcode._code: lambda inner: {
         "anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, _NUMERIC_TEXT],
         "description": "a user-defined control code, 128-255 (Q168682)"},
@@ -171,6 +173,12 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (SZ.ResetStep, "reset_site"): "restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it copies the "
                                  "Site.srv service files to every managed server's Helper.srv",
     (SC.SendcodeStep, "sendcode"): "send a user-defined control code to a service (checked against Q168682)",
+    (step_preflight.PreflightStep, "preflight"): "Q166765's checks before a PCM-service distribution or a hotfix "
+                                                 "(empty: every check, no PCM record)",
+    (step_preflight.PreflightSpec, "pcm_record"): "the package's PCM record(s), PCMDUMP output or deployer-pcm YAML, "
+                                                  "relative to the playbook",
+    (step_preflight.PreflightSpec, "request"): "picks one record by its RequestID",
+    (I.Site, "preflight"): "settings of Q166765's checks (deployer preflight)",
     (SC.SendcodeSpec, "service"): "an SMS 1.2 service, or one declared under the playbook's services:",
     (P.ServiceDecl, "accepts"): "the user-defined control codes (128-255) the service accepts",
     (M.Manifest, "kb"): "the KB article number, such as Q241656",
