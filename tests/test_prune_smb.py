@@ -31,11 +31,11 @@ def test_prune_over_smb(smb_ws: Workspace, site_samba: Samba, site_root: Path): 
     assert [x["state"] for x in runs] == ["rolled_back", "committed"]
     old, last = runs[0]["run"], runs[1]["run"]
     for x in runs:
-        assert x["backup_servers"] == _backup_on_disk(site_root, x["run"]) and len(x["backup_servers"]) == 3
+        assert x["backup_servers"] == _backup_on_disk(site_root, x["run"]) and "DEMOSRV" in x["backup_servers"]
 
     r = cli(ws, "prune", "--site", "DEMO", "--keep", "0")
     assert r.code == 0 and "Pruned 1 run" in r.out, r.text
-    assert _backup_on_disk(site_root, old) == {} and len(_backup_on_disk(site_root, last)) == 3
+    assert _backup_on_disk(site_root, old) == {} and _backup_on_disk(site_root, last) == runs[1]["backup_servers"]
     # Samba's view: the old run's folder is gone from the logon servers; its journal stays on the site server
     listing = site_samba.smbclient(share_of("DEMOLOG1"), "ls .deployer/runs/*")
     assert old not in listing and last in listing
