@@ -69,7 +69,7 @@ app = typer.Typer(
          "roll back.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; --site completes from the inventory
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -101,6 +101,12 @@ OPTIONS = Options()
 LOGGED = {"plan", "apply", "verify", "rollback", "recover", "sendcode", "preflight", "prune"}
 
 
+def _version(value: bool) -> None:
+    if value:
+        print(f"deployer {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _options(
     typer_ctx: typer.Context,
@@ -108,8 +114,11 @@ def _options(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show debug detail on stderr (never secrets).")] = False,
     log: Annotated[Optional[Path], typer.Option("--log", help="Write this command's log to FILE (default: a new file under ~/.local/state/deployer/logs/).")] = None,
     no_log: Annotated[bool, typer.Option("--no-log", help="Write no log file.")] = False,
+    version: Annotated[Optional[bool], typer.Option("--version", is_eager=True, callback=_version, help="Print deployer's version and exit.")] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour in the output (so does NO_COLOR=1 in the environment).")] = False,
 ) -> None:
     """Apply vendor hotfixes to Windows server sites from declarative playbooks, safely."""
+    outmod.set_color(not no_color)
     if quiet and verbose:
         raise InputError("--quiet and --verbose contradict each other; give one")
     OPTIONS.quiet, OPTIONS.verbose, OPTIONS.log, OPTIONS.no_log = quiet, verbose, log, no_log
@@ -131,15 +140,33 @@ class ReportFormat(str, Enum):
     text = "text"
     json = "json"
     junit = "junit"
+    html = "html"
 
 
-InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: ./sites.yaml).")]
-SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.")]
+class ApplyFormat(str, Enum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+def _complete_site(ctx: typer.Context, incomplete: str) -> list[str]:
+    from .inventory_source import site_names
+
+    return [n for n in site_names(ctx.params.get("inventory")) if n.casefold().startswith(incomplete.casefold())]
+
+
+InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: $DEPLOYER_INVENTORY, else ./sites.yaml).")]
+SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.", autocompletion=_complete_site)]
+OutAlias = Annotated[Optional[Path], typer.Option("--out", hidden=True)]  # the old spelling of --output
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")]
 
 
+def _dumps(data: Any) -> str:
+    return json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
+
+
 def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+    sys.stdout.write(_dumps(data))
 
 
 @contextmanager
@@ -194,10 +221,12 @@ def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
     site: SiteOpt,
     inventory: InventoryOpt = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    out_alias: OutAlias = None,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
+    out = output or out_alias
     pb = load_playbook(playbook)
     site_ref = workflow.inventory(inventory).site(site)
     with _run_context(site_ref.name, fmt=format) as ctx:
@@ -217,11 +246,12 @@ def plan(
 @app.command(epilog=EXIT_CODES_HELP)
 def apply(
     target: Annotated[Path, typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")],
-    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).")] = None,
+    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).", autocompletion=_complete_site)] = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
-    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    format: Annotated[ApplyFormat, typer.Option("--format", "-f", help="html: a page for the change ticket (with -o).")] = ApplyFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the json or html report to FILE.")] = None,
     break_lock: BreakLockOpt = False,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
     worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
@@ -235,10 +265,20 @@ def apply(
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
         if site is None:
             raise InputError("--site is required")
-        return plan(target, site, inventory, None, format)
+        if format == ApplyFormat.html:
+            raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
+        return plan(target, site, inventory, output, Format(format.value))
+    if output is not None:
+        if format == ApplyFormat.text:
+            raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
+                             "or -f json")
+        _check_writable(output)  # before the run, not after it
+    # with -o FILE the terminal shows the run as text while the report goes to the file
+    text = format == ApplyFormat.text or output is not None
+    shown = Format.text if text else Format.json
     stdout = outmod.stdout()
     if is_plan:
-        with _run_context(site or "", fmt=format, yes=yes) as ctx:
+        with _run_context(site or "", fmt=shown, yes=yes) as ctx:
             outcome = workflow.apply_saved(target, inventory, site, ctx, break_lock=break_lock)
     else:
         if site is None:
@@ -246,20 +286,30 @@ def apply(
         pb = load_playbook(target)
         site_ref = workflow.inventory(inventory).site(site)
         if broker and site_ref.site.region:
-            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=format, wait=worker_wait)
-        with _run_context(site_ref.name, fmt=format, yes=yes) as ctx:
+            if format == ApplyFormat.html or output is not None:
+                raise InputError("-f html and -o are not available yet for a site run by its region's workers "
+                                 "(--broker); the workers' result is shown as text or json")
+            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=shown, wait=worker_wait)
+        with _run_context(site_ref.name, fmt=shown, yes=yes) as ctx:
             outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
     result = outcome.result
-    if result is None:
-        if format == Format.json:
-            _json({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
+    if format != ApplyFormat.text and (result is not None or format == ApplyFormat.json):
+        from .report import html
+
+        if format == ApplyFormat.html:
+            doc = html.apply_page(outcome.plan, result)
+        elif result is None:
+            doc = _dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
         else:
+            doc = _dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
+                          "remaining": result.remaining, "seconds": round(result.seconds, 3),
+                          "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None})
+        _emit(doc, output, f"Report written to {output}.")
+    if result is None:
+        if text:
             stdout.line("Nothing was done.")
         raise typer.Exit(0)
-    if format == Format.json:
-        _json({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
-               "remaining": result.remaining, "seconds": round(result.seconds, 3), "plan": outcome.plan.to_json(),
-               "report": result.report.to_json() if result.report else None})
+    if not text:
         result.raise_for_status()
         return
     if result.status == RunState.NOTHING:
@@ -336,6 +386,10 @@ def verify(
         from .report.junit import to_junit
 
         text = to_junit(report)
+    elif format == ReportFormat.html:
+        from .report.html import verify_page
+
+        text = verify_page(report)
     else:
         text = None
     if output:
@@ -413,25 +467,60 @@ def recover(
 def runs(site: SiteOpt, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
     """List the runs journaled on a site, newest last."""
+    from . import prune as prunemod
+
     site_ref = workflow.inventory(inventory).site(site)
-    found = workflow.runs(site_ref)
+    found = prunemod.runs_with_space(site_ref)
     if format == Format.json:
-        _json([r.__dict__ for r in found])
+        _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned}
+               for r, s in found])
     else:
         from .report.text import render_runs
 
-        render_runs(site_ref.name, found, outmod.stdout())
+        render_runs(site_ref.name, [r for r, _ in found], outmod.stdout(), {r.run: prunemod.describe(s) for r, s in found})
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def prune(
+    site: SiteOpt,
+    keep: Annotated[Optional[int], typer.Option("--keep", help="The newest N runs keep their backups.")] = None,
+    older_than: Annotated[Optional[str], typer.Option("--older-than", help="Only runs older than this (30d, 12h, 2w).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
+    inventory: InventoryOpt = None,
+    break_lock: BreakLockOpt = False,
+) -> None:
+    """Remove old runs' backups from the servers; never those of the last committed run or an unfinished one."""
+    from . import prune as prunemod
+
+    age = prunemod.parse_age(older_than) if older_than is not None else None
+    site_ref = workflow.inventory(inventory).site(site)
+    stdout = outmod.stdout()
+
+    with _run_context(site_ref.name, yes=yes) as ctx:
+        def confirm(result: prunemod.PruneResult) -> bool:
+            if not yes and sys.stdin.isatty():  # the operator sees what goes before answering
+                prunemod.render(prunemod.PruneResult(result.choices, True), stdout)
+            return ctx.ask(f"Remove these backups from site {site_ref.name}? Those runs can no longer be rolled back.")
+
+        result = prunemod.run(site_ref, keep=keep, older_than=age, dry_run=dry_run, ctx=ctx, confirm=confirm,
+                              break_lock=break_lock)
+    prunemod.render(result, stdout)
 
 
 @lab_app.command("init", epilog=EXIT_CODES_HELP)
 def lab_init(
-    site: Annotated[Optional[str], typer.Argument(help="Site to create (a mock site of the inventory).")] = None,
+    site_arg: Annotated[Optional[str], typer.Argument(metavar="[SITE]", help="Site to create (a mock site of the inventory); same as --site.", autocompletion=_complete_site)] = None,
+    site_opt: Annotated[Optional[str], typer.Option("--site", "-s", help="Site to create (a mock site of the inventory).", autocompletion=_complete_site)] = None,
     all_sites: Annotated[bool, typer.Option("--all", help="Every mock site of the inventory.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost).")] = False,
     inventory: InventoryOpt = None,
     playbooks: Annotated[Optional[list[Path]], typer.Option("--playbook", "-p", help="Playbooks whose stand-in payloads to write (default: every playbook under playbooks/ beside the inventory).")] = None,
 ) -> None:
     """Create a pre-hotfix SMS 1.2 site on the mock target, and stand-in hotfix files."""
+    if site_arg and site_opt and site_arg.casefold() != site_opt.casefold():
+        raise InputError(f"two sites named: {site_arg} and --site {site_opt}; name one")
+    site = site_opt or site_arg
     inv = workflow.inventory(inventory)
     if all_sites == (site is not None):
         raise InputError("name one site, or pass --all")
@@ -485,6 +574,41 @@ def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None) -> None:
     kb_import(articles, output)
 
 
+class SchemaKind(str, Enum):
+    playbook = "playbook"
+    manifest = "manifest"
+    sites = "sites"
+
+
+@app.command("schema", epilog=EXIT_CODES_HELP)
+def schema_cmd(
+    kind: Annotated[SchemaKind, typer.Argument(help="Which file: playbook, manifest or sites (the inventory).")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the schema to FILE.")] = None,
+) -> None:
+    """Print the JSON Schema of a YAML file kind (for editors: `# yaml-language-server: $schema=...`)."""
+    from . import schema
+
+    _emit(schema.text(kind.value), output)
+
+
+def _check_writable(output: Path) -> None:
+    folder = output.parent if str(output.parent) else Path(".")
+    if output.is_dir() or not folder.is_dir():
+        raise InputError(f"cannot write the report to {output}: " + (
+            "it is a folder" if output.is_dir() else f"there is no folder {folder}"))
+
+
+def _emit(text: str, output: Path | None, done: str | None = None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    outmod.stderr().line(done or f"Wrote {output}.")
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def worker(
     region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
@@ -504,7 +628,7 @@ app.add_typer(_pcm.app, name="pcm")
 app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
 
 
-@app.command("version")
+@app.command("version", hidden=True)
 def version_cmd() -> None:
     """Print deployer's version."""
     print(__version__)
@@ -549,7 +673,8 @@ def main() -> None:
     code = 0
     try:
         _check_repeated(sys.argv[1:])
-        result = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
+        # prog_name: `python -m deployer` completes and names itself like the installed command
+        result = app(standalone_mode=False, prog_name="deployer")  # a command's typer.Exit comes back as its exit code
         if isinstance(result, int) and result:
             code = result
     except DeployerError as exc:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from . import inventory_source
 from .errors import InputError, Location, StalePlanError
 from .model.inventory import LoadedInventory, SiteRef, load_inventory
 from .model.manifest import LoadedManifest, load_manifest
@@ -34,14 +35,9 @@ from .targets.connect import SiteConnection, connect
 from .verify import Report, default_checks, verify
 from .yamlsrc import load_yaml
 
-DEFAULT_INVENTORY = Path("sites.yaml")
-
 
 def inventory(path: Path | None) -> LoadedInventory:
-    p = path or DEFAULT_INVENTORY
-    if path is None and not p.exists():
-        raise InputError("no sites.yaml here; run from the project folder or pass --inventory FILE", Location(str(p)))
-    return load_inventory(p)
+    return load_inventory(inventory_source.resolve(path).path)  # --inventory, $DEPLOYER_INVENTORY, ./sites.yaml
 
 
 def load_target(path: Path) -> LoadedPlaybook | LoadedManifest:
@@ -259,6 +255,9 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
         if state != RunState.COMMITTED:
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
+        from .prune import refuse_if_pruned  # (a local import: prune uses this module's session and lock)
+
+        refuse_if_pruned(files, run)
         plan = run_plan(files, run)
         drift = [f"{conn.endpoint(server).where(path)} changed after run {run}"
                  for server, path, _ in file_differences(conn, [(t.server, t.path, t.after) for t in plan.touched()])]

@@ -92,7 +92,7 @@ def test_malformed_manifest_points_at_the_row(ws: Workspace):
     m.write_text(m.read_text().replace("date: 9/10/99, time: 7:04PM, size: 237KB", "date: 11/31/94, time: 7:04PM, "
                                                                                   "size: 237KB"))
     r = ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory)
-    _expect_refused(ws, r, r"q241656.yaml:11:\d+: files\[1\]\.date", "November 1994 has 30 days")
+    _expect_refused(ws, r, r"q241656.yaml:12:\d+: files\[1\]\.date", "November 1994 has 30 days")
 
 
 @pytest.mark.parametrize("change,where,needles", [
@@ -133,7 +133,7 @@ def test_a_manifest_time_skipped_by_daylight_saving_is_refused(ws: Workspace):
                                        "{date: 4/4/99, time: 2:30AM, size: 237KB"))
     before = ws.state()
     r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
-    _expect_refused(ws, r, r"q241656.yaml:11:\d+: files\[1\]\.time", "does not exist in America/Los_Angeles",
+    _expect_refused(ws, r, r"q241656.yaml:12:\d+: files\[1\]\.time", "does not exist in America/Los_Angeles",
                     "Pin the article's own zone with the manifest's timezone:")
     assert ws.state() == before
 

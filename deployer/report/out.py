@@ -25,6 +25,15 @@ STYLES = {"ok": "green", "newer": "cyan", "older": "red", "missing": "red", "mis
           "warn": "yellow", "bad": "bold red", "good": "bold green", "dim": "dim", "head": "bold"}
 
 
+_color = True
+
+
+def set_color(enabled: bool) -> None:
+    """--no-color. (NO_COLOR in the environment is honoured by rich itself.)"""
+    global _color
+    _color = enabled
+
+
 @dataclass
 class Out:
     stream: IO[str]
@@ -38,7 +47,7 @@ class Out:
 
     def __post_init__(self) -> None:
         self.console = Console(file=self.stream, force_terminal=self.tty, highlight=False, soft_wrap=not self.tty,
-                               emoji=False) if self.tty else None
+                               emoji=False, no_color=True if not _color else None) if self.tty else None
 
     def line(self, text: str = "", style: str | None = None) -> None:
         self._guard(self._line, text, style)

@@ -93,10 +93,11 @@ def render_report(report: Report, out: Out) -> None:
              "good" if report.ok else "bad")
 
 
-def render_runs(site: str, runs: list[RunInfo], out: Out) -> None:
+def render_runs(site: str, runs: list[RunInfo], out: Out, backups: dict[str, str] | None = None) -> None:
     if not runs:
         out.line(f"No runs recorded on site {site}.")
         return
     rows = [[r.run, r.state, r.kb or "?", r.command or "?", r.who or "?", r.started or "?", str(r.actions_done)]
-            for r in runs]
-    out.table(["Run", "State", "KB", "Command", "By", "Started (UTC)", "Actions done"], rows)
+            + ([backups.get(r.run, "-")] if backups is not None else []) for r in runs]
+    out.table(["Run", "State", "KB", "Command", "By", "Started (UTC)", "Actions done"]
+              + (["Backups"] if backups is not None else []), rows)

@@ -87,10 +87,12 @@ class Runner:
             failpoints.hit("apply.commit")
             self.journal.write("committed")
             return RunResult(self.run, RunState.COMMITTED, report=report, journal=where,
-                             seconds=time.monotonic() - start, actions_done=len(self.plan.actions), timings=timings)
+                             seconds=time.monotonic() - start, actions_done=len(self.plan.actions), timings=timings,
+                             events=self.journal.events.items)
         except (Exception, KeyboardInterrupt) as exc:
             result = self._roll_back(exc, where, start)
             result.timings = timings
+            result.events = self.journal.events.items
             return result
         finally:
             self.ctx.changing = False

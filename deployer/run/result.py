@@ -21,6 +21,7 @@ class RunResult:
     actions_done: int = 0
     timings: list[tuple[int, float]] = field(default_factory=list)  # (action number, seconds)
     site: str | None = None  # for the advice: the one command that finishes the job
+    events: list[dict] = field(default_factory=list)  # the run's journal records: when each step began, the undo
 
     @property
     def ok(self) -> bool:

@@ -1,0 +1,215 @@
+"""Verification and run reports as one self-contained HTML page (for change tickets).
+
+The page is built from a list of site sections, so a fleet report is one more caller: each
+section is one site's verification and, for `apply`, its run (actions with timings, the
+rollback record). The template ships in the package; jinja2 autoescapes every value, and
+the page fetches nothing (inline CSS, no scripts, no links outside itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Sequence
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from .. import __version__
+from ..run.store import whoami
+from ..verify import STATUSES, FileResult, Report
+
+STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH"}
+
+
+@dataclass
+class FileRow:
+    file: FileResult
+    folder: str
+    found: str
+    label: str
+
+    @property
+    def passed(self) -> bool:
+        return self.file.passed
+
+
+@dataclass
+class ServerTable:
+    server: str
+    rows: list[FileRow]
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.rows if not r.passed)
+
+
+@dataclass
+class ActionTiming:
+    number: int
+    what: str
+    outcome: str  # done, failed, not run
+    started: str | None = None  # UTC, as the journal recorded it
+    seconds: float | None = None
+
+
+@dataclass
+class RollbackRecord:
+    reason: str
+    status: str  # rolled_back, rollback_failed
+    undone: list[ActionTiming] = field(default_factory=list)
+    remaining: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SiteSection:
+    """One site's part of a report."""
+
+    site: str
+    site_code: str
+    kb: str
+    title: str | None
+    status: str  # PASSED, FAILED, NOTHING TO DO, ROLLED BACK, NOT RESTORED
+    report: Report | None = None
+    run: str | None = None
+    seconds: float | None = None
+    error: str | None = None
+    actions: list[ActionTiming] = field(default_factory=list)
+    rollback: RollbackRecord | None = None
+
+    @property
+    def anchor(self) -> str:
+        return "site-" + "".join(c if c.isalnum() else "-" for c in self.site)
+
+    @property
+    def good(self) -> bool:
+        return self.status in ("PASSED", "NOTHING TO DO", "COMMITTED")
+
+    def tables(self) -> list[ServerTable]:
+        return server_tables(self.report) if self.report else []
+
+
+def _found(f: FileResult) -> str:
+    if f.actual_size is None:
+        return "-"
+    text = f"{f.actual_date} {f.actual_time}  {f.actual_size:,}"
+    return text + (f"  v{f.actual_version}" if f.actual_version else "")
+
+
+def server_tables(report: Report) -> list[ServerTable]:
+    """Per server, the files with those that fail first (in report order within each group)."""
+    by_server: dict[str, list[FileRow]] = {}
+    for f in report.files:
+        row = FileRow(f, f.path.rsplit("\\", 1)[0], _found(f), STATUS_LABEL.get(f.status, f.status.upper()))
+        by_server.setdefault(f.server, []).append(row)
+    return [ServerTable(server, sorted(rows, key=lambda r: r.passed)) for server, rows in by_server.items()]
+
+
+def verify_section(report: Report) -> SiteSection:
+    return SiteSection(report.site, report.site_code, report.kb, report.title,
+                       "PASSED" if report.ok else "FAILED", report=report)
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _timings(events: Sequence[dict[str, Any]], begin: str, end: str, failed: str | None,
+             describe: dict[int, str]) -> list[ActionTiming]:
+    """Per action, from the journal's begin and end records (their timestamps are the timings)."""
+    started: dict[int, str] = {}
+    out: dict[int, ActionTiming] = {}
+    for ev in events:
+        n = ev.get("action")
+        if not isinstance(n, int):
+            continue
+        if ev["event"] == begin:
+            started[n] = ev["ts"]
+            out[n] = ActionTiming(n, describe.get(n, f"action {n}"), "failed", ev["ts"])
+        elif ev["event"] in (end, failed) and n in out:
+            out[n].outcome = "done" if ev["event"] == end else "failed"
+            out[n].seconds = (_ts(ev["ts"]) - _ts(started[n])).total_seconds()
+    return list(out.values())  # in the order they ran (an undo runs in reverse)
+
+
+def _preparation(events: Sequence[dict[str, Any]]) -> ActionTiming | None:
+    """Backups and uploads happen before the first action: from the run's start to its first begin."""
+    start = next((e["ts"] for e in events if e["event"] == "run"), None)
+    first = next((e["ts"] for e in events if e["event"] == "begin"), None)
+    backups = sum(1 for e in events if e["event"] == "backup")
+    staged = sum(1 for e in events if e["event"] == "staged")
+    if start is None:
+        return None
+    end = first or next((e["ts"] for e in events if e["event"] == "failed"), None)
+    return ActionTiming(0, f"prepare: {backups} backups, {staged} uploads staged under temporary names",
+                        "done" if first else "failed", start, (_ts(end) - _ts(start)).total_seconds() if end else None)
+
+
+def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSection:
+    """The section of an `apply`: `plan` is the Plan, `result` its RunResult, `describe` each
+    action number's one-line description."""
+    state = str(result.status)
+    status = {"nothing": "NOTHING TO DO", "committed": "PASSED" if result.report is None or result.report.ok
+              else "FAILED", "rolled_back": "ROLLED BACK", "rollback_failed": "NOT RESTORED"}.get(state, state.upper())
+    events = list(result.events)
+    actions = _timings(events, "begin", "done", None, describe)
+    for n, what in describe.items():  # actions the run never reached
+        if all(a.number != n for a in actions):
+            actions.append(ActionTiming(n, what, "not run"))
+    actions.sort(key=lambda a: a.number)
+    prep = _preparation(events)
+    if prep is not None:
+        actions.insert(0, prep)
+    if state == "committed":
+        for a in actions:
+            a.outcome = "done" if a.outcome != "not run" else a.outcome
+    rollback = None
+    if state in ("rolled_back", "rollback_failed"):
+        rollback = RollbackRecord(result.error or "", state,
+                                  _timings(events, "undo_begin", "undone", "undo_failed", describe),
+                                  list(result.remaining))
+    return SiteSection(plan.site, plan.site_code, plan.kb, plan.title, status, report=result.report, run=result.run,
+                       seconds=result.seconds, error=result.error, actions=actions, rollback=rollback)
+
+
+def _duration(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s * 1000:.0f} ms" if s < 1 else f"{s:.2f} s"
+
+
+def _env() -> Environment:
+    env = Environment(loader=PackageLoader("deployer.report", "templates"),
+                      autoescape=select_autoescape(["html", "j2"], default=True), undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["seconds"] = _duration
+    env.filters["clock"] = lambda ts: "-" if not ts else _ts(ts).strftime("%H:%M:%S.%f")[:-3]
+    return env
+
+
+def render(sections: Sequence[SiteSection], *, command: str, when: datetime | None = None,
+           who: str | None = None) -> str:
+    """The page: a summary (site or fleet, KB, when, by whom, overall status), then one
+    section per site. With several sites the summary has one row per site linking to it."""
+    when = when or datetime.now(timezone.utc)
+    if who is None:
+        me = whoami()
+        who = f"{me['user']}@{me['host']}"
+    overall = "PASSED" if all(s.good for s in sections) else "FAILED"
+    if len(sections) == 1 and not sections[0].good:
+        overall = sections[0].status
+    kbs = sorted({s.kb for s in sections})
+    return _env().get_template("report.html.j2").render(
+        sections=sections, command=command, when=when.strftime("%Y-%m-%d %H:%M:%S UTC"), who=who, overall=overall,
+        overall_good=overall == "PASSED", kbs=", ".join(kbs), statuses=STATUSES, version=__version__,
+        fleet=len(sections) > 1)
+
+
+def apply_page(plan: Any, result: Any) -> str:
+    from ..steps import kind_of  # each action kind's own one-line wording
+
+    return render([apply_section(plan, result, {a.number: kind_of(a).describe(a) for a in plan.actions})],
+                  command="apply")
+
+
+def verify_page(report: Report) -> str:
+    return render([verify_section(report)], command="verify")

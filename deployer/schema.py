@@ -1,0 +1,317 @@
+"""JSON Schemas of the YAML files (playbook, manifest, inventory), generated from the models.
+
+Editors (yaml-language-server) use them to complete keys and flag mistakes while typing.
+They are generated, never written by hand: pydantic walks the same models the loader
+validates with. Where a field goes through a "before" validator that reads the YAML-ish
+spellings of KB articles (`9/10/99`, `7:00PM`, `524KB`, `I386`, a service name or a list
+of them), pydantic would describe the parsed Python type (a date, an object); here each
+such validator is mapped to the schema of what it accepts, so the schema is honest about
+what the loader takes. It cannot say everything the loader checks (a file named in a step
+must be in the manifest, a control code must suit its service): those are refused, with
+file and line, when the file is loaded.
+
+The files ship in the package under deployer/schemas/ (and are committed: the YAML files'
+`# yaml-language-server: $schema=` lines point at them in a fresh checkout);
+`python -m deployer.schema --write` regenerates them and tests/test_schema.py fails when
+they drift from the models.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Union
+
+from pydantic import BaseModel, Field, create_model
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from .model import inventory, manifest, playbook
+from .steps import KINDS as STEP_KINDS
+from .steps import base as step_base
+from .steps import preflight as step_preflight
+from .steps import replace as step_replace
+from .steps import reset_site as step_reset
+from .steps import sendcode as step_sendcode
+from .steps import stop_start as step_stop_start
+from .model.common import number_in
+from .sms import attrs, platforms
+from .secrets import SecretSource
+
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+KINDS = ("playbook", "manifest", "sites")
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _any_case(text: str) -> str:
+    """A regex matching `text` in any letter case (JSON Schema patterns have no (?i) flag)."""
+    out = []
+    for ch in text:
+        if ch.isalpha():
+            out.append(f"[{ch.upper()}{ch.lower()}]")
+        elif ch == " ":
+            out.append(r"\s+")
+        else:
+            out.append(re.escape(ch))
+    return "".join(out)
+
+
+def _platform_schema() -> JsonSchemaValue:
+    names = sorted({a for p in platforms.PLATFORMS.values() for a in (*p.aliases, p.key)})
+    return {"type": "string", "pattern": r"^\s*(" + "|".join(_any_case(n) for n in names) + r")\s*$",
+            "description": "a platform as articles spell it (any case): " + platforms.allowed_names(),
+            "examples": ["I386", "Intel", "x86", "Alpha"]}
+
+
+_NUMERIC_TEXT = {"type": "string", "pattern": r"^\s*[0-9]{1,12}\s*$"}
+SERVICE_NAME = {"type": "string", "minLength": 1}
+
+# What each "before" validator of the models accepts, as YAML gives it (deployer reads YAML
+# with the 1.2 core schema: `19:00` and `1999-09-10` stay strings; only true/false/null and
+# plain numbers are typed).
+INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
+    attrs.parse_date: lambda inner: {
+        "type": "string", "pattern": r"^\s*(\d{1,2}/\d{1,2}/(\d{2}|\d{4})|\d{4}-\d{1,2}-\d{1,2})\s*$",
+        "description": "a date as the article prints it, M/D/YY or M/D/YYYY (two-digit years 30-99 are 19xx, "
+                       "00-29 20xx), or YYYY-MM-DD", "examples": ["9/10/99", "04/22/2000", "1999-09-10"]},
+    attrs.parse_time: lambda inner: {
+        "type": "string",
+        "pattern": r"^\s*\d{1,2}:\d{2}(:\d{2})?(\s*[AaPp]\.?([Mm]\.?)?)?\s*$",
+        "description": "a time as the article prints it: 7:00PM, 11:01a or 19:00", "examples": ["7:00PM", "19:00"]},
+    attrs.parse_size: lambda inner: {
+        "anyOf": [{"type": "integer", "minimum": 0},
+                  {"type": "string", "pattern": r"^\s*\d[\d,]*\s*(KB|K|kb|Kb|k|bytes|B|b)?\s*$"}],
+        "description": "exact bytes (254,400 or 453904) or the article's rounded-up kilobytes (524KB)",
+        "examples": ["524KB", "254,400", 453904]},
+    manifest._platform: lambda inner: _platform_schema(),
+    manifest._version: lambda inner: {
+        "anyOf": [{"type": "string", "pattern": r"^\s*\d{1,5}(\.\d{1,5}){0,3}\s*$"}, {"type": "number"}],
+        "description": "dotted numbers, such as 1.2.0.0"},
+    manifest._sha256: lambda inner: {"type": "string", "pattern": r"^\s*[0-9A-Fa-f]{64}\s*$"},
+    manifest._name: lambda inner: {
+        "type": "string", "minLength": 1, "maxLength": 255, "pattern": r'^[^<>:"/\\|?*\x00-\x1f]*[^<>:"/\\|?*\x00-\x1f. ]$',
+        "description": "a plain Windows file name, such as Base.dll (no folder, no reserved device name)"},
+    step_stop_start._services: lambda inner: {
+        "anyOf": [SERVICE_NAME, {"type": "array", "items": SERVICE_NAME, "minItems": 1}],
+        "description": "a service name, or a list of them"},
+    step_base._selector: lambda inner: {
+        "anyOf": [{"enum": list(step_base.SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
+        "description": "which servers: " + ", ".join(step_base.SELECTORS) + ", or a list of server names"},
+    step_preflight._spec: lambda inner: {"anyOf": [inner, {"type": "null"}]},  # `- preflight:` alone
+    step_sendcode._code: lambda inner: {
+        "anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, _NUMERIC_TEXT],
+        "description": "a user-defined control code, 128-255 (Q168682)"},
+    inventory._password: lambda inner: inner,
+    inventory._var_value: lambda inner: {"type": ["string", "integer", "boolean"]},
+    inventory._transport: lambda inner, core: {
+        "anyOf": [{"enum": _tags(core)}, inner],
+        "description": "the transport's name, or a mapping with transport: and its settings"},
+    inventory._dialect: lambda inner: {  # any case, as the loader lowers it
+        "type": "string", "pattern": r"^\s*(" + "|".join(_any_case(v) for v in inner.get("enum", [])) + r")\s*$"},
+    inventory._code: lambda inner: {
+        "type": "string", "pattern": "^[A-Za-z0-9]{3}$",
+        "description": "the SMS site code: exactly 3 letters or digits (quote a numeric one: '001')"},
+}
+
+
+def _tags(core: Any) -> list[str]:
+    """The tags of the tagged union under a validator (the transports' names)."""
+    while isinstance(core, dict) and core.get("type") != "tagged-union" and "schema" in core:
+        core = core["schema"]
+    return sorted(core.get("choices", {})) if isinstance(core, dict) else []
+
+
+def _number_in_schema(fn: Callable[..., Any], inner: JsonSchemaValue) -> JsonSchemaValue | None:
+    """number_in's checks accept a number in range, or the same number quoted."""
+    if getattr(fn, "__qualname__", "") != f"{number_in.__name__}.<locals>.check":
+        return None
+    lo, hi, above, integer = (fn.__closure__ and _closure(fn)) or (None, None, False, True)
+    num: JsonSchemaValue = {"type": "integer" if integer else "number"}
+    if lo is not None:
+        num["exclusiveMinimum" if above else "minimum"] = lo
+        num["maximum"] = hi
+    return {"anyOf": [num, _NUMERIC_TEXT]} if integer else num
+
+
+def _closure(fn: Callable[..., Any]) -> tuple[Any, Any, bool, bool]:
+    cells = dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in fn.__closure__ or ())))
+    return cells.get("lo"), cells.get("hi"), bool(cells.get("above")), bool(cells.get("integer", True))
+
+
+# what the models' after-validators require of names that are dict keys, and of article numbers
+NAME_RULES: dict[type, dict[str, str]] = {
+    inventory.Inventory: {"sites": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"},
+    inventory.Site: {"servers": r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$", "vars": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+}
+KB_PATTERN = r"^\s*([QqKk][Bb]?)\d{5,7}\s*$"
+
+
+P, I, M = playbook, inventory, manifest
+SB, SS, SR, SZ, SC = step_base, step_stop_start, step_replace, step_reset, step_sendcode
+# What a field means, for the fields whose model gives no description. Hover text in editors
+# and the reference docs (docs/) come from here and from the models' own descriptions; a test
+# checks that every key names a real field and that every field ends up described.
+DESCRIPTIONS: dict[tuple[type, str], str] = {
+    (P.PlaybookHead, "kb"): "the KB article number, such as Q241656 (the manifest's must be the same)",
+    (P.PlaybookHead, "title"): "the article's title, shown in plans and reports",
+    (P.PlaybookHead, "description"): "free text for the reader",
+    (P.PlaybookHead, "manifest"): "the manifest (the article's file attribute table), relative to this playbook",
+    (P.PlaybookHead, "services"): "services other than SMS 1.2's that the steps control, each with the control "
+                                  "codes it accepts",
+    (SB.StepModel, "name"): "a label shown in plans",
+    (SZ.ResetStep, "name"): "a label shown in plans",
+    (SS.StopStep, "stop"): "stop these services, waiting until each is stopped; one already stopped is skipped",
+    (SS.StartStep, "start"): "start these services, waiting until each runs; one already running is skipped",
+    (SR.ReplaceStep, "replace"): "replace files, for each platform the site carries, in the folder `into` names",
+    (SR.ReplaceSpec, "files"): "file names, each listed in the manifest (which gives its date, time and size)",
+    (SR.ReplaceSpec, "into"): "the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
+                             "variables: sms_root, platform, platform_name, platform_folder, site, site_code, server, "
+                             "server_platform, role and the site's vars; it must stay below the SMS root",
+    (SR.ReplaceSpec, "platforms"): "only these platforms (default: every platform the site carries)",
+    (SZ.ResetStep, "reset_site"): "restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it copies the "
+                                 "Site.srv service files to every managed server's Helper.srv",
+    (SC.SendcodeStep, "sendcode"): "send a user-defined control code to a service (checked against Q168682)",
+    (step_preflight.PreflightStep, "preflight"): "Q166765's checks before a PCM-service distribution or a hotfix "
+                                                 "(empty: every check, no PCM record)",
+    (step_preflight.PreflightSpec, "pcm_record"): "the package's PCM record(s), PCMDUMP output or deployer-pcm YAML, "
+                                                  "relative to the playbook",
+    (step_preflight.PreflightSpec, "request"): "picks one record by its RequestID",
+    (I.Site, "preflight"): "settings of Q166765's checks (deployer preflight)",
+    (SC.SendcodeSpec, "service"): "an SMS 1.2 service, or one declared under the playbook's services:",
+    (P.ServiceDecl, "accepts"): "the user-defined control codes (128-255) the service accepts",
+    (M.Manifest, "kb"): "the KB article number, such as Q241656",
+    (M.Manifest, "title"): "the article's title",
+    (M.Manifest, "rule"): "or-later: the article's \"these attributes or later\" (a later file passes); exact: only "
+                          "the listed attributes pass",
+    (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
+    (M.Manifest, "files"): "the article's table: one row per file and platform",
+    (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
+    (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",
+    (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively)",
+    (I.Site, "code"): "the SMS site code: exactly 3 letters or digits",
+    (I.Site, "description"): "free text for the reader",
+    (I.Site, "timezone"): "the servers' local time zone, an IANA name; manifest times are read in it",
+    (I.Site, "platforms"): "the Site.srv\\<Platform>.bin folders the site carries (default: its servers' platforms)",
+    (I.Site, "mock"): "where the embedded mock site lives, for servers on the mock transport",
+    (I.Site, "vars"): "extra variables for the playbooks' `into` templates",
+    (I.Site, "servers"): "the site's servers by NetBIOS name; exactly one has role site_server",
+    (I.Server, "role"): "site_server (exactly one per site), logon_server or helper_server",
+    (I.Server, "platform"): "the platform the server runs on",
+    (I.Server, "sms_root"): "the SMS root folder on the server, such as C:\\SMS",
+    (I.Server, "files"): "how its files are reached: mock, smb (SMB 2/3) or ssh (SFTP)",
+    (I.Server, "services"): "how its services are controlled: mock, scmr (\\pipe\\svcctl over SMB) or ssh (sc.exe)",
+    (I.MockTransport, "transport"): "mock: the embedded simulated site",
+    (I.SmbFiles, "transport"): "smb",
+    (I.SmbSettings, "port"): "the TCP port",
+    (I.SmbSettings, "domain"): "the account's domain, when the username does not name it",
+    (I.SmbSettings, "require_signing"): "refuse a session the server does not sign",
+    (I.SmbSettings, "encrypt"): "require SMB 3 encryption",
+    (I.ScmrServices, "transport"): "scmr",
+    (I.ScmrServices, "host"): "default: the host of the server's SMB connection",
+    (I.ScmrServices, "port"): "default: the SMB connection's port",
+    (I.ScmrServices, "username"): "default: the SMB connection's account",
+    (I.ScmrServices, "password"): "default: the SMB connection's password source",
+    (I.ScmrServices, "domain"): "default: the SMB connection's domain",
+    (I.ScmrServices, "require_signing"): "refuse a session the server does not sign",
+    (I.ScmrServices, "encrypt"): "require SMB 3 encryption",
+    (I.ScmrServices, "allow_ntlmv1"): "SMB1 only: allow LM/NTLMv1 logons (default: the SMB file transport's)",
+    (I.SshSettings, "host"): "the server's DNS name or address",
+    (I.SshSettings, "port"): "the TCP port",
+    (I.SshSettings, "username"): "the account",
+    (I.SshSettings, "password"): "where the password comes from, when no key is used",
+    (I.SshSettings, "key_file"): "a private key file",
+    (I.SshSettings, "trust_on_first_use"): "accept an unknown host key once and remember it (otherwise it must be in "
+                                           "known_hosts)",
+    (I.SshFiles, "transport"): "ssh",
+    (I.SshServices, "transport"): "ssh",
+    (SecretSource, "env"): "the environment variable holding the password",
+    (SecretSource, "file"): "a file holding the password, readable only by you",
+    (SecretSource, "prompt"): "ask on the terminal",
+}
+
+
+def described(cls: type, name: str) -> str | None:
+    for klass in cls.__mro__:
+        if (klass, name) in DESCRIPTIONS:
+            return DESCRIPTIONS[(klass, name)]
+    return None
+
+
+class _Generator(GenerateJsonSchema):
+    def _input(self, schema: Any, inner: JsonSchemaValue) -> JsonSchemaValue:
+        fn = schema["function"]["function"]
+        if fn is inventory._transport:
+            return INPUTS[fn](inner, schema["schema"])  # type: ignore[call-arg]
+        if fn in INPUTS:
+            return INPUTS[fn](inner)
+        return _number_in_schema(fn, inner) or inner
+
+    def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
+        return self._input(schema, self.generate_inner(schema["schema"]))
+
+    def is_instance_schema(self, schema: core_schema.IsInstanceSchema) -> JsonSchemaValue:
+        return {}  # only reached under a before validator that INPUTS describes
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        out = super().model_schema(schema)
+        cls = schema["cls"]
+        if cls is SecretSource:  # "exactly one of": a rule of its after-validator
+            out["minProperties"] = out["maxProperties"] = 1
+        for name, prop in out.get("properties", {}).items():
+            note = described(cls, name)
+            if note:  # more specific than what a shared validator says of its input
+                prop["description"] = note
+        for field, pattern in NAME_RULES.get(cls, {}).items():  # the rules of dict-key validators
+            out["properties"][field]["propertyNames"] = {"pattern": pattern}
+        if cls is manifest.Manifest:
+            out["properties"]["kb"]["pattern"] = KB_PATTERN
+        if cls.__doc__ and "description" not in out and not cls.__doc__.startswith(cls.__name__ + "("):
+            out["description"] = " ".join(cls.__doc__.split())
+        return out
+
+
+def _playbook_model() -> type[BaseModel]:
+    """The playbook as the loader reads it: its head, with `steps` one of the step kinds."""
+    kinds = tuple(k.model for k in STEP_KINDS.values())
+    return create_model("Playbook", __base__=playbook.PlaybookHead, __doc__=playbook.__doc__,
+                        steps=(list[Union[kinds]], Field(min_length=1, description="the procedure, in order")))  # type: ignore[valid-type]
+
+
+def models() -> dict[str, type[BaseModel]]:
+    return {"playbook": _playbook_model(), "manifest": manifest.Manifest, "sites": inventory.Inventory}
+
+
+TITLES = {"playbook": "deployer playbook", "manifest": "deployer manifest (a KB article's file attribute table)",
+          "sites": "deployer inventory (sites.yaml)"}
+
+
+def schema(kind: str) -> dict[str, Any]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown schema {kind!r}; allowed: {', '.join(KINDS)}")
+    out = models()[kind].model_json_schema(mode="validation", schema_generator=_Generator)
+    out.pop("description", None)
+    return {"$schema": DIALECT, "$id": f"https://deployer.invalid/schemas/{kind}.json", "title": TITLES[kind],
+            **out}
+
+
+def text(kind: str) -> str:
+    return json.dumps(schema(kind), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_all(folder: Path = SCHEMA_DIR) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in KINDS:
+        path = folder / f"{kind}.json"
+        path.write_text(text(kind), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":  # python -m deployer.schema --write
+    if sys.argv[1:] != ["--write"]:
+        sys.exit("usage: python -m deployer.schema --write   (regenerates deployer/schemas/*.json)")
+    for p in write_all():
+        print(f"wrote {p}")
