@@ -120,12 +120,14 @@ def _mock_site(ctx: ConnectContext):
 
     def make() -> MockSite:
         try:
-            return MockSite(ctx.site.mock_root())
+            site = MockSite(ctx.site.mock_root())
         except InputError as exc:  # point at the inventory line that names the folder
             raise InputError(exc.message, ctx.site.inventory.doc.location(("sites", ctx.site.name, "mock", "path")),
                              field=f"sites.{ctx.site.name}.mock.path") from None
+        site.start_work_cycle()  # the site's SMS_EXECUTIVE threads run while deployer has it open
+        return site
 
-    return ctx.shared(("mock", str(ctx.site.mock_root())), make, lambda s: None)
+    return ctx.shared(("mock", str(ctx.site.mock_root())), make, lambda s: s.close())
 
 
 @register_files("mock")

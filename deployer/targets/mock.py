@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
+from . import mock_maintman
 from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
 from .mockfs import MockFiles, held_open, write_json_atomic
 
@@ -47,6 +48,7 @@ class MockSite:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._work_cycle: mock_maintman.WorkCycle | None = None
         try:
             self.meta: dict[str, Any] = json.loads((self.root / SITE_FILE).read_text())
         except FileNotFoundError:
@@ -61,8 +63,14 @@ class MockSite:
     def servers(self) -> dict[str, MockServerInfo]:
         return {n: MockServerInfo(n, s["role"], s["platform"], s["sms_root"]) for n, s in self.meta["servers"].items()}
 
+    @property
+    def pcm_hosts(self) -> dict[str, MockServerInfo]:
+        """Workstations running the PCM service: their "SMS root" is the service's install folder."""
+        return {n: MockServerInfo(n, "pcm_host", h["platform"], h["install_dir"])
+                for n, h in self.meta.get("pcm_hosts", {}).items()}
+
     def server_info(self, name: str) -> MockServerInfo:
-        for n, info in self.servers.items():
+        for n, info in {**self.servers, **self.pcm_hosts}.items():
             if n.casefold() == name.casefold():
                 return info
         raise InputError(f"server {name} is not part of the mock site {self.root} (it has {', '.join(self.servers)}); "
@@ -80,6 +88,16 @@ class MockSite:
 
     def services(self, name: str) -> "MockServices":
         return MockServices(self, self.server_info(name).name)
+
+    def start_work_cycle(self) -> None:
+        """Run Maintenance Manager's work cycle while this site is open (see mock_maintman)."""
+        if self._work_cycle is None:
+            self._work_cycle = mock_maintman.WorkCycle(self).start()
+
+    def close(self) -> None:
+        if self._work_cycle is not None:
+            self._work_cycle.stop()
+            self._work_cycle = None
 
 
 def sms_dir(server_dir: Path, sms_root: str) -> Path:
@@ -160,6 +178,8 @@ class MockServices:
                                   server=self.server, winerror=2)
             svc["state"] = RUNNING
         self._event(f"{key} started")
+        if key == mock_maintman.EXECUTIVE and self.site.server_info(self.server).role == "site_server":
+            mock_maintman.first_cycle(self.site)
         return ServiceStatus(key, RUNNING, svc.get("display_name"))
 
     def control(self, name: str, code: int) -> None:
