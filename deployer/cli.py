@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from . import __version__, lab, workflow
+from . import __version__, cli_clients, lab, workflow
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, VerificationMismatch
 from .model.playbook import load_playbook
 from .plan import Plan
@@ -37,6 +37,8 @@ app.add_typer(lab_app, name="lab")
 manifest_app = typer.Typer(help="Manifests: a KB article's file attribute table as data.", no_args_is_help=True,
                            epilog=EXIT_CODES_HELP)
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(cli_clients.inventory_app, name="inventory")
+app.command("clients", epilog=EXIT_CODES_HELP)(cli_clients.clients)
 
 
 class Format(str, Enum):
@@ -302,7 +304,7 @@ def lab_init(
     for t in targets:
         rep = lab.init_mock_site(t, force=force)
         if rep.created:
-            servers = ", ".join(t.site.servers)
+            servers = ", ".join(t.site.servers) + "".join(f"; PCM service host {h}" for h in t.site.pcm_hosts)
             stdout.line(f"Created mock site {t.name} ({t.code}) at {rep.created[0]}: servers {servers}; "
                         f"platforms {', '.join(p.key for p in t.site.platform_list)}.")
         else:
