@@ -200,3 +200,33 @@ def test_apply_replicates_the_hotfix_client_files_and_rollback_brings_the_old_on
     assert r.code == 0, r.text
     for s in LOGON_SERVERS:
         assert (ws.server(s) / LOGON_X86 / "PCMWIN32.EXE").read_bytes() == before[s]
+
+
+def test_maintman_log_evidence_names_what_happened_per_server(ws: Workspace):
+    from deployer.sms import maintman_log
+
+    site = MockSite(ws.site)
+    files = site.files("DEMOSRV")
+    offset = maintman_log.size(files)
+    assert offset > 0  # the lab's first cycle wrote its lines
+    new_client_file(ws)
+    folder = ws.server("DEMOAXP1") / LOGON_X86
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        with hold_open(site.server_dir("DEMOLOG1"), r"LOGON.SRV\X86.BIN\PCMWIN32.EXE"):
+            mock_maintman.run_cycle(site, "test")
+    finally:
+        folder.chmod(0o755)
+    ev = maintman_log.read_since(files, offset)
+    assert ev.of("demolog1").worked_on == 1 and ev.of("DEMOAXP1").worked_on == 1
+    assert ev.of("DEMOLOG1").in_use == [r"X86.BIN\PCMWIN32.EXE"]
+    assert ev.of("DEMOAXP1").failures and "access is denied" in ev.of("DEMOAXP1").failures[0]
+    assert ev.describe("DEMOAXP1").startswith("Maintman.log: Failed to perform replication on server DEMOAXP1")
+    assert "in use on DEMOLOG1" in ev.describe("DEMOLOG1")
+    assert ev.describe("OTHER") == "Maintman.log: no cycle has reached OTHER yet"
+    # only what came after the offset counts; a log replaced by a shorter one is read from its start
+    assert maintman_log.read_since(files, maintman_log.size(files)).servers == {}
+    (ws.server("DEMOSRV") / "LOGS" / "MAINTMAN.LOG").write_text("~Working on logon server DEMOLOG1  $$<x><y>\r\n")
+    assert maintman_log.read_since(files, offset).of("DEMOLOG1").worked_on == 1
+    (ws.server("DEMOSRV") / "LOGS" / "MAINTMAN.LOG").unlink()
+    assert maintman_log.read_since(files, 0).servers == {}  # tracing off: no evidence, no error

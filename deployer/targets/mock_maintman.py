@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import winpath
-from ..sms import layout
+from ..sms import layout, maintman_log
 from ..sms.platforms import lookup as platform_lookup
 from .base import RUNNING, FileTransport, SharingViolation, TargetError
 from .mockfs import write_json_atomic
@@ -54,7 +54,6 @@ SETTINGS_KEY = "maintenance_manager"
 DEFAULT_INTERVAL = 600.0
 STATE_FILE = "maintman.json"  # beside the site server's scm.json: the component's memory, not a site file
 LOCK_FILE = "maintman.lock"
-COMPONENT = "SMS_MAINTENANCE_MANAGER"
 EXECUTIVE = "SMS_EXECUTIVE"
 
 
@@ -184,7 +183,7 @@ class _Log:
         stamp = time.strftime("%m-%d-%Y %H:%M:%S", time.localtime())
         try:
             self.files.makedirs(layout.LOGS)
-            self.files.append(layout.MAINTMAN_LOG, f"{text}  $$<{COMPONENT}><{stamp}>\r\n".encode())
+            self.files.append(layout.MAINTMAN_LOG, maintman_log.format_line(text, stamp).encode())
         except TargetError:
             pass  # SMS carries on when its trace log cannot be written; so does the mock
 
@@ -206,12 +205,12 @@ def _cycle(site: "MockSite", reason: str) -> CycleResult:
     for name in logon_servers(site):
         outcome = ServerOutcome(name)
         result.servers.append(outcome)
-        log.line(f"~Working on logon server {name}")
+        log.line(f"{maintman_log.WORKING}{name}")
         try:
             _replicate(site, src, site.files(name), outcome, log)
         except TargetError as exc:
             outcome.error = str(exc)
-            log.line(f"Failed to perform replication on server {name}: {exc} (event 116)")
+            log.line(f"{maintman_log.FAILED}{name}: {exc} (event 116)")
     log.line("~Maintenance Manager cycle done")
     return result
 
