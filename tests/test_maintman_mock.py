@@ -9,6 +9,7 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
 from conftest import Workspace
 
 from deployer.targets import mock_maintman
@@ -230,3 +231,29 @@ def test_maintman_log_evidence_names_what_happened_per_server(ws: Workspace):
     assert maintman_log.read_since(files, offset).of("DEMOLOG1").worked_on == 1
     (ws.server("DEMOSRV") / "LOGS" / "MAINTMAN.LOG").unlink()
     assert maintman_log.read_since(files, 0).servers == {}  # tracing off: no evidence, no error
+
+
+@pytest.mark.parametrize("value", ["soon", -1, True, 10**9])
+def test_a_bad_work_cycle_interval_is_refused_clearly(ws: Workspace, value):
+    meta = json.loads((ws.site / "site.json").read_text())
+    meta[mock_maintman.SETTINGS_KEY] = {"interval": value}
+    write_json_atomic(ws.site / "site.json", meta)
+    r = ws.cli("clients", "--site", "DEMO", "-i", ws.inventory)
+    assert r.code == 2, r.text
+    assert "site.json: maintenance_manager.interval is" in r.err and "0 (off) to 86400" in r.err
+    assert "Traceback" not in r.text
+
+
+def test_interval_zero_turns_the_work_cycle_off(ws: Workspace):
+    meta = json.loads((ws.site / "site.json").read_text())
+    meta[mock_maintman.SETTINGS_KEY] = {"interval": 0}
+    write_json_atomic(ws.site / "site.json", meta)
+    new_client_file(ws)
+    size = len(log_text(ws))
+    site = MockSite(ws.site)
+    site.start_work_cycle()
+    try:
+        time.sleep(0.3)
+    finally:
+        site.close()
+    assert len(log_text(ws)) == size

@@ -8,7 +8,13 @@ between commands, as on a real server. Services behave as Windows and SMS 1.2 do
   - code 194 to SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
     service files are copied (write times kept) to every managed server's
     Helper.srv\\<Platform>.bin, the helper services there stopped around the copy and
-    restarted, as Site Configuration Manager does.
+    restarted, as Site Configuration Manager does;
+  - starting SMS_EXECUTIVE on the site server runs Maintenance Manager's first cycle, and
+    while deployer has the site open its work cycle runs on a timer (mock_maintman.py):
+    Client.src replicated to every logon server's Logon.srv, copy lists regenerated when
+    System.map gets a new timestamp, Maintman.log written;
+  - `pcm_hosts` in site.json are workstations running the PCM service from their install
+    folder, reached like servers but not managed by Site Configuration Manager.
 Every SCM event is appended to `<SERVER>/scm.log`, the mock's event log.
 """
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import winpath
+from ..errors import InputError
 from ..sms import layout, maintman_log
 from ..sms.platforms import lookup as platform_lookup
 from .base import RUNNING, FileTransport, SharingViolation, TargetError
@@ -76,7 +77,11 @@ class CycleResult:
 
 
 def interval(site: "MockSite") -> float:
-    value = site.meta.get(SETTINGS_KEY, {}).get("interval", DEFAULT_INTERVAL)
+    settings = site.meta.get(SETTINGS_KEY)
+    value = settings.get("interval", DEFAULT_INTERVAL) if isinstance(settings, dict) else DEFAULT_INTERVAL
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 86400:
+        raise InputError(f"{site.root / 'site.json'}: {SETTINGS_KEY}.interval is {value!r}; it is the seconds "
+                         "between Maintenance Manager's work cycles, 0 (off) to 86400")
     return float(value)
 
 
@@ -249,15 +254,15 @@ def _replicate(site: "MockSite", src: FileTransport, dst: FileTransport, outcome
             have = present.get(f.name.casefold())
             if have is not None and (have.size, have.mtime_ns) == (f.size, f.mtime_ns):
                 continue
-            target = winpath.join(dst_dir, have.name if have else f.name)
+            name = have.name if have else f.name
+            target = winpath.join(dst_dir, name)
+            on_share = f"\\\\{outcome.server}\\SMS_SHR\\{plat.folder}\\{name}"  # Logon.srv is shared as SMS_SHR
             if _copy(src, winpath.join(src_dir, f.name), dst, target, f.mtime_ns):
                 outcome.copied.append(target)
-                log.line(f"Copied {winpath.join(src_dir, f.name)} to \\\\{outcome.server}\\SMS_SHR\\"
-                         f"{winpath.join(plat.folder, target.rsplit(chr(92), 1)[-1])}")
+                log.line(f"Copied {winpath.join(src_dir, f.name)} to {on_share}")
             else:
                 outcome.in_use.append(target)
-                log.line(f"~File \\\\{outcome.server}\\SMS_SHR\\{plat.folder}\\{target.rsplit(chr(92), 1)[-1]} "
-                         "is in use; it will be updated on a later cycle")
+                log.line(f"~File {on_share} is in use; it will be updated on a later cycle")
 
 
 def _copy(src: FileTransport, src_rel: str, dst: FileTransport, dst_rel: str, mtime_ns: int) -> bool:
