@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from deployer import lab, workflow  # noqa: E402
 from deployer.model.inventory import load_inventory  # noqa: E402
 from deployer.model.playbook import load_playbook  # noqa: E402
+from deployer.run.context import RunContext  # noqa: E402
 
 
 def rss_kib() -> int:
@@ -49,10 +50,10 @@ def setup(base: Path):
 def cycle(site, pb, quiet) -> None:
     plan = workflow.make_plan(pb, site)
     assert len(plan.actions) == 14
-    outcome = workflow.apply_playbook(pb, site, quiet, lambda p: True)
+    outcome = workflow.apply_playbook(pb, site, RunContext(site.name, quiet))
     assert outcome.result is not None and outcome.result.status == "committed", outcome.result
-    _, _, done = workflow.rollback_run(site, None, quiet, lambda r, p: True)
-    assert done
+    done = workflow.rollback_run(site, None, RunContext(site.name, quiet)).result
+    assert done is not None and done.status == "rolled_back", done
     # keep the disk flat: each run leaves its journal and ~6 MB of backups on the site
     for runs in site.mock_root().glob("*/*/SMS/.deployer/runs"):
         shutil.rmtree(runs)
@@ -63,7 +64,7 @@ def main() -> None:
     ap.add_argument("--cycles", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=50)
     args = ap.parse_args()
-    quiet = lambda s: None  # noqa: E731
+    quiet = lambda event: True  # noqa: E731 - no output; every question answered yes
     with tempfile.TemporaryDirectory(prefix="deployer-mem-") as tmp:
         site, pb = setup(Path(tmp))
         for _ in range(args.warmup):

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
 from . import __version__, cli_clients, lab, workflow
-from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, VerificationMismatch
+from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .model.playbook import load_playbook
-from .plan import Plan
-from .planfile import looks_like_plan, save_plan
+from .plan.model import Plan
+from .plan.saved import looks_like_plan, save_plan
 from .report import out as outmod
+from .report.console import ConsoleRenderer
 from .report.junit import to_junit
-from .report.text import render_plan, render_report, render_runs, summary
+from .report.text import render_plan, render_report, render_runs
+from .run.context import RunContext
+from .run.store import RunState
 
 app = typer.Typer(
     name="deployer",
@@ -61,26 +68,45 @@ def _json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
-def _progress(fmt: Format):
-    err = outmod.stderr() if fmt == Format.json else outmod.stdout()
-    return lambda text: err.line(text)
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty() and sys.stdout.isatty()
-
-
 @contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM rolls back like Ctrl-C does, instead of killing the run mid-way."""
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, show_plan: bool = True
+                 ) -> Iterator[RunContext]:
+    """A run context whose events a console renderer draws, and whose cancel token SIGINT,
+    SIGTERM and SIGHUP set while the site is being changed (before that they interrupt the
+    command: nothing was touched, exit 130)."""
+    text = fmt == Format.text
+    stdout = outmod.stdout()
+    out = stdout if text else outmod.stderr()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    def show(p: Plan) -> None:
+        if text and not p.empty:
+            render_plan(p, stdout)
+            stdout.line()
+
+    renderer = ConsoleRenderer(out, outmod.stderr(), yes=yes, show_plan=show if show_plan else None,
+                               bar=text and out.console is not None)
+    ctx = RunContext(site, renderer)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if not ctx.changing:
+            raise KeyboardInterrupt
+        if ctx.undoing:
+            ctx.say(f"  ({name} received: the rollback finishes first, it is not stopped half-way)")
+        else:
+            ctx.say(f"  ({name} received: stopping at the next safe point, then rolling back)")
+        ctx.cancel.cancel(name)
+
+    sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in sigs}
     try:
-        yield
+        with renderer:
+            yield ctx
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -94,7 +120,8 @@ def plan(
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     pb = load_playbook(playbook)
     site_ref = workflow.inventory(inventory).site(site)
-    p = workflow.make_plan(pb, site_ref, warn=outmod.stderr().line)
+    with _run_context(site_ref.name, fmt=format) as ctx:
+        p = workflow.make_plan(pb, site_ref, ctx)
     if out:
         save_plan(p, out)
     if format == Format.json:
@@ -123,31 +150,17 @@ def apply(
         if site is None:
             raise InputError("--site is required")
         return plan(target, site, inventory, None, format)
-    text = format == Format.text
     stdout = outmod.stdout()
-    say = _progress(format)
-
-    def show(p: Plan) -> None:
-        if text and not p.empty:
-            render_plan(p, stdout)
-            stdout.line()
-
-    def confirm(p: Plan) -> bool:
-        if yes or not _interactive():
-            return True
-        return typer.confirm(f"Apply these {len(p.actions)} actions to site {p.site}?", default=False)
-
-    with _terminate_as_interrupt(), outmod.RunProgress(stdout if text else outmod.Out(sys.stderr, False)) as progress:
-        if is_plan:
-            outcome = workflow.apply_saved(target, inventory, site, say, confirm, break_lock=break_lock, show=show,
-                                           progress=progress)
-        else:
-            if site is None:
-                raise InputError("--site is required with a playbook")
-            pb = load_playbook(target)
-            site_ref = workflow.inventory(inventory).site(site)
-            outcome = workflow.apply_playbook(pb, site_ref, say, confirm, break_lock=break_lock, show=show,
-                                              progress=progress)
+    if is_plan:
+        with _run_context(site or "", fmt=format, yes=yes) as ctx:
+            outcome = workflow.apply_saved(target, inventory, site, ctx, break_lock=break_lock)
+    else:
+        if site is None:
+            raise InputError("--site is required with a playbook")
+        pb = load_playbook(target)
+        site_ref = workflow.inventory(inventory).site(site)
+        with _run_context(site_ref.name, fmt=format, yes=yes) as ctx:
+            outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
     result = outcome.result
     if result is None:
         if format == Format.json:
@@ -156,17 +169,17 @@ def apply(
             stdout.line("Nothing was done.")
         raise typer.Exit(0)
     if format == Format.json:
-        _json({"run": result.run, "status": result.status, "error": result.error, "journal": result.journal,
+        _json({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
                "remaining": result.remaining, "seconds": round(result.seconds, 3), "plan": outcome.plan.to_json(),
                "report": result.report.to_json() if result.report else None})
         result.raise_for_status()
         return
-    if result.status == "nothing":
+    if result.status == RunState.NOTHING:
         files = sum(1 for s in outcome.plan.skipped if "manifest" in s.reason)
         stdout.line(f"Nothing to do: site {outcome.plan.site} already has {outcome.plan.kb}: {files} files at (or "
                     "later than) the manifest, Helper.srv copies current. No service was touched.", "good")
         return
-    if result.status == "committed":
+    if result.status == RunState.COMMITTED:
         stdout.line(f"Applied {outcome.plan.kb} to site {outcome.plan.site}: {result.actions_done} actions in "
                     f"{result.seconds:.1f} s (run {result.run}; journal {result.journal}).", "good")
         stdout.line()
@@ -186,7 +199,8 @@ def verify(
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     loaded = workflow.load_target(target)
     site_ref = workflow.inventory(inventory).site(site)
-    report = workflow.verify_target(loaded, site_ref, warn=outmod.stderr().line)
+    with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
+        report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
         text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
@@ -195,10 +209,10 @@ def verify(
         text = None
     if output:
         if text is None:
-            with open(output, "w", encoding="utf-8") as fh:
-                render_report(report, outmod.Out(fh, False))
-        else:
-            output.write_text(text, encoding="utf-8")
+            buf = io.StringIO()
+            render_report(report, outmod.Out(buf, False))
+            text = buf.getvalue()
+        outmod.write_atomic(output, text, what="the report")
         outmod.stderr().line(f"Report written to {output}: {'PASSED' if report.ok else 'FAILED'}")
     elif text is None:
         render_report(report, outmod.stdout())
@@ -220,20 +234,18 @@ def rollback(
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
     site_ref = workflow.inventory(inventory).site(site)
     stdout = outmod.stdout()
-
-    def confirm(run_id: str, p: Plan) -> bool:
-        stdout.line(f"Run {run_id} applied {p.kb} to {p.site}: {summary(p)}")
-        if yes or not _interactive():
-            return True
-        return typer.confirm(f"Undo run {run_id} on site {p.site}?", default=False)
-
-    with _terminate_as_interrupt():
-        run_id, p, done = workflow.rollback_run(site_ref, run, stdout.line, confirm, force=force,
-                                                break_lock=break_lock)
-    if done:
-        stdout.line(f"Run {run_id} rolled back: every file and service of site {site_ref.name} is as before it.", "good")
-    else:
+    with _run_context(site_ref.name, yes=yes) as ctx:
+        outcome = workflow.rollback_run(site_ref, run, ctx, force=force, break_lock=break_lock)
+    result = outcome.result
+    if result is None:
         stdout.line("Nothing was done.")
+    elif result.status == RunState.NOTHING:
+        stdout.line(f"Nothing to roll back: {result.error}.", "good")
+    elif result.status == RunState.ROLLED_BACK:
+        stdout.line(f"Run {result.run} rolled back: every file and service of site {site_ref.name} is as before it.",
+                    "good")
+    else:
+        raise RestoreFailed(f"run {result.run} could not be fully rolled back:\n  " + "\n  ".join(result.remaining))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -246,26 +258,20 @@ def recover(
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
     site_ref = workflow.inventory(inventory).site(site)
     stdout = outmod.stdout()
-
-    def confirm(run_id: str, state: str) -> bool:
-        if yes or not _interactive():
-            return True
-        return typer.confirm(f"Recover run {run_id} ({state}) on site {site_ref.name}?", default=False)
-
-    with _terminate_as_interrupt():
-        results = workflow.recover(site_ref, stdout.line, confirm, break_lock=break_lock)
+    with _run_context(site_ref.name, yes=yes) as ctx:
+        results = workflow.recover(site_ref, ctx, break_lock=break_lock)
     if not results:
         stdout.line(f"Nothing to recover: site {site_ref.name} has no unfinished run.", "good")
         return
     worst = ExitCode.OK
     for r in results:
-        if r.outcome == "finished":
-            stdout.line(f"Run {r.run} finished: {r.reason}.", "good")
-        elif r.outcome == "rolled_back":
-            stdout.line(f"Run {r.run} rolled back: {r.reason}. Every file and service is as before the run.", "good")
+        if r.status == RunState.FINISHED:
+            stdout.line(f"Run {r.run} finished: {r.error}.", "good")
+        elif r.status == RunState.ROLLED_BACK:
+            stdout.line(f"Run {r.run} rolled back: {r.error}. Every file and service is as before the run.", "good")
             worst = max(worst, ExitCode.FAILED_RESTORED)
         else:
-            stdout.line(f"Run {r.run} could NOT be fully rolled back ({r.reason}):", "bad")
+            stdout.line(f"Run {r.run} could NOT be fully rolled back ({r.error}):", "bad")
             for line in r.remaining:
                 stdout.line(f"  {line}", "bad")
             worst = ExitCode.NOT_RESTORED
@@ -340,27 +346,64 @@ def version_cmd() -> None:
     print(__version__)
 
 
-def main() -> None:
+def _wants_json(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg in ("-f", "--format") and i + 1 < len(argv) and argv[i + 1] == "json":
+            return True
+        if arg in ("--format=json", "-fjson"):
+            return True
+    return False
+
+
+def _check_repeated(argv: list[str]) -> None:
+    sites = [a for a in argv if a in ("--site", "-s") or a.startswith("--site=")]
+    if len(sites) > 1:
+        raise InputError("--site is given more than once; name one site per command (a fleet run takes "
+                         "several sites once it is supported)")
+
+
+def _fail(exc: DeployerError, as_json: bool) -> None:
+    if as_json:
+        with contextlib.suppress(OSError):
+            _json({"error": str(exc) or type(exc).__name__, "exit_code": int(exc.exit_code),
+                   "kind": type(exc).__name__})
+    if str(exc):
+        outmod.stderr().line(f"deployer: {exc}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
+
+
+def _close_stdout() -> None:
+    """Flush what is left; a reader that went away (`| head`) is not an error of the run."""
     try:
-        code = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
-        if isinstance(code, int) and code:
-            sys.exit(code)
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def main() -> None:
+    as_json = _wants_json(sys.argv[1:])
+    code = 0
+    try:
+        _check_repeated(sys.argv[1:])
+        result = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
+        if isinstance(result, int) and result:
+            code = result
     except DeployerError as exc:
-        if str(exc):
-            outmod.stderr().line(f"deployer: {exc}" if isinstance(exc, InputError) else f"deployer: {exc}",
-                                 "bad" if exc.exit_code != ExitCode.MISMATCH else None)
-        sys.exit(int(exc.exit_code))
+        if not isinstance(exc, VerificationMismatch) or str(exc):
+            _fail(exc, as_json)
+        code = int(exc.exit_code)
     except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        outmod.stderr().line("Aborted; nothing was done.")
-        sys.exit(int(ExitCode.BAD_INPUT))
-    except KeyboardInterrupt:
-        outmod.stderr().line("Interrupted.")
-        sys.exit(130)
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        # Ctrl-C at the question or before the site was touched: nothing was done
+        outmod.stderr().line("Interrupted; nothing was done.")
+        code = 130
     except Exception as exc:
         # usage errors (typer's vendored click, or click itself in older typer releases)
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
             exc.show()
-            sys.exit(int(ExitCode.BAD_INPUT))
-        raise
+            code = int(ExitCode.BAD_INPUT)
+        else:
+            raise
+    _close_stdout()
+    sys.exit(code)

@@ -10,26 +10,29 @@ import hashlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from .apply import NOTHING, Progress, RunResult, Runner
-from .errors import InputError, Location, RestoreFailed, StalePlanError
-from .journal import COMMITTED, INTERRUPTED, ROLLED_BACK, Journal, list_runs, read_plan, unfinished_runs, whoami
-from .lock import SiteLock
+from .errors import InputError, Location, StalePlanError
 from .model.inventory import LoadedInventory, SiteRef, load_inventory
 from .model.manifest import LoadedManifest, load_manifest
 from .model.playbook import LoadedPlaybook, load_playbook
-from .plan import Plan, build_plan, reobserve, site_digest
-from .planfile import load_plan, locate
-from .recover import Recovery, recover_run
-from .rollback import Undo, file_differences
+from .plan.model import Plan
+from .plan.observe import changes
+from .plan.planner import build_plan, site_digest
+from .plan.saved import load_plan, locate
+from .run import context as ev
+from .run.apply import Runner
+from .run.context import RunContext
+from .run.journal import Journal, list_runs, read_plan, unfinished_runs
+from .run.lock import SiteLock
+from .run.recover import recover_run
+from .run.result import RunResult
+from .run.store import RunState, whoami
+from .run.undo import Undo, file_differences
 from .targets.base import TargetError
 from .targets.connect import SiteConnection, connect
 from .verify import Report, default_checks, verify
 from .yamlsrc import load_yaml
-
-Say = Callable[[str], None]
-Confirm = Callable[[Plan], bool]
 
 DEFAULT_INVENTORY = Path("sites.yaml")
 
@@ -61,8 +64,8 @@ def session(site: SiteRef) -> Iterator[SiteConnection]:
 
 
 @contextmanager
-def locked(conn: SiteConnection, command: str, break_lock: bool, *, allow_unfinished: bool = False,
-           say: Say = lambda s: None) -> Iterator[SiteLock]:
+def locked(conn: SiteConnection, command: str, break_lock: bool, ctx: RunContext, *,
+           allow_unfinished: bool = False) -> Iterator[SiteLock]:
     """Hold the site lock; refuse to work on a site that an unfinished run left behind."""
     lock = SiteLock(conn.site_server.files, conn.site.name, command)
     lock.acquire(break_lock=break_lock)
@@ -75,17 +78,27 @@ def locked(conn: SiteConnection, command: str, break_lock: bool, *, allow_unfini
             lock.release()
         except TargetError as exc:
             # The outcome of the run matters more than the lock: report, never mask it.
-            say(f"Warning: the site lock could not be removed ({exc}); the next command will find it and "
-                "report whether its holder is gone")
+            ctx.warn(f"Warning: the site lock could not be removed ({exc}); the next command will find it and "
+                     "report whether its holder is gone")
 
 
 def unfinished_message(conn: SiteConnection) -> str | None:
     pending = unfinished_runs(conn.site_server.files)
     if not pending:
         return None
-    names = ", ".join(f"{r.run} ({r.state.replace('_', ' ')}, {r.kb or '?'} by {r.who or '?'})" for r in pending)
+    names = ", ".join(f"{r.run} ({r.state.replace('_', ' ')}, {r.kb or '?'} by {r.who or '?'}"
+                      + (f"; journal damaged at {'; '.join(r.damaged[:2])}" if r.damaged else "") + ")"
+                      for r in pending)
     return (f"site {conn.site.name} has an unfinished run: {names}. Its files may be half-patched; run "
-            f"`deployer recover --site {conn.site.name}` to finish or roll it back first")
+            f"`{recover_command(conn)}` to finish or roll it back first")
+
+
+def recover_command(conn: SiteConnection) -> str:
+    """The one command that gets an unfinished run going: with --break-lock only when a lock is there."""
+    from .run.lock import read_lock
+
+    lock = read_lock(conn.site_server.files)
+    return f"deployer recover --site {conn.site.name}" + (" --break-lock" if lock is not None else "")
 
 
 def refuse_if_unfinished(conn: SiteConnection) -> None:
@@ -97,10 +110,11 @@ def refuse_if_unfinished(conn: SiteConnection) -> None:
 # --- plan / apply ------------------------------------------------------------------------------
 
 
-def make_plan(pb: LoadedPlaybook, site: SiteRef, warn: Say = lambda s: None) -> Plan:
+def make_plan(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext | None = None) -> Plan:
+    ctx = ctx or RunContext(site.name)
     with session(site) as conn:
         if msg := unfinished_message(conn):
-            warn(f"Warning: {msg}.")
+            ctx.warn(f"Warning: {msg}.")
         return build_plan(pb, site, conn)
 
 
@@ -110,34 +124,33 @@ class ApplyOutcome:
     result: RunResult | None  # None: the operator declined
 
 
-def apply_playbook(pb: LoadedPlaybook, site: SiteRef, say: Say, confirm: Confirm, *, break_lock: bool = False,
-                   show: Callable[[Plan], None] = lambda p: None, progress: Progress | None = None) -> ApplyOutcome:
+def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> ApplyOutcome:
     with session(site) as conn:
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
         plan = build_plan(pb, site, conn)
-        with locked(conn, "apply", break_lock, say=say):
+        with locked(conn, "apply", break_lock, ctx):
             # The plan was made a moment ago in this process: sizes and write times tell whether
             # anyone got in before the lock, without reading (over SMB: downloading) every file again.
             # The backups are checked against the planned sha256 anyway before anything changes.
-            if reobserve(conn, plan.observations, content=False):
+            if changes(conn, plan.observations, content=False):
                 plan = build_plan(pb, site, conn)
-            return _run(plan, conn, site, pb.manifest, say, confirm, show, progress)
+            return _run(plan, conn, site, pb.manifest, ctx)
 
 
-def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, say: Say, confirm: Confirm,
-         show: Callable[[Plan], None], progress: Progress | None) -> ApplyOutcome:
-    show(plan)
+def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, ctx: RunContext) -> ApplyOutcome:
+    ctx.emit(ev.PLAN, plan=plan)
     if plan.empty:
-        return ApplyOutcome(plan, RunResult(None, NOTHING))
-    if not confirm(plan):
+        return ApplyOutcome(plan, RunResult(None, RunState.NOTHING))
+    if not ctx.ask(f"Apply these {len(plan.actions)} actions to site {plan.site}?", plan=plan):
         return ApplyOutcome(plan, None)
-    return ApplyOutcome(plan, Runner(plan, conn, site, manifest, say, progress=progress).execute())
+    result = Runner(plan, conn, site, manifest, ctx).execute()
+    ctx.emit(ev.RESULT, result=result)
+    return ApplyOutcome(plan, result)
 
 
-def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, say: Say, confirm: Confirm, *,
-                break_lock: bool = False, show: Callable[[Plan], None] = lambda p: None,
-                progress: Progress | None = None) -> ApplyOutcome:
+def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, ctx: RunContext, *,
+                break_lock: bool = False) -> ApplyOutcome:
     plan = load_plan(plan_path)
     loc = Location(str(plan_path))
     if site_name and site_name.casefold() != plan.site.casefold():
@@ -155,11 +168,12 @@ def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, s
     if hashlib.sha256(manifest.doc.text.encode()).hexdigest() != plan.manifest_sha256:
         raise StalePlanError(f"the manifest {plan.manifest} changed since the plan was made; make a new plan",
                              locate(plan_path, "manifest_sha256"))
+    ctx.site = site.name
     with session(site) as conn:
         _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
-        with locked(conn, "apply", break_lock, say=say):
+        with locked(conn, "apply", break_lock, ctx):
             _refuse_if_changed(conn, plan, loc)
-            return _run(plan, conn, site, manifest, say, confirm, show, progress)
+            return _run(plan, conn, site, manifest, ctx)
 
 
 def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
@@ -180,25 +194,26 @@ def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
 
 
 def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
-    changes = reobserve(conn, plan.observations)
-    if changes:
+    found = changes(conn, plan.observations)
+    if found:
         done = [r for r in list_runs(conn.site_server.files) if r.fingerprint == plan.fingerprint
-                and r.state == COMMITTED]
+                and r.state == RunState.COMMITTED]
         if done:
             raise StalePlanError(f"this plan was already applied: run {done[-1].run} ({done[-1].who}, "
                                  f"{done[-1].started}) committed it; a plan applies once. `deployer plan` shows "
                                  "what is left to do now", loc)
         raise StalePlanError("the target changed since the plan was made, so the plan is refused (nothing was "
-                             "touched):\n  " + "\n  ".join(changes) + "\nMake a new plan.", loc)
+                             "touched):\n  " + "\n  ".join(found) + "\nMake a new plan.", loc)
 
 
 # --- verify -------------------------------------------------------------------------------------
 
 
-def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, warn: Say = lambda s: None) -> Report:
+def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, ctx: RunContext | None = None) -> Report:
+    ctx = ctx or RunContext(site.name)
     with session(site) as conn:
         if msg := unfinished_message(conn):
-            warn(f"Warning: {msg}.")
+            ctx.warn(f"Warning: {msg}.")
         if isinstance(target, LoadedPlaybook):
             checks = build_plan(target, site, conn).checks
             return verify(target.manifest, site, conn, checks)
@@ -213,58 +228,82 @@ def runs(site: SiteRef):
         return list_runs(conn.site_server.files)
 
 
-def rollback_run(site: SiteRef, run: str | None, say: Say, confirm: Callable[[str, Plan], bool], *,
-                 force: bool = False, break_lock: bool = False) -> tuple[str, Plan | None, bool]:
-    """Undo a committed run. Returns (run, plan, restored); restored False if declined."""
-    with session(site) as conn, locked(conn, "rollback", break_lock, say=say):
+@dataclass
+class RollbackOutcome:
+    plan: Plan | None
+    result: RunResult | None  # None: the operator declined
+
+
+def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool = False,
+                 break_lock: bool = False) -> RollbackOutcome:
+    """Undo a committed run (the latest by default). Nothing to undo is not an error."""
+    with session(site) as conn, locked(conn, "rollback", break_lock, ctx):
         files = conn.site_server.files
         all_runs = list_runs(files)
         if run is None:
-            committed = [r for r in all_runs if r.state == COMMITTED]
+            committed = [r for r in all_runs if r.state == RunState.COMMITTED]
             if not committed:
-                raise InputError(f"site {site.name} has no committed run to roll back")
+                return RollbackOutcome(None, RunResult(None, RunState.NOTHING,
+                                                       f"site {site.name} has no committed run to roll back"))
             run = committed[-1].run
         match = [r for r in all_runs if r.run == run]
         if not match:
             known = ", ".join(r.run for r in all_runs) or "none"
             raise InputError(f"no run {run} on site {site.name}; runs: {known}")
         state = match[0].state
-        if state == ROLLED_BACK:
+        if state == RunState.ROLLED_BACK:
             raise InputError(f"run {run} was already rolled back")
-        if state == INTERRUPTED:
-            raise InputError(f"run {run} was interrupted; use `deployer recover --site {site.name}`")
-        if state != COMMITTED:
+        if state == RunState.INTERRUPTED:
+            raise InputError(f"run {run} was interrupted; use `{recover_command(conn)}`")
+        if state != RunState.COMMITTED:
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
         plan = Plan.from_json(read_plan(files, run))
-        drift = [f"{ep.where(path)} changed after run {run}"
-                 for ep, path, _ in file_differences(conn, [(t.server, t.path, t.after) for t in plan.touched()])]
+        drift = [f"{conn.endpoint(server).where(path)} changed after run {run}"
+                 for server, path, _ in file_differences(conn, [(t.server, t.path, t.after) for t in plan.touched()])]
         if drift and not force:
             raise InputError("rolling back would overwrite changes made after the run:\n  " + "\n  ".join(drift)
                              + "\nRepeat with --force to restore the run's backups anyway.")
-        if not confirm(run, plan):
-            return run, plan, False
+        ctx.say(f"Run {run} applied {plan.kb} to {plan.site}: {summary_line(plan)}")
+        if not ctx.ask(f"Undo run {run} on site {plan.site}?", plan=plan):
+            return RollbackOutcome(plan, None)
         journal = Journal.open(files, run)
-        journal.write("rollback_begin", command="rollback", forced=bool(drift), **whoami())
-        result = Undo(plan, conn, journal, say).run_all([a.number for a in plan.actions])
-        if not result.ok:
-            raise RestoreFailed(f"run {run} could not be fully rolled back:\n  " + "\n  ".join(result.remaining))
-        return run, plan, True
+        ctx.changing = True
+        try:
+            journal.write("rollback_begin", command="rollback", forced=bool(drift), **whoami())
+            undo = Undo(plan, conn, journal, ctx).run_all([a.number for a in plan.actions])
+        finally:
+            ctx.changing = False
+        status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
+        result = RunResult(run, status, None if undo.ok else "the rollback could not complete",
+                           journal=conn.site_server.where(journal.dir), remaining=undo.remaining)
+        ctx.emit(ev.RESULT, result=result)
+        return RollbackOutcome(plan, result)
+
+
+def summary_line(plan: Plan) -> str:
+    from .report.text import summary
+
+    return summary(plan)
 
 
 # --- recovery -----------------------------------------------------------------------------------
 
 
-def recover(site: SiteRef, say: Say, confirm: Callable[[str, str], bool], *, break_lock: bool = False
-            ) -> list[Recovery]:
-    """Finish or roll back every unfinished run of the site (see recover.py for the rule)."""
-    with session(site) as conn, locked(conn, "recover", break_lock, allow_unfinished=True, say=say):
+def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list[RunResult]:
+    """Finish or roll back every unfinished run of the site (see run/recover.py for the rule)."""
+    with session(site) as conn, locked(conn, "recover", break_lock, ctx, allow_unfinished=True):
         files = conn.site_server.files
         out = []
         for info in unfinished_runs(files):
-            if not confirm(info.run, info.state):
+            if not ctx.ask(f"Recover run {info.run} ({info.state}) on site {site.name}?"):
                 continue
             plan = Plan.from_json(read_plan(files, info.run))
-            out.append(recover_run(plan, conn, Journal.open(files, info.run), say))
+            ctx.changing = True
+            try:
+                result = recover_run(plan, conn, Journal.open(files, info.run), ctx)
+            finally:
+                ctx.changing = False
+            ctx.emit(ev.RESULT, result=result)
+            out.append(result)
         return out
-

@@ -35,7 +35,7 @@ from deployer.errors import InputError, InputErrors
 from deployer.model.inventory import load_inventory
 from deployer.model.manifest import load_manifest
 from deployer.model.playbook import load_playbook
-from deployer.planfile import digest, load_plan
+from deployer.plan.saved import digest, load_plan
 from deployer.sms import attrs
 from deployer.yamlsrc import parse_yaml
 

@@ -6,8 +6,12 @@ columns, so the two forms cannot drift apart.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Sequence
 
 from rich.console import Console
@@ -23,20 +27,44 @@ STYLES = {"ok": "green", "newer": "cyan", "older": "red", "missing": "red", "mis
 class Out:
     stream: IO[str]
     tty: bool
+    # A terminal or pipe that fails (closed by `| head`, a dropped SSH session) must not stop
+    # what is being reported: with tolerant=True the first failure is remembered and every
+    # later write dropped. Files (reports, saved plans) are never tolerant: a full disk there
+    # is an error the operator must see.
+    tolerant: bool = False
+    failed: OSError | None = None
 
     def __post_init__(self) -> None:
         self.console = Console(file=self.stream, force_terminal=self.tty, highlight=False, soft_wrap=not self.tty,
                                emoji=False) if self.tty else None
 
     def line(self, text: str = "", style: str | None = None) -> None:
+        self._guard(self._line, text, style)
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None = None,
+              indent: int = 2) -> None:
+        self._guard(self._table, headers, rows, styles, indent)
+
+    def _guard(self, fn, *args) -> None:
+        if self.failed is not None:
+            return
+        if not self.tolerant:
+            fn(*args)
+            return
+        try:
+            fn(*args)
+        except OSError as exc:  # EPIPE, EIO, ENOSPC...
+            self.failed = exc
+
+    def _line(self, text: str = "", style: str | None = None) -> None:
         if self.console is not None:
             self.console.print(f"[{STYLES.get(style, style)}]{escape(text)}[/]" if style else escape(text))
         else:
             self.stream.write(text + "\n")
             self.stream.flush()
 
-    def table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None = None,
-              indent: int = 2) -> None:
+    def _table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None,
+               indent: int) -> None:
         if self.console is not None:
             t = Table(show_edge=False, box=None, padding=(0, 2, 0, 0), header_style="bold")
             for h in headers:
@@ -55,12 +83,45 @@ class Out:
         self.stream.flush()
 
 
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (OSError, ValueError):  # closed
+        return False
+
+
 def stdout() -> Out:
-    return Out(sys.stdout, sys.stdout.isatty())
+    return Out(sys.stdout, _isatty(sys.stdout), tolerant=True)
 
 
 def stderr() -> Out:
-    return Out(sys.stderr, sys.stderr.isatty())
+    return Out(sys.stderr, _isatty(sys.stderr), tolerant=True)
+
+
+def write_atomic(path: Path, text: str, *, what: str) -> None:
+    """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
+    file beside it, then a rename. A path that cannot be written is bad input (exit 2), said
+    in words, and leaves nothing behind."""
+    from ..errors import InputError, Location
+
+    loc = Location(str(path))
+    if path.is_dir():
+        raise InputError(f"is a folder; give a file name to write {what} to", loc)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write {what} here: the folder {parent} does not exist", loc)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {what} here ({exc.strerror or exc})", loc) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
 
 
 class RunProgress:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..journal import RunInfo
-from ..plan import FileState, Plan, ReplaceFile, ResetSite, SendCode, StartService, StopService
+from ..plan.model import FileState, Plan
+from ..run.journal import RunInfo
 from ..sms import attrs
-from ..sms import services as sms
+from ..steps import groups, kind_of
 from ..verify import STATUSES, Report
 from .out import Out
 
@@ -33,27 +33,8 @@ def render_plan(plan: Plan, out: Out) -> None:
     if plan.empty:
         out.line("Nothing to do: every file is already at (or later than) the manifest.", "good")
     for a in plan.actions:
-        n = f"{a.number:>3}."
-        if isinstance(a, StopService):
-            out.line(f"{n} stop {a.service} on {a.server}: running -> stopped")
-        elif isinstance(a, StartService):
-            out.line(f"{n} start {a.service} on {a.server}: stopped -> running")
-        elif isinstance(a, SendCode):
-            out.line(f"{n} send code {a.code} to {a.service} on {a.server} ({sms.describe_code(a.code)})")
-        elif isinstance(a, ReplaceFile):
-            verb = "replace" if a.before is not None else "create"
-            out.line(f"{n} {verb} {a.where}")
-            out.line(f"       {file_state(a.before, tz)} [{a.status}]  ->  {file_state(a.new, tz)}"
-                     if a.before is not None else f"       (none)  ->  {file_state(a.new, tz)}", "dim")
-        elif isinstance(a, ResetSite):
-            restart = "restart" if a.scm_before == "running" else "start"
-            out.line(f"{n} reset the site: {restart} SMS_SITE_CONFIG_MANAGER on {a.server}, then send it code 194 "
-                     f"({sms.describe_code(194)})")
-            if a.copies:
-                out.line(f"       Site Configuration Manager then installs {len(a.copies)} service "
-                         f"file{'s' if len(a.copies) != 1 else ''} into Helper.srv:", "dim")
-            for c in a.copies:
-                out.line(f"         {c.where}: {file_state(c.before, tz)}  ->  {file_state(c.after, tz)}", "dim")
+        for k, (text, style) in enumerate(kind_of(a).render(a, tz)):
+            out.line(f"{a.number:>3}. {text}" if k == 0 else text, style)
     for p in plan.problems:
         out.line(f"Warning: {p}", "warn")
     if plan.skipped:
@@ -69,18 +50,12 @@ def render_plan(plan: Plan, out: Out) -> None:
 def summary(plan: Plan) -> str:
     if plan.empty:
         return "Plan: nothing to do."
-    files = sum(1 for a in plan.actions if isinstance(a, ReplaceFile))
-    svc = sum(1 for a in plan.actions if isinstance(a, (StopService, StartService)))
-    copies = sum(len(a.copies) for a in plan.actions if isinstance(a, ResetSite))
-    resets = sum(1 for a in plan.actions if isinstance(a, ResetSite))
-    codes = sum(1 for a in plan.actions if isinstance(a, SendCode))
-    parts = [f"{files} file{'s' if files != 1 else ''} to replace"]
-    if svc:
-        parts.append(f"{svc} service transition{'s' if svc != 1 else ''}")
-    if resets:
-        parts.append(f"{resets} site reset ({copies} Helper.srv cop{'ies' if copies != 1 else 'y'})")
-    if codes:
-        parts.append(f"{codes} control code{'s' if codes != 1 else ''}")
+    parts = []
+    for kinds in groups().values():
+        actions = [a for a in plan.actions if kind_of(a) in kinds]
+        part = kinds[0].summarize(actions)
+        if part:
+            parts.append(part)
     return f"Plan: {len(plan.actions)} actions: " + ", ".join(parts) + "."
 
 

@@ -18,13 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from . import winpath
-from .errors import SiteLockedError
-from .journal import whoami
-from .sms.layout import STATE_DIR
-from .targets.base import AlreadyExists, FileTransport, TargetError
-
-LOCK_PATH = winpath.join(STATE_DIR, "lock")
+from ..errors import SiteLockedError
+from ..targets.base import AlreadyExists, FileTransport, TargetError
+from .store import LOCK_PATH, STATE_DIR, whoami
 
 # Tokens of the locks this process holds: a lock naming this very process but a token it
 # does not hold was left by an earlier command of the same process (an API user, a test).
@@ -39,18 +35,22 @@ class LockInfo:
     run: str | None
     token: str | None = None
 
+    damaged: str | None = None  # why the lock file could not be read, when it could not
+
     def describe(self) -> str:
+        if self.damaged:
+            return f"an unreadable lock file ({self.damaged})"
         h = self.holder
         return f"{h.get('user')}@{h.get('host')} (pid {h.get('pid')}, {self.command}" + \
             (f" run {self.run}" if self.run else "") + f") since {self.since}"
 
     def stale(self) -> bool | None:
-        """True: holder gone; False: alive; None: cannot tell (another machine)."""
-        if self.holder.get("host") != socket.gethostname():
+        """True: holder gone; False: alive; None: cannot tell (another machine, or no holder named)."""
+        if self.damaged or self.holder.get("host") != socket.gethostname():
             return None
-        pid = int(self.holder.get("pid") or 0)
-        if pid <= 0:
-            return True
+        pid = self.holder.get("pid")
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+            return None
         if pid == os.getpid():
             return self.token not in _HELD
         try:
@@ -63,14 +63,50 @@ class LockInfo:
 
 
 def read_lock(files: FileTransport) -> LockInfo | None:
-    if files.stat(LOCK_PATH) is None:
+    """The lock's holder, or None when there is no lock. A lock file that cannot be read as
+    deployer writes it (empty, garbage, a folder) is still a lock: it is reported as damaged,
+    never trusted and never a traceback, and `--break-lock` removes it."""
+    stat = files.stat(LOCK_PATH)
+    if stat is None:
         return None
+    if stat.is_dir:
+        return LockInfo({}, "unknown", "unknown", None, damaged="it is a folder")
     try:
-        data = json.loads(b"".join(files.read_chunks(LOCK_PATH)) or b"{}")
-    except (json.JSONDecodeError, TargetError):
-        data = {}
-    return LockInfo(data.get("holder", {}), data.get("since", "unknown"), data.get("command", "unknown"),
-                    data.get("run"), data.get("token"))
+        raw = b"".join(files.read_chunks(LOCK_PATH))
+    except TargetError as exc:
+        return LockInfo({}, "unknown", "unknown", None, damaged=f"cannot be read: {exc}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return LockInfo({}, "unknown", "unknown", None,
+                        damaged="empty" if not raw.strip() else "not the JSON deployer writes")
+    if not isinstance(data, dict) or not isinstance(data.get("holder"), dict):
+        return LockInfo({}, "unknown", "unknown", None, damaged="no holder recorded in it")
+
+    def text(key: str) -> str:
+        v = data.get(key)
+        return v if isinstance(v, str) else "unknown"
+
+    run = data.get("run")
+    token = data.get("token")
+    return LockInfo(data["holder"], text("since"), text("command"), run if isinstance(run, str) else None,
+                    token if isinstance(token, str) else None)
+
+
+def lock_advice(site: str, info: LockInfo, stale: bool | None, command: str) -> str:
+    """Why the site is locked, and the one command that gets past it."""
+    again = f"deployer recover --site {site} --break-lock"
+    if info.damaged:
+        return (f"site {site} is locked by {info.describe()}. If no deployer run is active on this site, break it: "
+                f"`{again}`")
+    if stale is True:
+        return (f"site {site} is locked by {info.describe()} (stale: that process is gone). Break the lock and "
+                f"finish or undo its run with `{again}`")
+    if stale is False:
+        return (f"site {site} is locked by {info.describe()}, a process still running on this machine. Wait for it "
+                "to finish, or stop it; then repeat the command")
+    return (f"site {site} is locked by {info.describe()} (on another machine, cannot tell if it is alive). Wait for "
+            f"it, or if you are sure no run is active there, `{again}`")
 
 
 class SiteLock:
@@ -103,13 +139,12 @@ class SiteLock:
                     "machine; --break-lock does not break the lock of a live process: wait for it to finish, or "
                     "stop it first") from None
             if break_lock:
-                self.files.remove(LOCK_PATH)
+                if info.damaged == "it is a folder":
+                    self.files.rmdir(LOCK_PATH)
+                else:
+                    self.files.remove(LOCK_PATH)
                 return self.acquire(break_lock=False)
-            state = {True: "stale: that process is gone", False: "held by a running process",
-                     None: "on another machine, cannot tell if it is alive"}[stale]
-            raise SiteLockedError(
-                f"site {self.site} is locked by {info.describe()} ({state}). Wait for it, or if you are sure no "
-                "run is active, repeat with --break-lock; then `deployer recover` finishes or undoes its run") from None
+            raise SiteLockedError(lock_advice(self.site, info, stale, self.command)) from None
         self.held = True
         self.token = token
         _HELD.add(token)

@@ -18,9 +18,10 @@ from json.decoder import scanstring
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from . import winpath
-from .errors import InputError, Location, StalePlanError
-from .plan import PLAN_FORMAT, FileState, Plan, canonical
+from .. import winpath
+from ..errors import InputError, Location, StalePlanError
+from ..steps import KINDS, action_types
+from .model import PLAN_FORMAT, FileState, Plan, canonical
 
 MAX_PLAN_BYTES = 16 << 20
 
@@ -31,11 +32,12 @@ def digest(data: dict[str, Any]) -> str:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
+    """Write the plan atomically (a temporary file beside it, then a rename), or say why not."""
+    from ..report.out import write_atomic
+
     data = plan.to_json()
     data["digest"] = digest(data)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n", what="the plan")
 
 
 def looks_like_plan(path: Path) -> bool:
@@ -74,6 +76,8 @@ def load_plan(path: Path) -> Plan:
     try:
         # strict: errors="replace" turned damaged bytes into U+FFFD and let them through
         text = raw.decode("utf-8")
+        if text.startswith("\ufeff"):  # a BOM some Windows editors add: YAML files may carry one too
+            text = text[1:]
     except UnicodeDecodeError as exc:
         line, col = _line_col(raw, exc.start)
         raise InputError(f"not a valid saved plan: the file is not UTF-8 text (byte 0x{raw[exc.start]:02x}); "
@@ -164,15 +168,6 @@ def _type_problem(value: Any, tp: Any, kp: KeyPath) -> tuple[KeyPath, str] | Non
         if value is None and type(None) in args:
             return None
         options = [a for a in args if a is not type(None)]
-        kinds = {f.default: a for a in options if dataclasses.is_dataclass(a) for f in dataclasses.fields(a)
-                 if f.name == "kind"}
-        if kinds:  # an action: its class is named by its kind
-            if not isinstance(value, dict):
-                return kp, f"expected an action object (got {_kind(value)})"
-            if not isinstance(value.get("kind"), str) or value["kind"] not in kinds:  # a list is not hashable
-                return kp + ("kind",), (f"unknown action kind {value.get('kind')!r}; allowed: "
-                                        + ", ".join(map(str, kinds)))
-            return _type_problem(value, kinds[value["kind"]], kp)
         problems = [_type_problem(value, a, kp) for a in options]
         if any(p is None for p in problems):
             return None
@@ -239,8 +234,24 @@ def _path_problem(value: Any, kp: KeyPath) -> tuple[KeyPath, str] | None:
     return None
 
 
+def _actions_problem(actions: Any) -> tuple[KeyPath, str] | None:
+    if not isinstance(actions, list):
+        return ("actions",), f"expected a list (got {_kind(actions)})"
+    types_ = action_types()
+    for i, a in enumerate(actions):
+        kp: KeyPath = ("actions", i)
+        if not isinstance(a, dict):
+            return kp, f"expected an action object (got {_kind(a)})"
+        if not isinstance(a.get("kind"), str) or a["kind"] not in types_:  # a list is not hashable
+            return kp + ("kind",), f"unknown action kind {a.get('kind')!r}; allowed: {', '.join(types_)}"
+        p = _fields_problem(a, types_[a["kind"]], kp)
+        if p:
+            return p
+    return None
+
+
 def _plan_problem(data: dict[str, Any]) -> tuple[KeyPath, str] | None:
-    p = _fields_problem(data, Plan, (), extra=("digest",))
+    p = _fields_problem(data, Plan, (), extra=("digest",)) or _actions_problem(data["actions"])
     if p:
         return p
     for i, obs in enumerate(data["observations"]):
@@ -266,12 +277,8 @@ def _plan_problem(data: dict[str, Any]) -> tuple[KeyPath, str] | None:
                 return p
     paths: list[tuple[KeyPath, str]] = []
     for i, a in enumerate(data["actions"]):
-        if a["kind"] == "replace":
-            paths.append((("actions", i, "path"), a["path"]))
-        if a["kind"] == "reset_site":
-            for j, c in enumerate(a["copies"]):
-                paths += [(("actions", i, "copies", j, "path"), c["path"]),
-                          (("actions", i, "copies", j, "source"), c["source"])]
+        kind = KINDS[a["kind"]]
+        paths += [(("actions", i, *sub), value) for sub, value in kind.server_paths(kind.action_from_json(a))]
     paths += [(("checks", i, "path"), c["path"]) for i, c in enumerate(data["checks"])]
     for kp, value in paths:
         p = _path_problem(value, kp)

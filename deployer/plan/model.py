@@ -1,0 +1,117 @@
+"""The Plan: pure data, made by the planner, carried out by a run, saved as JSON.
+
+Each action is a dataclass owned by its step kind (deployer/steps/); the plan holds them
+in order, with what is skipped and why, the files to verify, and every observation the
+planner made, hashed into a fingerprint. `apply` re-observes before acting and refuses a
+plan whose observations no longer hold (as Terraform refuses a stale plan).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .. import __version__
+from ..verify import Check
+
+PLAN_FORMAT = 1
+ABSENT = "absent"  # a service that is not installed on that server
+
+
+@dataclass
+class FileState:
+    size: int  # -1: a folder stands where the file should be
+    mtime_ns: int
+    sha256: str | None = None
+    name: str | None = None  # the name's case on the server
+
+    def same_content(self, other: "FileState | None") -> bool:
+        return other is not None and (self.size, self.mtime_ns, self.sha256) == (other.size, other.mtime_ns, other.sha256)
+
+
+@dataclass
+class Skip:
+    step: int
+    server: str
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Touched:
+    """A file a plan changes: what it was before (None: did not exist) and what it will be."""
+
+    server: str
+    path: str
+    before: FileState | None
+    after: FileState
+
+
+@dataclass
+class Plan:
+    kb: str
+    title: str | None
+    site: str
+    site_code: str
+    rule: str
+    timezone: str
+    playbook: str
+    playbook_sha256: str
+    manifest: str
+    manifest_sha256: str
+    inventory: str
+    site_sha256: str
+    actions: list[Any] = field(default_factory=list)  # each an action of a step kind (steps.Action)
+    skipped: list[Skip] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    observations: list[dict[str, Any]] = field(default_factory=list)
+    fingerprint: str = ""
+    created_utc: str = ""
+    deployer_version: str = __version__
+    format: int = PLAN_FORMAT
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
+
+    def action(self, number: int) -> Any:
+        return next(a for a in self.actions if a.number == number)
+
+    def touched(self) -> list[Touched]:
+        """Every file the plan changes, in action order."""
+        from ..steps import kind_of
+
+        return [t for a in self.actions for t in kind_of(a).touched(a)]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Plan":
+        from ..steps import action_from_json
+
+        d = dict(data)
+        d["actions"] = [action_from_json(a) for a in d.get("actions", [])]
+        d["skipped"] = [Skip(**s) for s in d.get("skipped", [])]
+        d["checks"] = [Check(**c) for c in d.get("checks", [])]
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known - {"digest"}
+        if unknown:
+            raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
+        d.pop("digest", None)
+        return cls(**d)
+
+
+def file_state(d: dict[str, Any] | None) -> FileState | None:
+    return None if d is None else FileState(**d)
+
+
+def canonical(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def fingerprint(observations: list[dict[str, Any]]) -> str:
+    return hashlib.sha256(canonical(observations)).hexdigest()

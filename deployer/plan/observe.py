@@ -1,0 +1,145 @@
+"""Reading a site's state: one way to read a file or a service, used by the planner, by the
+re-check under the lock, by a run's checks and by the undo.
+
+`read_file` and `read_service` are the only readers. The Observer caches them during
+planning and records every reading for the plan's fingerprint; `changes` reads again what
+a plan observed and says, in words, what is different now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .. import winpath
+from ..targets.base import CaseResolver, ServiceError, sha256_of
+from ..targets.connect import Endpoint, SiteConnection
+from .model import ABSENT, FileState
+
+
+def read_file(ep: Endpoint, rel: str, *, content: bool = True) -> FileState | None:
+    """Size, write time (and sha256 with content=True) of a file; size -1 for a folder."""
+    stat = ep.files.stat(rel)
+    if stat is None:
+        return None
+    if stat.is_dir:
+        return FileState(-1, stat.mtime_ns, None, stat.name)
+    return FileState(stat.size, stat.mtime_ns, ep.files.sha256(rel) if content else None, stat.name)
+
+
+def read_service(ep: Endpoint, name: str) -> str:
+    """A service's state, or ABSENT when it is not installed (Windows error 1060)."""
+    try:
+        return ep.services.query(name).state
+    except ServiceError as exc:
+        if exc.winerror != 1060:
+            raise
+        return ABSENT
+
+
+def folder_state(ep: Endpoint, rel: str) -> str:
+    stat = ep.files.stat(rel)
+    return "missing" if stat is None else ("folder" if stat.is_dir else "file")
+
+
+def local_sha256(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return sha256_of(iter(lambda: fh.read(1 << 20), b""))
+
+
+class Observer:
+    """Reads the target for the planner, caching, and records every observation for the fingerprint."""
+
+    def __init__(self, conn: SiteConnection):
+        self.conn = conn
+        self.records: dict[tuple, dict[str, Any]] = {}
+        self._files: dict[tuple[str, str, bool], FileState | None] = {}
+        self._case: dict[str, CaseResolver] = {}
+
+    def real_case(self, ep: Endpoint, rel: str) -> str:
+        if ep.name not in self._case:
+            self._case[ep.name] = CaseResolver(ep.files)
+        return self._case[ep.name](rel)
+
+    def file(self, ep: Endpoint, rel: str, *, content: bool) -> FileState | None:
+        key = (ep.name, winpath.key(rel), content)
+        if key not in self._files:
+            state = read_file(ep, rel, content=content)
+            self._files[key] = state
+            rec_key = ("file", ep.name, winpath.key(rel))
+            if rec_key not in self.records or content:
+                self.records[rec_key] = {"kind": "file", "server": ep.name, "path": rel,
+                                         "state": None if state is None else asdict(state)}
+        return self._files[key]
+
+    def folder(self, ep: Endpoint, rel: str) -> str:
+        state = folder_state(ep, rel)
+        self.records[("folder", ep.name, winpath.key(rel))] = {"kind": "folder", "server": ep.name, "path": rel,
+                                                                 "state": state}
+        return state
+
+    def service(self, ep: Endpoint, name: str) -> str:
+        state = read_service(ep, name)
+        self.records[("service", ep.name, name.upper())] = {"kind": "service", "server": ep.name, "service": name,
+                                                             "state": state}
+        return state
+
+    def payload(self, path: Path, sha256: str, size: int) -> None:
+        self.records[("payload", str(path))] = {"kind": "payload", "path": str(path), "sha256": sha256, "size": size}
+
+    def list(self) -> list[dict[str, Any]]:
+        return [self.records[k] for k in sorted(self.records, key=lambda k: tuple(str(p) for p in k))]
+
+
+def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content: bool = True) -> list[str]:
+    """What changed since the observations were made, in words (empty: nothing).
+
+    content=False compares sizes and write times only, without reading every file again."""
+    out = []
+    spell = {name: CaseResolver(ep.files) for name, ep in conn.endpoints.items()}
+    for rec in observations:
+        kind = rec["kind"]
+        if kind == "payload":
+            p = Path(rec["path"])
+            if (local_sha256(p) if p.is_file() else None) != rec["sha256"]:
+                out.append(f"payload {p} changed or is missing")
+            continue
+        ep = conn.endpoint(rec["server"])
+        if "path" in rec:
+            rec = {**rec, "path": spell[ep.name](rec["path"])}
+        where = ep.where(rec["path"]) if "path" in rec else ""
+        if kind == "file":
+            was = rec["state"]
+            now = read_file(ep, rec["path"], content=False)
+            if now is None or was is None:
+                if (now is None) != (was is None):
+                    out.append(f"{where} {'appeared' if was is None else 'disappeared'}")
+                continue
+            if now.size == -1:
+                if was["size"] != -1:
+                    out.append(f"{where} is now a folder")
+                continue
+            if (now.size, now.mtime_ns) != (was["size"], was["mtime_ns"]):
+                what = []
+                if now.size != was["size"]:
+                    what.append(f"size {was['size']:,} -> {now.size:,}")
+                if now.mtime_ns != was["mtime_ns"]:
+                    what.append(f"write time {_iso(was['mtime_ns'])} -> {_iso(now.mtime_ns)}")
+                out.append(f"{where} changed: {', '.join(what)}")
+            elif content and was.get("sha256") and ep.files.sha256(rec["path"]) != was["sha256"]:
+                out.append(f"{where} content changed (same size and time)")
+        elif kind == "folder":
+            state = folder_state(ep, rec["path"])
+            if state != rec["state"]:
+                out.append(f"{where} was a {rec['state']}, is now {state}".replace("a missing", "missing"))
+        elif kind == "service":
+            state = read_service(ep, rec["service"])
+            if state != rec["state"]:
+                out.append(f"{ep.name} service {rec['service']} was {rec['state']}, is now {state}")
+    return out
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,224 @@
+"""Playbook + site + observed state -> Plan. The planner reads; it never writes.
+
+Each step is planned by its kind (deployer/steps/); the planner gives the kinds what they
+share: the servers a step names, the hotfix files (read and hashed once), the state each
+service will be in at that point of the plan, and the Observer that records every reading.
+
+Convergence: when every file is already at (or later than) the manifest and every
+Helper.srv copy is current, the plan is empty: stopping services or resetting a site
+that needs nothing would only cause an outage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..model.inventory import SiteRef
+from ..model.manifest import FileEntry
+from ..model.playbook import LoadedPlaybook
+from ..sms import fileversion, platforms
+from ..sms.platforms import Platform
+from ..steps import kind_of
+from ..targets.base import PENDING_STATES, TargetError
+from ..targets.connect import Endpoint, SiteConnection
+from .model import ABSENT, Plan, Skip, canonical, fingerprint
+from .observe import Observer, local_sha256
+
+
+@dataclass
+class Payload:
+    path: Path
+    size: int
+    sha256: str
+
+
+def find_payload(pb: LoadedPlaybook, entry: FileEntry) -> Path | None:
+    """`<payloads>/<platform folder>/<name>`, the folder spelled any way the platform is (x86, I386...)."""
+    root = pb.payload_dir()
+    if not root.is_dir():
+        return None
+    for d in sorted(root.iterdir()):
+        if d.is_dir() and _is_platform_dir(d.name, entry.platform):
+            for f in sorted(d.iterdir()):
+                if f.is_file() and f.name.casefold() == entry.name.casefold():
+                    return f
+    return None
+
+
+def _is_platform_dir(name: str, platform: Platform) -> bool:
+    try:
+        return platforms.lookup(name) == platform or name.casefold() == platform.folder_stem.casefold()
+    except ValueError:
+        return name.casefold() == platform.folder_stem.casefold()
+
+
+def template_vars(site: SiteRef, ep: Endpoint, platform: Platform) -> dict[str, Any]:
+    v: dict[str, Any] = dict(site.site.vars)
+    v.update(sms_root=ep.sms_root, platform=platform.folder_stem, platform_name=platform.key,
+             platform_folder=platform.folder, site=site.name, site_code=site.code, server=ep.name,
+             server_platform=ep.platform.key, role=ep.role)
+    return v
+
+
+class Planner:
+    """What the step kinds plan with, and the plan they build."""
+
+    def __init__(self, pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection):
+        self.pb = pb
+        self.site = site
+        self.conn = conn
+        self.obs = Observer(conn)
+        m = pb.manifest.manifest
+        self.tzname = m.timezone or site.site.timezone
+        self.tz = ZoneInfo(self.tzname)
+        pb.manifest.check_times(self.tz)
+        self.actions: list[Any] = []
+        self.skipped: list[Skip] = []
+        self.problems: list[str] = []
+        self.checks: list = []
+        self.payloads: dict[tuple[str, str], Payload] = {}
+        self.svc_state: dict[tuple[str, str], str] = {}
+
+    # --- what kinds call ----------------------------------------------------------------------
+
+    def error(self, keypath: tuple, message: str):
+        return self.pb.doc.error(keypath, message)
+
+    def add(self, action: Any) -> None:
+        self.actions.append(action)
+
+    def skip(self, step: int, server: str, what: str, reason: str) -> None:
+        self.skipped.append(Skip(step, server, what, reason))
+
+    def number(self) -> int:
+        return len(self.actions) + 1
+
+    def template_vars(self, ep: Endpoint, platform: Platform) -> dict[str, Any]:
+        return template_vars(self.site, ep, platform)
+
+    def servers(self, step_index: int, selector: Any) -> list[Endpoint]:
+        eps = list(self.conn.endpoints.values())
+        if selector == "site_server":
+            return [self.conn.site_server]
+        if selector == "all":
+            return eps
+        if selector in ("logon_servers", "helper_servers"):
+            role = selector[:-1]
+            return [e for e in eps if e.role == role]
+        out = []
+        for j, name in enumerate(selector):
+            try:
+                out.append(self.conn.endpoint(name))
+            except KeyError:
+                raise self.error(("steps", step_index, "servers", j),
+                                 f"no server {name!r} in site {self.site.name}; servers: "
+                                 + ", ".join(self.conn.endpoints)) from None
+        return out
+
+    def payload(self, step_index: int, file_index: int, entry: FileEntry) -> Payload:
+        """The hotfix file for a manifest entry, checked against it, read and hashed once per plan."""
+        key = entry.key
+        if key in self.payloads:
+            return self.payloads[key]
+        where = ("steps", step_index, "replace", "files", file_index)
+        path = find_payload(self.pb, entry)
+        if path is None:
+            raise self.error(where, f"hotfix file {entry.name} for {entry.platform.key} not found under "
+                             f"{self.pb.payload_dir()} (expected {entry.platform.key}\\{entry.name}); put the "
+                             "hotfix files there, or run `deployer lab init` for stand-ins")
+        size = path.stat().st_size
+        if not entry.size.matches(size):
+            raise self.error(where, f"hotfix file {path} is {size:,} bytes, but the manifest lists "
+                             f"{entry.describe()} as {entry.size}: wrong file?")
+        sha = local_sha256(path)
+        if entry.sha256 and sha != entry.sha256:
+            raise self.error(where, f"hotfix file {path} does not match the manifest's sha256")
+        if entry.version:
+            with open(path, "rb") as fh:
+                ver = fileversion.find_version(iter(lambda: fh.read(1 << 20), b""))
+            if ver != entry.version:
+                raise self.error(where, f"hotfix file {path} has version {ver or 'none'}, the manifest "
+                                 f"lists {entry.version}")
+        p = Payload(path, size, sha)
+        self.payloads[key] = p
+        self.obs.payload(path, sha, size)
+        return p
+
+    def state(self, ep: Endpoint, service: str, step_index: int) -> str:
+        """The service's state at this point of the plan (observed once, then as earlier steps leave it)."""
+        key = (ep.name, service.upper())
+        if key not in self.svc_state:
+            state = self.obs.service(ep, service)
+            if state in PENDING_STATES:
+                raise TargetError(f"service {service} is {state}; wait until it settles and plan again",
+                                  server=ep.name)
+            if state == ABSENT:
+                raise self.error(("steps", step_index), f"service {service} is not installed on {ep.name} "
+                                 "(Windows error 1060)")
+            self.svc_state[key] = state
+        return self.svc_state[key]
+
+    # --- the plan -----------------------------------------------------------------------------
+
+    def plan(self) -> Plan:
+        for i, step in enumerate(self.pb.steps):
+            kind_of(step).plan(self, i, step)
+        self._converge()
+        return self._finish()
+
+    def _converge(self) -> None:
+        has_file_steps = any(kind_of(s).changes_files for s in self.pb.steps)
+        changes = any(kind_of(a).touched(a) for a in self.actions)
+        if has_file_steps and not changes:
+            for a in self.actions:
+                self.skip(a.step, a.server, kind_of(a).label(a), "not needed: every file is already in place")
+            self.actions = []
+            self.problems = [p for p in self.problems if "will fail" not in p]
+        elif changes and not any(kind_of(a).needs_quiet for a in self.actions):
+            # Only Helper.srv copies are stale: the reset alone installs them, and the services the
+            # playbook stops to replace Site.srv files need not go down for it.
+            for a in self.actions:
+                if kind_of(a).outage_only:
+                    self.skip(a.step, a.server, kind_of(a).label(a), "not needed: no file is replaced, only the "
+                              "site reset runs")
+            self.actions = [a for a in self.actions if not kind_of(a).outage_only]
+            for n, a in enumerate(self.actions, 1):
+                a.number = n
+
+    def _finish(self) -> Plan:
+        pb, site = self.pb, self.site
+        observations = self.obs.list()
+        return Plan(
+            kb=pb.kb, title=pb.head.title, site=site.name, site_code=site.code,
+            rule=pb.manifest.manifest.rule, timezone=self.tzname,
+            playbook=str(pb.path.resolve()), playbook_sha256=hashlib.sha256(pb.doc.text.encode()).hexdigest(),
+            manifest=str(pb.manifest.path.resolve()),
+            manifest_sha256=hashlib.sha256(pb.manifest.doc.text.encode()).hexdigest(),
+            inventory=str(site.inventory.path.resolve()),
+            site_sha256=site_digest(site),
+            actions=self.actions, skipped=self.skipped, problems=self.problems, checks=self.checks,
+            observations=observations, fingerprint=fingerprint(observations),
+            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+
+
+def build_plan(pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection) -> Plan:
+    return Planner(pb, site, conn).plan()
+
+
+def site_digest(site: SiteRef) -> str:
+    """Identifies the site's inventory entry: a saved plan is refused if it changed."""
+    return hashlib.sha256(canonical(site.site.model_dump(mode="json"))).hexdigest()
+
+
+def describe(action: Any) -> str:
+    """One line for a plan listing."""
+    return kind_of(action).describe(action)
+
+
+__all__ = ["Planner", "build_plan", "describe", "find_payload", "site_digest", "template_vars"]

@@ -1,0 +1,71 @@
+"""The operator's view of a run: a sink for run events (run/context.py), drawing on ONE
+console, so step lines print above the live progress bar and never through it.
+
+Questions go to the terminal whenever standard input is one (the answer is read there),
+even when the output is piped to a file; without a terminal and without `--yes`, the
+answer is yes, as for every batch tool (the plan was shown, nothing is hidden). A rollback
+freezes the bar: it is removed and the undo's lines follow in plain text.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+from ..run import context as ev
+from .out import Out, RunProgress
+
+
+class ConsoleRenderer:
+    def __init__(self, out: Out, err: Out, *, yes: bool, show_plan: Callable[[Any], None] | None = None,
+                 bar: bool = True):
+        self.out = out
+        self.err = err
+        self.yes = yes
+        self.show_plan = show_plan
+        self.progress = RunProgress(out) if bar else None
+
+    def __call__(self, event: ev.Event) -> Any:
+        if event.kind == ev.SAY:
+            if event.text.startswith("FAILED") and self.progress is not None:
+                self.progress.close()  # the bar would keep saying "13/14" through the rollback
+                self.progress = None
+            self.out.line(event.text)
+        elif event.kind == ev.WARN:
+            self.err.line(event.text, "warn")
+        elif event.kind == ev.PROGRESS:
+            if self.progress is not None:
+                self.progress(event.text, event.data["done"], event.data["total"])
+        elif event.kind == ev.PLAN:
+            if self.show_plan is not None:
+                self.show_plan(event.data["plan"])
+        elif event.kind == ev.QUESTION:
+            return self.ask(event.text)
+        return None
+
+    def ask(self, question: str) -> bool:
+        if self.yes or not _stdin_tty():
+            return True
+        if self.progress is not None:
+            self.progress.close()
+        import typer
+
+        # the question goes to stderr, which is the terminal even when stdout is piped to a log
+        return typer.confirm(question, default=False, err=True)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+
+    def __enter__(self) -> "ConsoleRenderer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _stdin_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):
+        return False

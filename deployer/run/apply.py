@@ -1,0 +1,212 @@
+"""Plan -> RunResult. The applier decides nothing: it carries out a Plan, journals each
+step before and after it, and on any failure hands the journal to the undo engine.
+
+Phases of a run:
+  prepare   each action's kind backs up what it will change (server-side copy, write time
+            kept, checked against the observed sha256) and writes every new file beside its
+            destination under a temporary name, its write time set and its size, time and
+            sha256 read back. Nothing visible has changed yet and no service has been stopped.
+  execute   the plan's actions in order, each by its kind (deployer/steps/).
+  verify    the manifest check of every file the run is responsible for.
+Any failure or cancellation (Ctrl-C, SIGTERM, SIGHUP: the CLI sets the context's cancel
+token) in any phase: undo in reverse (undo.py), result rolled_back; if the undo cannot
+complete, rollback_failed and the journal says what is left.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .. import failpoints
+from ..errors import InputError
+from ..model.inventory import SiteRef
+from ..model.manifest import LoadedManifest
+from ..plan.model import FileState, Plan
+from ..plan.observe import read_file
+from ..steps import kind_of
+from ..targets.base import STOPPED, TargetError
+from ..targets.connect import Endpoint, SiteConnection
+from ..verify import Report, verify
+from .context import Cancelled, RunContext
+from .journal import Journal
+from .result import RunResult
+from .store import RunState, new_run_id, temp_path, whoami
+from .undo import Undo
+
+SERVICE_TIMEOUT = 120.0
+
+
+class VerificationFailed(Exception):
+    pass
+
+
+class Runner:
+    def __init__(self, plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, ctx: RunContext,
+                 command: str = "apply"):
+        self.plan = plan
+        self.conn = conn
+        self.site = site
+        self.manifest = manifest
+        self.ctx = ctx
+        self.command = command
+        self.run = new_run_id()
+        self.journal = Journal(conn.site_server.files, self.run)
+
+    def ep(self, name: str) -> Endpoint:
+        return self.conn.endpoint(name)
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        start = time.monotonic()
+        if self.plan.empty:
+            return RunResult(None, RunState.NOTHING, seconds=time.monotonic() - start)
+        self.ctx.changing = True
+        try:
+            self.journal.create(self.plan.to_json())
+            self.journal.write("run", command=self.command, kb=self.plan.kb, site=self.plan.site,
+                               fingerprint=self.plan.fingerprint, actions=len(self.plan.actions), **whoami())
+        except BaseException:
+            self.ctx.changing = False
+            raise
+        where = self.conn.site_server.where(self.journal.dir)
+        timings: list[tuple[int, float]] = []
+        try:
+            self.prepare()
+            for action in self.plan.actions:
+                t0 = time.monotonic()
+                self.do(action)
+                timings.append((action.number, time.monotonic() - t0))
+            self.ctx.progress("verifying", len(self.plan.actions), len(self.plan.actions))
+            report = self.verify()
+            failpoints.hit("apply.commit")
+            self.journal.write("committed")
+            return RunResult(self.run, RunState.COMMITTED, report=report, journal=where,
+                             seconds=time.monotonic() - start, actions_done=len(self.plan.actions), timings=timings)
+        except (Exception, KeyboardInterrupt) as exc:
+            result = self._roll_back(exc, where, start)
+            result.timings = timings
+            return result
+        finally:
+            self.ctx.changing = False
+
+    def _roll_back(self, exc: BaseException, where: str, start: float) -> RunResult:
+        reason = _reason(exc)
+        self.ctx.say(f"FAILED: {reason}")
+        self.ctx.say("Rolling back...")
+        try:
+            failpoints.hit("apply.rollback")
+            self.journal.write("failed", error=reason)
+        except Exception as jexc:  # the journal itself may be what failed; undo anyway
+            self.ctx.say(f"  (could not journal the failure: {jexc})")
+        try:
+            undo = Undo(self.plan, self.conn, self.journal, self.ctx).run_all()
+        except Exception as uexc:
+            return RunResult(self.run, RunState.ROLLBACK_FAILED, reason, journal=where,
+                             remaining=[f"the rollback stopped: {_reason(uexc)}"], seconds=time.monotonic() - start)
+        status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
+        return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
+                         seconds=time.monotonic() - start)
+
+    # --- prepare --------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        total = len(self.plan.actions)
+        for a in self.plan.actions:
+            self.ctx.cancel.check()
+            self.ctx.progress(f"preparing: {kind_of(a).describe(a)}", 0, total)
+            failpoints.hit(f"apply.stage.{a.number}")
+            kind_of(a).prepare(self, a)
+
+    def backup(self, server: str, path: str, before: FileState, backup: str, number: int) -> None:
+        """Copy `path` to `backup` on its own server and check it is what the plan observed."""
+        ep = self.ep(server)
+        ep.files.makedirs(backup.rsplit("\\", 1)[0])
+        ep.files.copy(path, backup)
+        if not before.same_content(self.read(server, backup)):
+            raise TargetError(f"the backup of {ep.where(path)} does not match the file observed when planning "
+                              "(it changed since, or the copy is damaged)", server=server, path=path)
+        self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256)
+
+    def stage(self, server: str, path: str, source: str, new: FileState, number: int, label: str) -> None:
+        """Upload `source` beside `path` under the run's temporary name, with the new write time, and check it."""
+        ep = self.ep(server)
+        temp = temp_path(path, self.run)
+        self.journal.write("staged", action=number, server=server, temp=temp)
+        with open(Path(source), "rb") as fh:
+            ep.files.write_file(temp, self._chunks(fh, f"apply.stage.{number}.midcopy"), exclusive=True)
+        failpoints.hit(f"apply.stage.{number}.written")
+        ep.files.set_mtime(temp, new.mtime_ns)
+        got = self.read(server, temp)
+        if not new.same_content(got):
+            have = f"{got.size:,} bytes, sha256 {(got.sha256 or '')[:12]}..." if got else "nothing"
+            raise TargetError(f"the uploaded copy of {label} does not match the hotfix file ({have}; expected "
+                              f"{new.size:,} bytes, sha256 {(new.sha256 or '')[:12]}...): damaged in transit, "
+                              "nothing was replaced", server=server, path=temp)
+
+    def _chunks(self, fh, failpoint: str, size: int = 256 << 10) -> Iterator[bytes]:
+        """The payload in chunks; cancellation is honoured between them, and the fail point fires
+        after the first one, mid-transfer."""
+        first = True
+        while block := fh.read(size):
+            yield block
+            if first:
+                failpoints.hit(failpoint)
+                first = False
+            self.ctx.cancel.check()
+
+    # --- execute --------------------------------------------------------------------------------
+
+    def do(self, a) -> None:
+        self.ctx.cancel.check()
+        kind = kind_of(a)
+        self.ctx.progress(kind.describe(a), a.number - 1, len(self.plan.actions))
+        self.ctx.say(f"[{a.number}/{len(self.plan.actions)}] {kind.describe(a)}")
+        self.journal.write("begin", action=a.number)
+        failpoints.hit(f"apply.action.{a.number}.before")
+        kind.execute(self, a)
+        failpoints.hit(f"apply.action.{a.number}.after")
+        self.journal.write("done", action=a.number)
+
+    def read(self, server: str, path: str) -> FileState | None:
+        return read_file(self.ep(server), path)
+
+    def service(self, server: str, name: str, want: str) -> None:
+        svc = self.ep(server).services
+        status = svc.stop(name, SERVICE_TIMEOUT) if want == STOPPED else svc.start(name, SERVICE_TIMEOUT)
+        if status.state != want:
+            raise TargetError(f"{name} is {status.state}, expected {want}", server=server)
+
+    def wait_for(self, predicate, timeout: float, interval: float = 0.5) -> bool:
+        """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if predicate():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if self.ctx.cancel.wait(min(interval, left)):
+                self.ctx.cancel.check()
+
+    # --- verify ---------------------------------------------------------------------------------
+
+    def verify(self) -> Report:
+        self.journal.write("verify")
+        failpoints.hit("apply.verify")
+        report = verify(self.manifest, self.site, self.conn, self.plan.checks)
+        if not report.ok:
+            bad = [f"{f.server} {f.path}: {f.status} {f.detail}".strip() for f in report.files if not f.passed]
+            raise VerificationFailed("verification after the run failed: " + "; ".join(bad))
+        return report
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, Cancelled):
+        return f"interrupted ({exc.reason})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C or SIGTERM)"
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, (TargetError, InputError, VerificationFailed)) else f"{type(exc).__name__}: {text}"

@@ -1,0 +1,200 @@
+"""The run journal, kept on the site server itself (`.deployer\\runs\\<run>\\`, see store.py).
+
+Each run writes its plan (`plan.json`) and appends one JSON line per event to
+`journal.jsonl`, flushed to stable storage before the action it announces runs. Any
+machine that can reach the site can therefore tell what a run did, finish or undo it.
+
+A journal is an operator's evidence, so reading one never fails on a bad line and never
+drops one in silence: a line that is not a JSON object with an `event` (torn by a crash
+while appending, damaged on disk, edited by hand) is kept as a `Damage` with its line
+number. A damaged journal cannot be trusted to say how far a run got, so its run counts as
+unfinished, and recovery works from the plan and the backups instead (undo.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..targets.base import FileTransport, TargetError
+from .store import RUNS_DIR, RunState, journal_path, plan_path, run_dir
+
+# events whose "action" must be a whole number: undo and recovery index the plan with it
+_ACTION_EVENTS = {"begin", "done", "backup", "staged", "undo_begin", "undone", "undo_failed"}
+TERMINAL = {"committed": RunState.COMMITTED, "rolled_back": RunState.ROLLED_BACK,
+            "rollback_failed": RunState.ROLLBACK_FAILED}
+# events that start work on a run: a later terminal event must close it
+OPENING = {"run", "rollback_begin", "recover_begin"}
+
+
+@dataclass(frozen=True)
+class Damage:
+    line: int  # 1-based line of journal.jsonl
+    reason: str
+    last: bool  # the last line: torn by a crash while it was being appended
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}" + (" (the last line, torn while it was written)" if self.last else "")
+
+
+@dataclass
+class Events:
+    """A journal's events in order, and the lines that could not be read as events."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
+
+    @property
+    def trusted(self) -> bool:
+        """Every line read, or only the last one torn (a crash mid-append loses nothing that ran)."""
+        return all(d.last for d in self.damage)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.items if e["event"] == kind]
+
+    def actions(self, kind: str) -> set[int]:
+        return {e["action"] for e in self.of(kind)}
+
+
+def _event_problem(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return f"a JSON {type(rec).__name__}, not an event object"
+    if not isinstance(rec.get("event"), str):
+        return "an object without an \"event\" name"
+    if rec["event"] in _ACTION_EVENTS and (not isinstance(rec.get("action"), int) or isinstance(rec["action"], bool)):
+        return f"a {rec['event']!r} event without a whole action number"
+    return None
+
+
+def parse_events(data: bytes) -> Events:
+    out = Events()
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for i, raw in enumerate(lines, 1):
+        last = i == len(lines)
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            out.damage.append(Damage(i, "not a JSON line", last))
+            continue
+        problem = _event_problem(rec)
+        if problem:
+            out.damage.append(Damage(i, problem, last))
+            continue
+        out.items.append(rec)
+    return out
+
+
+def read_events(files: FileTransport, run: str) -> Events:
+    path = journal_path(run)
+    if files.stat(path) is None:
+        return Events()
+    return parse_events(b"".join(files.read_chunks(path)))
+
+
+class Journal:
+    def __init__(self, files: FileTransport, run: str):
+        self.files = files
+        self.run = run
+        self.dir = run_dir(run)
+        self.path = journal_path(run)
+        self.events = Events()
+
+    def create(self, plan_json: dict[str, Any]) -> None:
+        self.files.makedirs(self.dir)
+        data = json.dumps(plan_json, indent=1, sort_keys=True).encode()
+        self.files.write_file(plan_path(self.run), [data], exclusive=True)
+
+    def write(self, event: str, **data: Any) -> dict[str, Any]:
+        rec = {"seq": len(self.events.items) + len(self.events.damage) + 1,
+               "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event, **data}
+        line = (json.dumps(rec, sort_keys=True) + "\n").encode()
+        if self.events.damage and self.events.damage[-1].last:
+            # a torn last line has no newline: start on a line of our own, or this event is torn too
+            line = b"\n" + line
+            self.events.damage[-1] = Damage(self.events.damage[-1].line, self.events.damage[-1].reason, False)
+        self.files.append(self.path, line)
+        self.events.items.append(rec)
+        return rec
+
+    @classmethod
+    def open(cls, files: FileTransport, run: str) -> "Journal":
+        j = cls(files, run)
+        j.events = read_events(files, run)
+        return j
+
+
+def read_plan(files: FileTransport, run: str) -> dict[str, Any]:
+    return json.loads(b"".join(files.read_chunks(plan_path(run))))
+
+
+def state_of(events: Events) -> RunState:
+    """The run's state: the last terminal event, unless work was started on it after that
+    (a rollback or recovery that was itself interrupted). A journal damaged before its last
+    line cannot vouch for any state: the run counts as interrupted, for `recover` to judge."""
+    if not events.trusted:
+        return RunState.INTERRUPTED
+    for ev in reversed(events.items):
+        if ev["event"] in TERMINAL:
+            return TERMINAL[ev["event"]]
+        if ev["event"] in OPENING:
+            return RunState.INTERRUPTED
+    return RunState.INTERRUPTED
+
+
+@dataclass
+class RunInfo:
+    run: str
+    state: str
+    kb: str | None
+    command: str | None
+    started: str | None
+    ended: str | None
+    who: str | None
+    actions_done: int
+    fingerprint: str | None = None  # of the plan it ran
+    damaged: list[str] = field(default_factory=list)  # journal lines that could not be read
+
+
+def unfinished_runs(files: FileTransport) -> list[RunInfo]:
+    """Runs that left the site in a state nobody vouches for: interrupted, or not fully rolled back."""
+    return [r for r in list_runs(files) if RunState(r.state).unfinished]
+
+
+def _text(v: Any) -> str | None:
+    return v if isinstance(v, str) else None
+
+
+def list_runs(files: FileTransport) -> list[RunInfo]:
+    if files.stat(RUNS_DIR) is None:
+        return []
+    out = []
+    for entry in files.listdir(RUNS_DIR):
+        if not entry.is_dir:
+            continue
+        try:
+            events = read_events(files, entry.name)
+        except TargetError:
+            continue
+        damaged = [str(d) for d in events.damage]
+        if not events.items:
+            out.append(RunInfo(entry.name, RunState.INTERRUPTED.value, None, None, None, None, None, 0,
+                               damaged=damaged))
+            continue
+        first = events.items[0]
+        state = state_of(events)
+        ended = _text(events.items[-1].get("ts")) if state != RunState.INTERRUPTED else None
+        who = f"{first.get('user')}@{first.get('host')}" if first.get("user") else None
+        out.append(RunInfo(entry.name, state.value, _text(first.get("kb")), _text(first.get("command")),
+                           _text(first.get("ts")), ended, who, len(events.actions("done")),
+                           _text(first.get("fingerprint")), damaged))
+    return sorted(out, key=lambda r: r.run)

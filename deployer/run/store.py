@@ -1,0 +1,80 @@
+"""Everything a run keeps on a server, in one place.
+
+On each server's SMS share deployer owns one folder, `.deployer`:
+
+    .deployer\\lock                          the site lock (site server only)
+    .deployer\\runs\\<run>\\plan.json         the plan the run carries out (site server)
+    .deployer\\runs\\<run>\\journal.jsonl     one JSON line per event (site server)
+    .deployer\\runs\\<run>\\backup\\NNN-name  the files a run replaced, on their own server
+
+and, for the few moments between upload and swap, a temporary name beside each file it
+replaces (`<file>.~dpl-<run tail>-new`, `-restore` while undoing). Nothing else under an
+SMS root is written by deployer.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from enum import Enum
+from typing import Any
+
+from .. import winpath
+
+STATE_DIR = ".deployer"
+RUNS_DIR = winpath.join(STATE_DIR, "runs")
+LOCK_PATH = winpath.join(STATE_DIR, "lock")
+TEMP_MARK = ".~dpl-"
+
+
+class RunState(str, Enum):
+    """A run's state as its journal tells it (the values are what `runs -f json` prints)."""
+
+    NOTHING = "nothing"  # the plan was empty: no run was recorded
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    INTERRUPTED = "interrupted"  # no terminal event: the process died mid-run
+    FINISHED = "finished"  # recover completed a run whose every action had run (then committed)
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def unfinished(self) -> bool:
+        return self in (RunState.INTERRUPTED, RunState.ROLLBACK_FAILED)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.urandom(2).hex()}"
+
+
+def run_dir(run: str) -> str:
+    return winpath.join(RUNS_DIR, run)
+
+
+def journal_path(run: str) -> str:
+    return winpath.join(run_dir(run), "journal.jsonl")
+
+
+def plan_path(run: str) -> str:
+    return winpath.join(run_dir(run), "plan.json")
+
+
+def backup_path(run: str, number: int, name: str, copy: int | None = None) -> str:
+    tag = f"{number:03d}" if copy is None else f"{number:03d}-{copy:02d}"
+    return winpath.join(run_dir(run), "backup", f"{tag}-{name}")
+
+
+def temp_path(dest: str, run: str, purpose: str = "new") -> str:
+    return f"{dest}{TEMP_MARK}{run[-4:]}-{purpose}"
+
+
+def whoami() -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = str(os.getuid())
+    return {"user": user, "host": socket.gethostname(), "pid": os.getpid()}

@@ -1,0 +1,292 @@
+"""Undo a run, from its plan and its journal alone.
+
+The same code serves a failure inside `apply`, `deployer rollback` of a finished run and
+`deployer recover` after a crash: what to undo is read from the journal (which actions
+began, which temporary files and backups exist), never from the memory of the process
+that made them. Every undo step first looks at the target and does nothing when the
+thing is already as it was, so undoing twice is harmless. A journal damaged before its
+last line is not trusted to say which actions began: then every action of the plan is
+undone (each a no-op where nothing changed) and every temporary name the plan implies is
+looked for.
+
+Three phases, each safe to repeat from wherever an earlier attempt stopped:
+  1. quiesce: every service the run stopped is stopped again if it runs now (it may have
+     been restarted by a later step, or by an earlier, interrupted rollback). Windows
+     refuses to replace a file a running service holds, so files come back only after;
+  2. restore, in reverse order, each action by its kind (deployer/steps/);
+  3. settle: every service back to the state the plan observed before the run.
+Then every touched file is compared with what the plan observed before the run (size,
+write time and sha256) and every service with its original state: the claim "restored
+byte for byte" is checked, not assumed.
+
+Cancellation does not reach an undo: a half-undone site is the one outcome worse than
+either end. A signal during an undo is noted and the undo goes on (SIGKILL cannot be
+caught: that is what `deployer recover` is for).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from .. import failpoints, winpath
+from ..plan.model import FileState, Plan
+from ..plan.observe import read_file
+from ..steps import kind_of
+from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
+from ..targets.connect import SiteConnection
+from .context import RunContext
+from .journal import Journal
+from .store import TEMP_MARK, temp_path
+
+
+def file_differences(conn: SiteConnection, wanted: Iterable[tuple[str, str, FileState | None]]
+                     ) -> list[tuple[str, str, FileState | None]]:
+    """(server, path, found) for every (server, path, wanted state) that does not hold;
+    a wanted None means the file must not exist; found is None if it does not."""
+    off = []
+    for server, path, want in wanted:
+        now = read_file(conn.endpoint(server), path)
+        if (want is None and now is not None) or (want is not None and not want.same_content(now)):
+            off.append((server, path, now))
+    return off
+
+
+def service_differences(conn: SiteConnection, wanted: dict[tuple[str, str], str], wanted_word: str) -> list[str]:
+    """Services not in their wanted state (running or stopped), in words."""
+    off = []
+    for (server, name), want in wanted.items():
+        if want not in (RUNNING, STOPPED):
+            continue
+        try:
+            now = conn.endpoint(server).services.query(name).state
+        except TargetError as exc:
+            off.append(f"{server} service {name}: cannot be queried ({exc})")
+            continue
+        if now != want:
+            off.append(f"{server} service {name} is {now}, {wanted_word} {want}")
+    return off
+
+
+def original_services(plan: Plan) -> dict[tuple[str, str], str]:
+    return {(o["server"], o["service"]): o["state"] for o in plan.observations if o["kind"] == "service"}
+
+
+def planned_services(plan: Plan) -> dict[tuple[str, str], str]:
+    """Each observed service's state at the end of the plan."""
+    states = original_services(plan)
+    for a in plan.actions:
+        for server, service, state in kind_of(a).service_effects(a):
+            states[(server, service)] = state
+    return states
+
+
+@dataclass
+class UndoResult:
+    ok: bool
+    remaining: list[str] = field(default_factory=list)  # what is not as it was, in words
+
+
+class Undo:
+    def __init__(self, plan: Plan, conn: SiteConnection, journal: Journal, ctx: RunContext):
+        self.plan = plan
+        self.conn = conn
+        self.journal = journal
+        self.ctx = ctx
+        self.run = journal.run
+        self.errors: list[str] = []
+        events = journal.events
+        self.trusted = events.trusted
+        # what the journal says completed; a damaged journal vouches for nothing, so every stop
+        # of the plan may have happened
+        self.done = events.actions("done") if self.trusted else {a.number for a in plan.actions}
+        # A server that timed out or went away is not asked again in this undo: against a hung
+        # server every further step would wait its full timeout. What it holds is listed as
+        # not restored, and `deployer recover` finishes the job once it is back.
+        self.unreachable: dict[str, str] = {}
+
+    def say(self, text: str) -> None:
+        self.ctx.say(text)
+
+    def _note_unreachable(self, exc: Exception, fallback: str) -> None:
+        if isinstance(exc, (TransportTimeout, ConnectionLost)):
+            self.unreachable.setdefault(getattr(exc, "server", None) or fallback, str(exc))
+
+    def begun(self) -> list[int]:
+        if not self.trusted:
+            return sorted(a.number for a in self.plan.actions)
+        return sorted(self.journal.events.actions("begin"))
+
+    def run_all(self, numbers: list[int] | None = None) -> UndoResult:
+        self.ctx.undoing = True
+        try:
+            return self._run_all(self.begun() if numbers is None else numbers)
+        finally:
+            self.ctx.undoing = False
+
+    def _run_all(self, numbers: list[int]) -> UndoResult:
+        self._quiesce([self.plan.action(n) for n in numbers])
+        for n in sorted(numbers, reverse=True):
+            action = self.plan.action(n)
+            kind = kind_of(action)
+            self.journal.write("undo_begin", action=n)
+            gone = sorted(kind.servers(action) & set(self.unreachable))
+            try:
+                if gone and kind.touched(action):
+                    raise TargetError(f"{', '.join(gone)} cannot be reached ({self.unreachable[gone[0]]})")
+                failpoints.hit(f"undo.action.{n}.before")
+                kind.undo(self, action)
+            except Exception as exc:  # keep going: restore as much as possible, report the rest
+                self._note_unreachable(exc, action.server)
+                self.errors.append(f"undo of action {n} failed: {exc}")
+                self.journal.write("undo_failed", action=n, error=str(exc))
+                self.say(f"  ! undo of action {n} failed: {exc}")
+                continue
+            self.journal.write("undone", action=n)
+        self._remove_temps()
+        self._settle_services()
+        remaining = self._check() + self.errors
+        if remaining:
+            self.journal.write("rollback_failed", remaining=remaining)
+            return UndoResult(False, remaining)
+        self.journal.write("rolled_back")
+        return UndoResult(True)
+
+    # --- what the kinds call ----------------------------------------------------------------
+
+    def read(self, server: str, path: str) -> FileState | None:
+        return read_file(self.conn.endpoint(server), path)
+
+    def stop_if_running(self, server: str, service: str, why: str) -> None:
+        svc = self.conn.endpoint(server).services
+        try:
+            if svc.query(service).state == RUNNING:
+                self.say(f"  stop {service} on {server} again, {why}")
+                svc.stop(service)
+        except TargetError as exc:
+            self._note_unreachable(exc, server)
+            self.errors.append(f"{server} service {service} could not be stopped: {exc}")
+
+    @contextmanager
+    def services_stopped(self, server: str, services: Iterable[str]) -> Iterator[None]:
+        """Stop the running ones of `services` on `server` for the block, start them again after."""
+        ep = self.conn.endpoint(server)
+        stopped = []
+        for svc in services:
+            try:
+                if ep.services.query(svc).state == RUNNING:
+                    ep.services.stop(svc)
+                    stopped.append(svc)
+            except TargetError as exc:
+                if getattr(exc, "winerror", 0) != 1060:
+                    raise
+        try:
+            yield
+        finally:
+            for svc in reversed(stopped):
+                ep.services.start(svc)
+
+    def restore_file(self, server: str, dest: str, before: FileState | None, backup: str) -> None:
+        ep = self.conn.endpoint(server)
+        now = read_file(ep, dest)
+        if before is None:
+            if now is not None:
+                self.say(f"  remove {ep.where(dest)} (it did not exist before)")
+                ep.files.remove(dest)
+            return
+        if before.same_content(now):
+            return
+        self.say(f"  restore {ep.where(dest)} from its backup")
+        self._put_back(server, dest, backup, before)
+
+    def _put_back(self, server: str, dest: str, backup: str, before: FileState) -> None:
+        """Restore `dest` from `backup` atomically: server-side copy to a temporary name beside
+        it, write time set, content checked, then one rename over the destination."""
+        ep = self.conn.endpoint(server)
+        if ep.files.stat(backup) is None:
+            raise TargetError(f"backup {winpath.absolute(ep.sms_root, backup)} is missing; cannot restore",
+                              server=ep.name, path=dest)
+        tmp = temp_path(dest, self.run, "restore")
+        if ep.files.stat(tmp) is not None:
+            ep.files.remove(tmp)
+        ep.files.copy(backup, tmp)
+        ep.files.set_mtime(tmp, before.mtime_ns)
+        if before.sha256 and ep.files.sha256(tmp) != before.sha256:
+            ep.files.remove(tmp)
+            raise TargetError(f"backup {backup} does not match the original's sha256; not restored", server=ep.name,
+                              path=dest)
+        ep.files.rename(tmp, dest, replace=True)
+
+    # --- around the actions -----------------------------------------------------------------
+
+    def _quiesce(self, actions: list) -> None:
+        for a in actions:
+            kind_of(a).quiesce(self, a)
+
+    def _temps(self) -> list[tuple[str, str]]:
+        """(server, temp path) of every temporary name this run may have left: those the journal
+        announced, and (the journal may be damaged) those the plan implies for its files."""
+        out = [(e["server"], e["temp"]) for e in self.journal.events.of("staged")
+               if isinstance(e.get("server"), str) and isinstance(e.get("temp"), str) and TEMP_MARK in e["temp"]]
+        for a in self.plan.actions:
+            for t in kind_of(a).touched(a):
+                for purpose in ("new", "restore"):
+                    out.append((t.server, temp_path(t.path, self.run, purpose)))
+        return list(dict.fromkeys(out))
+
+    def _remove_temps(self) -> None:
+        for server, temp in self._temps():
+            try:
+                ep = self.conn.endpoint(server)
+            except KeyError:
+                continue
+            if ep.name in self.unreachable:
+                self.errors.append(f"temporary file {ep.where(temp)} could not be removed: {ep.name} cannot be "
+                                   "reached")
+                continue
+            try:
+                if ep.files.stat(temp) is not None:
+                    ep.files.remove(temp)
+            except TargetError as exc:
+                self._note_unreachable(exc, ep.name)
+                self.errors.append(f"temporary file {ep.where(temp)} could not be removed: {exc}")
+
+    def _settle_services(self) -> None:
+        # services the run stopped come back last, after every other service (the order they
+        # were stopped in, reversed), as an operator following the article would restart them
+        stops = [(server, service) for a in self.plan.actions
+                 for server, service, state in kind_of(a).service_effects(a) if state == STOPPED]
+        originals = original_services(self.plan)
+        order = [k for k in originals if k not in stops] + [k for k in reversed(stops) if k in originals]
+        for (server, name), state in ((k, originals[k]) for k in order):
+            if state not in (RUNNING, STOPPED) or server in self.unreachable:
+                continue
+            ep = self.conn.endpoint(server)
+            try:
+                if ep.services.query(name).state == state:
+                    continue
+                self.say(f"  {'start' if state == RUNNING else 'stop'} {name} on {server} (back to {state})")
+                ep.services.start(name) if state == RUNNING else ep.services.stop(name)
+            except TargetError as exc:
+                self._note_unreachable(exc, server)
+                self.errors.append(f"{server} service {name} could not be returned to {state}: {exc}")
+
+    def _check(self) -> list[str]:
+        """What is not byte-identical (size, write time, sha256) or in its original state."""
+        gone = set(self.unreachable)
+        wanted = [(t.server, t.path, t.before) for t in self.plan.touched() if t.server not in gone]
+        try:
+            files = file_differences(self.conn, wanted)
+        except TargetError as exc:
+            return [f"the restored files cannot be read ({exc})"]
+        existed = {(server, path) for server, path, before in wanted if before is not None}
+        off = []
+        for server, path, _ in files:
+            where = self.conn.endpoint(server).where(path)
+            off.append(f"{where} is not as before the run" if (server, path) in existed
+                       else f"{where} exists but did not before the run")
+        off += [f"{server} could not be reached, so nothing on it was checked: {why}"
+                for server, why in sorted(self.unreachable.items())]
+        services = {k: v for k, v in original_services(self.plan).items() if k[0] not in gone}
+        return off + service_differences(self.conn, services, "was")

@@ -1,0 +1,175 @@
+"""What a step kind is: everything deployer knows about one kind of playbook step.
+
+A kind holds its playbook model, how it plans (actions, skips, problems), how each of its
+actions is prepared, executed, undone, checked at the end state and described. The
+planner, the run, the undo, recovery, saved plans and the renderers only ever call these
+methods through the registry (steps/__init__.py); none of them knows the kinds.
+
+The methods a kind must define are marked `required` below; `tests/test_steps_registry.py`
+fails when a registered kind lacks one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import BeforeValidator
+
+from ..model.common import Strict
+from ..plan.model import FileState, Touched, file_state
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
+    from ..errors import InputError
+    from ..model.manifest import LoadedManifest
+    from ..plan.planner import Planner
+    from ..run.apply import Runner
+    from ..run.undo import Undo
+    from ..yamlsrc import Document
+
+SELECTORS = ("site_server", "logon_servers", "helper_servers", "all")
+KeyPath = tuple[Union[str, int], ...]
+
+
+def _selector(v: Any) -> Any:
+    # One message naming every choice, instead of pydantic's two (one per branch of the union,
+    # neither of which mentions the other).
+    if (isinstance(v, str) and v in SELECTORS) or (isinstance(v, list) and all(isinstance(n, str) for n in v)):
+        return v
+    got = repr(v) if isinstance(v, str) else {dict: "a mapping", list: "a list with a non-name in it",
+                                              type(None): "nothing"}.get(type(v), type(v).__name__)
+    raise ValueError(f"must be one of {', '.join(SELECTORS)}, or a list of server names (got {got})")
+
+
+Selector = Annotated[Union[Literal["site_server", "logon_servers", "helper_servers", "all"], list[str]],
+                     BeforeValidator(_selector)]
+
+
+class StepModel(Strict):
+    """Fields every step has besides its action key."""
+
+    name: str | None = None
+    servers: Selector = "site_server"
+
+
+def required(fn: Any) -> Any:
+    fn.__required__ = True
+    return fn
+
+
+class StepKind:
+    key: ClassVar[str]  # the playbook key: `stop:`, `replace:` ...
+    model: ClassVar[type[Strict]]  # the step's pydantic model
+    action: ClassVar[type]  # the action dataclass it plans (its `kind` field defaults to `key`)
+    summary_group: ClassVar[str] = ""  # kinds summed up together in a plan's one-line summary
+    summary_rank: ClassVar[int] = 50  # where that group stands in the summary
+    changes_files: ClassVar[bool] = False  # its actions change files (a plan with none of them converges)
+    needs_quiet: ClassVar[bool] = False  # its actions need the playbook's service stops (replacing files)
+    outage_only: ClassVar[bool] = False  # its actions only serve others (stops and starts around replacements)
+    reversible: ClassVar[bool] = True  # False: a done action cannot be taken back (a control code)
+
+    # --- loading --------------------------------------------------------------------------------
+
+    def normalise(self, doc: "Document", declared: dict[str, Any], index: int, step: Any) -> Any:
+        """Checks and canonical spellings after validation (service names, codes); errors at doc."""
+        return step
+
+    def manifest_problems(self, doc: "Document", index: int, step: Any, manifest: "LoadedManifest"
+                          ) -> list["InputError"]:
+        return []
+
+    # --- planning -------------------------------------------------------------------------------
+
+    @required
+    def plan(self, planner: "Planner", index: int, step: Any) -> None:
+        """Append this step's actions (and skips, problems, checks) to the planner."""
+        raise NotImplementedError
+
+    # --- running --------------------------------------------------------------------------------
+
+    def prepare(self, run: "Runner", action: Any) -> None:
+        """Before any action runs: back up, stage. Nothing visible changes here."""
+
+    @required
+    def execute(self, run: "Runner", action: Any) -> None:
+        raise NotImplementedError
+
+    def quiesce(self, undo: "Undo", action: Any) -> None:
+        """Before files are restored: make sure nothing holds them (stopped services stay stopped)."""
+
+    @required
+    def undo(self, undo: "Undo", action: Any) -> None:
+        """Take the action back, doing nothing where the target is already as it was."""
+        raise NotImplementedError
+
+    # --- facts about an action ------------------------------------------------------------------
+
+    def touched(self, action: Any) -> list[Touched]:
+        """The files the action changes (checked byte for byte after an undo and at the end state)."""
+        return []
+
+    def service_effects(self, action: Any) -> list[tuple[str, str, str]]:
+        """(server, service, state) the action leaves behind."""
+        return []
+
+    def servers(self, action: Any) -> set[str]:
+        return {action.server} | {t.server for t in self.touched(action)}
+
+    def server_paths(self, action: Any) -> list[tuple[KeyPath, str]]:
+        """(key path inside the action, path on a server) for every path a saved plan carries."""
+        return []
+
+    # --- words ----------------------------------------------------------------------------------
+
+    @required
+    def describe(self, action: Any) -> str:
+        """One line for progress and journals."""
+        raise NotImplementedError
+
+    def label(self, action: Any) -> str:
+        """A few words naming the action, for a skip ("stop SMS_EXECUTIVE")."""
+        return self.describe(action)
+
+    @required
+    def render(self, action: Any, tz: "ZoneInfo") -> list[tuple[str, str | None]]:
+        """The plan listing's lines (text, style) after the action's number."""
+        raise NotImplementedError
+
+    def summarize(self, actions: list[Any]) -> str | None:
+        """This group's part of the plan's one-line summary (called for every group, even with no
+        actions: None leaves it out)."""
+        return None
+
+    # --- saved plans ----------------------------------------------------------------------------
+
+    def action_from_json(self, data: dict[str, Any]) -> Any:
+        return from_json(self.action, data)
+
+
+def from_json(cls: type, data: dict[str, Any]) -> Any:
+    """A dataclass from its asdict() form, nested FileStates and dataclass lists included."""
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        out[f.name] = _value(hints[f.name], data[f.name])
+    return cls(**out)
+
+
+def _value(tp: Any, v: Any) -> Any:
+    if v is None:
+        return None
+    args = typing.get_args(tp)
+    if tp is FileState or (FileState in args):
+        return file_state(v)
+    if typing.get_origin(tp) is list and args and dataclasses.is_dataclass(args[0]):
+        return [from_json(args[0], x) for x in v]
+    return v
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"

@@ -1,0 +1,201 @@
+"""`replace: {files: [...], into: TEMPLATE, platforms: [...]}`: replace each file, for each
+platform the site carries, in the folder `into` renders to. Attributes come from the manifest.
+
+Plan: the current file is judged against the manifest; one already at (or later than) it is
+skipped. Prepare: the current file is backed up on its server (server-side copy, checked
+against what the plan observed) and the hotfix file uploaded beside it under a temporary
+name, its write time set and its size, time and sha256 read back. Execute: one atomic
+rename over the destination. Undo: the backup put back the same way (or the new file
+removed when there was none before).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field, field_validator
+
+from .. import templating, winpath
+from ..model.common import Strict
+from ..model.manifest import FileName, PlatformField
+from ..plan.model import FileState, Touched
+from ..run.store import backup_path, temp_path
+from ..sms import fileversion
+from ..targets.base import FileStat, TargetError
+from ..templating import TemplateProblem, check_syntax
+from ..verify import Check, Judgement, judge
+from .base import StepKind, StepModel, plural
+
+
+class ReplaceSpec(Strict):
+    files: list[FileName] = Field(min_length=1)
+    into: str
+    platforms: list[PlatformField] | None = None
+
+    @field_validator("into")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        try:
+            check_syntax(v)
+        except TemplateProblem as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
+class ReplaceStep(StepModel):
+    replace: ReplaceSpec
+
+
+@dataclass
+class ReplaceFile:
+    number: int
+    step: int
+    server: str
+    path: str  # RelPath below the server's SMS root
+    where: str  # as the operator would type it
+    file: str
+    platform: str
+    source: str  # the local payload file
+    new: FileState
+    before: FileState | None  # None: the file does not exist yet
+    status: str  # the judgement of the current file against the manifest
+    detail: str
+    entry_index: int
+    kind: str = "replace"
+
+
+class Replace(StepKind):
+    key = "replace"
+    model = ReplaceStep
+    action = ReplaceFile
+    summary_rank = 0
+    summary_group = "files"
+    changes_files = True
+    needs_quiet = True
+
+    def manifest_problems(self, doc, index, step, manifest):
+        errors = []
+        for j, name in enumerate(step.replace.files):
+            entries = [f for f in manifest.manifest.files if f.name.casefold() == name.casefold()]
+            if not entries:
+                errors.append(doc.error(("steps", index, "replace", "files", j),
+                                        f"{name} is not in the manifest {manifest.path.name}; files there: "
+                                        + ", ".join(sorted({f.name for f in manifest.manifest.files}))))
+                continue
+            for p in step.replace.platforms or []:
+                if not any(f.platform == p for f in entries):
+                    have = ", ".join(f.platform.key for f in entries)
+                    errors.append(doc.error(("steps", index, "replace", "files", j),
+                                            f"the manifest lists {name} for {have}, not for {p.key}"))
+        return errors
+
+    # --- plan -------------------------------------------------------------------------------------
+
+    def plan(self, planner, i, step):
+        spec = step.replace
+        manifest = planner.pb.manifest.manifest
+        wanted = spec.platforms or planner.site.site.platform_list
+        plats = [p for p in planner.site.site.platform_list if p in wanted]
+        for ep in planner.servers(i, step.servers):
+            for plat in plats:
+                try:
+                    rendered = templating.render(spec.into, planner.template_vars(ep, plat))
+                    folder = winpath.relative_to_root(rendered, ep.sms_root)
+                except (templating.TemplateProblem, winpath.PathRuleError) as exc:
+                    raise planner.error(("steps", i, "replace", "into"), str(exc)) from None
+                folder_state = planner.obs.folder(ep, folder)
+                if folder_state == "folder":
+                    folder = planner.obs.real_case(ep, folder)
+                elif folder_state == "missing":
+                    # SMS creates its folders at setup: a missing one is a wrong `into:` or a wrong server
+                    raise planner.error(("steps", i, "replace", "into"),
+                                        f"destination folder {ep.where(folder)} does not exist on {ep.name}; "
+                                        "check the step's `into:` template and `servers:` (the platform folders "
+                                        "of an SMS site exist from setup on)")
+                else:
+                    planner.problems.append(f"step {i + 1}: destination folder {ep.where(folder)} "
+                                            f"{'is a file' if folder_state == 'file' else 'does not exist'}; "
+                                            "replacing files there will fail")
+                for j, name in enumerate(spec.files):
+                    entry = manifest.entry(name, plat)
+                    if entry is None:
+                        raise planner.error(("steps", i, "replace", "files", j),
+                                            f"the manifest has no {name} for {plat.key}, a platform of site "
+                                            f"{planner.site.name}; limit the step with platforms: [...]")
+                    self._plan_file(planner, i, j, ep, folder, name, entry)
+
+    def _plan_file(self, planner, i, j, ep, folder, name, entry):
+        manifest = planner.pb.manifest.manifest
+        entry_index = manifest.files.index(entry)
+        payload = planner.payload(i, j, entry)
+        path = winpath.join(folder, name)
+        planner.checks.append(Check(ep.name, path, entry_index, "playbook"))
+        current = planner.obs.file(ep, path, content=True)
+        ver = None
+        if entry.version and current is not None and current.size >= 0:
+            ver = fileversion.find_version(ep.files.read_chunks(path))
+        stat = None if current is None or current.size < 0 else \
+            FileStat(current.name or name, current.size, current.mtime_ns)
+        verdict = judge(entry, stat, planner.tz, sha256=current.sha256 if current else None, version=ver)
+        if current is not None and current.size < 0:
+            verdict = Judgement("mismatch", "is a folder, not a file")
+            planner.problems.append(f"{ep.where(path)} is a folder; it cannot be replaced by a file")
+        if current is not None and current.name:
+            path = winpath.join(folder, current.name)
+        if verdict.passes(manifest.rule):
+            planner.skip(i, ep.name, ep.where(path),
+                         f"already {'at' if verdict.status == 'ok' else 'later than'} the manifest"
+                         + (f" ({verdict.detail})" if verdict.detail else ""))
+            return
+        planner.add(ReplaceFile(
+            number=planner.number(), step=i, server=ep.name, path=path, where=ep.where(path),
+            file=entry.name, platform=plat_key(entry), source=str(payload.path),
+            new=FileState(payload.size, entry.mtime_ns(planner.tz), payload.sha256, winpath.basename(path)),
+            before=current, status=verdict.status, detail=verdict.detail, entry_index=entry_index))
+
+    # --- run --------------------------------------------------------------------------------------
+
+    def prepare(self, run, a):
+        if a.before is not None:
+            run.backup(a.server, a.path, a.before, backup_path(run.run, a.number, a.file), a.number)
+        run.stage(a.server, a.path, a.source, a.new, a.number, a.file)
+
+    def execute(self, run, a):
+        ep = run.ep(a.server)
+        ep.files.rename(temp_path(a.path, run.run), a.path, replace=True)
+        got = ep.files.stat(a.path)
+        if got is None or (got.size, got.mtime_ns) != (a.new.size, a.new.mtime_ns):
+            raise TargetError("after the swap the file does not have the new size and write time",
+                              server=a.server, path=a.path)
+
+    def undo(self, undo, a):
+        undo.restore_file(a.server, a.path, a.before, backup_path(undo.run, a.number, a.file))
+
+    # --- facts and words --------------------------------------------------------------------------
+
+    def touched(self, a):
+        return [Touched(a.server, a.path, a.before, a.new)]
+
+    def server_paths(self, a):
+        return [(("path",), a.path)]
+
+    def describe(self, a):
+        return f"replace {a.where}"
+
+    def label(self, a):
+        return f"replace {a.file}"
+
+    def render(self, a, tz):
+        from ..report.text import file_state
+
+        verb = "replace" if a.before is not None else "create"
+        second = (f"       {file_state(a.before, tz)} [{a.status}]  ->  {file_state(a.new, tz)}"
+                  if a.before is not None else f"       (none)  ->  {file_state(a.new, tz)}")
+        return [(f"{verb} {a.where}", None), (second, "dim")]
+
+    def summarize(self, actions):
+        return plural(len(actions), "file") + " to replace"
+
+
+def plat_key(entry) -> str:
+    return entry.platform.key

@@ -1,0 +1,193 @@
+"""`reset_site: {timeout: 300}`: restart SMS_SITE_CONFIG_MANAGER and send it code 194, so
+that it copies the Site.srv\\<Platform>.bin service files to every managed server's
+Helper.srv\\<Platform>.bin (Q241656: "You must reset the site for the hotfix file to be
+copied to all servers managed by Site Configuration Manager").
+
+Plan: which Helper.srv copies will change (the Site.srv files this playbook replaces, or the
+ones there now) and the helper services on those servers, for undoing the copies. Prepare:
+each copy about to be overwritten is backed up. Execute: restart, code 194, then wait (up
+to `timeout`) until every copy arrived. Undo: the helper services stopped (they hold
+Helper.srv files open), the copies restored, the services started again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+from .. import winpath
+from ..model.common import Strict, number_in
+from ..plan.model import FileState, Touched
+from ..run.store import backup_path
+from ..sms import layout
+from ..sms import services as sms
+from ..targets.base import RUNNING, STOPPED, TargetError
+from ..verify import Check
+from .base import StepKind, plural
+from .replace import ReplaceFile
+
+SCM = "SMS_SITE_CONFIG_MANAGER"
+
+
+class ResetSpec(Strict):
+    timeout: Annotated[float, number_in(0, 3600, "timeout", integer=False, above=True)] = Field(
+        default=300.0, description="seconds to wait for the helper copies")
+
+
+class ResetStep(Strict):
+    name: str | None = None
+    reset_site: ResetSpec
+
+
+@dataclass
+class HelperCopy:
+    server: str
+    path: str
+    where: str
+    source: str  # path on the site server
+    before: FileState | None
+    after: FileState
+
+
+@dataclass
+class ResetSite:
+    number: int
+    step: int
+    server: str
+    scm_before: str
+    copies: list[HelperCopy]
+    helper_services: dict[str, dict[str, str]]  # server -> service -> state, for undoing the copies
+    timeout: float
+    kind: str = "reset_site"
+
+
+class Reset(StepKind):
+    key = "reset_site"
+    model = ResetStep
+    action = ResetSite
+    summary_rank = 20
+    summary_group = "reset"
+    changes_files = True
+
+    # --- plan -------------------------------------------------------------------------------------
+
+    def plan(self, planner, i, step):
+        ss = planner.conn.site_server
+        scm_state = planner.state(ss, SCM, i)
+        copies: list[HelperCopy] = []
+        helper_services: dict[str, dict[str, str]] = {}
+        replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
+        manifest = planner.pb.manifest.manifest
+        for ep in planner.conn.endpoints.values():
+            plat = ep.platform
+            for name in sms.HELPER_FILES:
+                src = winpath.join(layout.site_bin(plat), name)
+                replace = replaced.get((ss.name, winpath.key(src)))
+                in_playbook = replace is not None or _in_playbook(planner, ss, plat, name)
+                if replace is not None:
+                    after = replace.new
+                    src = replace.path
+                else:
+                    after = planner.obs.file(ss, src, content=True)
+                    if after is None or after.size < 0:
+                        continue
+                dst = winpath.join(layout.helper_bin(plat), name)
+                before = planner.obs.file(ep, dst, content=True)
+                dst = planner.obs.real_case(ep, dst)
+                entry = manifest.entry(name, plat)
+                if entry is not None and in_playbook:  # a file this playbook puts in Site.srv
+                    planner.checks.append(Check(ep.name, dst, manifest.files.index(entry), "reset"))
+                if before is not None and after.same_content(before):
+                    continue
+                copies.append(HelperCopy(ep.name, dst, ep.where(dst), src, before,
+                                         FileState(after.size, after.mtime_ns, after.sha256, after.name)))
+            if any(c.server == ep.name for c in copies):
+                helper_services[ep.name] = {svc: planner.obs.service(ep, svc) for svc in sms.HELPER_SERVICES}
+        if scm_state not in (RUNNING, STOPPED):
+            raise TargetError(f"{SCM} is {scm_state}", server=ss.name)
+        planner.add(ResetSite(planner.number(), i, ss.name, scm_state, copies, helper_services,
+                              step.reset_site.timeout))
+        planner.svc_state[(ss.name, SCM)] = RUNNING
+
+    # --- run --------------------------------------------------------------------------------------
+
+    def prepare(self, run, a):
+        for k, c in enumerate(a.copies):
+            if c.before is not None:
+                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
+                           a.number)
+
+    def execute(self, run, a):
+        svc = run.ep(a.server).services
+        if svc.query(SCM).state == RUNNING:
+            run.service(a.server, SCM, STOPPED)
+        run.service(a.server, SCM, RUNNING)
+        svc.control(SCM, 194)
+
+        def late() -> list[HelperCopy]:
+            return [c for c in a.copies if not c.after.same_content(run.read(c.server, c.path))]
+
+        if a.copies and not run.wait_for(lambda: not late(), a.timeout):
+            names = ", ".join(run.ep(c.server).where(c.path) for c in late())
+            raise TargetError(f"Site Configuration Manager did not install the new service files within "
+                              f"{a.timeout:.0f} s: {names}", server=a.server)
+
+    def undo(self, undo, a):
+        by_server: dict[str, list[tuple[int, HelperCopy]]] = {}
+        for k, c in enumerate(a.copies):
+            now = undo.read(c.server, c.path)
+            if (c.before is not None and c.before.same_content(now)) or (c.before is None and now is None):
+                continue
+            by_server.setdefault(c.server, []).append((k, c))
+        for server, items in by_server.items():
+            with undo.services_stopped(server, sms.HELPER_SERVICES):  # they hold Helper.srv files open
+                for k, c in items:
+                    undo.restore_file(server, c.path, c.before,
+                                      backup_path(undo.run, a.number, winpath.basename(c.path), k))
+
+    # --- facts and words --------------------------------------------------------------------------
+
+    def touched(self, a):
+        return [Touched(c.server, c.path, c.before, c.after) for c in a.copies]
+
+    def service_effects(self, a):
+        return [(a.server, SCM, RUNNING)]
+
+    def server_paths(self, a):
+        return [p for j, c in enumerate(a.copies)
+                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+
+    def describe(self, a):
+        return (f"reset site: restart {SCM} on {a.server}, send code 194; "
+                f"{len(a.copies)} Helper.srv cop{'y' if len(a.copies) == 1 else 'ies'} will change")
+
+    def label(self, a):
+        return "reset site"
+
+    def render(self, a, tz):
+        from ..report.text import file_state
+
+        restart = "restart" if a.scm_before == RUNNING else "start"
+        lines: list[tuple[str, str | None]] = [
+            (f"reset the site: {restart} {SCM} on {a.server}, then send it code 194 ({sms.describe_code(194)})",
+             None)]
+        if a.copies:
+            lines.append((f"       Site Configuration Manager then installs {len(a.copies)} service "
+                          f"file{'s' if len(a.copies) != 1 else ''} into Helper.srv:", "dim"))
+        lines += [(f"         {c.where}: {file_state(c.before, tz)}  ->  {file_state(c.after, tz)}", "dim")
+                  for c in a.copies]
+        return lines
+
+    def summarize(self, actions):
+        if not actions:
+            return None
+        copies = sum(len(a.copies) for a in actions)
+        return f"{plural(len(actions), 'site reset')} ({copies} Helper.srv cop{'ies' if copies != 1 else 'y'})"
+
+
+def _in_playbook(planner, ep, plat, name: str) -> bool:
+    """Does a replace step of this playbook target Site.srv\\<Platform>.bin\\<name> on `ep`?"""
+    want = winpath.key(winpath.join(layout.site_bin(plat), name))
+    return any(c.server == ep.name and winpath.key(c.path) == want for c in planner.checks)

@@ -1,0 +1,179 @@
+"""Runs emit events to a sink; a sink (or the terminal behind it) that fails never stops a
+run or its undo: the site ends fully patched or byte-identical to before, every time."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import sys
+
+import pytest
+
+from conftest import Workspace
+from deployer import failpoints, workflow
+from deployer.model.playbook import load_playbook
+from deployer.run.context import Cancelled, CancelToken, RunContext
+
+
+def _ctx(site: str, sink) -> RunContext:
+    return RunContext(site, sink)
+
+
+def _apply(ws: Workspace, sink):
+    pb = load_playbook(ws.playbook)
+    site = workflow.inventory(ws.inventory).site("DEMO")
+    return workflow.apply_playbook(pb, site, _ctx(site.name, sink))
+
+
+def _rollback(ws: Workspace) -> None:
+    site = workflow.inventory(ws.inventory).site("DEMO")
+    out = workflow.rollback_run(site, None, _ctx(site.name, lambda e: True))
+    assert out.result is not None and out.result.status == "rolled_back", out.result
+
+
+class Raising:
+    """A sink that answers every question yes and raises at its k-th event."""
+
+    def __init__(self, k: int):
+        self.k = k
+        self.n = 0
+
+    def __call__(self, event):
+        self.n += 1
+        if self.n == self.k:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        return True
+
+
+def _count(ws: Workspace, arm: str | None = None) -> int:
+    counter = Raising(0)
+    if arm:
+        failpoints.arm(arm)
+    outcome = _apply(ws, counter)
+    failpoints.reset()
+    return counter.n, outcome
+
+
+def test_a_sink_that_raises_at_any_event_never_stops_the_run(ws: Workspace):
+    before = ws.state()
+    total, outcome = _count(ws)
+    assert outcome.result.status == "committed"
+    patched = ws.state()
+    _rollback(ws)
+    assert ws.state() == before
+    for k in range(1, total + 1):
+        outcome = _apply(ws, Raising(k))
+        # a failing question is "no": nothing runs; any later event: the run completes
+        if outcome.result is None:
+            assert ws.state() == before, f"event {k}: declined, yet the site changed"
+            continue
+        assert outcome.result.status == "committed", f"event {k}: {outcome.result}"
+        assert ws.state() == patched, f"event {k}: not fully patched"
+        _rollback(ws)
+        assert ws.state() == before, f"event {k}: the rollback did not restore the site"
+    print(f"{total} events: the sink raised at each in turn; every run committed or was declined")
+
+
+def test_a_sink_that_raises_during_a_failing_run_never_stops_its_undo(ws: Workspace):
+    before = ws.state()
+    total, outcome = _count(ws, "apply.action.8.after")
+    assert outcome.result.status == "rolled_back"
+    assert ws.state() == before
+    for k in range(1, total + 1):
+        failpoints.arm("apply.action.8.after")
+        outcome = _apply(ws, Raising(k))
+        failpoints.reset()
+        if outcome.result is not None:
+            assert outcome.result.status == "rolled_back", f"event {k}: {outcome.result}"
+        assert ws.state() == before, f"event {k}: the site is not byte-identical to before"
+    print(f"{total} events of a failing run: the sink raised at each in turn; the undo always completed")
+
+
+class FailingStream(io.TextIOBase):
+    """Standard output that fails (EPIPE or EIO) from its k-th write on, as `| head` or a lost terminal does."""
+
+    def __init__(self, k: int, code: int):
+        self.k = k
+        self.code = code
+        self.writes = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        if self.k and self.writes >= self.k:
+            raise OSError(self.code, os.strerror(self.code))
+        return len(text)
+
+    def flush(self) -> None:
+        if self.k and self.writes >= self.k:
+            raise OSError(self.code, os.strerror(self.code))
+
+
+def _cli_with_stdout(ws: Workspace, stream, *args: str) -> int:
+    from deployer.cli import main
+
+    old_argv, old_cwd, old_out = sys.argv, os.getcwd(), sys.stdout
+    sys.argv = ["deployer", *map(str, args)]
+    os.chdir(ws.path)
+    sys.stdout = stream
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            try:
+                main()
+            except SystemExit as exc:
+                return int(exc.code or 0)
+        return 0
+    finally:
+        sys.argv, sys.stdout = old_argv, old_out
+        os.chdir(old_cwd)
+
+
+@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO])
+def test_standard_output_failing_at_every_write_leaves_the_site_whole(ws: Workspace, code: int,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(os, "dup2", lambda *a: None)  # pytest's own stdout is not ours to close
+    before = ws.state()
+    probe = FailingStream(0, code)
+    assert _cli_with_stdout(ws, probe, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory) == 0
+    patched = ws.state()
+    writes = probe.writes
+    _rollback(ws)
+    assert ws.state() == before
+    # every write for EPIPE (what `| head` does); every fifth for EIO, the same code path behind another errno
+    points = range(1, writes + 1) if code == errno.EPIPE else range(1, writes + 1, 5)
+    for k in points:
+        rc = _cli_with_stdout(ws, FailingStream(k, code), "apply", ws.playbook, "--site", "DEMO", "--yes",
+                              "-i", ws.inventory)
+        assert rc == 0, f"write {k}: exit {rc}"
+        assert ws.state() == patched, f"write {k}: the site is not fully patched"
+        _rollback(ws)
+        assert ws.state() == before, f"write {k}"
+    print(f"{len(points)} of {writes} writes to stdout failing with {errno.errorcode[code]} in turn: the site "
+          "ended fully patched every time (and was rolled back between)")
+
+
+def test_cancel_token_rolls_a_run_back_and_is_shared_by_children(ws: Workspace):
+    before = ws.state()
+    parent = CancelToken()
+    pb = load_playbook(ws.playbook)
+    site = workflow.inventory(ws.inventory).site("DEMO")
+
+    def sink(event):
+        if event.kind == "say" and event.text.startswith("[5/"):
+            parent.cancel("a fleet's max-fail")  # another thread could do this just the same
+        return True
+
+    ctx = RunContext(site.name, sink, parent.child())
+    outcome = workflow.apply_playbook(pb, site, ctx)
+    assert outcome.result.status == "rolled_back"
+    assert "interrupted (a fleet's max-fail)" in outcome.result.error
+    assert ws.state() == before
+    with pytest.raises(Cancelled):
+        ctx.cancel.check()
