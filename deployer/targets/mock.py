@@ -34,10 +34,11 @@ from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
 from . import mock_maintman
-from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
+from .base import RUNNING, STOPPED, ConnectionLost, ServiceStatus, TargetError, service_error
 from .mockfs import MockFiles, held_open, write_json_atomic
 
 SITE_FILE = "site.json"
+OFFLINE = "offline"
 FORMAT = 1
 
 
@@ -88,11 +89,19 @@ class MockSite:
     def sms_dir(self, name: str) -> Path:
         return sms_dir(self.server_dir(name), self.server_info(name).sms_root)
 
+    def _reachable(self, name: str) -> None:
+        """A mock machine is off while `<MACHINE>/offline` exists (for trying unreachable hosts)."""
+        if (self.server_dir(name) / OFFLINE).exists():
+            raise ConnectionLost("cannot be reached (the network path was not found)",
+                                 server=self.server_info(name).name, winerror=53)
+
     def files(self, name: str) -> MockFiles:
+        self._reachable(name)
         scm = self.services(name)
         return MockFiles(self.server_info(name).name, self.sms_dir(name), scm.locked_paths)
 
     def services(self, name: str) -> "MockServices":
+        self._reachable(name)
         return MockServices(self, self.server_info(name).name)
 
     def start_work_cycle(self) -> None:

@@ -34,26 +34,22 @@ cycle still carries the previous CopyListVersion, as on a real site.
 from __future__ import annotations
 
 import fcntl
-import json
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import winpath
 from ..errors import InputError
 from ..sms import layout, maintman_log
 from ..sms.platforms import lookup as platform_lookup
-from .base import RUNNING, FileTransport, SharingViolation, TargetError
-from .mockfs import write_json_atomic
+from .base import RUNNING, FileStat, FileTransport, SharingViolation, TargetError
 
 if TYPE_CHECKING:
     from .mock import MockSite
 
 SETTINGS_KEY = "maintenance_manager"
 DEFAULT_INTERVAL = 600.0
-STATE_FILE = "maintman.json"  # beside the site server's scm.json: the component's memory, not a site file
 LOCK_FILE = "maintman.lock"
 EXECUTIVE = "SMS_EXECUTIVE"
 
@@ -91,17 +87,6 @@ def _site_server(site: "MockSite") -> str:
 
 def logon_servers(site: "MockSite") -> list[str]:
     return [n for n, s in site.servers.items() if s.role == "logon_server"]
-
-
-def _state_path(site: "MockSite") -> Path:
-    return site.root / _site_server(site) / STATE_FILE
-
-
-def read_state(site: "MockSite") -> dict:
-    try:
-        return json.loads(_state_path(site).read_text())
-    except FileNotFoundError:
-        return {}
 
 
 def executive_running(site: "MockSite") -> bool:
@@ -166,14 +151,11 @@ def write_copy_lists(files: FileTransport, platforms: list[str], version: int, m
 
 
 def install(site: "MockSite", version: int = 1) -> None:
-    """Set a new lab site up as SMS setup leaves it: copy lists at `version`, System.map's
-    timestamp remembered, and a first cycle (SMS_EXECUTIVE was started by setup)."""
-    server = _site_server(site)
-    files = site.files(server)
+    """Set a new lab site up as SMS setup leaves it: copy lists at `version`, as old as
+    System.map, and a first cycle (SMS_EXECUTIVE was started by setup)."""
+    files = site.files(_site_server(site))
     stamp = files.stat(layout.SYSTEM_MAP)
-    mtime = stamp.mtime_ns if stamp else time.time_ns()
-    write_copy_lists(files, site.meta.get("platforms", []), version, mtime)
-    write_json_atomic(_state_path(site), {"system_map_mtime_ns": mtime, "copy_list_version": version})
+    write_copy_lists(files, site.meta.get("platforms", []), version, stamp.mtime_ns if stamp else time.time_ns())
     run_cycle(site, "first cycle after setup")
 
 
@@ -221,22 +203,32 @@ def _cycle(site: "MockSite", reason: str) -> CycleResult:
 
 
 def _regenerate_copy_lists(site: "MockSite", src: FileTransport, log: _Log) -> int | None:
-    state = read_state(site)
+    """New copy lists when System.map is newer than them ("detect the changed date/time stamp",
+    Q166771). Compared with the copy lists' own write time, not a remembered one, so that a
+    rollback that puts System.map and the copy lists back as they were is not a change."""
     stamp = src.stat(layout.SYSTEM_MAP)
     if stamp is None:
         return None
-    if "system_map_mtime_ns" not in state:  # a site set up before this component: remember, regenerate nothing
-        state["system_map_mtime_ns"] = stamp.mtime_ns
-        write_json_atomic(_state_path(site), state)
+    lists = _copy_lists(site, src)
+    if lists and stamp.mtime_ns <= min(st.mtime_ns for _, st in lists):
         return None
-    if state["system_map_mtime_ns"] == stamp.mtime_ns:
-        return None
-    version = int(state.get("copy_list_version", 0)) + 1
-    written = write_copy_lists(src, site.meta.get("platforms", []), version, time.time_ns())
-    state.update(system_map_mtime_ns=stamp.mtime_ns, copy_list_version=version)
-    write_json_atomic(_state_path(site), state)
+    versions = [parse_copy_list_version(b"".join(src.read_chunks(rel))) for rel, _ in lists]
+    version = max((v for v in versions if v is not None), default=0) + 1
+    written = write_copy_lists(src, site.meta.get("platforms", []), version, max(time.time_ns(), stamp.mtime_ns))
     log.line(f"~SYSTEM.MAP has a new timestamp: regenerated {len(written)} copy lists, CopyListVersion={version}")
     return version
+
+
+def _copy_lists(site: "MockSite", src: FileTransport) -> list[tuple[str, FileStat]]:
+    out = []
+    for key in site.meta.get("platforms", []):
+        plat = platform_lookup(key)
+        for name in COPY_LISTS.get(plat.key, ()):
+            rel = winpath.join(layout.client_src_bin(plat), name)
+            st = src.stat(rel)
+            if st is not None and not st.is_dir:
+                out.append((rel, st))
+    return out
 
 
 def _replicate(site: "MockSite", src: FileTransport, dst: FileTransport, outcome: ServerOutcome, log: _Log) -> None:
