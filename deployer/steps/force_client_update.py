@@ -3,7 +3,7 @@ update as Q166771 says (Q241656: "To update the clients, either manually run Upg
 each client or follow ... Q166771 SMS: How to Force Site-Wide Client Updates").
 
 After replication, System.map gets a new timestamp (the article opens and saves it in
-Notepad; deployer sets the write time, the bytes stay). On its next pass Maintenance
+Notepad; deployer sets its write time one minute later, the bytes stay). On its next pass Maintenance
 Manager regenerates the copy lists (Cl_nt.txt, ...) with a new CopyListVersion and
 replicates them to every logon server; a client whose Sms.ini holds another value
 verifies its files against the logon server and fetches the new ones.
@@ -22,7 +22,6 @@ restored files.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -117,8 +116,10 @@ class ClientUpdate(StepKind):
             raise TargetError(f"{ss.where(layout.SYSTEM_MAP)} is missing; Maintenance Manager regenerates the "
                               "copy lists from it (Q166771)", server=ss.name)
         path = planner.obs.real_case(ss, layout.SYSTEM_MAP)
-        # "a new date/time stamp": now, and later than the one it has (whole seconds, as Notepad's save)
-        new_ns = max(time.time_ns() // 10**9 * 10**9, sysmap.mtime_ns + 10**9)
+        # "a new date/time stamp": one minute later than it has. Maintenance Manager looks for a
+        # changed timestamp, not the current time; a fixed step makes every run of this plan (a
+        # saved plan, a recovery finishing it) end in the same state.
+        new_ns = sysmap.mtime_ns + 60 * 10**9
         lists: list[CopyListFile] = []
         for ep, folder in [(ss, layout.client_src_bin), *[(ep, layout.logon_bin) for ep in targets]]:
             for plat in planner.site.site.platform_list:

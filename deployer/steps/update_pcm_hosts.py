@@ -40,14 +40,21 @@ class PcmHostsStep(Strict):
 
 
 @dataclasses.dataclass
-class PcmHostUnreachable:
-    """Never planned as an action: the kind only plans stop/replace/start actions."""
+class PcmHostsPlanned:
+    """The registry's action slot for this kind. It is never planned: the step plans the
+    stop, replace and start kinds' own actions for each host, so the run, the undo, the
+    journal and the saved plans treat a workstation's files exactly as a server's."""
+
+    number: int
+    step: int
+    server: str
+    kind: str = "update_pcm_hosts"
 
 
 class UpdatePcmHosts(StepKind):
     key = "update_pcm_hosts"
     model = PcmHostsStep
-    action = PcmHostUnreachable
+    action = PcmHostsPlanned
     summary_rank = 90
     summary_group = "pcm_hosts"
 

@@ -214,7 +214,9 @@ def _regenerate_copy_lists(site: "MockSite", src: FileTransport, log: _Log) -> i
         return None
     versions = [parse_copy_list_version(b"".join(src.read_chunks(rel))) for rel, _ in lists]
     version = max((v for v in versions if v is not None), default=0) + 1
-    written = write_copy_lists(src, site.meta.get("platforms", []), version, max(time.time_ns(), stamp.mtime_ns))
+    # written with System.map's time: the copy lists are now as new as it is (and two sites
+    # that got the same System.map get the same copy lists)
+    written = write_copy_lists(src, site.meta.get("platforms", []), version, stamp.mtime_ns)
     log.line(f"~SYSTEM.MAP has a new timestamp: regenerated {len(written)} copy lists, CopyListVersion={version}")
     return version
 
