@@ -7,14 +7,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from . import clients as clientsmod
-from . import rservice, workflow
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode
 from .report import out as outmod
+
+if TYPE_CHECKING:  # imported when a command runs, as cli.py does: `deployer --help` stays light
+    from .clients import ClientsReport
 
 inventory_app = typer.Typer(help="Inventory entries from the lists operators already keep.", no_args_is_help=True,
                             epilog=EXIT_CODES_HELP)
@@ -34,6 +35,8 @@ def from_rservice(
                                           "x86 or alpha.")] = "x86",
 ) -> None:
     """Print the pcm_hosts inventory entries of the machines an Rservice .ini names."""
+    from . import rservice
+
     result = rservice.hosts_from_ini(ini, platform=platform)
     text = rservice.to_yaml(result, ini)
     err = outmod.stderr()
@@ -56,6 +59,9 @@ def clients(
     """List, per logon server, the CopyListVersion clients will compare against (Q166771)."""
     if format not in ("text", "json"):
         raise typer.BadParameter(f"{format!r} is not one of text, json", param_hint="--format")
+    from . import clients as clientsmod
+    from . import workflow
+
     site_ref = workflow.inventory(inventory).site(site)
     with workflow.session(site_ref) as conn:
         rep = clientsmod.report(site_ref, conn)
@@ -67,7 +73,7 @@ def clients(
         raise ServersUnreadable("")
 
 
-def render(rep: clientsmod.ClientsReport, out: outmod.Out) -> None:
+def render(rep: "ClientsReport", out: outmod.Out) -> None:
     source = ", ".join(f"{k} {v if v is not None else '(none)'}" for k, v in rep.source.items())
     out.line(f"Copy lists of site {rep.site}: CopyListVersion on the site server {rep.site_server} "
              f"(Client.src): {source}")
