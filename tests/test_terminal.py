@@ -58,7 +58,7 @@ class Terminal:
 def test_apply_asks_before_acting_and_answering_no_touches_nothing(ws: Workspace):
     before = ws.state()
     t = Terminal("apply", ws.playbook, "--site", "DEMO", "-i", ws.inventory, cwd=ws.path)
-    out = t.expect("Apply these 14 actions to site DEMO? [y/N]")
+    out = t.expect("Apply these 19 actions to site DEMO? [y/N]")
     assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV" in out  # the plan came first
     t.send("n\n")
     assert t.finish() == 0
@@ -75,7 +75,7 @@ def test_apply_on_a_terminal_runs_with_colour_and_progress_once_confirmed(ws: Wo
     assert "\x1b[" in raw  # rich styled it: a terminal gets colour, a pipe plain text
     assert "\x1b[?25l" in raw  # the live progress display hid the cursor while it ran
     text = ANSI.sub("", raw)
-    assert "[14/14] reset site" in text and "Summary: 15 files: 15 ok" in text
+    assert "[14/19] reset site" in text and "Summary: 26 files: 26 ok" in text
 
 
 def _tmux_screen(ws: Workspace, *args: str, env: dict[str, str]) -> str:
