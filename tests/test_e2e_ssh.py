@@ -55,7 +55,7 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-i", inventory)
     assert r.code == 0, r.text
     assert f"Applied Q241656 to site {SITE}: 16 actions" in r.out  # no pcm_hosts here
-    assert "15 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
+    assert "25 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
 
     r = ws.cli("verify", ws.playbook, "--site", SITE, "--format", "json", "-i", inventory)
     assert r.code == 0, r.text
