@@ -81,7 +81,8 @@ def test_plan_lists_concrete_paths_sizes_dates_and_services(ws: Workspace):
             "10 Logon.srv copies awaited, 1 client update.") in out
     data = json.loads(ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
     kinds = [a["kind"] for a in data["actions"]]
-    assert kinds == ["stop", "stop"] + ["replace"] * 9 + ["start", "start", "reset_site"]
+    assert kinds == ["stop", "stop"] + ["replace"] * 9 + ["start", "start", "reset_site", "wait_for_replication",
+                                                          "force_client_update", "stop", "replace", "start"]
     # Intel only files go to x86 alone
     assert {a["platform"] for a in data["actions"] if a.get("file") == "Pcmdos_2.exe"} == {"x86"}
 
@@ -113,7 +114,8 @@ def test_verify_reports_pre_hotfix_site_and_exits_3(ws: Workspace, tmp_path):
     assert r.code == 3
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites" and int(root.get("tests")) == CHECKED and int(root.get("failures")) == CHECKED
-    assert {s.get("name") for s in root} == {"Q241656.DEMO.DEMOSRV", "Q241656.DEMO.DEMOLOG1", "Q241656.DEMO.DEMOAXP1"}
+    assert {s.get("name") for s in root} == {"Q241656.DEMO.DEMOSRV", "Q241656.DEMO.DEMOLOG1", "Q241656.DEMO.DEMOAXP1",
+                                             "Q241656.DEMO.DEMOWKS1"}
 
 
 def test_verify_a_manifest_alone_uses_sms_layout(ws: Workspace):
@@ -124,7 +126,7 @@ def test_verify_a_manifest_alone_uses_sms_layout(ws: Workspace):
     paths = {f["path"] for f in data["files"]}
     assert r"C:\SMS\SITE.SRV\MAINCFG.BOX\CLIENT.SRC\X86.BIN\PCMWIN16.EXE" in paths  # a client file
     assert r"D:\SMS\HELPER.SRV\X86.BIN\PCMSVC32.EXE" in paths  # a service file, on a logon server
-    assert data["summary"]["total"] == CHECKED
+    assert data["summary"]["total"] == MANIFEST_FILES + HELPER_COPIES  # a manifest alone: the SMS layout only
 
 
 def test_saved_plan_applies_exactly_and_refuses_a_changed_target(ws: Workspace, tmp_path):
@@ -181,7 +183,7 @@ def test_apply_json_output(ws: Workspace):
     data = json.loads(r.out)
     assert data["status"] == "committed" and data["report"]["passed"] is True
     assert len(data["plan"]["actions"]) == ACTIONS
-    assert "[1/14]" in r.err  # progress goes to stderr, so stdout stays parseable
+    assert "[1/19]" in r.err  # progress goes to stderr, so stdout stays parseable
 
 
 def test_runs_and_manual_rollback(ws: Workspace):
