@@ -74,6 +74,10 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     # over SSH and through the embedded mock transport, the patched site is the same, file for file
     twin = Workspace(tmp_path / "twin")
     shutil.copytree(workspace_template, twin.path, symlinks=True)
+    # the SSH inventory names no PCM service workstation: neither may the twin's
+    inv = yaml.safe_load(twin.inventory.read_text())
+    inv["sites"]["DEMO"].pop("pcm_hosts", None)
+    twin.inventory.write_text(yaml.safe_dump(inv))
     assert twin.cli("apply", twin.playbook, "--site", "DEMO", "--yes", "-i", twin.inventory).code == 0
     assert diff(snapshot(twin.site), snapshot(ws.site)) == []
     assert services(twin.site) == services(ws.site)
