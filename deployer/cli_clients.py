@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .errors import EXIT_CODES_HELP, DeployerError, ExitCode
+from .errors import EXIT_CODES_HELP, ExitCode
 from .report import out as outmod
 
 if TYPE_CHECKING:  # imported when a command runs, as cli.py does: `deployer --help` stays light
@@ -19,12 +19,6 @@ if TYPE_CHECKING:  # imported when a command runs, as cli.py does: `deployer --h
 
 inventory_app = typer.Typer(help="Inventory entries from the lists operators already keep.", no_args_is_help=True,
                             epilog=EXIT_CODES_HELP)
-
-
-class ServersUnreadable(DeployerError):
-    """Some logon servers could not be read; the others are reported."""
-
-    exit_code = ExitCode.FAILED_RESTORED
 
 
 @inventory_app.command("from-rservice", epilog=EXIT_CODES_HELP)
@@ -69,8 +63,8 @@ def clients(
         sys.stdout.write(json.dumps(rep.to_json(), indent=1, sort_keys=True) + "\n")
     else:
         render(rep, outmod.stdout())
-    if rep.errors:
-        raise ServersUnreadable("")
+    if rep.errors:  # some logon servers could not be read (the others are reported): exit 1
+        raise typer.Exit(int(ExitCode.FAILED_RESTORED))
 
 
 def render(rep: "ClientsReport", out: outmod.Out) -> None:

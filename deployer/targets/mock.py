@@ -34,7 +34,7 @@ from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
 from . import mock_maintman
-from .base import RUNNING, STOPPED, ConnectionLost, ServiceStatus, TargetError, service_error
+from .base import RUNNING, STOPPED, ConnectFailed, ServiceStatus, TargetError, service_error
 from .mockfs import MockFiles, held_open, write_json_atomic
 
 SITE_FILE = "site.json"
@@ -92,7 +92,7 @@ class MockSite:
     def _reachable(self, name: str) -> None:
         """A mock machine is off while `<MACHINE>/offline` exists (for trying unreachable hosts)."""
         if (self.server_dir(name) / OFFLINE).exists():
-            raise ConnectionLost("cannot be reached (the network path was not found)",
+            raise ConnectFailed("cannot be reached (the network path was not found)",
                                  server=self.server_info(name).name, winerror=53)
 
     def files(self, name: str) -> MockFiles:
