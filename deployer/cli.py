@@ -177,6 +177,9 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in sigs}
+        # a reader that goes away must never kill a run half-way, whatever the parent set:
+        # writes fail with EPIPE instead, and the renderer is detached (run/context.py)
+        previous[signal.SIGPIPE] = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         with renderer:
             yield ctx
@@ -479,6 +482,13 @@ def worker(
     from .workers.serve import serve
 
     serve(region, concurrency, broker)
+
+
+from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcode  # noqa: E402  (issue 11)
+
+app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
+app.add_typer(_pcm.app, name="pcm")
+app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
 
 
 @app.command("version")

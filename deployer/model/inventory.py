@@ -21,6 +21,7 @@ from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, number_in, validate
 from .manifest import PlatformField
+from .preflight import PreflightSettings
 
 RESERVED_VARS = frozenset({"sms_root", "platform", "platform_name", "platform_folder", "site", "site_code", "server",
                            "server_platform", "role"})
@@ -310,6 +311,7 @@ class Site(Strict):
     region: str | None = Field(default=None, description="the region whose workers run this site "
                                "(`deployer worker --region NAME`); none: the controller runs it")
     vars: dict[str, VarValue] = Field(default_factory=dict)
+    preflight: PreflightSettings = Field(default_factory=PreflightSettings)  # Q166765 checks (deployer preflight)
     servers: dict[str, Server] = Field(min_length=1)
     pcm_hosts: dict[str, PcmHost] = Field(default_factory=dict, description="NT Workstations and member servers "
                                           "running the PCM service (see `deployer inventory from-rservice`)")

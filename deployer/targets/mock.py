@@ -5,7 +5,8 @@ between commands, as on a real server. Services behave as Windows and SMS 1.2 do
   - a running service holds its executable and DLLs open (see mockfs: they cannot be replaced);
   - stop of a stopped service: 1062; start of a running one: 1056; unknown service: 1060;
   - control codes follow Q168682: outside 128-255 -> 87, not accepted -> 1052, stopped -> 1062;
-  - code 194 to SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
+  - what each accepted code then does is mock_sms's (Q168682); code 194 to
+    SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
     service files are copied (write times kept) to every managed server's
     Helper.srv\\<Platform>.bin, the helper services there stopped around the copy and
     restarted, as Site Configuration Manager does;
@@ -28,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import winpath
+from .. import failpoints, winpath
 from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
-from . import mock_maintman
+from . import mock_maintman, mock_sms
 from .base import RUNNING, STOPPED, ConnectFailed, ServiceStatus, TargetError, service_error
-from .mockfs import MockFiles, held_open, write_json_atomic
+from .mockfs import MockFiles, held_open, windows_error, write_json_atomic
 
 SITE_FILE = "site.json"
 OFFLINE = "offline"
@@ -138,7 +139,10 @@ class MockServices:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
             yield state
-            write_json_atomic(self.state_file, state)
+            try:
+                write_json_atomic(self.state_file, state)
+            except OSError as exc:  # a full disk under the SCM's database: the change did not happen
+                raise windows_error(exc, self.server, "scm.json") from None
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -148,8 +152,11 @@ class MockServices:
 
     def _event(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {self.server} {text}\n")
+        try:
+            with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {self.server} {text}\n")
+        except OSError:
+            pass  # as on Windows, a full event log never fails the service operation it records
 
     def _service(self, state: dict[str, Any], name: str, action: str) -> tuple[str, dict[str, Any]]:
         for key, svc in state["services"].items():
@@ -197,7 +204,8 @@ class MockServices:
             mock_maintman.first_cycle(self.site)
         return ServiceStatus(key, RUNNING, svc.get("display_name"))
 
-    def control(self, name: str, code: int) -> None:
+    def control(self, name: str, code: int) -> list[str]:
+        """Send a control code; returns what the service did (mock_sms), for `deployer sendcode`."""
         state = self._read()
         key, svc = self._service(state, name, f"control {code}")
         if not 128 <= code <= 255:
@@ -207,8 +215,7 @@ class MockServices:
         if code not in svc.get("accepts", []):
             raise service_error(1052, key, self.server, f"control {code}")
         self._event(f"{key} control {code} ({sms.describe_code(code)})")
-        if key == "SMS_SITE_CONFIG_MANAGER" and code == sms.SITE_RESET_CODE:
-            self._site_reset()
+        return mock_sms.react(self, key, code)  # 194 to SMS_SITE_CONFIG_MANAGER: _site_reset
 
     def close(self) -> None:
         pass
@@ -249,6 +256,7 @@ class MockServices:
                     data = b"".join(src_files.read_chunks(src))
                     tmp = dst + ".~scm"
                     dst_files.write_file(tmp, [data])
+                    failpoints.hit("mock.reset.copy.written")
                     dst_files.set_mtime(tmp, src_files.stat(src).mtime_ns)
                     dst_files.rename(tmp, dst, replace=True)
                     self._event(f"SMS_SITE_CONFIG_MANAGER installed {dst} on {info.name}")
