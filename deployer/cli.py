@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, cli_clients
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
 from .run.store import RunState
@@ -82,6 +82,8 @@ app.add_typer(manifest_app, name="manifest")
 kb_app = typer.Typer(help="KB articles: their file attribute tables as manifests, their procedures as draft playbooks.",
                      no_args_is_help=True, epilog=EXIT_CODES_HELP)
 app.add_typer(kb_app, name="kb")
+app.add_typer(cli_clients.inventory_app, name="inventory")
+app.command("clients", epilog=EXIT_CODES_HELP)(cli_clients.clients)
 
 
 @dataclass
@@ -532,7 +534,7 @@ def lab_init(
     for t in targets:
         rep = lab.init_mock_site(t, force=force)
         if rep.created:
-            servers = ", ".join(t.site.servers)
+            servers = ", ".join(t.site.servers) + "".join(f"; PCM service host {h}" for h in t.site.pcm_hosts)
             stdout.line(f"Created mock site {t.name} ({t.code}) at {rep.created[0]}: servers {servers}; "
                         f"platforms {', '.join(p.key for p in t.site.platform_list)}.")
         else:

@@ -34,6 +34,7 @@ from .sms import services as sms
 from .sms.baseline import CLIENT_BIN, LOGON_SCRIPTS, SITE_BIN, BaselineFile
 from .sms.fileversion import fixed_file_info
 from .targets.base import RUNNING, FileTransport
+from .targets import mock_maintman
 from .targets.mock import FORMAT, SITE_FILE, MockSite, sms_dir
 from .targets.mockfs import write_json_atomic
 
@@ -135,6 +136,20 @@ def server_services(role: str, platform: str) -> dict[str, dict]:
     return out
 
 
+def build_pcm_host_tree(files: FileTransport, *, platform: str, executable: str, tz: ZoneInfo) -> None:
+    """A workstation's PCM service folder as Rservice installed it: the executable only [Q191329]."""
+    plat = platforms.lookup(platform)
+    pcm = next(f for f in SITE_BIN[plat.key] if f.name.casefold() == "pcmsvc32.exe")
+    data = standin_bytes(f"SMS 1.2 {pcm.name} ({plat.key})", pcm.size, pcm.version)
+    _put(files, executable.upper(), data, local_mtime_ns(pcm.date, pcm.time, tz))
+
+
+def pcm_host_services(service: str, executable: str) -> dict[str, dict]:
+    info = sms.SMS_SERVICES["SMS_PACKAGE_COMMAND_MANAGER_NT"]
+    return {service: {"display_name": info.display_name, "state": RUNNING, "image": executable.upper(),
+                      "modules": [], "accepts": sorted(info.accepts)}}
+
+
 @contextmanager
 def _claimed(site: SiteRef, root: Path) -> Iterator[None]:
     """Hold the site lock while a mock site is recreated, and refuse when a run holds it or
@@ -189,10 +204,13 @@ def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
     meta = {
         "format": FORMAT, "site": site.name, "code": s.code, "timezone": s.timezone, "platforms": site_platforms,
         "servers": {n: {"role": v.role, "platform": v.platform.key, "sms_root": v.sms_root} for n, v in s.servers.items()},
+        "pcm_hosts": {n: {"platform": h.platform.key, "install_dir": h.install_dir} for n, h in s.pcm_hosts.items()},
+        mock_maintman.SETTINGS_KEY: {"interval": mock_maintman.DEFAULT_INTERVAL},
     }
-    for name, server in s.servers.items():
+    roots = {**{n: v.sms_root for n, v in s.servers.items()}, **{n: h.install_dir for n, h in s.pcm_hosts.items()}}
+    for name, folder in roots.items():
         server_dir = root / name
-        sms_dir(server_dir, server.sms_root).mkdir(parents=True)
+        sms_dir(server_dir, folder).mkdir(parents=True)
         write_json_atomic(server_dir / "scm.json", {"services": {}})
     write_json_atomic(root / SITE_FILE, meta)
     mock = MockSite(root)
@@ -201,6 +219,11 @@ def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
                           site_platforms=site_platforms, site_code=s.code, tz=tz)
         # services start only once their files are in place, as after setup
         write_json_atomic(root / name / "scm.json", {"services": server_services(server.role, server.platform.key)})
+    for name, host in s.pcm_hosts.items():
+        build_pcm_host_tree(mock.files(name), platform=host.platform.key, executable=host.executable, tz=tz)
+        write_json_atomic(root / name / "scm.json", {"services": pcm_host_services(host.service, host.executable)})
+    # copy lists at CopyListVersion 1 and a first replication, as SMS setup leaves a site
+    mock_maintman.install(mock)
     report.created.append(str(root))
     return report
 

@@ -203,7 +203,7 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     tz = ZoneInfo(tzname)
     manifest.check_times(tz)
     report = Report(m.kb, m.title, site.name, site.code, m.rule, tzname)
-    spell = {name: CaseResolver(ep.files) for name, ep in conn.endpoints.items()}
+    spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
     for c in checks:
         entry = m.files[c.entry_index]
         ep = conn.endpoint(c.server)

@@ -176,7 +176,7 @@ def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, c
 def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
     """Every server a saved plan names must be a server of the site (a plan edited and re-signed,
     or a site that lost a server since, would otherwise fail half-way)."""
-    known = {n.casefold() for n in site.site.servers}
+    known = {n.casefold() for n in [*site.site.servers, *site.site.pcm_hosts]}  # PCM service hosts too
     named: list[tuple[tuple[str | int, ...], str]] = []
     for i, a in enumerate(plan.actions):
         named.append((("actions", i, "server"), a.server))

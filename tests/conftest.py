@@ -68,14 +68,16 @@ def run_subprocess(*args: str, cwd: Path, env: dict | None = None, timeout: floa
 def snapshot(root: Path, *, include_state: bool = False) -> dict[str, tuple[int, int, str]]:
     """Every file under a mock site with (size, write time ns, sha256).
 
-    By default only the servers' SMS trees count (deployer's own .deployer folder, and the
-    mock SCM's state files, are not site files); include_state=True takes everything.
+    By default only the servers' SMS trees count (deployer's own .deployer folder, the mock
+    SCM's state files, and SMS's trace logs are not site files: SMS appends to LOGS/*.LOG
+    whenever a service runs, a rollback's restart included, as on a real server);
+    include_state=True takes everything.
     """
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel_dir = Path(dirpath).relative_to(root)
         if not include_state:
-            dirnames[:] = [d for d in dirnames if d.casefold() != ".deployer"]
+            dirnames[:] = [d for d in dirnames if d.casefold() not in (".deployer", "logs")]
         for f in filenames:
             rel = rel_dir / f
             if not include_state and (len(rel.parts) <= 2):  # site.json, <SERVER>/scm.json, scm.log...

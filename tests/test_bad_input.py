@@ -28,7 +28,7 @@ def test_code_194_to_the_executive_is_rejected_at_plan_time(ws: Workspace):
     for cmd in ("plan", "apply"):
         r = ws.cli(cmd, p, "--site", "DEMO", "--yes" if cmd == "apply" else "--format=text", "-i", ws.inventory)
         line = len(ws.playbook.read_text().splitlines()) + 1
-        _expect_refused(ws, r, rf"bad.yaml:{line}:\d+: steps\[6\]\.sendcode\.code", "SMS_EXECUTIVE does not accept "
+        _expect_refused(ws, r, rf"bad.yaml:{line}:\d+: steps\[9\]\.sendcode\.code", "SMS_EXECUTIVE does not accept "
                         "control code 194", "1052", "accepted by: SMS_SITE_CONFIG_MANAGER")
     assert ws.state() == before
 

@@ -11,10 +11,10 @@ def test_quiet_apply_shows_the_result_and_logs_the_narrative(ws: Workspace, tmp_
     log = tmp_path / "apply.log"
     r = ws.cli("-q", "--log", log, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
     assert r.code == 0, r.text
-    assert "[1/14]" not in r.out and "Plan:" not in r.out  # neither the plan nor the steps
+    assert "[1/19]" not in r.out and "Plan:" not in r.out  # neither the plan nor the steps
     assert "Applied Q241656 to site DEMO" in r.out and "PASSED" in r.out
     text = log.read_text()
-    assert "[14/14] reset site" in text  # what -q kept off the terminal is in the log
+    assert "[14/19] reset site" in text  # what -q kept off the terminal is in the log
     assert '"event": "committed"' in text  # and the debug detail: every journal event
     assert "Log:" not in r.err  # -q: not even the log's path
     assert oct(log.stat().st_mode & 0o777) == "0o600"
@@ -27,7 +27,7 @@ def test_verbose_shows_debug_detail_and_every_logged_command_names_its_log(ws: W
     line = next(x for x in r.err.splitlines() if x.startswith("Log: "))
     path = Path(line[5:])
     assert path.is_file() and command_logs in path.parents
-    assert "Plan: 14 actions" in path.read_text()
+    assert "Plan: 19 actions" in path.read_text()
 
 
 def test_quiet_and_verbose_together_are_refused(ws: Workspace):

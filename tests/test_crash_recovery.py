@@ -14,8 +14,8 @@ import pytest
 
 from conftest import Workspace, diff, run_subprocess, services, snapshot
 
-ACTIONS = 14
-REPLACES = range(3, 12)
+ACTIONS = 19  # the article to the end: replication, client update, the workstation (16-19)
+REPLACES = [*range(3, 12), 18]  # 18: Pcmsvc32.exe on the workstation DEMOWKS1
 
 KILL_POINTS = (
     [f"apply.action.{n}.{w}" for n in range(1, ACTIONS + 1) for w in ("before", "after")]

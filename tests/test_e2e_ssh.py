@@ -54,14 +54,15 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     inventory = ssh_inventory(ws, sshd)
     r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-i", inventory)
     assert r.code == 0, r.text
-    assert f"Applied Q241656 to site {SITE}: 14 actions" in r.out
-    assert "15 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
+    assert f"Applied Q241656 to site {SITE}: 16 actions" in r.out  # no pcm_hosts here
+    assert "25 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
 
     r = ws.cli("verify", ws.playbook, "--site", SITE, "--format", "json", "-i", inventory)
     assert r.code == 0, r.text
     report = json.loads(r.out)
     assert report["passed"] is True and {f["status"] for f in report["files"]} == {"ok"}
-    assert len(report["files"]) == 15  # the article's 9 rows and the 6 Helper.srv copies of the reset
+    # the article's 9 rows, the 6 Helper.srv copies of the reset, the 10 Logon.srv copies of replication
+    assert len(report["files"]) == 25
     for f in report["files"]:
         assert (f["actual_date"], f["actual_time"]) == (f["expected_date"], f["expected_time"]), f
         # the write time on the server itself is the article's minute, to the nanosecond
@@ -73,6 +74,10 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     # over SSH and through the embedded mock transport, the patched site is the same, file for file
     twin = Workspace(tmp_path / "twin")
     shutil.copytree(workspace_template, twin.path, symlinks=True)
+    # the SSH inventory names no PCM service workstation: neither may the twin's
+    inv = yaml.safe_load(twin.inventory.read_text())
+    inv["sites"]["DEMO"].pop("pcm_hosts", None)
+    twin.inventory.write_text(yaml.safe_dump(inv))
     assert twin.cli("apply", twin.playbook, "--site", "DEMO", "--yes", "-i", twin.inventory).code == 0
     assert diff(snapshot(twin.site), snapshot(ws.site)) == []
     assert services(twin.site) == services(ws.site)

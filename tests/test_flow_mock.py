@@ -10,19 +10,23 @@ from conftest import Workspace, diff, services, snapshot
 
 MANIFEST_FILES = 9  # rows of the article's table
 HELPER_COPIES = 6  # Pcmsvc32.exe and Base.dll in Helper.srv on each of the three servers
+LOGON_COPIES = 10  # the 5 client files (4 x86, 1 Alpha) in Logon.srv on each of the two logon servers
+WORKSTATION_FILES = 1  # Pcmsvc32.exe in DEMOWKS1's C:\PCMSVC
+ACTIONS = 19  # 9 replaces, 4 service transitions, the reset, replication, client update, 3 on DEMOWKS1
+CHECKED = MANIFEST_FILES + HELPER_COPIES + LOGON_COPIES + WORKSTATION_FILES
 
 
 def test_full_flow_patches_demo_and_verifies(ws: Workspace):
     r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
     assert r.code == 0, r.text
-    assert "Applied Q241656 to site DEMO: 14 actions" in r.out
-    assert "Summary: 15 files: 15 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
+    assert f"Applied Q241656 to site DEMO: {ACTIONS} actions" in r.out
+    assert f"Summary: {CHECKED} files: {CHECKED} ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
 
     r = ws.cli("verify", ws.playbook, "--site", "DEMO", "--format", "json", "-i", ws.inventory)
     assert r.code == 0, r.text
     report = json.loads(r.out)
     assert report["passed"] is True
-    assert report["summary"]["ok"] == MANIFEST_FILES + HELPER_COPIES
+    assert report["summary"]["ok"] == CHECKED
     assert {f["status"] for f in report["files"]} == {"ok"}
     # the files really carry the article's attributes, in the site's local time
     pcm = next(f for f in report["files"] if f["path"] == r"C:\SMS\SITE.SRV\X86.BIN\PCMSVC32.EXE")
@@ -42,7 +46,7 @@ def test_second_run_does_nothing_and_says_so(ws: Workspace):
     before = snapshot(ws.site, include_state=True)
     r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
     assert r.code == 0, r.text
-    assert "Nothing to do: site DEMO already has Q241656: 9 files" in r.out
+    assert "Nothing to do: site DEMO already has Q241656: 10 files" in r.out  # the workstation's included
     assert "No service was touched" in r.out
     after = snapshot(ws.site, include_state=True)
     assert diff(before, after) == []  # not even the mock SCM's state file was rewritten
@@ -73,10 +77,12 @@ def test_plan_lists_concrete_paths_sizes_dates_and_services(ws: Workspace):
     assert "PCMDOS_2" not in out.split("ALPHA.BIN")[-1].split("\n")[0]
     assert "reset the site: restart SMS_SITE_CONFIG_MANAGER on DEMOSRV, then send it code 194" in out
     assert r"DEMOLOG1 D:\SMS\HELPER.SRV\X86.BIN\PCMSVC32.EXE" in out
-    assert "Plan: 14 actions: 9 files to replace, 4 service transitions, 1 site reset (6 Helper.srv copies)." in out
+    assert ("Plan: 19 actions: 10 files to replace, 6 service transitions, 1 site reset (6 Helper.srv copies), "
+            "10 Logon.srv copies awaited, 1 client update.") in out
     data = json.loads(ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
     kinds = [a["kind"] for a in data["actions"]]
-    assert kinds == ["stop", "stop"] + ["replace"] * 9 + ["start", "start", "reset_site"]
+    assert kinds == ["stop", "stop"] + ["replace"] * 9 + ["start", "start", "reset_site", "wait_for_replication",
+                                                          "force_client_update", "stop", "replace", "start"]
     # Intel only files go to x86 alone
     assert {a["platform"] for a in data["actions"] if a.get("file") == "Pcmdos_2.exe"} == {"x86"}
 
@@ -91,7 +97,7 @@ def test_partially_patched_site_plans_only_what_is_missing(ws: Workspace):
     os.utime(dst, ns=(0, 956_426_340 * 10**9))  # 4/22/2000, Q255284's build
     r = ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json")
     data = json.loads(r.out)
-    assert len([a for a in data["actions"] if a["kind"] == "replace"]) == 8
+    assert len([a for a in data["actions"] if a["kind"] == "replace" and a["server"] == "DEMOSRV"]) == 8
     assert any("PCMWIN32.EXE" in s["what"] and "later than" in s["reason"] for s in data["skipped"])
     r = ws.cli("verify", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json")
     newer = [f for f in json.loads(r.out)["files"] if f["status"] == "newer"]
@@ -107,8 +113,9 @@ def test_verify_reports_pre_hotfix_site_and_exits_3(ws: Workspace, tmp_path):
     r = ws.cli("verify", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "junit", "-o", junit)
     assert r.code == 3
     root = ET.parse(junit).getroot()
-    assert root.tag == "testsuites" and int(root.get("tests")) == 15 and int(root.get("failures")) == 15
-    assert {s.get("name") for s in root} == {"Q241656.DEMO.DEMOSRV", "Q241656.DEMO.DEMOLOG1", "Q241656.DEMO.DEMOAXP1"}
+    assert root.tag == "testsuites" and int(root.get("tests")) == CHECKED and int(root.get("failures")) == CHECKED
+    assert {s.get("name") for s in root} == {"Q241656.DEMO.DEMOSRV", "Q241656.DEMO.DEMOLOG1", "Q241656.DEMO.DEMOAXP1",
+                                             "Q241656.DEMO.DEMOWKS1"}
 
 
 def test_verify_a_manifest_alone_uses_sms_layout(ws: Workspace):
@@ -119,7 +126,7 @@ def test_verify_a_manifest_alone_uses_sms_layout(ws: Workspace):
     paths = {f["path"] for f in data["files"]}
     assert r"C:\SMS\SITE.SRV\MAINCFG.BOX\CLIENT.SRC\X86.BIN\PCMWIN16.EXE" in paths  # a client file
     assert r"D:\SMS\HELPER.SRV\X86.BIN\PCMSVC32.EXE" in paths  # a service file, on a logon server
-    assert data["summary"]["total"] == 15
+    assert data["summary"]["total"] == MANIFEST_FILES + HELPER_COPIES  # a manifest alone: the SMS layout only
 
 
 def test_saved_plan_applies_exactly_and_refuses_a_changed_target(ws: Workspace, tmp_path):
@@ -143,7 +150,7 @@ def test_saved_plan_applies_exactly_and_refuses_a_changed_target(ws: Workspace, 
     assert diff(before, snapshot(ws.site)) == []
     r = ws.cli("apply", plan, "--yes", "-i", ws.inventory)
     assert r.code == 0, r.text
-    assert "Applied Q241656 to site DEMO: 14 actions" in r.out
+    assert f"Applied Q241656 to site DEMO: {ACTIONS} actions" in r.out
 
 
 def test_saved_plan_that_was_edited_is_refused(ws: Workspace, tmp_path):
@@ -175,8 +182,8 @@ def test_apply_json_output(ws: Workspace):
     assert r.code == 0, r.text
     data = json.loads(r.out)
     assert data["status"] == "committed" and data["report"]["passed"] is True
-    assert len(data["plan"]["actions"]) == 14
-    assert "[1/14]" in r.err  # progress goes to stderr, so stdout stays parseable
+    assert len(data["plan"]["actions"]) == ACTIONS
+    assert "[1/19]" in r.err  # progress goes to stderr, so stdout stays parseable
 
 
 def test_runs_and_manual_rollback(ws: Workspace):
@@ -225,6 +232,7 @@ def test_only_stale_helper_copies_need_no_service_outage(ws: Workspace):
     stale.write_bytes(b"an old Base.dll")
     data = json.loads(ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
     assert [(a["number"], a["kind"]) for a in data["actions"]] == [(1, "reset_site")]
+    logged = len((ws.site / "DEMOSRV" / "scm.log").read_text().splitlines())
     assert [c["path"] for c in data["actions"][0]["copies"]] == [r"HELPER.SRV\X86.BIN\BASE.DLL"]
     assert {s["what"] for s in data["skipped"] if "only the site reset runs" in s["reason"]} == {
         "stop SMS_PACKAGE_COMMAND_MANAGER_NT", "stop SMS_EXECUTIVE", "start SMS_PACKAGE_COMMAND_MANAGER_NT",
@@ -233,5 +241,5 @@ def test_only_stale_helper_copies_need_no_service_outage(ws: Workspace):
     assert r.code == 0, r.text
     assert "[1/1] reset site" in r.out and "] stop " not in r.out
     log = (ws.site / "DEMOSRV" / "scm.log").read_text().splitlines()
-    assert not [line for line in log[-6:] if "SMS_EXECUTIVE stopped" in line]
+    assert log[logged:] and not [line for line in log[logged:] if "SMS_EXECUTIVE stopped" in line]
     assert json.loads(ws.cli("verify", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)["passed"]

@@ -59,9 +59,10 @@ def cli(ws: Workspace, *args: str):
 
 
 def shares(site_root: Path) -> dict[str, dict]:
-    """Every file under each server's SMS root but deployer's own run folder (backups, journal)."""
+    """Every file under each server's SMS root but deployer's own run folder (backups, journal) and
+    SMS's trace logs (the restarted SMS_EXECUTIVE appends to LOGS\\MAINTMAN.LOG, as on a real server)."""
     return {name: {k: v for k, v in snapshot(site_root / name / drive / "SMS", include_state=True).items()
-                   if Path(k).parts[0].casefold() != ".deployer"}
+                   if Path(k).parts[0].casefold() not in (".deployer", "logs")}
             for name, (_, _, drive) in SERVERS.items()}
 
 
@@ -74,7 +75,7 @@ def test_q241656_applies_verifies_and_rolls_back_byte_for_byte_over_smb1(smb1_ws
     plan = json.loads(planned.out)
     expected = [(a["server"], a["path"], a["new"]) for a in plan["actions"] if a["kind"] == "replace"]
     expected += [(c["server"], c["path"], c["after"]) for a in plan["actions"] for c in a.get("copies", [])]
-    assert len(expected) == 15
+    assert len(expected) == 25  # 9 replacements, 6 Helper.srv copies, 10 Logon.srv copies (replication)
 
     r = cli(ws, "apply", ws.playbook, "--site", "DEMO", "--yes")
     assert r.code == 0, r.text

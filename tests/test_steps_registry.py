@@ -57,7 +57,7 @@ def test_actions_round_trip_through_their_json(ws):
         assert back == a
         assert kind_of(back) is kind_of(a)
         seen.add(a.kind)
-    assert seen == {"stop", "start", "replace", "reset_site"}
+    assert seen == {"stop", "start", "replace", "reset_site", "wait_for_replication", "force_client_update"}
 
 
 def test_no_module_outside_steps_branches_on_step_kinds():

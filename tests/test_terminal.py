@@ -58,7 +58,7 @@ class Terminal:
 def test_apply_asks_before_acting_and_answering_no_touches_nothing(ws: Workspace):
     before = ws.state()
     t = Terminal("apply", ws.playbook, "--site", "DEMO", "-i", ws.inventory, cwd=ws.path)
-    out = t.expect("Apply these 14 actions to site DEMO? [y/N]")
+    out = t.expect("Apply these 19 actions to site DEMO? [y/N]")
     assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV" in out  # the plan came first
     t.send("n\n")
     assert t.finish() == 0
@@ -75,7 +75,7 @@ def test_apply_on_a_terminal_runs_with_colour_and_progress_once_confirmed(ws: Wo
     assert "\x1b[" in raw  # rich styled it: a terminal gets colour, a pipe plain text
     assert "\x1b[?25l" in raw  # the live progress display hid the cursor while it ran
     text = ANSI.sub("", raw)
-    assert "[14/14] reset site" in text and "Summary: 15 files: 15 ok" in text
+    assert "[14/19] reset site" in text and "Summary: 26 files: 26 ok" in text
 
 
 def _tmux_screen(ws: Workspace, *args: str, env: dict[str, str]) -> str:
@@ -107,16 +107,16 @@ def _tmux_screen(ws: Workspace, *args: str, env: dict[str, str]) -> str:
 
 def test_progress_stays_clean_through_an_apply_and_a_rollback_on_a_terminal(ws: Workspace):
     """One console: step lines print above the live bar, never through it; when a rollback
-    starts the bar is gone instead of frozen at "13/14"."""
+    starts the bar is gone instead of frozen at "13/19"."""
     before = ws.state()
     screen = _tmux_screen(ws, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory,
                           env={"DEPLOYER_FAILPOINTS": "apply.action.13.after=raise", "COLUMNS": "160"})
     lines = [ln.rstrip() for ln in screen.splitlines() if ln.strip()]
-    steps = [ln for ln in lines if re.match(r"^\[\d+/14\] ", ln)]
+    steps = [ln for ln in lines if re.match(r"^\[\d+/19\] ", ln)]
     assert [int(re.match(r"^\[(\d+)/", s).group(1)) for s in steps] == list(range(1, 14)), "\n".join(lines)
     for s in steps:  # nothing of the bar glued to a step line
-        assert "━" not in s and not re.search(r"\d+/14\s*\d+:\d\d", s), s
+        assert "━" not in s and not re.search(r"\d+/19\s*\d+:\d\d", s), s
     after_failure = lines[next(i for i, ln in enumerate(lines) if ln.startswith("FAILED")):]
-    assert not [ln for ln in after_failure if "━" in ln or re.search(r"\b1[34]/14\b", ln)], "\n".join(after_failure)
+    assert not [ln for ln in after_failure if "━" in ln or re.search(r"\b1[34]/19\b", ln)], "\n".join(after_failure)
     assert any("restore" in ln for ln in after_failure)
     assert ws.state() == before

@@ -233,6 +233,42 @@ class Server(Strict):
         return f"{drive}:\\" + "\\".join(parts)
 
 
+PCM_SERVICE = "SMS_PACKAGE_COMMAND_MANAGER_NT"
+
+
+class PcmHost(Strict):
+    """A Windows NT Workstation or member server running the PCM service outside any SMS root.
+
+    Its files live in the install folder Rservice's .ini names ([installation directory],
+    e.g. C:\\PCMSVC), which is also what HKLM\\Software\\Microsoft\\SMS\\Identification
+    "Installation Directory" holds [Q191329]. Paths on the host are relative to that folder:
+    over SMB, `share` is a share of it; over SSH, `root` names it.
+    """
+
+    platform: PlatformField = Field(default="x86", validate_default=True)
+    install_dir: str = Field(default="C:\\PCMSVC", description="the service's installation directory")
+    service: str = Field(default=PCM_SERVICE, description="the service name ([service name] in the .ini)")
+    executable: str = Field(default="PCMSVC32.EXE", description="its executable ([executable file])")
+    files: FilesSpec = MockTransport()
+    services: ServicesSpec = MockTransport()
+
+    @field_validator("install_dir")
+    @classmethod
+    def _install_dir(cls, v: str) -> str:
+        try:
+            drive, parts = parse_root(v)
+        except PathRuleError as exc:
+            raise ValueError(str(exc)) from None
+        return f"{drive}:\\" + "\\".join(parts)
+
+    @field_validator("executable")
+    @classmethod
+    def _executable(cls, v: str) -> str:
+        if not re.fullmatch(r"[^\\/:*?\"<>|]{1,255}", v):
+            raise ValueError(f"executable {v!r} must be a file name (the install folder is install_dir)")
+        return v
+
+
 def _case_duplicate(names: list[str]) -> tuple[str, str] | None:
     """The first name that repeats an earlier one but for case: (earlier, later)."""
     seen: dict[str, str] = {}
@@ -277,6 +313,8 @@ class Site(Strict):
     vars: dict[str, VarValue] = Field(default_factory=dict)
     preflight: PreflightSettings = Field(default_factory=PreflightSettings)  # Q166765 checks (deployer preflight)
     servers: dict[str, Server] = Field(min_length=1)
+    pcm_hosts: dict[str, PcmHost] = Field(default_factory=dict, description="NT Workstations and member servers "
+                                          "running the PCM service (see `deployer inventory from-rservice`)")
 
     @field_validator("region")
     @classmethod
@@ -316,6 +354,24 @@ class Site(Strict):
         _no_case_duplicates(list(v), "server")
         return v
 
+    @field_validator("pcm_hosts")
+    @classmethod
+    def _pcm_host_names(cls, v: dict[str, PcmHost]) -> dict[str, PcmHost]:
+        for name in v:
+            _check_server_name(name)
+        _no_case_duplicates(list(v), "PCM host")
+        return v
+
+    @model_validator(mode="after")
+    def _hosts_are_not_servers(self) -> "Site":
+        servers = {n.casefold(): n for n in self.servers}
+        for name in self.pcm_hosts:
+            if name.casefold() in servers:
+                raise ValueError(f"{name!r} is listed under both servers and pcm_hosts; a site server, logon "
+                                 "server or helper server runs its PCM service from Helper.srv and is updated "
+                                 "by the site reset, so list it under servers only")
+        return self
+
     @model_validator(mode="after")
     def _one_site_server(self) -> "Site":
         site_servers = [n for n, s in self.servers.items() if s.role == "site_server"]
@@ -335,7 +391,8 @@ class Site(Strict):
         return list(dict.fromkeys(s.platform for s in self.servers.values()))
 
     def uses_mock(self) -> bool:
-        return any(s.files.transport == "mock" or s.services.transport == "mock" for s in self.servers.values())
+        hosts = [*self.servers.values(), *self.pcm_hosts.values()]
+        return any(s.files.transport == "mock" or s.services.transport == "mock" for s in hosts)
 
 
 class Inventory(Strict):

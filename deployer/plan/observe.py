@@ -120,7 +120,7 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
 
     content=False compares sizes and write times only, without reading every file again."""
     out = []
-    spell = {name: CaseResolver(ep.files) for name, ep in conn.endpoints.items()}
+    spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
     for rec in observations:
         kind = rec["kind"]
         if kind == "payload":

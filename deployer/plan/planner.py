@@ -189,6 +189,17 @@ class Planner:
             self.actions = [a for a in self.actions if not kind_of(a).outage_only]
             for n, a in enumerate(self.actions, 1):
                 a.number = n
+        elif changes:
+            # Files are replaced, but not on every server the playbook stops services on (only a
+            # PCM service workstation is behind): a server keeps its outage only for its own files.
+            quiet = {a.server.casefold() for a in self.actions if kind_of(a).needs_quiet}
+            idle = [a for a in self.actions if kind_of(a).outage_only and a.server.casefold() not in quiet]
+            for a in idle:
+                self.skip(a.step, a.server, kind_of(a).label(a), f"not needed: no file is replaced on {a.server}")
+            if idle:
+                self.actions = [a for a in self.actions if a not in idle]
+                for n, a in enumerate(self.actions, 1):
+                    a.number = n
 
     def _finish(self) -> Plan:
         pb, site = self.pb, self.site

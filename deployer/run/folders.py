@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from .. import winpath
 from ..plan.model import Plan
+from ..sms.layout import STATE_DIR
 from ..targets.base import TargetError
 from ..targets.connect import SiteConnection
 
@@ -78,6 +79,8 @@ def extras(plan: Plan, conn: SiteConnection, listing: Listing | None, skip: set[
                 key = name.casefold()
                 if key in touched or (had is not None and key in had):
                     continue
+                if not folder and key == STATE_DIR.casefold():
+                    continue  # deployer's own run folder, beside files replaced in a root (a PCM host's)
                 origin = next((touched[t] for t in sorted(touched) if key.startswith(t + ".~")), None)
                 if origin is None and had is None:
                     continue  # no listing to compare with: only a recognisable temporary copy counts

@@ -17,6 +17,8 @@ HELPER_SRV = "HELPER.SRV"
 LOGON_SRV = "LOGON.SRV"
 PCMINS_BOX = "LOGON.SRV\\PCMINS.BOX"
 SYSTEM_MAP = "SYSTEM.MAP"
+LOGS = "LOGS"  # SMS trace logs, when tracing is on
+MAINTMAN_LOG = "LOGS\\MAINTMAN.LOG"
 
 # deployer's own folder on each server's SMS share: journals, backups, the site lock.
 STATE_DIR = ".deployer"

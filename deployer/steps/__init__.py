@@ -9,14 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from .base import StepKind
+from .force_client_update import ClientUpdate
 from .preflight import PreflightKind
 from .replace import Replace
 from .reset_site import Reset
 from .sendcode import Sendcode
 from .stop_start import Start, Stop
+from .update_pcm_hosts import UpdatePcmHosts
+from .wait_for_replication import WaitReplication
 
-KINDS: dict[str, StepKind] = {k.key: k for k in (Stop(), Start(), Replace(), Reset(), Sendcode(),
-                                                   PreflightKind())}
+KINDS: dict[str, StepKind] = {k.key: k for k in (Stop(), Start(), Replace(), Reset(), Sendcode(), PreflightKind(),
+                                                 WaitReplication(), ClientUpdate(), UpdatePcmHosts())}
 
 _BY_ACTION: dict[type, StepKind] = {k.action: k for k in KINDS.values()}
 _BY_MODEL: dict[type, StepKind] = {k.model: k for k in KINDS.values()}

@@ -23,7 +23,7 @@ from .base import FileTransport, ServiceTransport
 class ConnectContext:
     site: SiteRef
     name: str  # the server's name in the inventory
-    server: Server
+    server: Server  # or a PcmHost: both name their files: and services: transports
     pool: dict[Any, Any]  # shared connections, closed with the SiteConnection
     secrets: dict[Any, Secret]
     closers: list[Callable[[], None]]
@@ -81,21 +81,29 @@ class Endpoint:
 @dataclass
 class SiteConnection:
     site: SiteRef
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)  # the SMS servers
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # PCM service hosts (inventory pcm_hosts): reached like servers, but not SMS servers, so
+    # kept apart from `endpoints` (selectors, the site reset); one that is off or unreachable
+    # is in `unreachable` with the reason, and the site is still worked on.
+    hosts: dict[str, Endpoint] = field(default_factory=dict)
+    unreachable: dict[str, str] = field(default_factory=dict)
 
     @property
     def site_server(self) -> Endpoint:
         return self.endpoints[self.site.site.site_server_name]
 
+    def every_endpoint(self) -> dict[str, Endpoint]:
+        return {**self.endpoints, **self.hosts}
+
     def endpoint(self, name: str) -> Endpoint:
-        for key, ep in self.endpoints.items():
+        for key, ep in self.every_endpoint().items():
             if key.casefold() == name.casefold():
                 return ep
         raise KeyError(name)
 
     def close(self) -> None:
-        for ep in self.endpoints.values():
+        for ep in self.every_endpoint().values():
             for t in (ep.services, ep.files):
                 try:
                     t.close()
@@ -121,12 +129,14 @@ def _mock_site(ctx: ConnectContext):
 
     def make() -> MockSite:
         try:
-            return MockSite(ctx.site.mock_root())
+            site = MockSite(ctx.site.mock_root())
         except InputError as exc:  # point at the inventory line that names the folder
             raise InputError(exc.message, ctx.site.inventory.doc.location(("sites", ctx.site.name, "mock", "path")),
                              field=f"sites.{ctx.site.name}.mock.path") from None
+        site.start_work_cycle()  # the site's SMS_EXECUTIVE threads run while deployer has it open
+        return site
 
-    return ctx.shared(("mock", str(ctx.site.mock_root())), make, lambda s: None)
+    return ctx.shared(("mock", str(ctx.site.mock_root())), make, lambda s: s.close())
 
 
 @register_files("mock")
@@ -210,7 +220,26 @@ def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteCon
             files = FILE_TRANSPORTS[files_kind](ctx)
             services = SERVICE_TRANSPORTS[services_kind](ctx, files)
             conn.endpoints[name] = Endpoint(name, server.role, server.platform, server.sms_root, files, services)
+        for name, host in site.site.pcm_hosts.items():
+            _connect_host(conn, site, name, host, pool, secrets)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _connect_host(conn: SiteConnection, site: SiteRef, name: str, host: Any, pool: dict[Any, Any],
+                  secrets: dict[Any, Secret]) -> None:
+    """A PCM service host, or the reason it cannot be reached (bad credentials stay bad input)."""
+    from .base import TargetError
+
+    if host.files.transport not in FILE_TRANSPORTS or host.services.transport not in SERVICE_TRANSPORTS:
+        _load_transports()
+    ctx = ConnectContext(site, name, host, pool, secrets, conn.closers)
+    try:
+        files = FILE_TRANSPORTS[host.files.transport](ctx)
+        services = SERVICE_TRANSPORTS[host.services.transport](ctx, files)
+    except TargetError as exc:
+        conn.unreachable[name] = str(exc)
+        return
+    conn.hosts[name] = Endpoint(name, "pcm_host", host.platform, host.install_dir, files, services)

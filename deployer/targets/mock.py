@@ -9,7 +9,13 @@ between commands, as on a real server. Services behave as Windows and SMS 1.2 do
     SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
     service files are copied (write times kept) to every managed server's
     Helper.srv\\<Platform>.bin, the helper services there stopped around the copy and
-    restarted, as Site Configuration Manager does.
+    restarted, as Site Configuration Manager does;
+  - starting SMS_EXECUTIVE on the site server runs Maintenance Manager's first cycle, and
+    while deployer has the site open its work cycle runs on a timer (mock_maintman.py):
+    Client.src replicated to every logon server's Logon.srv, copy lists regenerated when
+    System.map gets a new timestamp, Maintman.log written;
+  - `pcm_hosts` in site.json are workstations running the PCM service from their install
+    folder, reached like servers but not managed by Site Configuration Manager.
 Every SCM event is appended to `<SERVER>/scm.log`, the mock's event log.
 """
 
@@ -28,11 +34,12 @@ from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
-from . import mock_sms
-from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
+from . import mock_maintman, mock_sms
+from .base import RUNNING, STOPPED, ConnectFailed, ServiceStatus, TargetError, service_error
 from .mockfs import MockFiles, held_open, windows_error, write_json_atomic
 
 SITE_FILE = "site.json"
+OFFLINE = "offline"
 FORMAT = 1
 
 
@@ -49,6 +56,7 @@ class MockSite:
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._work_cycle: mock_maintman.WorkCycle | None = None
         try:
             self.meta: dict[str, Any] = json.loads((self.root / SITE_FILE).read_text())
         except FileNotFoundError:
@@ -63,8 +71,14 @@ class MockSite:
     def servers(self) -> dict[str, MockServerInfo]:
         return {n: MockServerInfo(n, s["role"], s["platform"], s["sms_root"]) for n, s in self.meta["servers"].items()}
 
+    @property
+    def pcm_hosts(self) -> dict[str, MockServerInfo]:
+        """Workstations running the PCM service: their "SMS root" is the service's install folder."""
+        return {n: MockServerInfo(n, "pcm_host", h["platform"], h["install_dir"])
+                for n, h in self.meta.get("pcm_hosts", {}).items()}
+
     def server_info(self, name: str) -> MockServerInfo:
-        for n, info in self.servers.items():
+        for n, info in {**self.servers, **self.pcm_hosts}.items():
             if n.casefold() == name.casefold():
                 return info
         raise InputError(f"server {name} is not part of the mock site {self.root} (it has {', '.join(self.servers)}); "
@@ -76,12 +90,30 @@ class MockSite:
     def sms_dir(self, name: str) -> Path:
         return sms_dir(self.server_dir(name), self.server_info(name).sms_root)
 
+    def _reachable(self, name: str) -> None:
+        """A mock machine is off while `<MACHINE>/offline` exists (for trying unreachable hosts)."""
+        if (self.server_dir(name) / OFFLINE).exists():
+            raise ConnectFailed("cannot be reached (the network path was not found)",
+                                 server=self.server_info(name).name, winerror=53)
+
     def files(self, name: str) -> MockFiles:
+        self._reachable(name)
         scm = self.services(name)
         return MockFiles(self.server_info(name).name, self.sms_dir(name), scm.locked_paths)
 
     def services(self, name: str) -> "MockServices":
+        self._reachable(name)
         return MockServices(self, self.server_info(name).name)
+
+    def start_work_cycle(self) -> None:
+        """Run Maintenance Manager's work cycle while this site is open (see mock_maintman)."""
+        if self._work_cycle is None:
+            self._work_cycle = mock_maintman.WorkCycle(self).start()
+
+    def close(self) -> None:
+        if self._work_cycle is not None:
+            self._work_cycle.stop()
+            self._work_cycle = None
 
 
 def sms_dir(server_dir: Path, sms_root: str) -> Path:
@@ -168,6 +200,8 @@ class MockServices:
                                   server=self.server, winerror=2)
             svc["state"] = RUNNING
         self._event(f"{key} started")
+        if key == mock_maintman.EXECUTIVE and self.site.server_info(self.server).role == "site_server":
+            mock_maintman.first_cycle(self.site)
         return ServiceStatus(key, RUNNING, svc.get("display_name"))
 
     def control(self, name: str, code: int) -> list[str]:

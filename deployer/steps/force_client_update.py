@@ -1,0 +1,233 @@
+"""`force_client_update: {timeout: 900, restart_executive: true}`: force a site-wide client
+update as Q166771 says (Q241656: "To update the clients, either manually run Upgrade.bat on
+each client or follow ... Q166771 SMS: How to Force Site-Wide Client Updates").
+
+After replication, System.map gets a new timestamp (the article opens and saves it in
+Notepad; deployer sets its write time one minute later, the bytes stay). On its next pass Maintenance
+Manager regenerates the copy lists (Cl_nt.txt, ...) with a new CopyListVersion and
+replicates them to every logon server; a client whose Sms.ini holds another value
+verifies its files against the logon server and fetches the new ones.
+
+Plan: only when this playbook changes client files (a replace in Client.src, or Logon.srv
+copies awaited), so a converged site is left alone. Prepare: System.map and every copy list
+(site server and logon servers) backed up. Execute: the new timestamp, SMS_EXECUTIVE
+restarted when the playbook says so (otherwise the work cycle does it), then a bounded wait
+until every logon server offers the site server's new CopyListVersion; the new value is
+reported per logon server. Undo: SMS_EXECUTIVE kept stopped, the copy lists and System.map
+put back byte for byte, write times included; Maintenance Manager compares System.map with
+the copy lists, so that is no new change, and clients that already saw the new value see
+the old one again: it differs from their Sms.ini, so they verify once more and fetch the
+restored files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+from .. import winpath
+from ..model.common import Strict, number_in
+from ..plan.model import FileState, Touched
+from ..run.store import backup_path
+from ..sms import layout, maintman_log
+from ..targets.base import RUNNING, STOPPED, TargetError
+from ..targets.mock_maintman import COPY_LISTS, parse_copy_list_version
+from .base import Selector, StepKind, plural
+from .replace import ReplaceFile
+from .wait_for_replication import EXECUTIVE, WaitForReplication
+
+READ_LIMIT = 64 * 1024
+
+
+class ClientUpdateSpec(Strict):
+    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
+        default=900.0, description="seconds to wait for the new copy lists on every logon server")
+    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE to run a cycle at once")
+
+
+class ClientUpdateStep(Strict):
+    name: str | None = None
+    servers: Selector = "logon_servers"
+    force_client_update: ClientUpdateSpec = Field(default_factory=ClientUpdateSpec)
+
+
+@dataclass
+class CopyListFile:
+    server: str
+    path: str
+    where: str
+    before: FileState | None
+    version: int | None  # its CopyListVersion when planned
+
+
+@dataclass
+class ForceClientUpdate:
+    number: int
+    step: int
+    server: str  # the site server
+    system_map: str
+    system_map_before: FileState
+    system_map_after: FileState
+    copy_lists: list[CopyListFile]
+    logon_servers: list[str]
+    timeout: float
+    restart_executive: bool
+    log_offset: int
+    kind: str = "force_client_update"
+
+
+def _version(files, rel: str) -> int | None:
+    st = files.stat(rel)
+    if st is None or st.is_dir or st.size > READ_LIMIT:
+        return None
+    return parse_copy_list_version(b"".join(files.read_chunks(rel)))
+
+
+def _changes_client_files(planner) -> bool:
+    ss = planner.conn.site_server.name
+    client_src = winpath.key(layout.CLIENT_SRC) + "\\"
+    for a in planner.actions:
+        if isinstance(a, ReplaceFile) and a.server == ss and winpath.key(a.path).startswith(client_src):
+            return True
+        if isinstance(a, WaitForReplication) and a.copies:
+            return True
+    return False
+
+
+class ClientUpdate(StepKind):
+    key = "force_client_update"
+    model = ClientUpdateStep
+    action = ForceClientUpdate
+    summary_rank = 30
+    summary_group = "clients"
+    changes_files = True
+
+    def plan(self, planner, i, step):
+        spec = step.force_client_update
+        ss = planner.conn.site_server
+        targets = [ep for ep in planner.servers(i, step.servers) if ep.name != ss.name]
+        if not _changes_client_files(planner):
+            planner.skip(i, ss.name, "force a site-wide client update", "this run changes no client file")
+            return
+        sysmap = planner.obs.file(ss, layout.SYSTEM_MAP, content=True)
+        if sysmap is None or sysmap.size < 0:
+            raise TargetError(f"{ss.where(layout.SYSTEM_MAP)} is missing; Maintenance Manager regenerates the "
+                              "copy lists from it (Q166771)", server=ss.name)
+        path = planner.obs.real_case(ss, layout.SYSTEM_MAP)
+        # "a new date/time stamp": one minute later than it has. Maintenance Manager looks for a
+        # changed timestamp, not the current time; a fixed step makes every run of this plan (a
+        # saved plan, a recovery finishing it) end in the same state.
+        new_ns = sysmap.mtime_ns + 60 * 10**9
+        lists: list[CopyListFile] = []
+        for ep, folder in [(ss, layout.client_src_bin), *[(ep, layout.logon_bin) for ep in targets]]:
+            for plat in planner.site.site.platform_list:
+                for name in COPY_LISTS.get(plat.key, ()):
+                    rel = winpath.join(folder(plat), name)
+                    before = planner.obs.file(ep, rel, content=True)
+                    if before is not None and before.size < 0:
+                        continue
+                    if before is not None:
+                        rel = planner.obs.real_case(ep, rel)
+                    lists.append(CopyListFile(ep.name, rel, ep.where(rel), before,
+                                              _version(ep.files, rel) if before else None))
+        planner.add(ForceClientUpdate(planner.number(), i, ss.name, path, sysmap,
+                                      FileState(sysmap.size, new_ns, sysmap.sha256, sysmap.name), lists,
+                                      [ep.name for ep in targets], spec.timeout, spec.restart_executive,
+                                      maintman_log.size(ss.files)))
+        if spec.restart_executive:
+            planner.svc_state[(ss.name, EXECUTIVE)] = RUNNING
+
+    # --- run --------------------------------------------------------------------------------------
+
+    def prepare(self, run, a):
+        run.backup(a.server, a.system_map, a.system_map_before,
+                   backup_path(run.run, a.number, winpath.basename(a.system_map)), a.number)
+        for k, c in enumerate(a.copy_lists):
+            if c.before is not None:
+                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
+                           a.number)
+
+    def execute(self, run, a):
+        ss = run.ep(a.server)
+        ss.files.set_mtime(a.system_map, a.system_map_after.mtime_ns)
+        if a.restart_executive:
+            if ss.services.query(EXECUTIVE).state == RUNNING:
+                run.service(a.server, EXECUTIVE, STOPPED)
+            run.service(a.server, EXECUTIVE, RUNNING)
+        source = [c for c in a.copy_lists if c.server == a.server]
+        old = max((c.version for c in source if c.version is not None), default=0)
+
+        def offered() -> dict[tuple[str, str], int | None]:
+            return {(c.server, c.path): _version(run.ep(c.server).files, c.path) for c in a.copy_lists}
+
+        def done() -> bool:
+            now = offered()
+            new = [now[(c.server, c.path)] for c in source]
+            if not new or any(v is None or v <= old for v in new):
+                return False
+            want = max(new)
+            return all(v == want for v in now.values())
+
+        if not run.wait_for(done, a.timeout, interval=1.0):
+            now = offered()
+            evidence = maintman_log.read_since(ss.files, a.log_offset)
+            late = sorted({c.server for c in a.copy_lists if now[(c.server, c.path)] is None
+                           or now[(c.server, c.path)] <= old})
+            detail = "; ".join(f"{s}: {evidence.describe(s)}" for s in late if s != a.server)
+            raise TargetError(f"no new CopyListVersion on {', '.join(late)} within {a.timeout:.0f} s after "
+                              f"System.map got a new timestamp" + (f" ({detail})" if detail else ""),
+                              server=", ".join(late))
+        now = offered()
+        for server in a.logon_servers:
+            versions = sorted({v for (s, _), v in now.items() if s == server and v is not None})
+            run.ctx.say(f"  {server}: clients compare against CopyListVersion "
+                        f"{', '.join(map(str, versions))} (was {old})")
+
+    def quiesce(self, undo, a):
+        if a.number in undo.begun():
+            undo.stop_if_running(a.server, EXECUTIVE, "so that Maintenance Manager does not regenerate the copy "
+                                 "lists while they are restored")
+
+    def undo(self, undo, a):
+        for k, c in enumerate(a.copy_lists):
+            undo.restore_file(c.server, c.path, c.before, backup_path(undo.run, a.number, winpath.basename(c.path), k))
+        undo.restore_file(a.server, a.system_map, a.system_map_before,
+                          backup_path(undo.run, a.number, winpath.basename(a.system_map)))
+
+    # --- facts and words --------------------------------------------------------------------------
+
+    def touched(self, a):
+        # the copy lists' new content is Maintenance Manager's to write: restored by undo, not planned
+        return [Touched(a.server, a.system_map, a.system_map_before, a.system_map_after)]
+
+    def service_effects(self, a):
+        return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
+
+    def server_paths(self, a):
+        return [(("system_map",), a.system_map)] + [(("copy_lists", j, "path"), c.path)
+                                                     for j, c in enumerate(a.copy_lists)]
+
+    def describe(self, a):
+        return (f"force a site-wide client update: new timestamp on {a.server} {a.system_map}"
+                + (f", restart {EXECUTIVE}" if a.restart_executive else "")
+                + f"; wait for a new CopyListVersion on {', '.join(a.logon_servers) or 'the site server'}")
+
+    def label(self, a):
+        return "force client update"
+
+    def render(self, a, tz):
+        from ..report.text import file_state
+
+        versions = sorted({c.version for c in a.copy_lists if c.version is not None})
+        lines: list[tuple[str, str | None]] = [
+            (f"force a site-wide client update (Q166771): give {a.server} {a.system_map} a new timestamp"
+             + (f", restart {EXECUTIVE}" if a.restart_executive else ""), None),
+            (f"       {file_state(a.system_map_before, tz)}  ->  {file_state(a.system_map_after, tz)}", "dim"),
+            (f"       then wait up to {a.timeout:.0f} s until {plural(len(a.logon_servers), 'logon server')} offer "
+             f"a new CopyListVersion (now {', '.join(map(str, versions)) or 'none'})", "dim")]
+        return lines
+
+    def summarize(self, actions):
+        return plural(len(actions), "client update") if actions else None

@@ -1,0 +1,209 @@
+"""`wait_for_replication: {timeout: 900, restart_executive: false}`: wait until Maintenance
+Manager has replicated the client files to every logon server's Logon.srv (Q241656:
+"Maintenance Manager replicates the updated files to the Systems Management Server logon
+servers on its next work cycle").
+
+Plan: per logon server (the step's `servers:`, logon_servers by default) and platform, the
+Logon.srv\\<Platform>.bin files that will change: each file of the site server's
+Client.src\\<Platform>.bin as this playbook leaves it (its replaces applied) whose size or
+write time differs from the logon server's copy (what Maintenance Manager compares).
+Prepare: every copy about to be overwritten is backed up on its logon server. Execute:
+restart SMS_EXECUTIVE when the playbook says so (the documented trigger; no control code
+reaches Maintenance Manager), then wait up to `timeout` until every file of the manifest
+has arrived on every logon server, by its attributes; Maintman.log says why one is late.
+Undo: SMS_EXECUTIVE stopped (so no cycle replicates while Logon.srv is put back), the
+copies restored from the backups, files that did not exist removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import Field
+
+from .. import winpath
+from ..model.common import Strict, number_in
+from ..plan.model import FileState, Touched
+from ..run.store import backup_path
+from ..sms import layout, maintman_log
+from ..targets.base import RUNNING, STOPPED, TargetError
+from ..verify import Check
+from .base import Selector, StepKind, plural
+from .replace import ReplaceFile
+
+EXECUTIVE = "SMS_EXECUTIVE"
+
+
+class ReplicationSpec(Strict):
+    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
+        default=900.0, description="seconds to wait for every logon server")
+    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE first, to trigger a cycle")
+
+
+class ReplicationStep(Strict):
+    name: str | None = None
+    servers: Selector = "logon_servers"
+    wait_for_replication: ReplicationSpec = Field(default_factory=ReplicationSpec)
+
+
+@dataclass
+class LogonCopy:
+    server: str
+    path: str  # Logon.srv\<Platform>.bin\<name> on the logon server
+    where: str
+    source: str  # Client.src\<Platform>.bin\<name> on the site server
+    before: FileState | None
+    after: FileState
+    awaited: bool  # a file of the manifest: the step waits for it (others are only backed up)
+
+
+@dataclass
+class WaitForReplication:
+    number: int
+    step: int
+    server: str  # the site server
+    copies: list[LogonCopy]
+    logon_servers: list[str]
+    timeout: float
+    restart_executive: bool
+    executive_before: str
+    log_offset: int  # Maintman.log's size when planned: the evidence starts there
+    kind: str = "wait_for_replication"
+
+
+def _same_attributes(a: FileState, b: FileState | None) -> bool:
+    return b is not None and (a.size, a.mtime_ns) == (b.size, b.mtime_ns)
+
+
+class WaitReplication(StepKind):
+    key = "wait_for_replication"
+    model = ReplicationStep
+    action = WaitForReplication
+    summary_rank = 25
+    summary_group = "replication"
+    changes_files = True
+
+    def plan(self, planner, i, step):
+        spec = step.wait_for_replication
+        ss = planner.conn.site_server
+        targets = [ep for ep in planner.servers(i, step.servers) if ep.name != ss.name]
+        manifest = planner.pb.manifest.manifest
+        replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
+        copies: list[LogonCopy] = []
+        for plat in planner.site.site.platform_list:
+            src_dir = layout.client_src_bin(plat)
+            if planner.obs.folder(ss, src_dir) != "folder":
+                continue
+            names = [f.name for f in ss.files.listdir(src_dir) if not f.is_dir]
+            for name in names:
+                src = winpath.join(src_dir, name)
+                rep = replaced.get((ss.name, winpath.key(src)))
+                after = rep.new if rep is not None else planner.obs.file(ss, src, content=True)
+                if after is None or after.size < 0:
+                    continue
+                entry = manifest.entry(name, plat)
+                # a client file this playbook puts in Client.src (replaced now, or already current)
+                planned_src = any(c.server == ss.name and winpath.key(c.path) == winpath.key(src)
+                                  for c in planner.checks)
+                for ep in targets:
+                    dst = winpath.join(layout.logon_bin(plat), name)
+                    before = planner.obs.file(ep, dst, content=True)
+                    if before is not None:
+                        dst = winpath.join(layout.logon_bin(plat), before.name or name)
+                    if entry is not None and (rep is not None or planned_src):
+                        planner.checks.append(Check(ep.name, dst, manifest.files.index(entry), "replication"))
+                    if _same_attributes(after, before):
+                        continue
+                    copies.append(LogonCopy(ep.name, dst, ep.where(dst), src, before,
+                                            FileState(after.size, after.mtime_ns, after.sha256, name),
+                                            awaited=entry is not None))
+        exec_before = planner.state(ss, EXECUTIVE, i)
+        if not copies:
+            planner.skip(i, ss.name, "wait for replication",
+                         f"Logon.srv is current on {plural(len(targets), 'logon server')}")
+            return
+        planner.add(WaitForReplication(planner.number(), i, ss.name, copies, [ep.name for ep in targets],
+                                       spec.timeout, spec.restart_executive, exec_before,
+                                       maintman_log.size(ss.files)))
+        if spec.restart_executive:
+            planner.svc_state[(ss.name, EXECUTIVE)] = RUNNING
+
+    # --- run --------------------------------------------------------------------------------------
+
+    def prepare(self, run, a):
+        for k, c in enumerate(a.copies):
+            if c.before is not None:
+                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
+                           a.number)
+
+    def execute(self, run, a):
+        ss = run.ep(a.server)
+        if a.restart_executive:
+            if ss.services.query(EXECUTIVE).state == RUNNING:
+                run.service(a.server, EXECUTIVE, STOPPED)
+            run.service(a.server, EXECUTIVE, RUNNING)
+
+        def late() -> list[LogonCopy]:
+            return [c for c in a.copies if c.awaited and not c.after.same_content(run.read(c.server, c.path))]
+
+        if not run.wait_for(lambda: not late(), a.timeout, interval=1.0):
+            evidence = maintman_log.read_since(ss.files, a.log_offset)
+            by_server: dict[str, list[str]] = {}
+            for c in late():
+                by_server.setdefault(c.server, []).append(winpath.basename(c.path))
+            detail = "; ".join(f"{server}: {', '.join(names)} ({evidence.describe(server)})"
+                               for server, names in by_server.items())
+            raise TargetError(f"Maintenance Manager did not replicate the client files within {a.timeout:.0f} s: "
+                              f"{detail}", server=", ".join(by_server))
+        evidence = maintman_log.read_since(ss.files, a.log_offset)
+        for server in a.logon_servers:
+            n = sum(1 for c in a.copies if c.server == server)
+            run.ctx.say(f"  {server}: {plural(n, 'client file')} replicated to Logon.srv "
+                        f"({evidence.describe(server)})")
+
+    def quiesce(self, undo, a):
+        if a.number in undo.begun():
+            undo.stop_if_running(a.server, EXECUTIVE, "so that Maintenance Manager does not replicate while "
+                                 "Logon.srv is restored")
+
+    def undo(self, undo, a):
+        for k, c in enumerate(a.copies):
+            undo.restore_file(c.server, c.path, c.before,
+                              backup_path(undo.run, a.number, winpath.basename(c.path), k))
+
+    # --- facts and words --------------------------------------------------------------------------
+
+    def touched(self, a):
+        return [Touched(c.server, c.path, c.before, c.after) for c in a.copies]
+
+    def service_effects(self, a):
+        return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
+
+    def server_paths(self, a):
+        return [p for j, c in enumerate(a.copies)
+                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+
+    def describe(self, a):
+        servers = sorted({c.server for c in a.copies})
+        return (f"wait for replication: {plural(len(a.copies), 'Logon.srv file')} on "
+                f"{', '.join(servers)}" + (f", after restarting {EXECUTIVE}" if a.restart_executive else ""))
+
+    def label(self, a):
+        return "wait for replication"
+
+    def render(self, a, tz):
+        from ..report.text import file_state
+
+        first = ("restart SMS_EXECUTIVE on " + a.server + ", then w" if a.restart_executive else "W")
+        lines: list[tuple[str, str | None]] = [
+            (f"{first}ait up to {a.timeout:.0f} s for Maintenance Manager to replicate Client.src to the logon "
+             "servers:", None)]
+        lines += [(f"         {c.where}: {file_state(c.before, tz)}  ->  {file_state(c.after, tz)}", "dim")
+                  for c in a.copies]
+        return lines
+
+    def summarize(self, actions):
+        if not actions:
+            return None
+        return f"{plural(sum(len(a.copies) for a in actions), 'Logon.srv copy', 'Logon.srv copies')} awaited"
