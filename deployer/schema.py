@@ -59,8 +59,10 @@ def _any_case(text: str) -> str:
 
 
 def _platform_schema() -> JsonSchemaValue:
-    names = sorted({a for p in platforms.PLATFORMS.values() for a in (*p.aliases, p.key)})
-    return {"type": "string", "pattern": r"^\s*(" + "|".join(_any_case(n) for n in names) + r")\s*$",
+    names = sorted({a for p in platforms.PLATFORMS.values() for a in (*p.aliases, p.key)} | {"unknown"}
+                   | set(manifest._MORE_SPELLINGS))
+    return {"type": "string",
+            "pattern": r"^\s*[(<\[]?\s*(" + "|".join(_any_case(n) for n in names) + r")\s*[)>\]]?\s*$",
             "description": "a platform as articles spell it (any case): " + platforms.allowed_names(),
             "examples": ["I386", "Intel", "x86", "Alpha"]}
 
@@ -73,22 +75,29 @@ SERVICE_NAME = {"type": "string", "minLength": 1}
 # plain numbers are typed).
 INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
     attrs.parse_date: lambda inner: {
-        "type": "string", "pattern": r"^\s*(\d{1,2}/\d{1,2}/(\d{2}|\d{4})|\d{4}-\d{1,2}-\d{1,2})\s*$",
-        "description": "a date as the article prints it, M/D/YY or M/D/YYYY (two-digit years 30-99 are 19xx, "
-                       "00-29 20xx), or YYYY-MM-DD", "examples": ["9/10/99", "04/22/2000", "1999-09-10"]},
+        "type": "string",
+        "pattern": r"^\s*(\d{1,2}([/-])\d{1,2}\2(\d{2}|\d{4})|\d{4}-\d{1,2}-\d{1,2}"
+                   r"|\d{1,2}[- ][A-Za-z]{3,9}\.?[- ](\d{2}|\d{4})|[A-Za-z]{3,9}\.?-\d{1,2}-(\d{2}|\d{4})"
+                   r"|[A-Za-z]{3,9}\.?\s+\d{1,2},?\s+\d{4})\s*$",
+        "description": "a date as the article prints it: M/D/YY or M/D/YYYY (two-digit years 30-99 are 19xx, "
+                       "00-29 20xx), 01-Mar-2001, March 1, 2001, or YYYY-MM-DD",
+        "examples": ["9/10/99", "04/22/2000", "01-Mar-2001", "March 1, 2001", "1999-09-10"]},
     attrs.parse_time: lambda inner: {
         "type": "string",
         "pattern": r"^\s*\d{1,2}:\d{2}(:\d{2})?(\s*[AaPp]\.?([Mm]\.?)?)?\s*$",
         "description": "a time as the article prints it: 7:00PM, 11:01a or 19:00", "examples": ["7:00PM", "19:00"]},
     attrs.parse_size: lambda inner: {
         "anyOf": [{"type": "integer", "minimum": 0},
-                  {"type": "string", "pattern": r"^\s*\d[\d,]*\s*(KB|K|kb|Kb|k|bytes|B|b)?\s*$"}],
-        "description": "exact bytes (254,400 or 453904) or the article's rounded-up kilobytes (524KB)",
-        "examples": ["524KB", "254,400", 453904]},
-    manifest._platform: lambda inner: _platform_schema(),
-    manifest._version: lambda inner: {
-        "anyOf": [{"type": "string", "pattern": r"^\s*\d{1,5}(\.\d{1,5}){0,3}\s*$"}, {"type": "number"}],
-        "description": "dotted numbers, such as 1.2.0.0"},
+                  {"type": "string", "pattern": r"^\s*(\d[\d,]*\s*(KB|K|kb|Kb|k|bytes|B|b)?"
+                                                r"|\d{1,6}\.\d{1,3}\s*(KB|K|kb|Kb|k|MB|M|mb|Mb))\s*$"}],
+        "description": "exact bytes (254,400, 453904, 283,104 bytes) or the article's kilobytes (524KB, rounded "
+                       "up as Explorer shows them) or fractions (87.1 KB, 1.61 MB, matched as ranges)",
+        "examples": ["524KB", "254,400", 453904, "87.1 KB"]},
+    manifest.parse_platform: lambda inner: _platform_schema(),
+    manifest.parse_version: lambda inner: {
+        "anyOf": [{"type": "string", "pattern": r"^\s*\d{1,5}(\.\d{1,5}){0,3}(\s*\(\s*[Bb][Uu][Ii][Ll][Dd]\s+\d{1,6}\s*\))?\s*$"},
+                  {"type": "number"}],
+        "description": "dotted numbers, such as 1.2.0.0, or 1.2 (build 786) as articles write it"},
     manifest._sha256: lambda inner: {"type": "string", "pattern": r"^\s*[0-9A-Fa-f]{64}\s*$"},
     manifest._name: lambda inner: {
         "type": "string", "minLength": 1, "maxLength": 255, "pattern": r'^[^<>:"/\\|?*\x00-\x1f]*[^<>:"/\\|?*\x00-\x1f. ]$',
@@ -186,7 +195,6 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (M.Manifest, "rule"): "or-later: the article's \"these attributes or later\" (a later file passes); exact: only "
                           "the listed attributes pass",
     (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
-    (M.Manifest, "files"): "the article's table: one row per file and platform",
     (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
     (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",
     (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively)",

@@ -63,7 +63,10 @@ def test_plan_apply_verify_rollback(ws: Workspace, name: str):
     assert report["summary"]["ok"] == ARTICLES[name][0] + ARTICLES[name][1]
 
     changed = diff(before, snapshot(ws.site))
-    assert len([c for c in changed if "HELPER.SRV" not in c]) == ARTICLES[name][0]
+    # besides the replaced files: the site reset's Helper.srv copies, and the copies Maintenance
+    # Manager makes of changed client files on the logon servers when SMS_EXECUTIVE starts again
+    by_sms = ("HELPER.SRV", "DEMOLOG1/D/SMS/LOGON.SRV", "DEMOAXP1/C/SMS/LOGON.SRV")
+    assert len([c for c in changed if not any(part in c for part in by_sms)]) == ARTICLES[name][0]
 
     r = ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory)
     assert r.code == 0, r.text

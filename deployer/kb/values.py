@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, time
 
 from ..model.manifest import UNKNOWN, parse_platform as manifest_platform, parse_version as manifest_version
 from ..sms import attrs

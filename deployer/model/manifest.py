@@ -176,7 +176,7 @@ class Group(Strict):
 
     title: str | None = Field(default=None, description="the table's heading as the article writes it")
     line: Annotated[int, Field(ge=1)] | None = Field(default=None, description="the article line of the heading")
-    files: list[FileEntry] = Field(min_length=1)
+    files: list[FileEntry] = Field(min_length=1, description="the table's rows")
 
 
 class Manifest(Strict):

@@ -48,9 +48,11 @@ class ClientUpdateSpec(Strict):
 
 
 class ClientUpdateStep(Strict):
-    name: str | None = None
+    name: str | None = Field(default=None, description="a label shown in plans")
     servers: Selector = "logon_servers"
-    force_client_update: ClientUpdateSpec = Field(default_factory=ClientUpdateSpec)
+    force_client_update: ClientUpdateSpec = Field(
+        default_factory=ClientUpdateSpec, description="force a site-wide client update (Q166771): give System.map a "
+        "new timestamp, so Maintenance Manager writes new copy lists with a new CopyListVersion")
 
 
 @dataclass

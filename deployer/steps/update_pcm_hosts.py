@@ -22,21 +22,24 @@ from pydantic import Field
 from ..model.common import Strict
 from ..model.manifest import FileName
 from ..targets.base import RUNNING, STOPPED, TargetError
-from .base import StepKind, plural
+from .base import StepKind
 from .replace import Replace
 from .stop_start import StartService, StopService
 
 
 class PcmHostsSpec(Strict):
-    files: list[FileName] = Field(default_factory=lambda: ["Pcmsvc32.exe"], min_length=1)
+    files: list[FileName] = Field(default_factory=lambda: ["Pcmsvc32.exe"], min_length=1,
+                                  description="the PCM service's files to replace, each listed in the manifest")
     hosts: list[str] | None = Field(default=None, description="some of the site's pcm_hosts (default: all)")
     unreachable: Literal["report", "fail"] = Field(
         default="report", description="a host that cannot be reached: report it and go on, or fail the run")
 
 
 class PcmHostsStep(Strict):
-    name: str | None = None
-    update_pcm_hosts: PcmHostsSpec = Field(default_factory=PcmHostsSpec)
+    name: str | None = Field(default=None, description="a label shown in plans")
+    update_pcm_hosts: PcmHostsSpec = Field(
+        default_factory=PcmHostsSpec, description="update the PCM service on the site's pcm_hosts as Rservice would: "
+        "stop SMS_PACKAGE_COMMAND_MANAGER_NT, replace its files, start it")
 
 
 @dataclasses.dataclass

@@ -17,7 +17,7 @@ copies restored from the backups, files that did not exist removed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated
 
 from pydantic import Field
@@ -42,9 +42,11 @@ class ReplicationSpec(Strict):
 
 
 class ReplicationStep(Strict):
-    name: str | None = None
+    name: str | None = Field(default=None, description="a label shown in plans")
     servers: Selector = "logon_servers"
-    wait_for_replication: ReplicationSpec = Field(default_factory=ReplicationSpec)
+    wait_for_replication: ReplicationSpec = Field(
+        default_factory=ReplicationSpec, description="wait (bounded) until Maintenance Manager has copied the client "
+        "files to every logon server's Logon.srv")
 
 
 @dataclass

@@ -226,7 +226,7 @@ def _write_ct2(scm: "MockServices") -> str:
     site = scm.site
     code = site.meta.get("code", "SMS")
     rel = winpath.join(layout.SITECFG_BOX, f"{code}00000.CT2")
-    body = [f"[Site Status]", f"Site={code}", f"Written={_stamp()}", "[Services]", *_server_states(site)]
+    body = ["[Site Status]", f"Site={code}", f"Written={_stamp()}", "[Services]", *_server_states(site)]
     files = site.files(scm.server)
     files.makedirs(layout.SITECFG_BOX)
     files.write_file(rel, [("\r\n".join(body) + "\r\n").encode("ascii")])
