@@ -16,7 +16,11 @@ from typing import Annotated, Any, Iterator, Optional
 
 import typer
 
-from . import __version__, lab, workflow
+from . import __version__, fleet_cli, lab, workflow
+from .fleet import DEFAULT_FORKS
+from .fleet_cli import (AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt, MaxFailOpt,
+                        ReportOpt, ResumeOpt, SitesOpt)
+from .fleet_select import select_sites
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .model.playbook import load_playbook
 from .plan.model import Plan
@@ -58,7 +62,6 @@ class ReportFormat(str, Enum):
 
 
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: ./sites.yaml).")]
-SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.")]
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")]
 
 
@@ -110,14 +113,22 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
 @app.command(epilog=EXIT_CODES_HELP)
 def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
-    site: SiteOpt,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     pb = load_playbook(playbook)
-    site_ref = workflow.inventory(inventory).site(site)
+    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    if len(refs) > 1:
+        if out:
+            raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks), fmt=format.value))
+    site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
     if out:
@@ -132,31 +143,55 @@ def plan(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def apply(
-    target: Annotated[Path, typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")],
-    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).")] = None,
+    target: Annotated[Optional[Path], typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")] = None,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     break_lock: BreakLockOpt = False,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
+    batch: BatchOpt = None,
+    canary: CanaryOpt = 0,
+    max_fail: MaxFailOpt = None,
+    resume: ResumeOpt = None,
+    fleet_dir: FleetDirOpt = None,
+    report: ReportOpt = None,
 ) -> None:
-    """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
+    """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report)
+    if resume is not None:
+        if target is not None or site or group or all_sites or dry_run:
+            raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
+                             "--site, --group, --all or --dry-run with it")
+        raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
+    if target is None:
+        raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
     is_plan = looks_like_plan(target)
     if dry_run:
         if is_plan:
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
-        if site is None:
+        if not (site or group or all_sites):
             raise InputError("--site is required")
-        return plan(target, site, inventory, None, format)
+        return plan(target, site, inventory, None, format, group, all_sites, forks)
     stdout = outmod.stdout()
     if is_plan:
-        with _run_context(site or "", fmt=format, yes=yes) as ctx:
-            outcome = workflow.apply_saved(target, inventory, site, ctx, break_lock=break_lock)
+        if group or all_sites or len(site or []) > 1 or fargs.used_rollout_options():
+            raise InputError("a saved plan is for the one site it names; fleets apply a playbook")
+        one = site[0] if site else None
+        with _run_context(one or "", fmt=format, yes=yes) as ctx:
+            outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
     else:
-        if site is None:
+        if not (site or group or all_sites):
             raise InputError("--site is required with a playbook")
         pb = load_playbook(target)
-        site_ref = workflow.inventory(inventory).site(site)
+        inv = workflow.inventory(inventory)
+        refs = select_sites(inv, site, group, all_sites)
+        if len(refs) > 1 or fargs.used_rollout_options():
+            raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
+        site_ref = refs[0]
         with _run_context(site_ref.name, fmt=format, yes=yes) as ctx:
             outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
     result = outcome.result
@@ -189,14 +224,20 @@ def apply(
 @app.command(epilog=EXIT_CODES_HELP)
 def verify(
     target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
-    site: SiteOpt,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     loaded = workflow.load_target(target)
-    site_ref = workflow.inventory(inventory).site(site)
+    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks), fmt=format.value, output=output))
+    site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
@@ -222,15 +263,26 @@ def verify(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def rollback(
-    site: SiteOpt,
+    site: SitesOpt = None,
     run: Annotated[Optional[str], typer.Argument(help="Run ID (default: the latest committed run).")] = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Restore even files changed since the run.")] = False,
     break_lock: BreakLockOpt = False,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
+    max_fail: MaxFailOpt = None,
+    fleet_dir: FleetDirOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
-    site_ref = workflow.inventory(inventory).site(site)
+    inv = workflow.inventory(inventory)
+    refs = select_sites(inv, site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report),
+                                            yes=yes, force=force, break_lock=break_lock))
+    site_ref = refs[0]
     stdout = outmod.stdout()
     with _run_context(site_ref.name, yes=yes) as ctx:
         outcome = workflow.rollback_run(site_ref, run, ctx, force=force, break_lock=break_lock)
@@ -248,13 +300,23 @@ def rollback(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def recover(
-    site: SiteOpt,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     break_lock: BreakLockOpt = False,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
+    fleet_dir: FleetDirOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
-    site_ref = workflow.inventory(inventory).site(site)
+    inv = workflow.inventory(inventory)
+    refs = select_sites(inv, site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report), yes=yes,
+                                           break_lock=break_lock))
+    site_ref = refs[0]
     stdout = outmod.stdout()
     with _run_context(site_ref.name, yes=yes) as ctx:
         results = workflow.recover(site_ref, ctx, break_lock=break_lock)
@@ -277,10 +339,14 @@ def recover(
 
 
 @app.command(epilog=EXIT_CODES_HELP)
-def runs(site: SiteOpt, inventory: InventoryOpt = None,
-         format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
+def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
+         format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+         group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS) -> None:
     """List the runs journaled on a site, newest last."""
-    site_ref = workflow.inventory(inventory).site(site)
+    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks), fmt=format.value))
+    site_ref = refs[0]
     found = workflow.runs(site_ref)
     if format == Format.json:
         _json([r.__dict__ for r in found])
@@ -353,13 +419,6 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
-def _check_repeated(argv: list[str]) -> None:
-    sites = [a for a in argv if a in ("--site", "-s") or a.startswith("--site=")]
-    if len(sites) > 1:
-        raise InputError("--site is given more than once; name one site per command (a fleet run takes "
-                         "several sites once it is supported)")
-
-
 def _fail(exc: DeployerError, as_json: bool) -> None:
     if as_json:
         with contextlib.suppress(OSError):
@@ -382,7 +441,6 @@ def main() -> None:
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:
-        _check_repeated(sys.argv[1:])
         result = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
         if isinstance(result, int) and result:
             code = result
