@@ -173,8 +173,6 @@ def apply(
     if dry_run:
         if is_plan:
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
-        if not (site or group or all_sites):
-            raise InputError("--site is required")
         return plan(target, site, inventory, None, format, group, all_sites, forks)
     stdout = outmod.stdout()
     if is_plan:
@@ -184,8 +182,6 @@ def apply(
         with _run_context(one or "", fmt=format, yes=yes) as ctx:
             outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
     else:
-        if not (site or group or all_sites):
-            raise InputError("--site is required with a playbook")
         pb = load_playbook(target)
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)

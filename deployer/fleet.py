@@ -111,10 +111,9 @@ def parse_count(text: str | None, option: str, *, minimum: int) -> Count | None:
     raw = text.strip()
     percent = raw.endswith("%")
     digits = raw[:-1].strip() if percent else raw
-    if not digits.isdigit() or (percent and not 0 < int(digits) <= 100) or int(digits) < minimum:
-        lo = "1" if minimum else "0"
-        raise InputError(f"{option} {text!r}: give a whole number of sites ({lo} or more) or a percentage of the "
-                         "fleet (1% to 100%), e.g. 10 or 10%")
+    if not digits.isdigit() or (percent and int(digits) > 100) or int(digits) < minimum:
+        raise InputError(f"{option} {text!r}: give a whole number of sites ({minimum} or more) or a percentage of "
+                         f"the fleet ({minimum}% to 100%), e.g. 10 or 10%")
     return Count(int(digits), percent)
 
 
