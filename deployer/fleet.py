@@ -227,8 +227,7 @@ class Fleet:
         if stop:
             return self._finish(SiteOutcome(site.name, SiteState.NOT_STARTED, f"not started: {stop}",
                                             exit_code=int(ExitCode.FAILED_RESTORED)))
-        if self.journal:
-            self.journal.record(site.name, str(SiteState.RUNNING))
+        self._journal(site.name, SiteState.RUNNING)
         self.view.site_started(site.name)
         ctx = RunContext(site.name, self._site_sink, self.cancel.child())
         t0 = time.monotonic()
@@ -249,10 +248,22 @@ class Fleet:
                 if limit is not None and self.failures > limit and not self.stop_reason:
                     self.stop_reason = (f"{self.failures} sites failed, more than --max-fail "
                                         f"{self.rollout.max_fail} allows")
-        if self.journal:
-            self.journal.record(outcome.site, str(outcome.state), run=outcome.run, message=outcome.message)
+        self._journal(outcome.site, outcome.state, run=outcome.run, message=outcome.message)
         self.view.site_finished(outcome)
         return outcome
+
+    def _journal(self, site: str, state: SiteState, **info: Any) -> None:
+        """A fleet journal that cannot be written (disk full, folder removed) stops the rollout
+        from starting more sites: without it `--resume` could not tell what is done. The sites
+        already running finish; their own journals, on their servers, are unaffected."""
+        if self.journal is None:
+            return
+        try:
+            self.journal.record(site, str(state), **info)
+        except OSError as exc:
+            with self._lock:
+                if not self.stop_reason:
+                    self.stop_reason = f"the fleet journal {self.journal.path} cannot be written ({exc})"
 
     def _site_sink(self, event: Event) -> Any:
         if event.kind == ev.QUESTION:
@@ -264,6 +275,21 @@ class Fleet:
 
     def run(self) -> FleetResult:
         t0 = time.monotonic()
+        try:
+            paused = self._rollout()
+        finally:
+            # also when interrupted before any site started: the journal gets every state known
+            if self.journal:
+                try:
+                    self.journal.note(stopped=self.stop_reason, finished_utc=_utc())
+                except OSError:
+                    pass  # already said: stop_reason names the journal that cannot be written
+        return FleetResult(self.journal.id if self.journal else None, self.command,
+                           [self.outcomes[s.name] for s in self.sites], self.stop_reason, paused,
+                           time.monotonic() - t0, str(self.journal.path) if self.journal else None)
+
+    def _rollout(self) -> bool:
+        """Every batch in turn; True when it paused after a passing canary."""
         batches = self.rollout.batches(self.sites)
         paused = False
         with ThreadPoolExecutor(max_workers=min(self.rollout.forks, max(1, len(self.sites))),
@@ -290,17 +316,15 @@ class Fleet:
                                          exit_code=int(ExitCode.FAILED_RESTORED)))
         if self.stop_reason:
             self.view.note(f"The rollout stopped: {self.stop_reason}.")
-        if self.journal:
-            self.journal.note(stopped=self.stop_reason, finished_utc=_utc())
-        return FleetResult(self.journal.id if self.journal else None, self.command,
-                           [self.outcomes[s.name] for s in self.sites], self.stop_reason, paused,
-                           time.monotonic() - t0, str(self.journal.path) if self.journal else None)
+        return paused
 
     def _run_batch(self, pool: ThreadPoolExecutor, batch: list[SiteRef]) -> None:
         pending: set[Future] = {pool.submit(self._one, s) for s in batch}
         while pending:
             # a short timeout keeps the main thread responsive to signals while sites run
-            _done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for f in done:
+                f.result()  # _one catches what a site raises: anything here is a bug of the fleet itself
 
 
 def _utc() -> str:

@@ -205,7 +205,20 @@ def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes:
 
 
 def runs(sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
-    return run_fleet("runs", "runs", sites, fleet_work.runs_work(), args, fmt=fmt).exit_code
+    from .report.text import render_runs
+
+    result = run_fleet("runs", "runs", sites, fleet_work.runs_work(), args, fmt="json",
+                       emit=None if fmt == "json" else "none")
+    if fmt != "json":
+        stdout = outmod.stdout()
+        for o in result.outcomes:  # in the order asked, whichever site answered first
+            stdout.line(f"Site {o.site}:", "head")
+            if isinstance(o.detail, list):
+                render_runs(o.site, o.detail, stdout)
+            else:
+                stdout.line(f"  {o.message}", "bad")
+            stdout.line()
+    return result.exit_code
 
 
 def preview(sites: list[SiteRef], shown: int = 8) -> str:

@@ -17,9 +17,13 @@ LABEL = {SiteState.DONE: "done", SiteState.NOTHING: "nothing to do", SiteState.F
          SiteState.NOT_RESTORED: "NOT RESTORED", SiteState.MISMATCH: "mismatch", SiteState.NOT_STARTED: "not started"}
 
 
+DONE_WORD = {"plan": "planned", "verify": "passed", "rollback": "rolled back", "recover": "recovered",
+             "runs": "listed"}
+
+
 def totals(result: FleetResult) -> str:
     c = result.counts()
-    parts = [f"{c['done']} done", f"{c['nothing']} nothing to do"]
+    parts = [f"{c['done']} {DONE_WORD.get(result.command, 'done')}", f"{c['nothing']} nothing to do"]
     if c["mismatch"]:
         parts.append(f"{c['mismatch']} mismatched")
     parts += [f"{c['failed']} failed and restored", f"{c['not_restored']} NOT restored",

@@ -62,7 +62,7 @@ def plan_work(pb: LoadedPlaybook, payloads: PayloadCache) -> Work:
         p = workflow.make_plan(pb, site, ctx, payloads=payloads)
         state = SiteState.NOTHING if p.empty else SiteState.DONE
         text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
-        return SiteOutcome(site.name, state, text, actions=len(p.actions), detail=p)
+        return SiteOutcome(site.name, state, text, actions=len(p.actions), detail=p, data={"plan": p.to_json()})
 
     return work
 
