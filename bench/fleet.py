@@ -2,7 +2,7 @@
 command each, against the floor (the nine payload files copied into N folders with
 shutil.copyfile + os.utime), measured in the same run.
 
-    .venv/bin/python bench/fleet.py [--sizes 1,10,100] [--forks 10] [--repeat 1]
+    .venv/bin/python bench/fleet.py [--sizes 1,10,100] [--forks 10] [--repeat 1] [--loop-max 10]
 
 Each N gets a fresh generated inventory of N one-server sites (deployer/fleet_lab.py) and
 `deployer lab init --all` (not timed). Every command runs as its own process, as an
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployer.fleet_lab import write_fleet_inventory  # noqa: E402
+from deployer.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
 
 PHASES = ("plan", "apply", "apply again", "verify")
 
@@ -60,13 +60,29 @@ def floor(payloads: Path, n: int, dest: Path) -> float:
     return time.perf_counter() - t0
 
 
-def bench(n: int, forks: int, work: Path) -> dict[str, tuple[float, float]]:
-    base = work / f"n{n}"
+def make_lab(base: Path, n: int) -> None:
     for d in ("playbooks", "manifests"):
         shutil.copytree(ROOT / d, base / d)
     inv = write_fleet_inventory(base / "sites.yaml", n)
     subprocess.run([sys.executable, "-m", "deployer", "lab", "init", "--all", "-i", str(inv)], cwd=base, check=True,
                    stdout=subprocess.DEVNULL)
+
+
+def shell_loop(n: int, work: Path) -> float:
+    """What a fleet was before: one `deployer apply --site X` process per site, one after another."""
+    base = work / f"loop{n}"
+    make_lab(base, n)
+    t0 = time.perf_counter()
+    for name in site_names(n):
+        run(["apply", "playbooks/q241656.yaml", "-i", "sites.yaml", "--site", name, "--yes"], base)
+    secs = time.perf_counter() - t0
+    shutil.rmtree(base)
+    return secs
+
+
+def bench(n: int, forks: int, work: Path, loop_max: int) -> dict[str, tuple[float, float]]:
+    base = work / f"n{n}"
+    make_lab(base, n)
     pb = "playbooks/q241656.yaml"
     common = ["-i", "sites.yaml", "--all", "--forks", str(forks)]
     fleets = ["--fleet-dir", str(base / "fleets")]
@@ -79,6 +95,8 @@ def bench(n: int, forks: int, work: Path) -> dict[str, tuple[float, float]]:
     out["floor"] = (floor(base / "payloads" / "q241656", n, base / "floor"), 0.0)
     out["_bytes"] = (float(payload_bytes), 0.0)
     shutil.rmtree(base)
+    if n <= loop_max:
+        out["apply, shell loop"] = (shell_loop(n, work), 0.0)
     return out
 
 
@@ -87,6 +105,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,10,100", help="fleet sizes, comma-separated")
     ap.add_argument("--forks", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=1, help="runs per size; medians are printed")
+    ap.add_argument("--loop-max", type=int, default=10, help="also time a shell loop of one-site applies for "
+                    "fleets up to this size (one process per site, as before fleets)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
     print(f"deployer fleet benchmark: Q241656 (9 payload files), one-server mock sites, --forks {a.forks}, "
@@ -94,12 +114,16 @@ def main() -> None:
     print(f"{'sites':>6} {'phase':<12} {'seconds':>8} {'ms/site':>8} {'peak RSS':>9} {'x floor':>8}")
     with tempfile.TemporaryDirectory(prefix="deployer-fleet-bench-") as tmp:
         for n in sizes:
-            runs = [bench(n, a.forks, Path(tmp) / f"r{r}") for r in range(a.repeat)]
+            runs = [bench(n, a.forks, Path(tmp) / f"r{r}", a.loop_max) for r in range(a.repeat)]
             med = {k: (statistics.median(r[k][0] for r in runs), max(r[k][1] for r in runs)) for k in runs[0]}
             fl = med["floor"][0]
             for phase in PHASES:
                 secs, rss = med[phase]
                 print(f"{n:>6} {phase:<12} {secs:>8.2f} {secs / n * 1000:>8.1f} {rss:>7.1f}MB {secs / fl:>7.0f}x")
+            if "apply, shell loop" in med:
+                loop = med["apply, shell loop"][0]
+                print(f"{n:>6} {'apply loop':<12} {loop:>8.2f} {loop / n * 1000:>8.1f} {'':>9} {loop / fl:>7.0f}x"
+                      f"  (one process per site; the fleet apply is {loop / med['apply'][0]:.1f}x faster)")
             print(f"{n:>6} {'floor':<12} {fl:>8.3f} {fl / n * 1000:>8.2f} {'':>9} {1:>7}x")
             sys.stdout.flush()
 

@@ -28,23 +28,23 @@ from .plan.planner import PayloadCache
 from .report import out as outmod
 
 SitesOpt = Annotated[Optional[list[str]], typer.Option(
-    "--site", "-s", help="Site name from the inventory; repeat it or separate names with commas; globs ('EU*') "
+    "--site", "-s", metavar="NAME", help="Site name from the inventory; repeat it or separate names with commas; globs ('EU*') "
     "match names. Several sites run as a fleet.")]
-GroupOpt = Annotated[Optional[list[str]], typer.Option("--group", "-g", help="Every site of an inventory group "
+GroupOpt = Annotated[Optional[list[str]], typer.Option("--group", "-g", metavar="NAME", help="Every site of an inventory group "
                                                        "(groups: in sites.yaml); repeatable.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every site of the inventory.")]
-ForksOpt = Annotated[int, typer.Option("--forks", help="Fleet: sites worked on at the same time.")]
-BatchOpt = Annotated[Optional[str], typer.Option("--batch", help="Fleet: start sites in rolling batches of N sites "
+ForksOpt = Annotated[int, typer.Option("--forks", metavar="N", help="Fleet: sites worked on at the same time.")]
+BatchOpt = Annotated[Optional[str], typer.Option("--batch", metavar="N|P%", help="Fleet: start sites in rolling batches of N sites "
                                                  "or P% of the fleet; each batch ends before the next starts.")]
-CanaryOpt = Annotated[int, typer.Option("--canary", help="Fleet: run N sites first, then stop and ask (--yes goes "
+CanaryOpt = Annotated[int, typer.Option("--canary", metavar="N", help="Fleet: run N sites first, then stop and ask (--yes goes "
                                         "on when they all passed; without a terminal the rollout pauses).")]
-MaxFailOpt = Annotated[Optional[str], typer.Option("--max-fail", help="Fleet: once more than N sites (or P%) "
+MaxFailOpt = Annotated[Optional[str], typer.Option("--max-fail", metavar="N|P%", help="Fleet: once more than N sites (or P%) "
                                                    "failed, start no new site; running ones finish or roll back.")]
-FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", help="Fleet journals folder (default "
+FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", metavar="DIR", help="Fleet journals folder (default "
                                                      "~/.local/state/deployer/fleets).")]
-ReportOpt = Annotated[Optional[Path], typer.Option("--report", help="Fleet: write the fleet report to FILE "
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Fleet: write the fleet report to FILE "
                                                    "(.json: JSON, .xml: JUnit with one suite per site, else text).")]
-ResumeOpt = Annotated[Optional[str], typer.Option("--resume", help="Continue fleet run ID: the sites not done yet "
+ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]
 
 

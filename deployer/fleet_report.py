@@ -24,10 +24,10 @@ DONE_WORD = {"plan": "planned", "verify": "passed", "rollback": "rolled back", "
 def totals(result: FleetResult) -> str:
     c = result.counts()
     parts = [f"{c['done']} {DONE_WORD.get(result.command, 'done')}", f"{c['nothing']} nothing to do"]
-    if c["mismatch"]:
-        parts.append(f"{c['mismatch']} mismatched")
-    parts += [f"{c['failed']} failed and restored", f"{c['not_restored']} NOT restored",
-              f"{c['not_started']} not started"]
+    for key, words in (("mismatch", "mismatched"), ("failed", "failed and restored"),
+                       ("not_restored", "NOT restored"), ("not_started", "not started")):
+        if c[key]:
+            parts.append(f"{c[key]} {words}")
     return (f"{len(result.outcomes)} sites in {result.seconds:.1f} s: " + ", ".join(parts) + ".")
 
 

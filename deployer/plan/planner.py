@@ -103,6 +103,7 @@ class Planner:
                  payloads: PayloadCache | None = None):
         self.pb = pb
         self.shared = payloads
+        self._payload_dir: str | None = None
         self.site = site
         self.conn = conn
         self.obs = Observer(conn)
@@ -159,7 +160,9 @@ class Planner:
         if key in self.payloads:
             return self.payloads[key]
         if self.shared is not None:
-            cache_key = (str(self.pb.payload_dir()), key, str(entry.size), entry.sha256, entry.version)
+            if self._payload_dir is None:  # resolving it is a filesystem walk: once per plan, not per file
+                self._payload_dir = str(self.pb.payload_dir())
+            cache_key = (self._payload_dir, key, str(entry.size), entry.sha256, entry.version)
             p = self.shared.get(cache_key, lambda: self._load_payload(step_index, file_index, entry))
         else:
             p = self._load_payload(step_index, file_index, entry)
