@@ -10,27 +10,67 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
-from . import __version__, fleet_cli, lab, workflow
-from .fleet import DEFAULT_FORKS
-from .fleet_cli import (AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt, MaxFailOpt,
-                        ReportOpt, ResumeOpt, SitesOpt)
-from .fleet_select import select_sites
+from . import __version__
+from .fleet_options import (DEFAULT_FORKS, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
+                            MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
-from .model.playbook import load_playbook
-from .plan.model import Plan
-from .plan.saved import looks_like_plan, save_plan
 from .report import out as outmod
-from .report.console import ConsoleRenderer
-from .report.junit import to_junit
-from .report.text import render_plan, render_report, render_runs
-from .run.context import RunContext
 from .run.store import RunState
+
+# What a command needs is imported when it runs (`_lazy`), so that `deployer --help` and a
+# one-site plan load only what they use: pydantic models, jinja2, the transports and the
+# mock site cost more than the command itself.
+if TYPE_CHECKING:
+    from .plan.model import Plan
+    from .run.context import RunContext
+
+
+class _Lazy:
+    """`workflow.x` imports deployer.workflow on first use."""
+
+    def __init__(self, module: str):
+        self._module = module
+
+    def __getattr__(self, name: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(self._module, __package__), name)
+
+
+workflow = _Lazy(".workflow")
+lab = _Lazy(".lab")
+fleet_cli = _Lazy(".fleet_cli")  # only when several sites are selected
+
+
+def select_sites(inv, sites, groups, all_sites):
+    from .fleet_select import select_sites as select
+
+    return select(inv, sites, groups, all_sites)
+
+
+def load_playbook(path: Path):
+    from .model.playbook import load_playbook as load
+
+    return load(path)
+
+
+def render_plan(plan, out) -> None:
+    from .report.text import render_plan as render
+
+    render(plan, out)
+
+
+def render_report(report, out) -> None:
+    from .report.text import render_report as render
+
+    render(report, out)
 
 app = typer.Typer(
     name="deployer",
@@ -48,6 +88,44 @@ app.add_typer(lab_app, name="lab")
 manifest_app = typer.Typer(help="Manifests: a KB article's file attribute table as data.", no_args_is_help=True,
                            epilog=EXIT_CODES_HELP)
 app.add_typer(manifest_app, name="manifest")
+
+
+@dataclass
+class Options:
+    """The options every command shares (given before the command: `deployer -v apply ...`)."""
+
+    quiet: bool = False
+    verbose: bool = False
+    log: Path | None = None
+    no_log: bool = False
+    log_path: Path | None = None  # where this command's log is being written
+    closing: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+
+
+OPTIONS = Options()
+# commands that work on a site write a log (report/log.py)
+LOGGED = {"plan", "apply", "verify", "rollback", "recover", "sendcode", "preflight", "prune"}
+
+
+@app.callback()
+def _options(
+    typer_ctx: typer.Context,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Show only results, warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show debug detail on stderr (never secrets).")] = False,
+    log: Annotated[Optional[Path], typer.Option("--log", help="Write this command's log to FILE (default: a new file under ~/.local/state/deployer/logs/).")] = None,
+    no_log: Annotated[bool, typer.Option("--no-log", help="Write no log file.")] = False,
+) -> None:
+    """Apply vendor hotfixes to Windows server sites from declarative playbooks, safely."""
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose contradict each other; give one")
+    OPTIONS.quiet, OPTIONS.verbose, OPTIONS.log, OPTIONS.no_log = quiet, verbose, log, no_log
+    command = typer_ctx.invoked_subcommand or ""
+    if command in LOGGED or verbose:
+        from .report.log import command_log
+
+        # closed by main() after the command's last word (its error message included) is logged
+        OPTIONS.log_path = OPTIONS.closing.enter_context(
+            command_log(command, log, verbose=verbose, enabled=command in LOGGED and not no_log))
 
 
 class Format(str, Enum):
@@ -75,6 +153,9 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     """A run context whose events a console renderer draws, and whose cancel token SIGINT,
     SIGTERM and SIGHUP set while the site is being changed (before that they interrupt the
     command: nothing was touched, exit 130)."""
+    from .report.console import ConsoleRenderer
+    from .run.context import RunContext
+
     text = fmt == Format.text
     stdout = outmod.stdout()
     out = stdout if text else outmod.stderr()
@@ -85,7 +166,7 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
             stdout.line()
 
     renderer = ConsoleRenderer(out, outmod.stderr(), yes=yes, show_plan=show if show_plan else None,
-                               bar=text and out.console is not None)
+                               bar=text and out.console is not None and not OPTIONS.quiet, quiet=OPTIONS.quiet)
     ctx = RunContext(site, renderer)
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -132,6 +213,8 @@ def plan(
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
     if out:
+        from .plan.saved import save_plan
+
         save_plan(p, out)
     if format == Format.json:
         _json(p.to_json())
@@ -150,6 +233,8 @@ def apply(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     break_lock: BreakLockOpt = False,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
+    worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
@@ -161,6 +246,8 @@ def apply(
     report: ReportOpt = None,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
+    from .plan.saved import looks_like_plan
+
     fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report)
     if resume is not None:
         if target is not None or site or group or all_sites or dry_run:
@@ -186,8 +273,13 @@ def apply(
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
+            if broker and any(r.site.region for r in refs):
+                raise InputError("--broker sends one regional site to its workers; a fleet runs here: name one "
+                                 "site with --broker, or leave --broker out")
             raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
         site_ref = refs[0]
+        if broker and site_ref.site.region:
+            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=format, wait=worker_wait)
         with _run_context(site_ref.name, fmt=format, yes=yes) as ctx:
             outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
     result = outcome.result
@@ -217,6 +309,47 @@ def apply(
     result.raise_for_status()
 
 
+def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float) -> None:
+    """One site through its region's workers: the plan is made and run there, events come back here."""
+    from .workers.remote import dispatcher_for
+    from .workers.tasks import exit_code_of
+
+    region = site_ref.site.region
+    stdout = outmod.stdout()
+    with _run_context(site_ref.name, fmt=fmt, yes=yes) as ctx:
+        if not ctx.ask(f"Apply {pb.kb} to site {site_ref.name} through the workers of region {region}?"):
+            stdout.line("Nothing was done.")
+            return
+        d = dispatcher_for(pb, site_ref.inventory.path, broker, start_timeout=wait)
+        ctx.changing = True  # from here a signal cancels the rollout: queued sites are revoked, running ones roll back
+        try:
+            outcome = d.run(site_ref.name, region, ctx)
+        finally:
+            ctx.changing = False
+            d.close()
+    r = outcome.result
+    if fmt == Format.json:
+        _json({"rollout": d.rollout, "region": region, **r})
+    else:
+        where = f" on {r['worker']}" if r.get("worker") else ""
+        status = r.get("status")
+        style = "good" if status in ("committed", "nothing") else "bad"
+        stdout.line(f"Site {site_ref.name} (region {region}{where}): {status}"
+                    + (f": {r['error']}" if r.get("error") else "")
+                    + (f" (run {r['run']})" if r.get("run") else ""), style)
+        for rec in r.get("recovered") or []:
+            stdout.line(f"  recovered run {rec['run']} first: {rec['status']} ({rec['reason']})")
+        for line in r.get("remaining") or []:
+            stdout.line(f"  {line}", "bad")
+        rep = r.get("report")
+        if rep:
+            stdout.line(f"Verification: {rep['summary']['total']} files, {rep['summary']['ok']} ok: "
+                        + ("PASSED" if rep["passed"] else "FAILED"), "good" if rep["passed"] else "bad")
+    code = exit_code_of(r) if r.get("status") != "not_started" else int(ExitCode.FAILED_RESTORED)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command(epilog=EXIT_CODES_HELP)
 def verify(
     target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
@@ -239,6 +372,8 @@ def verify(
     if format == ReportFormat.json:
         text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
+        from .report.junit import to_junit
+
         text = to_junit(report)
     else:
         text = None
@@ -347,6 +482,8 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
     if format == Format.json:
         _json([r.__dict__ for r in found])
     else:
+        from .report.text import render_runs
+
         render_runs(site_ref.name, found, outmod.stdout())
 
 
@@ -398,6 +535,18 @@ def manifest_from_kb(
                              f"{article}:{result.table_line} (rule {result.manifest.rule}).")
     else:
         sys.stdout.write(result.yaml)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def worker(
+    region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
+    broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
+) -> None:
+    """Run sites of one region for controllers elsewhere (Celery worker; needs `pip install 'deployer[workers]'`)."""
+    from .workers.serve import serve
+
+    serve(region, concurrency, broker)
 
 
 @app.command("version")
@@ -457,5 +606,15 @@ def main() -> None:
             code = int(ExitCode.BAD_INPUT)
         else:
             raise
+    if OPTIONS.log_path is not None and not OPTIONS.quiet:
+        outmod.stderr().line(f"Log: {OPTIONS.log_path}", "dim")
+    OPTIONS.closing.close()
+    _reset_options()
     _close_stdout()
     sys.exit(code)
+
+
+def _reset_options() -> None:
+    """main() may run many times in one process (tests, API users)."""
+    global OPTIONS
+    OPTIONS = Options()

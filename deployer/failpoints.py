@@ -4,7 +4,8 @@ Code calls `hit("apply.action.3.before")` at interesting moments; nothing happen
 test armed that name, in-process with `arm()` or for a child process through the
 DEPLOYER_FAILPOINTS environment variable: `name=action;name=action`, where action is
 `raise` (an injected TargetError), `kill` (SIGKILL to this process: a crash with no
-cleanup at all) or `call` (run a callback registered in-process). A `*` in a name matches
+cleanup at all), `sleep:SECONDS` (hang there, as a stuck host does, for another process to
+act meanwhile) or `call` (run a callback registered in-process). A `*` in a name matches
 any text, so `apply.action.*.after=kill` arms every action.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import signal
+import time
 from typing import Callable
 
 ENV = "DEPLOYER_FAILPOINTS"
@@ -60,6 +62,9 @@ def hit(name: str) -> None:
         if fnmatch.fnmatchcase(name, pattern):
             if action == "kill":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if action.startswith("sleep:"):
+                time.sleep(float(action.split(":", 1)[1]))
+                return
             if action == "call":
                 _callbacks[pattern](name)
                 return

@@ -29,7 +29,7 @@ from .model.inventory import SiteRef
 from .run import context as ev
 from .run.context import CancelToken, Event, RunContext
 
-DEFAULT_FORKS = 10  # real servers are I/O-bound: ten sessions keep a controller's link busy without a storm
+from .fleet_options import DEFAULT_FORKS
 
 
 class SiteState(str, Enum):

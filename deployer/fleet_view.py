@@ -4,8 +4,9 @@ On a terminal: a live panel (rich) with the counts (done, failed, running, waiti
 current action of each running site, and a summary line printed above it as each site
 ends. Piped: the same summary lines, one per site, in the order sites end, and nothing
 else, so a log reads cleanly. With `-f json` nothing is drawn: standard output carries
-the final JSON only (warnings still go to standard error). Every entry point takes one
-lock: site threads call in at any time.
+the final JSON only (warnings still go to standard error). Each site's narrative goes to
+the command's log, every line tagged with its site. Every entry point takes one lock:
+site threads call in at any time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .fleet import SiteOutcome, SiteState
+from .report.log import output as log_output
 from .report.out import Out
 from .run import context as ev
 from .run.context import Event
@@ -34,13 +36,15 @@ def site_line(o: SiteOutcome) -> str:
 
 
 class FleetConsole:
-    def __init__(self, out: Out, err: Out, *, title: str, total: int, draw: bool = True, yes: bool = False):
+    def __init__(self, out: Out, err: Out, *, title: str, total: int, draw: bool = True, yes: bool = False,
+                 live: bool = True):
         self.out = out
         self.err = err
         self.title = title
         self.total = total
         self.draw = draw  # False with -f json
         self.yes = yes
+        self.live_wanted = live  # -q: no live panel, the summary lines only
         self.lock = threading.RLock()
         self.running: dict[str, str] = {}  # site -> its current action
         self.finished: dict[SiteState, int] = {}
@@ -69,7 +73,7 @@ class FleetConsole:
             self.live.update(self._panel())
 
     def __enter__(self) -> "FleetConsole":
-        if self.draw and self.out.console is not None:
+        if self.draw and self.live_wanted and self.out.console is not None:
             self.live = Live(self._panel(), console=self.out.console, refresh_per_second=4, transient=True)
             self.live.start()
         return self
@@ -96,8 +100,10 @@ class FleetConsole:
                 self.err.line(f"{event.site}: {event.text}", "warn")
             elif event.kind == ev.PROGRESS and event.site in self.running:
                 self.running[event.site] = f"[{event.data.get('done')}/{event.data.get('total')}] {event.text}"
-            elif event.kind == ev.SAY and event.site in self.running and event.text.strip():
-                self.running[event.site] = event.text.strip()
+            elif event.kind == ev.SAY:
+                log_output(f"{event.site}: {event.text}")  # each site's narrative, tagged, in the command's log
+                if event.site in self.running and event.text.strip():
+                    self.running[event.site] = event.text.strip()
             self._refresh()
 
     def site_finished(self, outcome: SiteOutcome) -> None:

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Install what the tests need and run the whole suite.
-#   Debian packages: samba, smbclient, openssh-server (real servers the tests start on 127.0.0.1)
+#   Debian packages: samba, smbclient, openssh-server, redis-server (real servers the tests start on 127.0.0.1), tmux
 #   Python: this project with its test extras, in .venv
 # Extra arguments go to pytest (for example: scripts/test.sh -k rollback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for pair in smbd:samba smbclient:smbclient sshd:openssh-server; do
+for pair in smbd:samba smbclient:smbclient sshd:openssh-server tmux:tmux redis-server:redis-server; do
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done

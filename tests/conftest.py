@@ -21,7 +21,7 @@ from deployer import failpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 
-pytest_plugins = ["servers.mock_target", "servers.samba", "servers.sshd"]
+pytest_plugins = ["servers.mock_target", "servers.samba", "servers.sshd", "servers.redis"]
 
 
 @dataclass
@@ -154,6 +154,19 @@ def _clean_failpoints():
     failpoints.reset()
     yield
     failpoints.reset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def command_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Commands write their logs under the session's temporary folder, where the leak check reads them."""
+    state = tmp_path_factory.mktemp("state")
+    old = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(state)
+    yield state
+    if old is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = old
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -76,3 +76,47 @@ def test_apply_on_a_terminal_runs_with_colour_and_progress_once_confirmed(ws: Wo
     assert "\x1b[?25l" in raw  # the live progress display hid the cursor while it ran
     text = ANSI.sub("", raw)
     assert "[14/14] reset site" in text and "Summary: 15 files: 15 ok" in text
+
+
+def _tmux_screen(ws: Workspace, *args: str, env: dict[str, str]) -> str:
+    """Run `deployer ARGS` in a detached tmux session (its own server socket) and return the
+    whole screen and scrollback as a person would see it after the command ended."""
+    import shlex
+    import shutil
+    import uuid
+
+    tmux = shutil.which("tmux")
+    assert tmux, "tmux is needed for this test (scripts/test.sh installs it)"
+    sock = f"deployer-test-{uuid.uuid4().hex[:8]}"
+    done = ws.path / f"{sock}.done"
+    command = " ".join([*(f"{k}={shlex.quote(v)}" for k, v in env.items()), shlex.quote(sys.executable),
+                        "-m", "deployer", *map(shlex.quote, map(str, args)), f"; echo $? > {shlex.quote(str(done))}",
+                        "; sleep 600"])
+    subprocess.run([tmux, "-L", sock, "new-session", "-d", "-x", "160", "-y", "50", "-c", str(ws.path), command],
+                   check=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not done.exists():
+            assert time.monotonic() < deadline, "the command did not finish in tmux"
+            time.sleep(0.2)
+        return subprocess.run([tmux, "-L", sock, "capture-pane", "-p", "-S", "-2000"], capture_output=True,
+                              text=True, check=True).stdout
+    finally:
+        subprocess.run([tmux, "-L", sock, "kill-server"], capture_output=True)
+
+
+def test_progress_stays_clean_through_an_apply_and_a_rollback_on_a_terminal(ws: Workspace):
+    """One console: step lines print above the live bar, never through it; when a rollback
+    starts the bar is gone instead of frozen at "13/14"."""
+    before = ws.state()
+    screen = _tmux_screen(ws, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory,
+                          env={"DEPLOYER_FAILPOINTS": "apply.action.13.after=raise", "COLUMNS": "160"})
+    lines = [ln.rstrip() for ln in screen.splitlines() if ln.strip()]
+    steps = [ln for ln in lines if re.match(r"^\[\d+/14\] ", ln)]
+    assert [int(re.match(r"^\[(\d+)/", s).group(1)) for s in steps] == list(range(1, 14)), "\n".join(lines)
+    for s in steps:  # nothing of the bar glued to a step line
+        assert "━" not in s and not re.search(r"\d+/14\s*\d+:\d\d", s), s
+    after_failure = lines[next(i for i, ln in enumerate(lines) if ln.startswith("FAILED")):]
+    assert not [ln for ln in after_failure if "━" in ln or re.search(r"\b1[34]/14\b", ln)], "\n".join(after_failure)
+    assert any("restore" in ln for ln in after_failure)
+    assert ws.state() == before

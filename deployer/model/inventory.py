@@ -216,8 +216,18 @@ class Site(Strict):
     timezone: str = "UTC"
     platforms: list[PlatformField] | None = None
     mock: MockSite | None = None
+    region: str | None = Field(default=None, description="the region whose workers run this site "
+                               "(`deployer worker --region NAME`); none: the controller runs it")
     vars: dict[str, VarValue] = Field(default_factory=dict)
     servers: dict[str, Server] = Field(min_length=1)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", v):
+            raise ValueError(f"region {v!r} must be a name of letters, digits, '-', '_' or '.' (at most 63), "
+                             "such as eu-west")
+        return v
 
     @field_validator("code")
     @classmethod

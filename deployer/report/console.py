@@ -13,15 +13,17 @@ import sys
 from typing import Any, Callable
 
 from ..run import context as ev
+from .log import output as log_output
 from .out import Out, RunProgress
 
 
 class ConsoleRenderer:
     def __init__(self, out: Out, err: Out, *, yes: bool, show_plan: Callable[[Any], None] | None = None,
-                 bar: bool = True):
+                 bar: bool = True, quiet: bool = False):
         self.out = out
         self.err = err
         self.yes = yes
+        self.quiet = quiet  # -q: the run's narrative goes to the log only
         self.show_plan = show_plan
         self.progress = RunProgress(out) if bar else None
 
@@ -30,14 +32,17 @@ class ConsoleRenderer:
             if event.text.startswith("FAILED") and self.progress is not None:
                 self.progress.close()  # the bar would keep saying "13/14" through the rollback
                 self.progress = None
-            self.out.line(event.text)
+            if self.quiet and not event.text.startswith("FAILED"):
+                log_output(event.text)
+            else:
+                self.out.line(event.text)
         elif event.kind == ev.WARN:
             self.err.line(event.text, "warn")
         elif event.kind == ev.PROGRESS:
             if self.progress is not None:
                 self.progress(event.text, event.data["done"], event.data["total"])
         elif event.kind == ev.PLAN:
-            if self.show_plan is not None:
+            if self.show_plan is not None and "plan" in event.data and not (self.quiet and self.yes):
                 self.show_plan(event.data["plan"])
         elif event.kind == ev.QUESTION:
             return self.ask(event.text)

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import IO, Sequence
 
 from rich.console import Console
+
+from .log import output as log_output
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -57,6 +59,8 @@ class Out:
             self.failed = exc
 
     def _line(self, text: str = "", style: str | None = None) -> None:
+        if self.tolerant:
+            log_output(text)
         if self.console is not None:
             self.console.print(f"[{STYLES.get(style, style)}]{escape(text)}[/]" if style else escape(text))
         else:
@@ -65,6 +69,10 @@ class Out:
 
     def _table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None,
                indent: int) -> None:
+        if self.tolerant:
+            log_output("  " + "  ".join(headers))
+            for r in rows:
+                log_output("  " + "  ".join(r))
         if self.console is not None:
             t = Table(show_edge=False, box=None, padding=(0, 2, 0, 0), header_style="bold")
             for h in headers:

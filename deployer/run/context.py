@@ -13,6 +13,7 @@ ends fully patched or fully restored. Nothing a renderer does can stop an undo.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -112,6 +113,8 @@ class RunContext:
             return self.sink(Event(self.site, kind, text, data))
         except Exception as exc:  # noqa: BLE001 - whatever a renderer does, the run goes on
             self.detached = exc
+            logging.getLogger("deployer.run").debug("site %s: the event sink failed and was detached: %r",
+                                                     self.site, exc)
             return None
 
     def say(self, text: str) -> None:

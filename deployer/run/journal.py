@@ -14,12 +14,15 @@ unfinished, and recovery works from the plan and the backups instead (undo.py).
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from ..targets.base import FileTransport, TargetError
 from .store import RUNS_DIR, RunState, journal_path, plan_path, run_dir
+
+_log = logging.getLogger("deployer.journal")
 
 # events whose "action" must be a whole number: undo and recovery index the plan with it
 _ACTION_EVENTS = {"begin", "done", "backup", "staged", "undo_begin", "undone", "undo_failed"}
@@ -123,6 +126,7 @@ class Journal:
             line = b"\n" + line
             self.events.damage[-1] = Damage(self.events.damage[-1].line, self.events.damage[-1].reason, False)
         self.files.append(self.path, line)
+        _log.debug("journal %s: %s", self.run, line.decode().strip())
         self.events.items.append(rec)
         return rec
 

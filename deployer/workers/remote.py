@@ -1,0 +1,40 @@
+"""Applying a playbook to sites through their regions' workers, from the controller."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from ..model.inventory import SiteRef
+from ..model.playbook import LoadedPlaybook
+from .broker import broker
+from .bundle import make_bundle
+from .dispatch import Dispatcher
+
+
+def new_rollout_id() -> str:
+    import time
+
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+
+
+def dispatcher_for(pb: LoadedPlaybook, inventory_path: Path, broker_url: str | None, *, rollout: str | None = None,
+                   start_timeout: float = 300.0) -> Dispatcher:
+    """A dispatcher for one rollout of `pb` over `inventory_path`'s sites (payloads published once)."""
+    b = broker(broker_url)
+    bundle = make_bundle(pb.path, pb.manifest.path, inventory_path, pb.payload_dir())
+    root = _root_of(bundle, pb.path)
+    return Dispatcher(b, rollout or new_rollout_id(), bundle, root, start_timeout=start_timeout)
+
+
+def _root_of(bundle, playbook_path: Path) -> Path:
+    """The folder the bundle's relative paths start from (the playbook's own path tells it)."""
+    depth = len(Path(bundle.playbook).parts) - 1
+    root = playbook_path.resolve().parent
+    for _ in range(depth):
+        root = root.parent
+    return root
+
+
+def regional(site: SiteRef) -> str | None:
+    return site.site.region

@@ -1,0 +1,25 @@
+"""`deployer worker`: a Celery worker that consumes one region's queue."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+from ..errors import InputError
+from .broker import broker, celery_app, queue
+
+
+def serve(region: str, concurrency: int, url: str | None, *, loglevel: str = "INFO") -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", region):
+        raise InputError(f"region {region!r} must be a name of letters, digits, '-', '_' or '.'")
+    if not 1 <= concurrency <= 256:
+        raise InputError("--concurrency is the number of sites run at once: 1 to 256")
+    b = broker(url)
+    app = celery_app(b)
+    print(f"deployer worker for region {region}: queue {queue(region)} on {b.describe()}, "
+          f"{concurrency} site(s) at a time", flush=True)
+    # prefork: each site in its own process, so one site's crash never takes another's run with it
+    app.worker_main(["worker", "-Q", queue(region), "-c", str(concurrency), "-P", "prefork",
+                     "-n", f"deployer-{region}-{os.getpid()}@{socket.gethostname()}", "--loglevel", loglevel,
+                     "--without-gossip", "--without-mingle", "--without-heartbeat"])
