@@ -1,7 +1,7 @@
 """The fleet path of the commands: several sites selected, one rollout, one report.
 
-cli.py parses the options (declared here, so every command spells them the same) and
-hands over when more than one site is selected; one site keeps the one-site output.
+cli.py parses the options (declared in fleet_options.py, so every command spells them the
+same) and hands over when more than one site is selected; one site keeps the one-site output.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from typing import Any, Iterator
 
 import typer
 
+from . import fleet_work
 from .errors import InputError, Location
 from .fleet import Fleet, FleetResult, Work
 from .fleet_journal import FleetJournal, file_sha256
 from .fleet_options import FleetArgs
 from .fleet_report import render_file, render_summary
 from .fleet_view import FleetConsole, _stdin_tty
-from . import fleet_work
 from .model.inventory import LoadedInventory, SiteRef
 from .model.playbook import LoadedPlaybook
 from .plan.planner import PayloadCache
 from .report import out as outmod
+
 
 @contextlib.contextmanager
 def _signals(fleet: Fleet, view: FleetConsole) -> Iterator[None]:
@@ -54,6 +55,19 @@ def _signals(fleet: Fleet, view: FleetConsole) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def check_report_path(path: Path | None) -> None:
+    """A report that could not be written after the rollout would end a finished fleet run in
+    an error: refuse the path before any site starts."""
+    if path is None:
+        return
+    loc = Location(str(path))
+    if path.is_dir():
+        raise InputError("is a folder; give a file name to write the fleet report to", loc)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write the fleet report here: the folder {parent} does not exist", loc)
+
+
 def confirm(question: str, yes: bool) -> None:
     """One question for the whole fleet, on a terminal (as for one site: no terminal, no question)."""
     if not yes and _stdin_tty() and not typer.confirm(question, default=False, err=True):
@@ -66,6 +80,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     """Run `work` on every site and print the per-site lines and the totals (fmt text) or the
     report (`emit`: json, junit; default json when fmt is json); --report writes it to a file."""
     rollout = args.rollout(yes)
+    check_report_path(args.report)
     stdout = outmod.stdout()
     draw = fmt == "text"
     from .cli import OPTIONS
@@ -93,6 +108,8 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
           break_lock: bool, journal: FleetJournal | None = None) -> int:
+    args.rollout(yes)  # bad rollout options are refused before the question
+    check_report_path(args.report)
     if journal is None:
         confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)
@@ -139,6 +156,8 @@ def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, outp
 
 def rollback(inv: LoadedInventory, sites: list[SiteRef], run: str | None, args: FleetArgs, *, yes: bool,
              force: bool, break_lock: bool) -> int:
+    args.rollout(yes)
+    check_report_path(args.report)
     if run is not None:
         raise InputError(f"a run ID ({run}) belongs to one site; with several sites, leave it out and each site's "
                          "latest committed run is rolled back")
@@ -149,6 +168,7 @@ def rollback(inv: LoadedInventory, sites: list[SiteRef], run: str | None, args: 
 
 
 def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes: bool, break_lock: bool) -> int:
+    check_report_path(args.report)
     confirm(f"Recover the unfinished runs on {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
     journal = new_journal(args, "recover", sites, None, inv, yes)
     work = fleet_work.recover_work(break_lock=break_lock)

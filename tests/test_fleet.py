@@ -181,16 +181,18 @@ def test_twenty_sites_apply_concurrently_then_a_second_run_does_nothing(fw: Flee
 
 
 def test_sites_really_run_at_the_same_time(fw: FleetWs):
-    """With --forks 4 the busiest moment has 4 sites in their runs; with --forks 1, one."""
-    running, peak, lock = set(), [0], threading.Lock()
+    """With --forks 4, four sites are inside their runs at once, and never more."""
+    inside, peak, cond = [0], [0], threading.Condition()
 
     def enter(name: str) -> None:
-        with lock:
-            running.add(threading.get_ident())
-            peak[0] = max(peak[0], len(running))
-        time.sleep(0.2)  # hold the action open so that overlapping sites meet here
-        with lock:
-            running.discard(threading.get_ident())
+        with cond:
+            inside[0] += 1
+            peak[0] = max(peak[0], inside[0])
+            cond.notify_all()
+            # wait for the others to arrive (sequential sites would all time out here)
+            cond.wait_for(lambda: inside[0] >= 4, timeout=10)
+        with cond:
+            inside[0] -= 1
 
     failpoints.arm("apply.action.1.before", "call", enter)
     r = fw.apply("--site", "SITE00[1-8]", "--forks", "4")
@@ -387,3 +389,10 @@ def test_the_live_view_takes_events_from_many_threads(tmp_path: Path):
     for s in sites:
         assert text.count(f"{s}: applied") == 1
     assert view.running == {} and view.finished == {SiteState.DONE: 8}
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_any_site(fw: FleetWs):
+    r = fw.apply("--all", "--report", fw.path / "no" / "such" / "folder" / "fleet.xml")
+    assert r.code == 2, r.text
+    assert "cannot write the fleet report here" in r.err
+    assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
