@@ -68,6 +68,20 @@ def check_report_path(path: Path | None) -> None:
         raise InputError(f"cannot write the fleet report here: the folder {parent} does not exist", loc)
 
 
+def refuse_prompted_passwords(sites: list[SiteRef]) -> None:
+    """Sites run on threads under a live panel: a password prompt from each of them would
+    interleave on the terminal. A fleet takes its passwords from {env:} or {file:}."""
+    for ref in sites:
+        for server_name, server in ref.site.servers.items():
+            for part in ("files", "services"):
+                pw = getattr(getattr(server, part), "password", None)
+                if pw is not None and getattr(pw, "prompt", None):
+                    raise ref.inventory.doc.error(
+                        ("sites", ref.name, "servers", server_name, part, "password"),
+                        f"site {ref.name}: a password to be asked (prompt: true) cannot be used by a fleet, whose "
+                        "sites run at the same time; use {env: VARIABLE} or {file: PATH}, or run this site alone")
+
+
 def confirm(question: str, yes: bool) -> None:
     """One question for the whole fleet, on a terminal (as for one site: no terminal, no question)."""
     if not yes and _stdin_tty() and not typer.confirm(question, default=False, err=True):
@@ -81,6 +95,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     report (`emit`: json, junit; default json when fmt is json); --report writes it to a file."""
     rollout = args.rollout(yes)
     check_report_path(args.report)
+    refuse_prompted_passwords(sites)
     stdout = outmod.stdout()
     draw = fmt == "text"
     from .cli import OPTIONS
@@ -108,8 +123,9 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
           break_lock: bool, journal: FleetJournal | None = None) -> int:
-    args.rollout(yes)  # bad rollout options are refused before the question
+    args.rollout(yes)  # bad input is refused before the question
     check_report_path(args.report)
+    refuse_prompted_passwords(sites)
     if journal is None:
         confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)

@@ -396,3 +396,17 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_any_site(fw: Fle
     assert r.code == 2, r.text
     assert "cannot write the fleet report here" in r.err
     assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
+
+
+def test_a_fleet_refuses_passwords_to_be_asked(fw: FleetWs):
+    """Sites run at once under a live panel: prompts from each would interleave."""
+    text = fw.inventory.read_text().replace(
+        "      SRV002: {role: site_server, platform: x86, sms_root: 'C:\\SMS'}",
+        "      SRV002:\n        role: site_server\n        platform: x86\n        sms_root: 'C:\\SMS'\n"
+        "        files: {transport: smb, host: 127.0.0.1, share: SMS_SHRC, username: u, password: {prompt: true}}")
+    fw.inventory.write_text(text)
+    r = fw.apply("--site", "SITE00[1-3]")
+    assert r.code == 2, r.text
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if "prompt: true" in ln)
+    assert f"sites.yaml:{line}:" in r.err and "cannot be used by a fleet" in r.err
+    assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
