@@ -55,8 +55,8 @@ def load_target(path: Path) -> LoadedPlaybook | LoadedManifest:
 
 
 @contextmanager
-def session(site: SiteRef) -> Iterator[SiteConnection]:
-    conn = connect(site)
+def session(site: SiteRef, ctx: RunContext | None = None) -> Iterator[SiteConnection]:
+    conn = connect(site, warn=ctx.warn if ctx is not None else None)  # connect's notices (SMB1) go to the run's sink
     try:
         yield conn
     finally:
@@ -113,7 +113,7 @@ def refuse_if_unfinished(conn: SiteConnection) -> None:
 def make_plan(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext | None = None, *,
               payloads: PayloadCache | None = None) -> Plan:
     ctx = ctx or RunContext(site.name)
-    with session(site) as conn:
+    with session(site, ctx) as conn:
         if msg := unfinished_message(conn):
             ctx.warn(f"Warning: {msg}.")
         return build_plan(pb, site, conn, payloads)
@@ -127,7 +127,7 @@ class ApplyOutcome:
 
 def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_lock: bool = False,
                    payloads: PayloadCache | None = None) -> ApplyOutcome:
-    with session(site) as conn:
+    with session(site, ctx) as conn:
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
         plan = build_plan(pb, site, conn, payloads)
@@ -171,7 +171,7 @@ def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, c
         raise StalePlanError(f"the manifest {plan.manifest} changed since the plan was made; make a new plan",
                              locate(plan_path, "manifest_sha256"))
     ctx.site = site.name
-    with session(site) as conn:
+    with session(site, ctx) as conn:
         _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
         with locked(conn, "apply", break_lock, ctx):
             _refuse_if_changed(conn, plan, loc)
@@ -214,7 +214,7 @@ def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
 def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, ctx: RunContext | None = None, *,
                   payloads: PayloadCache | None = None) -> Report:
     ctx = ctx or RunContext(site.name)
-    with session(site) as conn:
+    with session(site, ctx) as conn:
         if msg := unfinished_message(conn):
             ctx.warn(f"Warning: {msg}.")
         if isinstance(target, LoadedPlaybook):
@@ -240,7 +240,7 @@ class RollbackOutcome:
 def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool = False,
                  break_lock: bool = False) -> RollbackOutcome:
     """Undo a committed run (the latest by default). Nothing to undo is not an error."""
-    with session(site) as conn, locked(conn, "rollback", break_lock, ctx):
+    with session(site, ctx) as conn, locked(conn, "rollback", break_lock, ctx):
         files = conn.site_server.files
         all_runs = list_runs(files)
         if run is None:
@@ -295,7 +295,7 @@ def summary_line(plan: Plan) -> str:
 
 def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list[RunResult]:
     """Finish or roll back every unfinished run of the site (see run/recover.py for the rule)."""
-    with session(site) as conn, locked(conn, "recover", break_lock, ctx, allow_unfinished=True):
+    with session(site, ctx) as conn, locked(conn, "recover", break_lock, ctx, allow_unfinished=True):
         files = conn.site_server.files
         out = []
         for info in unfinished_runs(files):

@@ -4,14 +4,13 @@ processes on 127.0.0.1, sites on the mock target, Q241656 applied through them."
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_project, diff, run_cli, snapshot
+from conftest import copy_project, run_cli, snapshot
 from deployer.model.playbook import load_playbook
 from deployer.run.context import RunContext
 

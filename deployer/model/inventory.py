@@ -65,8 +65,28 @@ def _var_value(v: Any) -> Any:
 VarValue = Annotated[str | int | bool, BeforeValidator(_var_value)]
 
 
+def _dialect(v: Any) -> Any:
+    return v.strip().lower() if isinstance(v, str) else v
+
+
+# smb2: SMB 2/3 (smbprotocol negotiates the highest both sides speak). smb1 (alias nt1): SMB1,
+# dialect NT LM 0.12, for Windows NT 3.51/4.0 and 2000 hosts; only ever on request, never a fallback.
+Dialect = Annotated[Literal["smb2", "smb1", "nt1"], BeforeValidator(_dialect),
+                    Field(description="smb2 (SMB 2/3, the default) or smb1 (NT LM 0.12, alias nt1)")]
+
+
+def _check_smb1_settings(spec: Any) -> None:
+    """Settings that only mean something for one dialect are refused on the other."""
+    if spec.dialect in ("smb1", "nt1"):
+        if spec.encrypt:
+            raise ValueError("SMB1 has no encryption: encrypt: true needs SMB 3 (remove dialect: smb1 or encrypt)")
+    elif spec.allow_ntlmv1:
+        raise ValueError("allow_ntlmv1 applies only to dialect: smb1 (SMB 2/3 always logs on with NTLMv2)")
+
+
 class SmbSettings(Strict):
-    """An SMB 2/3 connection (smbprotocol). Signing is required unless switched off."""
+    """An SMB connection: SMB 2/3 (smbprotocol) by default, SMB1 (impacket) with `dialect: smb1`.
+    Signing is required unless switched off."""
 
     host: str = Field(description="the server's DNS name or address")
     port: Port = 445
@@ -77,6 +97,17 @@ class SmbSettings(Strict):
     require_signing: bool = True
     encrypt: bool = False
     timeout: Timeout = 30.0
+    dialect: Dialect = "smb2"
+    allow_ntlmv1: bool = Field(default=False, description="SMB1 only: allow LM/NTLMv1 logons (Windows NT 4.0)")
+
+    @model_validator(mode="after")
+    def _dialect_settings(self) -> "SmbSettings":
+        _check_smb1_settings(self)
+        return self
+
+    @property
+    def smb1(self) -> bool:
+        return self.dialect in ("smb1", "nt1")
 
 
 class SmbFiles(SmbSettings):
@@ -103,6 +134,13 @@ class ScmrServices(Strict):
     require_signing: bool = True
     encrypt: bool = False
     timeout: Timeout = 30.0
+    dialect: Dialect | None = Field(default=None, description="default: the SMB file transport's, else smb2")
+    allow_ntlmv1: bool | None = None
+
+    def smb1_with(self, files: Any) -> bool:
+        """Whether this service transport speaks SMB1: its own dialect, else that of the SMB files it rides on."""
+        dialect = self.dialect or (files.dialect if isinstance(files, SmbFiles) else "smb2")
+        return dialect in ("smb1", "nt1")
 
 
 class SshSettings(Strict):
@@ -158,6 +196,24 @@ class Server(Strict):
     sms_root: str = "C:\\SMS"
     files: FilesSpec = MockTransport()
     services: ServicesSpec = MockTransport()
+
+    @model_validator(mode="after")
+    def _scmr_dialect(self) -> "Server":
+        if isinstance(self.services, ScmrServices):
+            s = self.services
+            if s.allow_ntlmv1 and not s.smb1_with(self.files):
+                raise ValueError("services: allow_ntlmv1 applies only to dialect: smb1 (SMB 2/3 always logs on with "
+                                 "NTLMv2)")
+            if s.encrypt and s.smb1_with(self.files):
+                raise ValueError("services: SMB1 has no encryption: encrypt: true needs SMB 3")
+        return self
+
+    @property
+    def smb1(self) -> bool:
+        """Whether anything reaches this server over SMB1."""
+        files = isinstance(self.files, SmbFiles) and self.files.smb1
+        services = isinstance(self.services, ScmrServices) and self.services.smb1_with(self.files)
+        return files or services
 
     @model_validator(mode="after")
     def _scmr_needs_smb(self) -> "Server":

@@ -9,6 +9,7 @@ re-observes everything the plan observed and refuses if anything differs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -16,7 +17,10 @@ import types
 import typing
 from json.decoder import scanstring
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
 from .. import winpath
 from ..errors import InputError, Location, StalePlanError
@@ -134,17 +138,69 @@ def locate(path: Path, *keypath: str | int) -> Location:
 
 
 # --- checking a plan's structure ---------------------------------------------------------------
+#
+# The plan's dataclasses are its schema: pydantic validates a saved plan against them in strict
+# mode (no "5" for 5, no true for 1), and its first error is said in the operator's words, at
+# the line of the plan file where it stands.
 
 KeyPath = tuple[str | int, ...]
+FolderState = Literal["missing", "folder", "file"]
 
-# Observations are free-form dicts in the Plan dataclass; `apply` reads these keys of each kind.
-_OBSERVATIONS: dict[str, dict[str, Any]] = {
-    "file": {"server": str, "path": str, "state": Optional[FileState]},
-    "folder": {"server": str, "path": str, "state": str},
-    "service": {"server": str, "service": str, "state": str},
-    "payload": {"path": str, "sha256": str, "size": int},
-}
-_FOLDER_STATES = ("missing", "folder", "file")
+
+@with_config(ConfigDict(extra="forbid"))
+class FileObservation(TypedDict):
+    kind: Literal["file"]
+    server: str
+    path: str
+    state: Optional[FileState]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class FolderObservation(TypedDict):
+    kind: Literal["folder"]
+    server: str
+    path: str
+    state: FolderState
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ServiceObservation(TypedDict):
+    kind: Literal["service"]
+    server: str
+    service: str
+    state: str
+
+
+@with_config(ConfigDict(extra="forbid"))
+class PayloadObservation(TypedDict):
+    kind: Literal["payload"]
+    path: str
+    sha256: str
+    size: int
+
+
+_OBSERVATIONS = {"file": FileObservation, "folder": FolderObservation, "service": ServiceObservation,
+                 "payload": PayloadObservation}
+Observation = Annotated[Union[FileObservation, FolderObservation, ServiceObservation, PayloadObservation],
+                        Field(discriminator="kind")]
+
+
+def _forbid_extra(tp: Any) -> None:
+    """A key deployer does not write is refused, at any depth: the plan's dataclasses (and those
+    the step kinds plan) get pydantic's extra="forbid", which they cannot declare themselves
+    without depending on pydantic."""
+    for arg in typing.get_args(tp):
+        _forbid_extra(arg)
+    if dataclasses.is_dataclass(tp) and "__pydantic_config__" not in vars(tp):
+        tp.__pydantic_config__ = ConfigDict(extra="forbid")
+        for hint in typing.get_type_hints(tp).values():
+            _forbid_extra(hint)
+
+
+@functools.cache
+def _adapter(tp: Any) -> TypeAdapter:
+    _forbid_extra(tp)
+    return TypeAdapter(tp)
 
 
 def _kind(v: Any) -> str:
@@ -159,63 +215,57 @@ def _keypath(kp: KeyPath) -> str:
     return out or "plan"
 
 
-def _type_problem(value: Any, tp: Any, kp: KeyPath) -> tuple[KeyPath, str] | None:
-    """(where, what) for the first value under `value` that does not fit annotation `tp`."""
-    if tp is Any:
-        return None
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        problems = [_type_problem(value, a, kp) for a in options]
-        if any(p is None for p in problems):
-            return None
-        return problems[0]
-    if origin is list:
-        if not isinstance(value, list):
-            return kp, f"expected a list (got {_kind(value)})"
-        for i, item in enumerate(value):
-            p = _type_problem(item, args[0], kp + (i,))
-            if p:
-                return p
-        return None
-    if origin is dict:
-        if not isinstance(value, dict):
-            return kp, f"expected an object (got {_kind(value)})"
-        for k, v in value.items():
-            p = _type_problem(v, args[1], kp + (k,))
-            if p:
-                return p
-        return None
+def _fields_of(tp: Any) -> list[str]:
     if dataclasses.is_dataclass(tp):
-        return _fields_problem(value, tp, kp)
-    if tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, tp)
-    names = {str: "text", int: "a whole number", float: "a number", bool: "true/false"}
-    return None if ok else (kp, f"expected {names.get(tp, getattr(tp, '__name__', str(tp)))} (got {_kind(value)})")
+        return [f.name for f in dataclasses.fields(tp)]
+    return list(typing.get_type_hints(tp))
 
 
-def _fields_problem(value: Any, cls: Any, kp: KeyPath, extra: tuple[str, ...] = ()) -> tuple[KeyPath, str] | None:
-    if not isinstance(value, dict):
-        return kp, f"expected an object (got {_kind(value)})"
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    for key in value:
-        if key not in known and key not in extra:
-            return kp + (key,), f"unknown key {key!r}; allowed: {', '.join(known)}"
-    for name, f in known.items():
-        if name not in value:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                return kp, f"the key {name!r} is missing"
-            continue
-        p = _type_problem(value[name], hints[name], kp + (name,))
-        if p:
-            return p
+def _type_at(tp: Any, loc: tuple) -> Any:
+    """The annotation found by following `loc` (field names and list indexes) from `tp`."""
+    for part in loc:
+        while typing.get_origin(tp) in (Union, types.UnionType):
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
+        if isinstance(part, int) and typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        elif dataclasses.is_dataclass(tp) or typing.is_typeddict(tp):
+            tp = typing.get_type_hints(tp).get(part, Any)
+        else:
+            return Any
+    while typing.get_origin(tp) in (Union, types.UnionType):
+        tp = next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+_EXPECTED = {"int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+             "string_type": "text", "float_type": "a number", "bool_type": "true/false", "list_type": "a list",
+             "dict_type": "an object", "dataclass_type": "an object", "dataclass_exact_type": "an object",
+             "typed_dict_type": "an object", "model_type": "an object", "model_attributes_type": "an object"}
+
+
+def _problem(value: Any, tp: Any, kp: KeyPath, what: str = "") -> tuple[KeyPath, str] | None:
+    """(where, what is wrong) for the first part of `value` that does not fit `tp`, or None."""
+    try:
+        # JSON mode: objects stand for dataclasses (as in the file), strict: no "5" for 5, no true for 1
+        _adapter(tp).validate_json(json.dumps(value), strict=True)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = tuple(err["loc"])
+        tag = None
+        if what and len(loc) > 1 and loc[1] in _OBSERVATIONS:  # the branch a discriminated union took
+            tag, loc = loc[1], loc[:1] + loc[2:]
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            got = err["input"].get("kind") if isinstance(err["input"], dict) else None
+            return kp + loc + ("kind",), f"unknown {what} kind {got!r}; allowed: {', '.join(_OBSERVATIONS)}"
+        if err["type"] == "missing":
+            return kp + loc[:-1], f"the key {loc[-1]!r} is missing"
+        if err["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            allowed = _fields_of(_OBSERVATIONS[tag] if tag else _type_at(tp, loc[:-1]))
+            return kp + loc, f"unknown key {loc[-1]!r}; allowed: {', '.join(allowed)}"
+        if err["type"] == "literal_error" and loc[-1:] == ("state",):
+            return kp + loc, f"folder state {err['input']!r} is not one of {', '.join(typing.get_args(FolderState))}"
+        expected = _EXPECTED.get(err["type"], err["msg"].lower())
+        return kp + loc, f"expected {expected} (got {_kind(err['input'])})"
     return None
 
 
@@ -244,35 +294,21 @@ def _actions_problem(actions: Any) -> tuple[KeyPath, str] | None:
             return kp, f"expected an action object (got {_kind(a)})"
         if not isinstance(a.get("kind"), str) or a["kind"] not in types_:  # a list is not hashable
             return kp + ("kind",), f"unknown action kind {a.get('kind')!r}; allowed: {', '.join(types_)}"
-        p = _fields_problem(a, types_[a["kind"]], kp)
+        p = _problem(a, types_[a["kind"]], kp)
         if p:
             return p
     return None
 
 
 def _plan_problem(data: dict[str, Any]) -> tuple[KeyPath, str] | None:
-    p = _fields_problem(data, Plan, (), extra=("digest",)) or _actions_problem(data["actions"])
+    body = {k: v for k, v in data.items() if k != "digest"}
+    p = _problem(body, Plan, ()) or _actions_problem(data["actions"]) or \
+        _problem(data["observations"], list[Observation], ("observations",), "observation")
     if p:
         return p
     for i, obs in enumerate(data["observations"]):
-        kp: KeyPath = ("observations", i)
-        kind = obs.get("kind")
-        if not isinstance(kind, str) or kind not in _OBSERVATIONS:
-            return kp + ("kind",), f"unknown observation kind {kind!r}; allowed: {', '.join(_OBSERVATIONS)}"
-        schema = _OBSERVATIONS[kind]
-        for key in obs:
-            if key != "kind" and key not in schema:
-                return kp + (key,), f"unknown key {key!r}; allowed: kind, {', '.join(schema)}"
-        for key, tp in schema.items():
-            if key not in obs:
-                return kp, f"the key {key!r} is missing"
-            p = _type_problem(obs[key], tp, kp + (key,))
-            if p:
-                return p
-        if kind == "folder" and obs["state"] not in _FOLDER_STATES:
-            return kp + ("state",), f"folder state {obs['state']!r} is not one of {', '.join(_FOLDER_STATES)}"
-        if kind in ("file", "folder"):
-            p = _path_problem(obs["path"], kp + ("path",))
+        if obs["kind"] in ("file", "folder"):
+            p = _path_problem(obs["path"], ("observations", i, "path"))
             if p:
                 return p
     paths: list[tuple[KeyPath, str]] = []

@@ -6,88 +6,45 @@ ServiceTransport speaking to its Service Control Manager. Paths are RelPaths (wi
 backslash-separated, below the SMS root, compared case-insensitively by the server.
 
 Errors are Windows errors: a transport translates whatever its protocol says (NTSTATUS,
-errno, sc.exe output) into one of the TargetError classes with the Windows error code.
+errno, sc.exe output) into one of the TargetError classes with the Windows error code
+(the tree is drawn in deployer/errors.py; they are re-exported here).
 """
 
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Protocol, runtime_checkable
 
-from ..errors import DeployerError, ExitCode
+from ..errors import (  # noqa: F401 - the transports' error classes, re-exported: one tree in errors.py
+    AccessDenied,
+    AlreadyExists,
+    AuthenticationFailed,
+    ConnectFailed,
+    ConnectionLost,
+    DialectMismatch,
+    DiskFull,
+    HostKeyChanged,
+    HostKeyError,
+    HostKeyUnknown,
+    NetworkError,
+    NotADirectory,
+    NotFound,
+    PathNotFound,
+    ProtocolMismatch,
+    ServiceError,
+    SharingViolation,
+    SigningUnavailable,
+    TargetError,
+    TransportTimeout,
+)
 
 CHUNK = 1 << 20
 
 
 # --- errors ------------------------------------------------------------------------------
-
-
-class TargetError(DeployerError):
-    """A server refused or failed an operation. `winerror` is the Windows error code."""
-
-    exit_code = ExitCode.FAILED_RESTORED
-    winerror: int = 0
-    label: str = "error"
-
-    def __init__(self, message: str, *, server: str | None = None, path: str | None = None,
-                 winerror: int | None = None):
-        self.server = server
-        self.path = path
-        if winerror is not None:
-            self.winerror = winerror
-        self.detail = message
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        where = ""
-        if self.server and self.path:
-            where = f"{self.server}: {self.path}: "
-        elif self.server:
-            where = f"{self.server}: "
-        code = f" (Windows error {self.winerror})" if self.winerror else ""
-        return f"{where}{self.detail}{code}"
-
-
-class NotFound(TargetError):
-    winerror = 2  # ERROR_FILE_NOT_FOUND (3 for a missing folder on the way)
-
-
-class PathNotFound(NotFound):
-    winerror = 3  # ERROR_PATH_NOT_FOUND
-
-
-class NotADirectory(TargetError):
-    winerror = 267  # ERROR_DIRECTORY: "The directory name is invalid"
-
-
-class AlreadyExists(TargetError):
-    winerror = 183  # ERROR_ALREADY_EXISTS (80 ERROR_FILE_EXISTS for CreateFile)
-
-
-class AccessDenied(TargetError):
-    winerror = 5
-
-
-class SharingViolation(TargetError):
-    winerror = 32  # ERROR_SHARING_VIOLATION: the file is in use by another process
-
-
-class DiskFull(TargetError):
-    winerror = 112  # ERROR_DISK_FULL
-
-
-class TransportTimeout(TargetError):
-    winerror = 1460  # ERROR_TIMEOUT
-
-
-class ConnectionLost(TargetError):
-    winerror = 64  # ERROR_NETNAME_DELETED: "The specified network name is no longer available"
-
-
-class ServiceError(TargetError):
-    """A Service Control Manager error; winerror says which (1052, 1060, 1062, ...)."""
 
 
 SERVICE_ERRORS = {
@@ -102,6 +59,15 @@ SERVICE_ERRORS = {
     1061: "the service cannot accept control messages at this time",
     1062: "the service has not been started (ERROR_SERVICE_NOT_ACTIVE)",
 }
+
+
+def connect_winerror(cause: BaseException) -> int:
+    """The Windows error for a TCP connection that could not be made (one code per cause, any transport)."""
+    if isinstance(cause, socket.gaierror):
+        return 53  # ERROR_BAD_NETPATH: the name is unknown
+    if isinstance(cause, ConnectionRefusedError):
+        return 1225  # ERROR_CONNECTION_REFUSED
+    return 1231  # ERROR_NETWORK_UNREACHABLE
 
 
 def service_error(code: int, service: str, server: str | None = None, action: str = "") -> ServiceError:

@@ -8,6 +8,7 @@ resolution (each password is asked or read once per run).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -138,30 +139,76 @@ def _mock_services(ctx: ConnectContext, files: FileTransport) -> ServiceTranspor
     return _mock_site(ctx).services(ctx.name)
 
 
-def _load_transports() -> None:
-    """Real-server transports import their protocol libraries only when a site uses them."""
+def _load_transports() -> dict[str, Exception]:
+    """Real-server transports import their protocol libraries only when a site uses them.
+
+    A transport whose library is an untested version (adapters/) is not registered; its
+    error is returned and raised only for a server that uses that transport.
+    """
     import importlib
 
-    for module in ("smb", "scmr", "ssh"):
+    from ..errors import SetupError
+
+    refused: dict[str, Exception] = {}
+    for module in ("smb", "scmr", "ssh", "smb1", "smb1scmr"):
         try:
             importlib.import_module(f"{__package__}.{module}")
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.startswith(f"{__package__}."):
                 continue  # that transport is not part of this build
             raise
+        except SetupError as exc:
+            refused[module] = exc
+    return refused
 
 
-def connect(site: SiteRef) -> SiteConnection:
+def _unavailable(kind: str, name: str, refused: dict[str, Exception]) -> None:
+    """Raise why transport `name` is not registered: its library's version, or an unknown name."""
+    if refused:  # an untested library kept it from registering (its module is named as the transport)
+        raise refused.get(name) or next(iter(refused.values()))
+    raise KeyError(f"no {kind} transport {name!r}")
+
+
+def transport_names(server: Server) -> tuple[str, str]:
+    """The registered factories for a server: SMB1 ones when its inventory entry asks for SMB1 (never by fallback)."""
+    files, services = server.files.transport, server.services.transport
+    if server.smb1:
+        files = "smb1" if files == "smb" and server.files.smb1 else files  # type: ignore[union-attr]
+        services = "scmr/smb1" if services == "scmr" and server.services.smb1_with(server.files) else services  # type: ignore[union-attr]
+    return files, services
+
+
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:
+    """One warning per run that reaches servers over SMB1: the operator chose it, and should know."""
+    names = [n for n, s in site.site.servers.items() if s.smb1]
+    if names:
+        warn(f"Warning: {', '.join(names)} reached over SMB1 (NT LM 0.12, `dialect: smb1` in the inventory): an old "
+             "protocol with weaker signing and no encryption; use it only for hosts that speak nothing newer "
+             "(Windows NT 4.0, Windows 2000).")
+
+
+def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteConnection:
+    """The site's endpoints; `warn` gets the notices of connecting (default: standard error)."""
     conn = SiteConnection(site)
     pool: dict[Any, Any] = {}
     secrets: dict[Any, Secret] = {}
+    warn_smb1(site, warn or _stderr)
     try:
         for name, server in site.site.servers.items():
-            if server.files.transport not in FILE_TRANSPORTS or server.services.transport not in SERVICE_TRANSPORTS:
-                _load_transports()
+            files_kind, services_kind = transport_names(server)
+            if files_kind not in FILE_TRANSPORTS or services_kind not in SERVICE_TRANSPORTS:
+                refused = _load_transports()
+                if files_kind not in FILE_TRANSPORTS:
+                    _unavailable("file", files_kind, refused)
+                if services_kind not in SERVICE_TRANSPORTS:
+                    _unavailable("service", services_kind, refused)
             ctx = ConnectContext(site, name, server, pool, secrets, conn.closers)
-            files = FILE_TRANSPORTS[server.files.transport](ctx)
-            services = SERVICE_TRANSPORTS[server.services.transport](ctx, files)
+            files = FILE_TRANSPORTS[files_kind](ctx)
+            services = SERVICE_TRANSPORTS[services_kind](ctx, files)
             conn.endpoints[name] = Endpoint(name, server.role, server.platform, server.sms_root, files, services)
     except BaseException:
         conn.close()

@@ -10,18 +10,18 @@ adds what it lacks or gets wrong for deployer:
     the errors of writes still unanswered at close (a 1 MiB write to /dev/full "succeeds"),
     and SFTPFile.prefetch keeps a thread reading after the reader stopped (paramiko #2454).
 
-Requests that paramiko has no method for go through SFTPClient._request, the call its own
-posix_rename is built on.
+Requests that paramiko has no method for, the extension list and the status codes come
+through adapters/paramiko_internals.py, the one module that touches paramiko's internals.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import struct
 from collections import deque
 from typing import Iterable, Iterator
 
-import paramiko
 from paramiko.message import Message
 from paramiko.sftp import (
     CMD_ATTRS,
@@ -30,11 +30,9 @@ from paramiko.sftp import (
     CMD_EXTENDED,
     CMD_FSTAT,
     CMD_HANDLE,
-    CMD_INIT,
     CMD_OPEN,
     CMD_READ,
     CMD_STATUS,
-    CMD_VERSION,
     CMD_WRITE,
     SFTP_EOF,
     SFTP_NO_SUCH_FILE,
@@ -44,6 +42,8 @@ from paramiko.sftp import (
     int64,
 )
 from paramiko.sftp_attr import SFTPAttributes
+
+from .adapters.paramiko_internals import HookedSFTPClient, ReplyCollector, attributes_from
 
 DEFAULT_REQUEST = 32 * 1024  # paramiko's size: servers that do not state limits accept it
 MAX_REQUEST = 256 * 1024  # OpenSSH's sftp-server limit; used only when the server says so
@@ -62,26 +62,15 @@ class SftpStatusError(OSError):
         self.text = text
 
 
-class SftpSession(paramiko.SFTPClient):
-    extensions: dict[str, bytes]
+class SftpSession(HookedSFTPClient):
     read_len = write_len = DEFAULT_REQUEST
 
-    # --- paramiko hooks -----------------------------------------------------------------------
+    @functools.cached_property
+    def extensions(self) -> dict[str, bytes]:
+        """The extensions the server offered in its VERSION packet, by name."""
+        return _extension_pairs(self.extension_data)
 
-    def _send_version(self) -> int:
-        msg = Message()
-        msg.add_int(3)
-        self._send_packet(CMD_INIT, msg)
-        t, data = self._read_packet()
-        if t != CMD_VERSION:
-            raise SFTPError("Incompatible sftp protocol")
-        version = struct.unpack(">I", data[:4])[0]
-        self.extensions = _extension_pairs(data[4:])
-        return version
-
-    def _convert_status(self, msg: Message) -> None:
-        code = msg.get_int()
-        text = msg.get_text()
+    def status(self, code: int, text: str) -> None:
         if code == SFTP_OK:
             return
         if code == SFTP_EOF:
@@ -92,9 +81,6 @@ class SftpSession(paramiko.SFTPClient):
 
     def offers(self, extension: str) -> bool:
         return extension in self.extensions
-
-    def request(self, t: int, *args: object) -> tuple[int, Message]:
-        return self._request(t, *args)
 
     def use_limits(self) -> None:
         """Size read and write requests as the server allows (limits@openssh.com, OpenSSH 8.6+)."""
@@ -118,7 +104,7 @@ class SftpSession(paramiko.SFTPClient):
         t, msg = self.request(CMD_FSTAT, handle)
         if t != CMD_ATTRS:
             raise SFTPError("Expected attributes")
-        return SFTPAttributes._from_msg(msg)
+        return attributes_from(msg)
 
     def fsync(self, handle: bytes) -> None:
         # Without fsync@openssh.com, CLOSE is the strongest promise SFTP version 3 makes: the
@@ -194,32 +180,29 @@ class SftpSession(paramiko.SFTPClient):
             yield bytes(buf)
 
 
-class _Replies:
+class _Replies(ReplyCollector):
     """Keeps the answers to pipelined requests.
 
-    SFTPClient._read_response hands an answer that arrives while it waits for another one to
-    the object registered with that request, and drops it when none is (what SFTPFile's
-    pipelined writes register). This one is registered, so no answer is lost, in whatever
-    order the server sends them.
+    paramiko hands an answer that arrives while it waits for another one to the object
+    registered with that request, and drops it when none is (what SFTPFile's pipelined
+    writes register). This one is registered, so no answer is lost, in whatever order the
+    server sends them.
     """
 
     def __init__(self, sftp: SftpSession):
+        super().__init__()
         self.sftp = sftp
-        self._got: dict[int, tuple[int, Message]] = {}
-
-    def _async_response(self, t: int, msg: Message, num: int) -> None:  # called by paramiko
-        self._got[num] = (t, msg)
 
     def send(self, t: int, *args: object) -> int:
-        return self.sftp._async_request(self, t, *args)
+        return self.sftp.send_request(self, t, *args)
 
     def wait(self, num: int) -> tuple[int, Message]:
-        if num in self._got:
-            t, msg = self._got.pop(num)
+        if num in self.got:
+            t, msg = self.got.pop(num)
             if t == CMD_STATUS:
-                self.sftp._convert_status(msg)
+                self.sftp.check_status(msg)
             return t, msg
-        return self.sftp._read_response(num)
+        return self.sftp.read_response(num)
 
 
 def _data(replies: _Replies, num: int) -> bytes:

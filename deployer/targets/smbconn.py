@@ -15,12 +15,14 @@ and credits. This module adds what deployer needs around it:
 - **Errors as Windows errors**: NTSTATUS -> the TargetError classes of base.py.
 - **Compound requests** (open + query + close in one round trip) and **pipelined transfers**
   (writes built by smbfast.py).
+
+What this needs of smbprotocol beyond its public API (the raw socket, the credit window,
+the worker's state) goes through adapters/smbprotocol_internals.py.
 """
 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 import uuid
@@ -36,18 +38,22 @@ from smbprotocol.open import Open, SMB2ReadResponse, SMB2WriteResponse
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
-from ..errors import ExitCode
 from ..secrets import MASK, Secret
+from .adapters import smbprotocol_internals as internals
 from .base import (
     AccessDenied,
     AlreadyExists,
+    AuthenticationFailed,
+    ConnectFailed,
     ConnectionLost,
     DiskFull,
+    NetworkError,
     NotFound,
     PathNotFound,
     SharingViolation,
     TargetError,
     TransportTimeout,
+    connect_winerror,
 )
 from .smbfast import PAYLOAD_UNIT, FastWriter
 
@@ -56,11 +62,6 @@ log = logging.getLogger(__name__)
 IO_SIZE = 4 << 20  # bytes per READ/WRITE request: large enough to amortise the per-request cost
 IN_FLIGHT = 8  # requests of a transfer outstanding at once
 CREDIT_TARGET = 768  # credits to hold: IN_FLIGHT requests of IO_SIZE need 512
-
-
-class AuthenticationFailed(AccessDenied):
-    winerror = 1326  # ERROR_LOGON_FAILURE
-    exit_code = ExitCode.BAD_INPUT  # configuration: the credentials (exit 2, as for SSH)
 
 
 # NTSTATUS -> (error class, Windows error code or None for the class's own, message)
@@ -235,7 +236,7 @@ class SmbLink:
                 yield self
             except Exception as exc:
                 err = self._translate(exc, what, path, seconds, name)
-                if isinstance(err, (ConnectionLost, TransportTimeout)):
+                if isinstance(err, NetworkError):
                     self._drop()  # the next operation starts from a fresh connection
                 if err is None or err is exc:
                     raise
@@ -258,17 +259,12 @@ class SmbLink:
     def _expire(self) -> None:
         # Tcp.close() would wait for the send lock that a sender blocked on a full TCP window holds;
         # shutting the raw socket down wakes that sender (EPIPE) and the receiving worker (EOF).
-        sock = getattr(getattr(self._conn, "transport", None), "_sock", None)
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        internals.shutdown_socket(self._conn)
 
     def _translate(self, exc: Exception, what: str, path: str | None, seconds: float,
                    server: str) -> TargetError | None:
         where = self.options.where
-        if self._watch.fired or _is_timeout(exc):
+        if self._watch.fired or internals.is_connect_timeout(exc):
             return TransportTimeout(f"{what}: no answer from {where} within {seconds:g} s (is the server hung?); "
                                     "the connection was closed and the next operation reconnects",
                                     server=server, path=path)
@@ -282,10 +278,11 @@ class SmbLink:
         if isinstance(exc, (SMBConnectionClosed, ConnectionError)):
             return ConnectionLost(f"{what}: the connection to {where} was lost (the server closed it or stopped)",
                                   server=server, path=path)
-        if isinstance(exc, ValueError) and str(exc).startswith("Failed to connect"):
-            reason = str(exc.__cause__ or exc).split("] ")[-1]
-            return ConnectionLost(f"{what}: cannot connect to {where}: {self._scrub(reason)}", server=server,
-                                  path=path)
+        failed = internals.connect_failure(exc)
+        if failed is not None:
+            cause, reason = failed
+            return ConnectFailed(f"{what}: cannot connect to {where}: {self._scrub(reason)}", server=server,
+                                 path=path, winerror=connect_winerror(cause))
         if isinstance(exc, OSError):
             return ConnectionLost(f"{what}: network error talking to {where}: {self._scrub(exc.strerror or str(exc))}",
                                   server=server, path=path)
@@ -312,14 +309,21 @@ class SmbLink:
     # --- connection -------------------------------------------------------------------------
 
     def _ensure(self) -> None:
-        conn = self._conn
-        if conn is not None and conn.transport is not None and conn.transport.connected and conn._t_exc is None:
+        if internals.alive(self._conn):
             return
         self._drop()
         o = self.options
         conn = Connection(uuid.uuid4(), o.host, o.port, require_signing=o.require_signing)
         self._conn = conn  # before connecting: the watchdog reaches the socket through it
-        conn.connect(timeout=self._op_timeout)
+        try:
+            conn.connect(timeout=self._op_timeout)
+        except Exception as exc:
+            # negotiation failed: an SMB1-only server (it closes the connection) or no SMB at all? ask it
+            from .smb1probe import mismatch, quick
+
+            hung = internals.is_connect_timeout(exc) or self._watch.fired  # then only a quick look: it may be a hung SMB server
+            timeout = quick(self._op_timeout) if hung else self._op_timeout
+            raise mismatch(self._op_server, o.host, o.port, timeout, client="smb2") or exc
         session = Session(conn, username=self._account, password=self._password.reveal(),
                           require_encryption=o.encrypt)
         session.connect()
@@ -380,13 +384,8 @@ class SmbLink:
         session = self.session
         force = (not session.signing_required and not session.encrypt_data and session.signing_key is not None
                  and self.connection.dialect >= 0x0311)
-        if force:
-            session.signing_required = True
-        try:
+        with internals.signing_forced(session, force):
             yield
-        finally:
-            if force:
-                session.signing_required = False
 
     def tree(self, share: str) -> TreeConnect:
         """The tree connect to `share` (inside op())."""
@@ -447,13 +446,11 @@ class SmbLink:
 
     def credits_to_ask(self, charge: int) -> int:
         """Credits to request with a message of `charge`: replace them, and top the window up."""
-        window = self.connection.sequence_window
-        available = window["high"] - window["low"]
+        available = internals.available_credits(self.connection)
         return charge + max(0, min(256, CREDIT_TARGET - available))
 
     def available_credits(self) -> int:
-        window = self.connection.sequence_window
-        return window["high"] - window["low"]
+        return internals.available_credits(self.connection)
 
     # --- pipelined transfers ----------------------------------------------------------------
 
@@ -552,13 +549,6 @@ class SmbLink:
                     conn.receive(req)
                 except Exception:  # noqa: BLE001 - the caller's error (or the end of the connection) matters
                     break
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    """smbprotocol's own deadlines while connecting: the TCP connect's and the negotiation's."""
-    if isinstance(exc, ValueError) and isinstance(exc.__cause__, TimeoutError):
-        return True
-    return type(exc) is SMBException and str(exc).startswith("Connection timeout of ")
 
 
 def status_error(status: int, what: str, *, server: str | None, path: str | None, detail: str = "",

@@ -1,7 +1,9 @@
 """The WRITE fast path: SMB2 WRITE requests built in one buffer, signed in place, sent at once.
 
 Used by SmbLink.write_stream (smbconn.py) for every upload the session signs or sends in
-clear; encrypted sessions take smbprotocol's own path.
+clear; encrypted sessions take smbprotocol's own path. What it needs of smbprotocol's
+internals (message ids, the outstanding table, the send lock) it gets through
+adapters/smbprotocol_internals.py.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import struct
 from typing import TYPE_CHECKING
 
 from smbprotocol.connection import Request
-from smbprotocol.exceptions import SMBConnectionClosed, SMBException
-from smbprotocol.header import Commands, SMB2HeaderRequest, Smb2Flags
-from smbprotocol.open import Open, SMB2WriteRequest
+from smbprotocol.header import Commands, Smb2Flags
+from smbprotocol.open import Open
 from smbprotocol.tree import TreeConnect
+
+from .adapters import smbprotocol_internals as internals
 
 if TYPE_CHECKING:
     from .smbconn import SmbLink
@@ -57,25 +60,17 @@ class FastWriter:
     @staticmethod
     def usable(link: SmbLink, tree: TreeConnect) -> bool:
         conn, session = link.connection, link.session
-        transport = conn.transport
         return (not session.encrypt_data and not tree.encrypt_data and conn.supports_multi_credit
-                and hasattr(transport, "_sock") and hasattr(transport, "_sock_lock")
-                and hasattr(conn, "sequence_lock") and hasattr(conn, "outstanding_requests"))
+                and internals.usable(conn))
 
     def _signature(self, message: memoryview, message_id: int) -> bytes:
         key = self.session.signing_key
-        conn = self.conn
-        if conn.dialect >= 0x0311 and conn.signing_algorithm_id is not None:
-            algorithm = conn.signing_algorithm_id
-        elif conn.dialect >= 0x0300:
-            algorithm = 1
-        else:
-            algorithm = 0
-        if algorithm == 2:  # AES-GMAC: the nonce is the message id and "request, not cancel"
+        algorithm = internals.signing_algorithm(self.conn)
+        if algorithm == internals.AES_GMAC:  # AES-GMAC: the nonce is the message id and "request, not cancel"
             from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
             return AESGCM(key).encrypt(message_id.to_bytes(8, "little") + b"\0\0\0\0", b"", message)
-        if algorithm == 1:  # AES-CMAC
+        if algorithm == internals.AES_CMAC:  # AES-CMAC
             from cryptography.hazmat.primitives import cmac
             from cryptography.hazmat.primitives.ciphers import algorithms
 
@@ -88,11 +83,7 @@ class FastWriter:
         """Send the n payload bytes that sit at buf[FIXED + start:] as one WRITE at file `offset`."""
         conn = self.conn
         charge = (n - 1) // PAYLOAD_UNIT + 1
-        with conn.sequence_lock:
-            message_id = conn.sequence_window["low"]
-            if conn.sequence_window["high"] - message_id < charge:
-                raise SMBException(f"a write needs {charge} credits; the server has granted fewer")
-            conn.sequence_window["low"] += charge
+        message_id = internals.take_message_ids(conn, charge)
         ask = self.link.credits_to_ask(charge)
         buf = self.buf
         length = 64 + 48 + n
@@ -103,20 +94,7 @@ class FastWriter:
         message = memoryview(buf)[start + 4:start + 4 + length]
         if self.sign:  # over the message with a zeroed signature field, which it has now
             buf[start + 52:start + 68] = self._signature(message, message_id)
-
-        header = SMB2HeaderRequest()  # what smbprotocol's worker and receive() read from a request
-        header["credit_charge"] = charge
-        header["command"] = Commands.SMB2_WRITE
-        header["credit_request"] = ask
-        header["message_id"] = message_id
-        header["tree_id"] = self.tree.tree_connect_id
-        header["session_id"] = self.session.session_id
-        request = Request(header, SMB2WriteRequest, conn, session_id=self.session.session_id)
-        conn.outstanding_requests[message_id] = request  # before sending: the answer may be quick
-        conn._check_worker_running()
-        transport = conn.transport
-        with transport._sock_lock:
-            if not transport.connected:  # the worker saw the server go (it closes under this lock)
-                raise SMBConnectionClosed("SMB socket was closed, cannot send or receive any more data")
-            transport._sock.sendall(memoryview(buf)[start:start + 4 + length])
+        request = internals.track_write(conn, message_id=message_id, charge=charge, credit_request=ask,
+                                        tree_id=self.tree.tree_connect_id, session_id=self.session.session_id)
+        internals.send_frame(conn, memoryview(buf)[start:start + 4 + length])
         return request

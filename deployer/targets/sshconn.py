@@ -35,31 +35,26 @@ from typing import Callable, Iterator
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
-from ..errors import ExitCode, InputError
+from ..errors import InputError
 from ..model.inventory import SshSettings
 from ..secrets import Secret
-from .base import ConnectionLost, TargetError, TransportTimeout
+from .base import (
+    AuthenticationFailed,
+    ConnectFailed,
+    ConnectionLost,
+    HostKeyChanged,
+    HostKeyUnknown,
+    TargetError,
+    TransportTimeout,
+)
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
 
-class SshConnectError(TargetError):
-    """The server could not be reached; nothing was touched (exit 1, as for SMB)."""
-
-    exit_code = ExitCode.FAILED_RESTORED
-
-
-class HostKeyUnknown(SshConnectError):
-    exit_code = ExitCode.BAD_INPUT  # configuration: known_hosts or trust_on_first_use
-
-
-class HostKeyChanged(SshConnectError):
-    exit_code = ExitCode.BAD_INPUT
-
-
-class SshAuthFailed(SshConnectError):
-    winerror = 1326  # ERROR_LOGON_FAILURE: "The user name or password is incorrect"
-    exit_code = ExitCode.BAD_INPUT  # configuration: the credentials
+# The SSH names of the one error tree's classes (deployer/errors.py): a caller catches
+# AuthenticationFailed or ConnectFailed whichever transport it uses.
+SshConnectError = ConnectFailed
+SshAuthFailed = AuthenticationFailed
 
 
 # --- time limits ---------------------------------------------------------------------------
@@ -280,16 +275,16 @@ class SshConnection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return sock
         except socket.gaierror as exc:
-            raise SshConnectError(f"cannot resolve the SSH host {self.host!r}: {exc.strerror}", server=self.server,
+            raise ConnectFailed(f"cannot resolve the SSH host {self.host!r}: {exc.strerror}", server=self.server,
                                   winerror=53) from None
         except TimeoutError:
             raise TransportTimeout(f"no answer from {self.host}:{self.port} within {self.timeout:g} s",
                                    server=self.server) from None
         except ConnectionRefusedError:
-            raise SshConnectError(f"{self.host}:{self.port} refused the connection: is the OpenSSH server running "
+            raise ConnectFailed(f"{self.host}:{self.port} refused the connection: is the OpenSSH server running "
                                   "there, on that port?", server=self.server, winerror=1225) from None
         except OSError as exc:
-            raise SshConnectError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}",
+            raise ConnectFailed(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}",
                                   server=self.server, winerror=1231) from None
 
     def _handshake(self, transport: paramiko.Transport, deadline: float) -> None:
@@ -356,7 +351,7 @@ class SshConnection:
                 if transport.is_authenticated():
                     return
         except paramiko.BadAuthenticationType as exc:
-            raise SshAuthFailed(f"{self.where} does not accept {tried[-1]} authentication; it accepts "
+            raise AuthenticationFailed(f"{self.where} does not accept {tried[-1]} authentication; it accepts "
                                 f"{', '.join(exc.allowed_types) or 'nothing offered'}", server=self.server) from None
         except paramiko.AuthenticationException as exc:
             if not transport.is_active():
@@ -367,14 +362,14 @@ class SshConnection:
                 agent.close()
         raise self._auth_failed(tried, "not accepted")
 
-    def _auth_failed(self, tried: list[str], detail: str) -> SshAuthFailed:
+    def _auth_failed(self, tried: list[str], detail: str) -> AuthenticationFailed:
         what = " and ".join(tried) if tried else "no method the server accepts"
         checks = ["the username"]
         if self.credentials.key_file is not None or self.credentials.allow_agent:
             checks.append("that the public key is in the account's authorized_keys on the server")
         if self.settings.password is not None:
             checks.append(f"the password ({self.settings.password.describe()})")
-        return SshAuthFailed(f"authentication as {self.where} failed with {what} ({detail.rstrip('.')}); check "
+        return AuthenticationFailed(f"authentication as {self.where} failed with {what} ({detail.rstrip('.')}); check "
                              + ", ".join(checks), server=self.server)
 
     def _load_key(self, path: Path, passphrase: str | None) -> paramiko.PKey:
@@ -396,7 +391,7 @@ class SshConnection:
         if isinstance(exc, TargetError):
             return exc
         text = str(exc) or type(exc).__name__
-        return SshConnectError(f"SSH connection to {self.where} failed: {text}", server=self.server, winerror=1231)
+        return ConnectFailed(f"SSH connection to {self.where} failed: {text}", server=self.server, winerror=1231)
 
     # --- channels ----------------------------------------------------------------------------
 

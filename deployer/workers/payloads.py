@@ -11,14 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from ..errors import DeployerError
+from ..errors import PayloadUnverifiable
 
 KEY = "deployer:payload:{}"
 TTL = 7 * 24 * 3600  # a rollout's payloads outlive it long enough for a resume
-
-
-class PayloadUnverifiable(DeployerError):
-    """A payload's bytes do not hash to its name, or are not in the store."""
 
 
 def sha256_file(path: Path) -> str:

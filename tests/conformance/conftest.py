@@ -1,11 +1,11 @@
-"""Runs every conformance test against every target: the embedded mock, SMB against a real
-Samba server, and SSH against a real OpenSSH server."""
+"""Runs every conformance test against every target: the embedded mock, SMB 2/3 and SMB1 against
+real Samba servers, and SSH against a real OpenSSH server."""
 
 from __future__ import annotations
 
 import pytest
 
-TARGETS = ["mock", "smb", "ssh"]
+TARGETS = ["mock", "smb", "smb1", "ssh"]
 
 
 @pytest.fixture(params=TARGETS)

@@ -32,6 +32,9 @@ import pytest
 from conformance.adapters import CONTROL_STOPPED_NOT_1062, CUSTOM_CODES_ARE_87, FilesUnderTest, ServicesUnderTest
 from deployer.secrets import Secret
 from deployer.targets.scmr import ScmrServiceTransport
+from deployer.targets.smb1 import Smb1FileTransport
+from deployer.targets.smb1conn import Smb1Link, Smb1Options
+from deployer.targets.smb1scmr import Smb1ScmrServiceTransport
 from deployer.targets.smb import SmbFileTransport
 from deployer.targets.smbconn import SmbLink, SmbOptions
 
@@ -58,8 +61,9 @@ class Samba:
     """One private smbd on 127.0.0.1."""
 
     def __init__(self, base: Path, shares: dict[str, Path], *, extra: dict[str, str] | None = None,
-                 user: str | None = None, password: str | None = None):
+                 user: str | None = None, password: str | None = None, protocol: str | None = None):
         self.base = Path(base)
+        self.protocol = protocol  # None: Samba's default (SMB 2/3); "NT1": SMB1 only, as Windows NT 4.0 speaks
         self.shares = shares
         self.extra = extra or {}
         self.user = user or getpass.getuser()  # smbpasswd adds existing Unix accounts only
@@ -122,6 +126,8 @@ class Samba:
             "printcap name = /dev/null",
             "usershare path =",
             "map to guest = never",
+            *([f"server min protocol = {self.protocol}", f"server max protocol = {self.protocol}"]
+              if self.protocol else []),
             *(f"{k} = {v}" for k, v in self.extra.items()),
         ]
         for name, path in self.shares.items():
@@ -130,16 +136,15 @@ class Samba:
 
     def _wait_ready(self) -> None:
         """Until smbd answers an SMB negotiation; the pause between tries is a wait on smbd itself."""
-        from smbprotocol.connection import Connection
+        from deployer.targets.smb1probe import NOT_SMB, probe
 
         deadline = time.monotonic() + READY_TIMEOUT
         assert self.proc is not None
         while True:
             try:
-                conn = Connection(uuid.uuid4(), self.host, self.port)
-                conn.connect(timeout=5)
-                conn.disconnect(close=False)
-                return
+                if probe(self.host, self.port, 5).kind != NOT_SMB:  # whichever dialect it is limited to
+                    return
+                raise ConnectionError("no SMB answer yet")
             except Exception as exc:  # not listening yet
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"smbd exited with {self.proc.returncode} before it was ready:\n"
@@ -230,6 +235,23 @@ class Samba:
         base.update(kw)
         return SmbOptions(**base)
 
+    @property
+    def client_args(self) -> list[str]:
+        """smbclient arguments to reach this server: an NT1-only one needs SMB1 allowed on the client too."""
+        if self.protocol == "NT1":
+            return ["-m", "NT1", "--option=client min protocol=NT1"]
+        return []
+
+    def smb1_options(self, **kw) -> Smb1Options:
+        base = {"host": self.host, "port": self.port, "username": self.user, "domain": None,
+                "require_signing": True, "allow_ntlmv1": False}
+        base.update(kw)
+        return Smb1Options(**base)
+
+    def smb1_link(self, *, timeout: float = 10.0, password: str | None = None, **kw) -> Smb1Link:
+        return Smb1Link("SAMBA1", self.smb1_options(**kw), Secret(password if password is not None else self.password),
+                        timeout=timeout, password_source="the test fixture")
+
     def link(self, *, timeout: float = 10.0, password: str | None = None, **kw) -> SmbLink:
         return SmbLink("SAMBA", self.options(**kw), Secret(password if password is not None else self.password),
                        timeout=timeout, password_source="the test fixture")
@@ -238,7 +260,7 @@ class Samba:
         """Samba's own client: an independent view of the share."""
         # the password goes in smbclient's environment (PASSWD): not on its command line, not in a file
         proc = subprocess.run([_binary("smbclient"), f"//{self.host}/{share}", "-p", str(self.port), "-U", self.user,
-                               *(extra_args or []), "-c", command], check=False, capture_output=True, text=True,
+                               *self.client_args, *(extra_args or []), "-c", command], check=False, capture_output=True, text=True,
                               env={**os.environ, "TZ": "UTC", "PASSWD": self.password}, timeout=60)
         out = proc.stdout + proc.stderr  # smbclient reports some results (transfer rates) on stderr
         if check and (proc.returncode or "NT_STATUS_" in out):
@@ -278,6 +300,26 @@ def held_open(samba: Samba, share: str, rel: str, *, access: int | None = None,
         fh.close()
     finally:
         conn.disconnect(close=True)
+
+
+@contextlib.contextmanager
+def held_open_smb1(samba: Samba, share: str, rel: str) -> Iterator[None]:
+    """held_open for an SMB1-only server: another SMB1 connection and session holds `rel` open for
+    reading and running, sharing read only, without an oplock (as a running program's image is
+    held: an oplock would make the server wait for a break this holder never answers)."""
+    from deployer.targets.adapters import impacket_internals as lib
+
+    link = samba.smb1_link()
+    try:
+        with link.op("hold open", rel):
+            tid = link.tree(share)
+            opened = link.conn.create(tid, rel, lib.READ_DATA | 0x20 | lib.READ_ATTRIBUTES, lib.SHARE_READ,
+                                      lib.FILE_OPEN, lib.FILE_NON_DIRECTORY_FILE)
+        yield
+        with link.op("release", rel):
+            link.conn.close_fid(tid, opened.fid)
+    finally:
+        link.close()
 
 
 def wait_for_exit(pid: int, timeout: float) -> bool:
@@ -326,4 +368,45 @@ def smb_services_under_test(samba: Samba, samba_link: SmbLink) -> ServicesUnderT
         services.start("Spooler", 30)
     # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
     return ServicesUnderTest("smb", services, "Spooler", accepted_code=130, refused_code=131,
+                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+
+
+# --- the SMB1-only server: Windows NT 4.0's dialect -----------------------------------------
+
+# Samba leaves SMB1 signing off unless asked; "auto" offers it as Windows NT 4.0 SP3+ can, so the
+# client's default (signing required) signs and checks every reply.
+NT1_EXTRA = {"server signing": "auto", "ntlm auth": "ntlmv2-only"}
+
+
+@pytest.fixture(scope="session")
+def samba_nt1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
+    base = tmp_path_factory.mktemp("samba-nt1")
+    (base / "share").mkdir()
+    server = Samba(base / "server", {SHARE: base / "share"}, protocol="NT1", extra=NT1_EXTRA).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def samba_nt1_link(samba_nt1: Samba) -> Iterator[Smb1Link]:
+    link = samba_nt1.smb1_link()
+    yield link
+    link.close()
+
+
+@pytest.fixture
+def smb1_files_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> FilesUnderTest:
+    files = Smb1FileTransport("SAMBA1", samba_nt1_link, SHARE)
+    base = f"conformance-{uuid.uuid4().hex[:8]}"
+    files.mkdir(base)
+    return FilesUnderTest("smb1", files, base, lambda rel: held_open_smb1(samba_nt1, SHARE, rel),
+                          lambda rel: samba_nt1.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
+
+
+@pytest.fixture
+def smb1_services_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> ServicesUnderTest:
+    services = Smb1ScmrServiceTransport("SAMBA1", samba_nt1_link)
+    if services.query("Spooler").state != "running":
+        services.start("Spooler", 30)
+    return ServicesUnderTest("smb1", services, "Spooler", accepted_code=130, refused_code=131,
                              differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})

@@ -1,0 +1,151 @@
+"""What deployer needs from smbprotocol beyond its public API, in one place.
+
+smbprotocol's public Connection/Session/TreeConnect/Open API carries every request
+deployer sends, except for three needs it has no public answer to:
+
+- **Bounding a hung server** (smbconn's watchdog): `Tcp.close()` takes the send lock that a
+  sender blocked on a stopped server's full TCP window holds, so it would wait with it. The
+  raw socket is shut down instead (`Tcp._sock`), which wakes the sender (EPIPE) and the
+  receiving worker (EOF) at once. A connection whose worker died keeps the exception in
+  `Connection._t_exc`; it is checked before the connection is reused.
+- **The WRITE fast path** (smbfast): messages built in one buffer and sent with one
+  `sendall` need message ids and credits from smbprotocol's own sequence window (under its
+  lock), the request registered in its outstanding table so its worker matches the answer,
+  and the socket's send lock (`Tcp._sock_lock`) so they never interleave with its messages.
+- **Signed tree connects** without required signing (jborean93/smbprotocol#290):
+  `TreeConnect.connect()` signs only when the session requires signing, so the session's
+  flag is raised around it.
+
+It also reads smbprotocol's texts for two failures it raises as plain exceptions (a TCP
+connect that failed or timed out, a negotiation that timed out).
+"""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from typing import Iterator
+
+from smbprotocol.connection import Connection, Request
+from smbprotocol.exceptions import SMBConnectionClosed, SMBException
+from smbprotocol.header import Commands, SMB2HeaderRequest
+from smbprotocol.open import SMB2WriteRequest
+from smbprotocol.session import Session
+
+from . import TestedRange, require
+
+TESTED = TestedRange((1, 13, 0), (1, 18, 0))
+VERSION = require("smbprotocol", TESTED, "deployer's SMB transport uses its connection internals")
+
+# Signing algorithms (MS-SMB2 2.2.3.1.7), as smbprotocol chooses among them
+HMAC_SHA256, AES_CMAC, AES_GMAC = 0, 1, 2
+
+
+def usable(conn: Connection) -> bool:
+    """Whether this connection has the internals the functions below use."""
+    transport = conn.transport
+    return (hasattr(transport, "_sock") and hasattr(transport, "_sock_lock") and hasattr(conn, "sequence_lock")
+            and hasattr(conn, "sequence_window") and hasattr(conn, "outstanding_requests")
+            and hasattr(conn, "_check_worker_running"))
+
+
+# --- the connection's health -----------------------------------------------------------------
+
+
+def alive(conn: Connection | None) -> bool:
+    """Connected, and its receiving worker has not died."""
+    return (conn is not None and conn.transport is not None and conn.transport.connected
+            and getattr(conn, "_t_exc", None) is None)
+
+
+def shutdown_socket(conn: Connection | None) -> None:
+    """Wake every sender and receiver of the connection at once (see the module docstring)."""
+    sock = getattr(getattr(conn, "transport", None), "_sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def is_connect_timeout(exc: BaseException) -> bool:
+    """smbprotocol's own deadlines while connecting: the TCP connect's and the negotiation's."""
+    if isinstance(exc, ValueError) and isinstance(exc.__cause__, TimeoutError):
+        return True
+    return type(exc) is SMBException and str(exc).startswith("Connection timeout of ")
+
+
+def connect_failure(exc: BaseException) -> tuple[BaseException, str] | None:
+    """(the socket error, its text) when `exc` is smbprotocol's "Failed to connect" ValueError."""
+    if isinstance(exc, ValueError) and str(exc).startswith("Failed to connect"):
+        cause = exc.__cause__ or exc
+        return cause, str(cause).split("] ")[-1]
+    return None
+
+
+# --- credits -------------------------------------------------------------------------------------
+
+
+def available_credits(conn: Connection) -> int:
+    window = conn.sequence_window
+    return window["high"] - window["low"]
+
+
+def take_message_ids(conn: Connection, charge: int) -> int:
+    """Reserve `charge` message ids (credits) from the window, as smbprotocol's own send does."""
+    with conn.sequence_lock:
+        message_id = conn.sequence_window["low"]
+        if conn.sequence_window["high"] - message_id < charge:
+            raise SMBException(f"a write needs {charge} credits; the server has granted fewer")
+        conn.sequence_window["low"] += charge
+    return message_id
+
+
+# --- raw WRITE requests --------------------------------------------------------------------------
+
+
+def signing_algorithm(conn: Connection) -> int:
+    """The algorithm smbprotocol signs with on this connection (its _generate_signature's choice)."""
+    if conn.dialect >= 0x0311 and conn.signing_algorithm_id is not None:
+        return int(conn.signing_algorithm_id)
+    return AES_CMAC if conn.dialect >= 0x0300 else HMAC_SHA256
+
+
+def track_write(conn: Connection, *, message_id: int, charge: int, credit_request: int, tree_id: int,
+                session_id: int) -> Request:
+    """Register a WRITE about to be sent raw, so smbprotocol's worker matches and verifies its answer."""
+    header = SMB2HeaderRequest()  # what the worker and receive() read from a request
+    header["credit_charge"] = charge
+    header["command"] = Commands.SMB2_WRITE
+    header["credit_request"] = credit_request
+    header["message_id"] = message_id
+    header["tree_id"] = tree_id
+    header["session_id"] = session_id
+    request = Request(header, SMB2WriteRequest, conn, session_id=session_id)
+    conn.outstanding_requests[message_id] = request  # before sending: the answer may be quick
+    return request
+
+
+def send_frame(conn: Connection, frame: memoryview) -> None:
+    """Send one framed message (Direct TCP length included) under smbprotocol's send lock."""
+    conn._check_worker_running()
+    transport = conn.transport
+    with transport._sock_lock:
+        if not transport.connected:  # the worker saw the server go (it closes under this lock)
+            raise SMBConnectionClosed("SMB socket was closed, cannot send or receive any more data")
+        transport._sock.sendall(frame)
+
+
+# --- signing -------------------------------------------------------------------------------------
+
+
+@contextmanager
+def signing_forced(session: Session, force: bool) -> Iterator[None]:
+    """Sign what `session` sends meanwhile when `force` is true (see the module docstring)."""
+    if force:
+        session.signing_required = True
+    try:
+        yield
+    finally:
+        if force:
+            session.signing_required = False
