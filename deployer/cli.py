@@ -549,6 +549,13 @@ def worker(
     serve(region, concurrency, broker)
 
 
+from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcode  # noqa: E402  (issue 11)
+
+app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
+app.add_typer(_pcm.app, name="pcm")
+app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print deployer's version."""

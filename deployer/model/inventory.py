@@ -22,6 +22,7 @@ from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, number_in, validate
 from .manifest import PlatformField
+from .preflight import PreflightSettings
 
 RESERVED_VARS = frozenset({"sms_root", "platform", "platform_name", "platform_folder", "site", "site_code", "server",
                            "server_platform", "role"})
@@ -275,6 +276,7 @@ class Site(Strict):
     region: str | None = Field(default=None, description="the region whose workers run this site "
                                "(`deployer worker --region NAME`); none: the controller runs it")
     vars: dict[str, VarValue] = Field(default_factory=dict)
+    preflight: PreflightSettings = Field(default_factory=PreflightSettings)  # Q166765 checks (deployer preflight)
     servers: dict[str, Server] = Field(min_length=1)
 
     @field_validator("region")

@@ -25,9 +25,33 @@ CODE_MEANINGS: dict[int, str] = {
     196: "watchdog cycle, modify logon scripts if so configured",
 }
 
+# Q168682's own words for each code, as Sendcode.exe's documentation gives them.
+CODE_ARTICLE_TEXT: dict[int, str] = {
+    128: "Starts memory allocation tracking.",
+    129: "Stops memory allocation tracking.",
+    130: "Dumps all the memory allocation data to the Alerter.mem, Appmgr.mem, Hman.mem, Scmanmem.log, Sched.mem, "
+         "and Smsexec.mem files in the root directory.",
+    132: "Toggles the net pause support on and off.",
+    192: "Initiates a normal watchdog cycle (verifies the current installation, checks for new Systems Management "
+         "Server logon servers, restarts any stopped components, and so on).",
+    193: "Initiates a watchdog cycle and writes a status (.ct2) file.",
+    194: "Initiates a watchdog cycle but treats it as an upgrade. To be most effective, shut down and restart the "
+         "computer before issuing this command.",
+    195: "Initiates a watchdog cycle and writes a user group MIF file.",
+    196: "Initiates a watchdog cycle and modifies logon scripts only if the Automatically Configure Workstation Logon "
+         "Scripts and Use All Detected Servers options are enabled.",
+}
+
 _MEMORY_CODES = frozenset({128, 129, 130})
 _ALL_SITE = frozenset({132})
 _WATCHDOG = frozenset({192, 193, 194, 195, 196})
+
+# The rows of Q168682's table "which Systems Management Server services support which codes".
+CODE_RULES: tuple[tuple[str, frozenset[int], str], ...] = (
+    ("128-130", _MEMORY_CODES, "SMS_EXECUTIVE, SMS_HIERARCHY_MANAGER, SMS_SITE_CONFIG_MANAGER"),
+    ("132", _ALL_SITE, "all Systems Management Server site services"),
+    ("192-196", _WATCHDOG, "SMS_SITE_CONFIG_MANAGER"),
+)
 
 SITE_RESET_CODE = 194
 
@@ -77,6 +101,30 @@ def describe_code(code: int) -> str:
     return CODE_MEANINGS.get(code, "no SMS meaning")
 
 
+def code_rule(code: int) -> str | None:
+    """Q168682's table row for a code, quoted: `192-196: SMS_SITE_CONFIG_MANAGER`."""
+    for codes, members, who in CODE_RULES:
+        if code in members:
+            return f"{codes}: {who}"
+    return None
+
+
+@dataclass(frozen=True)
+class ControlCode:
+    """One row of `deployer sendcode --list`: a code, what it does, who takes it."""
+
+    code: int
+    meaning: str
+    article_text: str
+    rule: str
+    services: tuple[str, ...]
+
+
+def control_codes() -> list[ControlCode]:
+    return [ControlCode(c, CODE_MEANINGS[c], CODE_ARTICLE_TEXT[c], code_rule(c) or "", tuple(accepting_services(c)))
+            for c in sorted(CODE_MEANINGS)]
+
+
 def accepting_services(code: int) -> list[str]:
     return [s.name for s in SMS_SERVICES.values() if code in s.accepts]
 
@@ -96,9 +144,11 @@ def check_control(service: str, code: int, accepts: frozenset[int] | None = None
     if code not in accepts:
         takers = accepting_services(code)
         who = ", ".join(takers) if takers else "no SMS service"
+        rule = code_rule(code)
+        quoted = f" (Q168682's table: {rule})" if rule else " (Q168682 gives it no meaning)"
         raise ControlCodeError(
             f"{service} does not accept control code {code} ({describe_code(code)}); Windows would answer "
-            f"ERROR_INVALID_SERVICE_CONTROL (1052). Per Q168682, code {code} is accepted by: {who}"
+            f"ERROR_INVALID_SERVICE_CONTROL (1052). Per Q168682, code {code} is accepted by: {who}{quoted}"
         )
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from .base import StepKind
+from .preflight import PreflightKind
 from .replace import Replace
 from .reset_site import Reset
 from .sendcode import Sendcode
 from .stop_start import Start, Stop
 
-KINDS: dict[str, StepKind] = {k.key: k for k in (Stop(), Start(), Replace(), Reset(), Sendcode())}
+KINDS: dict[str, StepKind] = {k.key: k for k in (Stop(), Start(), Replace(), Reset(), Sendcode(),
+                                                   PreflightKind())}
 
 _BY_ACTION: dict[type, StepKind] = {k.action: k for k in KINDS.values()}
 _BY_MODEL: dict[type, StepKind] = {k.model: k for k in KINDS.values()}

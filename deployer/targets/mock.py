@@ -5,7 +5,8 @@ between commands, as on a real server. Services behave as Windows and SMS 1.2 do
   - a running service holds its executable and DLLs open (see mockfs: they cannot be replaced);
   - stop of a stopped service: 1062; start of a running one: 1056; unknown service: 1060;
   - control codes follow Q168682: outside 128-255 -> 87, not accepted -> 1052, stopped -> 1062;
-  - code 194 to SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
+  - what each accepted code then does is mock_sms's (Q168682); code 194 to
+    SMS_SITE_CONFIG_MANAGER resets the site: the Site.srv\\<Platform>.bin
     service files are copied (write times kept) to every managed server's
     Helper.srv\\<Platform>.bin, the helper services there stopped around the copy and
     restarted, as Site Configuration Manager does.
@@ -27,6 +28,7 @@ from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
+from . import mock_sms
 from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
 from .mockfs import MockFiles, held_open, write_json_atomic
 
@@ -162,7 +164,8 @@ class MockServices:
         self._event(f"{key} started")
         return ServiceStatus(key, RUNNING, svc.get("display_name"))
 
-    def control(self, name: str, code: int) -> None:
+    def control(self, name: str, code: int) -> list[str]:
+        """Send a control code; returns what the service did (mock_sms), for `deployer sendcode`."""
         state = self._read()
         key, svc = self._service(state, name, f"control {code}")
         if not 128 <= code <= 255:
@@ -172,8 +175,7 @@ class MockServices:
         if code not in svc.get("accepts", []):
             raise service_error(1052, key, self.server, f"control {code}")
         self._event(f"{key} control {code} ({sms.describe_code(code)})")
-        if key == "SMS_SITE_CONFIG_MANAGER" and code == sms.SITE_RESET_CODE:
-            self._site_reset()
+        return mock_sms.react(self, key, code)  # 194 to SMS_SITE_CONFIG_MANAGER: _site_reset
 
     def close(self) -> None:
         pass
