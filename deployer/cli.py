@@ -589,10 +589,35 @@ def _close_stdout() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
+# the commands that take several sites (a fleet); the others take exactly one --site
+FLEET_COMMANDS = {"plan", "apply", "verify", "rollback", "recover", "runs"}
+
+
+def _check_repeated(argv: list[str]) -> None:
+    """typer keeps the last of a repeated single-valued option: `sendcode --site A --site B`
+    would quietly act on B alone."""
+    command, skip = "", False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--log":  # the one option before the command that takes a value
+            skip = True
+        elif not a.startswith("-"):
+            command = a
+            break
+    if command in FLEET_COMMANDS:
+        return
+    sites = [a for a in argv if a in ("--site", "-s") or a.startswith("--site=")]
+    if len(sites) > 1:
+        raise InputError(f"--site is given more than once; `deployer {command}` works on one site (plan, apply, "
+                         "verify, rollback, recover and runs take several)")
+
+
 def main() -> None:
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:
+        _check_repeated(sys.argv[1:])
         result = app(standalone_mode=False)  # a command's typer.Exit comes back as its exit code
         if isinstance(result, int) and result:
             code = result

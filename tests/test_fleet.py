@@ -410,3 +410,13 @@ def test_a_fleet_refuses_passwords_to_be_asked(fw: FleetWs):
     line = next(i for i, ln in enumerate(text.splitlines(), 1) if "prompt: true" in ln)
     assert f"sites.yaml:{line}:" in r.err and "cannot be used by a fleet" in r.err
     assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
+
+
+def test_one_site_commands_still_refuse_a_repeated_site(fw: FleetWs):
+    r = fw.cli("sendcode", "--site", "SITE001", "--site", "SITE002", "SMS_SITE_CONFIG_MANAGER", "194")
+    assert r.code == 2, r.text
+    assert "`deployer sendcode` works on one site" in r.err
+    # global options before the command do not hide it, and fleet commands accept the repeat
+    r = run_cli("--log", fw.path / "x.log", "plan", fw.playbook, "-i", fw.inventory, "--site", "SITE001",
+                "--site", "SITE002", cwd=fw.path)
+    assert r.code == 0, r.text
