@@ -183,6 +183,9 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     previous = {}
     if threading.current_thread() is threading.main_thread():
         previous = {sig: signal.signal(sig, on_signal) for sig in sigs}
+        # a reader that goes away must never kill a run half-way, whatever the parent set:
+        # writes fail with EPIPE instead, and the renderer is detached (run/context.py)
+        previous[signal.SIGPIPE] = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         with renderer:
             yield ctx

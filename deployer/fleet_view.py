@@ -136,6 +136,10 @@ class FleetConsole:
 
             try:
                 return typer.confirm(question, default=False, err=True)
+            except (typer.Abort, KeyboardInterrupt, EOFError):
+                # Ctrl-C at this question: the canary sites are done, so this is a "no", not
+                # "nothing was done"; the rollout stops here and --resume continues it
+                return False
             finally:
                 if live is not None:
                     live.start()

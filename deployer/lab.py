@@ -14,14 +14,21 @@ import os
 import random
 import shutil
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
+from typing import Iterator
 from zoneinfo import ZoneInfo
 
 from . import winpath
+from .errors import InputError, SiteLockedError
 from .model.inventory import SiteRef
 from .model.manifest import Manifest, version_tuple
 from .model.playbook import LoadedPlaybook
+from .run.journal import unfinished_runs
+from .run.lock import SiteLock
+from .run.store import STATE_DIR
 from .sms import attrs, layout, platforms
 from .sms import services as sms
 from .sms.baseline import CLIENT_BIN, LOGON_SCRIPTS, SITE_BIN, BaselineFile
@@ -128,6 +135,44 @@ def server_services(role: str, platform: str) -> dict[str, dict]:
     return out
 
 
+@contextmanager
+def _claimed(site: SiteRef, root: Path) -> Iterator[None]:
+    """Hold the site lock while a mock site is recreated, and refuse when a run holds it or
+    left the site unfinished: `--force` must never delete the journal, the lock and the
+    backups of a run that is still going or that `deployer recover` still has to finish."""
+    throw_away = f"or delete {root} by hand if you really mean to throw the site and its runs away"
+    try:
+        mock = MockSite(root)
+        server = next(n for n, i in mock.servers.items() if i.role == "site_server")
+        files = mock.files(server)
+    except (InputError, StopIteration, KeyError, TypeError, ValueError, AttributeError, OSError):
+        # not a mock site deployer can read: only a lock file anywhere in it tells of a run
+        if any(p.is_file() or p.is_dir() for p in root.glob(f"*/**/{STATE_DIR}/lock")):
+            raise InputError(f"mock site {site.name} at {root} holds a deployer lock; a run may be active. Let it "
+                             f"finish, {throw_away}") from None
+        yield
+        return
+    lock = SiteLock(files, site.name, "lab init --force")
+    try:
+        lock.acquire()
+    except SiteLockedError as exc:
+        raise SiteLockedError(f"{exc}. `lab init --force` would delete that run's journal and backups; "
+                              f"{throw_away}") from None
+    try:
+        pending = unfinished_runs(files)
+        if pending:
+            names = ", ".join(f"{r.run} ({r.state.replace('_', ' ')})" for r in pending)
+            raise InputError(f"site {site.name} has an unfinished run: {names}. `lab init --force` would delete its "
+                             f"journal and backups, the only record of what it changed; run `deployer recover --site "
+                             f"{site.name}` first, {throw_away}")
+        yield
+    finally:
+        if lock.held and (root / SITE_FILE).exists():
+            lock.release()
+        else:
+            lock.forget()
+
+
 def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
     report = LabReport()
     root = site.mock_root()
@@ -135,7 +180,8 @@ def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
         report.kept.append(str(root))
         return report
     if root.exists() and force:
-        shutil.rmtree(root)
+        with _claimed(site, root):
+            shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     s = site.site
     tz = ZoneInfo(s.timezone)

@@ -23,7 +23,7 @@ from .plan.saved import load_plan, locate
 from .run import context as ev
 from .run.apply import Runner
 from .run.context import RunContext
-from .run.journal import Journal, list_runs, read_plan, unfinished_runs
+from .run.journal import Journal, list_runs, run_plan, unfinished_runs
 from .run.lock import SiteLock
 from .run.recover import recover_run
 from .run.result import RunResult
@@ -261,7 +261,7 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
         if state != RunState.COMMITTED:
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
-        plan = Plan.from_json(read_plan(files, run))
+        plan = run_plan(files, run)
         drift = [f"{conn.endpoint(server).where(path)} changed after run {run}"
                  for server, path, _ in file_differences(conn, [(t.server, t.path, t.after) for t in plan.touched()])]
         if drift and not force:
@@ -301,10 +301,14 @@ def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list
         for info in unfinished_runs(files):
             if not ctx.ask(f"Recover run {info.run} ({info.state}) on site {site.name}?"):
                 continue
-            plan = Plan.from_json(read_plan(files, info.run))
+            plan = run_plan(files, info.run)
+            journal = Journal.open(files, info.run)
             ctx.changing = True
             try:
-                result = recover_run(plan, conn, Journal.open(files, info.run), ctx)
+                if kept := journal.set_aside_if_unreadable():
+                    ctx.say(f"The journal of run {info.run} cannot be read; it is kept as {kept} and a new one "
+                            "records this recovery.")
+                result = recover_run(plan, conn, journal, ctx)
             finally:
                 ctx.changing = False
             ctx.emit(ev.RESULT, result=result)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import winpath
-from ..targets.base import CaseResolver, ServiceError, sha256_of
+from ..errors import InputError
+from ..targets.base import CaseResolver, ServiceError, TargetError, sha256_of
 from ..targets.connect import Endpoint, SiteConnection
 from .model import ABSENT, FileState
 
@@ -57,6 +58,7 @@ class Observer:
         self.records: dict[tuple, dict[str, Any]] = {}
         self._files: dict[tuple[str, str, bool], FileState | None] = {}
         self._case: dict[str, CaseResolver] = {}
+        self._listings: dict[tuple[str, str], list[str]] = {}
 
     def real_case(self, ep: Endpoint, rel: str) -> str:
         if ep.name not in self._case:
@@ -66,6 +68,7 @@ class Observer:
     def file(self, ep: Endpoint, rel: str, *, content: bool) -> FileState | None:
         key = (ep.name, winpath.key(rel), content)
         if key not in self._files:
+            self._refuse_case_twins(ep, rel)
             state = read_file(ep, rel, content=content)
             self._files[key] = state
             rec_key = ("file", ep.name, winpath.key(rel))
@@ -73,6 +76,25 @@ class Observer:
                 self.records[rec_key] = {"kind": "file", "server": ep.name, "path": rel,
                                          "state": None if state is None else asdict(state)}
         return self._files[key]
+
+    def _refuse_case_twins(self, ep: Endpoint, rel: str) -> None:
+        """Windows cannot hold two names that differ only in case in one folder, but a Samba
+        share or an SFTP tree on Linux can: patching one would leave the other (perhaps the
+        image a service runs) old while verification passes on the first. Refused before
+        anything is written; one listing per folder."""
+        folder = winpath.parent(rel)
+        fkey = (ep.name, winpath.key(folder))
+        if fkey not in self._listings:
+            try:
+                self._listings[fkey] = [e.name for e in ep.files.listdir(folder)]
+            except TargetError:
+                self._listings[fkey] = []  # no folder, no twins; reading the file says the rest
+        name = winpath.basename(rel).casefold()
+        twins = [n for n in self._listings[fkey] if n.casefold() == name]
+        if len(twins) > 1:
+            raise InputError(f"{ep.where(folder)} holds {len(twins)} files whose names differ only in "
+                             f"case: {', '.join(sorted(twins))}. Windows treats them as one file, so deployer cannot "
+                             "tell which one is in use; remove or rename all but one, then plan again")
 
     def folder(self, ep: Endpoint, rel: str) -> str:
         state = folder_state(ep, rel)

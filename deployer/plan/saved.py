@@ -302,20 +302,21 @@ def _actions_problem(actions: Any) -> tuple[KeyPath, str] | None:
 
 def _plan_problem(data: dict[str, Any]) -> tuple[KeyPath, str] | None:
     body = {k: v for k, v in data.items() if k != "digest"}
-    p = _problem(body, Plan, ()) or _actions_problem(data["actions"]) or \
-        _problem(data["observations"], list[Observation], ("observations",), "observation")
+    # the lists have defaults in Plan, so a plan may leave them out
+    p = _problem(body, Plan, ()) or _actions_problem(data.get("actions", [])) or \
+        _problem(data.get("observations", []), list[Observation], ("observations",), "observation")
     if p:
         return p
-    for i, obs in enumerate(data["observations"]):
+    for i, obs in enumerate(data.get("observations", [])):
         if obs["kind"] in ("file", "folder"):
             p = _path_problem(obs["path"], ("observations", i, "path"))
             if p:
                 return p
     paths: list[tuple[KeyPath, str]] = []
-    for i, a in enumerate(data["actions"]):
+    for i, a in enumerate(data.get("actions", [])):
         kind = KINDS[a["kind"]]
         paths += [(("actions", i, *sub), value) for sub, value in kind.server_paths(kind.action_from_json(a))]
-    paths += [(("checks", i, "path"), c["path"]) for i, c in enumerate(data["checks"])]
+    paths += [(("checks", i, "path"), c["path"]) for i, c in enumerate(data.get("checks", []))]
     for kp, value in paths:
         p = _path_problem(value, kp)
         if p:

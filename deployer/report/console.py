@@ -56,7 +56,12 @@ class ConsoleRenderer:
         import typer
 
         # the question goes to stderr, which is the terminal even when stdout is piped to a log
-        return typer.confirm(question, default=False, err=True)
+        try:
+            return typer.confirm(question, default=False, err=True)
+        except typer.Abort:
+            # Ctrl-C (or end of input) at the question: click says Abort, an Exception the run's
+            # event sink would swallow as "no"; the operator interrupted, so exit 130
+            raise KeyboardInterrupt from None
 
     def close(self) -> None:
         if self.progress is not None:

@@ -30,6 +30,7 @@ from ..targets.base import STOPPED, TargetError
 from ..targets.connect import Endpoint, SiteConnection
 from ..verify import Report, verify
 from .context import Cancelled, RunContext
+from .folders import list_folders
 from .journal import Journal
 from .result import RunResult
 from .store import RunState, new_run_id, temp_path, whoami
@@ -68,6 +69,8 @@ class Runner:
             self.journal.create(self.plan.to_json())
             self.journal.write("run", command=self.command, kb=self.plan.kb, site=self.plan.site,
                                fingerprint=self.plan.fingerprint, actions=len(self.plan.actions), **whoami())
+            # what the touched folders hold now, so that an undo notices what a killed write left there
+            self.journal.write("folders", listing=list_folders(self.plan, self.conn))
         except BaseException:
             self.ctx.changing = False
             raise
@@ -105,10 +108,11 @@ class Runner:
             undo = Undo(self.plan, self.conn, self.journal, self.ctx).run_all()
         except Exception as uexc:
             return RunResult(self.run, RunState.ROLLBACK_FAILED, reason, journal=where,
-                             remaining=[f"the rollback stopped: {_reason(uexc)}"], seconds=time.monotonic() - start)
+                             remaining=[f"the rollback stopped: {_reason(uexc)}"], seconds=time.monotonic() - start,
+                             site=self.plan.site)
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
-                         seconds=time.monotonic() - start)
+                         seconds=time.monotonic() - start, site=self.plan.site)
 
     # --- prepare --------------------------------------------------------------------------------
 

@@ -8,7 +8,11 @@ A journal is an operator's evidence, so reading one never fails on a bad line an
 drops one in silence: a line that is not a JSON object with an `event` (torn by a crash
 while appending, damaged on disk, edited by hand) is kept as a `Damage` with its line
 number. A damaged journal cannot be trusted to say how far a run got, so its run counts as
-unfinished, and recovery works from the plan and the backups instead (undo.py).
+unfinished, and recovery works from the plan and the backups instead (undo.py). Once such
+a recovery has begun (its `recover_begin` comes after every damaged line) and ended, the
+run's state is what that recovery wrote: the damage is history, not a reason to refuse the
+site forever. A journal that cannot be read at all (a folder in its place, a read error) is
+set aside under another name by the recovery, which starts a fresh one.
 """
 
 from __future__ import annotations
@@ -34,11 +38,13 @@ OPENING = {"run", "rollback_begin", "recover_begin"}
 
 @dataclass(frozen=True)
 class Damage:
-    line: int  # 1-based line of journal.jsonl
+    line: int  # 1-based line of journal.jsonl; 0: the whole file
     reason: str
     last: bool  # the last line: torn by a crash while it was being appended
 
     def __str__(self) -> str:
+        if self.line == 0:
+            return f"the journal file {self.reason}"
         return f"line {self.line}: {self.reason}" + (" (the last line, torn while it was written)" if self.last else "")
 
 
@@ -48,11 +54,21 @@ class Events:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     damage: list[Damage] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)  # the line of each item
 
     @property
     def trusted(self) -> bool:
-        """Every line read, or only the last one torn (a crash mid-append loses nothing that ran)."""
-        return all(d.last for d in self.damage)
+        """Every line read, or only the last one torn (a crash mid-append loses nothing that ran),
+        and the journal starts as every run's does. An empty journal, or one whose first line is
+        lost, cannot say which actions began."""
+        return all(d.last for d in self.damage) and bool(self.items) and self.items[0]["event"] == "run" \
+            and (not self.lines or self.lines[0] == 1)
+
+    def recovered_from_plan(self) -> bool:
+        """A recovery, which works from the plan when the journal is damaged, began after every
+        damaged line: its own events are then what counts for the run's state."""
+        starts = [ln for ln, e in zip(self.lines, self.items) if e["event"] == "recover_begin"]
+        return bool(starts) and all(d.line < starts[-1] for d in self.damage)
 
     def __iter__(self):
         return iter(self.items)
@@ -94,14 +110,21 @@ def parse_events(data: bytes) -> Events:
             out.damage.append(Damage(i, problem, last))
             continue
         out.items.append(rec)
+        out.lines.append(i)
     return out
 
 
 def read_events(files: FileTransport, run: str) -> Events:
     path = journal_path(run)
-    if files.stat(path) is None:
+    stat = files.stat(path)
+    if stat is None:
         return Events()
-    return parse_events(b"".join(files.read_chunks(path)))
+    if stat.is_dir:
+        return Events(damage=[Damage(0, "is a folder, not a file", False)])
+    try:
+        return parse_events(b"".join(files.read_chunks(path)))
+    except TargetError as exc:
+        return Events(damage=[Damage(0, f"cannot be read ({exc})", False)])
 
 
 class Journal:
@@ -128,7 +151,21 @@ class Journal:
         self.files.append(self.path, line)
         _log.debug("journal %s: %s", self.run, line.decode().strip())
         self.events.items.append(rec)
+        self.events.lines.append(len(self.events.items) + len(self.events.damage))
         return rec
+
+    def set_aside_if_unreadable(self) -> str | None:
+        """A journal that cannot be read or appended to (a folder in its place, a read error)
+        is renamed, kept as evidence, and a fresh one started that says so; the fresh journal
+        is not trusted (it does not start with the run), so undo works from the plan."""
+        whole = [d for d in self.events.damage if d.line == 0]
+        if not whole:
+            return None
+        kept = f"{self.path}.unreadable-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}"
+        self.files.rename(self.path, kept)
+        self.events = Events(damage=[])
+        self.write("journal_set_aside", reason=str(whole[0]), kept=kept)
+        return kept
 
     @classmethod
     def open(cls, files: FileTransport, run: str) -> "Journal":
@@ -138,14 +175,43 @@ class Journal:
 
 
 def read_plan(files: FileTransport, run: str) -> dict[str, Any]:
-    return json.loads(b"".join(files.read_chunks(plan_path(run))))
+    """The plan a run carried out; a missing or damaged plan.json is said in words (exit 4:
+    without it nobody can tell from the site what the run changed)."""
+    from ..errors import RestoreFailed
+
+    path = plan_path(run)
+    try:
+        data = json.loads(b"".join(files.read_chunks(path)).decode("utf-8"))
+    except (TargetError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise RestoreFailed(f"the plan of run {run} ({path} on the site server) cannot be read ({exc}); without it "
+                            "deployer cannot tell what the run changed. Its backups are under "
+                            f"{run_dir(run)}\\backup on each server") from None
+    if not isinstance(data, dict):
+        raise RestoreFailed(f"the plan of run {run} ({path} on the site server) is not a plan (a JSON "
+                            f"{type(data).__name__}); its backups are under {run_dir(run)}\\backup on each server")
+    return data
+
+
+def run_plan(files: FileTransport, run: str):
+    """read_plan, as a Plan; a plan.json of the wrong shape is said in words, never a traceback."""
+    from ..errors import RestoreFailed
+    from ..plan.model import Plan
+
+    data = read_plan(files, run)
+    try:
+        return Plan.from_json(data)
+    except Exception as exc:  # noqa: BLE001 - any shape a damaged file can take
+        raise RestoreFailed(f"the plan of run {run} ({plan_path(run)} on the site server) is damaged "
+                            f"({type(exc).__name__}: {exc}); its backups are under {run_dir(run)}\\backup on each "
+                            "server") from None
 
 
 def state_of(events: Events) -> RunState:
     """The run's state: the last terminal event, unless work was started on it after that
     (a rollback or recovery that was itself interrupted). A journal damaged before its last
-    line cannot vouch for any state: the run counts as interrupted, for `recover` to judge."""
-    if not events.trusted:
+    line cannot vouch for any state: the run counts as interrupted, for `recover` to judge,
+    until a recovery that began after the damage ends it."""
+    if not events.trusted and not events.recovered_from_plan():
         return RunState.INTERRUPTED
     for ev in reversed(events.items):
         if ev["event"] in TERMINAL:
@@ -187,18 +253,27 @@ def list_runs(files: FileTransport) -> list[RunInfo]:
             continue
         try:
             events = read_events(files, entry.name)
-        except TargetError:
-            continue
+        except TargetError as exc:  # never drop a run from the list: it may have left the site half-done
+            events = Events(damage=[Damage(0, f"cannot be read ({exc})", False)])
         damaged = [str(d) for d in events.damage]
         if not events.items:
-            out.append(RunInfo(entry.name, RunState.INTERRUPTED.value, None, None, None, None, None, 0,
-                               damaged=damaged))
+            out.append(RunInfo(entry.name, RunState.INTERRUPTED.value, _planned_kb(files, entry.name), None, None,
+                               None, None, 0, damaged=damaged))
             continue
         first = events.items[0]
         state = state_of(events)
         ended = _text(events.items[-1].get("ts")) if state != RunState.INTERRUPTED else None
         who = f"{first.get('user')}@{first.get('host')}" if first.get("user") else None
-        out.append(RunInfo(entry.name, state.value, _text(first.get("kb")), _text(first.get("command")),
+        kb = _text(first.get("kb")) if first["event"] == "run" else _planned_kb(files, entry.name)
+        out.append(RunInfo(entry.name, state.value, kb, _text(first.get("command")),
                            _text(first.get("ts")), ended, who, len(events.actions("done")),
                            _text(first.get("fingerprint")), damaged))
     return sorted(out, key=lambda r: r.run)
+
+
+def _planned_kb(files: FileTransport, run: str) -> str | None:
+    """The article a run applied, from its plan, when its journal lost the line that says it."""
+    try:
+        return _text(read_plan(files, run).get("kb"))
+    except Exception:  # noqa: BLE001 - a damaged plan is reported by the commands that need it
+        return None

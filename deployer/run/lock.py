@@ -140,7 +140,9 @@ class SiteLock:
                     "stop it first") from None
             if break_lock:
                 if info.damaged == "it is a folder":
-                    self.files.rmdir(LOCK_PATH)
+                    # never written by deployer, perhaps not empty: moved aside whole, kept as found
+                    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+                    self.files.rename(LOCK_PATH, f"{LOCK_PATH}.broken-{stamp}-{os.urandom(2).hex()}")
                 else:
                     self.files.remove(LOCK_PATH)
                 return self.acquire(break_lock=False)
@@ -158,6 +160,11 @@ class SiteLock:
                     self.files.rmdir(STATE_DIR)
             finally:
                 self.held = False
+
+    def forget(self) -> None:
+        """The lock file went away with the folder that held it (a mock site recreated under it)."""
+        _HELD.discard(self.token)
+        self.held = False
 
     def __enter__(self) -> "SiteLock":
         return self

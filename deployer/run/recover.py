@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ..plan.model import Plan
 from ..steps import kind_of
+from ..targets.base import TargetError
 from .context import RunContext
 from .journal import Journal
 from .result import RunResult
@@ -30,7 +31,8 @@ def end_state_differences(plan: Plan, conn) -> list[str]:
 def _where_it_stopped(plan: Plan, journal: Journal) -> str:
     events = journal.events
     if not events.trusted:
-        bad = "; ".join(str(d) for d in events.damage[:3])
+        bad = "; ".join(str(d) for d in events.damage[:3]) or \
+            ("it is empty" if not events.items else "its first line, the run's start, is missing")
         return (f"at a point its journal cannot tell (journal damaged: {bad}); the plan and the backups on the "
                 "servers say what to restore")
     begun = events.actions("begin")
@@ -68,7 +70,10 @@ def recover_run(plan: Plan, conn, journal: Journal, ctx: RunContext) -> RunResul
                  "guessed forward"
     if irreversible:
         reason += f" (control code{'s' if len(irreversible) > 1 else ''} already sent cannot be taken back)"
-    journal.write("recover_begin", decision="rollback", reason=reason, **whoami())
+    try:
+        journal.write("recover_begin", decision="rollback", reason=reason, **whoami())
+    except TargetError as exc:  # a full disk under the journal: restoring the site comes first
+        ctx.warn(f"Warning: the journal cannot be written ({exc}); rolling back anyway")
     ctx.say(f"Rolling back run {journal.run}: {reason}.")
     result = Undo(plan, conn, journal, ctx).run_all()
     return RunResult(journal.run, RunState.ROLLED_BACK if result.ok else RunState.ROLLBACK_FAILED, reason,

@@ -20,6 +20,7 @@ class RunResult:
     seconds: float = 0.0
     actions_done: int = 0
     timings: list[tuple[int, float]] = field(default_factory=list)  # (action number, seconds)
+    site: str | None = None  # for the advice: the one command that finishes the job
 
     @property
     def ok(self) -> bool:
@@ -32,4 +33,4 @@ class RunResult:
             raise RestoreFailed(f"run {self.run} failed ({self.error}) and the site could NOT be fully restored:\n  "
                                 + "\n  ".join(self.remaining)
                                 + (f"\nThe journal is {self.journal}; fix" if self.journal else "\nFix")
-                                + " what is listed, then run `deployer recover --site ...`")
+                                + f" what is listed, then run `deployer recover --site {self.site or 'SITE'}`")

@@ -16,8 +16,15 @@ Three phases, each safe to repeat from wherever an earlier attempt stopped:
   2. restore, in reverse order, each action by its kind (deployer/steps/);
   3. settle: every service back to the state the plan observed before the run.
 Then every touched file is compared with what the plan observed before the run (size,
-write time and sha256) and every service with its original state: the claim "restored
-byte for byte" is checked, not assumed.
+write time and sha256), every service with its original state, and every folder the run
+touched with the names it held when the run began (folders.py: a temporary copy left by an
+interrupted write is removed, anything else new is reported): the claim "restored byte for
+byte" is checked, not assumed.
+
+The undo restores as far as it can, whatever fails: a step that fails is listed and the
+next one tried. Temporary files go first (on a full disk they are the space a restore
+needs), and a journal that can no longer be written (the disk holding it is full) is noted,
+not a reason to stop restoring.
 
 Cancellation does not reach an undo: a half-undone site is the one outcome worse than
 either end. A signal during an undo is noted and the undo goes on (SIGKILL cannot be
@@ -37,6 +44,7 @@ from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
 from .context import RunContext
+from .folders import extras, journaled_listing
 from .journal import Journal
 from .store import TEMP_MARK, temp_path
 
@@ -86,6 +94,7 @@ def planned_services(plan: Plan) -> dict[tuple[str, str], str]:
 class UndoResult:
     ok: bool
     remaining: list[str] = field(default_factory=list)  # what is not as it was, in words
+    journal_error: str | None = None  # the journal could not record the undo (the site was still checked)
 
 
 class Undo:
@@ -105,6 +114,16 @@ class Undo:
         # server every further step would wait its full timeout. What it holds is listed as
         # not restored, and `deployer recover` finishes the job once it is back.
         self.unreachable: dict[str, str] = {}
+        self.journal_error: str | None = None
+
+    def note(self, event: str, **data) -> None:
+        """Journal an undo event; a journal that cannot be written is noted once, and the undo goes on."""
+        try:
+            self.journal.write(event, **data)
+        except Exception as exc:  # noqa: BLE001 - restoring the site matters more than its record
+            if self.journal_error is None:
+                self.journal_error = str(exc)
+                self.ctx.warn(f"Warning: the journal cannot be written ({exc}); restoring anyway")
 
     def say(self, text: str) -> None:
         self.ctx.say(text)
@@ -126,11 +145,13 @@ class Undo:
             self.ctx.undoing = False
 
     def _run_all(self, numbers: list[int]) -> UndoResult:
+        self._remove_temps()
+        self._remove_leftovers()
         self._quiesce([self.plan.action(n) for n in numbers])
         for n in sorted(numbers, reverse=True):
             action = self.plan.action(n)
             kind = kind_of(action)
-            self.journal.write("undo_begin", action=n)
+            self.note("undo_begin", action=n)
             gone = sorted(kind.servers(action) & set(self.unreachable))
             try:
                 if gone and kind.touched(action):
@@ -139,19 +160,20 @@ class Undo:
                 kind.undo(self, action)
             except Exception as exc:  # keep going: restore as much as possible, report the rest
                 self._note_unreachable(exc, action.server)
-                self.errors.append(f"undo of action {n} failed: {exc}")
-                self.journal.write("undo_failed", action=n, error=str(exc))
-                self.say(f"  ! undo of action {n} failed: {exc}")
+                self.errors.append(f"undo of action {n} failed: {_words(exc)}")
+                self.note("undo_failed", action=n, error=_words(exc))
+                self.say(f"  ! undo of action {n} failed: {_words(exc)}")
                 continue
-            self.journal.write("undone", action=n)
+            self.note("undone", action=n)
         self._remove_temps()
+        self._remove_leftovers()
         self._settle_services()
         remaining = self._check() + self.errors
         if remaining:
-            self.journal.write("rollback_failed", remaining=remaining)
-            return UndoResult(False, remaining)
-        self.journal.write("rolled_back")
-        return UndoResult(True)
+            self.note("rollback_failed", remaining=remaining)
+            return UndoResult(False, remaining, self.journal_error)
+        self.note("rolled_back")
+        return UndoResult(True, journal_error=self.journal_error)
 
     # --- what the kinds call ----------------------------------------------------------------
 
@@ -222,7 +244,27 @@ class Undo:
 
     def _quiesce(self, actions: list) -> None:
         for a in actions:
-            kind_of(a).quiesce(self, a)
+            try:
+                kind_of(a).quiesce(self, a)
+            except Exception as exc:  # noqa: BLE001 - the restore of that file will say what it meets
+                self._note_unreachable(exc, a.server)
+                self.errors.append(f"services of action {a.number} could not be stopped again: {_words(exc)}")
+
+    def _remove_leftovers(self) -> None:
+        """Remove the temporary copies interrupted writes left beside the touched files."""
+        try:
+            found = extras(self.plan, self.conn, journaled_listing(self.journal.events), set(self.unreachable))
+        except Exception as exc:  # noqa: BLE001 - the check lists the folders again and reports
+            self.errors.append(f"the touched folders could not be listed: {_words(exc)}")
+            return
+        for extra in (e for e in found if e.leftover_of):
+            ep = self.conn.endpoint(extra.server)
+            try:
+                self.say(f"  remove {ep.where(extra.path)} (a temporary copy of {extra.leftover_of} left by an "
+                         "interrupted write)")
+                ep.files.remove(extra.path)
+            except Exception as exc:  # noqa: BLE001 - reported by the check
+                self.errors.append(f"temporary file {ep.where(extra.path)} could not be removed: {_words(exc)}")
 
     def _temps(self) -> list[tuple[str, str]]:
         """(server, temp path) of every temporary name this run may have left: those the journal
@@ -242,15 +284,18 @@ class Undo:
             except KeyError:
                 continue
             if ep.name in self.unreachable:
-                self.errors.append(f"temporary file {ep.where(temp)} could not be removed: {ep.name} cannot be "
-                                   "reached")
+                error = f"temporary file {ep.where(temp)} could not be removed: {ep.name} cannot be reached"
+                if error not in self.errors:
+                    self.errors.append(error)
                 continue
             try:
                 if ep.files.stat(temp) is not None:
                     ep.files.remove(temp)
-            except TargetError as exc:
+            except Exception as exc:  # noqa: BLE001 - listed; the next attempt (recover) tries again
                 self._note_unreachable(exc, ep.name)
-                self.errors.append(f"temporary file {ep.where(temp)} could not be removed: {exc}")
+                error = f"temporary file {ep.where(temp)} could not be removed: {_words(exc)}"
+                if error not in self.errors:
+                    self.errors.append(error)
 
     def _settle_services(self) -> None:
         # services the run stopped come back last, after every other service (the order they
@@ -268,9 +313,9 @@ class Undo:
                     continue
                 self.say(f"  {'start' if state == RUNNING else 'stop'} {name} on {server} (back to {state})")
                 ep.services.start(name) if state == RUNNING else ep.services.stop(name)
-            except TargetError as exc:
+            except Exception as exc:  # noqa: BLE001 - every other service is still returned
                 self._note_unreachable(exc, server)
-                self.errors.append(f"{server} service {name} could not be returned to {state}: {exc}")
+                self.errors.append(f"{server} service {name} could not be returned to {state}: {_words(exc)}")
 
     def _check(self) -> list[str]:
         """What is not byte-identical (size, write time, sha256) or in its original state."""
@@ -278,15 +323,24 @@ class Undo:
         wanted = [(t.server, t.path, t.before) for t in self.plan.touched() if t.server not in gone]
         try:
             files = file_differences(self.conn, wanted)
-        except TargetError as exc:
-            return [f"the restored files cannot be read ({exc})"]
+            new = extras(self.plan, self.conn, journaled_listing(self.journal.events), gone)
+        except Exception as exc:  # noqa: BLE001 - unverified is not restored
+            return [f"the restored files cannot be read ({_words(exc)})"]
         existed = {(server, path) for server, path, before in wanted if before is not None}
         off = []
         for server, path, _ in files:
             where = self.conn.endpoint(server).where(path)
             off.append(f"{where} is not as before the run" if (server, path) in existed
                        else f"{where} exists but did not before the run")
+        off += [f"{self.conn.endpoint(e.server).where(e.path)} was not in its folder when the run began"
+                + (f" (a temporary copy of {e.leftover_of} that could not be removed)" if e.leftover_of else
+                   "; deployer did not create it and leaves it to you") for e in new]
         off += [f"{server} could not be reached, so nothing on it was checked: {why}"
                 for server, why in sorted(self.unreachable.items())]
         services = {k: v for k, v in original_services(self.plan).items() if k[0] not in gone}
         return off + service_differences(self.conn, services, "was")
+
+
+def _words(exc: BaseException) -> str:
+    """An error as a user reads it: a target's own message, or the kind and text of anything else."""
+    return str(exc) if isinstance(exc, TargetError) else f"{type(exc).__name__}: {exc}"

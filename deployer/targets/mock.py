@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import winpath
+from .. import failpoints, winpath
 from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
 from . import mock_sms
 from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
-from .mockfs import MockFiles, held_open, write_json_atomic
+from .mockfs import MockFiles, held_open, windows_error, write_json_atomic
 
 SITE_FILE = "site.json"
 FORMAT = 1
@@ -107,7 +107,10 @@ class MockServices:
             fcntl.flock(lock, fcntl.LOCK_EX)
             state = self._read()
             yield state
-            write_json_atomic(self.state_file, state)
+            try:
+                write_json_atomic(self.state_file, state)
+            except OSError as exc:  # a full disk under the SCM's database: the change did not happen
+                raise windows_error(exc, self.server, "scm.json") from None
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -117,8 +120,11 @@ class MockServices:
 
     def _event(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-        with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
-            fh.write(f"{stamp} {self.server} {text}\n")
+        try:
+            with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
+                fh.write(f"{stamp} {self.server} {text}\n")
+        except OSError:
+            pass  # as on Windows, a full event log never fails the service operation it records
 
     def _service(self, state: dict[str, Any], name: str, action: str) -> tuple[str, dict[str, Any]]:
         for key, svc in state["services"].items():
@@ -216,6 +222,7 @@ class MockServices:
                     data = b"".join(src_files.read_chunks(src))
                     tmp = dst + ".~scm"
                     dst_files.write_file(tmp, [data])
+                    failpoints.hit("mock.reset.copy.written")
                     dst_files.set_mtime(tmp, src_files.stat(src).mtime_ns)
                     dst_files.rename(tmp, dst, replace=True)
                     self._event(f"SMS_SITE_CONFIG_MANAGER installed {dst} on {info.name}")

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from .. import winpath
 from ..sms import layout
 from .base import STOPPED, TargetError
-from .mockfs import write_json_atomic
+from .mockfs import windows_error, write_json_atomic
 
 if TYPE_CHECKING:
     from .mock import MockServices, MockSite
@@ -79,7 +79,10 @@ def _locked(server_dir: Path) -> Iterator[dict[str, Any]]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _read(server_dir)
         yield state
-        write_json_atomic(server_dir / STATE_FILE, state)
+        try:
+            write_json_atomic(server_dir / STATE_FILE, state)
+        except OSError as exc:  # a full disk under the SMS state: Windows error 112, not a traceback
+            raise windows_error(exc, server_dir.name, STATE_FILE) from None
 
 
 def site_options(site: "MockSite") -> dict[str, Any]:
@@ -170,7 +173,10 @@ def _dump_memory(scm: "MockServices", service: str) -> list[str]:
         text = f"{service} memory allocation dump ({name}), {_stamp()}\r\n{body}"
         # The mock's own path for C:\<name>: a plain file write, outside the SMS share.
         existing = next((p for p in folder.iterdir() if p.name.casefold() == name.casefold()), folder / name)
-        existing.write_text(text, encoding="ascii", newline="")
+        try:
+            existing.write_text(text, encoding="ascii", newline="")
+        except OSError as exc:
+            raise windows_error(exc, scm.server, f"{shown}{existing.name}") from None
         done.append(f"wrote {shown}{existing.name}")
     return done
 

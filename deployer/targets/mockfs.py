@@ -61,6 +61,24 @@ def write_json_atomic(path: Path, data: object) -> None:
     fsync_dir(path.parent)
 
 
+def windows_error(exc: OSError, server: str, rel: str) -> TargetError:
+    """The error Windows would answer for what the local disk said (ENOSPC is error 112, ...)."""
+    def err(cls: type[TargetError], msg: str) -> TargetError:
+        return cls(msg, server=server, path=rel)
+
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return err(DiskFull, "there is not enough space on the disk")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return err(AccessDenied, "access is denied")
+    if exc.errno == errno.ENOTDIR:
+        return err(NotADirectory, "a folder on the way is a file (the directory name is invalid)")
+    if exc.errno == errno.ENOENT:
+        return err(PathNotFound, "the system cannot find the path specified")
+    if exc.errno == errno.EEXIST:
+        return err(AlreadyExists, "cannot create a file when that file already exists")
+    return err(TargetError, f"{exc.strerror or exc}")
+
+
 class MockFiles:
     """FileTransport over one mock server's SMS root."""
 
@@ -132,17 +150,7 @@ class MockFiles:
             raise self._err(AccessDenied, "access is denied (the folder is read-only)", rel)
 
     def _os_error(self, exc: OSError, rel: str) -> TargetError:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return self._err(DiskFull, "there is not enough space on the disk", rel)
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return self._err(AccessDenied, "access is denied", rel)
-        if exc.errno == errno.ENOTDIR:
-            return self._err(NotADirectory, "a folder on the way is a file (the directory name is invalid)", rel)
-        if exc.errno == errno.ENOENT:
-            return self._err(PathNotFound, "the system cannot find the path specified", rel)
-        if exc.errno == errno.EEXIST:
-            return self._err(AlreadyExists, "cannot create a file when that file already exists", rel)
-        return self._err(TargetError, f"{exc.strerror or exc}", rel)
+        return windows_error(exc, self.server, rel)
 
     # --- reading --------------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""What the folders a run touches held when it began, and what appeared in them since.
+
+A run writes only the files its plan names, but writing one (deployer's staging, the SCM's
+site reset copying a service file) goes through a temporary name beside it. A process
+killed between the write and the rename leaves that name behind, and a check of the named
+files alone would call the site "as before". So a run journals the names in each folder it
+touches (`folders` event) before it changes anything, and the check after an undo compares:
+a new name `<touched file>.~<anything>` is the temporary copy of an interrupted write and is
+removed; any other new name is reported, never deleted (deployer did not make it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import winpath
+from ..plan.model import Plan
+from ..targets.base import TargetError
+from ..targets.connect import SiteConnection
+
+Listing = dict[str, dict[str, list[str] | None]]  # server -> folder -> names (None: no such folder)
+
+
+def touched_folders(plan: Plan) -> dict[str, dict[str, dict[str, str]]]:
+    """server -> folder -> {casefolded name: name} of the files the plan touches there."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for t in plan.touched():
+        name = winpath.basename(t.path)
+        out.setdefault(t.server, {}).setdefault(winpath.parent(t.path), {})[name.casefold()] = name
+    return out
+
+
+def list_folders(plan: Plan, conn: SiteConnection) -> Listing:
+    listing: Listing = {}
+    for server, folders in touched_folders(plan).items():
+        files = conn.endpoint(server).files
+        for folder in folders:
+            try:
+                names: list[str] | None = sorted(e.name for e in files.listdir(folder))
+            except TargetError:
+                names = None
+            listing.setdefault(server, {})[folder] = names
+    return listing
+
+
+def journaled_listing(events) -> Listing | None:
+    """The listing the run journaled, if its journal still holds it in a usable shape."""
+    for ev in reversed(events.of("folders")):
+        data = ev.get("listing")
+        if isinstance(data, dict) and all(isinstance(v, dict) for v in data.values()):
+            return data
+    return None
+
+
+@dataclass(frozen=True)
+class Extra:
+    server: str
+    path: str
+    leftover_of: str | None  # the touched file it is a temporary copy of; None: unknown origin
+
+
+def extras(plan: Plan, conn: SiteConnection, listing: Listing | None, skip: set[str]) -> list[Extra]:
+    """Names in the touched folders that were not there when the run began. Without a
+    journaled listing only temporary copies of touched files can be recognised."""
+    out = []
+    for server, folders in touched_folders(plan).items():
+        if server in skip:
+            continue
+        files = conn.endpoint(server).files
+        for folder, touched in folders.items():
+            before = (listing or {}).get(server, {}).get(folder) if listing else None
+            had = {n.casefold() for n in before} if isinstance(before, list) else None
+            try:
+                now = [e.name for e in files.listdir(folder)]
+            except TargetError:
+                continue
+            for name in now:
+                key = name.casefold()
+                if key in touched or (had is not None and key in had):
+                    continue
+                origin = next((touched[t] for t in sorted(touched) if key.startswith(t + ".~")), None)
+                if origin is None and had is None:
+                    continue  # no listing to compare with: only a recognisable temporary copy counts
+                out.append(Extra(server, winpath.join(folder, name), origin))
+    return out
