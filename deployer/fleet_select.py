@@ -32,6 +32,12 @@ def select_sites(inv: LoadedInventory, sites: list[str] | None, groups: list[str
     if not names and not group_names:
         raise InputError("name the sites to work on: --site NAME (repeat it, or NAME,NAME; globs such as 'EU*'), "
                          "--group NAME (groups: in the inventory) or --all")
+    seen: set[str] = set()
+    for name in names:
+        # the same name twice is a slip (a copy-paste, a wrong variable), not a wish to patch twice
+        if name.casefold() in seen:
+            raise InputError(f"--site is given more than once for {name}; name each site once")
+        seen.add(name.casefold())
     picked: dict[str, SiteRef] = {}
     for name in names:
         if GLOB_CHARS & set(name):

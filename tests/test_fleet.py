@@ -123,6 +123,7 @@ def test_one_selected_site_keeps_the_one_site_output(fw: FleetWs):
     (("--site", "SITE001,,SITE002"), "an empty site name"),
     (("--group", "NORTH"), "no group named 'NORTH' in the inventory; groups: EAST, WEST"),
     (("--all", "--site", "SITE001"), "--all already selects every site"),
+    (("--site", "SITE001,site001"), "--site is given more than once for site001"),
     ((), "name the sites to work on"),
 ])
 def test_bad_selections_are_refused_with_exit_2(fw: FleetWs, args, needle):
