@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 import typer
 
 from . import __version__, cli_clients
+from .fleet_options import (DEFAULT_FORKS, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
+                            MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
 from .run.store import RunState
@@ -44,6 +46,13 @@ class _Lazy:
 
 workflow = _Lazy(".workflow")
 lab = _Lazy(".lab")
+fleet_cli = _Lazy(".fleet_cli")  # only when several sites are selected
+
+
+def select_sites(inv, sites, groups, all_sites):
+    from .fleet_select import select_sites as select
+
+    return select(inv, sites, groups, all_sites)
 
 
 def load_playbook(path: Path):
@@ -151,10 +160,7 @@ class ApplyFormat(str, Enum):
     html = "html"
 
 
-def _complete_site(ctx: typer.Context, incomplete: str) -> list[str]:
-    from .inventory_source import site_names
-
-    return [n for n in site_names(ctx.params.get("inventory")) if n.casefold().startswith(incomplete.casefold())]
+_complete_site = complete_site
 
 
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: $DEPLOYER_INVENTORY, else ./sites.yaml).")]
@@ -221,16 +227,24 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
 @app.command(epilog=EXIT_CODES_HELP)
 def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
-    site: SiteOpt,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     out_alias: OutAlias = None,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
     pb = load_playbook(playbook)
-    site_ref = workflow.inventory(inventory).site(site)
+    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    if len(refs) > 1:
+        if out:
+            raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks), fmt=format.value))
+    site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
     if out:
@@ -247,8 +261,8 @@ def plan(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def apply(
-    target: Annotated[Path, typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")],
-    site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name (a saved plan names its own).", autocompletion=_complete_site)] = None,
+    target: Annotated[Optional[Path], typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")] = None,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
@@ -257,19 +271,34 @@ def apply(
     break_lock: BreakLockOpt = False,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
     worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
+    batch: BatchOpt = None,
+    canary: CanaryOpt = 0,
+    max_fail: MaxFailOpt = None,
+    resume: ResumeOpt = None,
+    fleet_dir: FleetDirOpt = None,
+    report: ReportOpt = None,
 ) -> None:
-    """Apply a playbook (or a saved plan) to a site: back up, stage, swap, verify; roll back on any failure."""
+    """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
 
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report)
+    if resume is not None:
+        if target is not None or site or group or all_sites or dry_run:
+            raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
+                             "--site, --group, --all or --dry-run with it")
+        raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
+    if target is None:
+        raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
     is_plan = looks_like_plan(target)
     if dry_run:
         if is_plan:
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
-        if site is None:
-            raise InputError("--site is required")
         if format == ApplyFormat.html:
             raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
-        return plan(target, site, inventory, output, Format(format.value))
+        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks)
     if output is not None:
         if format == ApplyFormat.text:
             raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
@@ -280,13 +309,24 @@ def apply(
     shown = Format.text if text else Format.json
     stdout = outmod.stdout()
     if is_plan:
-        with _run_context(site or "", fmt=shown, yes=yes) as ctx:
-            outcome = workflow.apply_saved(target, inventory, site, ctx, break_lock=break_lock)
+        if group or all_sites or len(site or []) > 1 or fargs.used_rollout_options():
+            raise InputError("a saved plan is for the one site it names; fleets apply a playbook")
+        one = site[0] if site else None
+        with _run_context(one or "", fmt=shown, yes=yes) as ctx:
+            outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
     else:
-        if site is None:
-            raise InputError("--site is required with a playbook")
         pb = load_playbook(target)
-        site_ref = workflow.inventory(inventory).site(site)
+        inv = workflow.inventory(inventory)
+        refs = select_sites(inv, site, group, all_sites)
+        if len(refs) > 1 or fargs.used_rollout_options():
+            if broker and any(r.site.region for r in refs):
+                raise InputError("--broker sends one regional site to its workers; a fleet runs here: name one "
+                                 "site with --broker, or leave --broker out")
+            if format == ApplyFormat.html or output is not None:
+                raise InputError("-f html and -o report one site; a fleet's report is --report FILE (.json, .xml for "
+                                 "JUnit, else text)")
+            raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
+        site_ref = refs[0]
         if broker and site_ref.site.region:
             if format == ApplyFormat.html or output is not None:
                 raise InputError("-f html and -o are not available yet for a site run by its region's workers "
@@ -372,14 +412,20 @@ def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: fl
 @app.command(epilog=EXIT_CODES_HELP)
 def verify(
     target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
-    site: SiteOpt,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     loaded = workflow.load_target(target)
-    site_ref = workflow.inventory(inventory).site(site)
+    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks), fmt=format.value, output=output))
+    site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
@@ -411,15 +457,26 @@ def verify(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def rollback(
-    site: SiteOpt,
+    site: SitesOpt = None,
     run: Annotated[Optional[str], typer.Argument(help="Run ID (default: the latest committed run).")] = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Restore even files changed since the run.")] = False,
     break_lock: BreakLockOpt = False,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
+    max_fail: MaxFailOpt = None,
+    fleet_dir: FleetDirOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
-    site_ref = workflow.inventory(inventory).site(site)
+    inv = workflow.inventory(inventory)
+    refs = select_sites(inv, site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report),
+                                            yes=yes, force=force, break_lock=break_lock))
+    site_ref = refs[0]
     stdout = outmod.stdout()
     with _run_context(site_ref.name, yes=yes) as ctx:
         outcome = workflow.rollback_run(site_ref, run, ctx, force=force, break_lock=break_lock)
@@ -437,13 +494,23 @@ def rollback(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def recover(
-    site: SiteOpt,
+    site: SitesOpt = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
     break_lock: BreakLockOpt = False,
+    group: GroupOpt = None,
+    all_sites: AllOpt = False,
+    forks: ForksOpt = DEFAULT_FORKS,
+    fleet_dir: FleetDirOpt = None,
+    report: ReportOpt = None,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
-    site_ref = workflow.inventory(inventory).site(site)
+    inv = workflow.inventory(inventory)
+    refs = select_sites(inv, site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report), yes=yes,
+                                           break_lock=break_lock))
+    site_ref = refs[0]
     stdout = outmod.stdout()
     with _run_context(site_ref.name, yes=yes) as ctx:
         results = workflow.recover(site_ref, ctx, break_lock=break_lock)
@@ -466,12 +533,16 @@ def recover(
 
 
 @app.command(epilog=EXIT_CODES_HELP)
-def runs(site: SiteOpt, inventory: InventoryOpt = None,
-         format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
+def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
+         format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+         group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS) -> None:
     """List the runs journaled on a site, newest last."""
     from . import prune as prunemod
 
-    site_ref = workflow.inventory(inventory).site(site)
+    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    if len(refs) > 1:
+        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks), fmt=format.value))
+    site_ref = refs[0]
     found = prunemod.runs_with_space(site_ref)
     if format == Format.json:
         _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned}
@@ -645,13 +716,6 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
-def _check_repeated(argv: list[str]) -> None:
-    sites = [a for a in argv if a in ("--site", "-s") or a.startswith("--site=")]
-    if len(sites) > 1:
-        raise InputError("--site is given more than once; name one site per command (a fleet run takes "
-                         "several sites once it is supported)")
-
-
 def _fail(exc: DeployerError, as_json: bool) -> None:
     if as_json:
         with contextlib.suppress(OSError):
@@ -668,6 +732,30 @@ def _close_stdout() -> None:
     except (OSError, ValueError):
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+# the commands that take several sites (a fleet); the others take exactly one --site
+FLEET_COMMANDS = {"plan", "apply", "verify", "rollback", "recover", "runs"}
+
+
+def _check_repeated(argv: list[str]) -> None:
+    """typer keeps the last of a repeated single-valued option: `sendcode --site A --site B`
+    would quietly act on B alone."""
+    command, skip = "", False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--log":  # the one option before the command that takes a value
+            skip = True
+        elif not a.startswith("-"):
+            command = a
+            break
+    if command in FLEET_COMMANDS:
+        return
+    sites = [a for a in argv if a in ("--site", "-s") or a.startswith("--site=")]
+    if len(sites) > 1:
+        raise InputError(f"--site is given more than once; `deployer {command}` works on one site (plan, apply, "
+                         "verify, rollback, recover and runs take several)")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from .model.manifest import LoadedManifest, load_manifest
 from .model.playbook import LoadedPlaybook, load_playbook
 from .plan.model import Plan
 from .plan.observe import changes
-from .plan.planner import build_plan, site_digest
+from .plan.planner import PayloadCache, build_plan, site_digest
 from .plan.saved import load_plan, locate
 from .run import context as ev
 from .run.apply import Runner
@@ -107,12 +107,13 @@ def refuse_if_unfinished(conn: SiteConnection) -> None:
 # --- plan / apply ------------------------------------------------------------------------------
 
 
-def make_plan(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext | None = None) -> Plan:
+def make_plan(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext | None = None, *,
+              payloads: PayloadCache | None = None) -> Plan:
     ctx = ctx or RunContext(site.name)
     with session(site, ctx) as conn:
         if msg := unfinished_message(conn):
             ctx.warn(f"Warning: {msg}.")
-        return build_plan(pb, site, conn)
+        return build_plan(pb, site, conn, payloads)
 
 
 @dataclass
@@ -121,17 +122,18 @@ class ApplyOutcome:
     result: RunResult | None  # None: the operator declined
 
 
-def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> ApplyOutcome:
+def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_lock: bool = False,
+                   payloads: PayloadCache | None = None) -> ApplyOutcome:
     with session(site, ctx) as conn:
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
-        plan = build_plan(pb, site, conn)
+        plan = build_plan(pb, site, conn, payloads)
         with locked(conn, "apply", break_lock, ctx):
             # The plan was made a moment ago in this process: sizes and write times tell whether
             # anyone got in before the lock, without reading (over SMB: downloading) every file again.
             # The backups are checked against the planned sha256 anyway before anything changes.
             if changes(conn, plan.observations, content=False):
-                plan = build_plan(pb, site, conn)
+                plan = build_plan(pb, site, conn, payloads)
             return _run(plan, conn, site, pb.manifest, ctx)
 
 
@@ -206,13 +208,14 @@ def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
 # --- verify -------------------------------------------------------------------------------------
 
 
-def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, ctx: RunContext | None = None) -> Report:
+def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, ctx: RunContext | None = None, *,
+                  payloads: PayloadCache | None = None) -> Report:
     ctx = ctx or RunContext(site.name)
     with session(site, ctx) as conn:
         if msg := unfinished_message(conn):
             ctx.warn(f"Warning: {msg}.")
         if isinstance(target, LoadedPlaybook):
-            checks = build_plan(target, site, conn).checks
+            checks = build_plan(target, site, conn, payloads).checks
             return verify(target.manifest, site, conn, checks)
         return verify(target, site, conn, default_checks(target, site))
 

@@ -7,6 +7,7 @@ embedded simulated site under the site's `mock.path`.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -397,6 +398,8 @@ class Site(Strict):
 
 class Inventory(Strict):
     sites: dict[str, Site] = Field(min_length=1)
+    # named sets of sites for --group: each member a site name or a glob over site names ('EU*')
+    groups: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("sites")
     @classmethod
@@ -447,6 +450,21 @@ class LoadedInventory:
     def all_sites(self) -> list[SiteRef]:
         return [SiteRef(k, s, self) for k, s in self.inventory.sites.items()]
 
+    def matching(self, pattern: str) -> list[SiteRef]:
+        """Sites whose name matches a glob (`EU*`, `SITE0?`), case-insensitively, in inventory order."""
+        pat = pattern.casefold()
+        return [SiteRef(k, s, self) for k, s in self.inventory.sites.items() if fnmatch.fnmatchcase(k.casefold(), pat)]
+
+    def group(self, name: str) -> list[SiteRef]:
+        for key, members in self.inventory.groups.items():
+            if key.casefold() == name.casefold():
+                picked: dict[str, SiteRef] = {}
+                for m in members:
+                    picked.update((r.name, r) for r in self.matching(m))
+                return [r for r in self.all_sites() if r.name in picked]
+        known = ", ".join(self.inventory.groups) or "none (add groups: to the inventory)"
+        raise InputError(f"no group named {name!r} in the inventory; groups: {known}", self.doc.location(("sites",)))
+
 
 def _located_name_checks(doc: Document) -> None:
     """Bad site or server names, reported at the name's own line.
@@ -477,10 +495,25 @@ def _located_name_checks(doc: Document) -> None:
                             "only in case; Windows server names are case-insensitive, so each must be distinct")
 
 
+def _check_groups(doc: Document, inv: Inventory) -> None:
+    """Every group member names a site or matches one: a typo in a group would silently leave
+    a site out of a rollout."""
+    for name, members in inv.groups.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
+            raise doc.error(("groups", name), f"group name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
+        if not members:
+            raise doc.error(("groups", name), f"group {name} lists no site; list site names or globs ('EU*')")
+        for i, member in enumerate(members):
+            if not any(fnmatch.fnmatchcase(site.casefold(), member.casefold()) for site in inv.sites):
+                raise doc.error(("groups", name, i), f"group {name}: {member!r} matches no site of the inventory; "
+                                f"sites: {', '.join(inv.sites)}")
+
+
 def load_inventory(path: Path | str) -> LoadedInventory:
     doc = load_yaml(path)
     _located_name_checks(doc)
     inv = validate(doc, Inventory)
+    _check_groups(doc, inv)
     for name, site in inv.sites.items():
         if site.uses_mock() and site.mock is None:
             raise doc.error(("sites", name), "servers use the mock target, so the site needs mock: {path: <folder>}")

@@ -12,6 +12,8 @@ that needs nothing would only cause an outage.
 from __future__ import annotations
 
 import hashlib
+import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +37,35 @@ class Payload:
     path: Path
     size: int
     sha256: str
+
+
+class PayloadCache:
+    """Hotfix files found, checked and hashed once, shared by every plan that gets the cache:
+    a fleet plans its sites with one, so a 100-site run reads each payload once, not 100 times.
+
+    An entry is used again only while the file's size, write time and inode are what they were
+    when it was hashed (a payload swapped mid-run is hashed again); and the staged copy on each
+    server is checked against this sha256 before anything is replaced, so a stale entry could
+    only fail a run, never patch a wrong file."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._found: dict[tuple, tuple[tuple[int, int, int], Payload]] = {}
+
+    def get(self, key: tuple, load) -> "Payload":
+        with self._lock:  # held while hashing: the first site hashes, the others wait and reuse
+            hit = self._found.get(key)
+            if hit is not None:
+                try:
+                    st = os.stat(hit[1].path)
+                except OSError:
+                    st = None
+                if st is not None and (st.st_size, st.st_mtime_ns, st.st_ino) == hit[0]:
+                    return hit[1]
+            payload = load()
+            st = os.stat(payload.path)
+            self._found[key] = ((st.st_size, st.st_mtime_ns, st.st_ino), payload)
+            return payload
 
 
 def find_payload(pb: LoadedPlaybook, entry: FileEntry) -> Path | None:
@@ -68,8 +99,11 @@ def template_vars(site: SiteRef, ep: Endpoint, platform: Platform) -> dict[str, 
 class Planner:
     """What the step kinds plan with, and the plan they build."""
 
-    def __init__(self, pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection):
+    def __init__(self, pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection,
+                 payloads: PayloadCache | None = None):
         self.pb = pb
+        self.shared = payloads
+        self._payload_dir: str | None = None
         self.site = site
         self.conn = conn
         self.obs = Observer(conn)
@@ -125,6 +159,18 @@ class Planner:
         key = entry.key
         if key in self.payloads:
             return self.payloads[key]
+        if self.shared is not None:
+            if self._payload_dir is None:  # resolving it is a filesystem walk: once per plan, not per file
+                self._payload_dir = str(self.pb.payload_dir())
+            cache_key = (self._payload_dir, key, str(entry.size), entry.sha256, entry.version)
+            p = self.shared.get(cache_key, lambda: self._load_payload(step_index, file_index, entry))
+        else:
+            p = self._load_payload(step_index, file_index, entry)
+        self.payloads[key] = p
+        self.obs.payload(p.path, p.sha256, p.size)
+        return p
+
+    def _load_payload(self, step_index: int, file_index: int, entry: FileEntry) -> Payload:
         where = ("steps", step_index, "replace", "files", file_index)
         path = find_payload(self.pb, entry)
         if path is None:
@@ -144,10 +190,7 @@ class Planner:
             if ver != entry.version:
                 raise self.error(where, f"hotfix file {path} has version {ver or 'none'}, the manifest "
                                  f"lists {entry.version}")
-        p = Payload(path, size, sha)
-        self.payloads[key] = p
-        self.obs.payload(path, sha, size)
-        return p
+        return Payload(path, size, sha)
 
     def state(self, ep: Endpoint, service: str, step_index: int) -> str:
         """The service's state at this point of the plan (observed once, then as earlier steps leave it)."""
@@ -218,8 +261,8 @@ class Planner:
         )
 
 
-def build_plan(pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection) -> Plan:
-    return Planner(pb, site, conn).plan()
+def build_plan(pb: LoadedPlaybook, site: SiteRef, conn: SiteConnection, payloads: PayloadCache | None = None) -> Plan:
+    return Planner(pb, site, conn, payloads).plan()
 
 
 def site_digest(site: SiteRef) -> str:
@@ -232,4 +275,4 @@ def describe(action: Any) -> str:
     return kind_of(action).describe(action)
 
 
-__all__ = ["Planner", "build_plan", "describe", "find_payload", "site_digest", "template_vars"]
+__all__ = ["PayloadCache", "Planner", "build_plan", "describe", "find_payload", "site_digest", "template_vars"]

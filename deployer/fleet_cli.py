@@ -1,0 +1,252 @@
+"""The fleet path of the commands: several sites selected, one rollout, one report.
+
+cli.py parses the options (declared in fleet_options.py, so every command spells them the
+same) and hands over when more than one site is selected; one site keeps the one-site output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import typer
+
+from . import fleet_work
+from .errors import InputError, Location
+from .fleet import Fleet, FleetResult, Work
+from .fleet_journal import FleetJournal, file_sha256
+from .fleet_options import FleetArgs
+from .fleet_report import render_file, render_summary
+from .fleet_view import FleetConsole, _stdin_tty
+from .model.inventory import LoadedInventory, SiteRef
+from .model.playbook import LoadedPlaybook
+from .plan.planner import PayloadCache
+from .report import out as outmod
+
+
+@contextlib.contextmanager
+def _signals(fleet: Fleet, view: FleetConsole) -> Iterator[None]:
+    """Before any site started, a signal interrupts (nothing was done, exit 130); after, it
+    cancels the rollout: no new site starts, running sites stop at their next safe point and
+    roll back (an undo in progress finishes)."""
+
+    def on_signal(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        fleet.cancel.cancel(name)
+        with fleet._lock:
+            started = fleet.started_any
+        if not started:
+            raise KeyboardInterrupt
+        view.note(f"  ({name} received: no new site starts; running sites stop at the next safe point and roll "
+                  "back)")
+
+    sigs = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, on_signal) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_report_path(path: Path | None) -> None:
+    """A report that could not be written after the rollout would end a finished fleet run in
+    an error: refuse the path before any site starts."""
+    if path is None:
+        return
+    loc = Location(str(path))
+    if path.is_dir():
+        raise InputError("is a folder; give a file name to write the fleet report to", loc)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"cannot write the fleet report here: the folder {parent} does not exist", loc)
+
+
+def refuse_prompted_passwords(sites: list[SiteRef]) -> None:
+    """Sites run on threads under a live panel: a password prompt from each of them would
+    interleave on the terminal. A fleet takes its passwords from {env:} or {file:}."""
+    for ref in sites:
+        for server_name, server in ref.site.servers.items():
+            for part in ("files", "services"):
+                pw = getattr(getattr(server, part), "password", None)
+                if pw is not None and getattr(pw, "prompt", None):
+                    raise ref.inventory.doc.error(
+                        ("sites", ref.name, "servers", server_name, part, "password"),
+                        f"site {ref.name}: a password to be asked (prompt: true) cannot be used by a fleet, whose "
+                        "sites run at the same time; use {env: VARIABLE} or {file: PATH}, or run this site alone")
+
+
+def confirm(question: str, yes: bool) -> None:
+    """One question for the whole fleet, on a terminal (as for one site: no terminal, no question)."""
+    if not yes and _stdin_tty() and not typer.confirm(question, default=False, err=True):
+        outmod.stdout().line("Nothing was done.")
+        raise typer.Exit(0)
+
+
+def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: FleetArgs, *, fmt: str,
+              yes: bool = False, journal: FleetJournal | None = None, emit: str | None = None) -> FleetResult:
+    """Run `work` on every site and print the per-site lines and the totals (fmt text) or the
+    report (`emit`: json, junit; default json when fmt is json); --report writes it to a file."""
+    rollout = args.rollout(yes)
+    check_report_path(args.report)
+    refuse_prompted_passwords(sites)
+    stdout = outmod.stdout()
+    draw = fmt == "text"
+    from .cli import OPTIONS
+
+    view = FleetConsole(stdout if draw else outmod.stderr(), outmod.stderr(), title=title, total=len(sites),
+                        draw=draw, yes=yes, live=not OPTIONS.quiet)
+    fleet = Fleet(command, sites, work, rollout, view, journal=journal)
+    with _signals(fleet, view), view:
+        result = fleet.run()
+    if args.report is not None:
+        fmt_of = {".json": "json", ".xml": "junit"}.get(args.report.suffix.lower(), "text")
+        outmod.write_atomic(args.report, render_file(result, fmt_of), what="the fleet report")
+    emit = emit or ("json" if fmt == "json" else "summary")
+    if emit == "summary":
+        render_summary(result, stdout, resume_hint=command == "apply")
+        if args.report is not None:
+            stdout.line(f"  Report written to {args.report}", "dim")
+    elif emit != "none":
+        sys.stdout.write(render_file(result, emit))
+    return result
+
+
+# --- the commands' fleet paths (cli.py calls these when several sites are selected) -------------
+
+
+def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
+          break_lock: bool, journal: FleetJournal | None = None) -> int:
+    args.rollout(yes)  # bad input is refused before the question
+    check_report_path(args.report)
+    refuse_prompted_passwords(sites)
+    if journal is None:
+        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
+        journal = new_journal(args, "apply", sites, pb.path, inv, yes)
+    work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock)
+    return run_fleet("apply", f"{pb.kb} apply", sites, work, args, fmt=fmt, yes=yes, journal=journal).exit_code
+
+
+def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_lock: bool) -> int:
+    from . import workflow
+    from .model.playbook import load_playbook
+
+    journal, playbook, inv_path, left = resume(args, fleet_id)
+    if not left:
+        outmod.stdout().line(f"Fleet run {fleet_id} is complete: every site is done; nothing to resume.", "good")
+        return 0
+    pb = load_playbook(playbook)
+    inv = workflow.inventory(inv_path)
+    sites = [inv.site(name) for name in left]
+    confirm(f"Resume fleet run {fleet_id}: apply {pb.kb} to the {describe_rollout(len(sites), args)} not done yet: "
+            f"{preview(sites)}?", yes)
+    for s in sites:
+        journal.record(s.name, "waiting")
+    journal.note(resumed_utc=_utc())
+    return apply(pb, inv, sites, args, fmt=fmt, yes=yes, break_lock=break_lock, journal=journal)
+
+
+def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
+    work = fleet_work.plan_work(pb, PayloadCache())
+    return run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt).exit_code
+
+
+def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, output: Path | None) -> int:
+    work = fleet_work.verify_work(target, PayloadCache())
+    kb = getattr(getattr(target, "manifest", None), "kb", None) or getattr(target, "kb", "")
+    result = run_fleet("verify", f"{kb} verify".strip(), sites, work, args, fmt="text" if fmt == "text" else "json",
+                       emit="none" if output else (None if fmt == "text" else fmt))
+    if output:
+        outmod.write_atomic(output, render_file(result, fmt), what="the report")
+        if fmt == "text":
+            render_summary(result, outmod.stdout(), resume_hint=False)
+        outmod.stderr().line(f"Report written to {output}: {'PASSED' if result.exit_code == 0 else 'FAILED'}")
+    return result.exit_code
+
+
+def rollback(inv: LoadedInventory, sites: list[SiteRef], run: str | None, args: FleetArgs, *, yes: bool,
+             force: bool, break_lock: bool) -> int:
+    args.rollout(yes)
+    check_report_path(args.report)
+    if run is not None:
+        raise InputError(f"a run ID ({run}) belongs to one site; with several sites, leave it out and each site's "
+                         "latest committed run is rolled back")
+    confirm(f"Roll back the latest committed run on {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
+    journal = new_journal(args, "rollback", sites, None, inv, yes)
+    work = fleet_work.rollback_work(force=force, break_lock=break_lock)
+    return run_fleet("rollback", "rollback", sites, work, args, fmt="text", yes=yes, journal=journal).exit_code
+
+
+def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes: bool, break_lock: bool) -> int:
+    check_report_path(args.report)
+    confirm(f"Recover the unfinished runs on {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
+    journal = new_journal(args, "recover", sites, None, inv, yes)
+    work = fleet_work.recover_work(break_lock=break_lock)
+    return run_fleet("recover", "recover", sites, work, args, fmt="text", yes=yes, journal=journal).exit_code
+
+
+def runs(sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
+    from .report.text import render_runs
+
+    result = run_fleet("runs", "runs", sites, fleet_work.runs_work(), args, fmt="json",
+                       emit=None if fmt == "json" else "none")
+    if fmt != "json":
+        stdout = outmod.stdout()
+        for o in result.outcomes:  # in the order asked, whichever site answered first
+            stdout.line(f"Site {o.site}:", "head")
+            if isinstance(o.detail, list):
+                render_runs(o.site, o.detail, stdout)
+            else:
+                stdout.line(f"  {o.message}", "bad")
+            stdout.line()
+    return result.exit_code
+
+
+def preview(sites: list[SiteRef], shown: int = 8) -> str:
+    names = ", ".join(s.name for s in sites[:shown])
+    return names + (f" and {len(sites) - shown} more" if len(sites) > shown else "")
+
+
+def _utc() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_journal(args: FleetArgs, command: str, sites: list[SiteRef], playbook: Path | None,
+                inv: LoadedInventory, yes: bool) -> FleetJournal:
+    return FleetJournal.create(args.folder, command=command, sites=[s.name for s in sites], playbook=playbook,
+                               inventory=inv.path, options={**args.rollout(yes).to_json()})
+
+
+def resume(args: FleetArgs, fleet_id: str) -> tuple[FleetJournal, Path, Path, list[str]]:
+    """The journal, playbook, inventory and sites left of an earlier apply fleet run."""
+    journal = FleetJournal.open(args.folder, fleet_id)
+    loc = Location(str(journal.path))
+    if journal.data.get("command") != "apply" or not journal.data.get("playbook"):
+        raise InputError(f"fleet run {fleet_id} was a `{journal.data.get('command')}`; only an apply resumes", loc)
+    playbook = Path(journal.data["playbook"])
+    if not playbook.is_file():
+        raise InputError(f"the playbook of fleet run {fleet_id}, {playbook}, is gone", loc)
+    if file_sha256(playbook) != journal.data.get("playbook_sha256"):
+        raise InputError(f"the playbook {playbook} changed since fleet run {fleet_id} started; a rollout resumes "
+                         "only with the playbook it started with (start a new one instead)", loc)
+    left = [s for s, state in journal.site_states().items() if state not in ("done", "nothing")]
+    return journal, playbook, Path(journal.data["inventory"]), left
+
+
+def describe_rollout(n: int, args: FleetArgs) -> str:
+    parts = [f"{args.forks} at a time"]
+    if args.canary:
+        parts.append(f"canary {args.canary}")
+    if args.batch:
+        parts.append(f"batches of {args.batch}")
+    if args.max_fail is not None:
+        parts.append(f"stop after more than {args.max_fail} failures")
+    return f"{n} sites ({', '.join(parts)})"

@@ -1,0 +1,79 @@
+"""The options that select sites and shape a fleet rollout, declared once for every command.
+
+Kept apart from fleet_cli.py so that the CLI can declare them without importing the fleet
+machinery (a one-site command never loads it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+if TYPE_CHECKING:
+    from .fleet import Rollout
+
+DEFAULT_FORKS = 10  # real servers are I/O-bound: ten sessions keep a controller's link busy without a storm
+
+def complete_site(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion: the inventory's site and group names."""
+    from .inventory_source import site_names
+
+    return [n for n in site_names(ctx.params.get("inventory")) if n.casefold().startswith(incomplete.casefold())]
+
+
+SitesOpt = Annotated[Optional[list[str]], typer.Option(
+    "--site", "-s", metavar="NAME", autocompletion=complete_site, help="Site name from the inventory; repeat it or separate names with commas; globs ('EU*') "
+    "match names. Several sites run as a fleet.")]
+GroupOpt = Annotated[Optional[list[str]], typer.Option("--group", "-g", metavar="NAME", autocompletion=complete_site, help="Every site of an inventory group "
+                                                       "(groups: in sites.yaml); repeatable.")]
+AllOpt = Annotated[bool, typer.Option("--all", help="Every site of the inventory.")]
+ForksOpt = Annotated[int, typer.Option("--forks", metavar="N", help="Fleet: sites worked on at the same time.")]
+BatchOpt = Annotated[Optional[str], typer.Option("--batch", metavar="N|P%", help="Fleet: start sites in rolling batches of N sites "
+                                                 "or P% of the fleet; each batch ends before the next starts.")]
+CanaryOpt = Annotated[int, typer.Option("--canary", metavar="N", help="Fleet: run N sites first, then stop and ask (--yes goes "
+                                        "on when they all passed; without a terminal the rollout pauses).")]
+MaxFailOpt = Annotated[Optional[str], typer.Option("--max-fail", metavar="N|P%", help="Fleet: once more than N sites (or P%) "
+                                                   "failed, start no new site; running ones finish or roll back.")]
+FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", metavar="DIR", help="Fleet journals folder (default "
+                                                     "~/.local/state/deployer/fleets).")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Fleet: write the fleet report to FILE "
+                                                   "(.json: JSON, .xml: JUnit with one suite per site, else text).")]
+ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
+                                                  "(failed, restored, not started), with its playbook and inventory.")]
+
+
+@dataclass
+class FleetArgs:
+    forks: int = DEFAULT_FORKS
+    batch: str | None = None
+    canary: int = 0
+    max_fail: str | None = None
+    fleet_dir: Path | None = None
+    report: Path | None = None
+
+    def rollout(self, yes: bool) -> "Rollout":
+        from .fleet import Rollout, parse_count
+
+        return Rollout(forks=self.forks, batch=parse_count(self.batch, "--batch", minimum=1), canary=self.canary,
+                       max_fail=parse_count(self.max_fail, "--max-fail", minimum=0), yes=yes)
+
+    @property
+    def folder(self) -> Path:
+        from .fleet_journal import default_dir
+
+        return self.fleet_dir or default_dir()
+
+    def used_rollout_options(self) -> list[str]:
+        used = []
+        if self.batch is not None:
+            used.append("--batch")
+        if self.canary:
+            used.append("--canary")
+        if self.max_fail is not None:
+            used.append("--max-fail")
+        if self.report is not None:
+            used.append("--report")
+        return used

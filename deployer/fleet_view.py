@@ -1,0 +1,154 @@
+"""What the operator sees while a fleet runs, drawn on ONE console from many site threads.
+
+On a terminal: a live panel (rich) with the counts (done, failed, running, waiting) and the
+current action of each running site, and a summary line printed above it as each site
+ends. Piped: the same summary lines, one per site, in the order sites end, and nothing
+else, so a log reads cleanly. With `-f json` nothing is drawn: standard output carries
+the final JSON only (warnings still go to standard error). Each site's narrative goes to
+the command's log, every line tagged with its site. Every entry point takes one lock:
+site threads call in at any time.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+
+from rich.console import Group
+from rich.live import Live
+from rich.text import Text
+
+from .fleet import SiteOutcome, SiteState
+from .report.log import output as log_output
+from .report.out import Out
+from .run import context as ev
+from .run.context import Event
+
+STATE_STYLE = {SiteState.DONE: "good", SiteState.NOTHING: "good", SiteState.FAILED: "bad",
+               SiteState.NOT_RESTORED: "bad", SiteState.MISMATCH: "bad", SiteState.NOT_STARTED: "warn"}
+MAX_RUNNING_SHOWN = 20  # the panel stays a screenful whatever --forks is
+
+
+def site_line(o: SiteOutcome) -> str:
+    return f"{o.site}: {o.message}"
+
+
+class FleetConsole:
+    def __init__(self, out: Out, err: Out, *, title: str, total: int, draw: bool = True, yes: bool = False,
+                 live: bool = True):
+        self.out = out
+        self.err = err
+        self.title = title
+        self.total = total
+        self.draw = draw  # False with -f json
+        self.yes = yes
+        self.live_wanted = live  # -q: no live panel, the summary lines only
+        self.lock = threading.RLock()
+        self.running: dict[str, str] = {}  # site -> its current action
+        self.finished: dict[SiteState, int] = {}
+        self.live: Live | None = None
+        self.started_at = time.monotonic()
+
+    # --- the live panel -----------------------------------------------------------------------
+
+    def _panel(self) -> Group:
+        done = self.finished.get(SiteState.DONE, 0) + self.finished.get(SiteState.NOTHING, 0)
+        failed = sum(self.finished.get(s, 0) for s in (SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.MISMATCH))
+        ended = sum(self.finished.values())
+        waiting = self.total - ended - len(self.running)
+        head = Text.assemble((f"{self.title}: ", "bold"), (f"{done} done", "green"), ", ",
+                             (f"{failed} failed", "bold red" if failed else ""), ", ",
+                             f"{len(self.running)} running, {waiting} waiting",
+                             f"  ({ended}/{self.total}, {time.monotonic() - self.started_at:.0f} s)")
+        rows = [Text(f"  {site}: {what}", style="dim", overflow="ellipsis", no_wrap=True)
+                for site, what in list(self.running.items())[:MAX_RUNNING_SHOWN]]
+        if len(self.running) > MAX_RUNNING_SHOWN:
+            rows.append(Text(f"  ... and {len(self.running) - MAX_RUNNING_SHOWN} more", style="dim"))
+        return Group(head, *rows)
+
+    def _refresh(self) -> None:
+        if self.live is not None:
+            self.live.update(self._panel())
+
+    def __enter__(self) -> "FleetConsole":
+        if self.draw and self.live_wanted and self.out.console is not None:
+            self.live = Live(self._panel(), console=self.out.console, refresh_per_second=4, transient=True)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.live is not None:
+                self.live.stop()
+                self.live = None
+
+    # --- FleetView ----------------------------------------------------------------------------
+
+    def site_started(self, site: str) -> None:
+        with self.lock:
+            self.running[site] = "connecting"
+            self._refresh()
+
+    def site_event(self, event: Event) -> None:
+        with self.lock:
+            if event.kind == ev.WARN:
+                self.err.line(f"{event.site}: {event.text}", "warn")
+            elif event.kind == ev.PROGRESS and event.site in self.running:
+                self.running[event.site] = f"[{event.data.get('done')}/{event.data.get('total')}] {event.text}"
+            elif event.kind == ev.SAY:
+                log_output(f"{event.site}: {event.text}")  # each site's narrative, tagged, in the command's log
+                if event.site in self.running and event.text.strip():
+                    self.running[event.site] = event.text.strip()
+            self._refresh()
+
+    def site_finished(self, outcome: SiteOutcome) -> None:
+        with self.lock:
+            self.running.pop(outcome.site, None)
+            self.finished[outcome.state] = self.finished.get(outcome.state, 0) + 1
+            if self.draw:
+                self.out.line(site_line(outcome), STATE_STYLE.get(outcome.state))
+            self._refresh()
+
+    def note(self, text: str) -> None:
+        with self.lock:
+            (self.out if self.draw else self.err).line(text, "warn")
+
+    def ask(self, question: str) -> bool:
+        """A question mid-rollout (after the canary). Without a terminal and without --yes the
+        answer is no: a canary exists to stop a rollout, so an unattended one pauses there and
+        `--resume` continues it."""
+        with self.lock:
+            if self.yes:
+                return True
+            if not _stdin_tty():
+                self.err.line(f"{question} No terminal to ask on, so the rollout pauses here (--yes goes on "
+                              "when the canary passes).", "warn")
+                return False
+            live = self.live
+            if live is not None:
+                live.stop()
+            import typer
+
+            try:
+                return typer.confirm(question, default=False, err=True)
+            except (typer.Abort, KeyboardInterrupt, EOFError):
+                # Ctrl-C at this question: the canary sites are done, so this is a "no", not
+                # "nothing was done"; the rollout stops here and --resume continues it
+                return False
+            finally:
+                if live is not None:
+                    live.start()
+
+
+def _stdin_tty() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):
+        return False
+
+

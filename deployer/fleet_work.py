@@ -1,0 +1,124 @@
+"""What a fleet does on one site, per command, and how each result reads as a SiteOutcome.
+
+Each function returns the work for Fleet (fleet.py): it calls the same workflow the
+one-site command calls, with the fleet's shared payload cache, and turns the result into
+a state and one summary line.
+"""
+
+from __future__ import annotations
+
+
+from . import workflow
+from .errors import ExitCode
+from .fleet import SiteOutcome, SiteState, Work
+from .model.inventory import SiteRef
+from .model.manifest import LoadedManifest
+from .model.playbook import LoadedPlaybook
+from .plan.planner import PayloadCache
+from .report.text import summary
+from .run.context import RunContext
+from .run.result import RunResult
+from .run.store import RunState
+
+
+def _verdict(result: RunResult) -> str:
+    if result.report is None:
+        return ""
+    return "; verification " + ("PASSED" if result.report.ok else "FAILED")
+
+
+def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
+    if result is None:
+        return SiteOutcome(site, SiteState.NOT_STARTED, "declined", exit_code=int(ExitCode.OK))
+    base = dict(run=result.run, seconds=result.seconds, actions=result.actions_done, detail=result,
+                data={"journal": result.journal, "remaining": result.remaining, "error": result.error,
+                      "report": result.report.to_json() if result.report else None})
+    if result.status == RunState.NOTHING:
+        return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb})", **base)  # type: ignore[arg-type]
+    if result.status == RunState.COMMITTED:
+        return SiteOutcome(site, SiteState.DONE, f"applied {kb}: {result.actions_done} actions in "
+                           f"{result.seconds:.1f} s, run {result.run}{_verdict(result)}", **base)  # type: ignore[arg-type]
+    if result.status == RunState.ROLLED_BACK:
+        return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored (run {result.run}): {result.error}",
+                           exit_code=int(ExitCode.FAILED_RESTORED), **base)  # type: ignore[arg-type]
+    return SiteOutcome(site, SiteState.NOT_RESTORED,
+                       f"FAILED and NOT restored (run {result.run}): {result.error}; left: "
+                       + "; ".join(result.remaining) + f". Journal {result.journal}; then `deployer recover "
+                       f"--site {site}`", exit_code=int(ExitCode.NOT_RESTORED), **base)  # type: ignore[arg-type]
+
+
+def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool) -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads)
+        out = from_run(site.name, outcome.plan.kb, outcome.result)
+        out.data["plan_summary"] = summary(outcome.plan)
+        return out
+
+    return work
+
+
+def plan_work(pb: LoadedPlaybook, payloads: PayloadCache) -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        p = workflow.make_plan(pb, site, ctx, payloads=payloads)
+        state = SiteState.NOTHING if p.empty else SiteState.DONE
+        text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
+        return SiteOutcome(site.name, state, text, actions=len(p.actions), detail=p, data={"plan": p.to_json()})
+
+    return work
+
+
+def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache) -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        report = workflow.verify_target(target, site, ctx, payloads=payloads)
+        c = report.counts
+        text = (f"{len(report.files)} files: " + ", ".join(f"{n} {s}" for s, n in c.items())
+                + (". PASSED" if report.ok else ". FAILED"))
+        return SiteOutcome(site.name, SiteState.DONE if report.ok else SiteState.MISMATCH, text,
+                           exit_code=int(ExitCode.OK if report.ok else ExitCode.MISMATCH), detail=report,
+                           data={"report": report.to_json()})
+
+    return work
+
+
+def rollback_work(*, force: bool, break_lock: bool) -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        result = workflow.rollback_run(site, None, ctx, force=force, break_lock=break_lock).result
+        if result is not None and result.status == RunState.NOTHING:
+            return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})")
+        if result is not None and result.status == RunState.ROLLED_BACK:
+            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: every file and service "
+                               "is as before it", run=result.run, detail=result)
+        return from_run(site.name, "", result)
+
+    return work
+
+
+def recover_work(*, break_lock: bool) -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        results = workflow.recover(site, ctx, break_lock=break_lock)
+        if not results:
+            return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover")
+        lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}" for r in results]
+        if any(r.status == RunState.ROLLBACK_FAILED for r in results):
+            left = [x for r in results for x in r.remaining]
+            return SiteOutcome(site.name, SiteState.NOT_RESTORED, "; ".join(lines) + "; left: " + "; ".join(left),
+                               exit_code=int(ExitCode.NOT_RESTORED), detail=results)
+        if any(r.status == RunState.ROLLED_BACK for r in results):
+            return SiteOutcome(site.name, SiteState.FAILED, "; ".join(lines), exit_code=int(ExitCode.FAILED_RESTORED),
+                               detail=results)
+        return SiteOutcome(site.name, SiteState.DONE, "; ".join(lines), detail=results)
+
+    return work
+
+
+def runs_work() -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        found = workflow.runs(site)
+        latest = f"; latest {found[-1].run} {found[-1].state}" if found else ""
+        return SiteOutcome(site.name, SiteState.DONE, f"{len(found)} runs{latest}", detail=found,
+                           data={"runs": [r.__dict__ for r in found]})
+
+    return work
+
+
+__all__ = ["apply_work", "from_run", "plan_work", "recover_work", "rollback_work", "runs_work", "verify_work"]
