@@ -45,10 +45,10 @@ def test_verify_report_renders_in_chromium_with_the_mismatch_first(ws: Workspace
     # per server, the article's columns, the failing file first and marked
     headers = [cells for cls, cells in dom.rows if cells[:6] == ["Date", "Time", "Size", "File name", "Platform",
                                                                   "Version"]]
-    assert len(headers) == 3
+    assert len(headers) == 4  # DEMOSRV, DEMOLOG1, DEMOAXP1 and the workstation DEMOWKS1
     assert headers[0] == ["Date", "Time", "Size", "File name", "Platform", "Version", "Found", "Status"]
     files = [(cls, cells) for cls, cells in dom.rows if len(cells) == 8 and cells[0] != "Date"]
-    assert len(files) == 15
+    assert len(files) == 26  # the whole article: site server, Helper.srv and Logon.srv copies, the workstation
     log1 = [(cls, cells) for cls, cells in files if "D:\\SMS\\HELPER.SRV" in cells[3]]
     assert [c[3].split()[0] for _, c in log1] == ["Base.dll", "Pcmsvc32.exe"]  # listed Pcmsvc32 first: Base failed
     cls, cells = log1[0]
@@ -70,9 +70,9 @@ def test_apply_report_has_the_actions_with_timings(ws: Workspace, tmp_path: Path
     dom = parse(dump_dom(page, tmp_path / "profile"))
     assert "Overall status PASSED" in dom.text and "Command deployer apply" in dom.text
     actions = [cells for _, cells in dom.rows if len(cells) == 5 and cells[0] != "#"]
-    assert len(actions) == 15  # preparation, then the 14 actions
-    assert actions[0][1].startswith("prepare: 15 backups, 9 uploads")
-    assert [a[0] for a in actions[1:]] == [str(n) for n in range(1, 15)]
+    assert len(actions) == 20  # preparation, then the whole article's 19 actions
+    assert actions[0][1].startswith("prepare: 45 backups, 10 uploads")
+    assert [a[0] for a in actions[1:]] == [str(n) for n in range(1, 20)]
     assert actions[1][1] == "stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV (running -> stopped)"
     assert all(a[4] == "done" and a[3].endswith(("ms", " s")) for a in actions)
     assert "Rollback" not in dom.text
@@ -90,8 +90,8 @@ def test_apply_report_of_a_failed_run_has_the_rollback_record(ws: Workspace, tmp
     assert "Failure: InjectedFault: injected fault at apply.action.8.after" in text
     assert "Rollback restored" in text
     rows = [cells for _, cells in dom.rows if len(cells) == 5 and cells[0] not in ("#",)]
-    run_rows, undo_rows = rows[:15], rows[15:]
-    assert [r[4] for r in run_rows[1:]] == ["done"] * 7 + ["failed"] + ["not run"] * 6
+    run_rows, undo_rows = rows[:20], rows[20:]
+    assert [r[4] for r in run_rows[1:]] == ["done"] * 7 + ["failed"] + ["not run"] * 11
     assert [r[0] for r in undo_rows] == [str(n) for n in range(8, 0, -1)]
     assert all(r[4] == "undone" for r in undo_rows)
     screenshot(page, SHOTS / "apply-rolled-back.png", tmp_path / "profile2")
