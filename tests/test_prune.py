@@ -77,7 +77,7 @@ def test_runs_shows_the_space_each_run_holds(ws: Workspace):
         on_disk = _backup_bytes_on_disk(ws, run)
         assert runs[run]["backup_servers"] == on_disk and runs[run]["backup_bytes"] == sum(on_disk.values())
     assert "DEMOSRV" in runs[first]["backup_servers"] and runs[first]["backup_bytes"] > 0
-    assert runs[second]["backup_servers"] == {"DEMOSRV": _backup_bytes_on_disk(ws, second)["DEMOSRV"]}
+    assert "DEMOSRV" in runs[second]["backup_servers"]  # and, with the whole article, the logon servers' Logon.srv copies
     text = ws.cli("runs", "--site", "DEMO", "-i", ws.inventory).out
     assert "Backups" in text and re.search(r"\d+\.\d MB on \d servers?", text)
 

@@ -124,7 +124,7 @@ class StdinTerminal:
 def test_the_question_is_asked_when_stdin_is_a_terminal_even_if_stdout_is_piped(ws: Workspace):
     before = ws.state()
     t = StdinTerminal("apply", ws.playbook, "--site", "DEMO", "-i", ws.inventory, cwd=ws.path)
-    t.expect("Apply these 14 actions to site DEMO? [y/N]")
+    t.expect("Apply these 19 actions to site DEMO? [y/N]")
     os.write(t.master, b"n\n")
     code, out = t.finish()
     assert code == 0 and "Nothing was done." in out

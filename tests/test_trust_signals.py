@@ -17,7 +17,7 @@ import pytest
 from conftest import Workspace
 from deployer import failpoints
 
-ACTIONS = 14
+ACTIONS = 19  # the whole article's playbook on DEMO
 CANCELLING = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
 # the boundary before each action, and the one after the last (the run is verifying)
 APPLY_BOUNDARIES = [f"apply.action.{n}.before" for n in range(1, ACTIONS + 1)] + ["apply.verify"]

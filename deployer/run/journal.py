@@ -268,7 +268,9 @@ def list_runs(files: FileTransport) -> list[RunInfo]:
         out.append(RunInfo(entry.name, state.value, kb, _text(first.get("command")),
                            _text(first.get("ts")), ended, who, len(events.actions("done")),
                            _text(first.get("fingerprint")), damaged))
-    return sorted(out, key=lambda r: r.run)
+    # by when they started (to the millisecond): run ids name the second only, and two runs of one
+    # second (a quick retry, a test) would otherwise be ordered by their random suffix
+    return sorted(out, key=lambda r: (r.started or "", r.run))
 
 
 def _planned_kb(files: FileTransport, run: str) -> str | None:
