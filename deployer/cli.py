@@ -289,7 +289,8 @@ def apply(
         if target is not None or site or group or all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
                              "--site, --group, --all or --dry-run with it")
-        raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
+        raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
+                                                 broker=broker, worker_wait=worker_wait))
     if target is None:
         raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
     is_plan = looks_like_plan(target)
@@ -319,13 +320,11 @@ def apply(
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
-            if broker and any(r.site.region for r in refs):
-                raise InputError("--broker sends one regional site to its workers; a fleet runs here: name one "
-                                 "site with --broker, or leave --broker out")
             if format == ApplyFormat.html or output is not None:
                 raise InputError("-f html and -o report one site; a fleet's report is --report FILE (.json, .xml for "
                                  "JUnit, else text)")
-            raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock))
+            raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
+                                             broker=broker, worker_wait=worker_wait))
         site_ref = refs[0]
         if broker and site_ref.site.region:
             if format == ApplyFormat.html or output is not None:

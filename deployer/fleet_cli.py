@@ -122,7 +122,8 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
-          break_lock: bool, journal: FleetJournal | None = None) -> int:
+          break_lock: bool, journal: FleetJournal | None = None, broker: str | None = None,
+          worker_wait: float = 300.0) -> int:
     args.rollout(yes)  # bad input is refused before the question
     check_report_path(args.report)
     refuse_prompted_passwords(sites)
@@ -130,10 +131,22 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
         confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)
     work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock)
-    return run_fleet("apply", f"{pb.kb} apply", sites, work, args, fmt=fmt, yes=yes, journal=journal).exit_code
+    dispatcher = None
+    if broker and any(s.site.region for s in sites):
+        from .workers.remote import dispatcher_for
+
+        # one rollout on the broker per fleet run (a resumed run gets a new one): payloads published once
+        dispatcher = dispatcher_for(pb, inv.path, broker, start_timeout=worker_wait)
+        work = fleet_work.regional_work(work, dispatcher, pb.kb)
+    try:
+        return run_fleet("apply", f"{pb.kb} apply", sites, work, args, fmt=fmt, yes=yes, journal=journal).exit_code
+    finally:
+        if dispatcher is not None:
+            dispatcher.close()
 
 
-def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_lock: bool) -> int:
+def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_lock: bool,
+                  broker: str | None = None, worker_wait: float = 300.0) -> int:
     from . import workflow
     from .model.playbook import load_playbook
 
@@ -149,7 +162,8 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
     for s in sites:
         journal.record(s.name, "waiting")
     journal.note(resumed_utc=_utc())
-    return apply(pb, inv, sites, args, fmt=fmt, yes=yes, break_lock=break_lock, journal=journal)
+    return apply(pb, inv, sites, args, fmt=fmt, yes=yes, break_lock=break_lock, journal=journal, broker=broker,
+                 worker_wait=worker_wait)
 
 
 def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:

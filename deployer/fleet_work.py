@@ -122,3 +122,41 @@ def runs_work() -> Work:
 
 
 __all__ = ["apply_work", "from_run", "plan_work", "recover_work", "rollback_work", "runs_work", "verify_work"]
+
+
+def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
+    """A site run by its region's worker (workers/dispatch.py), read as a SiteOutcome."""
+    status = result.get("status")
+    where = f" on worker {result['worker']}" if result.get("worker") else ""
+    data = {k: result.get(k) for k in ("journal", "remaining", "error", "report", "worker", "recovered", "redelivered")}
+    base = dict(run=result.get("run"), seconds=float(result.get("seconds") or 0),
+                actions=int(result.get("actions_done") or 0), data=data)
+    if status == "nothing":
+        return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb}){where}", **base)
+    if status in ("committed", "finished"):
+        passed = (result.get("report") or {}).get("passed")
+        verdict = "" if passed is None else "; verification " + ("PASSED" if passed else "FAILED")
+        return SiteOutcome(site, SiteState.DONE, f"applied {kb}{where}: {base['actions']} actions in "
+                           f"{base['seconds']:.1f} s, run {base['run']}{verdict}", **base)
+    if status == "rolled_back":
+        return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored{where} (run {base['run']}): "
+                           f"{result.get('error')}", exit_code=int(ExitCode.FAILED_RESTORED), **base)
+    if status == "rollback_failed":
+        return SiteOutcome(site, SiteState.NOT_RESTORED, f"FAILED and NOT restored{where} (run {base['run']}): "
+                           f"{result.get('error')}; then `deployer recover --site {site}`",
+                           exit_code=int(ExitCode.NOT_RESTORED), **base)
+    if status == "not_started":
+        return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: {result.get('error')}",
+                           exit_code=int(ExitCode.FAILED_RESTORED), **base)
+    return SiteOutcome(site, SiteState.FAILED, f"FAILED{where}: {result.get('error')}",
+                       exit_code=int(result.get("exit_code") or ExitCode.FAILED_RESTORED), **base)
+
+
+def regional_work(local: Work, dispatcher, kb: str) -> Work:
+    """Sites naming a region go to that region's workers; the others run here, as `local` does."""
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        if not site.site.region:
+            return local(site, ctx)
+        return from_remote(site.name, kb, dispatcher.run(site.name, site.site.region, ctx).result)
+
+    return work

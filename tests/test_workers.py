@@ -4,6 +4,7 @@ processes on 127.0.0.1, sites on the mock target, Q241656 applied through them."
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import shutil
 import time
 from pathlib import Path
@@ -104,6 +105,80 @@ def test_twenty_sites_in_two_regions_through_two_workers_each(fleet_template: Pa
         v = run_cli("verify", inv.parent / "playbooks" / "q241656.yaml", "--site", name, "-i", inv, cwd=tmp_path)
         assert v.code == 0, v.text
     print(f"{len(sites)} sites over 2 regions x 2 workers: all committed, served by {len(served)} worker processes")
+
+
+def test_the_fleet_command_sends_each_site_to_its_region_and_runs_the_rest_here(fleet_template: Path, tmp_path: Path,
+                                                                               workers, redis_server,
+                                                                               monkeypatch: pytest.MonkeyPatch):
+    sites = {**_sites("east", "west"), "L01": None}
+    inv = _fleet(fleet_template, tmp_path, sites)
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    for region in ("east", "west"):
+        workers.start(region)
+        workers.start(region)
+    r = run_cli("apply", tmp_path / "playbooks" / "q241656.yaml", "--all", "-i", inv, "--yes", "--broker",
+                redis_server.url, "--fleet-dir", tmp_path / "fleets", "--report", tmp_path / "fleet.json",
+                cwd=tmp_path)
+    assert r.code == 0, r.text
+    report = json.loads((tmp_path / "fleet.json").read_text())
+    by_site = {s["site"]: s for s in report["sites"]}
+    assert report["counts"]["done"] == len(sites), report["counts"]
+    for name, region in sites.items():
+        worker = by_site[name].get("worker")
+        if region:
+            assert worker and f"-{region}-" in worker, (name, worker)  # run on its own region's worker
+        else:
+            assert not worker, name  # no region: run on the controller
+    assert redis_server.password not in r.text
+    print(f"deployer apply --all --broker: {len(sites)} sites, 20 through two regions' workers, 1 on the controller")
+
+
+def test_a_controller_killed_mid_rollout_resumes_without_repeating_finished_sites(
+        fleet_template: Path, tmp_path: Path, workers, redis_server, monkeypatch: pytest.MonkeyPatch):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    sites = {f"M{i:02d}": "east" for i in range(1, 9)}
+    inv = _fleet(fleet_template, tmp_path, sites)
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    workers.start("east", concurrency=1, env={"DEPLOYER_FAILPOINTS": "apply.action.2.before=sleep:1"})
+    fleets = tmp_path / "fleets"
+    cmd = [sys.executable, "-m", "deployer", "--no-log", "apply", str(tmp_path / "playbooks" / "q241656.yaml"),
+           "--all", "-i", str(inv), "--yes", "--broker", redis_server.url, "--fleet-dir", str(fleets),
+           "--forks", "2"]
+    controller = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  start_new_session=True, env={**os.environ})
+    deadline = time.monotonic() + 120
+
+    def done_sites() -> set[str]:
+        for j in fleets.glob("*.json"):
+            try:
+                data = json.loads(j.read_text())
+            except ValueError:
+                continue
+            return {k for k, v in data["sites"].items() if v["state"] in ("done", "nothing")}
+        return set()
+
+    while len(done_sites()) < 2:
+        assert time.monotonic() < deadline and controller.poll() is None, "the rollout did not get going"
+        time.sleep(0.2)
+    os.killpg(controller.pid, signal.SIGKILL)  # the controller dies; the workers go on with what they have
+    controller.wait()
+    finished_before = done_sites()
+    assert 2 <= len(finished_before) < len(sites)
+    (fleet_id,) = [j.stem for j in fleets.glob("*.json")]
+    r = run_cli("apply", "--resume", fleet_id, "--yes", "--broker", redis_server.url, "--fleet-dir", fleets,
+                cwd=tmp_path)
+    assert r.code == 0, r.text
+    for name in finished_before:  # a finished site is not started again
+        assert f"{name}:" not in r.out, r.out
+    for name in sites:
+        v = run_cli("verify", tmp_path / "playbooks" / "q241656.yaml", "--site", name, "-i", inv, cwd=tmp_path)
+        assert v.code == 0, (name, v.text)
+    print(f"controller killed after {len(finished_before)} of {len(sites)} sites; --resume finished the other "
+          f"{len(sites) - len(finished_before)} without repeating those, every site verifies")
 
 
 def test_a_worker_killed_mid_site_is_replaced_and_the_site_ends_whole(fleet_template: Path, tmp_path: Path, workers,
