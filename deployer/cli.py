@@ -321,8 +321,8 @@ def apply(
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
             if format == ApplyFormat.html or output is not None:
-                raise InputError("-f html and -o report one site; a fleet's report is --report FILE (.json, .xml for "
-                                 "JUnit, else text)")
+                raise InputError("-f html and -o report one site; a fleet's report is --report FILE (.html: the page "
+                                 "for the change ticket, .json, .xml for JUnit, else text)")
             raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
                                              broker=broker, worker_wait=worker_wait))
         site_ref = refs[0]

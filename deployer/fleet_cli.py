@@ -106,7 +106,8 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     with _signals(fleet, view), view:
         result = fleet.run()
     if args.report is not None:
-        fmt_of = {".json": "json", ".xml": "junit"}.get(args.report.suffix.lower(), "text")
+        fmt_of = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}.get(args.report.suffix.lower(),
+                                                                                        "text")
         outmod.write_atomic(args.report, render_file(result, fmt_of), what="the fleet report")
     emit = emit or ("json" if fmt == "json" else "summary")
     if emit == "summary":

@@ -99,5 +99,27 @@ def to_junit(result: FleetResult) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
+def to_html(result: FleetResult) -> str:
+    """One page for the change ticket: a row per site linking to its section, where each site's
+    verification tables (the article's layout) stand."""
+    from .report import html
+    from .verify import Report
+
+    sections = []
+    for o in result.outcomes:
+        detail = o.detail
+        report = detail if isinstance(detail, Report) else getattr(detail, "report", None)
+        if isinstance(detail, Report):
+            sections.append(html.verify_section(detail))
+            continue
+        status = {SiteState.DONE: "PASSED", SiteState.NOTHING: "NOTHING TO DO", SiteState.FAILED: "ROLLED BACK",
+                  SiteState.NOT_RESTORED: "NOT RESTORED", SiteState.MISMATCH: "FAILED"}.get(o.state, str(o.state).upper())
+        sections.append(html.SiteSection(
+            o.site, report.site_code if report else "", report.kb if report else "", report.title if report else None,
+            status, report=report, run=o.run, seconds=o.seconds,
+            error=None if o.state in (SiteState.DONE, SiteState.NOTHING) else o.message))
+    return html.render(sections, command=f"{result.command} (fleet {result.fleet_id or ''})".replace(" ()", ""))
+
+
 def render_file(result: FleetResult, fmt: str) -> str:
-    return {"json": to_json, "junit": to_junit}.get(fmt, to_text)(result)
+    return {"json": to_json, "junit": to_junit, "html": to_html}.get(fmt, to_text)(result)

@@ -422,3 +422,21 @@ def test_one_site_commands_still_refuse_a_repeated_site(fw: FleetWs):
     r = run_cli("--log", fw.path / "x.log", "plan", fw.playbook, "-i", fw.inventory, "--site", "SITE001",
                 "--site", "SITE002", cwd=fw.path)
     assert r.code == 0, r.text
+
+
+def test_a_fleet_report_page_has_a_row_per_site_linking_to_its_section(fw: FleetWs, tmp_path: Path):
+    """The change-ticket page of a fleet: the summary lists every site and links to its section,
+    where the site's verification stands in the article's layout."""
+    import re as _re
+
+    r = fw.apply("--all", "--report", fw.path / "fleet.html")
+    assert r.code == 0, r.text
+    page = (fw.path / "fleet.html").read_text()
+    for name in NAMES:
+        assert f'href="#site-{name}"' in page and f'id="site-{name}"' in page, name
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+    assert len(_re.findall(r"<th[^>]*>File name</th>", page)) >= N  # each site's table, as the article lays it out
+    v = fw.cli("verify", fw.playbook, "--all", "-i", fw.inventory, "-f", "html", "-o", fw.path / "verify.html")
+    assert v.code == 0, v.text
+    page = (fw.path / "verify.html").read_text()
+    assert all(f'href="#site-{name}"' in page for name in NAMES) and "FAILED" not in page
