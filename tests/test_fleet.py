@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, diff, run_cli, services, snapshot
+from conftest import copy_project, run_cli, services, snapshot
 from deployer import failpoints
 from deployer.fleet_lab import site_names, write_fleet_inventory
 
