@@ -399,7 +399,7 @@ class Site(Strict):
 class Inventory(Strict):
     sites: dict[str, Site] = Field(min_length=1)
     # named sets of sites for --group: each member a site name or a glob over site names ('EU*')
-    groups: dict[str, list[str]] = Field(default_factory=dict)
+    groups: dict[str, list[str]] = Field(default_factory=dict, description="named sets of sites for --group: each member a site name or a glob (EU*)")
 
     @field_validator("sites")
     @classmethod
