@@ -7,7 +7,6 @@ is a failure, never a skip.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import subprocess
