@@ -20,11 +20,10 @@ from pypsexec.exceptions import PypsexecException, SCMRException
 from pypsexec.scmr import ControlCode, CurrentState, DesiredAccess, SCMRApi
 from pypsexec.scmr import ControlsAccepted as Accepts
 
-from ..model.inventory import ScmrServices as ScmrSpec
-from ..model.inventory import SmbFiles as SmbFilesSpec
 from .base import RUNNING, STOPPED, ServicePoll, ServiceStatus, TargetError, service_error
 from .connect import ConnectContext, register_services
 from .smb import shared_link
+from .scmr_settings import scmr_settings
 from .smbconn import SmbLink, SmbOptions
 
 STATES = {
@@ -163,24 +162,9 @@ class ScmrServiceTransport:
 
 @register_services("scmr")
 def _scmr_services(ctx: ConnectContext, files: Any) -> ScmrServiceTransport:
-    spec = ctx.server.services
-    assert isinstance(spec, ScmrSpec)
-    base = ctx.server.files if isinstance(ctx.server.files, SmbFilesSpec) else None
-    given = spec.model_fields_set
-
-    def pick(field: str) -> Any:
-        """The scmr spec's own setting when given, else the SMB file transport's (one session for both)."""
-        if field in given or base is None:
-            return getattr(spec, field)
-        return getattr(base, field)
-
-    host = spec.host or (base.host if base else None)
-    same_host = base is not None and host == base.host
-    port = spec.port or (base.port if same_host else 445)
-    username = spec.username or (base.username if base else None)
-    password = spec.password or (base.password if base else None)
-    assert host and username and password, "the inventory model requires them"
-    options = SmbOptions(host, port, username, pick("domain"), pick("require_signing"), pick("encrypt"))
-    timeout = pick("timeout")
+    cfg = scmr_settings(ctx)
+    options = SmbOptions(cfg.host, cfg.port, cfg.username, cfg.pick("domain"), cfg.pick("require_signing"),
+                         cfg.pick("encrypt"))
+    password, timeout = cfg.password, cfg.timeout
     link = shared_link(ctx, options, password, timeout)
     return ScmrServiceTransport(ctx.name, link, timeout=timeout)

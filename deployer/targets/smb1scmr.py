@@ -11,12 +11,11 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any
 
-from ..model.inventory import ScmrServices as ScmrSpec
-from ..model.inventory import SmbFiles as SmbFilesSpec
 from .adapters import impacket_internals as lib
 from .base import RUNNING, STOPPED, ServicePoll, ServiceStatus, TargetError, service_error
 from .connect import ConnectContext, register_services
 from .smb1 import shared_link
+from .scmr_settings import scmr_settings
 from .smb1conn import Smb1Link, Smb1Options
 
 QUERY = lib.SERVICE_QUERY_STATUS
@@ -142,23 +141,9 @@ class Smb1ScmrServiceTransport:
 @register_services("scmr/smb1")
 def smb1_services(ctx: ConnectContext, files: Any) -> Smb1ScmrServiceTransport:
     """scmr services of a server whose SMB connection is SMB1: on the files' session when they share a host."""
-    spec = ctx.server.services
-    assert isinstance(spec, ScmrSpec)
-    base = ctx.server.files if isinstance(ctx.server.files, SmbFilesSpec) else None
-    given = spec.model_fields_set
-
-    def pick(field: str) -> Any:
-        if field in given or base is None:
-            return getattr(spec, field)
-        return getattr(base, field)
-
-    host = spec.host or (base.host if base else None)
-    same_host = base is not None and host == base.host
-    port = spec.port or (base.port if same_host else 445)
-    username = spec.username or (base.username if base else None)
-    password = spec.password or (base.password if base else None)
-    assert host and username and password, "the inventory model requires them"
-    options = Smb1Options(host, port, username, pick("domain"), pick("require_signing"), bool(pick("allow_ntlmv1")))
-    timeout = pick("timeout")
+    cfg = scmr_settings(ctx)
+    options = Smb1Options(cfg.host, cfg.port, cfg.username, cfg.pick("domain"), cfg.pick("require_signing"),
+                          bool(cfg.pick("allow_ntlmv1")))
+    password, timeout = cfg.password, cfg.timeout
     link = shared_link(ctx, options, password, timeout)
     return Smb1ScmrServiceTransport(ctx.name, link, timeout=timeout)
