@@ -9,6 +9,7 @@ reaches a target at all.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NewType
 
 RelPath = NewType("RelPath", str)  # backslash-joined components below the SMS root
@@ -48,7 +49,16 @@ def check_component(name: str, what: str = "name") -> str:
 
 def split(path: str) -> list[str]:
     """Split on either separator, dropping empty components (`a\\\\b` is `a\\b` on Windows)."""
-    return [p for p in re.split(r"[\\/]+", path) if p != ""]
+    return list(parts_of(path))
+
+
+_SEPARATORS = re.compile(r"[\\/]+")
+
+
+@lru_cache(maxsize=16384)
+def parts_of(path: str) -> tuple[str, ...]:
+    """split, as a tuple, remembered: a run asks for the same few hundred paths thousands of times."""
+    return tuple(p for p in _SEPARATORS.split(path) if p != "")
 
 
 def parse_root(root: str) -> tuple[str, list[str]]:
@@ -122,6 +132,7 @@ def same(a: str, b: str) -> bool:
     return [p.casefold() for p in split(a)] == [p.casefold() for p in split(b)]
 
 
+@lru_cache(maxsize=16384)
 def key(path: str) -> str:
     """A case-insensitive identity for a path (NTFS compares names case-insensitively)."""
-    return "\\".join(p.casefold() for p in split(path))
+    return "\\".join(p.casefold() for p in parts_of(path))

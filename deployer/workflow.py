@@ -132,7 +132,8 @@ def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_
             # The plan was made a moment ago in this process: sizes and write times tell whether
             # anyone got in before the lock, without reading (over SMB: downloading) every file again.
             # The backups are checked against the planned sha256 anyway before anything changes.
-            if changes(conn, plan.observations, content=False):
+            if changes(conn, plan.observations, content=False,
+                       payload_sha256=payloads.sha256 if payloads is not None else None):
                 plan = build_plan(pb, site, conn, payloads)
             return _run(plan, conn, site, pb.manifest, ctx)
 

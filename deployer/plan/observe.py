@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import winpath
 from ..errors import InputError
@@ -115,17 +115,20 @@ class Observer:
         return [self.records[k] for k in sorted(self.records, key=lambda k: tuple(str(p) for p in k))]
 
 
-def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content: bool = True) -> list[str]:
+def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content: bool = True,
+            payload_sha256: Callable[[Path], str | None] | None = None) -> list[str]:
     """What changed since the observations were made, in words (empty: nothing).
 
-    content=False compares sizes and write times only, without reading every file again."""
+    content=False compares sizes and write times only, without reading every file again.
+    payload_sha256: how to hash a local payload (a fleet's PayloadCache hashes each once)."""
+    local = payload_sha256 or (lambda p: local_sha256(p) if p.is_file() else None)
     out = []
     spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
     for rec in observations:
         kind = rec["kind"]
         if kind == "payload":
             p = Path(rec["path"])
-            if (local_sha256(p) if p.is_file() else None) != rec["sha256"]:
+            if local(p) != rec["sha256"]:
                 out.append(f"payload {p} changed or is missing")
             continue
         ep = conn.endpoint(rec["server"])

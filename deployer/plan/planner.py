@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -51,6 +52,26 @@ class PayloadCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._found: dict[tuple, tuple[tuple[int, int, int], Payload]] = {}
+        self._hashes: dict[str, tuple[tuple[int, int, int], str]] = {}
+
+    def sha256(self, path: Path) -> str | None:
+        """The sha256 of a local file (None: not a file), hashed once while its size, write time
+        and inode stay what they were: the re-check under each site's lock asks it of every
+        payload, and a fleet has many sites."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not S_ISREG(st.st_mode):
+            return None
+        sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+        with self._lock:
+            hit = self._hashes.get(str(path))
+            if hit is not None and hit[0] == sig:
+                return hit[1]
+            digest = local_sha256(path)
+            self._hashes[str(path)] = (sig, digest)
+            return digest
 
     def get(self, key: tuple, load) -> "Payload":
         with self._lock:  # held while hashing: the first site hashes, the others wait and reuse

@@ -126,15 +126,31 @@ class Runner:
             failpoints.hit(f"apply.stage.{a.number}")
             kind_of(a).prepare(self, a)
 
-    def backup(self, server: str, path: str, before: FileState, backup: str, number: int) -> None:
-        """Copy `path` to `backup` on its own server and check it is what the plan observed."""
+    def backup(self, server: str, path: str, before: FileState, backup: str, number: int, *,
+               swapped: bool = False) -> None:
+        """Keep the bytes of `path` as `backup` on its own server, checked against what the plan observed.
+
+        `swapped`: the caller replaces `path` only by renaming a new file over it, never by
+        writing into it. The old file then lives on under its other name, so where the target
+        can (the mock site), the backup is a hard link: no bytes copied, and nothing that could
+        be damaged in a copy to check but its size and write time. The restore still checks the
+        backup's sha256 before it puts it back.
+        """
         ep = self.ep(server)
         ep.files.makedirs(backup.rsplit("\\", 1)[0])
-        ep.files.copy(path, backup)
-        if not before.same_content(self.read(server, backup)):
+        link = getattr(ep.files, "hard_link", None) if swapped else None
+        if link is not None:
+            link(path, backup)
+            got = ep.files.stat(backup)
+            same = got is not None and (got.size, got.mtime_ns) == (before.size, before.mtime_ns)
+        else:
+            ep.files.copy(path, backup)
+            same = before.same_content(self.read(server, backup))
+        if not same:
             raise TargetError(f"the backup of {ep.where(path)} does not match the file observed when planning "
                               "(it changed since, or the copy is damaged)", server=server, path=path)
-        self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256)
+        self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256,
+                           **({"linked": True} if link is not None else {}))
 
     def stage(self, server: str, path: str, source: str, new: FileState, number: int, label: str) -> None:
         """Upload `source` beside `path` under the run's temporary name, with the new write time, and check it."""

@@ -157,7 +157,8 @@ class Replace(StepKind):
 
     def prepare(self, run, a):
         if a.before is not None:
-            run.backup(a.server, a.path, a.before, backup_path(run.run, a.number, a.file), a.number)
+            # execute swaps the file by a rename: the old one lives on under the backup's name
+            run.backup(a.server, a.path, a.before, backup_path(run.run, a.number, a.file), a.number, swapped=True)
         run.stage(a.server, a.path, a.source, a.new, a.number, a.file)
 
     def execute(self, run, a):

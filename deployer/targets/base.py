@@ -118,11 +118,18 @@ class FileTransport(Protocol):
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         """Create or truncate `path` and write the chunks; durable on return. Returns bytes written."""
 
-    def append(self, path: str, data: bytes) -> None:
-        """Append and flush to stable storage before returning (the journal depends on it)."""
+    def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
+        """Append; with durable, flushed to stable storage before returning (the journal's
+        write-ahead records depend on it). Without, the bytes are written to the file at once
+        (another process, or this one after a crash of deployer, reads them) and reach stable
+        storage with the next durable append to the same file."""
 
     def copy(self, src: str, dst: str) -> None:
         """Copy on the server (no round trip through deployer when the protocol allows), keeping the write time."""
+
+    # Optional: `hard_link(src, dst)` makes dst a second name of the file src (an NTFS hard link,
+    # CreateHardLink): no bytes move. Only transports that can do it have the method; see
+    # Runner.backup for the one use that is safe (a file that will be swapped by a rename).
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         """Rename atomically; with replace=True an existing dst is replaced in one step."""

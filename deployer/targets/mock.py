@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
 from . import mock_maintman, mock_sms
 from .base import RUNNING, STOPPED, ConnectFailed, ServiceStatus, TargetError, service_error
-from .mockfs import MockFiles, held_open, windows_error, write_json_atomic
+from .mockfs import MockFiles, handles_file, held_open, windows_error, write_json_atomic
 
 SITE_FILE = "site.json"
 OFFLINE = "offline"
@@ -121,6 +122,20 @@ def sms_dir(server_dir: Path, sms_root: str) -> Path:
     return server_dir.joinpath(drive, *parts)
 
 
+# server folder -> (stamps of scm.json and handles.json, the files they lock)
+_LOCKED: dict[Path, tuple[tuple, frozenset[str]]] = {}
+
+
+def _stamp(path: Path) -> tuple | None:
+    """What changes whenever the file is replaced: its inode, size and change time to the
+    nanosecond. Our writers replace these files under a new inode (write_json_atomic)."""
+    try:
+        s = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (s.st_ino, s.st_size, s.st_mtime_ns, s.st_ctime_ns)
+
+
 class MockServices:
     """ServiceTransport for one mock server."""
 
@@ -140,9 +155,11 @@ class MockServices:
             state = self._read()
             yield state
             try:
-                write_json_atomic(self.state_file, state)
+                write_json_atomic(self.state_file, state, durable=False)  # the registry, written back lazily
             except OSError as exc:  # a full disk under the SCM's database: the change did not happen
                 raise windows_error(exc, self.server, "scm.json") from None
+            finally:
+                _LOCKED.pop(self.dir, None)  # stamps are only as fine as the file system's clock
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -165,13 +182,22 @@ class MockServices:
         raise service_error(1060, name, self.server, action)
 
     def locked_paths(self) -> set[str]:
-        """Files held open on this server: loaded by running services, or held by other programs."""
+        """Files held open on this server: loaded by running services, or held by other programs.
+
+        Asked before every write, so the answer is kept while neither scm.json nor handles.json
+        changed (both are replaced whole, never edited in place: a new file, a new stamp)."""
+        stamp = (_stamp(self.state_file), _stamp(handles_file(self.dir)))
+        cached = _LOCKED.get(self.dir)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
         keys = held_open(self.dir)
         for svc in self._read()["services"].values():
             if svc["state"] == RUNNING:
                 keys.add(winpath.key(svc["image"]))
                 keys.update(winpath.key(m) for m in svc.get("modules", []))
-        return keys
+        frozen = frozenset(keys)
+        _LOCKED[self.dir] = (stamp, frozen)
+        return frozen  # type: ignore[return-value]
 
     # --- ServiceTransport ----------------------------------------------------------------
 
@@ -255,10 +281,10 @@ class MockServices:
                 for src, dst in copies:
                     data = b"".join(src_files.read_chunks(src))
                     tmp = dst + ".~scm"
-                    dst_files.write_file(tmp, [data])
+                    dst_files.write_file(tmp, [data], durable=False)  # as the SCM writes: no flush
                     failpoints.hit("mock.reset.copy.written")
                     dst_files.set_mtime(tmp, src_files.stat(src).mtime_ns)
-                    dst_files.rename(tmp, dst, replace=True)
+                    dst_files.rename(tmp, dst, replace=True, durable=False)
                     self._event(f"SMS_SITE_CONFIG_MANAGER installed {dst} on {info.name}")
             finally:
                 for svc_name in reversed(stopped):

@@ -143,9 +143,9 @@ def write_copy_lists(files: FileTransport, platforms: list[str], version: int, m
         for list_name in COPY_LISTS.get(plat.key, ()):
             rel = winpath.join(folder, list_name)
             tmp = rel + ".~mm"
-            files.write_file(tmp, [copy_list_text(list_name, version, names)])
+            files.write_file(tmp, [copy_list_text(list_name, version, names)], durable=False)
             files.set_mtime(tmp, mtime_ns)
-            files.rename(tmp, rel, replace=True)
+            files.rename(tmp, rel, replace=True, durable=False)
             written.append(rel)
     return written
 
@@ -170,7 +170,7 @@ class _Log:
         stamp = time.strftime("%m-%d-%Y %H:%M:%S", time.localtime())
         try:
             self.files.makedirs(layout.LOGS)
-            self.files.append(layout.MAINTMAN_LOG, maintman_log.format_line(text, stamp).encode())
+            self.files.append(layout.MAINTMAN_LOG, maintman_log.format_line(text, stamp).encode(), durable=False)
         except TargetError:
             pass  # SMS carries on when its trace log cannot be written; so does the mock
 
@@ -262,10 +262,10 @@ def _replicate(site: "MockSite", src: FileTransport, dst: FileTransport, outcome
 def _copy(src: FileTransport, src_rel: str, dst: FileTransport, dst_rel: str, mtime_ns: int) -> bool:
     """Copy one file (write time kept) through a temporary name; False if the target is in use."""
     tmp = dst_rel + ".~mm"
-    dst.write_file(tmp, src.read_chunks(src_rel))
+    dst.write_file(tmp, src.read_chunks(src_rel), durable=False)
     dst.set_mtime(tmp, mtime_ns)
     try:
-        dst.rename(tmp, dst_rel, replace=True)
+        dst.rename(tmp, dst_rel, replace=True, durable=False)
     except SharingViolation:
         dst.remove(tmp)
         return False

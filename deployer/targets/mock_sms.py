@@ -80,7 +80,7 @@ def _locked(server_dir: Path) -> Iterator[dict[str, Any]]:
         state = _read(server_dir)
         yield state
         try:
-            write_json_atomic(server_dir / STATE_FILE, state)
+            write_json_atomic(server_dir / STATE_FILE, state, durable=False)  # the registry, written back lazily
         except OSError as exc:  # a full disk under the SMS state: Windows error 112, not a traceback
             raise windows_error(exc, server_dir.name, STATE_FILE) from None
 
@@ -229,7 +229,7 @@ def _write_ct2(scm: "MockServices") -> str:
     body = ["[Site Status]", f"Site={code}", f"Written={_stamp()}", "[Services]", *_server_states(site)]
     files = site.files(scm.server)
     files.makedirs(layout.SITECFG_BOX)
-    files.write_file(rel, [("\r\n".join(body) + "\r\n").encode("ascii")])
+    files.write_file(rel, [("\r\n".join(body) + "\r\n").encode("ascii")], durable=False)
     return f"wrote status file {winpath.absolute(site.server_info(scm.server).sms_root, rel)}"
 
 
@@ -243,7 +243,7 @@ def _write_user_group_mif(scm: "MockServices") -> str:
            f'      Value = "{code}"\r\n    End Attribute\r\n  End Group\r\nEnd Component\r\n')
     files = site.files(scm.server)
     files.makedirs(INVENTORY_BOX)
-    files.write_file(rel, [mif.encode("ascii")])
+    files.write_file(rel, [mif.encode("ascii")], durable=False)
     return f"wrote user group MIF {winpath.absolute(site.server_info(scm.server).sms_root, rel)}"
 
 
@@ -262,7 +262,7 @@ def _logon_scripts(scm: "MockServices") -> list[str]:
                   f"rem configured by SMS_SITE_CONFIG_MANAGER {_stamp()}; logon servers: {', '.join(logon)}\r\n"
                   "%0\\..\\X86.BIN\\CLIENT32.EXE /S\r\n")
         files = site.files(name)
-        files.write_file(LOGON_SCRIPT, [script.encode("ascii")])
+        files.write_file(LOGON_SCRIPT, [script.encode("ascii")], durable=False)
         done.append(f"rewrote logon script {winpath.absolute(site.server_info(name).sms_root, LOGON_SCRIPT)} "
                     f"on {name}")
     return done

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import stat as st
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -51,14 +52,19 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: object) -> None:
+def write_json_atomic(path: Path, data: object, *, durable: bool = True) -> None:
+    """Replace `path` whole: a reader, or a crash of the writer, sees the old file or the new.
+    durable=False leaves flushing to the system, as Windows does with the registry (the SCM's
+    database, which it writes back lazily)."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=1, sort_keys=True)
-        fh.flush()
-        os.fsync(fh.fileno())
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def windows_error(exc: OSError, server: str, rel: str) -> TargetError:
@@ -85,6 +91,7 @@ class MockFiles:
     def __init__(self, server: str, root: Path, locked: Callable[[], set[str]]):
         self.server = server
         self.root = root
+        self._root = str(root)
         self._locked = locked  # RelPath keys of files that are open elsewhere, asked fresh each time
 
     # --- path resolution ------------------------------------------------------------------
@@ -94,12 +101,24 @@ class MockFiles:
 
     def _resolve(self, rel: str, *, want_parent: bool = False) -> Path:
         """Find `rel` case-insensitively. With want_parent, the last component may be missing."""
-        parts = winpath.split(rel)
-        for name in parts:
-            try:
-                winpath.check_component(name, "path component")
-            except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
-                raise self._err(AccessDenied, str(exc), rel) from None
+        try:
+            parts = _checked_parts(rel)
+        except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
+            raise self._err(AccessDenied, str(exc), rel) from None
+        # Most paths arrive in the case they have on disk: one lstat finds them. That is what the
+        # walk below would find too, as it takes an exact match first at every step.
+        exact = os.path.join(self._root, *parts)
+        try:
+            found = os.lstat(exact)
+        except OSError:
+            found = None
+        if found is not None:
+            if st.S_ISLNK(found.st_mode):
+                raise self._err(AccessDenied, "links are not followed on a mock site", rel)
+            return Path(exact)
+        return self._walk(rel, parts, want_parent)
+
+    def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
         cur = self.root
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
@@ -132,7 +151,7 @@ class MockFiles:
         locked = self._locked()
         if not locked:
             return
-        key = winpath.key(str(path.relative_to(self.root)).replace("/", "\\"))
+        key = winpath.key(os.path.relpath(path, self._root))
         if key in locked:
             raise self._err(SharingViolation, "the process cannot access the file because it is being used "
                             "by another process", rel)
@@ -160,7 +179,8 @@ class MockFiles:
         except NotFound:
             return None
         s = p.stat()
-        return FileStat(p.name, 0 if p.is_dir() else s.st_size, s.st_mtime_ns, p.is_dir(), not (s.st_mode & st.S_IWUSR))
+        isdir = st.S_ISDIR(s.st_mode)
+        return FileStat(p.name, 0 if isdir else s.st_size, s.st_mtime_ns, isdir, not (s.st_mode & st.S_IWUSR))
 
     def listdir(self, path: str) -> list[FileStat]:
         p = self._resolve(path)
@@ -190,7 +210,9 @@ class MockFiles:
 
     # --- writing --------------------------------------------------------------------------
 
-    def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
+    def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False, durable: bool = True) -> int:
+        """durable=False: for the site's own simulated programs (Maintenance Manager, the SCM's
+        site reset), which write as Windows programs do, leaving the flush to the system."""
         p = self._resolve(path, want_parent=True)
         parent = p.parent
         if not parent.is_dir():
@@ -213,13 +235,14 @@ class MockFiles:
                 for block in chunks:
                     fh.write(block)
                     written += len(block)
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
         except OSError as exc:
             raise self._os_error(exc, path) from None
         return written
 
-    def append(self, path: str, data: bytes) -> None:
+    def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         p = self._resolve(path, want_parent=True)
         if p.exists():
             self._check_not_in_use(path, p)
@@ -227,7 +250,8 @@ class MockFiles:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
                 os.write(fd, data)
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -249,7 +273,22 @@ class MockFiles:
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
-    def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
+    def hard_link(self, src: str, dst: str) -> None:
+        """A hard link, as NTFS makes them: allowed on a file another program has open."""
+        s = self._resolve(src)
+        if s.is_dir():
+            raise self._err(AccessDenied, "is a folder; folders cannot be linked", src)
+        d = self._resolve(dst, want_parent=True)
+        if d.exists():
+            raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
+        self._check_folder_writable(dst, d.parent)
+        try:
+            os.link(s, d)
+            fsync_dir(d.parent)
+        except OSError as exc:
+            raise self._os_error(exc, dst) from None
+
+    def rename(self, src: str, dst: str, *, replace: bool = False, durable: bool = True) -> None:
         s = self._resolve(src)
         self._check_not_in_use(src, s)
         d = self._resolve(dst, want_parent=True)
@@ -268,7 +307,8 @@ class MockFiles:
             self._check_writable(dst, d)
         try:
             os.replace(s, d)
-            fsync_dir(d.parent)
+            if durable:
+                fsync_dir(d.parent)
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
@@ -320,6 +360,15 @@ class MockFiles:
 
     def close(self) -> None:
         pass
+
+
+@lru_cache(maxsize=4096)
+def _checked_parts(rel: str) -> tuple[str, ...]:
+    """The components of a path, each checked against Windows' rules (raises PathRuleError)."""
+    parts = winpath.parts_of(rel)
+    for name in parts:
+        winpath.check_component(name, "path component")
+    return parts
 
 
 def _listdir(p: Path) -> list[str]:

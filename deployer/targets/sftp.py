@@ -396,7 +396,7 @@ class SftpFiles:
             raise
 
     @_changes_folders
-    def append(self, path: str, data: bytes) -> None:
+    def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         found = self._find(path, want_parent=True)
         if found.is_dir:
             raise self._err(AccessDenied, "is a folder, not a file", path)
@@ -407,7 +407,8 @@ class SftpFiles:
                 # OpenSSH writes at the end of a handle opened to append whatever the offset;
                 # a server that does not gets the current end of the file
                 sftp.write_pipelined(handle, [data], int(sftp.fstat_handle(handle).st_size or 0))
-                sftp.fsync(handle)  # the journal's records must survive a crash of the server
+                if durable:
+                    sftp.fsync(handle)  # the journal's write-ahead records must survive a crash of the server
             except BaseException:
                 self._close_quietly(handle)
                 raise

@@ -184,13 +184,15 @@ class SmbFileTransport:
         return req, unpack
 
     def _finish(self, tree: TreeConnect, fh: Open, what: str, rel: str, *, before: Sequence[Action] = (),
-                also: Sequence[Open] = ()) -> None:
+                also: Sequence[Open] = (), flush: bool = True) -> None:
         """Flush (durable on return: the server commits the data to disk first), then close.
 
         FLUSH comes last in its compound: a long one goes asynchronous, which Samba allows
         only to the last request of a compound (MS-SMB2 3.3.5.2.7, note <206>).
         """
-        self._check(self.link.compound(tree, [*before, fh.flush(send=False)], related=False), what, rel)
+        if flush or before:
+            self._check(self.link.compound(tree, [*before, *([fh.flush(send=False)] if flush else [])],
+                                           related=False), what, rel)
         self._check(self.link.compound(tree, [o.close(send=False) for o in (fh, *also)], related=False), what, rel)
 
     def _close_quietly(self, fh: Open, generation: int) -> None:
@@ -329,7 +331,7 @@ class SmbFileTransport:
                 raise
         return written
 
-    def append(self, path: str, data: bytes) -> None:
+    def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         rel = _norm(path)
         with self._op("append", rel):
             tree = self._tree()
@@ -341,7 +343,7 @@ class SmbFileTransport:
             generation = self.link.generation
             try:
                 self.link.write_stream(tree, fh, [data], offset=fh.end_of_file)
-                self._finish(tree, fh, "append", rel)
+                self._finish(tree, fh, "append", rel, flush=durable)
             except BaseException:
                 self._close_quietly(fh, generation)
                 raise

@@ -286,7 +286,8 @@ class Smb1FileTransport:
                 raise
         return written
 
-    def append(self, path: str, data: bytes) -> None:
+    def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
+        # SMB1 writes here are write-through: every append is durable, asked or not
         rel = _norm(path)
         with self._op("append", rel):
             o = self._open(rel, "append", lib.WRITE_DATA | lib.APPEND_DATA | lib.READ_ATTRIBUTES, lib.SHARE_READ,
