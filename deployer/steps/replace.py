@@ -130,7 +130,10 @@ class Replace(StepKind):
         payload = planner.payload(i, j, entry)
         path = winpath.join(folder, name)
         planner.checks.append(Check(ep.name, path, entry_index, "playbook"))
-        current = planner.obs.file(ep, path, content=True)
+        # The content is read only where it decides something: a manifest that lists sha256s, or
+        # a file that will be replaced (its backup and restore are checked against it). A file the
+        # manifest's size and date already pass is not read at all.
+        current = planner.obs.file(ep, path, content=bool(entry.sha256))
         ver = None
         if entry.version and current is not None and current.size >= 0:
             ver = fileversion.find_version(ep.files.read_chunks(path))
@@ -147,6 +150,8 @@ class Replace(StepKind):
                          f"already {'at' if verdict.status == 'ok' else 'later than'} the manifest"
                          + (f" ({verdict.detail})" if verdict.detail else ""))
             return
+        if current is not None and current.size >= 0 and current.sha256 is None:
+            current = planner.obs.file(ep, path, content=True)
         planner.add(ReplaceFile(
             number=planner.number(), step=i, server=ep.name, path=path, where=ep.where(path),
             file=entry.name, platform=plat_key(entry), source=str(payload.path),

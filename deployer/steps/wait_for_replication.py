@@ -101,7 +101,9 @@ class WaitReplication(StepKind):
             for name in names:
                 src = winpath.join(src_dir, name)
                 rep = replaced.get((ss.name, winpath.key(src)))
-                after = rep.new if rep is not None else planner.obs.file(ss, src, content=True)
+                # Replication goes by size and write time, and so does the decision here: contents
+                # are read only for the copies that will be awaited (backups and checks need them).
+                after = rep.new if rep is not None else planner.obs.file(ss, src, content=False)
                 if after is None or after.size < 0:
                     continue
                 entry = manifest.entry(name, plat)
@@ -110,13 +112,17 @@ class WaitReplication(StepKind):
                                   for c in planner.checks)
                 for ep in targets:
                     dst = winpath.join(layout.logon_bin(plat), name)
-                    before = planner.obs.file(ep, dst, content=True)
+                    before = planner.obs.file(ep, dst, content=False)
                     if before is not None:
                         dst = winpath.join(layout.logon_bin(plat), before.name or name)
                     if entry is not None and (rep is not None or planned_src):
                         planner.checks.append(Check(ep.name, dst, manifest.files.index(entry), "replication"))
                     if _same_attributes(after, before):
                         continue
+                    if after.sha256 is None:
+                        after = planner.obs.file(ss, src, content=True) or after
+                    if before is not None and before.size >= 0:
+                        before = planner.obs.file(ep, dst, content=True)
                     copies.append(LogonCopy(ep.name, dst, ep.where(dst), src, before,
                                             FileState(after.size, after.mtime_ns, after.sha256, name),
                                             awaited=entry is not None))

@@ -101,6 +101,10 @@ class MockFiles:
 
     def _resolve(self, rel: str, *, want_parent: bool = False) -> Path:
         """Find `rel` case-insensitively. With want_parent, the last component may be missing."""
+        return self._lookup(rel, want_parent)[0]
+
+    def _lookup(self, rel: str, want_parent: bool = False) -> tuple[Path, os.stat_result | None]:
+        """_resolve, with the entry's attributes when the lookup read them on the way."""
         try:
             parts = _checked_parts(rel)
         except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
@@ -115,10 +119,19 @@ class MockFiles:
         if found is not None:
             if st.S_ISLNK(found.st_mode):
                 raise self._err(AccessDenied, "links are not followed on a mock site", rel)
-            return Path(exact)
-        return self._walk(rel, parts, want_parent)
+            return Path(exact), found
+        return self._walk(rel, parts, want_parent), None
 
     def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
+        if parts:
+            # the folder as spelled, only the last name missing or in another case: one listing
+            folder = os.path.join(self._root, *parts[:-1])
+            try:
+                is_folder = st.S_ISDIR(os.stat(folder).st_mode)
+            except OSError:
+                is_folder = False
+            if is_folder:
+                return self._last(rel, Path(folder), parts[-1], want_parent)
         cur = self.root
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
@@ -146,6 +159,21 @@ class MockFiles:
         if cur.is_symlink():
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return cur
+
+    def _last(self, rel: str, folder: Path, name: str, want_parent: bool) -> Path:
+        """The entry of `folder` named `name` in any case (the exact spelling is not there)."""
+        matches = [e for e in _listdir(folder) if e.casefold() == name.casefold()]
+        if len(matches) > 1:
+            raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
+                            "a Windows folder cannot hold them", rel)
+        if not matches:
+            if want_parent:
+                return folder / name
+            raise self._err(NotFound, "the system cannot find the file specified", rel)
+        found = folder / matches[0]
+        if found.is_symlink():
+            raise self._err(AccessDenied, "links are not followed on a mock site", rel)
+        return found
 
     def _check_not_in_use(self, rel: str, path: Path) -> None:
         locked = self._locked()
@@ -175,10 +203,10 @@ class MockFiles:
 
     def stat(self, path: str) -> FileStat | None:
         try:
-            p = self._resolve(path)
+            p, s = self._lookup(path)
         except NotFound:
             return None
-        s = p.stat()
+        s = s or p.stat()
         isdir = st.S_ISDIR(s.st_mode)
         return FileStat(p.name, 0 if isdir else s.st_size, s.st_mtime_ns, isdir, not (s.st_mode & st.S_IWUSR))
 
