@@ -92,6 +92,7 @@ class MockFiles:
         self.server = server
         self.root = root
         self._root = str(root)
+        self._folders: dict[str, str] = {}  # case-insensitive key of a folder -> its path on disk
         self._locked = locked  # RelPath keys of files that are open elsewhere, asked fresh each time
 
     # --- path resolution ------------------------------------------------------------------
@@ -132,6 +133,24 @@ class MockFiles:
                 is_folder = False
             if is_folder:
                 return self._last(rel, Path(folder), parts[-1], want_parent)
+            # a folder spelled in another case than on disk: found by a walk once, then remembered
+            # (while it is still there: a folder renamed or removed is walked to again)
+            fkey = winpath.key("\\".join(parts[:-1]))
+            known = self._folders.get(fkey)
+            if known is not None:
+                try:
+                    if st.S_ISDIR(os.stat(known).st_mode):
+                        return self._last(rel, Path(known), parts[-1], want_parent)
+                except OSError:
+                    pass
+                del self._folders[fkey]
+            found = self._walk_all(rel, parts, want_parent)
+            if len(parts) > 1:
+                self._folders[fkey] = str(found.parent)
+            return found
+        return self._walk_all(rel, parts, want_parent)
+
+    def _walk_all(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
         cur = self.root
         for i, name in enumerate(parts):
             last = i == len(parts) - 1
