@@ -30,6 +30,9 @@ def _verdict(result: RunResult) -> str:
 def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
     if result is None:
         return SiteOutcome(site, SiteState.NOT_STARTED, "declined", exit_code=int(ExitCode.OK))
+    # A fleet keeps every site's outcome to the end, for its report: not the run's events and
+    # timings, which the site's own journal holds (they were most of a site's memory).
+    result.events, result.timings = [], []
     base = dict(run=result.run, seconds=result.seconds, actions=result.actions_done, detail=result,
                 data={"journal": result.journal, "remaining": result.remaining, "error": result.error,
                       "report": result.report.to_json() if result.report else None})
@@ -62,7 +65,8 @@ def plan_work(pb: LoadedPlaybook, payloads: PayloadCache) -> Work:
         p = workflow.make_plan(pb, site, ctx, payloads=payloads)
         state = SiteState.NOTHING if p.empty else SiteState.DONE
         text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
-        return SiteOutcome(site.name, state, text, actions=len(p.actions), detail=p, data={"plan": p.to_json()})
+        # the plan as JSON only, for the fleet's report: the Plan object would be kept twice
+        return SiteOutcome(site.name, state, text, actions=len(p.actions), data={"plan": p.to_json()})
 
     return work
 

@@ -345,7 +345,7 @@ class MockFiles:
         # moving an entry out of and into a folder needs the right to change both folders
         self._check_folder_writable(src, s.parent)
         self._check_folder_writable(dst, d.parent)
-        if d.exists() and winpath.key(str(d)) != winpath.key(str(s)):
+        if d.exists() and str(d).casefold() != str(s).casefold():
             if not replace:
                 raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
             if d.is_dir():
