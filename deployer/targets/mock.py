@@ -155,7 +155,7 @@ class MockServices:
             state = self._read()
             yield state
             try:
-                write_json_atomic(self.state_file, state, durable=False)  # the registry, written back lazily
+                write_json_atomic(self.state_file, state, durable=False, indent=None)  # the registry, written back lazily
             except OSError as exc:  # a full disk under the SCM's database: the change did not happen
                 raise windows_error(exc, self.server, "scm.json") from None
             finally:

@@ -80,7 +80,7 @@ def _locked(server_dir: Path) -> Iterator[dict[str, Any]]:
         state = _read(server_dir)
         yield state
         try:
-            write_json_atomic(server_dir / STATE_FILE, state, durable=False)  # the registry, written back lazily
+            write_json_atomic(server_dir / STATE_FILE, state, durable=False, indent=None)  # the registry, written back lazily
         except OSError as exc:  # a full disk under the SMS state: Windows error 112, not a traceback
             raise windows_error(exc, server_dir.name, STATE_FILE) from None
 
