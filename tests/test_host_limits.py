@@ -14,7 +14,9 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -179,6 +181,34 @@ def test_smb_fleet_with_max_per_host_2_runs_two_sites_at_once(smb_lab):
     assert r.code == 0, r.text
     assert inside.peak == 2
     assert host_limits.LIMITER.peak[HostKey("127.0.0.1", server.port)] == 2
+
+
+def test_ctrl_c_ends_the_wait_of_sites_queued_for_a_busy_host(smb_lab):
+    """SIGINT while one site works on the host and three wait for it: the working site rolls
+    back, the waiting ones end at once, not started, their shares untouched."""
+    lab, server, _ = smb_lab
+    before = {n: snapshot(root_of(lab, n)) for n in NAMES}
+    sent = []
+
+    def interrupt(name: str) -> None:
+        if not sent:
+            sent.append(name)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # the handler runs on the main thread meanwhile
+
+    failpoints.arm("apply.action.3.before", "call", interrupt)
+    r = apply(lab, "sites-smb.yaml", "--forks", "4", "--max-per-host", "1", "-f", "json")
+    failpoints.reset()
+    assert r.code == 1, r.text
+    sites = {s["site"]: s for s in json.loads(r.out)["sites"]}
+    assert [s["state"] for s in sites.values()].count("failed") == 1
+    waited = [s for s in sites.values() if s["state"] == "not_started"]
+    assert len(waited) == N - 1
+    for s in waited:
+        assert f"while waiting for a free session to 127.0.0.1:{server.port}" in s["message"]
+        assert s["bytes"] == 0
+    assert {n: snapshot(root_of(lab, n)) for n in NAMES} == before  # the failed one rolled back too
+    assert host_limits.LIMITER.open_now(HostKey("127.0.0.1", server.port)) == 0
 
 
 def test_ssh_fleet_with_max_per_host_1_opens_one_session_at_a_time(ssh_lab: Path, sshd: SshTestServer):
