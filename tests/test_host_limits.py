@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -124,6 +125,31 @@ class Inside:
             self.now -= 1
 
 
+class SambaSessions:
+    """Samba's own count of the sessions open at once (smbstatus, polled while a command runs):
+    the server's word, independent of deployer. A poll can miss a session shorter than its
+    interval, never invent one, so the peak it sees is at most the true peak."""
+
+    def __init__(self, samba: Samba):
+        self.samba, self.peak, self._stop = samba, 0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            out = subprocess.run(["smbstatus", "-s", str(self.samba.conf), "-b", "--json"], capture_output=True,
+                                 text=True, check=True).stdout
+            self.peak = max(self.peak, len(json.loads(out).get("sessions") or {}))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> "SambaSessions":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def written_bytes(lab: Path, before: dict, after: dict) -> int:
     """Bytes of the payloads deployer wrote to a site: each file that now holds a payload's
     content and did not before. (Other files change on the server itself: the site reset
@@ -147,9 +173,11 @@ def test_smb_fleet_with_max_per_host_1_opens_one_session_at_a_time(smb_lab, monk
     failpoints.arm("apply.action.1.before", "call", inside)
     before = {n: snapshot(root_of(lab, n)) for n in NAMES}
 
-    r = apply(lab, "sites-smb.yaml", "--forks", "4", "--max-per-host", "1", "-f", "json", "--report",
-              lab / "fleet.json")
+    with SambaSessions(server) as seen:
+        r = apply(lab, "sites-smb.yaml", "--forks", "4", "--max-per-host", "1", "-f", "json", "--report",
+                  lab / "fleet.json")
     assert r.code == 0, r.text
+    assert seen.peak == 1  # Samba never had two of our sessions open
     data = json.loads(r.out)
     assert data["counts"]["done"] == N
     key = HostKey("127.0.0.1", server.port)
@@ -177,9 +205,10 @@ def test_smb_fleet_with_max_per_host_2_runs_two_sites_at_once(smb_lab):
     lab, server, _ = smb_lab
     inside = Inside(wait_for=2)
     failpoints.arm("apply.action.1.before", "call", inside)
-    r = apply(lab, "sites-smb.yaml", "--forks", "4", "--max-per-host", "2")
+    with SambaSessions(server) as seen:
+        r = apply(lab, "sites-smb.yaml", "--forks", "4", "--max-per-host", "2")
     assert r.code == 0, r.text
-    assert inside.peak == 2
+    assert inside.peak == 2 and seen.peak == 2
     assert host_limits.LIMITER.peak[HostKey("127.0.0.1", server.port)] == 2
 
 
