@@ -1,9 +1,10 @@
 """What the operator sees while a fleet runs, drawn on ONE console from many site threads.
 
 On a terminal: a live panel (rich) with the counts (done, failed, running, waiting), the
-payload bytes uploaded so far, and the current action (and bytes) of each running site, and a summary line printed above it as each site
-ends (with the bytes it uploaded). Piped: the same summary lines, one per site, in the order sites end, and nothing
-else, so a log reads cleanly. With `-f json` nothing is drawn: standard output carries
+payload bytes uploaded so far, and the current action (and bytes) of each running site,
+and a summary line printed above it as each site ends (with the bytes it uploaded).
+Piped: the same summary lines, one per site, in the order sites end, and nothing else, so
+a log reads cleanly. With `-f json` nothing is drawn: standard output carries
 the final JSON only (warnings still go to standard error). Each site's narrative goes to
 the command's log, every line tagged with its site. Every entry point takes one lock:
 site threads call in at any time.
