@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import Counter
 from pathlib import Path
 from typing import Hashable
 
@@ -46,7 +45,6 @@ class CredentialCache:
         self._lock = threading.Lock()
         self._values: dict[Hashable, Secret] = {}
         self._key_locks: dict[Hashable, threading.Lock] = {}
-        self.resolved: Counter[str] = Counter()  # per source description: times actually read or asked
 
     def get(self, source: SecretSource, base: Path, what: str) -> Secret:
         key = source_key(source, base, what)
@@ -62,7 +60,6 @@ class CredentialCache:
                     return self._values[key]
             secret = source.resolve(base, what)
             with self._lock:
-                self.resolved[source.describe()] += 1
                 if key[0] == "file":  # an older version of the same file is not wanted any more
                     for old in [k for k in self._values if k[0] == "file" and k[1] == key[1]]:  # type: ignore[index]
                         del self._values[old]
@@ -83,7 +80,6 @@ class CredentialCache:
         with self._lock:
             self._values.clear()
             self._key_locks.clear()
-            self.resolved.clear()
 
 
 CACHE = CredentialCache()  # the process's one cache: every connection resolves its passwords here
