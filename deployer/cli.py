@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 import typer
 
 from . import __version__, cli_clients
-from .fleet_options import (DEFAULT_FORKS, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
+from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
                             MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
@@ -235,6 +235,7 @@ def plan(
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
+    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
@@ -243,7 +244,7 @@ def plan(
     if len(refs) > 1:
         if out:
             raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
-        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks), fmt=format.value))
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
@@ -274,6 +275,7 @@ def apply(
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
+    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     batch: BatchOpt = None,
     canary: CanaryOpt = 0,
     max_fail: MaxFailOpt = None,
@@ -284,7 +286,7 @@ def apply(
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
 
-    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report)
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host)
     if resume is not None:
         if target is not None or site or group or all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
@@ -299,7 +301,7 @@ def apply(
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
         if format == ApplyFormat.html:
             raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
-        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks)
+        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host)
     if output is not None:
         if format == ApplyFormat.text:
             raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
@@ -418,12 +420,13 @@ def verify(
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
+    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     loaded = workflow.load_target(target)
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks), fmt=format.value, output=output))
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value, output=output))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
@@ -465,6 +468,7 @@ def rollback(
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
+    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     max_fail: MaxFailOpt = None,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
@@ -473,7 +477,7 @@ def rollback(
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report),
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host),
                                             yes=yes, force=force, break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -500,6 +504,7 @@ def recover(
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
+    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
 ) -> None:
@@ -507,7 +512,7 @@ def recover(
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report), yes=yes,
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host), yes=yes,
                                            break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -534,13 +539,14 @@ def recover(
 @app.command(epilog=EXIT_CODES_HELP)
 def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
-         group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS) -> None:
+         group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS,
+         max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST) -> None:
     """List the runs journaled on a site, newest last."""
     from . import prune as prunemod
 
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks), fmt=format.value))
+        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
     site_ref = refs[0]
     found = prunemod.runs_with_space(site_ref)
     if format == Format.json:

@@ -27,9 +27,10 @@ from .errors import DeployerError, ExitCode, InputError, RestoreFailed
 from .fleet_journal import FleetJournal
 from .model.inventory import SiteRef
 from .run import context as ev
-from .run.context import CancelToken, Event, RunContext
+from .run.context import Cancelled, CancelToken, Event, RunContext
 
 from .fleet_options import DEFAULT_FORKS
+from .targets import host_limits
 
 
 class SiteState(str, Enum):
@@ -72,10 +73,12 @@ class SiteOutcome:
     exit_code: int = 0  # the site's own exit code, as the one-site command would have ended
     detail: Any = None  # the plan, RunResult or Report, for renderers (not journaled)
     data: dict[str, Any] = field(default_factory=dict)  # JSON for the fleet report
+    bytes: int = 0  # payload bytes sent to the site's servers (staged uploads), counted from its BYTES events
 
     def to_json(self) -> dict[str, Any]:
         return {"site": self.site, "state": str(self.state), "message": self.message, "run": self.run,
-                "seconds": round(self.seconds, 3), "actions": self.actions, "exit_code": self.exit_code, **self.data}
+                "seconds": round(self.seconds, 3), "actions": self.actions, "exit_code": self.exit_code,
+                "bytes": self.bytes, **self.data}
 
 
 Work = Callable[[SiteRef, RunContext], SiteOutcome]
@@ -124,10 +127,12 @@ class Rollout:
     canary: int = 0
     max_fail: Count | None = None  # None: never stop for failures
     yes: bool = False
+    max_per_host: int = host_limits.DEFAULT_MAX_PER_HOST  # sessions open to one server host at a time
 
     def __post_init__(self) -> None:
         if self.forks < 1:
             raise InputError(f"--forks {self.forks}: give 1 or more (sites worked on at the same time)")
+        host_limits.check_limit(self.max_per_host)
         if self.canary < 0:
             raise InputError(f"--canary {self.canary}: give 0 (no canary) or more sites")
 
@@ -143,7 +148,7 @@ class Rollout:
 
     def to_json(self) -> dict[str, Any]:
         return {"forks": self.forks, "batch": str(self.batch) if self.batch else None, "canary": self.canary,
-                "max_fail": str(self.max_fail) if self.max_fail else None}
+                "max_fail": str(self.max_fail) if self.max_fail else None, "max_per_host": self.max_per_host}
 
 
 @dataclass
@@ -174,6 +179,10 @@ class FleetResult:
             return int(ExitCode.NOT_RESTORED)
         return int(worst)
 
+    @property
+    def bytes(self) -> int:
+        return sum(o.bytes for o in self.outcomes)
+
     def counts(self) -> dict[str, int]:
         out = {str(s): 0 for s in SiteState if s not in (SiteState.WAITING, SiteState.RUNNING)}
         for o in self.outcomes:
@@ -183,13 +192,17 @@ class FleetResult:
     def to_json(self) -> dict[str, Any]:
         return {"fleet": self.fleet_id, "command": self.command, "exit_code": self.exit_code,
                 "stopped": self.stopped, "paused": self.paused, "seconds": round(self.seconds, 3),
-                "journal": self.journal, "counts": self.counts(), "sites": [o.to_json() for o in self.outcomes]}
+                "journal": self.journal, "counts": self.counts(), "bytes": self.bytes,
+                "sites": [o.to_json() for o in self.outcomes]}
 
 
 def outcome_of_error(site: str, exc: BaseException, seconds: float) -> SiteOutcome:
     """A site whose work raised: bad input for this site, unreachable, locked... Nothing was
     changed there (a run that changed something returns its RunResult instead of raising),
     except a RestoreFailed, which says what is left."""
+    if isinstance(exc, Cancelled):  # raised before the site's session opened (host_limits.py): nothing was done
+        return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: cancelled ({exc.reason})", seconds=seconds,
+                           exit_code=int(ExitCode.FAILED_RESTORED))
     if isinstance(exc, RestoreFailed):
         return SiteOutcome(site, SiteState.NOT_RESTORED, str(exc), seconds=seconds,
                            exit_code=int(ExitCode.NOT_RESTORED))
@@ -212,6 +225,7 @@ class Fleet:
         self.journal = journal
         self.cancel = cancel or CancelToken()
         self.outcomes: dict[str, SiteOutcome] = {}
+        self.bytes: dict[str, int] = {}  # site -> payload bytes sent so far
         self.failures = 0
         self.stop_reason: str | None = None
         self.started_any = False  # the CLI's signal handler: before any site started, Ctrl-C just interrupts
@@ -241,6 +255,7 @@ class Fleet:
 
     def _finish(self, outcome: SiteOutcome) -> SiteOutcome:
         with self._lock:
+            outcome.bytes = outcome.bytes or self.bytes.get(outcome.site, 0)
             self.outcomes[outcome.site] = outcome
             if outcome.state.counts_as_failure:
                 self.failures += 1
@@ -268,6 +283,9 @@ class Fleet:
     def _site_sink(self, event: Event) -> Any:
         if event.kind == ev.QUESTION:
             return True  # the operator answered for the whole fleet before it started
+        if event.kind == ev.BYTES:
+            with self._lock:
+                self.bytes[event.site] = self.bytes.get(event.site, 0) + int(event.data.get("bytes") or 0)
         self.view.site_event(event)
         return None
 
@@ -275,6 +293,7 @@ class Fleet:
 
     def run(self) -> FleetResult:
         t0 = time.monotonic()
+        host_limits.configure(self.rollout.max_per_host)  # every site session of this process is bounded by it
         try:
             paused = self._rollout()
         finally:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .targets.host_limits import DEFAULT_MAX_PER_HOST
+
 if TYPE_CHECKING:
     from .fleet import Rollout
 
@@ -31,6 +33,9 @@ GroupOpt = Annotated[Optional[list[str]], typer.Option("--group", "-g", metavar=
                                                        "(groups: in sites.yaml); repeatable.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every site of the inventory.")]
 ForksOpt = Annotated[int, typer.Option("--forks", metavar="N", help="Fleet: sites worked on at the same time.")]
+MaxPerHostOpt = Annotated[int, typer.Option("--max-per-host", metavar="N", help="Fleet: at most N site sessions open "
+                                            "to one SMB or SSH server host (host:port) at a time; the others wait "
+                                            "for a free one. Mock sites are not bounded.")]
 BatchOpt = Annotated[Optional[str], typer.Option("--batch", metavar="N|P%", help="Fleet: start sites in rolling batches of N sites "
                                                  "or P% of the fleet; each batch ends before the next starts.")]
 CanaryOpt = Annotated[int, typer.Option("--canary", metavar="N", help="Fleet: run N sites first, then stop and ask (--yes goes "
@@ -53,12 +58,14 @@ class FleetArgs:
     max_fail: str | None = None
     fleet_dir: Path | None = None
     report: Path | None = None
+    max_per_host: int = DEFAULT_MAX_PER_HOST
 
     def rollout(self, yes: bool) -> "Rollout":
         from .fleet import Rollout, parse_count
 
         return Rollout(forks=self.forks, batch=parse_count(self.batch, "--batch", minimum=1), canary=self.canary,
-                       max_fail=parse_count(self.max_fail, "--max-fail", minimum=0), yes=yes)
+                       max_fail=parse_count(self.max_fail, "--max-fail", minimum=0), yes=yes,
+                       max_per_host=self.max_per_host)
 
     @property
     def folder(self) -> Path:

@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from .fleet import FleetResult, SiteState
+from .prune import human
 from .report.out import Out
 from .verify import Report
 
@@ -28,7 +29,8 @@ def totals(result: FleetResult) -> str:
                        ("not_restored", "NOT restored"), ("not_started", "not started")):
         if c[key]:
             parts.append(f"{c[key]} {words}")
-    return (f"{len(result.outcomes)} sites in {result.seconds:.1f} s: " + ", ".join(parts) + ".")
+    moved = f" {human(result.bytes)} uploaded." if result.bytes else ""
+    return (f"{len(result.outcomes)} sites in {result.seconds:.1f} s: " + ", ".join(parts) + "." + moved)
 
 
 def names(result: FleetResult, *states: SiteState) -> str:

@@ -1,9 +1,10 @@
 """What the operator sees while a fleet runs, drawn on ONE console from many site threads.
 
-On a terminal: a live panel (rich) with the counts (done, failed, running, waiting) and the
-current action of each running site, and a summary line printed above it as each site
-ends. Piped: the same summary lines, one per site, in the order sites end, and nothing
-else, so a log reads cleanly. With `-f json` nothing is drawn: standard output carries
+On a terminal: a live panel (rich) with the counts (done, failed, running, waiting), the
+payload bytes uploaded so far, and the current action (and bytes) of each running site,
+and a summary line printed above it as each site ends (with the bytes it uploaded).
+Piped: the same summary lines, one per site, in the order sites end, and nothing else, so
+a log reads cleanly. With `-f json` nothing is drawn: standard output carries
 the final JSON only (warnings still go to standard error). Each site's narrative goes to
 the command's log, every line tagged with its site. Every entry point takes one lock:
 site threads call in at any time.
@@ -21,6 +22,7 @@ from rich.live import Live
 from rich.text import Text
 
 from .fleet import SiteOutcome, SiteState
+from .prune import human
 from .report.log import output as log_output
 from .report.out import Out
 from .run import context as ev
@@ -32,7 +34,7 @@ MAX_RUNNING_SHOWN = 20  # the panel stays a screenful whatever --forks is
 
 
 def site_line(o: SiteOutcome) -> str:
-    return f"{o.site}: {o.message}"
+    return f"{o.site}: {o.message}" + (f" ({human(o.bytes)} uploaded)" if o.bytes else "")
 
 
 class FleetConsole:
@@ -47,6 +49,8 @@ class FleetConsole:
         self.live_wanted = live  # -q: no live panel, the summary lines only
         self.lock = threading.RLock()
         self.running: dict[str, str] = {}  # site -> its current action
+        self.site_bytes: dict[str, int] = {}  # running site -> payload bytes it sent so far
+        self.bytes = 0  # payload bytes sent by every site of the fleet so far
         self.finished: dict[SiteState, int] = {}
         self.live: Live | None = None
         self.started_at = time.monotonic()
@@ -60,9 +64,10 @@ class FleetConsole:
         waiting = self.total - ended - len(self.running)
         head = Text.assemble((f"{self.title}: ", "bold"), (f"{done} done", "green"), ", ",
                              (f"{failed} failed", "bold red" if failed else ""), ", ",
-                             f"{len(self.running)} running, {waiting} waiting",
+                             f"{len(self.running)} running, {waiting} waiting, {human(self.bytes)} uploaded",
                              f"  ({ended}/{self.total}, {time.monotonic() - self.started_at:.0f} s)")
-        rows = [Text(f"  {site}: {what}", style="dim", overflow="ellipsis", no_wrap=True)
+        rows = [Text(f"  {site}: {what}" + (f" ({human(self.site_bytes[site])})" if self.site_bytes.get(site) else ""),
+                     style="dim", overflow="ellipsis", no_wrap=True)
                 for site, what in list(self.running.items())[:MAX_RUNNING_SHOWN]]
         if len(self.running) > MAX_RUNNING_SHOWN:
             rows.append(Text(f"  ... and {len(self.running) - MAX_RUNNING_SHOWN} more", style="dim"))
@@ -100,6 +105,11 @@ class FleetConsole:
                 self.err.line(f"{event.site}: {event.text}", "warn")
             elif event.kind == ev.PROGRESS and event.site in self.running:
                 self.running[event.site] = f"[{event.data.get('done')}/{event.data.get('total')}] {event.text}"
+            elif event.kind == ev.BYTES:
+                count = int(event.data.get("bytes") or 0)
+                self.bytes += count
+                if event.site in self.running:
+                    self.site_bytes[event.site] = self.site_bytes.get(event.site, 0) + count
             elif event.kind == ev.SAY:
                 log_output(f"{event.site}: {event.text}")  # each site's narrative, tagged, in the command's log
                 if event.site in self.running and event.text.strip():
@@ -109,6 +119,7 @@ class FleetConsole:
     def site_finished(self, outcome: SiteOutcome) -> None:
         with self.lock:
             self.running.pop(outcome.site, None)
+            self.site_bytes.pop(outcome.site, None)
             self.finished[outcome.state] = self.finished.get(outcome.state, 0) + 1
             if self.draw:
                 self.out.line(site_line(outcome), STATE_STYLE.get(outcome.state))

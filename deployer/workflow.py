@@ -53,7 +53,9 @@ def load_target(path: Path) -> LoadedPlaybook | LoadedManifest:
 
 @contextmanager
 def session(site: SiteRef, ctx: RunContext | None = None) -> Iterator[SiteConnection]:
-    conn = connect(site, warn=ctx.warn if ctx is not None else None)  # connect's notices (SMB1) go to the run's sink
+    # connect's notices (SMB1, a wait for a busy host) go to the run's sink
+    conn = connect(site, warn=ctx.warn if ctx is not None else None, cancel=ctx.cancel if ctx is not None else None,
+                   note=ctx.say if ctx is not None else None)
     try:
         yield conn
     finally:

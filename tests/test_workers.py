@@ -129,6 +129,9 @@ def test_the_fleet_command_sends_each_site_to_its_region_and_runs_the_rest_here(
             assert worker and f"-{region}-" in worker, (name, worker)  # run on its own region's worker
         else:
             assert not worker, name  # no region: run on the controller
+        # the payload bytes a worker uploaded reach the controller's totals with its narrative
+        assert by_site[name]["bytes"] == by_site["L01"]["bytes"] > 0, name
+    assert report["bytes"] == sum(s["bytes"] for s in report["sites"])
     assert redis_server.password not in r.text
     print(f"deployer apply --all --broker: {len(sites)} sites, 20 through two regions' workers, 1 on the controller")
 

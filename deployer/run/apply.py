@@ -174,6 +174,7 @@ class Runner:
         first = True
         while block := fh.read(size):
             yield block
+            self.ctx.moved(len(block))  # the transport took the block: count it in the run's bytes moved
             if first:
                 failpoints.hit(failpoint)
                 first = False

@@ -26,6 +26,7 @@ PROGRESS = "progress"  # data: what, done, total
 QUESTION = "question"  # data: question, plan; the sink's return value is the answer
 PLAN = "plan"  # data: plan, before the question
 RESULT = "result"  # data: result
+BYTES = "bytes"  # data: bytes, payload bytes just sent to a server (a fleet adds them up for its live view and report)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ class RunContext:
 
     def progress(self, what: str, done: int, total: int) -> None:
         self.emit(PROGRESS, what, done=done, total=total)
+
+    def moved(self, count: int) -> None:
+        """`count` payload bytes went to a server (a staged upload's chunk)."""
+        self.emit(BYTES, bytes=count)
 
     def ask(self, question: str, **data: Any) -> bool:
         """A question for the operator; no answer (no renderer, or a failed one) is a no."""

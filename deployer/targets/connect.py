@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .. import winpath
 from ..model.inventory import Server, SiteRef
 from ..secrets import Secret, SecretSource
 from ..sms.platforms import Platform
 from .base import FileTransport, ServiceTransport
+
+if TYPE_CHECKING:
+    from ..run.context import CancelToken
 
 
 @dataclass
@@ -25,14 +28,13 @@ class ConnectContext:
     name: str  # the server's name in the inventory
     server: Server  # or a PcmHost: both name their files: and services: transports
     pool: dict[Any, Any]  # shared connections, closed with the SiteConnection
-    secrets: dict[Any, Secret]
     closers: list[Callable[[], None]]
 
     def secret(self, source: SecretSource, what: str) -> Secret:
-        key = (source.env, source.file, source.prompt, what)
-        if key not in self.secrets:
-            self.secrets[key] = source.resolve(self.site.inventory.path.parent, what)
-        return self.secrets[key]
+        """The password, from the process's one credential cache: a fleet reads each source once."""
+        from .. import credentials
+
+        return credentials.resolve(source, self.site.inventory.path.parent, what)
 
     def shared(self, key: Any, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:
         """One connection per key for the whole site connection."""
@@ -201,13 +203,20 @@ def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:
              "(Windows NT 4.0, Windows 2000).")
 
 
-def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteConnection:
-    """The site's endpoints; `warn` gets the notices of connecting (default: standard error)."""
-    conn = SiteConnection(site)
+def connect(site: SiteRef, warn: Callable[[str], None] | None = None, *, cancel: CancelToken | None = None,
+            note: Callable[[str], None] | None = None) -> SiteConnection:
+    """The site's endpoints; `warn` gets the notices of connecting (default: standard error).
+
+    The session first takes its slots of the hosts it reaches (host_limits.py), waiting while
+    one of them has --max-per-host sessions open (`note` hears why it waits, `cancel` ends the
+    wait); SiteConnection.close gives them back after the last connection is closed."""
+    from . import host_limits
+
+    release = host_limits.LIMITER.acquire(host_limits.host_keys(site), cancel, note)
+    conn = SiteConnection(site, closers=[release])  # the first closer, so the last to run
     pool: dict[Any, Any] = {}
-    secrets: dict[Any, Secret] = {}
-    warn_smb1(site, warn or _stderr)
     try:
+        warn_smb1(site, warn or _stderr)
         for name, server in site.site.servers.items():
             files_kind, services_kind = transport_names(server)
             if files_kind not in FILE_TRANSPORTS or services_kind not in SERVICE_TRANSPORTS:
@@ -216,26 +225,25 @@ def connect(site: SiteRef, warn: Callable[[str], None] | None = None) -> SiteCon
                     _unavailable("file", files_kind, refused)
                 if services_kind not in SERVICE_TRANSPORTS:
                     _unavailable("service", services_kind, refused)
-            ctx = ConnectContext(site, name, server, pool, secrets, conn.closers)
+            ctx = ConnectContext(site, name, server, pool, conn.closers)
             files = FILE_TRANSPORTS[files_kind](ctx)
             services = SERVICE_TRANSPORTS[services_kind](ctx, files)
             conn.endpoints[name] = Endpoint(name, server.role, server.platform, server.sms_root, files, services)
         for name, host in site.site.pcm_hosts.items():
-            _connect_host(conn, site, name, host, pool, secrets)
+            _connect_host(conn, site, name, host, pool)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _connect_host(conn: SiteConnection, site: SiteRef, name: str, host: Any, pool: dict[Any, Any],
-                  secrets: dict[Any, Secret]) -> None:
+def _connect_host(conn: SiteConnection, site: SiteRef, name: str, host: Any, pool: dict[Any, Any]) -> None:
     """A PCM service host, or the reason it cannot be reached (bad credentials stay bad input)."""
     from .base import TargetError
 
     if host.files.transport not in FILE_TRANSPORTS or host.services.transport not in SERVICE_TRANSPORTS:
         _load_transports()
-    ctx = ConnectContext(site, name, host, pool, secrets, conn.closers)
+    ctx = ConnectContext(site, name, host, pool, conn.closers)
     try:
         files = FILE_TRANSPORTS[host.files.transport](ctx)
         services = SERVICE_TRANSPORTS[host.services.transport](ctx, files)

@@ -83,7 +83,7 @@ class Dispatcher:
             _log.debug("event relay: %s", ev)
             ctx = self.contexts.get(ev.get("site", ""))
             # plans, questions and results are the controller's own business: only the narrative is relayed
-            if ctx is not None and ev.get("kind") in ("say", "warn", "progress"):
+            if ctx is not None and ev.get("kind") in ("say", "warn", "progress", "bytes"):
                 ctx.emit(ev["kind"], ev.get("text", ""), **(ev.get("data") or {}), remote=True)
 
     def run(self, site: str, region: str, ctx: RunContext, *, break_lock: bool = False) -> RemoteOutcome:
