@@ -131,7 +131,8 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
     if journal is None:
         confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)
-    work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock)
+    work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock,
+                                 keep_reports=fmt == "json" or args.report is not None)
     dispatcher = None
     if broker and any(s.site.region for s in sites):
         from .workers.remote import dispatcher_for
@@ -168,7 +169,8 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
 
 
 def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
-    work = fleet_work.plan_work(pb, PayloadCache())
+    json_report = fmt == "json" or (args.report is not None and args.report.suffix.lower() == ".json")
+    work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report)
     return run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt).exit_code
 
 

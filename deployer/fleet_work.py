@@ -50,23 +50,31 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
                        f"--site {site}`", exit_code=int(ExitCode.NOT_RESTORED), **base)  # type: ignore[arg-type]
 
 
-def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool) -> Work:
+def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True) -> Work:
+    """keep_reports: each site's verification (every file's row), for a report that shows it
+    (JSON, JUnit, HTML); without one, a site's summary line says whether it passed."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads)
         out = from_run(site.name, outcome.plan.kb, outcome.result)
         out.data["plan_summary"] = summary(outcome.plan)
+        if not keep_reports and outcome.result is not None:
+            outcome.result.report = None
+            out.data.pop("report", None)
         return out
 
     return work
 
 
-def plan_work(pb: LoadedPlaybook, payloads: PayloadCache) -> Work:
+def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
+    """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
+    most of its memory: without a JSON report only the summary line is kept)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         p = workflow.make_plan(pb, site, ctx, payloads=payloads)
         state = SiteState.NOTHING if p.empty else SiteState.DONE
         text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
         # the plan as JSON only, for the fleet's report: the Plan object would be kept twice
-        return SiteOutcome(site.name, state, text, actions=len(p.actions), data={"plan": p.to_json()})
+        return SiteOutcome(site.name, state, text, actions=len(p.actions),
+                           data={"plan": p.to_json()} if keep_plans else {})
 
     return work
 
