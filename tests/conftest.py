@@ -9,8 +9,10 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,3 +183,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print("\nSECRET LEAK: a test password appears in:\n  " + "\n  ".join(hits[:50]), file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
+
+
+def sigint_once():
+    """A fail-point callback that sends this process SIGINT the first time it is hit (as
+    Ctrl-C would), and gives the main thread's handler a moment to run; `.sent` names the hit."""
+    sent: list[str] = []
+
+    def interrupt(name: str) -> None:
+        if not sent:
+            sent.append(name)
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.3)  # the handler runs on the main thread meanwhile
+
+    interrupt.sent = sent  # type: ignore[attr-defined]
+    return interrupt

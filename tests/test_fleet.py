@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import threading
-import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, run_cli, services, snapshot
+from conftest import copy_project, run_cli, services, sigint_once, snapshot
 from deployer import failpoints
 from deployer.fleet_lab import site_names, write_fleet_inventory
 
@@ -287,14 +285,7 @@ def test_ctrl_c_cancels_the_rollout_and_resume_finishes_it(fw: FleetWs):
     site starts, exit 1; `--resume` then applies every site that is not done."""
     sites = NAMES[:6]
     before = fw.state(sites[0])
-    sent = []
-
-    def interrupt(name: str) -> None:
-        if not sent:
-            sent.append(name)
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.3)  # the handler runs on the main thread meanwhile
-
+    interrupt = sigint_once()
     failpoints.arm("apply.action.3.before", "call", interrupt)
     r = fw.apply("--site", "SITE00[1-6]", "--forks", "1")
     failpoints.reset()

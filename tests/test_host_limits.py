@@ -14,16 +14,14 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import run_cli, snapshot
+from conftest import run_cli, sigint_once, snapshot
 from deployer import credentials, failpoints, secrets
 from deployer.fleet_lab import site_names, write_fleet_inventory
 from deployer.run.context import Cancelled, CancelToken
@@ -217,14 +215,7 @@ def test_ctrl_c_ends_the_wait_of_sites_queued_for_a_busy_host(smb_lab):
     back, the waiting ones end at once, not started, their shares untouched."""
     lab, server, _ = smb_lab
     before = {n: snapshot(root_of(lab, n)) for n in NAMES}
-    sent = []
-
-    def interrupt(name: str) -> None:
-        if not sent:
-            sent.append(name)
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(0.3)  # the handler runs on the main thread meanwhile
-
+    interrupt = sigint_once()
     failpoints.arm("apply.action.3.before", "call", interrupt)
     r = apply(lab, "sites-smb.yaml", "--forks", "4", "--max-per-host", "1", "-f", "json")
     failpoints.reset()
