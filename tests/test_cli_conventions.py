@@ -52,11 +52,14 @@ def test_completion_offers_the_inventory_site_names(ws: Workspace, tmp_path: Pat
 
 
 def test_completion_scripts_are_shown_and_installed(tmp_path: Path):
-    r = run_subprocess("--show-completion", "bash", cwd=tmp_path)
+    # Typer takes the shell from the process tree unless told not to: this test names it, so
+    # that it passes whatever runs it (a bash, or a CI runner with no shell above it)
+    named = {"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    r = run_subprocess("--show-completion", "bash", cwd=tmp_path, env=named)
     assert r.code == 0 and "_DEPLOYER_COMPLETE=complete_bash" in r.out
     home = tmp_path / "home"
     home.mkdir()
-    r = run_subprocess("--install-completion", "bash", cwd=tmp_path, env={"HOME": str(home)})
+    r = run_subprocess("--install-completion", "bash", cwd=tmp_path, env={"HOME": str(home), **named})
     assert r.code == 0, r.text
     scripts = list(home.rglob("*deployer*"))
     assert scripts and "_DEPLOYER_COMPLETE" in scripts[0].read_text()
