@@ -43,25 +43,26 @@ def deployer(fleet: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "XDG_STATE_HOME": str(fleet / "state")})
 
 
-def test_deployer_case_runs_every_phase_and_each_verdict_holds(tmp_path: Path) -> None:
-    r = run_peers(tmp_path, "2", TOOLS="deployer", REPS="1")
+@pytest.mark.parametrize("n", [1, 2])  # one site selected prints the one-site output
+def test_deployer_case_runs_every_phase_and_each_verdict_holds(tmp_path: Path, n: int) -> None:
+    r = run_peers(tmp_path, str(n), TOOLS="deployer", REPS="1")
     assert r.returncode == 0, r.stdout + r.stderr
-    tsvs = list((tmp_path / "logs").glob("results-n2-*.tsv"))
+    tsvs = list((tmp_path / "logs").glob(f"results-n{n}-*.tsv"))
     assert len(tsvs) == 1, tsvs
     rows = [dict(zip(COLUMNS, line.split("\t"))) for line in tsvs[0].read_text().splitlines()]
     assert [(x["tool"], x["phase"], x["N"], x["rep"]) for x in rows] == [
-        ("deployer", "apply", "2", "1"), ("deployer", "again", "2", "1"), ("deployer", "dry", "2", "1")]
+        ("deployer", "apply", str(n), "1"), ("deployer", "again", str(n), "1"), ("deployer", "dry", str(n), "1")]
     by_phase = {x["phase"]: x for x in rows}
-    # apply: both sites done, patched; again: nothing done, still patched; dry: pristine
+    # apply: every site done, patched; again: nothing done, still patched; dry: pristine
     assert [by_phase[p]["rc"] for p in ("apply", "again", "dry")] == ["0", "0", "0"]
     assert [by_phase[p]["verify"] for p in ("apply", "again", "dry")] == ["ok", "ok", "ok"]
-    assert [by_phase[p]["changed"] for p in ("apply", "again", "dry")] == ["2", "0", "-"]
+    assert [by_phase[p]["changed"] for p in ("apply", "again", "dry")] == [str(n), "0", "-"]
     for x in rows:
         assert float(x["wall_s"]) > 0 and int(x["maxrss_MB"]) > 0, x
-    assert "medians:" in r.stdout and "deployer apply  N=   2 reps=1" in r.stdout
+    assert "medians:" in r.stdout and f"deployer apply  N={n:>4} reps=1" in r.stdout
     # the deployer's own logs and fleet journal went into the fleet folder, which is gone
     assert not (tmp_path / "fleet").exists()
-    assert "Fleet " in (tmp_path / "logs" / "deployer-apply-n2-r1.log").read_text()
+    assert "Q241656" in (tmp_path / "logs" / f"deployer-apply-n{n}-r1.log").read_text()
 
 
 def test_deployer_alone_needs_no_peer_venv_but_a_deployer(tmp_path: Path) -> None:
