@@ -70,12 +70,15 @@ def test_deployer_alone_needs_no_peer_venv_but_a_deployer(tmp_path: Path) -> Non
     assert r.returncode == 2
     assert f"no deployer at {tmp_path / 'nowhere' / 'deployer'}" in r.stderr
     r = run_peers(tmp_path, "2", TOOLS="pyinfra")
-    assert r.returncode != 0 and "set PEER_VENV" in r.stderr
+    assert r.returncode == 2 and "set PEER_VENV to a venv holding ansible-core and pyinfra (unset" in r.stderr
+    r = run_peers(tmp_path, "2", TOOLS="deployer ansible", PEER_VENV=str(tmp_path))
+    assert r.returncode == 2 and f"({tmp_path} has no bin/python)" in r.stderr
     r = run_peers(tmp_path, "ten", TOOLS="deployer")
-    assert r.returncode == 2 and "N must be a number of sites" in r.stderr
+    assert r.returncode == 2 and "N must be a number of sites (1 or more), not 'ten'" in r.stderr
     r = run_peers(tmp_path, "1", TOOLS="deployer chef")
-    assert r.returncode == 2 and "unknown tool chef" in r.stderr
-    assert not (tmp_path / "fleet").exists()
+    assert r.returncode == 2 and "unknown tool 'chef' in TOOLS (ansible, pyinfra, deployer)" in r.stderr
+    # refused before anything was made
+    assert not (tmp_path / "fleet").exists() and not (tmp_path / "logs").exists()
 
 
 @pytest.fixture(scope="module")
