@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def fleet_inventory_text(count: int, prefix: str = "SITE", groups: dict[str, list[str]] | None = None) -> str:
+def fleet_inventory_text(count: int, prefix: str = "SITE", groups: dict[str, list[str]] | None = None,
+                         timezone: str = "America/Los_Angeles") -> str:
     width = max(3, len(str(count)))
     lines = ["# generated: a fleet of one-server mock sites", "sites:"]
     for i in range(1, count + 1):
         name = f"{prefix}{i:0{width}d}"
         lines += [f"  {name}:",
                   f"    code: F{i % 100:02d}",
-                  "    timezone: America/Los_Angeles",
+                  f"    timezone: {timezone}",
                   "    platforms: [x86, alpha]",
                   f"    mock: {{path: lab/{name}}}",
                   "    servers:",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need and run the whole suite.
 #   Debian packages: samba, smbclient, openssh-server, redis-server (real servers the tests start on 127.0.0.1), tmux,
-#   chromium (renders the HTML reports headless)
+#   chromium (renders the HTML reports headless), time (GNU time: bench/peers/run_peers.sh, timed in a test)
 #   Python: this project with its test extras, in .venv
 # Extra arguments go to pytest (for example: scripts/test.sh -k rollback).
 set -euo pipefail
@@ -12,6 +12,7 @@ for pair in smbd:samba smbclient:smbclient sshd:openssh-server tmux:tmux redis-s
   cmd=${pair%%:*} pkg=${pair##*:}
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
 done
+[ -x /usr/bin/time ] || missing+=(time)  # `time` alone is the shell keyword: look for the program
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
