@@ -175,7 +175,8 @@ def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str)
 
 
 def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, output: Path | None) -> int:
-    work = fleet_work.verify_work(target, PayloadCache())
+    work = fleet_work.verify_work(target, PayloadCache(),
+                                  keep_reports=fmt != "text" or output is not None or args.report is not None)
     kb = getattr(getattr(target, "manifest", None), "kb", None) or getattr(target, "kb", "")
     result = run_fleet("verify", f"{kb} verify".strip(), sites, work, args, fmt="text" if fmt == "text" else "json",
                        emit="none" if output else (None if fmt == "text" else fmt))

@@ -79,15 +79,18 @@ def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = 
     return work
 
 
-def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache) -> Work:
+def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache, *, keep_reports: bool = True) -> Work:
+    """keep_reports: every site's table, for a report that shows it; without one, only the
+    tables of sites that do not match are kept (a 1000-site fleet's tables are most of its memory)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         report = workflow.verify_target(target, site, ctx, payloads=payloads)
         c = report.counts
         text = (f"{len(report.files)} files: " + ", ".join(f"{n} {s}" for s, n in c.items())
                 + (". PASSED" if report.ok else ". FAILED"))
+        keep = keep_reports or not report.ok
         return SiteOutcome(site.name, SiteState.DONE if report.ok else SiteState.MISMATCH, text,
-                           exit_code=int(ExitCode.OK if report.ok else ExitCode.MISMATCH), detail=report,
-                           data={"report": report.to_json()})
+                           exit_code=int(ExitCode.OK if report.ok else ExitCode.MISMATCH),
+                           detail=report if keep else None, data={"report": report.to_json()} if keep else {})
 
     return work
 
