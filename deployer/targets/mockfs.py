@@ -155,7 +155,6 @@ class MockFiles:
     def _walk_all(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
         cur = self.root
         for i, name in enumerate(parts):
-            last = i == len(parts) - 1
             if not cur.is_dir():
                 # Windows (and Samba) answer a path through a file with ERROR_PATH_NOT_FOUND
                 here = "\\".join(parts[:i]) or "(share root)"
@@ -164,25 +163,21 @@ class MockFiles:
             exact = cur / name
             if exact.exists() or exact.is_symlink():
                 cur = exact
-                continue
-            matches = [e for e in _listdir(cur) if e.casefold() == name.casefold()]
-            if len(matches) > 1:
-                raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
-                                "a Windows folder cannot hold them", rel)
-            if matches:
-                cur = cur / matches[0]
-            elif last and want_parent:
-                return cur / name
-            elif last:
-                raise self._err(NotFound, "the system cannot find the file specified", rel)
+            elif i == len(parts) - 1:
+                return self._last(rel, cur, name, want_parent)
             else:
-                raise self._err(PathNotFound, f"the system cannot find the path specified ({name} is missing)", rel)
+                try:
+                    cur = self._last(rel, cur, name, False, final=False)
+                except NotFound:
+                    raise self._err(PathNotFound, f"the system cannot find the path specified ({name} is missing)",
+                                    rel) from None
         if cur.is_symlink():
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return cur
 
-    def _last(self, rel: str, folder: Path, name: str, want_parent: bool) -> Path:
-        """The entry of `folder` named `name` in any case (the exact spelling is not there)."""
+    def _last(self, rel: str, folder: Path, name: str, want_parent: bool, *, final: bool = True) -> Path:
+        """The entry of `folder` named `name` in any case (the exact spelling is not there);
+        `final`: the path's last name, which must not be a link."""
         matches = [e for e in _listdir(folder) if e.casefold() == name.casefold()]
         if len(matches) > 1:
             raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
@@ -192,7 +187,7 @@ class MockFiles:
                 return folder / name
             raise self._err(NotFound, "the system cannot find the file specified", rel)
         found = folder / matches[0]
-        if found.is_symlink():
+        if final and found.is_symlink():
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return found
 
