@@ -44,6 +44,15 @@ class ConnectContext:
             self.closers.append(lambda: close(conn))
         return self.pool[key]
 
+    def session(self, link_class: Callable[..., Any], options: Any, password: SecretSource, timeout: float) -> Any:
+        """The site connection's session (an SmbLink, an Smb1Link) for these options: files and
+        services of a server share it, logged on with the password from the credential cache."""
+        def make() -> Any:
+            secret = self.secret(password, f"{options.username} on {options.where}")
+            return link_class(self.name, options, secret, timeout=timeout, password_source=password.describe())
+
+        return self.shared(options.key, make, lambda link: link.close())
+
 
 FileFactory = Callable[[ConnectContext], FileTransport]
 ServiceFactory = Callable[[ConnectContext, FileTransport], ServiceTransport]

@@ -553,13 +553,7 @@ def _dir_entries(buf: bytes) -> list[FileStat]:
 
 
 def shared_link(ctx: ConnectContext, options: SmbOptions, password: SecretSource, timeout: float) -> SmbLink:
-    """The site connection's SmbLink for these options (files and services of a server share it)."""
-
-    def make() -> SmbLink:
-        secret = ctx.secret(password, f"{options.username} on {options.where}")
-        return SmbLink(ctx.name, options, secret, timeout=timeout, password_source=password.describe())
-
-    return ctx.shared(options.key, make, lambda link: link.close())
+    return ctx.session(SmbLink, options, password, timeout)
 
 
 def options_of(spec: SmbFilesSpec) -> SmbOptions:

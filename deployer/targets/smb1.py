@@ -440,11 +440,7 @@ class Smb1FileTransport:
 
 
 def shared_link(ctx: ConnectContext, options: Smb1Options, password: SecretSource, timeout: float) -> Smb1Link:
-    def make() -> Smb1Link:
-        secret = ctx.secret(password, f"{options.username} on {options.where}")
-        return Smb1Link(ctx.name, options, secret, timeout=timeout, password_source=password.describe())
-
-    return ctx.shared(options.key, make, lambda link: link.close())
+    return ctx.session(Smb1Link, options, password, timeout)
 
 
 def options_of(spec: SmbFilesSpec) -> Smb1Options:
