@@ -2,27 +2,22 @@ r"""ServiceTransport over MS-SCMR on \pipe\svcctl (pypsexec's SCMRApi), on the s
 
 When the server's files are on SMB, the service transport rides on the same SmbLink (one
 logon, one TCP connection); otherwise it opens its own from the scmr spec. Each RPC is an
-SMB operation bounded by the spec's timeout; stop and start then poll QueryServiceStatus
-until the service reaches its final state, up to the step's own timeout (1053 after that).
-
-Windows' answers are the contract: 1060 unknown service, 1062 stop of a stopped service,
-1056 start of a running one, 1052 a control code the service does not accept. Samba's SCM
-stops a stopped service without complaint, so stop() asks for the state first and answers
-1062 itself, as Windows would.
+SMB operation bounded by the spec's timeout. What stop, start, control and their waits do,
+and the Windows answers they keep to, is scmr_ops.py's, shared with SMB1.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
 from pypsexec.exceptions import PypsexecException, SCMRException
 from pypsexec.scmr import ControlCode, CurrentState, DesiredAccess, SCMRApi
 from pypsexec.scmr import ControlsAccepted as Accepts
 
-from .base import RUNNING, STOPPED, ServicePoll, ServiceStatus, TargetError, service_error
+from .base import RUNNING, STOPPED, ServiceStatus, TargetError, service_error
 from .connect import ConnectContext, register_services
 from .smb import shared_link
+from .scmr_ops import ScmrOperations
 from .scmr_settings import scmr_settings
 from .smbconn import SmbLink, SmbOptions
 
@@ -35,28 +30,20 @@ STATES = {
     CurrentState.SERVICE_PAUSE_PENDING: "pause_pending",
     CurrentState.SERVICE_PAUSED: "paused",
 }
-QUERY = DesiredAccess.SERVICE_QUERY_STATUS
-POLL_FIRST, POLL_MAX = 0.05, 1.0  # QueryServiceStatus polling: SCMR has no wait, so back off from 50 ms
 
 
-class ScmrServiceTransport:
+class ScmrServiceTransport(ScmrOperations):
+    QUERY = DesiredAccess.SERVICE_QUERY_STATUS
+    STOP = DesiredAccess.SERVICE_STOP
+    START = DesiredAccess.SERVICE_START
+    USER_CONTROL = DesiredAccess.SERVICE_USER_DEFINED_CONTROL
+
     def __init__(self, server: str, link: SmbLink, *, timeout: float | None = None, owns_link: bool = False):
-        self.server = server
-        self.link = link
-        self.timeout = timeout or link.timeout
-        self._owns_link = owns_link
+        super().__init__(server, link, timeout=timeout, owns_link=owns_link)
         self._api: SCMRApi | None = None
         self._scm: bytes | None = None
-        self._generation = -1
-        self._handles: dict[tuple[str, int], bytes] = {}
-
-    def __repr__(self) -> str:
-        return f"ScmrServiceTransport({self.server}, {self.link.options.where})"
 
     # --- plumbing ---------------------------------------------------------------------------
-
-    def _op(self, what: str) -> AbstractContextManager[SmbLink]:
-        return self.link.op(what, None, self.timeout, server=self.server)
 
     def _rpc(self) -> SCMRApi:
         """The bound svcctl pipe and SCM handle of the current session (inside an op)."""
@@ -93,50 +80,14 @@ class ScmrServiceTransport:
                  "service_exit_code": str(raw["service_specified_exit_code"].get_value())}
         return ServiceStatus(name, state, None, bool(accepts & Accepts.SERVICE_ACCEPT_STOP), extra)
 
-    def _wait(self, name: str, access: int, want: str, timeout: float, action: str) -> ServiceStatus:
-        poll = ServicePoll(timeout, first=POLL_FIRST, floor=POLL_FIRST, maximum=POLL_MAX)
-        while True:
-            with self._op(f"{action} {name}"):
-                st = self._status(name, self._handle(name, access, action), action)
-            if st.state == want:
-                return st
-            if want == RUNNING and st.state == STOPPED:
-                code = int(st.extra["win32_exit_code"]) or 1053
-                raise TargetError(f"{action} {name}: the service stopped while starting (exit code "
-                                  f"{st.extra['win32_exit_code']}, service exit code {st.extra['service_exit_code']})",
-                                  server=self.server, winerror=code)
-            poll.pause(name, st.state, self.server, action)  # SCMR notifies only via RNotifyServiceStatusChange
+    def _send_stop(self, name: str, handle: bytes) -> None:
+        self._call(name, "stop", self._rpc().control_service, handle, ControlCode.SERVICE_CONTROL_STOP)
 
-    # --- ServiceTransport -------------------------------------------------------------------
+    def _send_start(self, name: str, handle: bytes) -> None:
+        self._call(name, "start", self._rpc().start_service_w, handle)
 
-    def query(self, name: str) -> ServiceStatus:
-        with self._op(f"query {name}"):
-            return self._status(name, self._handle(name, QUERY, "query"), "query")
-
-    def stop(self, name: str, timeout: float = 60.0) -> ServiceStatus:
-        access = QUERY | DesiredAccess.SERVICE_STOP
-        with self._op(f"stop {name}"):
-            handle = self._handle(name, access, "stop")
-            st = self._status(name, handle, "stop")
-            if st.state == STOPPED:
-                raise service_error(1062, name, self.server, "stop")
-            if st.state != "stop_pending":
-                self._call(name, "stop", self._rpc().control_service, handle, ControlCode.SERVICE_CONTROL_STOP)
-        return self._wait(name, access, STOPPED, timeout, "stop")
-
-    def start(self, name: str, timeout: float = 60.0) -> ServiceStatus:
-        access = QUERY | DesiredAccess.SERVICE_START
-        with self._op(f"start {name}"):
-            handle = self._handle(name, access, "start")
-            self._call(name, "start", self._rpc().start_service_w, handle)
-        return self._wait(name, access, RUNNING, timeout, "start")
-
-    def control(self, name: str, code: int) -> None:
-        # codes 128-255 need SERVICE_USER_DEFINED_CONTROL on the handle, or the SCM answers 5
-        access = QUERY | DesiredAccess.SERVICE_USER_DEFINED_CONTROL
-        with self._op(f"control {code} {name}"):
-            handle = self._handle(name, access, f"control {code}")
-            self._call(name, f"control {code}", self._rpc().control_service, handle, code)
+    def _send_control(self, name: str, handle: bytes, code: int) -> None:
+        self._call(name, f"control {code}", self._rpc().control_service, handle, code)
 
     def close(self) -> None:
         api, self._api = self._api, None

@@ -1,42 +1,32 @@
 r"""ServiceTransport over MS-SCMR on \pipe\svcctl, on the server's SMB1 session (impacket's scmr).
 
-The SMB1 counterpart of scmr.py, with the same contract: 1060 unknown service, 1062 stop
-of a stopped service (asked first: Samba's SCM stops a stopped service without complaint),
-1056 start of a running one, 1052 a control code the service does not accept; stop and
-start poll QueryServiceStatus until the final state, up to the step's timeout (1053).
+The SMB1 counterpart of scmr.py: the same operations and Windows answers (scmr_ops.py), over
+impacket's RPC.
 """
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import Any
 
 from .adapters import impacket_internals as lib
-from .base import RUNNING, STOPPED, ServicePoll, ServiceStatus, TargetError, service_error
+from .base import ServiceStatus, TargetError, service_error
 from .connect import ConnectContext, register_services
 from .smb1 import shared_link
+from .scmr_ops import ScmrOperations
 from .scmr_settings import scmr_settings
 from .smb1conn import Smb1Link, Smb1Options
 
-QUERY = lib.SERVICE_QUERY_STATUS
-POLL_FIRST, POLL_MAX = 0.05, 1.0
 
 
-class Smb1ScmrServiceTransport:
+class Smb1ScmrServiceTransport(ScmrOperations):
+    QUERY = lib.SERVICE_QUERY_STATUS
+    STOP = lib.SERVICE_STOP
+    START = lib.SERVICE_START
+    USER_CONTROL = lib.SERVICE_USER_DEFINED_CONTROL
+
     def __init__(self, server: str, link: Smb1Link, *, timeout: float | None = None, owns_link: bool = False):
-        self.server = server
-        self.link = link
-        self.timeout = timeout or link.timeout
-        self._owns_link = owns_link
+        super().__init__(server, link, timeout=timeout, owns_link=owns_link)
         self._rpc: lib.ScmrBinding | None = None
-        self._generation = -1
-        self._handles: dict[tuple[str, int], bytes] = {}
-
-    def __repr__(self) -> str:
-        return f"Smb1ScmrServiceTransport({self.server}, {self.link.options.where})"
-
-    def _op(self, what: str) -> AbstractContextManager[Smb1Link]:
-        return self.link.op(what, None, self.timeout, server=self.server)
 
     def _binding(self) -> lib.ScmrBinding:
         if self._rpc is None or self._generation != self.link.generation:
@@ -75,49 +65,14 @@ class Smb1ScmrServiceTransport:
         extra = {"win32_exit_code": str(raw["win32_exit_code"]), "service_exit_code": str(raw["service_exit_code"])}
         return ServiceStatus(name, state, None, bool(raw["accepted"] & lib.SERVICE_ACCEPT_STOP), extra)
 
-    def _wait(self, name: str, access: int, want: str, timeout: float, action: str) -> ServiceStatus:
-        poll = ServicePoll(timeout, first=POLL_FIRST, floor=POLL_FIRST, maximum=POLL_MAX)
-        while True:
-            with self._op(f"{action} {name}"):
-                st = self._status(name, self._handle(name, access, action), action)
-            if st.state == want:
-                return st
-            if want == RUNNING and st.state == STOPPED:
-                code = int(st.extra["win32_exit_code"]) or 1053
-                raise TargetError(f"{action} {name}: the service stopped while starting (exit code "
-                                  f"{st.extra['win32_exit_code']}, service exit code {st.extra['service_exit_code']})",
-                                  server=self.server, winerror=code)
-            poll.pause(name, st.state, self.server, action)
+    def _send_stop(self, name: str, handle: bytes) -> None:
+        self._call(name, "stop", lib.control, self._binding(), handle, lib.SERVICE_CONTROL_STOP)
 
-    # --- ServiceTransport -------------------------------------------------------------------
+    def _send_start(self, name: str, handle: bytes) -> None:
+        self._call(name, "start", lib.start, self._binding(), handle)
 
-    def query(self, name: str) -> ServiceStatus:
-        with self._op(f"query {name}"):
-            return self._status(name, self._handle(name, QUERY, "query"), "query")
-
-    def stop(self, name: str, timeout: float = 60.0) -> ServiceStatus:
-        access = QUERY | lib.SERVICE_STOP
-        with self._op(f"stop {name}"):
-            handle = self._handle(name, access, "stop")
-            st = self._status(name, handle, "stop")
-            if st.state == STOPPED:
-                raise service_error(1062, name, self.server, "stop")
-            if st.state != "stop_pending":
-                self._call(name, "stop", lib.control, self._binding(), handle, lib.SERVICE_CONTROL_STOP)
-        return self._wait(name, access, STOPPED, timeout, "stop")
-
-    def start(self, name: str, timeout: float = 60.0) -> ServiceStatus:
-        access = QUERY | lib.SERVICE_START
-        with self._op(f"start {name}"):
-            handle = self._handle(name, access, "start")
-            self._call(name, "start", lib.start, self._binding(), handle)
-        return self._wait(name, access, RUNNING, timeout, "start")
-
-    def control(self, name: str, code: int) -> None:
-        access = QUERY | lib.SERVICE_USER_DEFINED_CONTROL  # codes 128-255 need it, or the SCM answers 5
-        with self._op(f"control {code} {name}"):
-            handle = self._handle(name, access, f"control {code}")
-            self._call(name, f"control {code}", lib.control, self._binding(), handle, code)
+    def _send_control(self, name: str, handle: bytes, code: int) -> None:
+        self._call(name, f"control {code}", lib.control, self._binding(), handle, code)
 
     def close(self) -> None:
         b, self._rpc = self._rpc, None
