@@ -16,7 +16,6 @@ The share lives on tmpfs when there is one, so that the disk does not set the pa
 
 from __future__ import annotations
 
-
 from upload_common import SHARE, arguments, measure, report
 
 from servers.samba import NT1_EXTRA, Samba  # the tests' private smbd
