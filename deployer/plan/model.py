@@ -14,21 +14,11 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .. import __version__
+from ..model.state import Touched
 from ..verify import Check
 
 PLAN_FORMAT = 1
 ABSENT = "absent"  # a service that is not installed on that server
-
-
-@dataclass
-class FileState:
-    size: int  # -1: a folder stands where the file should be
-    mtime_ns: int
-    sha256: str | None = None
-    name: str | None = None  # the name's case on the server
-
-    def same_content(self, other: "FileState | None") -> bool:
-        return other is not None and (self.size, self.mtime_ns, self.sha256) == (other.size, other.mtime_ns, other.sha256)
 
 
 @dataclass
@@ -37,16 +27,6 @@ class Skip:
     server: str
     what: str
     reason: str
-
-
-@dataclass(frozen=True)
-class Touched:
-    """A file a plan changes: what it was before (None: did not exist) and what it will be."""
-
-    server: str
-    path: str
-    before: FileState | None
-    after: FileState
 
 
 @dataclass
@@ -103,10 +83,6 @@ class Plan:
             raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
         d.pop("digest", None)
         return cls(**d)
-
-
-def file_state(d: dict[str, Any] | None) -> FileState | None:
-    return None if d is None else FileState(**d)
 
 
 def canonical(data: Any) -> bytes:

@@ -17,7 +17,8 @@ from .. import winpath
 from ..errors import InputError
 from ..targets.base import CaseResolver, ServiceError, TargetError, sha256_of
 from ..targets.connect import Endpoint, SiteConnection
-from .model import ABSENT, FileState
+from ..model.state import FileState
+from .model import ABSENT
 
 
 def read_file(ep: Endpoint, rel: str, *, content: bool = True) -> FileState | None:

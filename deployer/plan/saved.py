@@ -25,7 +25,8 @@ from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 from .. import winpath
 from ..errors import InputError, Location, StalePlanError
 from ..steps import KINDS, action_types
-from .model import PLAN_FORMAT, FileState, Plan, canonical
+from ..model.state import FileState
+from .model import PLAN_FORMAT, Plan, canonical
 
 MAX_PLAN_BYTES = 16 << 20
 

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from ..plan.model import FileState, Plan
+from ..plan.model import Plan
 from ..run.journal import RunInfo
-from ..sms import attrs
 from ..steps import groups, kind_of
 from ..verify import STATUSES, Report
 from .out import Out
-
-
-def stamp(ns: int, tz: ZoneInfo) -> str:
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, tz)
-    return f"{attrs.format_date(dt.date())} {attrs.format_time(dt.time())}"
-
-
-def file_state(state: FileState | None, tz: ZoneInfo) -> str:
-    if state is None:
-        return "(none)"
-    return f"{state.size:,} bytes, {stamp(state.mtime_ns, tz)}"
 
 
 def render_plan(plan: Plan, out: Out) -> None:

@@ -23,7 +23,8 @@ from .. import failpoints
 from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import LoadedManifest
-from ..plan.model import FileState, Plan
+from ..model.state import FileState
+from ..plan.model import Plan
 from ..plan.observe import read_file
 from ..steps import kind_of
 from ..targets.base import STOPPED, TargetError

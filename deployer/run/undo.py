@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
 from .. import failpoints, winpath
-from ..plan.model import FileState, Plan
+from ..model.state import FileState
+from ..plan.model import Plan
 from ..plan.observe import read_file
 from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from pydantic import BeforeValidator
 
 from ..model.common import Strict
-from ..plan.model import FileState, Touched, file_state
+from ..model.state import FileState, Touched, file_state
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

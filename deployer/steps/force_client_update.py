@@ -29,7 +29,7 @@ from pydantic import Field
 
 from .. import winpath
 from ..model.common import Strict, number_in
-from ..plan.model import FileState, Touched
+from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path
 from ..sms import layout, maintman_log
 from ..targets.base import RUNNING, STOPPED, TargetError
@@ -220,7 +220,6 @@ class ClientUpdate(StepKind):
         return "force client update"
 
     def render(self, a, tz):
-        from ..report.text import file_state
 
         versions = sorted({c.version for c in a.copy_lists if c.version is not None})
         lines: list[tuple[str, str | None]] = [

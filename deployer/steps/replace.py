@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from .. import templating, winpath
 from ..model.common import Strict
 from ..model.manifest import FileName, PlatformField
-from ..plan.model import FileState, Touched
+from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path, temp_path
 from ..sms import fileversion
 from ..targets.base import FileStat, TargetError
@@ -192,7 +192,6 @@ class Replace(StepKind):
         return f"replace {a.file}"
 
     def render(self, a, tz):
-        from ..report.text import file_state
 
         verb = "replace" if a.before is not None else "create"
         second = (f"       {file_state(a.before, tz)} [{a.status}]  ->  {file_state(a.new, tz)}"

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from .. import winpath
 from ..model.common import Strict, number_in
-from ..plan.model import FileState, Touched
+from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path
 from ..sms import layout
 from ..sms import services as sms
@@ -167,7 +167,6 @@ class Reset(StepKind):
         return "reset site"
 
     def render(self, a, tz):
-        from ..report.text import file_state
 
         restart = "restart" if a.scm_before == RUNNING else "start"
         lines: list[tuple[str, str | None]] = [

@@ -24,7 +24,7 @@ from pydantic import Field
 
 from .. import winpath
 from ..model.common import Strict, number_in
-from ..plan.model import FileState, Touched
+from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path
 from ..sms import layout, maintman_log
 from ..targets.base import RUNNING, STOPPED, TargetError
@@ -201,7 +201,6 @@ class WaitReplication(StepKind):
         return "wait for replication"
 
     def render(self, a, tz):
-        from ..report.text import file_state
 
         first = ("restart SMS_EXECUTIVE on " + a.server + ", then w" if a.restart_executive else "W")
         lines: list[tuple[str, str | None]] = [
