@@ -58,7 +58,10 @@ def _default_catalog(inventory: Path | None) -> Path:
         inv = inventory_source.resolve(inventory).path
         beside = inv.parent / "manifests"
         if beside.is_dir():
-            return beside
+            try:  # as the operator would type it: the apply commands the scan prints are copied from it
+                return beside.resolve().relative_to(Path.cwd().resolve())
+            except ValueError:
+                return beside
     except InputError:
         pass
     return Path("manifests")
@@ -79,7 +82,8 @@ def _problems(cat: "Catalog") -> None:
     for kb, old in cat.unknown:
         err.line(f"deployer: {kb} declares it supersedes {old}, which is not in the catalogue", "warn")
     for kb in cat.cycles():
-        err.line(f"deployer: {kb} supersedes itself through a chain of declared supersedes:", "warn")
+        err.line(f"deployer: {kb} supersedes itself through a chain of declared supersedes: (check the manifests' "
+                 "supersedes:); a scan counts none of that chain as installed through it", "warn")
 
 
 def catalog_list(catalog: CatalogOpt = None, inventory: InventoryOpt = None,
@@ -129,7 +133,7 @@ def chains(cat: "Catalog") -> list[str]:
     for e in edges:
         below.setdefault(e.new, []).append(e)
     olds = {e.old for e in edges}
-    roots = [kb for kb in cat.hotfixes if kb in below and kb not in olds] or sorted(below)[:1]
+    roots = [kb for kb in cat.hotfixes if kb in below and kb not in olds]
     lines: list[str] = []
 
     def node(kb: str) -> str:
@@ -143,9 +147,14 @@ def chains(cat: "Catalog") -> list[str]:
             if not loop:
                 walk(e.old, depth + 1, (*seen, e.old))
 
-    for r in sorted(roots, key=lambda k: cat.hotfixes[k].released, reverse=True):
+    shown: set[str] = set()
+    # the newest chains first; then what only a cycle of declared supersedes reaches
+    for r in [*sorted(roots, key=lambda k: cat.hotfixes[k].released, reverse=True), *below]:
+        if r in shown:
+            continue
         lines.append(node(r))
         walk(r, 1, (r,))
+        shown |= {r, *cat.replaces(r)}
     return lines
 
 

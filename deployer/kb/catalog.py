@@ -114,6 +114,10 @@ class Catalog:
             todo.extend(direct.get(k, []))
         return out
 
+    def replaces(self, kb: str) -> set[str]:
+        """Every hotfix `kb` supersedes, directly or through a chain."""
+        return {k for k in self.hotfixes if kb in self.superseders(k)}
+
     def cycles(self) -> list[str]:
         return sorted(k for k in self.hotfixes if kb_in_own_chain(self, k))
 

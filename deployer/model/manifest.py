@@ -194,12 +194,10 @@ class Manifest(Strict):
     files: list[FileEntry] = Field(default=None, min_length=1,  # type: ignore[assignment]
                                    description="the table's rows (or groups:, a list of tables)")
     groups: list[Group] = Field(default_factory=list, description="the article's tables, each with title and files")
-    products: list[str] = Field(default_factory=list, description="the products the article applies to, as it "
-                                "lists them")
+    products: list[str] = Field(default_factory=list)
     # The hotfixes this one replaces, as the article names them; a catalogue also derives
     # supersedence from the files (deployer/kb/catalog.py), this declares what files cannot show.
-    supersedes: list[str] = Field(default_factory=list, description="the articles of the hotfixes this one "
-                                  "replaces, such as [Q225056]")
+    supersedes: list[str] = Field(default_factory=list)
     # For every entry of `files` (the flat list, groups included): its key path in the document.
     _paths: list[tuple] = PrivateAttr(default_factory=list)
 

@@ -51,8 +51,12 @@ def classify(files: list[FileResult]) -> tuple[str, str, list[FileResult]]:
     if not sure:  # only rows the importer could not read exactly fail: the row may be what is wrong
         return CANNOT_TELL, "only rows flagged for review do not match; check them against the article", failed
     if passed:
-        return PARTIAL, f"{len(passed)} of {len(files)} files at its level; not: " + ", ".join(
-            sorted({f.name for f in failed})), failed
+        why = f"{len(passed)} of {len(files)} files at its level; not: " + ", ".join(sorted({f.name for f in failed}))
+        if all(f.origin == "reset" for f in sure):
+            # the site server has the hotfix; the services of the helper servers still run the old copies
+            why += (" (only Helper.srv copies: a site reset copies them, `deployer sendcode --site SITE "
+                    "SMS_SITE_CONFIG_MANAGER 194`)")
+        return PARTIAL, why, failed
     return MISSING, "no file at its level", failed
 
 
