@@ -157,7 +157,10 @@ def load_catalog(folder: Path, playbook_dirs: list[Path] | None = None) -> Catal
         try:
             loaded = load_manifest(p)
         except DeployerError as exc:
-            cat.problems.append(Problem(p, str(exc)))
+            note = ""
+            if "# REVIEW line" in p.read_text(encoding="utf-8", errors="replace"):
+                note = " (kb import left rows of it commented out for review: fix them against the article)"
+            cat.problems.append(Problem(p, str(exc) + note))
             continue
         m = loaded.manifest
         if m.kb in cat.hotfixes:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from .. import winpath
 from ..errors import DeployerError, InputError, TargetError
 from ..kb.catalog import Catalog, Hotfix
 from ..model.inventory import SiteRef
@@ -68,6 +69,7 @@ def judge_site(cat: Catalog, site: SiteRef, conn: SiteConnection,
     for kb, h in cat.hotfixes.items():
         checks[kb] = default_checks(h.loaded, site)
     reader.prefetch((c.server, c.path) for cs in checks.values() for c in cs)
+    _skip_needless_reads(cat, site, reader, checks)
     raw = {kb: _judge_one(h, site, reader, checks[kb]) for kb, h in cat.hotfixes.items()}
     _supersede(cat, raw)
     when = {kb: h.released for kb, h in cat.hotfixes.items()}
@@ -80,6 +82,34 @@ def judge_site(cat: Catalog, site: SiteRef, conn: SiteConnection,
     cost = reader.cost
     out.cost = {"stats": cost.stats, "listings": cost.listings, "reads": cost.reads}
     return out
+
+
+def _skip_needless_reads(cat: Catalog, site: SiteRef, reader: SiteReader, checks: dict[str, list]) -> None:
+    """A file written before the listed date is `older` whatever its version resource says (verify
+    judges a lower version older, and an equal or higher one by the date): its content is read
+    only when some hotfix naming it lists a version and finds it at or after the listed date."""
+    from zoneinfo import ZoneInfo
+
+    from ..verify import judge
+
+    needed: dict[tuple[str, str], bool] = {}
+    for kb, h in cat.hotfixes.items():
+        m = h.loaded.manifest
+        tz = ZoneInfo(m.timezone or site.site.timezone)
+        for c in checks[kb]:
+            entry = m.files[c.entry_index]
+            key = (c.server.casefold(), winpath.key(c.path))
+            if not (entry.version or entry.sha256) or needed.get(key):
+                needed.setdefault(key, False)
+                continue
+            try:
+                stat = reader.conn.endpoint(c.server).files.stat(c.path)
+                needed[key] = stat is not None and not stat.is_dir and judge(entry, stat, tz).status != V_OLDER
+            except (TargetError, ValueError):  # cannot tell here: leave it to verify
+                needed[key] = True
+    for (server, path), need in needed.items():
+        if not need:
+            reader.files[reader.conn.endpoint(server).name].skip_content(path)
 
 
 def _judge_one(h: Hotfix, site: SiteRef, reader: SiteReader, checks: list) -> HotfixStatus:

@@ -9,7 +9,8 @@ manifest exactly as `deployer verify MANIFEST` does, from one reading of the sit
   stat one), the others are stat'ed one by one; a folder that is not there answers for all
   its files;
 - verify's stats (and its CaseResolver's, which stats every component of a path) are answered
-  from that reading; a sha256 or the version resource is read at most once per file;
+  from that reading; a sha256 or the version resource is read at most once per file, and not
+  at all when the file's date already decides (judge.py's _skip_needless_reads);
 - nothing is written: every writing method raises ReadOnlyViolation, which no scan can catch
   as an ordinary target error.
 """
@@ -52,6 +53,7 @@ class ReadOnce:
         self._listed: dict[str, dict[str, FileStat] | TargetError | None] = {}  # None: no such folder
         self._sha: dict[str, str] = {}
         self._chunks: dict[str, tuple[list[bytes], bool]] = {}  # bytes read so far, whether that is all
+        self._unread: set[str] = set()
 
     # --- reading the union first ---------------------------------------------------------------
 
@@ -117,18 +119,26 @@ class ReadOnce:
             raise NotFound("the system cannot find the path specified", server=self.server, path=path)
         return list(listing.values())
 
-    def sha256(self, path: str) -> str:
+    def sha256(self, path: str) -> str | None:  # type: ignore[override]
         k = winpath.key(path)
+        if k in self._unread:
+            return None  # verify then compares no hash: the date alone decided
         if k not in self._sha:
             self.cost.reads += 1
             self._sha[k] = self.real.sha256(path)
         return self._sha[k]
+
+    def skip_content(self, path: str) -> None:
+        """No hotfix's verdict on this file depends on its content (see judge.py): not read."""
+        self._unread.add(winpath.key(path))
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
         """Verify reads until the version resource: the chunks it took are kept and replayed for
         the next hotfix naming the file; reading further than the first reader did (never, for
         the same question) reads the file again."""
         k = winpath.key(path)
+        if k in self._unread:
+            return
         if k in self._chunks:
             kept, whole = self._chunks[k]
             yield from kept
