@@ -265,3 +265,29 @@ def test_outside_text_is_escaped_in_every_format(ws: Workspace):
     scan(ws, "--catalog", str(cat), "-f", "html", "-o", html)
     page = html.read_text()
     assert "<b>SMS</b>" not in page and "&lt;b&gt;SMS&lt;/b&gt;" in page
+
+
+def test_kb_import_writes_products_and_the_hotfixes_an_article_says_it_replaces(ws: Workspace, tmp_path: Path):
+    from conftest import ROOT
+
+    lines = (ROOT / "tests" / "data" / "kb" / "Q255284.md").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.strip() == "STATUS")
+    lines[at:at] = ["\tThis hotfix supersedes the fix described in the following article in the",
+                    "\tMicrosoft Knowledge Base: Q225056 SMS: PCMSVC32 Runs a Job After Expired Date.",
+                    "\tNOTE: This hotfix is superseded by the fix in Q999999.", ""]
+    article = tmp_path / "Q255284.md"
+    article.write_text("\n".join(lines) + "\n")
+    cat = ws.path / "cat"
+    cat.mkdir()
+    r = ws.cli("kb", "import", article, "-o", cat / "q255284.yaml")
+    assert r.code == 0, r.text
+    text = (cat / "q255284.yaml").read_text()
+    assert 'products: ["Microsoft Systems Management Server version 1.2 SP4"]' in text
+    assert f"supersedes: [Q225056]   # the article says so (Q225056 at line {at + 1})" in text
+    shutil.copy(ws.path / "manifests" / "q225056.yaml", cat)
+    r = ws.cli("catalog", "graph", "--catalog", cat)
+    assert "+- supersedes Q225056 (1/28/99) SMS: PCMSVC32 Runs a Job After Expired Date [declared, derived]" in r.out
+    assert "Q999999" not in r.out + r.err
+    lst = ws.cli("catalog", "list", "--catalog", cat, "-f", "json")
+    h = next(h for h in json.loads(lst.out)["hotfixes"] if h["kb"] == "Q255284")
+    assert h["products"] == ["Microsoft Systems Management Server version 1.2 SP4"] and h["supersedes"] == ["Q225056"]

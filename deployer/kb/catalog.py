@@ -181,8 +181,10 @@ def _playbooks(dirs: list[Path]) -> dict:
             continue
         for p in manifest_files(d):
             try:
+                if "steps:" not in p.read_text(encoding="utf-8", errors="replace"):
+                    continue  # a manifest, not a playbook: not parsed twice (YAML parsing is most of a load)
                 data = load_yaml(p).data
-            except DeployerError:
+            except (DeployerError, OSError):
                 continue  # a broken playbook names no hotfix; the manifest's own problems are reported
             if not isinstance(data, dict) or "steps" not in data:
                 continue

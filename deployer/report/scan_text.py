@@ -79,6 +79,8 @@ def render_matrix(result: ScanResult, out: Out) -> None:
     """Hotfixes down, sites across; hotfixes not applicable anywhere are counted, not drawn."""
     sites = result.sites
     shown = [kb for kb in result.kbs if any((s.status_of(kb) or NOT_APPLICABLE) != NOT_APPLICABLE for s in sites)]
+    # the worst status of a row first (partial, then missing, ...), oldest first within it
+    shown.sort(key=lambda kb: min(STATUSES.index(s.status_of(kb) or NOT_APPLICABLE) for s in sites))
     rows = [[safe(kb), *[SHORT.get(s.status_of(kb) or "", "not scanned") if not s.error else "not scanned"
                          for s in sites]] for kb in shown]
     styles = ["bad" if any(s.status_of(kb) in FAILING for s in sites) else None for kb in shown]
