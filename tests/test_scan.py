@@ -67,7 +67,7 @@ def test_after_apply_q241656_is_installed_and_after_every_playbook_nothing_is_mi
     assert code == 0
     assert {st[k]["status"] for k in SHIPPED} == {"installed"} and st["_site"]["apply"] == []
     r = scan(ws)
-    assert r.code == 0 and "Nothing missing or partial" in r.out
+    assert r.code == 0 and "Nothing missing or partial on 1 site(s) scanned." in r.out
 
 
 def test_one_file_put_back_to_the_old_one_is_partial_and_shown_first(ws: Workspace, workspace_template: Path):
@@ -244,6 +244,7 @@ def test_only_flagged_rows_failing_is_cannot_tell(ws: Workspace):
 
 def test_bad_input_exits_2_without_a_traceback(ws: Workspace, tmp_path: Path):
     for args, words in [(("--catalog", str(tmp_path / "nope")), "no such folder"),
+                        (("--catalog", str(ws.inventory)), "is a file, not a folder"),
                         (("-f", "xml"), "xml"), (("--site", "NOPE"), "NOPE")]:
         r = ws.cli("scan", "-i", ws.inventory, *(args if args[0] == "--site" else ("--site", "DEMO", *args)))
         assert r.code == 2 and words in r.text and "Traceback" not in r.text, r.text
@@ -291,3 +292,31 @@ def test_kb_import_writes_products_and_the_hotfixes_an_article_says_it_replaces(
     lst = ws.cli("catalog", "list", "--catalog", cat, "-f", "json")
     h = next(h for h in json.loads(lst.out)["hotfixes"] if h["kb"] == "Q255284")
     assert h["products"] == ["Microsoft Systems Management Server version 1.2 SP4"] and h["supersedes"] == ["Q225056"]
+
+
+def test_a_site_that_cannot_be_reached_is_reported_and_the_others_scanned(ws: Workspace, monkeypatch):
+    monkeypatch.setenv("DEPLOYER_TEST_FAR_PW", "x")
+    inv = ws.path / "far.yaml"
+    inv.write_text(ws.inventory.read_text().rstrip("\n") + "\n" + (
+        "  FAR:\n    code: FAR\n    timezone: UTC\n    platforms: [x86]\n    servers:\n"
+        "      FARSRV: {role: site_server, platform: x86, sms_root: 'C:\\SMS', files: {transport: smb, host: 127.0.0.1, "
+        "port: 1, username: u, password: {env: DEPLOYER_TEST_FAR_PW}, share: S}, services: {transport: scmr, "
+        "host: 127.0.0.1, port: 1, username: u, password: {env: DEPLOYER_TEST_FAR_PW}}}\n"))
+    r = ws.cli("scan", "--site", "FAR", "-i", inv)
+    assert r.code == 1 and "Site FAR (FAR): not scanned: FARSRV: connect to share S" in r.out, r.text
+    assert "Not scanned (could not be reached): FAR" in r.out and "Traceback" not in r.text
+    r = ws.cli("scan", "--site", "FAR,DEMO", "-i", inv, "-f", "json")
+    assert r.code == 3, r.text
+    sites = {s["site"]: s for s in json.loads(r.out)["sites"]}
+    assert "1225" in sites["FAR"]["error"] and sites["DEMO"]["summary"]["missing"] == 4
+
+
+def test_a_time_the_sites_clocks_skipped_is_cannot_tell_not_a_crash(ws: Workspace):
+    cat = catalog_copy(ws)
+    q = cat / "q168130.yaml"  # DEMO is in America/Los_Angeles: 2:30 AM on 4/4/99 never happened there
+    q.write_text(q.read_text().replace("{date: 2/24/99, time: 1:35pm", "{date: 4/4/99, time: 2:30am"))
+    code, st = statuses(ws, "--catalog", str(cat))
+    assert st["Q168130"]["status"] == "cannot tell" and "does not exist in America/Los_Angeles" in st["Q168130"]["why"]
+    assert code == 3 and st["Q241656"]["status"] == "missing"
+    r = ws.cli("verify", q, "--site", "DEMO", "-i", ws.inventory)
+    assert r.code == 2 and "does not exist in America/Los_Angeles" in r.err  # verify refuses the same manifest

@@ -147,7 +147,8 @@ def load_catalog(folder: Path, playbook_dirs: list[Path] | None = None) -> Catal
     from ..errors import InputError
 
     if not folder.is_dir():
-        raise InputError(f"catalogue {folder}: no such folder; name a folder of manifests (such as the output of "
+        what = "is a file, not a folder" if folder.exists() else "no such folder"
+        raise InputError(f"catalogue {folder}: {what}; name a folder of manifests (such as the output of "
                          "`deployer kb import ARTICLES -o DIR`)")
     cat = Catalog(folder)
     playbooks = _playbooks(playbook_dirs if playbook_dirs is not None else [folder, folder.parent / "playbooks"])

@@ -70,9 +70,14 @@ def render(result: ScanResult, out: Out) -> None:
         out.line()
         render_site(s, out, matrix=len(result.sites) > 1)
     failing = [s.site for s in result.sites if s.failing]
+    unread = [s.site for s in result.sites if s.error]
+    scanned = len(result.sites) - len(unread)
     out.line()
     out.line(f"Missing or partial on {len(failing)} of {len(result.sites)} sites: {', '.join(map(safe, failing))}"
-             if failing else f"Nothing missing or partial on {len(result.sites)} site(s).", "bad" if failing else "good")
+             if failing else f"Nothing missing or partial on {scanned} site(s) scanned.",
+             "bad" if failing else "good")
+    if unread:
+        out.line(f"Not scanned (could not be reached): {', '.join(map(safe, unread))}", "bad")
 
 
 def render_matrix(result: ScanResult, out: Out) -> None:
