@@ -245,7 +245,7 @@ def test_only_flagged_rows_failing_is_cannot_tell(ws: Workspace):
 def test_bad_input_exits_2_without_a_traceback(ws: Workspace, tmp_path: Path):
     for args, words in [(("--catalog", str(tmp_path / "nope")), "no such folder"),
                         (("--catalog", str(ws.inventory)), "is a file, not a folder"),
-                        (("-f", "xml"), "xml"), (("--site", "NOPE"), "NOPE")]:
+                        (("-f", "xml"), "xml"), (("--site", "NOPE"), "NOPE"), (("--forks", "0"), "--forks 0")]:
         r = ws.cli("scan", "-i", ws.inventory, *(args if args[0] == "--site" else ("--site", "DEMO", *args)))
         assert r.code == 2 and words in r.text and "Traceback" not in r.text, r.text
     r = ws.cli("scan", "-i", ws.inventory)
@@ -320,3 +320,14 @@ def test_a_time_the_sites_clocks_skipped_is_cannot_tell_not_a_crash(ws: Workspac
     assert code == 3 and st["Q241656"]["status"] == "missing"
     r = ws.cli("verify", q, "--site", "DEMO", "-i", ws.inventory)
     assert r.code == 2 and "does not exist in America/Los_Angeles" in r.err  # verify refuses the same manifest
+
+
+def test_two_names_that_differ_only_in_case_are_cannot_tell(ws: Workspace):
+    """A share on Linux can hold PCMSVC32.EXE and Pcmsvc32.exe; Windows, and the services, one."""
+    folder = ws.server("DEMOSRV") / "SITE.SRV" / "X86.BIN"
+    (folder / "Pcmsvc32.exe").write_bytes((folder / "PCMSVC32.EXE").read_bytes())
+    _, st = statuses(ws)
+    for kb in ("Q225056", "Q241656", "Q255284"):  # each names Pcmsvc32.exe (x86)
+        assert st[kb]["status"] == "cannot tell", (kb, st[kb])
+        assert "2 files whose names differ only in case: PCMSVC32.EXE, Pcmsvc32.exe" in st[kb]["why"]
+    assert st["Q168130"]["status"] == "missing"

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..fleet_options import AllOpt, GroupOpt, SitesOpt
+from ..fleet_options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import out as outmod
 
@@ -201,6 +201,7 @@ def scan(
     inventory: InventoryOpt = None,
     format: Annotated[ScanFormat, typer.Option("--format", "-f")] = ScanFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    forks: ForksOpt = DEFAULT_FORKS,
 ) -> None:
     """Which hotfixes of the catalogue each site has: installed, missing, partial, superseded, not applicable or
     cannot tell, with the files that decide, and the order to apply what is missing. Reads only. Exit 3 when a
@@ -215,7 +216,9 @@ def scan(
     cat = load(catalog, inventory)
     _problems(cat)
     err = outmod.stderr()
-    result = run_scan(cat, refs, warn=lambda s, m: err.line(f"Warning: {s}: {m}", "warn"))
+    if forks < 1:
+        raise InputError(f"--forks {forks}: must be 1 or more")
+    result = run_scan(cat, refs, warn=lambda s, m: err.line(f"Warning: {s}: {m}", "warn"), forks=forks)
     text: str | None
     if format == ScanFormat.json:
         text = json.dumps(result.to_json(), indent=1) + "\n"

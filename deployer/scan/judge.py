@@ -122,7 +122,7 @@ def _judge_one(h: Hotfix, site: SiteRef, reader: SiteReader, checks: list) -> Ho
     except InputError as exc:  # a listed time the site's clock never showed
         st = HotfixStatus(status=CANNOT_TELL, why=f"the manifest cannot be judged here: {exc}", **base)
     except TargetError as exc:
-        st = HotfixStatus(status=CANNOT_TELL, why=f"a file could not be read: {exc}", **base)
+        st = HotfixStatus(status=CANNOT_TELL, why=f"a file could not be judged: {exc}", **base)
     else:
         status, why, deciding = classify(report.files)
         st = HotfixStatus(status=status, why=why, files=[_deciding(f) for f in deciding], **base)
@@ -152,29 +152,38 @@ def _order(cat: Catalog, out: SiteScan, raw: dict[str, HotfixStatus], when: dict
         out.apply.append(ApplyStep(s.kb, s.title, s.status, s.released, s.playbook))
 
 
-def scan(cat: Catalog, sites: list[SiteRef], *, warn: Callable[[str, str], None] | None = None) -> ScanResult:
-    """Every site of `sites` against the catalogue; a site that cannot be reached is reported, not fatal."""
-    from ..workflow import session, unfinished_message
+def scan(cat: Catalog, sites: list[SiteRef], *, warn: Callable[[str, str], None] | None = None,
+         forks: int = 1) -> ScanResult:
+    """Every site of `sites` against the catalogue, `forks` at a time (each its own connection; the
+    catalogue is only read); a site that cannot be reached is reported, not fatal."""
+    from concurrent.futures import ThreadPoolExecutor
 
     order = sorted(cat.hotfixes.values(), key=lambda h: (h.released, h.kb))
     result = ScanResult(str(cat.root), [h.kb for h in order] + [p.path.name for p in cat.problems],
                         problems=[{"manifest": str(p.path), "error": p.message} for p in cat.problems],
                         flagged={kb: h.flagged for kb, h in cat.hotfixes.items() if h.flagged},
                         edges=[{"new": e.new, "old": e.old, "how": e.how} for e in cat.edges])
-    for site in sites:
-        try:
-            with session(site) as conn:
-                msg = unfinished_message(conn)
-                one = judge_site(cat, site, conn)
-                if msg:
-                    one.warnings.append(msg)
-                    if warn:
-                        warn(site.name, msg)
-        except ReadOnlyViolation:
-            raise
-        except InputError:
-            raise
-        except DeployerError as exc:
-            one = SiteScan(site.name, site.code, error=str(exc))
-        result.sites.append(one)
+    if forks > 1 and len(sites) > 1:
+        with ThreadPoolExecutor(max_workers=min(forks, len(sites))) as pool:
+            result.sites = list(pool.map(lambda s: _scan_one(cat, s, warn), sites))  # in the order named
+    else:
+        result.sites = [_scan_one(cat, s, warn) for s in sites]
     return result
+
+
+def _scan_one(cat: Catalog, site: SiteRef, warn: Callable[[str, str], None] | None) -> SiteScan:
+    from ..workflow import session, unfinished_message
+
+    try:
+        with session(site) as conn:
+            msg = unfinished_message(conn)
+            one = judge_site(cat, site, conn)
+            if msg:
+                one.warnings.append(msg)
+                if warn:
+                    warn(site.name, msg)
+            return one
+    except (ReadOnlyViolation, InputError):
+        raise
+    except DeployerError as exc:
+        return SiteScan(site.name, site.code, error=str(exc))

@@ -4,10 +4,10 @@
 (deployer/verify.py, unchanged) a SiteConnection made of them, so that the scan judges each
 manifest exactly as `deployer verify MANIFEST` does, from one reading of the site:
 
-- before any judging, the union of the catalogue's paths is read: a folder in which three
-  or more files are wanted is listed once (over SMB a listing is about three round trips, a
-  stat one), the others are stat'ed one by one; a folder that is not there answers for all
-  its files;
+- before any judging, the union of the catalogue's paths is read: a folder in which three or
+  more files are wanted is listed once, the others stat'ed (see LIST_AT); a folder that is not
+  there answers for all its files, and a name listed twice in different case makes its
+  hotfixes `cannot tell`;
 - verify's stats (and its CaseResolver's, which stats every component of a path) are answered
   from that reading; a sha256 or the version resource is read at most once per file, and not
   at all when the file's date already decides (judge.py's _skip_needless_reads);
@@ -26,7 +26,16 @@ from ..errors import DeployerError, NotADirectory, NotFound, TargetError
 from ..targets.base import CHUNK, FileStat, FileTransport
 from ..targets.connect import Endpoint, SiteConnection
 
-LIST_AT = 3  # files wanted in one folder from which a listing is cheaper than a stat each
+# Files wanted in one folder from which it is listed rather than stat'ed file by file: over SMB a
+# listing is three round trips (open and query, the query that ends it, close), a stat one. A
+# listing also shows names that differ only in case (a Samba share or an SFTP tree can hold
+# PCMSVC32.EXE and Pcmsvc32.exe, Windows cannot): such a file is `cannot tell`. Listing every
+# folder would catch them everywhere, at a round trip or two more than one verify.
+LIST_AT = 3
+
+
+class CaseTwins(TargetError):
+    """A folder holds two names that differ only in case: which file a service uses cannot be told."""
 
 
 class ReadOnlyViolation(DeployerError):
@@ -54,6 +63,7 @@ class ReadOnce:
         self._sha: dict[str, str] = {}
         self._chunks: dict[str, tuple[list[bytes], bool]] = {}  # bytes read so far, whether that is all
         self._unread: set[str] = set()
+        self._twins: dict[str, dict[str, list[str]]] = {}  # folder -> casefolded name -> the names found
 
     # --- reading the union first ---------------------------------------------------------------
 
@@ -84,6 +94,9 @@ class ReadOnce:
             return
         listing: dict[str, FileStat] = {}
         for e in entries:
+            if e.name.casefold() in listing:
+                self._twins.setdefault(k, {}).setdefault(e.name.casefold(), [listing[e.name.casefold()].name]).append(
+                    e.name)
             listing.setdefault(e.name.casefold(), e)
         self._listed[k] = listing
 
@@ -97,6 +110,11 @@ class ReadOnce:
                 listing = self._listed[parent]
                 if isinstance(listing, TargetError):
                     self._stat[k] = listing
+                elif (twins := self._twins.get(parent, {}).get(winpath.basename(path).casefold())):
+                    self._stat[k] = CaseTwins(
+                        f"{winpath.parent(path)} holds {len(twins)} files whose names differ only in case: "
+                        f"{', '.join(sorted(twins))}; Windows treats them as one, so which one is in use cannot be "
+                        "told", server=self.server, path=path)
                 else:
                     self._stat[k] = None if listing is None else listing.get(winpath.basename(path).casefold())
             else:
