@@ -278,8 +278,8 @@ def test_kb_import_writes_products_and_the_hotfixes_an_article_says_it_replaces(
                     "\tNOTE: This hotfix is superseded by the fix in Q999999.", ""]
     article = tmp_path / "Q255284.md"
     article.write_text("\n".join(lines) + "\n")
-    cat = ws.path / "cat"
-    cat.mkdir()
+    cat = ws.path / "elsewhere" / "cat"
+    cat.mkdir(parents=True)
     r = ws.cli("kb", "import", article, "-o", cat / "q255284.yaml")
     assert r.code == 0, r.text
     text = (cat / "q255284.yaml").read_text()
@@ -292,6 +292,10 @@ def test_kb_import_writes_products_and_the_hotfixes_an_article_says_it_replaces(
     lst = ws.cli("catalog", "list", "--catalog", cat, "-f", "json")
     h = next(h for h in json.loads(lst.out)["hotfixes"] if h["kb"] == "Q255284")
     assert h["products"] == ["Microsoft Systems Management Server version 1.2 SP4"] and h["supersedes"] == ["Q225056"]
+    # imported elsewhere, the catalogue still finds the project's procedure for it (playbooks/ beside the inventory)
+    lst = ws.cli("catalog", "list", "--catalog", cat, "-i", ws.inventory, "-f", "json")
+    h = next(h for h in json.loads(lst.out)["hotfixes"] if h["kb"] == "Q255284")
+    assert h["playbook"] == "playbooks/q255284.yaml"  # relative to where the command ran, as one types it
 
 
 def test_a_site_that_cannot_be_reached_is_reported_and_the_others_scanned(ws: Workspace, monkeypatch):

@@ -68,9 +68,24 @@ def _default_catalog(inventory: Path | None) -> Path:
 
 
 def load(catalog: Path | None, inventory: Path | None = None) -> "Catalog":
+    """The catalogue; playbooks from it, from playbooks/ beside it, and from playbooks/ beside the
+    inventory (a catalogue imported elsewhere still finds the project's procedures by their kb:)."""
+    from .. import inventory_source
     from ..kb.catalog import load_catalog
 
-    return load_catalog(catalog or _default_catalog(inventory))
+    folder = catalog or _default_catalog(inventory)
+    dirs = [folder, folder.parent / "playbooks"]
+    try:
+        beside = inventory_source.resolve(inventory).path.parent / "playbooks"
+        if beside.resolve() not in {d.resolve() for d in dirs}:
+            try:
+                beside = beside.resolve().relative_to(Path.cwd().resolve())
+            except ValueError:
+                pass
+            dirs.append(beside)
+    except InputError:
+        pass  # no inventory: `catalog list` needs none
+    return load_catalog(folder, dirs)
 
 
 def _problems(cat: "Catalog") -> None:

@@ -63,7 +63,7 @@ def render_site(s: SiteScan, out: Out, *, matrix: bool = False) -> None:
 def render(result: ScanResult, out: Out) -> None:
     n = len(result.kbs)
     out.line(f"Scan against {n} hotfixes of {safe(result.catalog)}"
-             + (f" ({len(result.problems)} manifests unreadable: cannot tell)" if result.problems else "") + ".")
+             + (f" ({len(result.problems)} unreadable: cannot tell)" if result.problems else "") + ".")
     if len(result.sites) > 1:
         render_matrix(result, out)
     for s in result.sites:
