@@ -335,3 +335,14 @@ def test_two_names_that_differ_only_in_case_are_cannot_tell(ws: Workspace):
         assert st[kb]["status"] == "cannot tell", (kb, st[kb])
         assert "2 files whose names differ only in case: PCMSVC32.EXE, Pcmsvc32.exe" in st[kb]["why"]
     assert st["Q168130"]["status"] == "missing"
+
+
+def test_outside_text_is_escaped_in_the_graph_and_the_list(ws: Workspace):
+    cat = catalog_copy(ws)
+    q = cat / "q225056.yaml"  # in the graph: Q241656 and Q255284 supersede it
+    q.write_text(q.read_text().replace('title: "SMS: PCMSVC32', 'title: "\\e[2J\\"quoted\\" \\\\ SMS: PCMSVC32'))
+    dot = ws.cli("catalog", "graph", "--catalog", cat, "-f", "dot").out
+    assert "\x1b" not in dot and 'tooltip=" [2J\\"quoted\\" \\\\ SMS: PCMSVC32' in dot
+    for args in (("graph",), ("list",)):
+        out = ws.cli("catalog", *args, "--catalog", cat).out
+        assert "\x1b" not in out and '\\x1b[2J"quoted" \\ SMS: PCMSVC32' in out

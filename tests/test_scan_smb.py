@@ -70,6 +70,7 @@ def test_scan_over_smb_costs_no_more_round_trips_than_one_verify(smb_ws: Workspa
     assert statuses["Q241656"] == statuses["Q900656"] == ("partial" if patched else "missing")
     assert statuses["Q225056"] == "installed"
     assert statuses["Q255284"] == statuses["Q900284"] == ("installed" if patched else "missing")
-    print(f"SMB: scan of 205 manifests {dict(scan)} {data['sites'][0]['cost']}; one verify of {book} {dict(one_verify)}")
+    print(f"SMB: scan of 205 manifests {dict(scan)} {data['sites'][0]['cost']}; one verify of {book} "
+          f"{dict(one_verify)}")
     assert scan["round trips"] <= one_verify["round trips"], (scan, one_verify)
     assert snapshot(site_root, include_state=True) == before  # nothing written, no lock taken

@@ -177,7 +177,8 @@ def _dot(cat: "Catalog") -> str:
     from ..kb.catalog import reduced
 
     def q(text: str) -> str:  # a DOT string: quotes and backslashes escaped, no line breaks
-        return '"' + "".join(c if c.isprintable() else " " for c in text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        flat = "".join(c if c.isprintable() else " " for c in text)
+        return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     edges = reduced(cat)
     used = {e.new for e in edges} | {e.old for e in edges}

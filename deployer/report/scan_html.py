@@ -32,6 +32,7 @@ def render(result: ScanResult, chains: list[str], *, when: datetime | None = Non
     overall = "MISSING HOTFIXES" if result.failing else ("NOT SCANNED" if result.unreachable else "PASSED")
     return env.get_template("scan.html.j2").render(
         r=result, sites=sites, shown=shown,
-        bad_rows={kb for kb in shown if any(s.status_of(kb) in FAILING for s in sites)}, titles=titles, hidden=len(result.kbs) - len(shown), chains=chains,
+        bad_rows={kb for kb in shown if any(s.status_of(kb) in FAILING for s in sites)}, titles=titles,
+        hidden=len(result.kbs) - len(shown), chains=chains,
         when=when.strftime("%Y-%m-%d %H:%M:%S UTC"), who=who, overall=overall, good=overall == "PASSED",
         statuses=STATUSES, meaning=MEANING, short=SHORT, cell=CELL, failing=FAILING, version=__version__)

@@ -35,7 +35,8 @@ def _deciding(f: FileResult) -> Deciding:
                                   f.actual_version or "") if x))
     if f.detail and f.status not in (V_MISSING, V_OLDER, V_NEWER):  # a date speaks for itself; a size does not
         found += f" ({f.detail})"
-    return Deciding(f.server, f.path, listed, found, f.status, f.passed, any("flagged for review" in x for x in f.loose))
+    flagged = any("flagged for review" in x for x in f.loose)
+    return Deciding(f.server, f.path, listed, found, f.status, f.passed, flagged)
 
 
 def classify(files: list[FileResult]) -> tuple[str, str, list[FileResult]]:
