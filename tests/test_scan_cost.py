@@ -53,6 +53,7 @@ class Counting:
         if name in READS:
             def counted(*args, **kwargs):
                 self._counts[name] += 1
+                self._counts[(self.server, name, str(args[0]).casefold())] += 1  # each path asked how often
                 return attr(*args, **kwargs)
             return counted
         return attr
@@ -113,6 +114,10 @@ def test_a_scan_of_the_imported_catalogue_costs_about_one_verify(ws: Workspace, 
     assert {"missing", "not applicable"} <= {h.status for h in result.hotfixes}
     st = {h.kb: h.status for h in result.hotfixes}
     assert (st["Q255284"], st["Q225056"], st["Q177245"]) == ("missing", "installed", "not applicable")
+    per_path = {k: n for k, n in counts.items() if isinstance(k, tuple)}
+    assert per_path and max(per_path.values()) == 1, [k for k, n in per_path.items() if n > 1]  # each once
+    counts = Counter({k: n for k, n in counts.items() if isinstance(k, str)})
+    verify_counts = Counter({k: n for k, n in verify_counts.items() if isinstance(k, str)})
     total, one = sum(counts.values()), sum(verify_counts.values())
     print(f"scan of {n} manifests: {dict(counts)} = {total}; one verify of Q241656: {dict(verify_counts)} = {one}")
     # ~200 manifests, one reading of the site: no more operations than one verify of Q241656's 9 rows
