@@ -346,3 +346,17 @@ def test_outside_text_is_escaped_in_the_graph_and_the_list(ws: Workspace):
     for args in (("graph",), ("list",)):
         out = ws.cli("catalog", *args, "--catalog", cat).out
         assert "\x1b" not in out and '\\x1b[2J"quoted" \\ SMS: PCMSVC32' in out
+
+
+def test_a_catalogue_with_draft_playbooks_beside_its_manifests(ws: Workspace, tmp_path: Path):
+    """`kb import ... -o DIR --playbook` writes both into one folder: the drafts are playbooks, not problems."""
+    from conftest import ROOT
+
+    out = tmp_path / "kb"
+    r = ws.cli("kb", "import", ROOT / "tests" / "data" / "kb" / "Q255284.md", ROOT / "tests" / "data" / "kb" /
+               "Q226891.md", "-o", f"{out}/", "--playbook")
+    assert r.code == 0 and (out / "q255284.playbook.yaml").is_file(), r.text
+    data = json.loads(ws.cli("catalog", "list", "--catalog", out, "-i", ws.inventory, "-f", "json").out)
+    assert data["problems"] == []
+    assert {h["kb"]: Path(h["playbook"]).name for h in data["hotfixes"]} == {
+        "Q255284": "q255284.playbook.yaml", "Q226891": "q226891.playbook.yaml"}  # its own draft first
