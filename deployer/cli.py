@@ -109,7 +109,7 @@ class Options:
 
 OPTIONS = Options()
 # commands that work on a site write a log (report/log.py)
-LOGGED = {"plan", "apply", "verify", "rollback", "recover", "sendcode", "preflight", "prune"}
+LOGGED = {"plan", "apply", "verify", "rollback", "recover", "sendcode", "preflight", "prune", "scan"}
 
 
 def _version(value: bool) -> None:
@@ -594,6 +594,8 @@ def lab_init(
     force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost).")] = False,
     inventory: InventoryOpt = None,
     playbooks: Annotated[Optional[list[Path]], typer.Option("--playbook", "-p", help="Playbooks whose stand-in payloads to write (default: every playbook under playbooks/ beside the inventory).")] = None,
+    patched_with: Annotated[Optional[list[str]], typer.Option("--patched-with", metavar="Q[:FILE+FILE],...", help="Create the site with these hotfixes' files at their manifests' level (only the FILEs named: half-patched); needs a new site or --force.")] = None,
+    catalog: Annotated[Optional[Path], typer.Option("--catalog", "-c", help="Manifests for --patched-with (default: manifests/ beside the inventory).")] = None,
 ) -> None:
     """Create a pre-hotfix SMS 1.2 site on the mock target, and stand-in hotfix files."""
     if site_arg and site_opt and site_arg.casefold() != site_opt.casefold():
@@ -607,8 +609,9 @@ def lab_init(
     if not targets:
         raise InputError("no mock site to create (a mock site has mock: {path: ...} in the inventory)")
     stdout = outmod.stdout()
+    patches = _catalog.lab_patches(patched_with, catalog, inventory, targets, force)
     for t in targets:
-        rep = lab.init_mock_site(t, force=force)
+        rep = lab.init_mock_site(t, force=force, patch=patches(t) if patches else None)
         if rep.created:
             servers = ", ".join(t.site.servers) + "".join(f"; PCM service host {h}" for h in t.site.pcm_hosts)
             stdout.line(f"Created mock site {t.name} ({t.code}) at {rep.created[0]}: servers {servers}; "
@@ -704,6 +707,9 @@ from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcod
 app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
 app.add_typer(_pcm.app, name="pcm")
 app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
+from .commands import catalog as _catalog  # noqa: E402  (issue 23: catalog list|graph, scan)
+
+_catalog.register(app)
 
 
 @app.command("version", hidden=True)

@@ -27,11 +27,16 @@ FORMATS = {
     "text": "aligned columns for people; colour on a terminal (not with --no-color or NO_COLOR)",
     "json": "the same data as JSON, for scripts (`jq`); progress goes to stderr",
     "junit": "JUnit XML: one test suite per server, one test case per file; a file that does not pass is a failure "
-             "carrying expected vs actual (for CI dashboards)",
+             "carrying expected vs actual (for CI dashboards); for `scan` one suite per site, one case per hotfix, "
+             "a missing or partial hotfix a failure",
     "html": "one self-contained page for a change ticket (inline CSS, no scripts, nothing fetched): a summary "
             "(site, KB, when, by whom, overall status), per server the article's table (Date, Time, Size, File name, "
             "Platform, Version) with what was found and each file's status, mismatches first and marked; for "
-            "`apply` the actions with their timings and the rollback record when there was one",
+            "`apply` the actions with their timings and the rollback record when there was one; for `scan` the "
+            "hotfix x site matrix, per site each hotfix's status with the files that decide it, the order to apply, "
+            "and the supersedence chains",
+    "dot": "Graphviz DOT (`catalog graph -f dot | dot -Tsvg`): one node per hotfix, an edge to each hotfix it "
+           "supersedes, labelled derived or declared",
 }
 
 

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
 from . import winpath
@@ -188,7 +188,8 @@ def _claimed(site: SiteRef, root: Path) -> Iterator[None]:
             lock.forget()
 
 
-def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
+def init_mock_site(site: SiteRef, *, force: bool = False,
+                   patch: Callable[[str, FileTransport], None] | None = None) -> LabReport:
     report = LabReport()
     root = site.mock_root()
     if (root / SITE_FILE).exists() and not force:
@@ -217,6 +218,8 @@ def init_mock_site(site: SiteRef, *, force: bool = False) -> LabReport:
     for name, server in s.servers.items():
         build_server_tree(mock.files(name), role=server.role, platform=server.platform.key,
                           site_platforms=site_platforms, site_code=s.code, tz=tz)
+        if patch is not None:  # `--patched-with`: hotfix files written before their services hold them (lab_patch.py)
+            patch(name, mock.files(name))
         # services start only once their files are in place, as after setup
         write_json_atomic(root / name / "scm.json", {"services": server_services(server.role, server.platform.key)})
     for name, host in s.pcm_hosts.items():

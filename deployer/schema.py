@@ -194,6 +194,9 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (M.Manifest, "title"): "the article's title",
     (M.Manifest, "rule"): "or-later: the article's \"these attributes or later\" (a later file passes); exact: only "
                           "the listed attributes pass",
+    (M.Manifest, "products"): "the products the article applies to, as it lists them (kb import copies them)",
+    (M.Manifest, "supersedes"): "the articles of the hotfixes this one replaces, such as [Q225056] (a catalogue "
+                                "also derives it from later files)",
     (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
     (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
     (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",

@@ -12,7 +12,7 @@ from ..errors import InputError, Location
 from ..model.common import validate
 from ..model.manifest import FileEntry, Manifest
 from ..yamlsrc import parse_yaml
-from . import tables as tbl
+from . import relations, tables as tbl
 from . import values, writer
 from .article import Article, NoTableError, parse_article_text, read_article
 from .rows import ReadRow, read_row
@@ -179,6 +179,7 @@ def _head(article: Article, real: list[tbl.Table], rule: str, rule_note: str, to
         meta.append(f"title: {json.dumps(article.title)}")
     meta.append(f"source: {writer.scalar(article.file_name)}")
     meta.append(f"rule: {rule}   # {rule_note}")
+    meta.extend(relations.meta_lines(article.lines, article.kb))
     return head, meta
 
 

@@ -171,6 +171,12 @@ class NonexistentLocalTime(ValueError):
     pass
 
 
+def kb_number(v: str) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[QK]B?\d{5,7}", v.strip().upper()):
+        raise ValueError(f"kb {v!r} is not an article number such as Q241656")
+    return v.strip().upper()
+
+
 class Group(Strict):
     """One table of the article, or one part of a table (a language, a platform)."""
 
@@ -188,6 +194,10 @@ class Manifest(Strict):
     files: list[FileEntry] = Field(default=None, min_length=1,  # type: ignore[assignment]
                                    description="the table's rows (or groups:, a list of tables)")
     groups: list[Group] = Field(default_factory=list, description="the article's tables, each with title and files")
+    products: list[str] = Field(default_factory=list)
+    # The hotfixes this one replaces, as the article names them; a catalogue also derives
+    # supersedence from the files (deployer/kb/catalog.py), this declares what files cannot show.
+    supersedes: list[str] = Field(default_factory=list)
     # For every entry of `files` (the flat list, groups included): its key path in the document.
     _paths: list[tuple] = PrivateAttr(default_factory=list)
 
@@ -214,9 +224,12 @@ class Manifest(Strict):
     @field_validator("kb")
     @classmethod
     def _kb(cls, v: str) -> str:
-        if not re.fullmatch(r"[QK]B?\d{5,7}", v.strip().upper()):
-            raise ValueError(f"kb {v!r} is not an article number such as Q241656")
-        return v.strip().upper()
+        return kb_number(v)
+
+    @field_validator("supersedes")
+    @classmethod
+    def _supersedes(cls, v: list[str]) -> list[str]:
+        return [kb_number(k) for k in v]
 
     @field_validator("timezone")
     @classmethod
