@@ -236,6 +236,8 @@ def plan(
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to "
+                                                    "apply, 0 when there is nothing to do (as Terraform's).")] = False,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
@@ -244,7 +246,8 @@ def plan(
     if len(refs) > 1:
         if out:
             raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
-        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value,
+                                        detailed=detailed_exitcode))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
@@ -258,6 +261,8 @@ def plan(
         render_plan(p, outmod.stdout())
         if out:
             outmod.stdout().line(f"Saved to {out}; apply it with: deployer apply {out}")
+    if detailed_exitcode and not p.empty:
+        raise typer.Exit(int(ExitCode.CHANGES_PENDING))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -704,6 +709,9 @@ from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcod
 app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
 app.add_typer(_pcm.app, name="pcm")
 app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
+from .commands import validate as _validate  # noqa: E402  (issue 22)
+
+app.command("validate", epilog=_validate.EPILOG)(_validate.validate)
 
 
 @app.command("version", hidden=True)
