@@ -54,8 +54,19 @@ def _any_case(text: str) -> str:
         elif ch == " ":
             out.append(r"\s+")
         else:
-            out.append(re.escape(ch))
+            out.append(ecma_escape(ch))
     return "".join(out)
+
+
+# Editors' YAML language servers (and check-jsonschema) compile patterns as ECMAScript regexes
+# in unicode mode, where only these characters may be escaped outside a class: Python's
+# re.escape writes `\-`, which that mode refuses, and the whole schema with it.
+_ECMA_SYNTAX = set("^$\\.*+?()[]{}|/")
+
+
+def ecma_escape(text: str) -> str:
+    """`text` as a literal in a JSON Schema pattern (ECMAScript, unicode mode)."""
+    return "".join("\\" + c if c in _ECMA_SYNTAX else c for c in text)
 
 
 def _platform_schema() -> JsonSchemaValue:
