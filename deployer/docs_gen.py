@@ -28,6 +28,7 @@ FORMATS = {
     "json": "the same data as JSON, for scripts (`jq`); progress goes to stderr",
     "junit": "JUnit XML: one test suite per server, one test case per file; a file that does not pass is a failure "
              "carrying expected vs actual (for CI dashboards)",
+    "yaml": "YAML, as the input files are written (`inventory show`: the inventory as deployer reads it)",
     "html": "one self-contained page for a change ticket (inline CSS, no scripts, nothing fetched): a summary "
             "(site, KB, when, by whom, overall status), per server the article's table (Date, Time, Size, File name, "
             "Platform, Version) with what was found and each file's status, mismatches first and marked; for "

@@ -21,6 +21,7 @@ from ..sms.platforms import Platform
 from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, number_in, validate
+from .inventory_expand import GroupSpec, SiteDefaults, expand_inventory
 from .manifest import PlatformField
 from .preflight import PreflightSettings
 
@@ -398,8 +399,10 @@ class Site(Strict):
 
 class Inventory(Strict):
     sites: dict[str, Site] = Field(min_length=1)
-    # named sets of sites for --group: each member a site name or a glob over site names ('EU*')
-    groups: dict[str, list[str]] = Field(default_factory=dict, description="named sets of sites for --group: each member a site name or a glob (EU*)")
+    # named sets of sites for --group: each member a site name or a glob over site names ('EU*');
+    # the mapping form (with fields for its sites) and `defaults:` are written out by inventory_expand
+    groups: dict[str, list[str] | GroupSpec] = Field(default_factory=dict, description="named sets of sites for --group: each member a site name, a glob (EU*) or a range; or a mapping with sites: and fields its sites take")
+    defaults: SiteDefaults | None = Field(default=None, description="fields every site (server:, every server) starts from")
 
     @field_validator("sites")
     @classmethod
@@ -510,7 +513,7 @@ def _check_groups(doc: Document, inv: Inventory) -> None:
 
 
 def load_inventory(path: Path | str) -> LoadedInventory:
-    doc = load_yaml(path)
+    doc = expand_inventory(load_yaml(path))  # ranges, defaults: and group fields written out
     _located_name_checks(doc)
     inv = validate(doc, Inventory)
     _check_groups(doc, inv)
