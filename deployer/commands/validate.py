@@ -67,6 +67,11 @@ def check_file(path: Path) -> Checked:
     kind = kind_of(doc.data)
     if kind is None:
         what = "is empty" if doc.data is None else "is not a playbook, a manifest or an inventory"
+        if isinstance(doc.data, dict):  # `step:` for `steps:`
+            from ..suggest import close_matches
+
+            near = [f"{k!r} for {c!r}" for k in doc.data for c in close_matches(str(k), ["steps", "files", "sites"], 1)]
+            what += f" (did you mean {' or '.join(near)}?)" if near else ""
         return Checked(path, None, errors=[str(InputError(
             f"{what}: a playbook has steps:, a manifest files: (or groups: of tables), an inventory sites:",
             doc.location()))])
@@ -105,7 +110,7 @@ class Format(str, Enum):
 
 
 def validate(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Playbooks, manifests and inventories "
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Playbooks, manifests and inventories "
                                                 "(told apart by their keys: steps:, files:, sites:).")],
     format: Annotated[Format, typer.Option("--format", "-f", help="json: one entry per file with its kind and "
                                            "errors.")] = Format.text,

@@ -18,6 +18,7 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator
 from ..errors import InputError
 from ..secrets import SecretSource
 from ..sms.platforms import Platform
+from ..suggest import did_you_mean, listing
 from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, number_in, validate
@@ -447,8 +448,8 @@ class LoadedInventory:
         for key, site in self.inventory.sites.items():
             if key.casefold() == name.casefold():
                 return SiteRef(key, site, self)
-        known = ", ".join(self.inventory.sites)
-        raise InputError(f"no site named {name!r} in the inventory; sites: {known}", self.doc.location(("sites",)))
+        raise InputError(f"no site named {name!r} in the inventory{did_you_mean(name, self.inventory.sites)}; "
+                         f"{listing(list(self.inventory.sites), 'site')}", self.doc.location(("sites",)))
 
     def all_sites(self) -> list[SiteRef]:
         return [SiteRef(k, s, self) for k, s in self.inventory.sites.items()]
@@ -465,8 +466,10 @@ class LoadedInventory:
                 for m in members:
                     picked.update((r.name, r) for r in self.matching(m))
                 return [r for r in self.all_sites() if r.name in picked]
-        known = ", ".join(self.inventory.groups) or "none (add groups: to the inventory)"
-        raise InputError(f"no group named {name!r} in the inventory; groups: {known}", self.doc.location(("sites",)))
+        known = listing(list(self.inventory.groups), "group") if self.inventory.groups else \
+            "groups: none (add groups: to the inventory)"
+        raise InputError(f"no group named {name!r} in the inventory{did_you_mean(name, self.inventory.groups)}; "
+                         f"{known}", self.doc.location(("groups",)))
 
 
 def _located_name_checks(doc: Document) -> None:

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from ..errors import InputError, InputErrors
 from ..sms import services as sms_services
+from ..suggest import did_you_mean
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, number_in, validate
 from .manifest import LoadedManifest, load_manifest
@@ -82,7 +83,8 @@ def _parse_step(doc: Document, head: PlaybookHead, i: int, raw: Any) -> Step:
     if len(actions) != 1:
         unknown = [k for k in raw if k not in kinds and k not in ("name", "servers")]
         if not actions and unknown:
-            raise doc.error(kp + (unknown[0],), f"unknown step {unknown[0]!r}; allowed steps: {', '.join(kinds)}")
+            raise doc.error(kp + (unknown[0],), f"unknown step {unknown[0]!r}{did_you_mean(unknown[0], kinds)}; "
+                            f"allowed steps: {', '.join(kinds)}")
         what = "no action" if not actions else f"several actions ({', '.join(actions)})"
         raise doc.error(kp, f"a step has exactly one action key, found {what}; allowed: {', '.join(kinds)}")
     kind = kinds[actions[0]]
