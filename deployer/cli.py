@@ -709,10 +709,11 @@ from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcod
 app.command("sendcode", epilog=EXIT_CODES_HELP)(_sendcode.sendcode)
 app.add_typer(_pcm.app, name="pcm")
 app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
-from .commands import inventory_show as _inventory_show, validate as _validate  # noqa: E402  (issue 22)
+from .commands import helpfmt as _helpfmt, inventory_show as _inventory_show, validate as _validate  # noqa: E402,E501  (issue 22)
 
 app.command("validate", epilog=_validate.EPILOG)(_validate.validate)
 cli_clients.inventory_app.command("show", epilog=_inventory_show.EPILOG)(_inventory_show.show)
+_helpfmt.install(app)  # -h, per-command exit codes, readable value names, whole summaries
 
 
 @app.command("version", hidden=True)
