@@ -62,6 +62,7 @@ class ExitCode(IntEnum):
     # `plan --detailed-exitcode`: Terraform's -detailed-exitcode answers 2 for "changes
     # pending", but 2 is deployer's bad input, so pending changes take the next free code
     CHANGES_PENDING = 5
+    INCOMPLETE = 6  # preflight: no check failed, but some could not be made on this target
 
 
 # What each code means, as --help and docs/reference/exit-codes.md say it.
@@ -72,6 +73,7 @@ EXIT_MEANINGS: dict[int, str] = {
     3: "verification found files that do not match",
     4: "the site could not be restored (the journal says what to do)",
     5: "with --detailed-exitcode: the plan has actions to apply (changes pending)",
+    6: "preflight: no check failed, but some could not be checked on this target (INCOMPLETE)",
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 import typer
 
 from . import fleet_work
+from .commands import fleet_question as _question
 from .errors import ExitCode, InputError, Location
 from .fleet import Fleet, FleetResult, SiteState, Work
 from .fleet_journal import FleetJournal, file_sha256
@@ -129,7 +130,9 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
     check_report_path(args.report)
     refuse_prompted_passwords(sites)
     if journal is None:
-        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
+        asks = not yes and _stdin_tty()  # then each site's action count is planned for the question (issue 22)
+        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: "
+                f"{_question.describe(_question.planned(pb, sites, args.forks)) if asks else preview(sites)}?", yes)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)
     work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock,
                                  keep_reports=fmt == "json" or args.report is not None)

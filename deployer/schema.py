@@ -19,7 +19,6 @@ they drift from the models.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Union

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Workspace, copy_project, run_cli
+from conftest import Workspace, copy_project, run_cli
 from deployer.fleet_lab import write_fleet_inventory
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace, run_cli, run_subprocess
+from conftest import Workspace, run_subprocess
 
 
 def test_quiet_prints_only_the_outcome_line(ws: Workspace):

@@ -30,7 +30,7 @@ EXITS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = {
     "schema": ((0, 2), {}),
     "worker": ((0, 2), {0: "stopped", 2: "bad broker settings, or the workers extra is not installed"}),
     "sendcode": ((0, 1, 2), {1: "the server could not be reached, or its Service Control Manager refused the code"}),
-    "preflight": ((0, 1, 2, 3), {0: "every check passed", 3: "a check failed"}),
+    "preflight": ((0, 1, 2, 3, 6), {0: "every check passed", 3: "a check failed"}),
     "validate": ((0, 2), {0: "every file is valid", 2: "a file has errors (each printed with its file:line)"}),
     "clients": ((0, 1, 2), {0: "every logon server could be read", 1: "a logon server could not be read"}),
     "lab init": ((0, 2), {}),
