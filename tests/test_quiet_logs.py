@@ -122,3 +122,20 @@ def test_every_report_and_saved_plan_is_written_with_one_mode(ws: Workspace):
         assert set(modes.values()) == {"0o644"}, modes
     finally:
         os.umask(previous)
+
+
+def test_quiet_on_a_fleet_prints_the_totals_and_only_the_sites_that_need_attention(tmp_path: Path):
+    from conftest import copy_project, run_cli
+    from deployer.fleet_lab import write_fleet_inventory
+
+    base = copy_project(tmp_path)
+    write_fleet_inventory(base / "sites.yaml", 3)
+    assert run_cli("lab", "init", "--all", cwd=base).code == 0
+    pb = base / "playbooks" / "q241656.yaml"
+    assert run_cli("apply", pb, "--site", "SITE001,SITE002", "--yes", "--fleet-dir", base / "f", cwd=base).code == 0
+    r = run_cli("-q", "verify", pb, "--all", cwd=base)
+    assert r.code == 3
+    lines = [line for line in r.out.splitlines() if line.strip()]
+    assert lines[0].startswith("SITE003: ") and "FAILED" in lines[0]  # the one that needs attention
+    assert lines[1].startswith("Fleet: 3 sites") and lines[2] == "  Files do not match: SITE003"
+    assert len(lines) == 3 and "SITE001:" not in r.out
