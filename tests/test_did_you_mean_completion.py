@@ -178,3 +178,20 @@ def test_a_value_tab_loads_neither_typer_nor_pydantic_and_other_tabs_still_work(
     # commands and options are typer's to complete, as before
     assert "apply" in _offered("deployer ap", ws.path)
     assert "--detailed-exitcode" in _offered("deployer plan --det", ws.path)
+
+
+def test_servers_hosts_and_manifest_files_get_the_closest_names(ws: Workspace):
+    r = ws.cli("sendcode", "--site", "DEMO", "--server", "DEMOSVR", "SMS_EXECUTIVE", "128")
+    assert r.code == 2 and "no server 'DEMOSVR' (did you mean 'DEMOSRV'?)" in r.err, r.err
+    book = _write(ws.path / "playbooks" / "typo.yaml", ws.playbook.read_text().replace(
+        "  - stop: [SMS_PACKAGE_COMMAND_MANAGER_NT, SMS_EXECUTIVE]",
+        "  - stop: [SMS_PACKAGE_COMMAND_MANAGER_NT, SMS_EXECUTIVE]\n  - {start: [SMS_EXECUTIVE], servers: [DEMOLOG]}", 1))
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 2 and "no server 'DEMOLOG' in site DEMO (did you mean 'DEMOLOG1'?)" in r.err, r.err
+    book.write_text(ws.playbook.read_text().replace("files: [Pcmsvc32.exe, Base.dll]", "files: [Pcmsvc23.exe, Base.dll]"))
+    r = ws.cli("validate", book)
+    assert r.code == 2 and "Pcmsvc23.exe is not in the manifest q241656.yaml (did you mean 'Pcmsvc32.exe'?)" in r.err
+    book.write_text(ws.playbook.read_text().replace("update_pcm_hosts: {files: [Pcmsvc32.exe],",
+                                                    "update_pcm_hosts: {hosts: [DEMOWKS2], files: [Pcmsvc32.exe],"))
+    r = ws.cli("plan", book, "--site", "DEMO")
+    assert r.code == 2 and "no PCM service host 'DEMOWKS2' in site DEMO (did you mean 'DEMOWKS1'?)" in r.err, r.err

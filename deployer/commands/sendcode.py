@@ -62,8 +62,10 @@ def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
             try:
                 ep = conn.endpoint(server)
             except KeyError:
-                raise InputError(f"site {site.name} has no server {server!r}; servers: "
-                                 f"{', '.join(conn.endpoints)}") from None
+                from ..suggest import did_you_mean
+
+                raise InputError(f"site {site.name} has no server {server!r}{did_you_mean(server, conn.endpoints)}; "
+                                 f"servers: {', '.join(conn.endpoints)}") from None
         # A watchdog cycle restarts stopped services and 194 rewrites Helper.srv: never in the
         # middle of someone's run, nor over one left unfinished. The site lock says so.
         ctx = RunContext(site.name, lambda e: outmod.stderr().line(e.text, "warn") if e.kind == WARN else None)
