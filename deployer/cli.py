@@ -134,12 +134,17 @@ def _options(
         raise InputError("--quiet and --verbose contradict each other; give one")
     OPTIONS.quiet, OPTIONS.verbose, OPTIONS.log, OPTIONS.no_log = quiet, verbose, log, no_log
     command = typer_ctx.invoked_subcommand or ""
-    if command in LOGGED or verbose:
+    if (command in LOGGED or verbose) and not _help_or_completion():
         from .report.log import command_log
 
         # closed by main() after the command's last word (its error message included) is logged
         OPTIONS.log_path = OPTIONS.closing.enter_context(
             command_log(command, log, verbose=verbose, enabled=command in LOGGED and not no_log))
+
+
+def _help_or_completion() -> bool:
+    """`-h`/`--help` anywhere, or a completion request: nothing runs, so nothing is logged."""
+    return any(a in ("-h", "--help") for a in sys.argv[1:]) or "_DEPLOYER_COMPLETE" in os.environ
 
 
 class Format(str, Enum):
@@ -236,6 +241,8 @@ def plan(
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to "
+                                                    "apply, 0 when there is nothing to do (as Terraform's).")] = False,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
@@ -244,7 +251,8 @@ def plan(
     if len(refs) > 1:
         if out:
             raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
-        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value,
+                                        detailed=detailed_exitcode))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
@@ -254,10 +262,14 @@ def plan(
         save_plan(p, out)
     if format == Format.json:
         _json(p.to_json())
+    elif OPTIONS.quiet:
+        outmod.stdout().line(workflow.summary_line(p))
     else:
         render_plan(p, outmod.stdout())
         if out:
             outmod.stdout().line(f"Saved to {out}; apply it with: deployer apply {out}")
+    if detailed_exitcode and not p.empty:
+        raise typer.Exit(int(ExitCode.CHANGES_PENDING))
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -361,10 +373,12 @@ def apply(
                     "later than) the manifest, Helper.srv copies current. No service was touched.", "good")
         return
     if result.status == RunState.COMMITTED:
+        verdict = f" Verification {'PASSED' if result.report.ok else 'FAILED'}." if OPTIONS.quiet and result.report else ""
         stdout.line(f"Applied {outcome.plan.kb} to site {outcome.plan.site}: {result.actions_done} actions in "
-                    f"{result.seconds:.1f} s (run {result.run}; journal {result.journal}).", "good")
-        stdout.line()
-        render_report(result.report, stdout)  # type: ignore[arg-type]
+                    f"{result.seconds:.1f} s (run {result.run}; journal {result.journal}).{verdict}", "good")
+        if not OPTIONS.quiet:
+            stdout.line()
+            render_report(result.report, stdout)  # type: ignore[arg-type]
         return
     result.raise_for_status()
 
@@ -449,6 +463,10 @@ def verify(
             text = buf.getvalue()
         outmod.write_atomic(output, text, what="the report")
         outmod.stderr().line(f"Report written to {output}: {'PASSED' if report.ok else 'FAILED'}")
+    elif text is None and OPTIONS.quiet:
+        c = report.to_json()["summary"]
+        outmod.stdout().line(f"Verification of {report.kb} on site {report.site}: {c['ok']} of {c['total']} files "
+                             f"match: {'PASSED' if report.ok else 'FAILED'}", "good" if report.ok else "bad")
     elif text is None:
         render_report(report, outmod.stdout())
     else:
@@ -683,10 +701,7 @@ def _emit(text: str, output: Path | None, done: str | None = None) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    try:
-        output.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    outmod.write_atomic(output, text, what="the output")
     outmod.stderr().line(done or f"Wrote {output}.")
 
 
@@ -710,6 +725,11 @@ app.command("preflight", epilog=EXIT_CODES_HELP)(_preflight.preflight)
 from .commands import catalog as _catalog  # noqa: E402  (issue 23: catalog list|graph, scan)
 
 _catalog.register(app)
+from .commands import helpfmt as _helpfmt, inventory_show as _inventory_show, validate as _validate  # noqa: E402,E501  (issue 22)
+
+app.command("validate", epilog=_validate.EPILOG)(_validate.validate)
+cli_clients.inventory_app.command("show", epilog=_inventory_show.EPILOG)(_inventory_show.show)
+_helpfmt.install(app)  # -h, per-command exit codes, readable value names, whole summaries
 
 
 @app.command("version", hidden=True)

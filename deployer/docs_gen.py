@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import schema
-from .errors import EXIT_CODES_HELP, ExitCode
+from .errors import EXIT_MEANINGS, ExitCode
 from .steps import KINDS as STEP_KINDS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "reference"
@@ -29,6 +29,7 @@ FORMATS = {
     "junit": "JUnit XML: one test suite per server, one test case per file; a file that does not pass is a failure "
              "carrying expected vs actual (for CI dashboards); for `scan` one suite per site, one case per hotfix, "
              "a missing or partial hotfix a failure",
+    "yaml": "YAML, as the input files are written (`inventory show`: the inventory as deployer reads it)",
     "html": "one self-contained page for a change ticket (inline CSS, no scripts, nothing fetched): a summary "
             "(site, KB, when, by whom, overall status), per server the article's table (Date, Time, Size, File name, "
             "Platform, Version) with what was found and each file's status, mismatches first and marked; for "
@@ -183,18 +184,16 @@ def inventory_md() -> str:
 
 
 def exit_codes() -> list[tuple[int, str]]:
-    """The codes and meanings `--help` prints (EXIT_CODES_HELP), one per ExitCode."""
-    text = EXIT_CODES_HELP.removeprefix("Exit codes: ").rstrip(".")
-    found = [(int(m.group(1)), m.group(2).strip()) for m in re.finditer(r"(?:^|; )(\d) (.*?)(?=; \d |$)", text)]
-    if sorted(c for c, _ in found) != sorted(int(c) for c in ExitCode):
-        raise ValueError("EXIT_CODES_HELP does not describe every ExitCode")
-    return found
+    """The codes and meanings `--help` prints (errors.EXIT_MEANINGS), one per ExitCode."""
+    if sorted(EXIT_MEANINGS) != sorted(int(c) for c in ExitCode):
+        raise ValueError("EXIT_MEANINGS does not describe every ExitCode")
+    return sorted(EXIT_MEANINGS.items())
 
 
 def exit_codes_md() -> str:
     rows = ["| code | name | meaning |", "|---|---|---|"]
     rows += [f"| {code} | `{ExitCode(code).name}` | {_cell(meaning)} |" for code, meaning in exit_codes()]
-    lines = ["# Exit codes", "", "Every command exits with one of these (also listed by `deployer COMMAND --help`).",
+    lines = ["# Exit codes", "", "Every command exits with one of these; `deployer COMMAND --help` lists those it can return.",
              ""]
     return HEADER + "\n".join(lines + rows) + "\n"
 

@@ -59,14 +59,31 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # bad input or usage; nothing was touched
     MISMATCH = 3  # verification found files that do not match
     NOT_RESTORED = 4  # the site could not be restored; the journal says what to do
+    # `plan --detailed-exitcode`: Terraform's -detailed-exitcode answers 2 for "changes
+    # pending", but 2 is deployer's bad input, so pending changes take the next free code
+    CHANGES_PENDING = 5
+    INCOMPLETE = 6  # preflight: no check failed, but some could not be made on this target
 
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 done (or nothing to do); 1 the run failed and the site was restored, or a server could not "
-    "be reached and nothing was changed; 2 bad input or usage (credentials and host keys included), nothing "
-    "touched; 3 verification found files that do not match; 4 the site could not be restored (the journal says "
-    "what to do)."
-)
+# What each code means, as --help and docs/reference/exit-codes.md say it.
+EXIT_MEANINGS: dict[int, str] = {
+    0: "done (or nothing to do)",
+    1: "the run failed and the site was restored, or a server could not be reached and nothing was changed",
+    2: "bad input or usage (credentials and host keys included), nothing touched",
+    3: "verification found files that do not match",
+    4: "the site could not be restored (the journal says what to do)",
+    5: "with --detailed-exitcode: the plan has actions to apply (changes pending)",
+    6: "preflight: no check failed, but some could not be checked on this target (INCOMPLETE)",
+}
+
+
+def exit_help(*codes: int, meanings: dict[int, str] | None = None) -> str:
+    """The `Exit codes: ...` line of a command's help: only the codes it can return."""
+    table = {**EXIT_MEANINGS, **(meanings or {})}
+    return "Exit codes: " + "; ".join(f"{int(c)} {table[int(c)]}" for c in codes) + "."
+
+
+EXIT_CODES_HELP = exit_help(*ExitCode)
 
 
 class DeployerError(Exception):

@@ -16,8 +16,9 @@ from typing import Any, Iterator
 import typer
 
 from . import fleet_work
-from .errors import InputError, Location
-from .fleet import Fleet, FleetResult, Work
+from .commands import fleet_question as _question
+from .errors import ExitCode, InputError, Location
+from .fleet import Fleet, FleetResult, SiteState, Work
 from .fleet_journal import FleetJournal, file_sha256
 from .fleet_options import FleetArgs
 from .fleet_report import render_file, render_summary
@@ -129,7 +130,9 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
     check_report_path(args.report)
     refuse_prompted_passwords(sites)
     if journal is None:
-        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
+        asks = not yes and _stdin_tty()  # then each site's action count is planned for the question (issue 22)
+        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: "
+                f"{_question.describe(_question.planned(pb, sites, args.forks)) if asks else preview(sites)}?", yes)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)
     work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock,
                                  keep_reports=fmt == "json" or args.report is not None)
@@ -168,10 +171,14 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
                  worker_wait=worker_wait)
 
 
-def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
+def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False) -> int:
     json_report = fmt == "json" or (args.report is not None and args.report.suffix.lower() == ".json")
     work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report)
-    return run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt).exit_code
+    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt)
+    # --detailed-exitcode: every site planned and some site has actions (a plan_work DONE)
+    if detailed and result.exit_code == ExitCode.OK and result.by_state(SiteState.DONE):
+        return int(ExitCode.CHANGES_PENDING)
+    return result.exit_code
 
 
 def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, output: Path | None) -> int:

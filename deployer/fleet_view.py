@@ -121,7 +121,8 @@ class FleetConsole:
             self.running.pop(outcome.site, None)
             self.site_bytes.pop(outcome.site, None)
             self.finished[outcome.state] = self.finished.get(outcome.state, 0) + 1
-            if self.draw:
+            # -q (no live panel): only the sites that did not end well, then the totals (issue 22)
+            if self.draw and (self.live_wanted or not outcome.state.finished_well):
                 self.out.line(site_line(outcome), STATE_STYLE.get(outcome.state))
             self._refresh()
 

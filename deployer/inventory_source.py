@@ -45,16 +45,6 @@ def site_names(explicit: Path | None) -> list[str]:
     """Site names (and, once the inventory has them, group names) for shell completion.
 
     Completion must never print an error into the operator's prompt: any problem yields no names."""
-    try:
-        from .yamlsrc import load_yaml
+    from .complete import site_names as names  # ranges written out (S[001:030]), read as a Tab reads them
 
-        doc = load_yaml(resolve(explicit).path)
-    except Exception:  # noqa: BLE001 - see the docstring
-        return []
-    data = doc.data if isinstance(doc.data, dict) else {}
-    names: list[str] = []
-    for key in ("sites", "groups"):
-        section = data.get(key)
-        if isinstance(section, dict):
-            names.extend(str(k) for k in section)
-    return names
+    return names(str(explicit) if explicit is not None else None)

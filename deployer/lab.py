@@ -30,6 +30,7 @@ from .run.journal import unfinished_runs
 from .run.lock import SiteLock
 from .run.store import STATE_DIR
 from .sms import attrs, layout, platforms
+from .sms.pcm.standin import standin_ins
 from .sms import services as sms
 from .sms.baseline import CLIENT_BIN, LOGON_SCRIPTS, SITE_BIN, BaselineFile
 from .sms.fileversion import fixed_file_info
@@ -111,8 +112,7 @@ def build_server_tree(files: FileTransport, *, role: str, platform: str, site_pl
     script_time = local_mtime_ns(SITE_BIN["x86"][0].date, "4:20PM", tz)
     for name, text in LOGON_SCRIPTS.items():
         _put(files, winpath.join(layout.LOGON_SRV, name), text.encode(), script_time)
-    ins = (f"PCM Version     : Beta 455\r\nSiteID          : {site_code}\r\nRequestID       : {site_code}001M\r\n"
-           f"Run Command     : audit.bat\r\nWCL Name        : Find Microsoft Software\r\n").encode()
+    ins = standin_ins(site_code)  # PCMDUMP's text of one record: what `deployer pcm dump` reads
     _put(files, winpath.join(layout.PCMINS_BOX, f"{site_code}00005.INS"), ins, local_mtime_ns("11/19/99", "5:56PM", tz))
 
 

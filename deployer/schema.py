@@ -19,7 +19,6 @@ they drift from the models.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Union
@@ -54,8 +53,19 @@ def _any_case(text: str) -> str:
         elif ch == " ":
             out.append(r"\s+")
         else:
-            out.append(re.escape(ch))
+            out.append(ecma_escape(ch))
     return "".join(out)
+
+
+# Editors' YAML language servers (and check-jsonschema) compile patterns as ECMAScript regexes
+# in unicode mode, where only these characters may be escaped outside a class: Python's
+# re.escape writes `\-`, which that mode refuses, and the whole schema with it.
+_ECMA_SYNTAX = set("^$\\.*+?()[]{}|/")
+
+
+def ecma_escape(text: str) -> str:
+    """`text` as a literal in a JSON Schema pattern (ECMAScript, unicode mode)."""
+    return "".join("\\" + c if c in _ECMA_SYNTAX else c for c in text)
 
 
 def _platform_schema() -> JsonSchemaValue:
@@ -149,10 +159,12 @@ def _closure(fn: Callable[..., Any]) -> tuple[Any, Any, bool, bool]:
     return cells.get("lo"), cells.get("hi"), bool(cells.get("above")), bool(cells.get("integer", True))
 
 
-# what the models' after-validators require of names that are dict keys, and of article numbers
+# what the models' after-validators require of names that are dict keys, and of article numbers;
+# site and server names may hold ranges (S[001:030]), which the loader writes out first
+RANGE = r"\[([0-9]+:[0-9]+(:[0-9]+)?|[a-z]:[a-z]|[A-Z]:[A-Z])\]"
 NAME_RULES: dict[type, dict[str, str]] = {
-    inventory.Inventory: {"sites": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"},
-    inventory.Site: {"servers": r"^[A-Za-z0-9][A-Za-z0-9_-]{0,14}$", "vars": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+    inventory.Inventory: {"sites": r"^([A-Za-z0-9_.-]|" + RANGE + r")+$"},
+    inventory.Site: {"servers": r"^([A-Za-z0-9_-]|" + RANGE + r")+$", "vars": r"^[A-Za-z_][A-Za-z0-9_]*$"},
 }
 KB_PATTERN = r"^\s*([QqKk][Bb]?)\d{5,7}\s*$"
 
@@ -200,7 +212,8 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
     (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
     (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",
-    (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively)",
+    (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively); a name may hold ranges, "
+                            "S[001:030] (README: Inventory)",
     (I.Site, "code"): "the SMS site code: exactly 3 letters or digits",
     (I.Site, "description"): "free text for the reader",
     (I.Site, "timezone"): "the servers' local time zone, an IANA name; manifest times are read in it",
@@ -303,8 +316,24 @@ def schema(kind: str) -> dict[str, Any]:
         raise ValueError(f"unknown schema {kind!r}; allowed: {', '.join(KINDS)}")
     out = models()[kind].model_json_schema(mode="validation", schema_generator=_Generator)
     out.pop("description", None)
+    if kind == "sites":
+        _fleet_size(out["$defs"])
     return {"$schema": DIALECT, "$id": f"https://deployer.invalid/schemas/{kind}.json", "title": TITLES[kind],
             **out}
+
+
+def _fleet_size(defs: dict[str, Any]) -> None:
+    """What inventory_expand accepts before the models see a site: a server's role and platform
+    may come from `defaults: server:` (so a server may be written with no fields), and a ranged
+    site's code holds a range going in step with its name (F[01:30])."""
+    server = defs["Server"]
+    required = server.pop("required", [])
+    server["description"] = (server.get("description", "") + " " if server.get("description") else "") + (
+        f"{' and '.join(required)} are required, here or under defaults: server: (or a group's server:)")
+    site = defs["Site"]["properties"]
+    site["code"]["pattern"] = r"^([A-Za-z0-9]{3}|[A-Za-z0-9]{0,2}" + RANGE + r"([A-Za-z0-9]|" + RANGE + r")*)$"
+    for members, ref in (("servers", "Server"), ("pcm_hosts", "PcmHost")):
+        site[members]["additionalProperties"] = {"anyOf": [{"$ref": f"#/$defs/{ref}"}, {"type": "null"}]}
 
 
 def text(kind: str) -> str:

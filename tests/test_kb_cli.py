@@ -27,7 +27,8 @@ def _articles() -> list[Path]:
 def test_one_article_to_standard_output():
     r = run_cli("kb", "import", KB / "Q255284.md")
     assert r.code == 0, r.text
-    assert r.out.startswith("# File attributes of the Q255284 hotfix")
+    assert r.out.startswith("# yaml-language-server: $schema=")  # the line editors read first
+    assert r.out.splitlines()[1].startswith("# File attributes of the Q255284 hotfix")
     assert "7 rows imported, 0 need review (7 files in the manifest, from 1 table in" in r.err
 
 

@@ -80,7 +80,8 @@ def test_draft_playbook_loads_and_plans_once_payloads_are_there(ws: Workspace):
     assert r.code == 0, r.text
     draft = ws.path / "playbooks" / "q255284.yaml"  # replaces the committed one in this workspace
     text = draft.read_text()
-    assert text.startswith("# DRAFT playbook for Q255284")
+    assert text.startswith("# yaml-language-server: $schema=")  # the line editors read first
+    assert text.splitlines()[1].startswith("# DRAFT playbook for Q255284")
     assert "# FINISH: put the hotfix files under ../payloads/q255284/<platform>/" in text
     assert "manifest: ../drafts/q255284.yaml" in text
     assert "  - stop: [SMS_PACKAGE_COMMAND_MANAGER_NT, SMS_EXECUTIVE]" in text

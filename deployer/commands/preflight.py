@@ -26,7 +26,7 @@ def preflight(
     format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
 ) -> None:
     """Check Q166765's requirements (PCM service running and current, polling interval, silent mandatory package,
-    recent backup). Changes nothing. Exit 3 if a check fails."""
+    recent backup). Changes nothing. Exit 3 if a check fails, 6 if some could not run."""
     if format not in ("text", "json"):
         raise InputError(f"--format {format!r}: allowed: text, json")
     if request and pcm_record is None:
@@ -49,8 +49,11 @@ def preflight(
     with workflow.session(site_ref) as conn:
         results = checks.run(site_ref, conn, pb, records)
     bad = checks.failed(results)
+    # a check that could not run is not a pass: PASSED only when every check passed
+    unknown = [r for r in results if r.status == checks.UNKNOWN]
+    verdict = "FAILED" if bad else "INCOMPLETE" if unknown else "PASSED"
     if format == "json":
-        sys.stdout.write(json.dumps({"site": site_ref.name, "passed": not bad,
+        sys.stdout.write(json.dumps({"site": site_ref.name, "passed": verdict == "PASSED", "status": verdict.lower(),
                                      "checks": [r.to_json() for r in results]}, indent=1) + "\n")
     else:
         out = outmod.stdout()
@@ -63,6 +66,8 @@ def preflight(
         out.line()
         n = {s: sum(r.status == s for r in results) for s in (checks.PASS, checks.FAIL, checks.UNKNOWN)}
         out.line(f"{n[checks.PASS]} passed, {n[checks.FAIL]} failed, {n[checks.UNKNOWN]} cannot be checked. "
-                 + ("FAILED" if bad else "PASSED"), "bad" if bad else "good")
+                 + verdict, {"FAILED": "bad", "INCOMPLETE": "warn"}.get(verdict, "good"))
     if bad:
         raise typer.Exit(int(ExitCode.MISMATCH))
+    if unknown:
+        raise typer.Exit(int(ExitCode.INCOMPLETE))

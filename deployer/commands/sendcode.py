@@ -62,8 +62,10 @@ def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
             try:
                 ep = conn.endpoint(server)
             except KeyError:
-                raise InputError(f"site {site.name} has no server {server!r}; servers: "
-                                 f"{', '.join(conn.endpoints)}") from None
+                from ..suggest import did_you_mean
+
+                raise InputError(f"site {site.name} has no server {server!r}{did_you_mean(server, conn.endpoints)}; "
+                                 f"servers: {', '.join(conn.endpoints)}") from None
         # A watchdog cycle restarts stopped services and 194 rewrites Helper.srv: never in the
         # middle of someone's run, nor over one left unfinished. The site lock says so.
         ctx = RunContext(site.name, lambda e: outmod.stderr().line(e.text, "warn") if e.kind == WARN else None)
@@ -77,21 +79,37 @@ def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
                       "ERROR_SUCCESS (0)", state, list(did) if isinstance(did, list) else [])
 
 
+LIST_WIDTH = 100
+
+
 def render_list(fmt: str) -> None:
     codes = sms.control_codes()
     if fmt == "json":
         sys.stdout.write(json.dumps([asdict(c) for c in codes], indent=1) + "\n")
         return
+    import textwrap
+
+    # within LIST_WIDTH columns: a code's services go on lines of their own, wrapped (a
+    # table row with all six services of code 132 was 217 columns)
+    def wrapped(text: str, first: str, rest: str) -> list[str]:
+        return textwrap.wrap(text, LIST_WIDTH, initial_indent=first, subsequent_indent=rest,
+                             break_long_words=False, break_on_hyphens=False)
+
     out = outmod.stdout()
     out.line("Service control codes (Q168682, Sendcode.exe):")
-    out.table(["code", "meaning", "accepted by"], [[str(c.code), c.meaning, ", ".join(c.services)] for c in codes])
+    for c in codes:
+        for line in [*wrapped(c.meaning, f"  {c.code}  ", " " * 7),
+                     *wrapped(", ".join(c.services), "       to: ", " " * 11)]:
+            out.line(line)
     out.line()
     out.line("Q168682's table:")
     for codes_text, _, who in sms.CODE_RULES:
-        out.line(f"  {codes_text:<9} {who}")
+        for line in wrapped(who, f"  {codes_text:<9} ", " " * 12):
+            out.line(line)
     out.line()
     for c in codes:
-        out.line(f"  {c.code}  {c.article_text}")
+        for line in wrapped(c.article_text, f"  {c.code}  ", " " * 7):
+            out.line(line)
 
 
 def render_result(r: SendResult, fmt: str) -> None:

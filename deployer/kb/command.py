@@ -54,11 +54,11 @@ def run_import(articles: list[Path], output: Path | None, playbook: bool, playbo
             code = ExitCode.BAD_INPUT
             continue
         if output is None:
-            sys.stdout.write(result.yaml)
+            sys.stdout.write(schema_line("manifest", None) + result.yaml)
             target = None
         else:
             target = output / f"{result.article.kb.lower()}.yaml" if to_dir else output
-            _write(target, result.yaml)
+            _write(target, schema_line("manifest", target) + result.yaml)
         book = None
         if playbook and target is not None:
             book = _write_playbook(result, target, playbook_dir)
@@ -96,8 +96,20 @@ def _write_playbook(result: ImportResult, manifest: Path, playbook_dir: Path | N
     rel_manifest = Path(os.path.relpath(manifest.resolve(), folder.resolve())).as_posix()
     # the repository's layout: playbooks/ and payloads/ side by side
     payloads = ("../" if folder.resolve().name == "playbooks" else "") + f"payloads/{result.article.kb.lower()}"
-    _write(target, draft_playbook(result, rel_manifest, payloads))
+    _write(target, schema_line("playbook", target) + draft_playbook(result, rel_manifest, payloads))
     return target
+
+
+def schema_line(kind: str, target: Path | None) -> str:
+    """The line that names the file's JSON Schema to editors (the YAML language server): the
+    shipped schema, relative to the file when it is written inside the source tree deployer
+    runs from (as the repository's own files name it), else its absolute path (standard
+    output's final place is unknown; a path up through the whole disk would break when moved)."""
+    schema = Path(__file__).resolve().parent.parent / "schemas" / f"{kind}.json"
+    tree, folder = schema.parents[2], target.resolve().parent if target is not None else None
+    inside = folder is not None and (folder == tree or tree in folder.parents)
+    ref = Path(os.path.relpath(schema, folder)).as_posix() if inside else schema.as_posix()
+    return f"# yaml-language-server: $schema={ref}\n"
 
 
 def _mkdir(folder: Path) -> None:

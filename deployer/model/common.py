@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Tag, ValidationError
 
 from ..errors import InputError, InputErrors
+from ..suggest import did_you_mean
 from ..yamlsrc import Document, KeyPath
 
 M = TypeVar("M", bound=BaseModel)
@@ -94,7 +95,8 @@ def _message(err: dict[str, Any], root: type[BaseModel]) -> str:
     if kind == "extra_forbidden":
         owner = _model_at(root, loc[:-1])
         allowed = f"; allowed: {allowed_keys(owner)}" if owner else ""
-        return f"unknown key {loc[-1]!r}{allowed}"
+        hint = did_you_mean(str(loc[-1]), allowed_keys(owner).split(", ")) if owner else ""
+        return f"unknown key {loc[-1]!r}{hint}{allowed}"
     if kind == "missing":
         owner = _model_at(root, loc[:-1])
         f = owner.model_fields.get(loc[-1]) if owner else None

@@ -18,9 +18,11 @@ from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator
 from ..errors import InputError
 from ..secrets import SecretSource
 from ..sms.platforms import Platform
+from ..suggest import did_you_mean, listing
 from ..winpath import PathRuleError, parse_root
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, number_in, validate
+from .inventory_expand import GroupSpec, SiteDefaults, expand_inventory
 from .manifest import PlatformField
 from .preflight import PreflightSettings
 
@@ -398,8 +400,10 @@ class Site(Strict):
 
 class Inventory(Strict):
     sites: dict[str, Site] = Field(min_length=1)
-    # named sets of sites for --group: each member a site name or a glob over site names ('EU*')
-    groups: dict[str, list[str]] = Field(default_factory=dict, description="named sets of sites for --group: each member a site name or a glob (EU*)")
+    # named sets of sites for --group: each member a site name or a glob over site names ('EU*');
+    # the mapping form (with fields for its sites) and `defaults:` are written out by inventory_expand
+    groups: dict[str, list[str] | GroupSpec] = Field(default_factory=dict, description="named sets of sites for --group: each member a site name, a glob (EU*) or a range; or a mapping with sites: and fields its sites take")
+    defaults: SiteDefaults | None = Field(default=None, description="fields every site (server:, every server) starts from")
 
     @field_validator("sites")
     @classmethod
@@ -444,8 +448,8 @@ class LoadedInventory:
         for key, site in self.inventory.sites.items():
             if key.casefold() == name.casefold():
                 return SiteRef(key, site, self)
-        known = ", ".join(self.inventory.sites)
-        raise InputError(f"no site named {name!r} in the inventory; sites: {known}", self.doc.location(("sites",)))
+        raise InputError(f"no site named {name!r} in the inventory{did_you_mean(name, self.inventory.sites)}; "
+                         f"{listing(list(self.inventory.sites), 'site')}", self.doc.location(("sites",)))
 
     def all_sites(self) -> list[SiteRef]:
         return [SiteRef(k, s, self) for k, s in self.inventory.sites.items()]
@@ -462,8 +466,10 @@ class LoadedInventory:
                 for m in members:
                     picked.update((r.name, r) for r in self.matching(m))
                 return [r for r in self.all_sites() if r.name in picked]
-        known = ", ".join(self.inventory.groups) or "none (add groups: to the inventory)"
-        raise InputError(f"no group named {name!r} in the inventory; groups: {known}", self.doc.location(("sites",)))
+        known = listing(list(self.inventory.groups), "group") if self.inventory.groups else \
+            "groups: none (add groups: to the inventory)"
+        raise InputError(f"no group named {name!r} in the inventory{did_you_mean(name, self.inventory.groups)}; "
+                         f"{known}", self.doc.location(("groups",)))
 
 
 def _located_name_checks(doc: Document) -> None:
@@ -510,7 +516,7 @@ def _check_groups(doc: Document, inv: Inventory) -> None:
 
 
 def load_inventory(path: Path | str) -> LoadedInventory:
-    doc = load_yaml(path)
+    doc = expand_inventory(load_yaml(path))  # ranges, defaults: and group fields written out
     _located_name_checks(doc)
     inv = validate(doc, Inventory)
     _check_groups(doc, inv)

@@ -18,6 +18,7 @@ from pydantic import Field
 
 from ..errors import InputError, InputErrors
 from ..sms import services as sms_services
+from ..suggest import did_you_mean
 from ..yamlsrc import Document, load_yaml
 from .common import Strict, number_in, validate
 from .manifest import LoadedManifest, load_manifest
@@ -82,7 +83,8 @@ def _parse_step(doc: Document, head: PlaybookHead, i: int, raw: Any) -> Step:
     if len(actions) != 1:
         unknown = [k for k in raw if k not in kinds and k not in ("name", "servers")]
         if not actions and unknown:
-            raise doc.error(kp + (unknown[0],), f"unknown step {unknown[0]!r}; allowed steps: {', '.join(kinds)}")
+            raise doc.error(kp + (unknown[0],), f"unknown step {unknown[0]!r}{did_you_mean(unknown[0], kinds)}; "
+                            f"allowed steps: {', '.join(kinds)}")
         what = "no action" if not actions else f"several actions ({', '.join(actions)})"
         raise doc.error(kp, f"a step has exactly one action key, found {what}; allowed: {', '.join(kinds)}")
     kind = kinds[actions[0]]
@@ -100,6 +102,21 @@ def _key(step: Step) -> str:
     return kind_of(step).key
 
 
+def _manifest(doc: Document, head: PlaybookHead) -> LoadedManifest:
+    manifest_path = (doc.path.parent / head.manifest)
+    try:
+        return load_manifest(manifest_path)
+    except InputError as exc:
+        if exc.location and exc.location.file == str(manifest_path) and exc.message == "file not found":
+            raise doc.error(("manifest",), f"manifest {head.manifest!r} not found (looked at {manifest_path})") from None
+        if exc.location and exc.location.file == str(manifest_path) and exc.location.line is None:
+            # the manifest could not be opened at all (`manifest: ''` or a folder, unreadable): the
+            # mistake is this line of the playbook, and the error had no line to point at
+            raise doc.error(("manifest",), f"manifest {head.manifest!r} ({manifest_path}): {exc.message}; "
+                            "expected the manifest YAML file, relative to this playbook") from None
+        raise
+
+
 def load_playbook(path: Path | str) -> LoadedPlaybook:
     doc = load_yaml(path)
     head = validate(doc, PlaybookHead)
@@ -115,18 +132,12 @@ def load_playbook(path: Path | str) -> LoadedPlaybook:
             errors.extend(exc.errors)
         except InputError as exc:
             errors.append(exc)
-    manifest_path = (doc.path.parent / head.manifest)
     try:
-        manifest = load_manifest(manifest_path)
+        manifest = _manifest(doc, head)
     except InputError as exc:
-        if exc.location and exc.location.file == str(manifest_path) and exc.message == "file not found":
-            raise doc.error(("manifest",), f"manifest {head.manifest!r} not found (looked at {manifest_path})") from None
-        if exc.location and exc.location.file == str(manifest_path) and exc.location.line is None:
-            # the manifest could not be opened at all (`manifest: ''` or a folder, unreadable): the
-            # mistake is this line of the playbook, and the error had no line to point at
-            raise doc.error(("manifest",), f"manifest {head.manifest!r} ({manifest_path}): {exc.message}; "
-                            "expected the manifest YAML file, relative to this playbook") from None
-        raise
+        # the steps' own problems are said too, not only the manifest's (`deployer validate`)
+        found = [*errors, *(exc.errors if isinstance(exc, InputErrors) else [exc])]
+        raise (found[0] if len(found) == 1 else InputErrors(found)) from None
     if manifest.manifest.kb != head.kb.strip().upper():
         errors.append(doc.error(("manifest",), f"the manifest is for {manifest.manifest.kb}, the playbook for {head.kb}"))
     if not errors:

@@ -170,9 +170,11 @@ class Planner:
             try:
                 out.append(self.conn.endpoint(name))
             except KeyError:
+                from ..suggest import did_you_mean
+
                 raise self.error(("steps", step_index, "servers", j),
-                                 f"no server {name!r} in site {self.site.name}; servers: "
-                                 + ", ".join(self.conn.endpoints)) from None
+                                 f"no server {name!r} in site {self.site.name}{did_you_mean(name, self.conn.endpoints)}; "
+                                 "servers: " + ", ".join(self.conn.endpoints)) from None
         return out
 
     def payload(self, step_index: int, file_index: int, entry: FileEntry) -> Payload:

@@ -10,6 +10,7 @@ read, so a secret that reached a message by mistake still never reaches the file
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -32,6 +33,31 @@ def log_dir() -> Path:
 class _Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+class _Readable(_Redacting):
+    """-v on a terminal: a journal record as words (`#3 backup: action 3, server DEMOSRV, ...`),
+    not its raw JSON line, which the log file keeps whole."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        head, sep, tail = text.partition(": {")
+        if not sep or not tail.endswith("}"):
+            return text
+        try:
+            data = json.loads("{" + tail)
+        except ValueError:
+            return text
+        data.pop("ts", None)
+        seq, event = data.pop("seq", None), data.pop("event", "record")
+        parts = []
+        for k, v in data.items():
+            if isinstance(v, (dict, list)):
+                v = f"{len(v)} entries"
+            elif isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+                v = v[:12] + "..."  # a sha256: its start identifies it
+            parts.append(f"{k} {v}")
+        return f"{head}: " + (f"#{seq} " if seq is not None else "") + f"{event}: " + ", ".join(parts)
 
 
 def _open_private(path: Path):
@@ -58,6 +84,10 @@ def command_log(command: str, path: Path | None = None, *, verbose: bool = False
             print(f"deployer: warning: no log written ({where}: {exc.strerror or exc})", file=sys.stderr)
             where = None
         else:
+            if path is None:  # the default folder is kept bounded (report/logkeep.py)
+                from .logkeep import prune
+
+                prune(where.parent, keep_also=where)
             fh = logging.StreamHandler(stream)
             fh.setLevel(logging.DEBUG)
             fh.setFormatter(_Redacting("%(asctime)s %(levelname)-5s %(name)s: %(message)s"))
@@ -65,7 +95,7 @@ def command_log(command: str, path: Path | None = None, *, verbose: bool = False
     if verbose:
         sh = logging.StreamHandler(sys.stderr)
         sh.setLevel(logging.DEBUG)
-        sh.setFormatter(_Redacting("debug: %(name)s: %(message)s"))
+        sh.setFormatter(_Readable("debug: %(name)s: %(message)s"))
         sh.addFilter(lambda r: not r.name.startswith(OUTPUT))  # the terminal shows those already
         handlers.append(sh)
     previous = logger.level

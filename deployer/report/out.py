@@ -115,6 +115,20 @@ def stderr() -> Out:
     return Out(sys.stderr, _isatty(sys.stderr), tolerant=True)
 
 
+def _umask() -> int:
+    """This process's umask, read without changing it where Linux says it (threads may be writing)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, text: str, *, what: str) -> None:
     """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
     file beside it, then a rename. A path that cannot be written is bad input (exit 2), said
@@ -132,6 +146,9 @@ def write_atomic(path: Path, text: str, *, what: str) -> None:
     except OSError as exc:
         raise InputError(f"cannot write {what} here ({exc.strerror or exc})", loc) from None
     try:
+        # every report and saved plan gets the mode a shell's `>` would give (0644 under the
+        # usual umask 022), not mkstemp's 0600: they hold no secret and are meant to be shared
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)

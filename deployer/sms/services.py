@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..suggest import did_you_mean
+
 USER_CODES = range(128, 256)
 
 CODE_MEANINGS: dict[int, str] = {
@@ -139,7 +141,8 @@ def check_control(service: str, code: int, accepts: frozenset[int] | None = None
     if accepts is None:
         info = SMS_SERVICES.get(service.upper())
         if info is None:
-            raise ControlCodeError(f"service {service!r} is not an SMS service; allowed: {', '.join(SMS_SERVICES)}")
+            raise ControlCodeError(f"service {service!r} is not an SMS service{did_you_mean(service, SMS_SERVICES)}; "
+                                   f"allowed: {', '.join(SMS_SERVICES)}")
         accepts = info.accepts
     if code not in accepts:
         takers = accepting_services(code)
@@ -155,5 +158,6 @@ def check_control(service: str, code: int, accepts: frozenset[int] | None = None
 def lookup(name: str) -> ServiceInfo:
     info = SMS_SERVICES.get(str(name).upper())
     if info is None:
-        raise ValueError(f"unknown service {name!r}; allowed: {', '.join(SMS_SERVICES)}")
+        raise ValueError(f"unknown service {name!r}{did_you_mean(str(name), SMS_SERVICES)}; "
+                         f"allowed: {', '.join(SMS_SERVICES)}")
     return info

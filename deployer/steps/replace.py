@@ -21,6 +21,7 @@ from ..model.manifest import FileName, PlatformField
 from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path, temp_path
 from ..sms import fileversion
+from ..suggest import did_you_mean
 from ..targets.base import FileStat, TargetError
 from ..templating import TemplateProblem, check_syntax
 from ..verify import Check, Judgement, judge
@@ -79,7 +80,8 @@ class Replace(StepKind):
             entries = [f for f in manifest.manifest.files if f.name.casefold() == name.casefold()]
             if not entries:
                 errors.append(doc.error(("steps", index, "replace", "files", j),
-                                        f"{name} is not in the manifest {manifest.path.name}; files there: "
+                                        f"{name} is not in the manifest {manifest.path.name}"
+                                        f"{did_you_mean(name, {f.name for f in manifest.manifest.files})}; files there: "
                                         + ", ".join(sorted({f.name for f in manifest.manifest.files}))))
                 continue
             for p in step.replace.platforms or []:

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from ..model.common import Strict
 from ..model.manifest import FileName
+from ..suggest import did_you_mean
 from ..targets.base import RUNNING, STOPPED, TargetError
 from .base import StepKind
 from .replace import Replace
@@ -66,7 +67,8 @@ class UpdatePcmHosts(StepKind):
         for j, name in enumerate(step.update_pcm_hosts.files):
             if not any(f.name.casefold() == name.casefold() for f in manifest.manifest.files):
                 errors.append(doc.error(("steps", index, "update_pcm_hosts", "files", j),
-                                        f"{name} is not in the manifest {manifest.path.name}; files there: "
+                                        f"{name} is not in the manifest {manifest.path.name}"
+                                        f"{did_you_mean(name, {f.name for f in manifest.manifest.files})}; files there: "
                                         + ", ".join(sorted({f.name for f in manifest.manifest.files}))))
         return errors
 
@@ -80,7 +82,8 @@ class UpdatePcmHosts(StepKind):
                 match = [n for n in hosts if n.casefold() == want.casefold()]
                 if not match:
                     raise planner.error(("steps", i, "update_pcm_hosts", "hosts", j),
-                                        f"no PCM service host {want!r} in site {planner.site.name}; pcm_hosts: "
+                                        f"no PCM service host {want!r} in site {planner.site.name}{did_you_mean(want, hosts)}; "
+                                        "pcm_hosts: "
                                         + (", ".join(hosts) or "none"))
                 names.append(match[0])
         if not names:

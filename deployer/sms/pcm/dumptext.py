@@ -147,6 +147,11 @@ def parse(text: str, path: Path | str = "<text>") -> PcmFile:
             cur.last = field
             continue
         if cur is None:
+            loose = re.match(r"^\s*(\S[^:]*?) *:", line)
+            if loose and (loose.group(1).casefold() in FIELD_OF or loose.group(1).casefold() == "file name"):
+                # the right words, not PCMDUMP's layout: say what differs rather than "expected PCM Version"
+                raise err(i, f"{loose.group(1)!r} is not where PCMDUMP prints it: each field line starts with three "
+                             "spaces, its label padded to 16 characters, then `: ` and the value")
             raise err(i, "not PCMDUMP output: expected the banner, `File Name :` or `PCM Version :` lines")
         if (m := _SERVER_MORE.match(line)) and cur.last == "servers":
             cur.values["servers"].append(_server(m.group(1).rstrip(), i, err))
