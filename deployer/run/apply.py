@@ -69,8 +69,10 @@ class Runner:
             self.journal.create(self.plan.to_json())
             self.journal.write("run", command=self.command, kb=self.plan.kb, site=self.plan.site,
                                fingerprint=self.plan.fingerprint, actions=len(self.plan.actions), **whoami())
+            failpoints.hit("apply.journal.run")
             # what the touched folders hold now, so that an undo notices what a killed write left there
             self.journal.write("folders", listing=list_folders(self.plan, self.conn))
+            failpoints.hit("apply.journal.folders")
         except BaseException:
             self.ctx.changing = False
             raise
@@ -138,6 +140,7 @@ class Runner:
         """
         ep = self.ep(server)
         ep.files.makedirs(backup.rsplit("\\", 1)[0])
+        failpoints.hit(f"apply.backup.{number}")  # the backup folder made, the copy not yet
         link = getattr(ep.files, "hard_link", None) if swapped else None
         if link is not None:
             link(path, backup)
