@@ -88,3 +88,84 @@ def test_an_unreadable_plan_after_a_change_stays_an_error(ws: Workspace):
     r = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
     assert r.code == 4 and "the run made backups" in r.err, r.text
     assert ws.state() == state
+
+
+# every writer of a temporary name beside the site's files, killed between its write and its rename
+WRITERS = {
+    "Maintenance Manager's copy lists (client update)": "mock.maintman.copylist.written",
+    "Maintenance Manager's replication": "mock.maintman.copy.written",
+    "the site reset's Helper.srv copies": "mock.reset.copy.written",
+    "deployer's staging": "apply.stage.5.written",
+    "deployer's restore": "apply.action.12.after=raise;undo.restore.written",
+}
+
+
+def _temps_left(ws: Workspace) -> list:
+    from deployer import temps
+
+    return [p for p in ws.site.rglob("*") if ".deployer" not in p.parts and temps.parse(p.name) is not None]
+
+
+def test_a_kill_during_each_writer_of_a_temporary_name_is_recovered(workspace_template, tmp_path):
+    problems = []
+    before = None
+    for i, (what, point) in enumerate(WRITERS.items()):
+        ws = Workspace(tmp_path / f"w{i}")
+        shutil.copytree(workspace_template, ws.path, symlinks=True)
+        before = before or ws.state()
+        *extra, last = point.split(";")
+        r = run_subprocess("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory, cwd=ws.path,
+                           env={"DEPLOYER_FAILPOINTS": ";".join([*extra, f"{last}=kill"])})
+        if r.code != -signal.SIGKILL:
+            problems.append(f"{what}: apply was not killed (exit {r.code}): {r.text[-300:]}")
+            continue
+        if not _temps_left(ws):
+            problems.append(f"{what}: the kill left no temporary copy to recover from")
+        rec = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+        if rec.code != 1 or "rolled back" not in rec.out:
+            problems.append(f"{what}: recover exited {rec.code}: {rec.text[-600:]}")
+            continue
+        if _temps_left(ws):
+            problems.append(f"{what}: temporary copies left: {_temps_left(ws)}")
+        if ws.state() != before:
+            problems.append(f"{what}: not the before state: {diff(before[0], ws.state()[0])[:3]}")
+        again = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
+        if "Nothing to recover" not in again.out:
+            problems.append(f"{what}: a second recover found more to do: {again.text[-300:]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_registered_temporary_name_new_in_a_touched_folder_is_removed_by_the_undo(ws: Workspace):
+    """Beside a file the run does not touch, a new temporary copy in any registered writer's name
+    (deployer/temps.py) is recognised as an interrupted write's leftover and removed."""
+    from deployer import failpoints, temps
+
+    before = ws.state()
+    folder = next(p for p in ws.server("DEMOSRV").rglob("*") if p.name.casefold() == "x86.bin"
+                  and p.parent.name.casefold() == "client.src")  # a folder the run replaces files in
+
+    def leave_temps(_: str) -> None:
+        for kind in temps.KINDS:  # a name no step of the run touches (a writer's own file)
+            (folder / temps.temp_name("CL_NEW.TXT", kind, "ab12-new" if kind.open else "")).write_bytes(b"x")
+
+    failpoints.arm("apply.action.12.after", "call", leave_temps)
+    failpoints.arm("apply.action.13.before")
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 1 and "failed and the site was restored" in r.err, r.text
+    assert not _temps_left(ws) and ws.state() == before
+    assert "Maintenance Manager" in r.out and "Site Configuration Manager" in r.out
+
+
+def test_no_writer_names_a_temporary_file_outside_the_registry():
+    """A temporary name spelled out in a writer (`dst + ".~mm"`) is one recovery does not know:
+    every writer takes its name from deployer/temps.py."""
+    import re
+    from pathlib import Path
+
+    import deployer
+
+    root = Path(deployer.__file__).parent
+    spelled = re.compile(r"""(["']|\})[^"'\s]{0,3}\.~[A-Za-z]""")
+    found = [f"{p.relative_to(root)}:{n}: {line.strip()}" for p in sorted(root.rglob("*.py")) if p.name != "temps.py"
+             for n, line in enumerate(p.read_text().splitlines(), 1) if spelled.search(line)]
+    assert not found, "temporary names outside deployer/temps.py:\n" + "\n".join(found)

@@ -234,6 +234,7 @@ class Undo:
             ep.files.remove(tmp)
         ep.files.copy(backup, tmp)
         ep.files.set_mtime(tmp, before.mtime_ns)
+        failpoints.hit("undo.restore.written")  # the restored copy beside the file, not yet renamed
         if before.sha256 and ep.files.sha256(tmp) != before.sha256:
             ep.files.remove(tmp)
             raise TargetError(f"backup {backup} does not match the original's sha256; not restored", server=ep.name,

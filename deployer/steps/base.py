@@ -111,6 +111,11 @@ class StepKind:
         """The files the action changes (checked byte for byte after an undo and at the end state)."""
         return []
 
+    def rewritten(self, action: Any) -> list[tuple[str, str]]:
+        """(server, path) of files the site's own programs rewrite because of the action, which
+        its undo restores; their folders are watched for an interrupted write's temporary copy."""
+        return []
+
     def service_effects(self, action: Any) -> list[tuple[str, str, str]]:
         """(server, service, state) the action leaves behind."""
         return []

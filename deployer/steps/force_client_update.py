@@ -204,6 +204,9 @@ class ClientUpdate(StepKind):
         # the copy lists' new content is Maintenance Manager's to write: restored by undo, not planned
         return [Touched(a.server, a.system_map, a.system_map_before, a.system_map_after)]
 
+    def rewritten(self, a):
+        return [(c.server, c.path) for c in a.copy_lists]
+
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
 
