@@ -169,3 +169,58 @@ def test_no_writer_names_a_temporary_file_outside_the_registry():
     found = [f"{p.relative_to(root)}:{n}: {line.strip()}" for p in sorted(root.rglob("*.py")) if p.name != "temps.py"
              for n, line in enumerate(p.read_text().splitlines(), 1) if spelled.search(line)]
     assert not found, "temporary names outside deployer/temps.py:\n" + "\n".join(found)
+
+
+def _unplug(monkeypatch, server: str) -> dict:
+    """From the moment `state["off"]` is set, every file and service operation on `server`
+    fails as a machine that left the network does (the mock checks reachability only when a
+    site is opened; a real server can go away mid-command)."""
+    from deployer.errors import ConnectFailed
+    from deployer.targets.mock import MockServices
+    from deployer.targets.mockfs import MockFiles
+
+    state = {"off": False}
+
+    def wrap(cls, name):
+        real = getattr(cls, name)
+
+        def gone(self, *args, **kwargs):
+            if state["off"] and self.server == server:
+                raise ConnectFailed("cannot be reached (the network path was not found)", server=server, winerror=53)
+            return real(self, *args, **kwargs)
+        monkeypatch.setattr(cls, name, gone)
+
+    for name in ("stat", "listdir", "read_chunks", "sha256", "write_file", "append", "copy", "hard_link", "rename",
+                 "remove", "rmdir", "mkdir", "makedirs", "set_mtime"):
+        wrap(MockFiles, name)
+    for name in ("query", "stop", "start", "control"):
+        wrap(MockServices, name)
+    return state
+
+
+def _on(snap: dict, server: str) -> dict:
+    return {k: v for k, v in snap.items() if k.split("/", 1)[0] == server}
+
+
+@pytest.mark.parametrize("failing", [14, 15, 16])  # after the site reset, the replication, the client update
+def test_an_unreachable_server_never_stops_the_undo_of_the_others(ws: Workspace, monkeypatch, failing: int):
+    from deployer import failpoints
+
+    before = ws.state()
+    line = _unplug(monkeypatch, "DEMOLOG1")
+    failpoints.arm(f"apply.action.{failing}.after")
+    failpoints.arm(f"undo.action.{failing}.before", "call", lambda _: line.update(off=True))
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 4, r.text
+    files, svcs = ws.state()
+    for server in ("DEMOSRV", "DEMOAXP1"):  # every reachable server is back as before the run
+        assert diff(_on(before[0], server), _on(files, server)) == [], server
+        assert svcs[server] == before[1][server]
+    assert diff(_on(before[0], "DEMOLOG1"), _on(files, "DEMOLOG1"))  # the unreachable one is not
+    assert "not restored on DEMOLOG1" in r.text and "DEMOLOG1 could not be reached" in r.text
+    assert "not restored on DEMOSRV" not in r.text and "not restored on DEMOAXP1" not in r.text
+    failpoints.reset()
+    line["off"] = False  # back on the network: recover finishes the rest
+    rec = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert rec.code == 1 and "rolled back" in rec.out, rec.text
+    assert ws.state() == before

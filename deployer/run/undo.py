@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .. import failpoints, winpath
 from ..plan.model import FileState, Plan
@@ -154,7 +154,8 @@ class Undo:
             self.note("undo_begin", action=n)
             gone = sorted(kind.servers(action) & set(self.unreachable))
             try:
-                if gone and kind.touched(action):
+                # a kind whose undo spans servers restores every one it can reach (on_each_server)
+                if gone and kind.touched(action) and not kind.undo_per_server:
                     raise TargetError(f"{', '.join(gone)} cannot be reached ({self.unreachable[gone[0]]})")
                 failpoints.hit(f"undo.action.{n}.before")
                 kind.undo(self, action)
@@ -176,6 +177,25 @@ class Undo:
         return UndoResult(True, journal_error=self.journal_error)
 
     # --- what the kinds call ----------------------------------------------------------------
+
+    def on_each_server(self, parts: dict[str, Callable[[], None]]) -> None:
+        """Run each server's part of an undo, whatever another server's part meets: one server
+        that cannot be reached (or fails) never leaves the others' files as the run left them.
+        Raises at the end, naming exactly the servers not restored; `recover` finishes them."""
+        failed: dict[str, str] = {}
+        for server, part in parts.items():
+            if server in self.unreachable:
+                failed[server] = f"cannot be reached ({self.unreachable[server]})"
+                continue
+            try:
+                part()
+            except Exception as exc:  # noqa: BLE001 - every other server is still restored
+                self._note_unreachable(exc, server)
+                failed[server] = _words(exc)
+        if failed:
+            done = [s for s in parts if s not in failed]
+            raise TargetError("not restored on " + "; ".join(f"{s} ({why})" for s, why in failed.items())
+                              + (f"; restored on {', '.join(done)}" if done else ""), server=", ".join(failed))
 
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.conn.endpoint(server), path)
@@ -208,6 +228,19 @@ class Undo:
         finally:
             for svc in reversed(stopped):
                 ep.services.start(svc)
+
+    def restore_files(self, files: Iterable[tuple[str, str, FileState | None, str]]) -> None:
+        """restore_file for each (server, path, before, backup), server by server: files on
+        several servers are restored on every server that can be reached (on_each_server)."""
+        by_server: dict[str, list[tuple[str, FileState | None, str]]] = {}
+        for server, dest, before, backup in files:
+            by_server.setdefault(server, []).append((dest, before, backup))
+
+        def restore(server: str) -> None:
+            for dest, before, backup in by_server[server]:
+                self.restore_file(server, dest, before, backup)
+
+        self.on_each_server({server: (lambda s=server: restore(s)) for server in by_server})
 
     def restore_file(self, server: str, dest: str, before: FileState | None, backup: str) -> None:
         ep = self.conn.endpoint(server)

@@ -70,6 +70,7 @@ class StepKind:
     needs_quiet: ClassVar[bool] = False  # its actions need the playbook's service stops (replacing files)
     outage_only: ClassVar[bool] = False  # its actions only serve others (stops and starts around replacements)
     reversible: ClassVar[bool] = True  # False: a done action cannot be taken back (a control code)
+    undo_per_server: ClassVar[bool] = False  # its undo spans servers and restores each reachable one itself
 
     # --- loading --------------------------------------------------------------------------------
 
