@@ -282,7 +282,8 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
             ctx.changing = False
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         result = RunResult(run, status, None if undo.ok else "the rollback could not complete",
-                           journal=conn.site_server.where(journal.dir), remaining=undo.remaining)
+                           journal=conn.site_server.where(journal.dir), remaining=undo.remaining,
+                           warnings=undo.warnings)
         ctx.emit(ev.RESULT, result=result)
         return RollbackOutcome(plan, result)
 

@@ -224,3 +224,79 @@ def test_an_unreachable_server_never_stops_the_undo_of_the_others(ws: Workspace,
     rec = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
     assert rec.code == 1 and "rolled back" in rec.out, rec.text
     assert ws.state() == before
+
+
+# --- a file missing before the run that a service needs (run/before_state.py) --------------------
+
+SITE_BASE = ("DEMOSRV", "SITE.SRV/X86.BIN/BASE.DLL")  # SMS_EXECUTIVE and the PCM service load it
+HELPER_BASE = ("DEMOLOG1", "HELPER.SRV/X86.BIN/BASE.DLL")  # the logon server's PCM service loads it
+
+
+def _lose(ws: Workspace, where: tuple[str, str]) -> None:
+    """The file goes missing while its services run (the mock checks a service's files at start)."""
+    server, rel = where
+    path = ws.server(server) / rel
+    assert path.is_file()
+    path.unlink()
+
+
+def _ends_restored(ws: Workspace, before, r, service: str, server: str) -> None:
+    files, svcs = ws.state()
+    assert diff(before[0], files) == []  # the file is absent again, as before the run
+    assert f"{server} service {service} ran before the run but cannot start" in r.text, r.text
+    assert "BASE.DLL" in r.text and "the before-state already lacked" in r.text
+    runs = json.loads(ws.cli("runs", "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
+    assert runs[-1]["state"] == "rolled_back", runs
+    again = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert again.code == 0 and "Nothing to recover" in again.out, again.text
+    app = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)  # the way forward
+    assert app.code == 0, app.text
+    folder, name = (ws.server(SITE_BASE[0]) / SITE_BASE[1]).parent, SITE_BASE[1].rsplit("/", 1)[1]
+    assert any(p.name.casefold() == name.casefold() for p in folder.iterdir())  # created by the new run
+
+
+@pytest.mark.parametrize("lost, failing, service", [
+    (SITE_BASE, 14, "SMS_EXECUTIVE"),  # the undo of the run's stop steps starts it again
+    (HELPER_BASE, 14, "SMS_PACKAGE_COMMAND_MANAGER_NT"),  # the undo of the site reset restarts it
+])
+def test_a_failed_apply_restores_a_file_missing_before_and_ends_rolled_back(ws: Workspace, lost, failing, service):
+    from deployer import failpoints
+
+    _lose(ws, lost)
+    before = ws.state()
+    failpoints.arm(f"apply.action.{failing}.after")
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 1 and "failed and the site was restored" in r.err, r.text
+    failpoints.reset()
+    _ends_restored(ws, before, r, service, lost[0])
+
+
+def test_rollback_of_a_run_that_created_a_file_a_service_needs(ws: Workspace):
+    _lose(ws, SITE_BASE)
+    before = ws.state()
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    r = ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 0 and "rolled back" in r.out, r.text
+    _ends_restored(ws, before, r, "SMS_EXECUTIVE", "DEMOSRV")
+
+
+def test_recover_of_a_killed_run_that_created_a_file_a_service_needs(ws: Workspace):
+    _lose(ws, SITE_BASE)
+    before = ws.state()
+    _killed(ws, "apply.action.8.after")
+    r = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+    assert r.code == 1 and "rolled back" in r.out, r.text
+    _ends_restored(ws, before, r, "SMS_EXECUTIVE", "DEMOSRV")
+
+
+def test_a_service_that_cannot_start_because_the_restore_failed_is_still_an_error(ws: Workspace):
+    """The other side: when a file the run touched is not back as before, a service that cannot
+    start is a failed restore (exit 4), never excused as the before-state's."""
+    from deployer import failpoints
+
+    _lose(ws, SITE_BASE)
+    failpoints.arm("apply.action.14.after")
+    failpoints.arm("undo.action.4.before")  # the removal of the created BASE.DLL fails... and PCMSVC32's
+    failpoints.arm("undo.action.3.before")
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 4 and "the before-state already lacked" not in r.text, r.text

@@ -116,7 +116,7 @@ class Runner:
                              site=self.plan.site)
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
-                         seconds=time.monotonic() - start, site=self.plan.site)
+                         seconds=time.monotonic() - start, site=self.plan.site, warnings=undo.warnings)
 
     # --- prepare --------------------------------------------------------------------------------
 

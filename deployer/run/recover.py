@@ -79,7 +79,7 @@ def recover_run(plan: Plan, conn, journal: Journal, ctx: RunContext) -> RunResul
     ctx.say(f"Rolling back run {journal.run}: {reason}.")
     result = Undo(plan, conn, journal, ctx).run_all()
     return RunResult(journal.run, RunState.ROLLED_BACK if result.ok else RunState.ROLLBACK_FAILED, reason,
-                     remaining=result.remaining)
+                     remaining=result.remaining, warnings=result.warnings)
 
 
 def _backup_files(conn, run: str) -> list[str]:

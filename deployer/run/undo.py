@@ -43,6 +43,7 @@ from ..plan.observe import read_file
 from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
+from .before_state import CannotStart, account, missing_file
 from .context import RunContext
 from .folders import extras, journaled_listing
 from .journal import Journal
@@ -95,6 +96,7 @@ class UndoResult:
     ok: bool
     remaining: list[str] = field(default_factory=list)  # what is not as it was, in words
     journal_error: str | None = None  # the journal could not record the undo (the site was still checked)
+    warnings: list[str] = field(default_factory=list)  # facts of the before-state the restore brought back
 
 
 class Undo:
@@ -115,6 +117,9 @@ class Undo:
         # not restored, and `deployer recover` finishes the job once it is back.
         self.unreachable: dict[str, str] = {}
         self.journal_error: str | None = None
+        # services that could not start because a file they need is missing (before_state.py)
+        self.cannot_start: dict[tuple[str, str], CannotStart] = {}
+        self.warnings: list[str] = []
 
     def note(self, event: str, **data) -> None:
         """Journal an undo event; a journal that cannot be written is noted once, and the undo goes on."""
@@ -135,7 +140,14 @@ class Undo:
     def begun(self) -> list[int]:
         if not self.trusted:
             return sorted(a.number for a in self.plan.actions)
-        return sorted(self.journal.events.actions("begin"))
+        began = self.journal.events.actions("begin")
+        if began:
+            # Files the site's own programs write (Maintenance Manager replicates Client.src as
+            # soon as an earlier action starts SMS_EXECUTIVE) change before their action begins;
+            # a restart of SMS_EXECUTIVE in the settle phase would copy the restored ones back,
+            # but it may not start (before_state.py), so their restore never depends on it.
+            began = began | {a.number for a in self.plan.actions if kind_of(a).written_by_site}
+        return sorted(began)
 
     def run_all(self, numbers: list[int] | None = None) -> UndoResult:
         self.ctx.undoing = True
@@ -171,10 +183,10 @@ class Undo:
         self._settle_services()
         remaining = self._check() + self.errors
         if remaining:
-            self.note("rollback_failed", remaining=remaining)
-            return UndoResult(False, remaining, self.journal_error)
-        self.note("rolled_back")
-        return UndoResult(True, journal_error=self.journal_error)
+            self.note("rollback_failed", remaining=remaining, **({"warnings": self.warnings} if self.warnings else {}))
+            return UndoResult(False, remaining, self.journal_error, self.warnings)
+        self.note("rolled_back", **({"warnings": self.warnings} if self.warnings else {}))
+        return UndoResult(True, journal_error=self.journal_error, warnings=self.warnings)
 
     # --- what the kinds call ----------------------------------------------------------------
 
@@ -227,7 +239,18 @@ class Undo:
             yield
         finally:
             for svc in reversed(stopped):
-                ep.services.start(svc)
+                self.start_service(server, svc)
+
+    def start_service(self, server: str, name: str) -> None:
+        """Start a service the undo returns to running. One that cannot find a file it needs is
+        kept for the check, which tells a fact of the before-state from a failed restore."""
+        try:
+            self.conn.endpoint(server).services.start(name)
+        except TargetError as exc:
+            if not missing_file(exc):
+                raise
+            self.cannot_start[(server, name)] = CannotStart(server, name, str(exc))
+            self.say(f"  ! {name} on {server} cannot start: {exc}")
 
     def restore_files(self, files: Iterable[tuple[str, str, FileState | None, str]]) -> None:
         """restore_file for each (server, path, before, backup), server by server: files on
@@ -346,7 +369,7 @@ class Undo:
                 if ep.services.query(name).state == state:
                     continue
                 self.say(f"  {'start' if state == RUNNING else 'stop'} {name} on {server} (back to {state})")
-                ep.services.start(name) if state == RUNNING else ep.services.stop(name)
+                self.start_service(server, name) if state == RUNNING else ep.services.stop(name)
             except Exception as exc:  # noqa: BLE001 - every other service is still returned
                 self._note_unreachable(exc, server)
                 self.errors.append(f"{server} service {name} could not be returned to {state}: {_words(exc)}")
@@ -372,6 +395,19 @@ class Undo:
         off += [f"{server} could not be reached, so nothing on it was checked: {why}"
                 for server, why in sorted(self.unreachable.items())]
         services = {k: v for k, v in original_services(self.plan).items() if k[0] not in gone}
+        changed = {server for server, _, _ in files} | {e.server for e in new}
+        for key, item in self.cannot_start.items():
+            if item.server in changed or item.server in gone:
+                off.append(f"{item.server} service {item.service} could not be started: {item.error}")
+                continue
+            # its server's files are all as before the run: the before-state lacks what it needs
+            lacked = [t.path for t in self.plan.touched() if t.server == item.server and t.before is None]
+            warning = account(item, lacked, self.conn.endpoint(item.server).where)
+            self.warnings.append(warning)
+            self.ctx.warn(f"Warning: {warning}.")
+            self.note("before_state_lacks", server=item.server, service=item.service, error=item.error,
+                      created=lacked)
+            services.pop(key, None)
         return off + service_differences(self.conn, services, "was")
 
 

@@ -71,6 +71,7 @@ class StepKind:
     outage_only: ClassVar[bool] = False  # its actions only serve others (stops and starts around replacements)
     reversible: ClassVar[bool] = True  # False: a done action cannot be taken back (a control code)
     undo_per_server: ClassVar[bool] = False  # its undo spans servers and restores each reachable one itself
+    written_by_site: ClassVar[bool] = False  # its files are written by the site's programs, maybe before it begins
 
     # --- loading --------------------------------------------------------------------------------
 

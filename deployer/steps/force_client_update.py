@@ -106,6 +106,7 @@ class ClientUpdate(StepKind):
     summary_group = "clients"
     changes_files = True
     undo_per_server = True
+    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.force_client_update

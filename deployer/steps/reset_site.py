@@ -72,6 +72,7 @@ class Reset(StepKind):
     summary_group = "reset"
     changes_files = True
     undo_per_server = True
+    written_by_site = True
 
     # --- plan -------------------------------------------------------------------------------------
 

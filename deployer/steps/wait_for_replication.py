@@ -86,6 +86,7 @@ class WaitReplication(StepKind):
     summary_group = "replication"
     changes_files = True
     undo_per_server = True
+    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.wait_for_replication
