@@ -300,3 +300,14 @@ def test_a_service_that_cannot_start_because_the_restore_failed_is_still_an_erro
     failpoints.arm("undo.action.3.before")
     r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
     assert r.code == 4 and "the before-state already lacked" not in r.text, r.text
+
+
+def test_a_kill_after_the_lock_before_the_run_folder_leaves_only_a_stale_lock(ws: Workspace):
+    before = ws.state()
+    _killed(ws, "run.create.begin")
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 2 and "stale: that process is gone" in r.err and "--break-lock" in r.err, r.text
+    r = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
+    assert r.code == 0 and "Nothing to recover" in r.out, r.text
+    assert ws.state() == before
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0

@@ -119,6 +119,7 @@ class Undo:
         self.journal_error: str | None = None
         # services that could not start because a file they need is missing (before_state.py)
         self.cannot_start: dict[tuple[str, str], CannotStart] = {}
+        self._begun: list[int] | None = None
         self.warnings: list[str] = []
 
     def note(self, event: str, **data) -> None:
@@ -140,14 +141,25 @@ class Undo:
     def begun(self) -> list[int]:
         if not self.trusted:
             return sorted(a.number for a in self.plan.actions)
-        began = self.journal.events.actions("begin")
-        if began:
-            # Files the site's own programs write (Maintenance Manager replicates Client.src as
-            # soon as an earlier action starts SMS_EXECUTIVE) change before their action begins;
-            # a restart of SMS_EXECUTIVE in the settle phase would copy the restored ones back,
-            # but it may not start (before_state.py), so their restore never depends on it.
-            began = began | {a.number for a in self.plan.actions if kind_of(a).written_by_site}
-        return sorted(began)
+        if self._begun is None:
+            began = self.journal.events.actions("begin")
+            if began:
+                # Files the site's own programs write (Maintenance Manager replicates Client.src as
+                # soon as an earlier action starts SMS_EXECUTIVE) change before their action begins;
+                # a restart of SMS_EXECUTIVE in the settle phase would copy the restored ones back,
+                # but it may not start (before_state.py), so their restore never depends on it.
+                began = began | {a.number for a in self.plan.actions if a.number not in began
+                                 and kind_of(a).written_by_site and self._changed(a)}
+            self._begun = sorted(began)
+        return self._begun
+
+    def _changed(self, action) -> bool:
+        wanted = [(t.server, t.path, t.before) for t in kind_of(action).touched(action)
+                  if t.server not in self.unreachable]
+        try:
+            return bool(file_differences(self.conn, wanted))
+        except TargetError:
+            return True  # its undo says what it meets
 
     def run_all(self, numbers: list[int] | None = None) -> UndoResult:
         self.ctx.undoing = True
