@@ -263,6 +263,8 @@ class Undo:
                 raise
             self.cannot_start[(server, name)] = CannotStart(server, name, str(exc))
             self.say(f"  ! {name} on {server} cannot start: {exc}")
+        else:
+            self.cannot_start.pop((server, name), None)
 
     def restore_files(self, files: Iterable[tuple[str, str, FileState | None, str]]) -> None:
         """restore_file for each (server, path, before, backup), server by server: files on
@@ -409,6 +411,11 @@ class Undo:
         services = {k: v for k, v in original_services(self.plan).items() if k[0] not in gone}
         changed = {server for server, _, _ in files} | {e.server for e in new}
         for key, item in self.cannot_start.items():
+            try:
+                if self.conn.endpoint(item.server).services.query(item.service).state == RUNNING:
+                    continue  # started since (the settle phase tries again)
+            except TargetError:
+                pass  # the service check below says what it meets
             if item.server in changed or item.server in gone:
                 off.append(f"{item.server} service {item.service} could not be started: {item.error}")
                 continue
