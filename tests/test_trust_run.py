@@ -11,6 +11,7 @@ import signal
 import pytest
 
 from conftest import Workspace, diff, run_subprocess
+from test_fleet import fleet_template  # noqa: F401 (fixture)
 
 EARLY = ["run.create.folder", "run.create.plan.empty", "run.create.plan.partial", "run.create.plan.written",
          "apply.journal.run", "apply.journal.folders", "apply.backup.3"]
@@ -311,3 +312,21 @@ def test_a_kill_after_the_lock_before_the_run_folder_leaves_only_a_stale_lock(ws
     assert r.code == 0 and "Nothing to recover" in r.out, r.text
     assert ws.state() == before
     assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+
+
+def test_a_fleet_rollback_of_a_run_that_created_a_file_a_service_needs(fleet_template, tmp_path):
+    from test_fleet import FleetWs
+
+    fw = FleetWs(tmp_path / "fleet")
+    shutil.copytree(fleet_template, fw.path, symlinks=True)
+    lost = fw.root("SITE002") / "SITE.SRV" / "X86.BIN" / "BASE.DLL"
+    lost.unlink()
+    before = {n: fw.state(n) for n in ("SITE001", "SITE002")}
+    assert fw.apply("--site", "SITE00[1-2]").code == 0
+    rb = fw.cli("rollback", "--site", "SITE00[1-2]", "--yes", "--fleet-dir", fw.journals)
+    assert rb.code == 0, rb.text
+    assert "SMS_EXECUTIVE ran before the run but cannot start" in rb.out and "BASE.DLL" in rb.out.upper()
+    for n in ("SITE001", "SITE002"):
+        assert fw.state(n)[0] == before[n][0]
+    rec = fw.cli("recover", "--site", "SITE00[1-2]", "--yes", "--fleet-dir", fw.journals)
+    assert rec.code == 0, rec.text
