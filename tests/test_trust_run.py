@@ -33,6 +33,10 @@ def _recovered_then_applied(ws: Workspace, before, what: str) -> list[str]:
     rec = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
     if rec.code != 1 or "rolled back" not in rec.out or "Traceback" in rec.text:
         return [f"{what}: recover exited {rec.code}: {rec.text[-600:]}"]
+    if "nothing on the site had changed" not in rec.out:
+        problems.append(f"{what}: recover did not say that nothing had changed: {rec.out[-400:]}")
+    if " stop " in rec.out or " start " in rec.out:
+        problems.append(f"{what}: recover stopped or started a service though nothing had changed: {rec.out[-400:]}")
     if ws.state() != before:
         problems.append(f"{what}: not the before state: {diff(before[0], ws.state()[0])[:3]}")
     runs = json.loads(ws.cli("runs", "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)

@@ -67,6 +67,20 @@ def recover_run(plan: Plan, conn, journal: Journal, ctx: RunContext) -> RunResul
             return RunResult(journal.run, RunState.FINISHED, reason)
         reason = ("every action had completed, but the site no longer matches the plan's end state ("
                   + "; ".join(off[:3]) + (" ..." if len(off) > 3 else "") + "), so the run is rolled back")
+    elif nothing_done(journal) and (events.trusted or not _backup_files(conn, journal.run)):
+        # no action began: nothing to undo but what it staged (no service is stopped and restarted)
+        where = _where_it_stopped(plan, journal) if events.trusted else \
+            "before its first change (its journal holds no event: none had reached the disk)"
+        reason = f"the run stopped {where}: nothing on the site had changed, so nothing was done; what it staged " \
+                 "is removed"
+        try:
+            journal.write("recover_begin", decision="nothing", reason=reason, **whoami())
+        except TargetError as exc:  # a full disk under the journal: the staged files are removed anyway
+            ctx.warn(f"Warning: the journal cannot be written ({exc}); removing the staged files anyway")
+        ctx.say(f"Closing run {journal.run}: {reason}.")
+        result = Undo(plan, conn, journal, ctx).run_all([])
+        return RunResult(journal.run, RunState.ROLLED_BACK if result.ok else RunState.ROLLBACK_FAILED, reason,
+                         remaining=result.remaining, warnings=result.warnings)
     else:
         reason = f"the run stopped {_where_it_stopped(plan, journal)}; a half-done run is rolled back, never " \
                  "guessed forward"
