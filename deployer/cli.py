@@ -506,6 +506,10 @@ def rollback(
         stdout.line("Nothing was done.")
     elif result.status == RunState.NOTHING:
         stdout.line(f"Nothing to roll back: {result.error}.", "good")
+    elif result.status == RunState.ROLLED_BACK and result.warnings:  # a service the before-state cannot start
+        stdout.line(f"Run {result.run} rolled back: every file of site {site_ref.name} is as before it.", "good")
+        for w in result.warnings:
+            stdout.line(f"  Warning: {w}.", "bad")
     elif result.status == RunState.ROLLED_BACK:
         stdout.line(f"Run {result.run} rolled back: every file and service of site {site_ref.name} is as before it.",
                     "good")
@@ -544,7 +548,10 @@ def recover(
         if r.status == RunState.FINISHED:
             stdout.line(f"Run {r.run} finished: {r.error}.", "good")
         elif r.status == RunState.ROLLED_BACK:
-            stdout.line(f"Run {r.run} rolled back: {r.error}. Every file and service is as before the run.", "good")
+            stdout.line(f"Run {r.run} rolled back: {r.error}. Every file "
+                        + ("is as before the run." if r.warnings else "and service is as before the run."), "good")
+            for w in r.warnings:
+                stdout.line(f"  Warning: {w}.", "bad")
             worst = max(worst, ExitCode.FAILED_RESTORED)
         else:
             stdout.line(f"Run {r.run} could NOT be fully rolled back ({r.error}):", "bad")

@@ -101,8 +101,10 @@ def rollback_work(*, force: bool, break_lock: bool) -> Work:
         if result is not None and result.status == RunState.NOTHING:
             return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})")
         if result is not None and result.status == RunState.ROLLED_BACK:
-            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: every file and service "
-                               "is as before it", run=result.run, detail=result)
+            said = ("every file is as before it; warning: " + "; ".join(result.warnings)) if result.warnings else \
+                "every file and service is as before it"  # a service the before-state cannot start is named
+            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: {said}", run=result.run,
+                               detail=result)
         return from_run(site.name, "", result)
 
     return work
@@ -113,7 +115,8 @@ def recover_work(*, break_lock: bool) -> Work:
         results = workflow.recover(site, ctx, break_lock=break_lock)
         if not results:
             return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover")
-        lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}" for r in results]
+        lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}"
+                 + "".join(f"; warning: {w}" for w in r.warnings) for r in results]
         if any(r.status == RunState.ROLLBACK_FAILED for r in results):
             left = [x for r in results for x in r.remaining]
             return SiteOutcome(site.name, SiteState.NOT_RESTORED, "; ".join(lines) + "; left: " + "; ".join(left),
