@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                            MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
+                            AcceptChangesOpt, MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
 from .run.store import RunState
@@ -280,6 +280,7 @@ def apply(
     canary: CanaryOpt = 0,
     max_fail: MaxFailOpt = None,
     resume: ResumeOpt = None,
+    accept_changes: AcceptChangesOpt = False,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
 ) -> None:
@@ -292,7 +293,11 @@ def apply(
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
                              "--site, --group, --all or --dry-run with it")
         raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
-                                                 broker=broker, worker_wait=worker_wait))
+                                                 broker=broker, worker_wait=worker_wait,
+                                                 accept_changes=accept_changes))
+    if accept_changes:
+        raise InputError("--accept-changes goes with --resume FLEETRUN: it accepts files changed since that rollout "
+                         "started")
     if target is None:
         raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
     is_plan = looks_like_plan(target)
