@@ -727,12 +727,15 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(exc: DeployerError, as_json: bool) -> None:
+    from .secrets import redact
+
+    text = redact(str(exc))  # an error may echo what it refused: a URL with its password, a --password value
     if as_json:
         with contextlib.suppress(OSError):
-            _json({"error": str(exc) or type(exc).__name__, "exit_code": int(exc.exit_code),
+            _json({"error": text or type(exc).__name__, "exit_code": int(exc.exit_code),
                    "kind": type(exc).__name__})
-    if str(exc):
-        outmod.stderr().line(f"deployer: {exc}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
+    if text:
+        outmod.stderr().line(f"deployer: {text}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
 
 
 def _close_stdout() -> None:
@@ -790,6 +793,10 @@ def main() -> None:
     except Exception as exc:
         # usage errors (typer's vendored click, or click itself in older typer releases)
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            if isinstance(getattr(exc, "message", None), str):
+                from .secrets import redact
+
+                exc.message = redact(exc.message)  # "unexpected extra argument (PASSWORD=...)" quotes the argument
             exc.show()
             code = int(ExitCode.BAD_INPUT)
         else:

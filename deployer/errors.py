@@ -265,6 +265,12 @@ class ConnectFailed(ConnectionLost):
 # --- run outcomes --------------------------------------------------------------------------
 
 
+class BrokerUnreachable(DeployerError):
+    """The workers' broker (Redis) cannot be reached: nothing was sent, no site was touched."""
+
+    exit_code = ExitCode.FAILED_RESTORED
+
+
 class PayloadUnverifiable(DeployerError):
     """A hotfix file from the broker's store does not hash to its name, or is not there (workers)."""
 

@@ -34,6 +34,27 @@ class _Redacting(logging.Formatter):
         return redact(super().format(record))
 
 
+def redact_every_record() -> None:
+    """Every log record of this process, whoever's handler writes it (Celery's and kombu's own
+    logging on a worker, which names the broker's URL), is redacted when it is made: its
+    message is formatted once, passed through `redact`, and kept as plain text."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "deployer_redacts", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is logging's own error to report
+            return record
+        record.msg, record.args = redact(text), None
+        return record
+
+    factory.deployer_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def _open_private(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -7,7 +7,7 @@ import re
 import socket
 
 from ..errors import InputError
-from .broker import broker, celery_app, queue
+from .broker import broker, celery_app, check, queue
 
 
 def serve(region: str, concurrency: int, url: str | None, *, loglevel: str = "INFO") -> None:
@@ -15,7 +15,11 @@ def serve(region: str, concurrency: int, url: str | None, *, loglevel: str = "IN
         raise InputError(f"region {region!r} must be a name of letters, digits, '-', '_' or '.'")
     if not 1 <= concurrency <= 256:
         raise InputError("--concurrency is the number of sites run at once: 1 to 256")
+    from ..report.log import redact_every_record
+
+    redact_every_record()  # Celery logs its broker URL and connection errors with its own handlers
     b = broker(url)
+    check(b)  # Celery would retry a refused password for ever, logging the URL each time
     app = celery_app(b)
     print(f"deployer worker for region {region}: queue {queue(region)} on {b.describe()}, "
           f"{concurrency} site(s) at a time", flush=True)
