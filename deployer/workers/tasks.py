@@ -136,7 +136,7 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
     held = False
     try:
         if (earlier := _take_lease(redis, lease_key, result_key, me, ctx)) is not None:
-            result = None  # another delivery's result: returned as it is, never stored again
+            # another delivery's result: returned as it is (result stays None: never stored again)
             return {"site": site_name, **earlier} if "site" not in earlier else earlier
         held = True
         threading.Thread(target=_renew, args=(redis, lease_key, me, stop), daemon=True).start()
