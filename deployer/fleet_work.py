@@ -167,6 +167,9 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
         return SiteOutcome(site, SiteState.NOT_RESTORED, f"FAILED and NOT restored{where} (run {base['run']}): "
                            f"{result.get('error')}; then `deployer recover --site {site}`",
                            exit_code=int(ExitCode.NOT_RESTORED), **base)
+    if status == "unfinished":  # refused on a site an earlier run left half-patched: never "restored"
+        return SiteOutcome(site, SiteState.NOT_RESTORED, f"NOT restored{where}: {result.get('error')}",
+                           exit_code=int(ExitCode.NOT_RESTORED), **base)
     if status == "not_started":
         return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: {result.get('error')}",
                            exit_code=int(ExitCode.FAILED_RESTORED), **base)

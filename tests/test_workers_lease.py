@@ -105,3 +105,33 @@ def test_a_missing_relative_path_names_the_workers_project_folder(fleet_template
     assert r["status"] == "error", r
     assert str(elsewhere / "lab" / "P02") in r["error"] and "deployer worker --project" in r["error"], r
     assert "cache" not in r["error"], r
+
+
+def test_a_worker_refusing_a_half_patched_site_reports_it_not_restored(fleet_template: Path, tmp_path: Path,
+                                                                       workers, redis_server,
+                                                                       monkeypatch: pytest.MonkeyPatch):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from deployer.fleet_work import from_remote
+
+    inv = _fleet(fleet_template, tmp_path, {"H01": "east"})
+    # a run killed on another machine mid-site: its run unfinished, its lock from a host nobody here can judge
+    p = subprocess.run([sys.executable, "-m", "deployer", "--no-log", "apply", str(tmp_path / "playbooks" /
+                        "q241656.yaml"), "--site", "H01", "-i", str(inv), "--yes"], cwd=tmp_path,
+                       env={**os.environ, "DEPLOYER_FAILPOINTS": "apply.action.5.before=kill"}, capture_output=True)
+    assert p.returncode == -9, p
+    lock = tmp_path / "lab" / "H01" / "SRV" / "C" / "SMS" / ".deployer" / "lock"
+    data = json.loads(lock.read_text())
+    data["holder"]["host"] = "jump-host-elsewhere"
+    lock.write_text(json.dumps(data))
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    workers.start("east", concurrency=1)
+    results, _ = _apply_all(inv, ["H01"], redis_server.url, wait=60)
+    r = results["H01"].result
+    assert r["status"] == "unfinished", r
+    outcome = from_remote("H01", "Q241656", r)
+    assert str(outcome.state) == "not_restored" and outcome.exit_code == 4, outcome
+    assert "deployer recover --site H01 --break-lock" in outcome.message, outcome.message

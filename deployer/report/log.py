@@ -49,6 +49,9 @@ def redact_every_record() -> None:
         except Exception:  # noqa: BLE001 - a bad format string is logging's own error to report
             return record
         record.msg, record.args = redact(text), None
+        if record.exc_info and not record.exc_text:
+            # a traceback quotes the values of its frames' errors (a connection error names its URL)
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return record
 
     factory.deployer_redacts = True  # type: ignore[attr-defined]

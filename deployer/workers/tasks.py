@@ -182,7 +182,17 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
         if "base" in locals() and str(base) in message:
             message += (f" (the inventory's relative paths are read on worker {worker} from its project folder "
                         f"{base}: `deployer worker --project DIR`)")
-        result = {"site": site_name, "status": "error", "error": message, "exit_code": int(exc.exit_code),
+        status = "error"
+        if "site" in locals():
+            # an error before this task changed anything, on a site an earlier run left half-patched: that
+            # site is not restored, whatever this error was (the controller says so, with the way out)
+            try:
+                with workflow.session(site) as conn:
+                    if pending := workflow.unfinished_message(conn):
+                        status, message = "unfinished", f"{message}; {pending}"
+            except DeployerError:
+                pass
+        result = {"site": site_name, "status": status, "error": message, "exit_code": int(exc.exit_code),
                   "recovered": recovered, "worker": worker, "redelivered": redelivered,
                   "seconds": round(time.monotonic() - started, 3)}
         return result
@@ -206,6 +216,6 @@ def exit_code_of(result: dict[str, Any]) -> int:
         return int(ExitCode.OK)
     if status == "rolled_back":
         return int(ExitCode.FAILED_RESTORED)
-    if status == "rollback_failed":
+    if status in ("rollback_failed", "unfinished"):
         return int(ExitCode.NOT_RESTORED)
     return int(result.get("exit_code", ExitCode.FAILED_RESTORED))
