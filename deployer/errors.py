@@ -36,6 +36,7 @@ caller never needs to know which transport raised.
     |       |-- TransportTimeout      (1460)  ERROR_TIMEOUT: no answer within the server's `timeout`
     |       `-- ConnectionLost          (64)  ERROR_NETNAME_DELETED: the connection went away
     |           `-- ConnectFailed     (1231)  no connection at all: 1225 refused, 53 name unknown
+    |-- BrokerUnreachable                1  the workers' broker (Redis) cannot be reached; nothing sent
     |-- PayloadUnverifiable              1  a hotfix file's bytes do not hash to its name (workers)
     `-- RunOutcome                          how a run ended, when not done
         |-- ApplyFailed                  1  failed, and every change was rolled back (verified)
