@@ -111,3 +111,23 @@ def test_tasks_starting_at_once_on_one_host_publish_one_whole_bundle_folder(stor
         assert again == root and {rel: (root / rel).stat().st_mtime_ns for rel in texts} == stamps
         assert [p.name for p in base.iterdir()] == [root.name]  # no temporary folder left behind
         roots.clear()
+
+
+def test_a_lock_held_under_a_renewed_lease_is_alive_from_any_host_and_dead_once_it_lapses(store):
+    from deployer.run import lock as site_lock
+    from deployer.workers.tasks import LEASE, _lease_checker
+
+    site_lock.register_lease_checker(_lease_checker(store))
+    key = LEASE.format("r-lease-test", "S01")
+    lease = {"key": key, "holder": "jump-2/deployer-east-1@jump-2#ab12"}
+    info = site_lock.LockInfo({"host": "jump-2", "pid": 4242, "user": "svc"}, "2026-01-01T00:00:00+00:00", "apply",
+                              "run-1", "tok", lease=lease)
+    store.set(key, lease["holder"], ex=30)
+    assert info.stale() is False  # another host, yet known alive: its lease is renewed
+    assert "lease is still renewed" in site_lock.lock_advice("S01", info, info.stale(), "apply")
+    store.set(key, "another-delivery#cd34", ex=30)
+    assert info.stale() is True  # the lease went to another delivery: this holder is gone
+    store.delete(key)
+    assert info.stale() is True  # lapsed
+    no_lease = site_lock.LockInfo({"host": "jump-2", "pid": 4242}, "x", "apply", None)
+    assert no_lease.stale() is None  # without a lease, another host still cannot be judged

@@ -122,6 +122,9 @@ def lock_advice(site: str, info: LockInfo, stale: bool | None, command: str) -> 
     if stale is True:
         return (f"site {site} is locked by {info.describe()} (stale: that process is gone). Break the lock and "
                 f"finish or undo its run with `{again}`")
+    if stale is False and info.lease is not None:
+        return (f"site {site} is locked by {info.describe()}, whose lease is still renewed (it is running). Wait "
+                "for it to finish; then repeat the command")
     if stale is False:
         return (f"site {site} is locked by {info.describe()}, a process still running on this machine. Wait for it "
                 "to finish, or stop it; then repeat the command")
@@ -156,8 +159,9 @@ class SiteLock:
             stale = info.stale()
             if break_lock and stale is False:
                 raise SiteLockedError(
-                    f"site {self.site} is locked by {info.describe()}, a process that is still running on this "
-                    "machine; --break-lock does not break the lock of a live process: wait for it to finish, or "
+                    f"site {self.site} is locked by {info.describe()}, a process that is still running "
+                    + ("(its lease is renewed)" if info.lease else "on this machine")
+                    + "; --break-lock does not break the lock of a live process: wait for it to finish, or "
                     "stop it first") from None
             if break_lock:
                 if info.damaged == "it is a folder":
