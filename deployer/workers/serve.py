@@ -34,10 +34,10 @@ def serve(region: str, concurrency: int, url: str | None, *, loglevel: str = "IN
 
     redact_every_record()  # Celery logs its broker URL and connection errors with its own handlers
     folder = project_dir(project)
-    os.environ[PROJECT_ENV] = str(folder)  # read by each task, in the worker's child processes
     b = broker(url)
     check(b)  # Celery would retry a refused password for ever, logging the URL each time
     app = celery_app(b)
+    app.conf.deployer_project = str(folder)  # read by each task, in the worker's child processes
     print(f"deployer worker for region {region}: queue {queue(region)} on {b.describe()}, "
           f"{concurrency} site(s) at a time; the inventory's relative paths are read from {folder}", flush=True)
     # prefork: each site in its own process, so one site's crash never takes another's run with it

@@ -146,7 +146,7 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
         root = materialise(Bundle.from_json(request["bundle"]), redis)
         bundle = request["bundle"]
         # the inventory's relative paths are the worker's own (its project folder), never the bundle's cache
-        base = Path(os.environ.get(PROJECT_ENV) or os.getcwd())
+        base = Path(getattr(task.app.conf, "deployer_project", None) or os.environ.get(PROJECT_ENV) or os.getcwd())
         inv = replace(workflow.inventory(root / bundle["inventory"]), base=base)
         site = inv.site(site_name)
         if ctx.cancel.cancelled:
