@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                            MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
+                            AcceptChangesOpt, MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
 from .run.store import RunState
@@ -292,6 +292,7 @@ def apply(
     canary: CanaryOpt = 0,
     max_fail: MaxFailOpt = None,
     resume: ResumeOpt = None,
+    accept_changes: AcceptChangesOpt = False,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
 ) -> None:
@@ -304,7 +305,11 @@ def apply(
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
                              "--site, --group, --all or --dry-run with it")
         raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
-                                                 broker=broker, worker_wait=worker_wait))
+                                                 broker=broker, worker_wait=worker_wait,
+                                                 accept_changes=accept_changes))
+    if accept_changes:
+        raise InputError("--accept-changes goes with --resume FLEETRUN: it accepts files changed since that rollout "
+                         "started")
     if target is None:
         raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
     is_plan = looks_like_plan(target)
@@ -717,11 +722,12 @@ def worker(
     region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
+    project: Annotated[Optional[Path], typer.Option("--project", metavar="DIR", help="The folder the inventory's relative paths (mock folders, key and password files) are read from on this worker (default: $DEPLOYER_WORKER_PROJECT, else the folder the worker is started in).")] = None,
 ) -> None:
     """Run sites of one region for controllers elsewhere (Celery worker; needs `pip install 'deployer[workers]'`)."""
     from .workers.serve import serve
 
-    serve(region, concurrency, broker)
+    serve(region, concurrency, broker, project=project)
 
 
 from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcode  # noqa: E402  (issue 11)
@@ -755,12 +761,15 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(exc: DeployerError, as_json: bool) -> None:
+    from .secrets import redact
+
+    text = redact(str(exc))  # an error may echo what it refused: a URL with its password, a --password value
     if as_json:
         with contextlib.suppress(OSError):
-            _json({"error": str(exc) or type(exc).__name__, "exit_code": int(exc.exit_code),
+            _json({"error": text or type(exc).__name__, "exit_code": int(exc.exit_code),
                    "kind": type(exc).__name__})
-    if str(exc):
-        outmod.stderr().line(f"deployer: {exc}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
+    if text:
+        outmod.stderr().line(f"deployer: {text}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
 
 
 def _close_stdout() -> None:
@@ -818,6 +827,10 @@ def main() -> None:
     except Exception as exc:
         # usage errors (typer's vendored click, or click itself in older typer releases)
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            if isinstance(getattr(exc, "message", None), str):
+                from .secrets import redact
+
+                exc.message = redact(exc.message)  # "unexpected extra argument (PASSWORD=...)" quotes the argument
             exc.show()
             code = int(ExitCode.BAD_INPUT)
         else:

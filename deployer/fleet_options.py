@@ -48,6 +48,10 @@ ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", h
                                                    "(.json: JSON, .xml: JUnit with one suite per site, else text).")]
 ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]
+AcceptChangesOpt = Annotated[bool, typer.Option("--accept-changes", help="With --resume: go on although the "
+                                               "playbook, manifest, hotfix files or the remaining sites' inventory "
+                                               "entries changed since the rollout started (each change is named "
+                                               "without it, and the resume refused).")]
 
 
 @dataclass
