@@ -222,6 +222,10 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if renderer.refused:  # no terminal, no --yes: the question was answered no, nothing was done
+        from .report.console import no_terminal
+
+        raise no_terminal(renderer.refused)
 
 
 @app.command(epilog=EXIT_CODES_HELP)

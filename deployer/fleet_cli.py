@@ -82,8 +82,13 @@ def refuse_prompted_passwords(sites: list[SiteRef]) -> None:
                         "sites run at the same time; use {env: VARIABLE} or {file: PATH}, or run this site alone")
 
 
-def confirm(question: str, yes: bool) -> None:
-    """One question for the whole fleet, on a terminal (as for one site: no terminal, no question)."""
+def confirm(question: str, yes: bool, *, canary: bool = False) -> None:
+    """One question for the whole fleet, on a terminal; without one, --yes is needed (exit 2), except
+    that a --canary rollout runs its canary sites and pauses before the others (fleet_view.ask)."""
+    if not yes and not canary and not _stdin_tty():
+        from .report.console import no_terminal
+
+        raise no_terminal(question)
     if not yes and _stdin_tty() and not typer.confirm(question, default=False, err=True):
         outmod.stdout().line("Nothing was done.")
         raise typer.Exit(0)
@@ -129,7 +134,7 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
     check_report_path(args.report)
     refuse_prompted_passwords(sites)
     if journal is None:
-        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
+        confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: {preview(sites)}?", yes, canary=args.canary > 0)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes)
     work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock,
                                  keep_reports=fmt == "json" or args.report is not None)
@@ -160,7 +165,7 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
     inv = workflow.inventory(inv_path)
     sites = [inv.site(name) for name in left]
     confirm(f"Resume fleet run {fleet_id}: apply {pb.kb} to the {describe_rollout(len(sites), args)} not done yet: "
-            f"{preview(sites)}?", yes)
+            f"{preview(sites)}?", yes, canary=args.canary > 0)
     for s in sites:
         journal.record(s.name, "waiting")
     journal.note(resumed_utc=_utc())

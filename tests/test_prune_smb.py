@@ -33,7 +33,7 @@ def test_prune_over_smb(smb_ws: Workspace, site_samba: Samba, site_root: Path): 
     for x in runs:
         assert x["backup_servers"] == _backup_on_disk(site_root, x["run"]) and "DEMOSRV" in x["backup_servers"]
 
-    r = cli(ws, "prune", "--site", "DEMO", "--keep", "0")
+    r = cli(ws, "prune", "--site", "DEMO", "--yes", "--keep", "0")
     assert r.code == 0 and "Pruned 1 run" in r.out, r.text
     assert _backup_on_disk(site_root, old) == {} and _backup_on_disk(site_root, last) == runs[1]["backup_servers"]
     # Samba's view: the old run's folder is gone from the logon servers; its journal stays on the site server
