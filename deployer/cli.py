@@ -21,6 +21,7 @@ from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
                             MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
+from .numbers import decimal, whole
 from .report import out as outmod
 from .run.store import RunState
 
@@ -275,7 +276,7 @@ def apply(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the json or html report to FILE.")] = None,
     break_lock: BreakLockOpt = False,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
-    worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
+    worker_wait: Annotated[float, typer.Option("--worker-wait", parser=decimal, help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
@@ -565,7 +566,7 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
 @app.command(epilog=EXIT_CODES_HELP)
 def prune(
     site: SiteOpt,
-    keep: Annotated[Optional[int], typer.Option("--keep", help="The newest N runs keep their backups.")] = None,
+    keep: Annotated[Optional[int], typer.Option("--keep", parser=whole, help="The newest N runs keep their backups.")] = None,
     older_than: Annotated[Optional[str], typer.Option("--older-than", help="Only runs older than this (30d, 12h, 2w).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
@@ -694,7 +695,7 @@ def _emit(text: str, output: Path | None, done: str | None = None) -> None:
 @app.command(epilog=EXIT_CODES_HELP)
 def worker(
     region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", parser=whole, help="Sites run at once.")] = 4,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
 ) -> None:
     """Run sites of one region for controllers elsewhere (Celery worker; needs `pip install 'deployer[workers]'`)."""

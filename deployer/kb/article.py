@@ -47,9 +47,9 @@ class Article:
 
 MAX_ARTICLE_BYTES = 4 * 1024 * 1024  # the longest real articles are under 200 KB
 
-_ARTICLE_LINE = re.compile(r"\s*Article:\s*(?P<kb>[QK]B?\d{5,7})\b", re.IGNORECASE)
-_TITLE_PREFIX = re.compile(r"\s*(?P<kb>[QK]B?\d{5,7})\s*:\s*", re.IGNORECASE)
-_KB_NUMBER = re.compile(r"\b([QK]B?\d{5,7})\b", re.IGNORECASE)
+_ARTICLE_LINE = re.compile(r"\s*Article:\s*(?P<kb>[QK]B?[0-9]{5,7})\b", re.IGNORECASE)
+_TITLE_PREFIX = re.compile(r"\s*(?P<kb>[QK]B?[0-9]{5,7})\s*:\s*", re.IGNORECASE)
+_KB_NUMBER = re.compile(r"\b([QK]B?[0-9]{5,7})\b", re.IGNORECASE)
 
 
 def read_article(path: Path) -> Article:

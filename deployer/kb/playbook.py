@@ -30,7 +30,7 @@ _SERVICE_NAMES = [
 ]
 _ALL_SERVICES = re.compile(r"\ball\s+(?:the\s+)?(?:sms|systems\s+management\s+server)\s+services|"
                            r"\bthe\s+(?:sms|systems\s+management\s+server)\s+services\b", re.IGNORECASE)
-_STEP = re.compile(r"\s*(\d{1,2})\.\s+(\S.*)")
+_STEP = re.compile(r"\s*([0-9]{1,2})\.\s+(\S.*)")
 _REPLACE = re.compile(r"\b(?:replace|copy)\b(?P<what>.*?)\b(?:in|into|to)\s+(?:the\s+)?(?P<folder>\S*\\\S*)",
                       re.IGNORECASE | re.DOTALL)
 _ROOT = re.compile(r"^(?:<\s*sms[_ ]?root(?:[_ ]?(?:folder|directory|dir))?\s*>|%sms_root%|\\?sms)(?=\\)", re.IGNORECASE)

@@ -38,8 +38,8 @@ class _Tok:
 
 _MERIDIEM = re.compile(r"[ap]\.?(?:m\.?)?", re.IGNORECASE)
 _UNIT = re.compile(r"kb|k|mb|m|bytes|byte|b", re.IGNORECASE)
-_NUMBER = re.compile(r"\d[\d,.]*")
-_TIME_ONLY = re.compile(r"\d{1,2}[:.]\d{2}(?::\d{2})?|xx:xx", re.IGNORECASE)
+_NUMBER = re.compile(r"[0-9][0-9,.]*")
+_TIME_ONLY = re.compile(r"[0-9]{1,2}[:.][0-9]{2}(?::[0-9]{2})?|xx:xx", re.IGNORECASE)
 
 
 def tokens(line: str) -> list[_Tok]:
@@ -60,8 +60,8 @@ def tokens(line: str) -> list[_Tok]:
             n = raw[k + 1]
             pair = (_TIME_ONLY.fullmatch(t.text) and _MERIDIEM.fullmatch(n.text)) or \
                    (_NUMBER.fullmatch(t.text) and _UNIT.fullmatch(n.text)) or \
-                   (re.fullmatch(r"\d[\d.]*", t.text) and n.text.lower().startswith("(build")) or \
-                   (re.fullmatch(r"\d[\d.]*\(build", t.text, re.IGNORECASE) and re.fullmatch(r"\d+\)", n.text))
+                   (re.fullmatch(r"[0-9][0-9.]*", t.text) and n.text.lower().startswith("(build")) or \
+                   (re.fullmatch(r"[0-9][0-9.]*\(build", t.text, re.IGNORECASE) and re.fullmatch(r"[0-9]+\)", n.text))
             if pair:
                 end = n.end
                 step = 2
@@ -100,7 +100,7 @@ def _read(row: ReadRow, toks: list[_Tok], columns: list[Column], inherited: Plat
         else:
             row.notes.append(f"time {toks[k].text!r} in the article: none listed")
         k += 1
-    elif "time" in fields and k + 2 < len(toks) and re.fullmatch(r"([01]?\d|2[0-3])[0-5]\d", toks[k].text) \
+    elif "time" in fields and k + 2 < len(toks) and re.fullmatch(r"([01]?[0-9]|2[0-3])[0-5][0-9]", toks[k].text) \
             and not values.is_name(toks[k + 1].text) and not values.is_name(toks[k + 2].text):
         # "1436" where a time belongs, with a version and a size still to come: 14:36, checked by a person
         t = values.read_time(f"{toks[k].text[:-2]}:{toks[k].text[-2:]}")
@@ -150,7 +150,7 @@ def _kind(tok: _Tok) -> str:
         return "size"  # a unit
     if "(" in text or ":" in text or text.count(".") >= 2:
         return "version"
-    if "," in text or re.fullmatch(r"\d+", text):
+    if "," in text or re.fullmatch(r"[0-9]+", text):
         return "size"
     return "either"  # 185.760, 4.02
 

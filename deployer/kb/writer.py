@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 _PLAIN = re.compile(r"[A-Za-z0-9(<\[][A-Za-z0-9_./()<>\[\]+: -]*")
 _YAML_SPECIAL = re.compile(
-    r"[-+]?(\d[\d_]*|\d*\.\d+([eE][-+]?\d+)?|\d+\.\d*|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|true|false|null|yes|no|on|off|~",
+    r"[-+]?([0-9][0-9_]*|[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?|[0-9]+\.[0-9]*|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|true|false|null|yes|no|on|off|~",
     re.IGNORECASE,
 )
 
@@ -24,7 +24,7 @@ def scalar(text: str, allow_int: bool = False) -> str:
 
     A plain `254,400` would split the flow mapping at its comma and a plain `1.2` would
     load as a number. Byte sizes may stay plain: `800528` loads as 800528, the same size."""
-    if allow_int and re.fullmatch(r"[1-9]\d{0,14}|0", text):
+    if allow_int and re.fullmatch(r"[1-9][0-9]{0,14}|0", text):
         return text
     if _PLAIN.fullmatch(text) and not _YAML_SPECIAL.fullmatch(text) and not text.endswith(" ") \
             and ": " not in text and " #" not in text:
