@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from ..errors import InputError, Location
 from ..model.common import validate
 from ..model.manifest import FileEntry, Manifest
 from ..yamlsrc import parse_yaml
+from ..report.escape import UNSAFE, blank_controls, visible
 from . import tables as tbl
 from . import values, writer
 from .article import Article, NoTableError, parse_article_text, read_article
@@ -57,7 +57,10 @@ def parse_article(text: str, source: str) -> ImportResult:
 
 
 def import_text(article: Article) -> ImportResult:
-    found = tbl.find_tables(article.lines)
+    # Tables are found in the lines with their control characters as spaces, so that a row with
+    # an ESC or a NUL is still seen as a row; that row is then flagged (_entry), never dropped.
+    dirty = {k + 1: line for k, line in enumerate(article.lines) if UNSAFE.search(line)}
+    found = tbl.find_tables([blank_controls(line) for line in article.lines] if dirty else article.lines)
     if not found:
         raise NoTableError(
             f"no file-attribute table in the article's {len(article.lines)} lines: expected a header row such as "
@@ -93,10 +96,10 @@ def import_text(article: Article) -> ImportResult:
                 row = read_row(raw, table.columns, inherited or block_platform.get(raw.block))
                 if row.problem is None and "platform" in row.cells and row.cells["platform"].article:
                     block_platform[raw.block] = row.cells["platform"].parsed  # the nearest row above
-                entry, out_row = _entry(row, orphan=table.header_line is None, seen=seen)
+                entry, out_row = _entry(row, orphan=table.header_line is None, seen=seen, raw=dirty.get(row.line))
                 out.rows.append(out_row)
                 if entry is None:
-                    flagged.append(Flagged(row.line, out_row.problem or "", row.text))
+                    flagged.append(Flagged(row.line, out_row.problem or "", out_row.text))
                     continue
                 entries.append(entry)
                 if entry.review:
@@ -114,8 +117,14 @@ def import_text(article: Article) -> ImportResult:
                         [t.header_line for t in real if t.header_line])
 
 
-def _entry(row: ReadRow, *, orphan: bool, seen: dict) -> tuple[FileEntry | None, writer.OutRow]:
-    out = writer.OutRow(row.line, text=row.text)
+def _entry(row: ReadRow, *, orphan: bool, seen: dict, raw: str | None = None
+           ) -> tuple[FileEntry | None, writer.OutRow]:
+    out = writer.OutRow(row.line, text=raw if raw is not None else row.text)
+    if raw is not None and (bad := UNSAFE.search(raw)):
+        # a control character (ESC, NUL, BEL...) has no place in a table row: the row may have
+        # been damaged, and str.split() would silently take some (\x1c-\x1f) for spaces
+        row.problem = (f"the line holds the control character {visible(bad.group())} at column {bad.start() + 1}; "
+                       "check the row against the article and write it in by hand")
     if row.problem is None:
         data = {f: row.cells[f].written for f in _ORDER if f in row.cells}
         data.setdefault("time", None)
@@ -176,7 +185,7 @@ def _head(article: Article, real: list[tbl.Table], rule: str, rule_note: str, to
     ]
     meta = [f"kb: {article.kb}"]
     if article.title is not None:
-        meta.append(f"title: {json.dumps(article.title)}")
+        meta.append(f"title: {writer.quoted(article.title)}")
     meta.append(f"source: {writer.scalar(article.file_name)}")
     meta.append(f"rule: {rule}   # {rule_note}")
     return head, meta

@@ -1,0 +1,69 @@
+"""Issue 19 items 20-23: the importer never drops a row, reads what an article is saved as,
+and never overwrites a file it did not write."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_cli
+from deployer.kb import import_article
+
+TRAIN = ROOT.parent / "shared" / "kb-train"
+ARTICLE = TRAIN / "Q253811.md"  # one table, two rows (x86, alpha) at lines 68-69
+
+
+def _lines() -> list[str]:
+    if not ARTICLE.exists():
+        pytest.fail(f"{ARTICLE} is missing: ../shared/kb-train must be beside this checkout")
+    return ARTICLE.read_text(encoding="utf-8").split("\n")
+
+
+# --- item 21: a control character in a row flags that row; the rest is imported -----------------
+
+
+@pytest.mark.parametrize("char", ["\x1b", "\x1b[2J", "\x00", "\x07", "\x7f", "\x9b", "\x1c", "\x1b]52;c;aGk=\x07"])
+@pytest.mark.parametrize("where", ["start", "between", "name"])
+def test_a_control_character_in_a_row_flags_that_row_and_imports_the_rest(tmp_path: Path, char: str, where: str):
+    lines = _lines()
+    row = lines[68]
+    lines[68] = {"start": char + row, "between": row.replace("222,992", char + " 222,992"),
+                 "name": row.replace("Netbt.sys", f"Net{char}bt.sys")}[where]
+    path = tmp_path / "Q253811.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    r = run_cli("kb", "import", path, "-o", tmp_path / "out.yaml")
+    assert r.code == 3, r.text  # some rows need review; never "internal error" (exit 2)
+    text = (tmp_path / "out.yaml").read_text(encoding="utf-8")
+    assert "# REVIEW line 69:" in text and "line: 68}" in text  # the other row is imported
+    assert "\x1b" not in text and "\x00" not in text and "\x07" not in text and "\x7f" not in text
+    result = import_article(path)
+    assert (result.imported, result.review) == (1, 1)
+    assert "\x1b" not in r.err and "\x00" not in r.err and "\x07" not in r.err
+
+
+# --- item 22: byte-order marks ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding, bom", [
+    ("utf-16-le", codecs.BOM_UTF16_LE), ("utf-16-be", codecs.BOM_UTF16_BE), ("utf-8", codecs.BOM_UTF8),
+    ("utf-32-le", codecs.BOM_UTF32_LE), ("utf-32-be", codecs.BOM_UTF32_BE), ("utf-16-le", b"")])
+def test_an_article_with_a_byte_order_mark_is_read_in_its_encoding(tmp_path: Path, encoding: str, bom: bytes):
+    text = "\n".join(_lines())
+    path = tmp_path / "Q253811.md"
+    path.write_bytes(bom + text.encode(encoding))
+    result = import_article(path)
+    assert (result.imported, result.review) == (2, 0)
+    assert result.article.title == import_article(ARTICLE).article.title
+
+
+def test_what_is_not_text_is_said_in_words(tmp_path: Path):
+    damaged = tmp_path / "damaged.md"
+    damaged.write_bytes(codecs.BOM_UTF16_LE + "\n".join(_lines()).encode("utf-16-le")[:-1] + b"\x00\xd8")
+    r = run_cli("kb", "import", damaged)
+    assert r.code == 2 and "UTF-16 LE byte-order mark but is not UTF-16 LE text" in r.err, r.text
+    binary = tmp_path / "binary.md"
+    binary.write_bytes(bytes(range(256)) * 16)
+    r = run_cli("kb", "import", binary)
+    assert r.code == 2 and "is not a text file" in r.err and "Traceback" not in r.text, r.text
