@@ -245,6 +245,11 @@ def plan(
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
     pb = load_playbook(playbook)
+    if pb.head.draft:  # a saved plan is made to be applied: not from a draft
+        if out:
+            pb.refuse_draft()
+        outmod.stderr().line(f"Warning: {playbook} is a draft (draft: true): apply refuses it until it is finished.",
+                             "warn")
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
         if out:
@@ -324,6 +329,7 @@ def apply(
             outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
     else:
         pb = load_playbook(target)
+        pb.refuse_draft()
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
@@ -641,20 +647,23 @@ def kb_import(
     = False,
     playbook_dir: Annotated[Optional[Path], typer.Option(
         "--playbook-dir", help="Where draft playbooks go (default: beside the manifest).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite manifests and playbooks that kb import did not "
+                                        "write (or that were edited since).")] = False,
 ) -> None:
     """Import every file attribute table of KB articles as manifests: every row imported, or flagged for review
     with its article line (exit 3 when any row needs review)."""
     from .kb.command import run_import
 
-    code = run_import(articles, output, playbook, playbook_dir)
+    code = run_import(articles, output, playbook, playbook_dir, force)
     if code:
         raise typer.Exit(code)
 
 
 @manifest_app.command("from-kb", epilog=EXIT_CODES_HELP)
-def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None) -> None:
+def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None, force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite a manifest kb import did not write.")] = False) -> None:
     """The same as `deployer kb import` (kept for scripts that use it)."""
-    kb_import(articles, output)
+    kb_import(articles, output, False, None, force)
 
 
 class SchemaKind(str, Enum):

@@ -162,6 +162,7 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
         outmod.stdout().line(f"Fleet run {fleet_id} is complete: every site is done; nothing to resume.", "good")
         return 0
     pb = load_playbook(playbook)
+    pb.refuse_draft()
     inv = workflow.inventory(inv_path)
     sites = [inv.site(name) for name in left]
     confirm(f"Resume fleet run {fleet_id}: apply {pb.kb} to the {describe_rollout(len(sites), args)} not done yet: "

@@ -67,3 +67,63 @@ def test_what_is_not_text_is_said_in_words(tmp_path: Path):
     binary.write_bytes(bytes(range(256)) * 16)
     r = run_cli("kb", "import", binary)
     assert r.code == 2 and "is not a text file" in r.err and "Traceback" not in r.text, r.text
+
+
+# --- item 20: drafts are not applied; import never overwrites a file it did not write ----------
+
+KB = ROOT / "tests" / "data" / "kb"
+
+
+def test_a_draft_playbook_is_planned_with_a_warning_and_never_applied(ws, tmp_path: Path):
+    from conftest import snapshot
+
+    r = ws.cli("kb", "import", KB / "Q255284.md", "-o", ws.path / "drafts", "--playbook", "--playbook-dir",
+               ws.path / "drafts" / "playbooks")
+    assert r.code == 0, r.text
+    draft = ws.path / "drafts" / "playbooks" / "q255284.yaml"
+    line = next(n for n, text in enumerate(draft.read_text().splitlines(), 1) if text.startswith("draft: true"))
+    assert ws.cli("lab", "init", "DEMO", "-i", ws.inventory, "-p", draft).code == 0
+    before = snapshot(ws.site, include_state=True)
+    r = ws.cli("plan", draft, "--site", "DEMO", "-i", ws.inventory)
+    assert r.code == 0 and "is a draft" in r.err, r.text
+    for args in (["apply", draft, "--site", "DEMO", "--yes"], ["apply", draft, "--site", "DEMO", "--yes", "--batch", "1",
+                                                               "--fleet-dir", tmp_path / "f"],
+                 ["plan", draft, "--site", "DEMO", "--out", tmp_path / "p.json"]):
+        r = ws.cli(*args, "-i", ws.inventory)
+        assert r.code == 2, r.text
+        assert f"{draft}:{line}" in r.err and "draft: true" in r.err and "Traceback" not in r.text
+    assert not (tmp_path / "p.json").exists()
+    assert snapshot(ws.site, include_state=True) == before
+    # a person finishes it: the marker goes, apply works
+    draft.write_text(draft.read_text().replace("draft: true", "# finished by a person"))
+    r = ws.cli("apply", draft, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 0, r.text
+
+
+def test_import_never_overwrites_a_file_it_did_not_write(tmp_path: Path):
+    shipped = {p.name: p.read_bytes() for p in (ROOT / "manifests").glob("*.yaml")}
+    out = tmp_path / "manifests"
+    books = tmp_path / "playbooks"
+    out.mkdir()
+    books.mkdir()
+    for name, data in shipped.items():
+        (out / name).write_bytes(data)
+    (books / "q255284.yaml").write_text("kb: Q255284\n# kept by hand\n")
+    # the README's example, aimed at the shipped manifests: refused, nothing written
+    r = run_cli("kb", "import", KB / "Q255284.md", "-o", out / "q255284.yaml")
+    assert r.code == 2 and "not written by `deployer kb import`" in r.err and "--force" in r.err, r.text
+    r = run_cli("kb", "import", KB / "Q255284.md", KB / "Q226891.md", "-o", out, "--playbook", "--playbook-dir", books)
+    assert r.code == 2, r.text
+    assert {p.name: p.read_bytes() for p in out.glob("*.yaml")} == shipped
+    assert (books / "q255284.yaml").read_text() == "kb: Q255284\n# kept by hand\n"
+    # its own output it may replace, until a person edits it
+    fresh = tmp_path / "fresh"
+    assert run_cli("kb", "import", KB / "Q255284.md", "-o", fresh, "--playbook").code == 0
+    assert run_cli("kb", "import", KB / "Q255284.md", "-o", fresh, "--playbook").code == 0
+    manifest = fresh / "q255284.yaml"
+    manifest.write_text(manifest.read_text().replace("rule: ", "rule:  "))
+    r = run_cli("kb", "import", KB / "Q255284.md", "-o", fresh)
+    assert r.code == 2 and "edited since" in r.err, r.text
+    assert "rule:  " in manifest.read_text()
+    r = run_cli("kb", "import", KB / "Q255284.md", "-o", fresh, "--force")
+    assert r.code == 0 and "rule:  " not in manifest.read_text(), r.text
