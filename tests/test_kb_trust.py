@@ -4,6 +4,7 @@ and never overwrites a file it did not write."""
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 import pytest
@@ -127,3 +128,92 @@ def test_import_never_overwrites_a_file_it_did_not_write(tmp_path: Path):
     assert "rule:  " in manifest.read_text()
     r = run_cli("kb", "import", KB / "Q255284.md", "-o", fresh, "--force")
     assert r.code == 0 and "rule:  " not in manifest.read_text(), r.text
+
+
+# --- item 23: every line that looks like a row reaches the manifest -----------------------------
+
+ROW_DATE = re.compile(r"(?<![0-9A-Za-z./-])[0-9]{1,2}[/-][0-9]{1,2}[/-](?:[0-9]{4}|[0-9]{2})(?![0-9A-Za-z/])")
+ROW_NAME = re.compile(r"(?<![\w.])[\w$~-]*[A-Za-z][\w$~-]*\.[A-Za-z][A-Za-z0-9_]{0,3}(?!\w)")
+ROW_NUMBER = re.compile(r"(?<![\w.,:])[0-9][0-9,.:]*[0-9](?:\s*(?:kb|k|b|bytes|[ap]m?))?(?![\w,])", re.IGNORECASE)
+
+
+def _looks_like_a_row(line: str) -> bool:
+    """This test's own reading (not the importer's): a date with / or -, a file name, and a size or
+    a time; prose (more than four other words) is not a row."""
+    date = ROW_DATE.search(line)
+    if date is None:
+        return False
+    rest = line[:date.start()] + " " + line[date.end():]
+    name = ROW_NAME.search(rest)
+    if name is None or not ROW_NUMBER.search(rest):
+        return False
+    others = [w for w in re.findall(r"(?<![\w.\\])[A-Za-z]{3,}(?![\w.])", rest[:name.start()] + rest[name.end():])
+              if w.casefold() not in {"bytes", "intel", "alpha"}]
+    return len(others) <= 4
+
+
+def _reached(result) -> tuple[set[int], set[int]]:
+    imported = {int(n) for n in re.findall(r"line: (\d+)\}", result.yaml)}
+    flagged = {int(n) for n in re.findall(r"# REVIEW line (\d+):", result.yaml)}
+    return imported, flagged
+
+
+def test_every_line_that_looks_like_a_row_in_kb_train_is_imported_or_flagged():
+    articles = sorted(TRAIN.glob("Q*.md"))
+    if len(articles) < 150:
+        pytest.fail(f"{TRAIN} has {len(articles)} articles; ../shared/kb-train must be beside this checkout")
+    rows = lost = 0
+    missing = []
+    for path in articles:
+        result = import_article(path)
+        imported, flagged = _reached(result)
+        for k, line in enumerate(result.article.lines, 1):
+            if _looks_like_a_row(line):
+                rows += 1
+                if k not in imported | flagged:
+                    lost += 1
+                    missing.append(f"{path.name}:{k}: {line.strip()}")
+    assert rows > 500  # the test's reading finds the tables (760 rows are imported or flagged)
+    assert lost == 0, "\n".join(missing[:20])
+
+
+SHAPES = """---
+title: "Q900001: Files of an update"
+---
+## Q900001: Files of an update
+
+The English version of this fix should have the following file attributes or later:
+
+   Date      Time        Size       Attr  File name
+   -----------------------------------------------------------------
+   05/13/99  12:35:50p   1,234,567  ----  OS\\MSAPPS\\Datamap\\Data\\Us_hiway.dat
+   05/13/99  12:36:02a     245,760  -a--  OS\\SYSTEM\\Msorcl32.dll
+   05/14/99  01:05:59p       9,216  ----  Setup.exe
+
+The versions of the driver that each release installs:
+
+   Product       Date      Version       Size   File name
+   ------------------------------------------------------
+   MDAC 2.0      02/02/99  02.573.3802   136KB  Msorcl32.dll
+   MDAC 2.1 SP2  11/10/99  2.575.1117.0  144KB  Msorcl32.dll
+"""
+
+
+def test_seconds_an_attribute_column_paths_and_a_product_column_lose_no_row(tmp_path: Path):
+    path = tmp_path / "Q900001.md"
+    path.write_text(SHAPES, encoding="utf-8")
+    result = import_article(path)
+    imported, flagged = _reached(result)
+    assert imported == {10, 11, 12}  # the attribute column read past, the path kept as a note
+    assert flagged == {18, 19}  # the product rows: a person's to read, never dropped
+    names = {f.line: f.name for f in result.manifest.files}
+    assert names == {10: "Us_hiway.dat", 11: "Msorcl32.dll", 12: "Setup.exe"}
+    assert "Path: OS\\MSAPPS\\Datamap\\Data" in result.yaml and "12:35:50p" in result.yaml
+    # only product rows: still a manifest of flagged rows, not "no file-attribute table"
+    only = tmp_path / "Q900002.md"
+    only.write_text(SHAPES.replace("Q900001", "Q900002").split("   Date      Time")[0]
+                    + SHAPES.split("installs:\n")[1], encoding="utf-8")
+    r = run_cli("kb", "import", only, "-o", tmp_path / "only.yaml")
+    assert r.code == 3, r.text
+    mdac = {k for k, line in enumerate(only.read_text().splitlines(), 1) if "MDAC" in line}
+    assert len(mdac) == 2 and _reached(import_article(only))[1] == mdac

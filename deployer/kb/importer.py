@@ -16,9 +16,13 @@ from . import tables as tbl
 from . import values, writer
 from .article import Article, NoTableError, parse_article_text, read_article
 from .rows import ReadRow, read_row
+from .stray import stray_rows
 
 _ORDER = ("date", "time", "size", "name", "platform", "version")
 ORPHAN_TITLE = "Rows outside any table (no header row above them)"
+STRAY_TITLE = "Lines that look like rows (a date, a file name, a size or time) in no table deployer could read"
+STRAY_REVIEW = ("looks like a row (a date, a file name, a size or a time), but no table deployer reads holds it: "
+                "check it against the article and write it in by hand")
 ORPHAN_REVIEW = "no header row above it: its columns were read by what the values are"
 
 
@@ -61,7 +65,9 @@ def import_text(article: Article) -> ImportResult:
     # an ESC or a NUL is still seen as a row; that row is then flagged (_entry), never dropped.
     dirty = {k + 1: line for k, line in enumerate(article.lines) if UNSAFE.search(line)}
     found = tbl.find_tables([blank_controls(line) for line in article.lines] if dirty else article.lines)
-    if not found:
+    taken = {raw.lineno for t in found for part in t.parts for raw in part.rows}
+    strays = stray_rows(article.lines, taken)
+    if not found and not strays:
         raise NoTableError(
             f"no file-attribute table in the article's {len(article.lines)} lines: expected a header row such as "
             "\"Date  Time  Size  File name  Platform\" followed by rows that start with a date",
@@ -107,6 +113,13 @@ def import_text(article: Article) -> ImportResult:
                 else:
                     imported += 1
             groups.append(out)
+    if strays:  # rows of a shape no table took: flagged, never dropped (stray.py)
+        total += len(strays)
+        out = writer.OutGroup(STRAY_TITLE, strays[0], [])
+        for k in strays:
+            out.rows.append(writer.OutRow(k, problem=STRAY_REVIEW, text=article.lines[k - 1]))
+            flagged.append(Flagged(k, STRAY_REVIEW, article.lines[k - 1]))
+        groups.append(out)
     real = [t for t in found if t.header_line is not None]
     flat = len(groups) == 1 and len(real) == 1 and real[0].parts and real[0].parts[0].title is None
     rule, rule_note = _rule(real)
