@@ -29,6 +29,7 @@ from .errors import InputError, InputErrors, Location
 from .model.inventory import PCM_SERVICE, PcmHost
 from .sms.platforms import lookup as platform_lookup
 from .winpath import PathRuleError, parse_root
+from .textcodec import decode_bom
 from .yamlsrc import read_input
 
 MAX_BYTES = 1024 * 1024
@@ -75,6 +76,9 @@ class HostsFromIni:
 
 
 def _decode(raw: bytes, path: Path) -> str:
+    text = decode_bom(raw, str(path))  # Notepad's "Unicode" (UTF-16) is text, not binary
+    if text is not None:
+        return text
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise InputError("file contains a NUL byte; expected an Rservice .ini text file (a binary file?)",

@@ -217,3 +217,25 @@ def test_seconds_an_attribute_column_paths_and_a_product_column_lose_no_row(tmp_
     assert r.code == 3, r.text
     mdac = {k for k, line in enumerate(only.read_text().splitlines(), 1) if "MDAC" in line}
     assert len(mdac) == 2 and _reached(import_article(only))[1] == mdac
+
+
+# --- item 22's siblings: the other text files an operator gives -----------------------------------
+
+
+def test_a_utf16_rservice_ini_and_pcmdump_output_are_read(tmp_path: Path):
+    import yaml
+
+    ini = tmp_path / "unicode.ini"  # Notepad's "Unicode": UTF-16 LE with a mark
+    ini.write_bytes(codecs.BOM_UTF16_LE + "; Geräte\r\n[machine list]\r\nVKWS01\r\n[installation directory]\r\n"
+                    "*=C:\\PCMSVC\r\n".encode("utf-16-le"))
+    r = run_cli("inventory", "from-rservice", ini)
+    assert r.code == 0, r.text
+    assert yaml.safe_load(r.out)["pcm_hosts"] == {"VKWS01": {"platform": "x86", "install_dir": r"C:\PCMSVC"}}
+    seed = ROOT.parent / "shared" / "seeds" / "Q123499-pcmdump-instruction-files.txt"
+    text = seed.read_text(encoding="utf-8")
+    sample = text[text.index("D:\\SMS\\LOGON.SRV\\PCMINS.BOX>PCMDUMP MDM00005.INS"):
+                  text.index("\n\nAdditional query words") + 1]
+    dump = tmp_path / "mdm00005.txt"  # PowerShell 5's `PCMDUMP MDM00005.INS > mdm00005.txt`
+    dump.write_bytes(codecs.BOM_UTF16_LE + sample.encode("utf-16-le"))
+    r = run_cli("pcm", "dump", dump)
+    assert r.code == 0 and r.out == sample, r.text

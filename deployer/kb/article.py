@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 
 from ..errors import InputError, Location
+from ..textcodec import decode_bom
 from ..yamlsrc import read_input
 
 
@@ -59,25 +60,14 @@ def read_article(path: Path) -> Article:
     return parse_article_text(decode_article(raw, str(path)), str(path))
 
 
-# Longest first: the UTF-32 LE mark begins with the UTF-16 LE one.
-_BOMS = [(b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32 BE"), (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32 LE"),
-         (b"\xef\xbb\xbf", "utf-8", "UTF-8"), (b"\xfe\xff", "utf-16-be", "UTF-16 BE"), (b"\xff\xfe", "utf-16-le", "UTF-16 LE")]
-
-
 def decode_article(raw: bytes, source: str) -> str:
     """The article's text. A byte-order mark says the encoding (UTF-8, UTF-16, UTF-32: Notepad's
     "Unicode" is UTF-16 LE); without one, UTF-8, else Windows-1252 (the old KB CDs and web pages).
     Text whose every other byte is NUL is UTF-16 saved without a mark. What cannot be text is
     said in words (exit 2), never read as Windows-1252 garbage ("no file-attribute table")."""
-    for bom, codec, name in _BOMS:
-        if raw.startswith(bom):
-            try:
-                return raw[len(bom):].decode(codec)
-            except UnicodeDecodeError as exc:
-                at = len(bom) + exc.start
-                raise ArticleError(f"starts with a {name} byte-order mark but is not {name} text (byte {at:,} "
-                                   f"of {len(raw):,} cannot be decoded); save the article again as UTF-8 or "
-                                   f"{name}", Location(source, raw[:at].count(b"\n") + 1)) from None
+    text = decode_bom(raw, source, error=ArticleError)
+    if text is not None:
+        return text
     sample = raw[:4096]
     controls = sum(1 for b in sample if b < 32 and b not in b"\t\n\r\f")
     if len(sample) >= 16 and controls * 10 >= len(sample):  # a tenth control bytes (a third NUL: UTF-16?)
