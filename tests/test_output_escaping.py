@@ -88,3 +88,14 @@ def test_a_hostile_file_name_on_the_site_is_shown_escaped(ws: Workspace, tmp_pat
     assert "NOTES\\x1b]52;c;aGk=\\x07\\x1b[2J.TXT was not in its folder" in r.err
     _clean(r.out + r.err, "apply")
     _clean(log.read_text(encoding="utf-8"), "the log")
+
+
+def test_a_hostile_ini_file_name_is_escaped_in_the_yaml_written(tmp_path: Path):
+    from conftest import ROOT, run_cli
+
+    ini = tmp_path / "pcm\x1b[2J\x07.ini"
+    ini.write_bytes((ROOT / "tests" / "data" / "rservice" / "pcm.ini").read_bytes())
+    r = run_cli("inventory", "from-rservice", ini)
+    assert r.code == 0, r.text
+    _clean(r.out + r.err, "from-rservice")
+    assert "pcm\\x1b[2J\\x07.ini" in r.out
