@@ -24,9 +24,11 @@ def whole(value: str | int) -> int:
     """A typer `parser=` for a whole-number option (--forks, --keep, --canary ...)."""
     if isinstance(value, int):  # the default
         return value
-    if not is_whole(value.strip()):
+    text = value.strip()
+    # a minus sign passes: the command's own check says what is allowed ("--keep -1 is negative")
+    if not is_whole(text.removeprefix("-")):
         raise typer.BadParameter(f"{value!r} is not a whole number; write it in the digits 0-9, e.g. 10")
-    return int(value)
+    return int(text)
 
 
 def decimal(value: str | float) -> float:
