@@ -21,6 +21,7 @@ from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
                             AcceptChangesOpt, MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
+from .numbers import decimal, whole
 from .report import out as outmod
 from .run.store import RunState
 
@@ -227,6 +228,10 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if renderer.refused:  # no terminal, no --yes: the question was answered no, nothing was done
+        from .report.console import no_terminal
+
+        raise no_terminal(renderer.refused)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -247,6 +252,11 @@ def plan(
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
     pb = load_playbook(playbook)
+    if pb.head.draft:  # a saved plan is made to be applied: not from a draft
+        if out:
+            pb.refuse_draft()
+        outmod.stderr().line(f"Warning: {playbook} is a draft (draft: true): apply refuses it until it is finished.",
+                             "warn")
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
         if out:
@@ -283,7 +293,7 @@ def apply(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the json or html report to FILE.")] = None,
     break_lock: BreakLockOpt = False,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
-    worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
+    worker_wait: Annotated[float, typer.Option("--worker-wait", parser=decimal, help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
@@ -336,6 +346,7 @@ def apply(
             outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
     else:
         pb = load_playbook(target)
+        pb.refuse_draft()
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
@@ -591,7 +602,7 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
 @app.command(epilog=EXIT_CODES_HELP)
 def prune(
     site: SiteOpt,
-    keep: Annotated[Optional[int], typer.Option("--keep", help="The newest N runs keep their backups.")] = None,
+    keep: Annotated[Optional[int], typer.Option("--keep", parser=whole, help="The newest N runs keep their backups.")] = None,
     older_than: Annotated[Optional[str], typer.Option("--older-than", help="Only runs older than this (30d, 12h, 2w).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
@@ -669,20 +680,23 @@ def kb_import(
     = False,
     playbook_dir: Annotated[Optional[Path], typer.Option(
         "--playbook-dir", help="Where draft playbooks go (default: beside the manifest).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite manifests and playbooks that kb import did not "
+                                        "write (or that were edited since).")] = False,
 ) -> None:
     """Import every file attribute table of KB articles as manifests: every row imported, or flagged for review
     with its article line (exit 3 when any row needs review)."""
     from .kb.command import run_import
 
-    code = run_import(articles, output, playbook, playbook_dir)
+    code = run_import(articles, output, playbook, playbook_dir, force)
     if code:
         raise typer.Exit(code)
 
 
 @manifest_app.command("from-kb", epilog=EXIT_CODES_HELP)
-def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None) -> None:
+def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None, force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite a manifest kb import did not write.")] = False) -> None:
     """The same as `deployer kb import` (kept for scripts that use it)."""
-    kb_import(articles, output)
+    kb_import(articles, output, False, None, force)
 
 
 class SchemaKind(str, Enum):
@@ -720,7 +734,7 @@ def _emit(text: str, output: Path | None, done: str | None = None) -> None:
 @app.command(epilog=EXIT_CODES_HELP)
 def worker(
     region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", parser=whole, help="Sites run at once.")] = 4,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
     project: Annotated[Optional[Path], typer.Option("--project", metavar="DIR", help="The folder the inventory's relative paths (mock folders, key and password files) are read from on this worker (default: $DEPLOYER_WORKER_PROJECT, else the folder the worker is started in).")] = None,
 ) -> None:

@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 from .fleet import FleetResult, SiteState
 from .prune import human
+from .report.escape import visible
 from .report.out import Out
 from .verify import Report
 
@@ -98,7 +99,7 @@ def to_junit(result: FleetResult) -> str:
         suite.set("errors", "0")
         suite.set("skipped", "1" if o.state == SiteState.NOT_STARTED else "0")
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return visible('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n")
 
 
 def to_html(result: FleetResult) -> str:

@@ -24,6 +24,7 @@ from rich.text import Text
 from .fleet import SiteOutcome, SiteState
 from .prune import human
 from .report.log import output as log_output
+from .report.escape import visible
 from .report.out import Out
 from .run import context as ev
 from .run.context import Event
@@ -66,7 +67,7 @@ class FleetConsole:
                              (f"{failed} failed", "bold red" if failed else ""), ", ",
                              f"{len(self.running)} running, {waiting} waiting, {human(self.bytes)} uploaded",
                              f"  ({ended}/{self.total}, {time.monotonic() - self.started_at:.0f} s)")
-        rows = [Text(f"  {site}: {what}" + (f" ({human(self.site_bytes[site])})" if self.site_bytes.get(site) else ""),
+        rows = [Text(visible(f"  {site}: {what}") + (f" ({human(self.site_bytes[site])})" if self.site_bytes.get(site) else ""),
                      style="dim", overflow="ellipsis", no_wrap=True)
                 for site, what in list(self.running.items())[:MAX_RUNNING_SHOWN]]
         if len(self.running) > MAX_RUNNING_SHOWN:

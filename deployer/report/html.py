@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from .. import __version__
 from ..run.store import whoami
 from ..verify import STATUSES, FileResult, Report
+from .escape import visible
 
 STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH"}
 
@@ -198,10 +199,11 @@ def render(sections: Sequence[SiteSection], *, command: str, when: datetime | No
     if len(sections) == 1 and not sections[0].good:
         overall = sections[0].status
     kbs = sorted({s.kb for s in sections})
-    return _env().get_template("report.html.j2").render(
+    # autoescape handles markup; control characters (an ESC in a file name) are made visible
+    return visible(_env().get_template("report.html.j2").render(
         sections=sections, command=command, when=when.strftime("%Y-%m-%d %H:%M:%S UTC"), who=who, overall=overall,
         overall_good=overall == "PASSED", kbs=", ".join(kbs), statuses=STATUSES, version=__version__,
-        fleet=len(sections) > 1)
+        fleet=len(sections) > 1))
 
 
 def apply_page(plan: Any, result: Any) -> str:

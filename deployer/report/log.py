@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..secrets import redact
+from .escape import visible
 
 LOGGER = "deployer"
 OUTPUT = "deployer.output"
@@ -32,7 +33,7 @@ def log_dir() -> Path:
 
 class _Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        return visible(redact(super().format(record)))  # a log read with `less -R` or cat is a terminal too
 
 
 class _Readable(_Redacting):

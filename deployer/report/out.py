@@ -16,6 +16,7 @@ from typing import IO, Sequence
 
 from rich.console import Console
 
+from .escape import visible
 from .log import output as log_output
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -68,6 +69,7 @@ class Out:
             self.failed = exc
 
     def _line(self, text: str = "", style: str | None = None) -> None:
+        text = visible(text)  # outside text (names, titles, quoted files) never drives the terminal
         if self.tolerant:
             log_output(text)
         if self.console is not None:
@@ -78,6 +80,8 @@ class Out:
 
     def _table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None,
                indent: int) -> None:
+        headers = [visible(h) for h in headers]
+        rows = [[visible(c) for c in r] for r in rows]
         if self.tolerant:
             log_output("  " + "  ".join(headers))
             for r in rows:
@@ -176,7 +180,7 @@ class RunProgress:
                                 TimeElapsedColumn(), console=self.out.console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task(what, total=total)
-        self.bar.update(self.task, description=escape(what), completed=done, total=total)
+        self.bar.update(self.task, description=escape(visible(what)), completed=done, total=total)
 
     def say(self, text: str) -> None:
         self.out.line(text)  # rich prints above a live bar on the same console

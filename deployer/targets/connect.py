@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import winpath
 from ..model.inventory import Server, SiteRef
+from ..report.escape import visible
 from ..secrets import Secret, SecretSource
 from ..sms.platforms import Platform
 from .base import FileTransport, ServiceTransport
@@ -200,7 +201,7 @@ def transport_names(server: Server) -> tuple[str, str]:
 
 
 def _stderr(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(visible(text), file=sys.stderr)
 
 
 def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:
