@@ -125,6 +125,7 @@ class SftpFiles:
         with self.conn.bounded("starting SFTP", chan.close):
             chan.invoke_subsystem("sftp")
             sftp = SftpSession(chan)
+        sftp.meter = self.conn.meter
         self._sftp, self._generation = sftp, self.conn.generation
         with self._guard("ask the SFTP server's limits", ""):
             sftp.use_limits()

@@ -146,6 +146,8 @@ class SftpSession(HookedSFTPClient):
                     replies.wait(pending.popleft())
         while pending:
             replies.wait(pending.popleft())
+        if self.meter is not None:
+            self.meter.wrote(total)
         return total
 
     def read_pipelined(self, handle: bytes, size: int, chunk: int) -> Iterator[bytes]:
@@ -171,6 +173,8 @@ class SftpSession(HookedSFTPClient):
                     break
                 data += more
             buf += data
+            if self.meter is not None:
+                self.meter.read(len(data))
             while len(buf) >= chunk:
                 yield bytes(buf[:chunk])
                 del buf[:chunk]

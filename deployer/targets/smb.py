@@ -17,8 +17,10 @@ a file that another client holds open, so rename(replace=True) checks the destin
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from smbprotocol.exceptions import SMBResponseException
@@ -51,7 +53,9 @@ from smbprotocol.open import (
     SMB2QueryDirectoryResponse,
     SMB2QueryInfoRequest,
     SMB2QueryInfoResponse,
+    SMB2ReadResponse,
     SMB2SetInfoRequest,
+    SMB2WriteResponse,
 )
 from smbprotocol.tree import TreeConnect
 
@@ -69,7 +73,8 @@ from .base import (
     sha256_of,
 )
 from .connect import ConnectContext, register_files
-from .smbconn import MISSING, NOT_A_DIRECTORY, SmbLink, SmbOptions, status_error
+from .smbknown import KnownContent, version_of
+from .smbconn import END_OF_FILE, IO_SIZE, MISSING, NOT_A_DIRECTORY, SmbLink, SmbOptions, status_error
 
 EPOCH_FILETIME = 116_444_736_000_000_000  # 1970-01-01 as a FILETIME (100 ns steps since 1601)
 SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
@@ -78,6 +83,7 @@ COPY_CHUNKS = 16  # 16 chunks a request (MS-SMB2 3.3.3: ServerSideCopyMaxChunkCo
 COPY_REQUESTS = 16  # copy requests in flight
 _DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # FILE_DIRECTORY_INFORMATION (MS-FSCC 2.4.10) up to the name
 _WILDCARDS = set('*?<>"')
+APPEND_INLINE = 1 << 20  # a record up to this size goes in one WRITE, compounded with its FLUSH
 
 Action = tuple[Any, Callable[[Any], Any]]
 
@@ -94,6 +100,16 @@ def _norm(path: str) -> str:
     return "\\".join(winpath.split(path))
 
 
+@dataclass
+class _Held:
+    """The handle append() keeps open on the file it appends to (the run's journal)."""
+
+    key: str  # casefolded RelPath
+    fh: Open
+    generation: int  # the session it was opened on
+    offset: int  # where the next record goes
+
+
 class SmbFileTransport:
     """FileTransport rooted at one share of an SMB server."""
 
@@ -104,6 +120,8 @@ class SmbFileTransport:
         self.share = share
         self.timeout = timeout or link.timeout
         self._owns_link = owns_link
+        self._appending: _Held | None = None  # see append()
+        self.known = KnownContent()  # see sha256() and smbknown.py
 
     def __repr__(self) -> str:
         return f"SmbFileTransport({self.server}, \\\\{self.link.options.host}\\{self.share})"
@@ -184,7 +202,7 @@ class SmbFileTransport:
         return req, unpack
 
     def _finish(self, tree: TreeConnect, fh: Open, what: str, rel: str, *, before: Sequence[Action] = (),
-                also: Sequence[Open] = (), flush: bool = True) -> None:
+                also: Sequence[Open] = (), flush: bool = True, attributes: bool = False) -> None:
         """Flush (durable on return: the server commits the data to disk first), then close.
 
         FLUSH comes last in its compound: a long one goes asynchronous, which Samba allows
@@ -193,7 +211,8 @@ class SmbFileTransport:
         if flush or before:
             self._check(self.link.compound(tree, [*before, *([fh.flush(send=False)] if flush else [])],
                                            related=False), what, rel)
-        self._check(self.link.compound(tree, [o.close(send=False) for o in (fh, *also)], related=False), what, rel)
+        closes = [fh.close(get_attributes=attributes, send=False), *(o.close(send=False) for o in also)]
+        self._check(self.link.compound(tree, closes, related=False), what, rel)
 
     def _close_quietly(self, fh: Open, generation: int) -> None:
         """Close a handle after a failure, if the session that opened it is still there (never
@@ -270,7 +289,44 @@ class SmbFileTransport:
         return sorted((e for e in entries if e.name not in (".", "..")), key=lambda e: e.name.casefold())
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
+        """The file's bytes. Open, the first READ (up to IO_SIZE) and close go in one compound: one
+        round trip for a file of that size or less (every file a hotfix names). A larger file is
+        opened again for the rest, several READs in flight."""
         rel = _norm(path)
+        with self._op("read", rel):
+            tree = self._tree()
+            fh = Open(tree, rel)
+            first = min(IO_SIZE, self.link.connection.max_read_size)
+            opened, data, _ = self.link.compound(tree, [
+                self._create(fh, File.FILE_READ_DATA | File.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                             CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE),
+                self._read(fh, 0, first), fh.close(send=False)])
+            if isinstance(opened, SMBResponseException):
+                raise self._fail(opened.status, "read", rel)
+            if isinstance(data, SMBResponseException):
+                if data.status != END_OF_FILE:
+                    raise self._fail(data.status, "read", rel)
+                data = b""
+            if len(data) < first:  # the whole file: its content as of the version the CREATE reported
+                self.known.remember(rel, version_of(fh), hashlib.sha256(data).hexdigest())
+        for i in range(0, len(data), chunk):
+            yield data[i:i + chunk]
+        if len(data) == first:  # maybe more: the rest through a handle of its own
+            yield from self._read_rest(rel, first, chunk)
+
+    def _read(self, fh: Open, offset: int, length: int) -> Action:
+        msg, _ = fh.read(offset, length, send=False)
+
+        def unpack(request: Any) -> bytes:
+            resp = SMB2ReadResponse()
+            resp.unpack(self._receive(request)["data"].get_value())
+            got = resp["buffer"].get_value()
+            self.link.meter.read(len(got), self.server)
+            return got
+
+        return msg, unpack
+
+    def _read_rest(self, rel: str, offset: int, chunk: int) -> Iterator[bytes]:
         with self._op("read", rel):
             tree = self._tree()
             fh = Open(tree, rel)
@@ -278,7 +334,7 @@ class SmbFileTransport:
                 self._create(fh, File.FILE_READ_DATA | File.FILE_READ_ATTRIBUTES, SHARE_ALL,
                              CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE)]), "read", rel)
             generation = self.link.generation
-        reads = self.link.read_requests(tree, fh, fh.end_of_file, chunk)
+        reads = self.link.read_requests(tree, fh, fh.end_of_file, chunk, start=offset)
         done = False
         try:
             while True:
@@ -308,13 +364,49 @@ class SmbFileTransport:
                 self._close_quietly(fh, generation)
 
     def sha256(self, path: str) -> str:
+        """From what this session read or wrote of the file, when the server says it is that
+        version still (one small compound, no data: see smbknown.py); else read and hashed."""
+        rel = _norm(path)
+        if self.known.has(rel):
+            found = self.known.get(rel, self._version(rel))
+            if found is not None:
+                return found
         return sha256_of(self.read_chunks(path))
+
+    def _version(self, rel: str) -> Any:
+        """The file's version now (None if it cannot be opened: the read then says why)."""
+        with self._op("stat", rel):
+            tree = self._tree()
+            fh = Open(tree, rel)
+            opened, _ = self.link.compound(tree, [
+                self._create(fh, File.FILE_READ_ATTRIBUTES, SHARE_ALL, CreateDisposition.FILE_OPEN,
+                             CreateOptions.FILE_NON_DIRECTORY_FILE), fh.close(send=False)])
+        return None if isinstance(opened, SMBResponseException) else version_of(fh)
+
+    @staticmethod
+    def _noting(fh: Open, seen: list[Any], create: Action) -> Action:
+        """The CREATE, noting the version it reports in `seen` (a CLOSE later in the compound
+        overwrites the handle's attributes with the version after)."""
+        msg, unpack = create
+
+        def noted(request: Any) -> Any:
+            out = unpack(request)
+            seen.append(version_of(fh))
+            return out
+
+        return msg, noted
+
+    def _protected(self, tree: TreeConnect) -> bool:
+        """Whether what this session sends is signed or encrypted (the bytes that arrive are the bytes sent)."""
+        session = self.link.session
+        return bool(session.encrypt_data or tree.encrypt_data or (session.signing_required and session.signing_key))
 
     # --- writing ----------------------------------------------------------------------------
 
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         rel = _norm(path)
         with self._op("write", rel):
+            self._release_append(rel)
             tree = self._tree()
             fh = Open(tree, rel)
             self._check(self.link.compound(tree, [self._create(
@@ -323,30 +415,81 @@ class SmbFileTransport:
                 CreateDisposition.FILE_CREATE if exclusive else CreateDisposition.FILE_OVERWRITE_IF,
                 CreateOptions.FILE_NON_DIRECTORY_FILE, FileAttributes.FILE_ATTRIBUTE_ARCHIVE)]), "write", rel)
             generation = self.link.generation
+            self.known.forget(rel)
+            digest = hashlib.sha256()
+
+            def hashed() -> Iterator[bytes]:
+                for c in chunks:
+                    digest.update(c)
+                    yield c
             try:
-                written = self.link.write_stream(tree, fh, chunks)
-                self._finish(tree, fh, "write", rel)
+                written = self.link.write_stream(tree, fh, hashed())
+                self._finish(tree, fh, "write", rel, attributes=True)
             except BaseException:
                 self._close_quietly(fh, generation)
                 raise
+            if self._protected(tree):  # counted, flushed and signed: see smbknown.py
+                self.known.remember(rel, version_of(fh), digest.hexdigest())
         return written
 
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
+        """WRITE, and FLUSH when durable, in one compound on a handle kept open between appends
+        (the journal's): one round trip a record. The handle is opened by the first append (one
+        more round trip), closed before anything else of deployer's renames, replaces, removes or
+        truncates that file or a folder above it, and with the transport."""
         rel = _norm(path)
+        self.known.forget(rel)
         with self._op("append", rel):
             tree = self._tree()
-            fh = Open(tree, rel)
-            self._check(self.link.compound(tree, [self._create(
-                fh, File.FILE_WRITE_DATA | File.FILE_APPEND_DATA | File.FILE_READ_ATTRIBUTES,
-                ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_OPEN_IF, CreateOptions.FILE_NON_DIRECTORY_FILE,
-                FileAttributes.FILE_ATTRIBUTE_ARCHIVE)]), "append", rel)
-            generation = self.link.generation
+            held = self._appending
+            if held is not None and (held.key != rel.casefold() or not self.link.is_current(held.generation)):
+                self._release_append()
+                held = None
+            if held is None:
+                fh = Open(tree, rel)
+                self._check(self.link.compound(tree, [self._create(
+                    fh, File.FILE_WRITE_DATA | File.FILE_APPEND_DATA | File.FILE_READ_ATTRIBUTES,
+                    ShareAccess.FILE_SHARE_READ, CreateDisposition.FILE_OPEN_IF, CreateOptions.FILE_NON_DIRECTORY_FILE,
+                    FileAttributes.FILE_ATTRIBUTE_ARCHIVE)]), "append", rel)
+                held = self._appending = _Held(rel.casefold(), fh, self.link.generation, fh.end_of_file)
+            fh = held.fh
             try:
-                self.link.write_stream(tree, fh, [data], offset=fh.end_of_file)
-                self._finish(tree, fh, "append", rel, flush=durable)
+                if len(data) <= APPEND_INLINE:
+                    write, _ = fh.write(data, held.offset, send=False)
+                    self._check(self.link.compound(tree, [(write, self._written(len(data), rel)),
+                                                          *([fh.flush(send=False)] if durable else [])]),
+                                "append", rel)
+                else:
+                    self.link.write_stream(tree, fh, [data], offset=held.offset)
+                    if durable:
+                        self._check(self.link.compound(tree, [fh.flush(send=False)]), "append", rel)
+                held.offset += len(data)
             except BaseException:
-                self._close_quietly(fh, generation)
+                self._appending = None
+                self._close_quietly(fh, held.generation)
                 raise
+
+    def _written(self, expected: int, rel: str) -> Callable[[Any], int]:
+        def unpack(request: Any) -> int:
+            resp = SMB2WriteResponse()
+            resp.unpack(self._receive(request)["data"].get_value())
+            count = resp["count"].get_value()
+            if count != expected:
+                raise TargetError(f"the server wrote {count} of {expected} bytes", server=self.server, path=rel)
+            self.link.meter.wrote(count, self.server)
+            return count
+        return unpack
+
+    def _release_append(self, *paths: str) -> None:
+        """Close the held append handle (of any file, or only if it is one of `paths` or below one)."""
+        held = self._appending
+        if held is None:
+            return
+        if paths and not any(held.key == p.casefold() or held.key.startswith(p.casefold() + "\\") or not p
+                             for p in map(_norm, paths)):
+            return
+        self._appending = None
+        self._close_quietly(held.fh, held.generation)
 
     def copy(self, src: str, dst: str) -> None:
         """A server-side copy (FSCTL_SRV_COPYCHUNK_WRITE): the data never leaves the server.
@@ -360,6 +503,7 @@ class SmbFileTransport:
             raise TargetError("copy: the source and the destination are the same file", server=self.server,
                               path=s_rel)
         with self._op("copy", s_rel):
+            self._release_append(d_rel)
             tree = self._tree()
             s = Open(tree, s_rel)
             _, basic, key = self._check(self.link.compound(tree, [
@@ -371,14 +515,18 @@ class SmbFileTransport:
             try:
                 resume = SMB2SrvRequestResumeKey()
                 resume.unpack(key)
-                self._copy_into(tree, resume["resume_key"].get_value(), s.end_of_file,
-                                basic["last_write_time"].get_value(), d_rel, s)
+                content = self.known.get(s_rel, version_of(s))  # the source as this session knows it
+                self.known.forget(d_rel)
+                d = self._copy_into(tree, resume["resume_key"].get_value(), s.end_of_file,
+                                    basic["last_write_time"].get_value(), d_rel, s)
+                if content is not None:  # every chunk and byte reported copied: see smbknown.py
+                    self.known.remember(d_rel, version_of(d), content)
             except BaseException:
                 self._close_quietly(s, generation)
                 raise
 
     def _copy_into(self, tree: TreeConnect, key: bytes, size: int, write_time: int, rel: str,
-                   source: Open) -> None:
+                   source: Open) -> Open:
         d = Open(tree, rel)
         copies: list[SMB2SrvCopyChunkCopy] = []
         expected: list[tuple[int, int]] = []
@@ -419,10 +567,11 @@ class SmbFileTransport:
                                       f"{length} bytes", server=self.server, path=rel)
             basic = FileBasicInformation()
             basic["last_write_time"] = write_time  # CopyFile keeps the source's write time
-            self._finish(tree, d, "copy to", rel, before=[self._set_info(d, basic)], also=[source])
+            self._finish(tree, d, "copy to", rel, before=[self._set_info(d, basic)], also=[source], attributes=True)
         except BaseException:
             self._close_quietly(d, generation)
             raise
+        return d
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         s_rel, d_rel = _norm(src), _norm(dst)
@@ -430,13 +579,22 @@ class SmbFileTransport:
         info["replace_if_exists"] = replace  # one atomic step on the server, as MoveFileEx does
         info["file_name"] = d_rel
         with self._op("rename", s_rel):
+            self._release_append(s_rel, d_rel)
             tree = self._tree()
             if replace:
                 self._check_replaceable(tree, s_rel, d_rel)
             fh = Open(tree, s_rel)
+            seen: list[Any] = []
             opened, renamed, _ = self.link.compound(tree, [
-                self._create(fh, File.DELETE | File.FILE_READ_ATTRIBUTES, SHARE_ALL, CreateDisposition.FILE_OPEN, 0),
-                self._set_info(fh, info), fh.close(send=False)])
+                self._noting(fh, seen, self._create(fh, File.DELETE | File.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                                                    CreateDisposition.FILE_OPEN, 0)),
+                self._set_info(fh, info), fh.close(get_attributes=True, send=False)])
+            before = seen[0] if seen else None
+        self.known.forget(d_rel)
+        if isinstance(renamed, SMBResponseException) or isinstance(opened, SMBResponseException):
+            self.known.forget(s_rel)
+        else:
+            self.known.move(s_rel, d_rel, before, version_of(fh))
         if isinstance(opened, SMBResponseException):
             raise self._fail(opened.status, "rename", s_rel)
         if isinstance(renamed, SMBResponseException):
@@ -478,7 +636,9 @@ class SmbFileTransport:
         rel = _norm(path)
         info = FileDispositionInformation()
         info["delete_pending"] = True
+        self.known.forget(rel)
         with self._op(what, rel):
+            self._release_append(rel)
             tree = self._tree()
             fh = Open(tree, rel)
             self._check(self.link.compound(tree, [
@@ -521,14 +681,27 @@ class SmbFileTransport:
         basic = FileBasicInformation()
         basic["last_write_time"] = ns_to_filetime(mtime_ns)  # 0 in the other fields: leave them as they are
         with self._op("set write time", rel):
+            self._release_append(rel)
             tree = self._tree()
             fh = Open(tree, rel)
-            self._check(self.link.compound(tree, [
-                self._create(fh, File.FILE_WRITE_ATTRIBUTES | File.FILE_READ_ATTRIBUTES, SHARE_ALL,
-                             CreateDisposition.FILE_OPEN, 0),
-                self._set_info(fh, basic), fh.close(send=False)]), "set write time", rel)
+            seen: list[Any] = []
+            try:
+                self._check(self.link.compound(tree, [
+                    self._noting(fh, seen, self._create(fh, File.FILE_WRITE_ATTRIBUTES | File.FILE_READ_ATTRIBUTES,
+                                                        SHARE_ALL, CreateDisposition.FILE_OPEN, 0)),
+                    self._set_info(fh, basic), fh.close(get_attributes=True, send=False)]), "set write time", rel)
+            except BaseException:
+                self.known.forget(rel)
+                raise
+            self.known.move(rel, rel, seen[0] if seen else None, version_of(fh))
 
     def close(self) -> None:
+        if self._appending is not None:
+            try:
+                with self._op("close", self._appending.key):
+                    self._release_append()
+            except TargetError:
+                self._appending = None  # the server drops the handle with the session
         if self._owns_link:
             self.link.close()
 
