@@ -278,3 +278,107 @@ def test_reports_count_round_trips_and_bytes_per_server(wan_site: Site):
     assert v.code == 0, v.text
     assert json.loads(v.out)["traffic"]["servers"]["DEMOSRV"]["round_trips"] > 0
     assert "round trips" in v.err and "DEMOSRV" in v.err
+
+
+# --- read-backs answered from what the session read or wrote ----------------------------------
+
+
+def _read(files) -> int:
+    return sum(t.bytes_read for t in files.link.meter.by_server.values())
+
+
+def test_a_read_back_of_a_written_file_moves_no_data_but_sees_a_change_behind_its_back(samba: Samba):
+    import hashlib
+    import os
+    import uuid
+
+    from deployer.targets.smb import SmbFileTransport
+
+    files = SmbFileTransport("SAMBA", samba.link(), "SMS_SHRC", owns_link=True)
+    name = f"known-{uuid.uuid4().hex[:8]}.bin"
+    local = Path(samba.shares["SMS_SHRC"]) / name
+    try:
+        data = os.urandom(300_000)
+        files.write_file(name, [data[:100_000], data[100_000:]])
+        read = _read(files)
+        assert files.sha256(name) == hashlib.sha256(data).hexdigest()
+        assert _read(files) == read  # signed, counted and flushed: no download to check it
+        # renamed and given another write time: still known, still no download
+        files.rename(name, name + ".moved")
+        files.set_mtime(name + ".moved", 917_566_200_000_000_000)
+        files.rename(name + ".moved", name)
+        assert files.sha256(name) == hashlib.sha256(data).hexdigest() and _read(files) == read
+        # a server-side copy of what deployer wrote is known too
+        files.copy(name, name + ".bak")
+        assert files.sha256(name + ".bak") == hashlib.sha256(data).hexdigest() and _read(files) == read
+        # another program rewrites it (a new write time, the same size): read again
+        changed = bytes([data[0] ^ 1]) + data[1:]
+        local.write_bytes(changed)
+        assert files.sha256(name) == hashlib.sha256(changed).hexdigest()
+        assert _read(files) == read + len(changed)
+        # removed, then written anew under the same name: the new content, not the old
+        files.remove(name + ".bak")
+        files.write_file(name + ".bak", [b"other"])
+        assert files.sha256(name + ".bak") == hashlib.sha256(b"other").hexdigest()
+    finally:
+        for suffix in ("", ".bak", ".moved"):
+            (local.parent / (name + suffix)).unlink(missing_ok=True)
+        files.close()
+
+
+def test_what_was_read_is_read_again_where_the_change_time_is_not_real(samba: Samba):
+    """Samba reports the write time as the change time: a program that rewrites a file in place
+    and puts its write time back (as test_speed_paths' scribble does) must still be seen."""
+    import hashlib
+    import os
+    import uuid
+
+    from deployer.targets.smb import SmbFileTransport
+
+    files = SmbFileTransport("SAMBA", samba.link(), "SMS_SHRC", owns_link=True)
+    name = f"read-{uuid.uuid4().hex[:8]}.bin"
+    local = Path(samba.shares["SMS_SHRC"]) / name
+    try:
+        data = os.urandom(50_000)
+        local.write_bytes(data)
+        assert files.sha256(name) == hashlib.sha256(data).hexdigest()
+        files.write_file(name + ".t", [b"t"])
+        files.set_mtime(name + ".t", 917_566_200_000_000_000)  # shows the server's change time is the write time
+        assert files.known.change_time_real is False
+        st = local.stat()
+        fd = os.open(local, os.O_WRONLY)
+        try:
+            os.pwrite(fd, bytes([data[10] ^ 0xFF]), 10)
+        finally:
+            os.close(fd)
+        os.utime(local, ns=(st.st_atime_ns, st.st_mtime_ns))
+        read = _read(files)
+        changed = data[:10] + bytes([data[10] ^ 0xFF]) + data[11:]
+        assert files.sha256(name) == hashlib.sha256(changed).hexdigest()
+        assert _read(files) == read + len(data)
+        # nor is a server-side copy of it taken on trust
+        files.copy(name, name + ".bak")
+        assert files.sha256(name + ".bak") == hashlib.sha256(changed).hexdigest()
+        assert _read(files) == read + 2 * len(data)
+    finally:
+        for suffix in ("", ".bak", ".t"):
+            (local.parent / (name + suffix)).unlink(missing_ok=True)
+        files.close()
+
+
+def test_an_unsigned_session_reads_back_what_it_wrote(samba: Samba):
+    import hashlib
+    import uuid
+
+    from deployer.targets.smb import SmbFileTransport
+
+    files = SmbFileTransport("SAMBA", samba.link(require_signing=False), "SMS_SHRC", owns_link=True)
+    name = f"unsigned-{uuid.uuid4().hex[:8]}.bin"
+    try:
+        files.write_file(name, [b"a" * 5000])
+        read = _read(files)
+        assert files.sha256(name) == hashlib.sha256(b"a" * 5000).hexdigest()
+        assert _read(files) == read + 5000  # nothing protected the bytes in transit: they are read back
+    finally:
+        files.remove(name)
+        files.close()

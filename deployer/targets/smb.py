@@ -308,7 +308,7 @@ class SmbFileTransport:
                     raise self._fail(data.status, "read", rel)
                 data = b""
             if len(data) < first:  # the whole file: its content as of the version the CREATE reported
-                self.known.remember(rel, version_of(fh), hashlib.sha256(data).hexdigest())
+                self.known.remember(rel, version_of(fh), hashlib.sha256(data).hexdigest(), wrote=False)
         for i in range(0, len(data), chunk):
             yield data[i:i + chunk]
         if len(data) == first:  # maybe more: the rest through a handle of its own
@@ -367,10 +367,10 @@ class SmbFileTransport:
         """From what this session read or wrote of the file, when the server says it is that
         version still (one small compound, no data: see smbknown.py); else read and hashed."""
         rel = _norm(path)
-        if self.known.has(rel):
+        if self.known.might_know(rel):
             found = self.known.get(rel, self._version(rel))
             if found is not None:
-                return found
+                return found.sha256
         return sha256_of(self.read_chunks(path))
 
     def _version(self, rel: str) -> Any:
@@ -429,7 +429,7 @@ class SmbFileTransport:
                 self._close_quietly(fh, generation)
                 raise
             if self._protected(tree):  # counted, flushed and signed: see smbknown.py
-                self.known.remember(rel, version_of(fh), digest.hexdigest())
+                self.known.remember(rel, version_of(fh), digest.hexdigest(), wrote=True)
         return written
 
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
@@ -520,7 +520,7 @@ class SmbFileTransport:
                 d = self._copy_into(tree, resume["resume_key"].get_value(), s.end_of_file,
                                     basic["last_write_time"].get_value(), d_rel, s)
                 if content is not None:  # every chunk and byte reported copied: see smbknown.py
-                    self.known.remember(d_rel, version_of(d), content)
+                    self.known.remember(d_rel, version_of(d), content.sha256, wrote=content.wrote)
             except BaseException:
                 self._close_quietly(s, generation)
                 raise
@@ -693,6 +693,7 @@ class SmbFileTransport:
             except BaseException:
                 self.known.forget(rel)
                 raise
+            self.known.saw_times_set(version_of(fh))
             self.known.move(rel, rel, seen[0] if seen else None, version_of(fh))
 
     def close(self) -> None:

@@ -12,7 +12,11 @@ compound, no file data) and answers from memory only when it is unchanged.
 Why that proves what the read-back proved:
 - a file deployer **read**: the server's own change time moves with every write and every
   attribute change (programs cannot set it back through SMB writes), so an equal version
-  means the bytes read are the bytes there;
+  means the bytes read are the bytes there. Only where the change time is real: Samba
+  reports the write time in its place (a program that rewrites a file in place and puts
+  its write time back would go unseen), so there, and until the session has seen its
+  server's change time move on its own (the first set_mtime shows it), what was read is
+  read again when asked;
 - a file deployer **wrote** (write_file): each WRITE's answer confirmed its byte count, the
   FLUSH that the data is on disk, and SMB 3 signing (or encryption) that the bytes that
   reached the server are the bytes sent. Only then is the written content remembered: an
@@ -42,29 +46,45 @@ def version_of(fh: Any) -> Version | None:
 class Known:
     version: Version
     sha256: str
+    wrote: bool  # content deployer wrote (or copied from content it wrote); else content it read
 
 
 class KnownContent:
     def __init__(self) -> None:
         self._by_key: dict[str, Known] = {}
+        self.change_time_real: bool | None = None  # None: not seen yet (see set_mtime in smb.py)
 
-    def get(self, rel: str, version: Version | None) -> str | None:
+    def get(self, rel: str, version: Version | None) -> Known | None:
+        """What is known of the file at this version, if that knowledge can be trusted here."""
         k = self._by_key.get(rel.casefold())
-        return k.sha256 if k is not None and version is not None and k.version == version else None
+        if k is None or version is None or k.version != version:
+            return None
+        return k if k.wrote or self.change_time_real else None
 
-    def has(self, rel: str) -> bool:
-        return rel.casefold() in self._by_key
+    def might_know(self, rel: str) -> bool:
+        k = self._by_key.get(rel.casefold())
+        return k is not None and (k.wrote or bool(self.change_time_real))
 
-    def remember(self, rel: str, version: Version | None, sha256: str | None) -> None:
+    def remember(self, rel: str, version: Version | None, sha256: str | None, *, wrote: bool) -> None:
         self.forget(rel)
         if version is not None and sha256 is not None:
-            self._by_key[rel.casefold()] = Known(version, sha256)
+            self._by_key[rel.casefold()] = Known(version, sha256, wrote)
 
     def move(self, src: str, dst: str, before: Version | None, after: Version | None) -> None:
         """src is now dst (or, src == dst, has new times): carried over if src was as known."""
-        sha = self.get(src, before)
+        k = self._by_key.get(src.casefold())
+        k = k if k is not None and before is not None and k.version == before else None
         self.forget(src)
-        self.remember(dst, after, sha)
+        if k is not None:
+            self.remember(dst, after, k.sha256, wrote=k.wrote)
+        else:
+            self.forget(dst)
+
+    def saw_times_set(self, version: Version | None) -> None:
+        """After deployer set a file's write time (to a hotfix's, long past): a server whose
+        change time then equals it reports no real change time."""
+        if version is not None and self.change_time_real is None:
+            self.change_time_real = version[2] != version[1]
 
     def forget(self, *rels: str) -> None:
         for rel in rels:
