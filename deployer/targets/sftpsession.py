@@ -150,6 +150,24 @@ class SftpSession(HookedSFTPClient):
             self.meter.wrote(total)
         return total
 
+    def append_record(self, handle: bytes, data: bytes, offset: int, durable: bool) -> None:
+        """One record at `offset`: its WRITE and (durable) its fsync sent together, both answers
+        checked: one round trip. OpenSSH's sftp-server (Windows' too) runs a session's requests
+        one at a time in the order they come, so the fsync covers the write before it."""
+        if len(data) > self.write_len:
+            self.write_pipelined(handle, [data], offset)
+            if durable:
+                self.fsync(handle)
+            return
+        replies = _Replies(self)
+        nums = [replies.send(CMD_WRITE, handle, int64(offset), data)]
+        if durable and self.offers("fsync@openssh.com"):
+            nums.append(replies.send(CMD_EXTENDED, "fsync@openssh.com", handle))
+        for num in nums:
+            replies.wait(num)
+        if self.meter is not None:
+            self.meter.wrote(len(data))
+
     def read_pipelined(self, handle: bytes, size: int, chunk: int) -> Iterator[bytes]:
         """The first `size` bytes (fewer if the file is shorter now), in pieces of `chunk`."""
         replies = _Replies(self)
