@@ -124,6 +124,11 @@ class DelayProxy:
         try:
             loop.run_forever()
         finally:
+            # the pumps of cut connections end on their own; wind up whatever is still pending
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for t in pending:
+                t.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     async def _serve(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
