@@ -259,6 +259,7 @@ class SmbFileTransport(SmbReads):
         info["file_name"] = d_rel
         with self._op("rename", s_rel):
             self._release_append(s_rel, d_rel)
+            self._forget_made(s_rel, d_rel)
             tree = self._tree()
             if replace:
                 self._check_replaceable(tree, s_rel, d_rel)
@@ -316,6 +317,7 @@ class SmbFileTransport(SmbReads):
         info = FileDispositionInformation()
         info["delete_pending"] = True
         self.known.forget(rel)
+        self._forget_made(rel)
         with self._op(what, rel):
             self._release_append(rel)
             tree = self._tree()
@@ -339,21 +341,30 @@ class SmbFileTransport(SmbReads):
             fh.close(send=False)]), "mkdir", rel)
 
     def makedirs(self, path: str) -> None:
+        """Made or found once, a folder is taken as there for the rest of the session (until
+        deployer removes or renames it or a folder above it): the backups of a run's actions
+        go to a few folders, asked for again and again."""
         rel = _norm(path)
         parts = winpath.split(rel)
+        if rel.casefold() in self._made:
+            return
         with self._op("makedirs", rel):
             try:
                 self._mkdir(rel, CreateDisposition.FILE_OPEN_IF)  # usually all there but the last
-                return
             except PathNotFound:
-                pass
-            for i in range(1, len(parts) + 1):
-                sub = "\\".join(parts[:i])
-                try:
-                    self._mkdir(sub, CreateDisposition.FILE_OPEN_IF)
-                except PathNotFound:
-                    raise PathNotFound(f"makedirs: the system cannot find the path specified ({sub} is a file, "
-                                       "not a folder)", server=self.server, path=rel) from None
+                for i in range(1, len(parts) + 1):
+                    sub = "\\".join(parts[:i])
+                    try:
+                        self._mkdir(sub, CreateDisposition.FILE_OPEN_IF)
+                    except PathNotFound:
+                        raise PathNotFound(f"makedirs: the system cannot find the path specified ({sub} is a file, "
+                                           "not a folder)", server=self.server, path=rel) from None
+        self._made.update("\\".join(parts[:i]).casefold() for i in range(1, len(parts) + 1))
+
+    def _forget_made(self, *rels: str) -> None:
+        for rel in rels:
+            key = _norm(rel).casefold()
+            self._made = {k for k in self._made if key and k != key and not k.startswith(key + "\\")}
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         rel = _norm(path)

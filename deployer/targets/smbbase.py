@@ -82,6 +82,7 @@ class SmbBase:
         self._owns_link = owns_link
         self._appending: _Held | None = None  # see append()
         self.known = KnownContent()  # see sha256() and smbknown.py
+        self._made: set[str] = set()  # casefolded folders makedirs made or found (see makedirs)
 
     def __repr__(self) -> str:
         return f"SmbFileTransport({self.server}, \\\\{self.link.options.host}\\{self.share})"

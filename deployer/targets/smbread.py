@@ -22,6 +22,9 @@ from .smbconn import END_OF_FILE, IO_SIZE, MISSING, NOT_A_DIRECTORY
 from .smbknown import version_of
 
 
+STATS_AT_ONCE = 32  # stat_many's chains in one compound (3 requests and about 300 bytes each)
+
+
 class SmbReads(SmbBase):
     """The reading half of SmbFileTransport."""
 
@@ -64,6 +67,20 @@ class SmbReads(SmbBase):
         not_dir = {NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")}
         with self._op("list", rel):
             tree = self._tree()
+            # open, two QUERY_DIRECTORYs and close in one round trip: enough for any folder whose
+            # entries fit in two answers (64 KiB each, some 600 names); a larger one is listed again
+            fh = Open(tree, rel)
+            opened, first, second, _ = self.link.compound(tree, [
+                self._create(fh, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                             CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
+                self._query_dir(fh, "*", QueryDirectoryFlags.SMB2_RESTART_SCANS), self._query_dir(fh, "*"),
+                fh.close(send=False)])
+            if isinstance(opened, SMBResponseException):
+                raise self._fail(opened.status, "list", rel, override=not_dir)
+            if isinstance(second, SMBResponseException) and second.status in (0x80000006, 0xC000000F):
+                if isinstance(first, SMBResponseException):
+                    raise self._fail(first.status, "list", rel)
+                return sorted((e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold())
             fh = Open(tree, rel)
             opened, first = self.link.compound(tree, [
                 self._create(fh, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
@@ -85,6 +102,34 @@ class SmbReads(SmbBase):
                 self._close_quietly(fh, generation)
                 raise
         return sorted((e for e in entries if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+
+    def stat_many(self, paths: list[str]) -> list[FileStat | None]:
+        """stat() of several paths in one round trip (a related chain each: open the folder,
+        ask for the one name, close). CaseResolver asks this for every folder on a path."""
+        rels = [_norm(p) for p in paths]
+        plain = [r for r in rels if r and not _WILDCARDS & set(r.rpartition("\\")[2])]
+        out: dict[str, FileStat | None] = {}
+        for i in range(0, len(plain), STATS_AT_ONCE):
+            batch = plain[i:i + STATS_AT_ONCE]
+            with self._op("stat", batch[0]):
+                tree = self._tree()
+                actions = []
+                for rel in batch:
+                    parent, _, name = rel.rpartition("\\")
+                    d = Open(tree, parent)
+                    actions += [self._create(d, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                                             CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
+                                self._query_dir(d, name, QueryDirectoryFlags.SMB2_RESTART_SCANS
+                                                | QueryDirectoryFlags.SMB2_RETURN_SINGLE_ENTRY),
+                                d.close(send=False)]
+                answers = self.link.compound(tree, actions)
+            for k, rel in enumerate(batch):
+                opened, found = answers[3 * k], answers[3 * k + 1]
+                bad = next((r for r in (opened, found) if isinstance(r, SMBResponseException)), None)
+                if bad is not None and bad.status not in MISSING:
+                    raise self._fail(bad.status, "stat", rel)
+                out[rel] = found[0] if bad is None and found else None
+        return [out[r] if r in out else self.stat(r) for r in rels]
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
         """The file's bytes. Open, the first READ (up to IO_SIZE) and close go in one compound: one
