@@ -382,3 +382,40 @@ def test_an_unsigned_session_reads_back_what_it_wrote(samba: Samba):
     finally:
         files.remove(name)
         files.close()
+
+
+def test_listings_and_many_stats_in_one_round_trip_and_large_folders_whole(samba: Samba):
+    import uuid
+
+    from deployer.targets.base import TargetError
+    from deployer.targets.smb import SmbFileTransport
+
+    files = SmbFileTransport("SAMBA", samba.link(), "SMS_SHRC", owns_link=True)
+    top = f"many-{uuid.uuid4().hex[:8]}"
+    local = Path(samba.shares["SMS_SHRC"]) / top
+    (local / "Small").mkdir(parents=True)
+    (local / "Small" / "A.TXT").write_bytes(b"a")
+    big = local / "Big"
+    big.mkdir()
+    names = {f"FILE-WITH-A-LONGISH-NAME-{i:05d}.DLL" for i in range(1500)}  # more than two answers' worth
+    for n in names:
+        (big / n).write_bytes(b"")
+    try:
+        files.connect()
+        rt = lambda: sum(t.round_trips for t in files.link.meter.by_server.values())  # noqa: E731
+        before = rt()
+        assert [e.name for e in files.listdir(f"{top}\\small")] == ["A.TXT"]
+        assert rt() == before + 1
+        assert {e.name for e in files.listdir(f"{top}\\BIG")} == names  # listed again, whole
+        before = rt()
+        got = files.stat_many([f"{top}\\small", f"{top}\\Small\\a.txt", f"{top}\\nope", f"{top}\\nope\\x"])
+        assert rt() == before + 1
+        assert [g.name if g else None for g in got] == ["Small", "A.TXT", None, None]
+        assert got[0].is_dir and not got[1].is_dir
+        with pytest.raises(TargetError, match="not a valid file name"):  # as stat() refuses it
+            files.stat_many([f"{top}\\Small\\a*"])
+    finally:
+        import shutil
+
+        shutil.rmtree(local, ignore_errors=True)
+        files.close()
