@@ -370,7 +370,7 @@ class SftpFiles:
                 size = int(sftp.fstat_handle(handle).st_size or 0)
                 yield from sftp.read_pipelined(handle, size, chunk)
             with self._guard("close the file", path):
-                sftp.close_handle(handle)
+                sftp.close_later(handle)
             done = True
         finally:
             if not done:  # failed, or the reader stopped early
@@ -401,7 +401,11 @@ class SftpFiles:
             except BaseException:
                 self._close_quietly(handle)
                 raise
-            self._session().close_handle(handle)
+            sftp = self._session()
+            if sftp.offers("fsync@openssh.com"):
+                sftp.close_later(handle)  # the data is on disk already
+            else:
+                sftp.close_handle(handle)  # without fsync, CLOSE is the promise SFTP version 3 makes
         return written
 
     def _create(self, found: _Found, flags: int, rel: str) -> bytes:

@@ -100,6 +100,12 @@ class SftpSession(HookedSFTPClient):
     def close_handle(self, handle: bytes) -> None:
         self.request(CMD_CLOSE, handle)
 
+    def close_later(self, handle: bytes) -> None:
+        """CLOSE without waiting for its answer (it comes with the next one waited for): for a
+        handle whose data is read, or written and fsynced, so that nothing can be lost at close.
+        sftp-server runs a session's requests in order: what comes next finds the file closed."""
+        self.send_request(ReplyCollector(), CMD_CLOSE, handle)
+
     def fstat_handle(self, handle: bytes) -> SFTPAttributes:
         t, msg = self.request(CMD_FSTAT, handle)
         if t != CMD_ATTRS:
