@@ -233,6 +233,10 @@ def main() -> None:
         print(f"\n{name}:")
         for r in rows:
             print(r.line())
+            servers = (r.traffic or {}).get("servers") or {}
+            if servers:
+                print("      " + ", ".join(f"{n} {c['round_trips']} rt {c['bytes_read'] / 1e6:.2f} MB r"
+                                          for n, c in servers.items()))
         print(copy.line())
         apply = rows[0]
         t = (apply.traffic or {}).get("total") or {}
