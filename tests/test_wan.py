@@ -34,6 +34,7 @@ ALL_ONES = b"\xff" * 16
 JOURNAL = "journal.jsonl"
 RENAME_CLASS, DISPOSITION_CLASS, BASIC_CLASS = 10, 13, 4  # FILE_INFORMATION_CLASS values of SET_INFO
 FILE_OPEN = 1  # CREATE's disposition that makes nothing
+COPYCHUNK_WRITE = 0x001480F2  # FSCTL_SRV_COPYCHUNK_WRITE: the handle it names is the copy's destination
 NAMES = {v: k for k, v in vars(Commands).items() if k.startswith("SMB2_")}
 
 
@@ -96,6 +97,8 @@ class Wire:
                 detail = (msg["file_info_class"].get_value(), _rename_target(msg))
             elif command == Commands.SMB2_WRITE:
                 detail = bytes(msg["buffer"].get_value())
+            elif command == Commands.SMB2_IOCTL:
+                detail = msg["ctl_code"].get_value()
             self.log.append(("send", command, name, detail, self.compounds if related else None))
 
     def answered(self, request, response) -> None:
@@ -159,7 +162,7 @@ def _site_change(command: int, name: str | None, detail) -> bool:
         return detail != FILE_OPEN  # creates, overwrites or supersedes
     if command == Commands.SMB2_SET_INFO:
         return detail[0] in (RENAME_CLASS, DISPOSITION_CLASS, BASIC_CLASS)
-    return command == Commands.SMB2_IOCTL  # a server-side copy into it
+    return command == Commands.SMB2_IOCTL and detail == COPYCHUNK_WRITE  # a server-side copy into it
 
 
 def durable_records_before_each_change(log: list[tuple]) -> list[tuple[str, str, list[dict]]]:
