@@ -145,11 +145,15 @@ class DelayProxy:
         with self._lock:
             self._stats.connections += 1
         state = {"last": None}
-        await asyncio.gather(self._pump(c_reader, s_writer, "up", state),
-                             self._pump(s_reader, c_writer, "down", state), return_exceptions=True)
-        for w in (c_writer, s_writer):
-            self._writers.discard(w)
-            w.transport.abort()
+        try:
+            await asyncio.gather(self._pump(c_reader, s_writer, "up", state),
+                                 self._pump(s_reader, c_writer, "down", state), return_exceptions=True)
+        except asyncio.CancelledError:
+            pass  # the proxy is stopping: end quietly (asyncio would log a cancelled connection task)
+        finally:
+            for w in (c_writer, s_writer):
+                self._writers.discard(w)
+                w.transport.abort()
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, way: str,
                     state: dict) -> None:
