@@ -374,7 +374,8 @@ def apply(
         else:
             doc = _dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
                           "remaining": result.remaining, "seconds": round(result.seconds, 3),
-                          "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None})
+                          "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None,
+                          "traffic": ctx.traffic})
         _emit(doc, output, f"Report written to {output}.")
     if result is None:
         if text:
@@ -461,7 +462,7 @@ def verify(
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
-        text = json.dumps(report.to_json(), indent=1, sort_keys=True) + "\n"
+        text = json.dumps({**report.to_json(), "traffic": ctx.traffic}, indent=1, sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
         from .report.junit import to_junit
 
