@@ -138,6 +138,15 @@ def copy_project(base: Path) -> Path:
     return base
 
 
+def copy_workspace(template: Path, dest: Path) -> Path:
+    """A copy of a workspace whose stand-in payloads are shared with the template (a link):
+    for tests that only read them (a run uploads them, never writes them). Tests that damage
+    a payload use the `ws` fixture, a full copy."""
+    shutil.copytree(template, dest, symlinks=True, ignore=lambda d, names: ["payloads"] if Path(d) == template else [])
+    (dest / "payloads").symlink_to(template / "payloads", target_is_directory=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = copy_project(tmp_path_factory.mktemp("template"))
