@@ -18,8 +18,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..secrets import redact
-
 LOGGER = "deployer"
 OUTPUT = "deployer.output"
 
@@ -31,6 +29,10 @@ def log_dir() -> Path:
 
 class _Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
+        # imported here, not with the module: report.out imports this module for every command,
+        # and secrets brings pydantic, which `deployer --version` and `--help` do not need
+        from ..secrets import redact
+
         return redact(super().format(record))
 
 
