@@ -7,6 +7,7 @@ import contextlib
 import errno
 import io
 import os
+import re
 import sys
 
 import pytest
@@ -98,6 +99,7 @@ class FailingStream(io.TextIOBase):
         self.k = k
         self.code = code
         self.writes = 0
+        self.texts: list[str] = []
 
     def writable(self) -> bool:
         return True
@@ -107,6 +109,7 @@ class FailingStream(io.TextIOBase):
 
     def write(self, text: str) -> int:
         self.writes += 1
+        self.texts.append(text)
         if self.k and self.writes >= self.k:
             raise OSError(self.code, os.strerror(self.code))
         return len(text)
@@ -135,19 +138,36 @@ def _cli_with_stdout(ws: Workspace, stream, *args: str) -> int:
         os.chdir(old_cwd)
 
 
-@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO])
-def test_standard_output_failing_at_every_write_leaves_the_site_whole(ws: Workspace, code: int,
-                                                                      monkeypatch: pytest.MonkeyPatch):
+def write_kinds(writes: list[str]) -> list[int]:
+    """A deterministic sample of an output's writes (1-based): the first write of each kind and
+    the last write. A write's kind is the section it is in (sections end at blank lines: the
+    plan's head, its actions, its summary, the run's step lines, the report), whether it is
+    indented, and its first word once an action's number is taken off ("stop", "replace",
+    "reset", a server name, a number...). For the whole article's apply that is 38 of its 157
+    writes, every kind of line of every section among them."""
+    seen: set[tuple] = set()
+    points, section = [], 0
+    for i, text in enumerate(writes, 1):
+        if not text.strip():
+            section = min(section + 1, 4)  # the report's blank lines between tables are one section
+        rest = re.sub(r"^\s*(\[\d+/\d+\]|\d+\.)\s*", "", text)
+        word = (rest.split() or [""])[0]
+        kind = (section, text.startswith(" "), "#" if word[:1].isdigit() else word.rstrip(":"))
+        if kind not in seen or i == len(writes):
+            seen.add(kind)
+            points.append(i)
+    return points
+
+
+def _stdout_failing_at(ws: Workspace, code: int, points_of, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "dup2", lambda *a: None)  # pytest's own stdout is not ours to close
     before = ws.state()
     probe = FailingStream(0, code)
     assert _cli_with_stdout(ws, probe, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory) == 0
     patched = ws.state()
-    writes = probe.writes
     _rollback(ws)
     assert ws.state() == before
-    # every write for EPIPE (what `| head` does); every fifth for EIO, the same code path behind another errno
-    points = range(1, writes + 1) if code == errno.EPIPE else range(1, writes + 1, 5)
+    points = points_of(probe)
     for k in points:
         rc = _cli_with_stdout(ws, FailingStream(k, code), "apply", ws.playbook, "--site", "DEMO", "--yes",
                               "-i", ws.inventory)
@@ -155,8 +175,39 @@ def test_standard_output_failing_at_every_write_leaves_the_site_whole(ws: Worksp
         assert ws.state() == patched, f"write {k}: the site is not fully patched"
         _rollback(ws)
         assert ws.state() == before, f"write {k}"
-    print(f"{len(points)} of {writes} writes to stdout failing with {errno.errorcode[code]} in turn: the site "
+    print(f"{len(points)} of {probe.writes} writes to stdout failing with {errno.errorcode[code]} in turn: the site "
           "ended fully patched every time (and was rolled back between)")
+
+
+@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO])
+def test_standard_output_failing_at_each_kind_of_write_leaves_the_site_whole(ws: Workspace, code: int,
+                                                                             monkeypatch: pytest.MonkeyPatch):
+    """Standard output fails from write k on, for a deterministic sample of k (write_kinds: the
+    first write of each kind of line of each section, and the last); EIO, the same code path
+    behind another errno, at every other of those. Every write is
+    test_standard_output_failing_at_every_write_leaves_the_site_whole, run with -m full."""
+    def points_of(probe):
+        kinds = write_kinds(probe.texts)
+        return kinds if code == errno.EPIPE else sorted({*kinds[::2], kinds[-1]})
+
+    _stdout_failing_at(ws, code, points_of, monkeypatch)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO])
+def test_standard_output_failing_at_every_write_leaves_the_site_whole(ws: Workspace, code: int,
+                                                                      monkeypatch: pytest.MonkeyPatch):
+    # every write for EPIPE (what `| head` does); every fifth for EIO, the same code path behind another errno
+    _stdout_failing_at(ws, code, lambda probe: range(1, probe.writes + 1) if code == errno.EPIPE
+                       else range(1, probe.writes + 1, 5), monkeypatch)
+
+
+def test_the_write_sample_meets_every_section_and_kind_of_line():
+    writes = ["Plan: X\n", "\n", "  1. stop A\n", "       1 bytes\n", "  2. stop B\n", "  3. replace C\n",
+              "\n", "[1/3] stop A\n", "[2/3] stop B\n", "[3/3] replace C\n", "  SRV: detail\n", "Applied\n",
+              "\n", "SRV  C:\\X\n", "  9/10/99 ok\n", "  9/10/99 ok\n", "\n", "SRV  C:\\Y\n", "Summary\n"]
+    # not 5 (a second stop in the plan), 9 (a second stop in the run), 16 (a second table row)
+    assert write_kinds(writes) == [1, 2, 3, 4, 6, 7, 8, 10, 11, 12, 13, 14, 15, 17, 18, 19]
 
 
 def test_cancel_token_rolls_a_run_back_and_is_shared_by_children(ws: Workspace):
