@@ -179,7 +179,7 @@ def _stdout_failing_at(ws: Workspace, code: int, points_of, monkeypatch: pytest.
           "ended fully patched every time (and was rolled back between)")
 
 
-@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO])
+@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO], ids=["EPIPE", "EIO"])
 def test_standard_output_failing_at_each_kind_of_write_leaves_the_site_whole(ws: Workspace, code: int,
                                                                              monkeypatch: pytest.MonkeyPatch):
     """Standard output fails from write k on, for a deterministic sample of k (write_kinds: the
@@ -194,7 +194,7 @@ def test_standard_output_failing_at_each_kind_of_write_leaves_the_site_whole(ws:
 
 
 @pytest.mark.full
-@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO])
+@pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO], ids=["EPIPE", "EIO"])
 def test_standard_output_failing_at_every_write_leaves_the_site_whole(ws: Workspace, code: int,
                                                                       monkeypatch: pytest.MonkeyPatch):
     # every write for EPIPE (what `| head` does); every fifth for EIO, the same code path behind another errno
