@@ -79,7 +79,6 @@ KNOWN = {
                   "import deployer.steps.sendcode", "import deployer.steps.stop_start", "PreflightSpec",
                   "PreflightStep", "ReplaceSpec", "ReplaceStep", "ResetStep", "SendcodeSpec", "SendcodeStep",
                   "StartStep", "StopStep"},
-    "plan/planner.py": {"playbook location ('steps', ..., 'replace')"},
     "sms/preflight.py": {"getattr(..., 'replace')"},
     # the KB importer drafts playbook YAML from an article's procedure: the kinds' keys are the
     # text it writes (its own draft steps, not deployer/steps/ objects), so it compares them
