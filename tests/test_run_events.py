@@ -40,31 +40,56 @@ class Raising:
     def __init__(self, k: int):
         self.k = k
         self.n = 0
+        self.events: list[tuple[str, str]] = []  # (kind, text) of each event, in order
 
     def __call__(self, event):
         self.n += 1
+        self.events.append((event.kind, event.text))
         if self.n == self.k:
             raise BrokenPipeError(errno.EPIPE, "Broken pipe")
         return True
 
 
-def _count(ws: Workspace, arm: str | None = None) -> int:
+def _count(ws: Workspace, arm: str | None = None):
     counter = Raising(0)
     if arm:
         failpoints.arm(arm)
     outcome = _apply(ws, counter)
     failpoints.reset()
-    return counter.n, outcome
+    return counter, outcome
 
 
-def test_a_sink_that_raises_at_any_event_never_stops_the_run(ws: Workspace):
+def _first_word(text: str) -> str:
+    rest = re.sub(r"^\s*(\[\d+/\d+\]|\d+\.)\s*", "", text)
+    word = (rest.split() or [""])[0]
+    return "#" if word[:1].isdigit() else word.rstrip(":")
+
+
+def event_kinds(events: list[tuple[str, str]]) -> list[int]:
+    """A deterministic sample of a run's events (1-based): the first event of each kind (its
+    kind, the question, a step line, a progress report, a warning..., and the first word of its
+    text once an action's number is taken off: "stop", "replace", "restore", a server name...)
+    and the last event."""
+    seen: set[tuple[str, str]] = set()
+    points = []
+    for i, (kind, text) in enumerate(events, 1):
+        key = (kind, _first_word(text))
+        if key not in seen or i == len(events):
+            seen.add(key)
+            points.append(i)
+    return points
+
+
+def _sink_raising_at(ws: Workspace, points_of) -> None:
     before = ws.state()
-    total, outcome = _count(ws)
+    counter, outcome = _count(ws)
+    total = counter.n
     assert outcome.result.status == "committed"
     patched = ws.state()
     _rollback(ws)
     assert ws.state() == before
-    for k in range(1, total + 1):
+    points = points_of(counter)
+    for k in points:
         outcome = _apply(ws, Raising(k))
         # a failing question is "no": nothing runs; any later event: the run completes
         if outcome.result is None:
@@ -74,22 +99,56 @@ def test_a_sink_that_raises_at_any_event_never_stops_the_run(ws: Workspace):
         assert ws.state() == patched, f"event {k}: not fully patched"
         _rollback(ws)
         assert ws.state() == before, f"event {k}: the rollback did not restore the site"
-    print(f"{total} events: the sink raised at each in turn; every run committed or was declined")
+    print(f"{len(points)} of {total} events: the sink raised at each in turn; every run committed or was declined")
 
 
-def test_a_sink_that_raises_during_a_failing_run_never_stops_its_undo(ws: Workspace):
+def test_a_sink_that_raises_at_each_kind_of_event_never_stops_the_run(ws: Workspace):
+    """The sink raises at one event per run, for a deterministic sample of the events
+    (event_kinds: the first of each kind, and the last). Every event is
+    test_a_sink_that_raises_at_any_event_never_stops_the_run, run with -m full."""
+    _sink_raising_at(ws, lambda counter: event_kinds(counter.events))
+
+
+@pytest.mark.full
+def test_a_sink_that_raises_at_any_event_never_stops_the_run(ws: Workspace):
+    _sink_raising_at(ws, lambda counter: range(1, counter.n + 1))
+
+
+def _sink_raising_in_a_failing_run(ws: Workspace, points_of) -> None:
     before = ws.state()
-    total, outcome = _count(ws, "apply.action.8.after")
+    counter, outcome = _count(ws, "apply.action.8.after")
+    total = counter.n
     assert outcome.result.status == "rolled_back"
     assert ws.state() == before
-    for k in range(1, total + 1):
+    points = points_of(counter)
+    for k in points:
         failpoints.arm("apply.action.8.after")
         outcome = _apply(ws, Raising(k))
         failpoints.reset()
         if outcome.result is not None:
             assert outcome.result.status == "rolled_back", f"event {k}: {outcome.result}"
         assert ws.state() == before, f"event {k}: the site is not byte-identical to before"
-    print(f"{total} events of a failing run: the sink raised at each in turn; the undo always completed")
+    print(f"{len(points)} of {total} events of a failing run: the sink raised at each in turn; the undo always "
+          "completed")
+
+
+def test_a_sink_that_raises_at_each_kind_of_event_of_a_failing_run_never_stops_its_undo(ws: Workspace):
+    """As above, in a run that fails after action 8 and is undone: the events of the undo
+    (restore, remove, stop again...) are kinds of their own in the sample. Every event is
+    test_a_sink_that_raises_during_a_failing_run_never_stops_its_undo, run with -m full."""
+    _sink_raising_in_a_failing_run(ws, lambda counter: event_kinds(counter.events))
+
+
+@pytest.mark.full
+def test_a_sink_that_raises_during_a_failing_run_never_stops_its_undo(ws: Workspace):
+    _sink_raising_in_a_failing_run(ws, lambda counter: range(1, counter.n + 1))
+
+
+def test_the_event_sample_keeps_the_first_of_each_kind_and_the_last():
+    events = [("question", "Apply?"), ("say", "[1/3] stop A"), ("progress", "copy X"), ("progress", "copy X"),
+              ("say", "[2/3] stop B"), ("say", "[3/3] replace C"), ("say", "  restore C"), ("warn", "W"),
+              ("say", "  restore D")]
+    assert event_kinds(events) == [1, 2, 3, 6, 7, 8, 9]
 
 
 class FailingStream(io.TextIOBase):
@@ -150,9 +209,7 @@ def write_kinds(writes: list[str]) -> list[int]:
     for i, text in enumerate(writes, 1):
         if not text.strip():
             section = min(section + 1, 4)  # the report's blank lines between tables are one section
-        rest = re.sub(r"^\s*(\[\d+/\d+\]|\d+\.)\s*", "", text)
-        word = (rest.split() or [""])[0]
-        kind = (section, text.startswith(" "), "#" if word[:1].isdigit() else word.rstrip(":"))
+        kind = (section, text.startswith(" "), _first_word(text))
         if kind not in seen or i == len(writes):
             seen.add(kind)
             points.append(i)
