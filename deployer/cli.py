@@ -591,7 +591,7 @@ def lab_init(
     site_arg: Annotated[Optional[str], typer.Argument(metavar="[SITE]", help="Site to create (a mock site of the inventory); same as --site.", autocompletion=_complete_site)] = None,
     site_opt: Annotated[Optional[str], typer.Option("--site", "-s", help="Site to create (a mock site of the inventory).", autocompletion=_complete_site)] = None,
     all_sites: Annotated[bool, typer.Option("--all", help="Every mock site of the inventory.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost) and rewrite lab's own stand-ins; files lab did not write are never replaced.")] = False,
     inventory: InventoryOpt = None,
     playbooks: Annotated[Optional[list[Path]], typer.Option("--playbook", "-p", help="Playbooks whose stand-in payloads to write (default: every playbook under playbooks/ beside the inventory).")] = None,
 ) -> None:
@@ -617,10 +617,13 @@ def lab_init(
             stdout.line(f"Mock site {t.name} exists at {rep.kept[0]}; left as it is (--force recreates it).")
     books = playbooks or sorted((inv.path.parent / "playbooks").glob("*.yaml"))
     for b in books:
-        written = lab.init_payloads(load_playbook(b), force=force)
-        if written:
-            stdout.line(f"Wrote {len(written)} stand-in hotfix files for {b.name} under "
-                        f"{Path(written[0]).parent.parent}.")
+        pay = lab.init_payloads(load_playbook(b), force=force)
+        if pay.written:
+            stdout.line(f"Wrote {len(pay.written)} stand-in hotfix files for {b.name} under "
+                        f"{Path(pay.written[0]).parent.parent}.")
+        for kept in pay.kept:  # lab rewrites only its own stand-ins, --force or not
+            stdout.line(f"Kept {kept}: not a stand-in lab wrote (a real hotfix file?); lab init never overwrites "
+                        "it. Remove it yourself to get a stand-in there.")
 
 
 ArticlesArg = Annotated[list[Path], typer.Argument(help="KB articles (text or the kbarchive markdown form).")]

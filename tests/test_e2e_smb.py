@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hotfix import vendor_payloads
 from conftest import Workspace, diff, services, snapshot
 from deployer import failpoints
 from servers.samba import Samba
@@ -49,6 +50,7 @@ def smb_ws(ws: Workspace, site_root: Path, site_samba: Samba, monkeypatch: pytes
     if site_root.exists():
         shutil.rmtree(site_root)
     shutil.copytree(ws.site, site_root, symlinks=True)
+    vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     monkeypatch.setenv(PASSWORD_ENV, site_samba.password)
     lines = ["sites:", "  DEMO:", "    code: DMO", "    timezone: America/Los_Angeles", "    platforms: [x86, alpha]",
              f"    mock: {{path: '{site_root}'}}", "    servers:"]

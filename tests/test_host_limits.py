@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hotfix import vendor_payloads
 from conftest import run_cli, sigint_once, snapshot
 from deployer import credentials, failpoints, secrets
 from deployer.fleet_lab import site_names, write_fleet_inventory
@@ -47,6 +48,7 @@ def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_fleet_inventory(base / "sites.yaml", N)
     r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
     assert r.code == 0, r.text
+    vendor_payloads(base / "payloads")  # real servers take the vendor's files, never lab stand-ins
     return base
 
 

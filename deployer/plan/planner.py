@@ -21,6 +21,8 @@ from stat import S_ISREG
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .. import standin
+from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import FileEntry
 from ..model.playbook import LoadedPlaybook
@@ -233,6 +235,11 @@ class Planner:
         for i, step in enumerate(self.pb.steps):
             kind_of(step).plan(self, i, step)
         self._converge()
+        try:  # the plan says what apply will refuse (the refusal itself is the run's: run/apply.py)
+            standin.refuse_on_real_servers([u for a in self.actions for u in kind_of(a).uploads(a)],
+                                           {n: ep.files for n, ep in self.conn.every_endpoint().items()})
+        except InputError as exc:
+            self.problems.append(f"apply will refuse this plan: {exc.message}")
         return self._finish()
 
     def _converge(self) -> None:

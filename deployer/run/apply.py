@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .. import failpoints
+from .. import failpoints, standin
 from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import LoadedManifest
@@ -54,6 +54,10 @@ class Runner:
         self.command = command
         self.run = new_run_id()
         self.journal = Journal(conn.site_server.files, self.run)
+        # The one gate for lab stand-ins: every command that changes a site builds a Runner first
+        # (a fresh plan, a saved one, a fleet's site, a worker's task), before anything is written.
+        standin.refuse_on_real_servers([u for a in plan.actions for u in kind_of(a).uploads(a)],
+                                       {n: ep.files for n, ep in conn.every_endpoint().items()})
 
     def ep(self, name: str) -> Endpoint:
         return self.conn.endpoint(name)
