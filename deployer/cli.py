@@ -448,7 +448,8 @@ def verify(
             render_report(report, outmod.Out(buf, False))
             text = buf.getvalue()
         outmod.write_atomic(output, text, what="the report")
-        outmod.stderr().line(f"Report written to {output}: {'PASSED' if report.ok else 'FAILED'}")
+        outmod.stderr().line(f"Report written to {output}: {report.verdict}"
+                             + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))
     elif text is None:
         render_report(report, outmod.stdout())
     else:

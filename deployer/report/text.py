@@ -86,11 +86,19 @@ def render_report(report: Report, out: Out) -> None:
         out.line(f"Checked loosely ({len(report.loose)}):", "head")
         for f in report.loose:
             out.line(f"  {f.server} {f.path}: {'; '.join(f.loose)}", "dim")
+    if report.unchecked:  # unchecked is never passed: say which machines and why
+        out.line()
+        for line in report.not_verified():
+            out.line(f"NOT VERIFIED: {line}", "bad")
     out.line()
     c = report.counts
-    verdict = "PASSED" if report.ok else "FAILED"
-    out.line(f"Summary: {len(report.files)} files: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + f". {verdict}",
-             "good" if report.ok else "bad")
+    verdict = report.verdict
+    extra = f", {c['unchecked']} not verified" if report.unchecked else ""
+    out.line(f"Summary: {len(report.files)} files: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + extra
+             + f". {verdict}", "good" if report.ok else "bad")
+    if report.unchecked:
+        out.line("Verify again once every machine can be reached; `deployer apply` updates a machine that is "
+                 "behind.", "dim")
 
 
 def render_runs(site: str, runs: list[RunInfo], out: Out, backups: dict[str, str] | None = None) -> None:
