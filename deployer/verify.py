@@ -117,6 +117,11 @@ class Check:
     entry_index: int
     origin: str = "playbook"  # playbook (a replace step), reset (a Helper.srv copy), manifest (default folder)
     note: str = ""  # why the place itself is a guess (no platform listed)
+    # a Logon.srv copy: the site server's Client.src file it must equal by size and write time,
+    # Maintenance Manager's own rule (and the plan's): a copy that differs is replaced on its next
+    # cycle, so verify does not pass it even when its time is "later" than the manifest's
+    source_server: str = ""
+    source: str = ""
 
 
 def default_checks(manifest: LoadedManifest, site: SiteRef) -> list[Check]:
@@ -262,6 +267,8 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
                     gone[c.server.casefold()] = f"unreachable: {exc}"
         name, root = (ep.name, ep.sms_root) if ep is not None else _where(site, c.server)
         j = Judgement(UNCHECKED, why) if why is not None else judge(entry, stat, tz, sha256=sha, version=ver)
+        if why is None and c.source and stat is not None and not stat.is_dir and j.status in (OK, NEWER):
+            j = _against_source(conn, c, stat, tz) or j
         res = FileResult(
             server=name, path=winpath.absolute(root, path), name=entry.name,
             platform=entry.platform.article_name, expected_date=attrs.format_date(entry.date),
@@ -281,6 +288,21 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
             res.actual_sha256 = sha
         report.files.append(res)
     return report
+
+
+def _against_source(conn: SiteConnection, c: Check, stat: FileStat, tz: ZoneInfo) -> Judgement | None:
+    """A Logon.srv copy that is not what Client.src holds: MISMATCH, naming what `plan` would do about it."""
+    try:
+        ep = conn.endpoint(c.source_server)
+        src = ep.files.stat(c.source)
+    except (KeyError, TargetError):
+        return None  # the source cannot be read: the manifest's judgement stands
+    if src is None or src.is_dir or (src.size, src.mtime_ns) == (stat.size, stat.mtime_ns):
+        return None
+    return Judgement(MISMATCH, f"differs from {ep.where(c.source)} ({src.size:,} bytes, "
+                     f"{_stamp(local_minute(src.mtime_ns, tz))}; here {stat.size:,} bytes, "
+                     f"{_stamp(local_minute(stat.mtime_ns, tz))}): Maintenance Manager replaces it on its next "
+                     "cycle, and `deployer plan` schedules that replication")
 
 
 def _unreachable(conn: SiteConnection, server: str) -> str:

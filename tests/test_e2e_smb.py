@@ -88,9 +88,9 @@ def test_apply_over_smb_writes_what_the_manifest_says(smb_ws: Workspace, site_sa
     plan = json.loads(planned.out)
     expected = [(a["server"], a["path"], a["new"]) for a in plan["actions"] if a["kind"] == "replace"]
     expected += [(c["server"], c["path"], c["after"]) for a in plan["actions"] for c in a.get("copies", [])]
-    # 9 replacements on the site server, 6 Helper.srv copies by the site reset, 10 Logon.srv copies by
+    # 9 replacements on the site server, 6 Helper.srv copies by the site reset, 15 Logon.srv copies by
     # Maintenance Manager (5 client files on each logon server)
-    assert len(expected) == 25
+    assert len(expected) == 30
 
     r = cli(ws, "apply", ws.playbook, "--site", "DEMO", "--yes")
     assert r.code == 0, r.text

@@ -58,14 +58,15 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-i", inventory)
     assert r.code == 0, r.text
     assert f"Applied Q241656 to site {SITE}: 16 actions" in r.out  # no pcm_hosts here
-    assert "25 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
+    assert "30 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
 
     r = ws.cli("verify", ws.playbook, "--site", SITE, "--format", "json", "-i", inventory)
     assert r.code == 0, r.text
     report = json.loads(r.out)
     assert report["passed"] is True and {f["status"] for f in report["files"]} == {"ok"}
-    # the article's 9 rows, the 6 Helper.srv copies of the reset, the 10 Logon.srv copies of replication
-    assert len(report["files"]) == 25
+    # the article's 9 rows, the 6 Helper.srv copies of the reset, the 15 Logon.srv copies of replication
+    # (the site server carries LOGON.SRV too: 5 of them)
+    assert len(report["files"]) == 30
     for f in report["files"]:
         assert (f["actual_date"], f["actual_time"]) == (f["expected_date"], f["expected_time"]), f
         # the write time on the server itself is the article's minute, to the nanosecond

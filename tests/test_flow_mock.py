@@ -78,7 +78,7 @@ def test_plan_lists_concrete_paths_sizes_dates_and_services(ws: Workspace):
     assert "reset the site: restart SMS_SITE_CONFIG_MANAGER on DEMOSRV, then send it code 194" in out
     assert r"DEMOLOG1 D:\SMS\HELPER.SRV\X86.BIN\PCMSVC32.EXE" in out
     assert ("Plan: 19 actions: 10 files to replace, 6 service transitions, 1 site reset (6 Helper.srv copies), "
-            "10 Logon.srv copies awaited, 1 client update.") in out
+            "15 Logon.srv copies awaited, 1 client update.") in out
     data = json.loads(ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
     kinds = [a["kind"] for a in data["actions"]]
     assert kinds == ["stop", "stop"] + ["replace"] * 9 + ["start", "start", "reset_site", "wait_for_replication",

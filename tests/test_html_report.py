@@ -48,7 +48,7 @@ def test_verify_report_renders_in_chromium_with_the_mismatch_first(ws: Workspace
     assert len(headers) == 4  # DEMOSRV, DEMOLOG1, DEMOAXP1 and the workstation DEMOWKS1
     assert headers[0] == ["Date", "Time", "Size", "File name", "Platform", "Version", "Found", "Status"]
     files = [(cls, cells) for cls, cells in dom.rows if len(cells) == 8 and cells[0] != "Date"]
-    assert len(files) == 26  # the whole article: site server, Helper.srv and Logon.srv copies, the workstation
+    assert len(files) == 31  # the whole article: site server, Helper.srv and Logon.srv copies, the workstation
     log1 = [(cls, cells) for cls, cells in files if "D:\\SMS\\HELPER.SRV" in cells[3]]
     assert [c[3].split()[0] for _, c in log1] == ["Base.dll", "Pcmsvc32.exe"]  # listed Pcmsvc32 first: Base failed
     cls, cells = log1[0]

@@ -77,7 +77,7 @@ def test_q241656_applies_verifies_and_rolls_back_byte_for_byte_over_smb1(smb1_ws
     plan = json.loads(planned.out)
     expected = [(a["server"], a["path"], a["new"]) for a in plan["actions"] if a["kind"] == "replace"]
     expected += [(c["server"], c["path"], c["after"]) for a in plan["actions"] for c in a.get("copies", [])]
-    assert len(expected) == 25  # 9 replacements, 6 Helper.srv copies, 10 Logon.srv copies (replication)
+    assert len(expected) == 30  # 9 replacements, 6 Helper.srv copies, 15 Logon.srv copies (replication)
 
     r = cli(ws, "apply", ws.playbook, "--site", "DEMO", "--yes")
     assert r.code == 0, r.text

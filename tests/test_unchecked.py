@@ -32,13 +32,13 @@ def test_verify_names_the_machine_it_could_not_check_in_text_and_json(ws: Worksp
     assert "PASSED" not in r.out
     assert "NOT VERIFIED: DEMOWKS1: unreachable: cannot be reached" in r.out
     assert r"C:\PCMSVC\Pcmsvc32.exe" in r.out
-    assert "26 files: 25 ok, 0 newer, 0 older, 0 missing, 0 mismatch, 1 not verified. INCOMPLETE" in r.out
+    assert "31 files: 30 ok, 0 newer, 0 older, 0 missing, 0 mismatch, 1 not verified. INCOMPLETE" in r.out
 
     j = _verify(ws, "-f", "json")
     assert j.code == 3
     doc = json.loads(j.out)
     assert doc["passed"] is False and doc["outcome"] == "INCOMPLETE"
-    assert doc["summary"]["unchecked"] == 1 and doc["summary"]["ok"] == 25
+    assert doc["summary"]["unchecked"] == 1 and doc["summary"]["ok"] == 30
     assert [n["server"] for n in doc["not_verified"]] == ["DEMOWKS1"]
     (wks,) = [f for f in doc["files"] if f["server"] == "DEMOWKS1"]
     assert wks["status"] == "unchecked" and wks["passed"] is False

@@ -67,7 +67,7 @@ def test_the_whole_article_planned_applied_verified_and_rolled_back(ws: Workspac
     for server in LOGON_SERVERS:
         assert (ws.server(server) / "LOGON.SRV" / "X86.BIN" / "PCMWIN16.EXE").read_bytes() == \
             payload("Pcmwin16.exe").read_bytes()
-    assert copy_list_versions(ws) == {"DEMOLOG1": {2}, "DEMOAXP1": {2}}
+    assert copy_list_versions(ws) == {"DEMOSRV": {2}, "DEMOLOG1": {2}, "DEMOAXP1": {2}}
     scm = json.loads((ws.site / "DEMOWKS1" / "scm.json").read_text())["services"]
     assert scm["SMS_PACKAGE_COMMAND_MANAGER_NT"]["state"] == "running"
 
@@ -80,7 +80,7 @@ def test_the_whole_article_planned_applied_verified_and_rolled_back(ws: Workspac
     # copy lists and the workstation; every service as it was
     assert diff(before[0], ws.state()[0]) == []
     assert ws.state() == before
-    assert copy_list_versions(ws) == {"DEMOLOG1": {1}, "DEMOAXP1": {1}}
+    assert copy_list_versions(ws) == {"DEMOSRV": {1}, "DEMOLOG1": {1}, "DEMOAXP1": {1}}
 
 
 def test_a_logon_server_whose_replication_fails_is_reported_and_the_site_restored(ws: Workspace):

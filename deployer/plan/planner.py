@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import FileEntry
 from ..model.playbook import LoadedPlaybook
-from ..sms import fileversion, platforms
+from ..sms import fileversion, layout, platforms
 from ..sms.platforms import Platform
 from ..steps import kind_of
 from ..targets.base import PENDING_STATES, TargetError
@@ -164,9 +164,11 @@ class Planner:
             return [self.conn.site_server]
         if selector == "all":
             return eps
-        if selector in ("logon_servers", "helper_servers"):
-            role = selector[:-1]
-            return [e for e in eps if e.role == role]
+        if selector == "logon_servers":  # a site server that carries LOGON.SRV is one too (layout.py)
+            return [e for e in eps if layout.is_logon_server(
+                e.role, e.role == "site_server" and self.obs.folder(e, layout.LOGON_SRV) == "folder")]
+        if selector == "helper_servers":
+            return [e for e in eps if e.role == "helper_server"]
         out = []
         for j, name in enumerate(selector):
             try:

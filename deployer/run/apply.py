@@ -37,6 +37,7 @@ from .store import RunState, new_run_id, temp_path, whoami
 from .undo import Undo
 
 SERVICE_TIMEOUT = 120.0
+HEARTBEAT = 30.0  # seconds between the lines that say a long wait is still a wait
 
 
 class VerificationFailed(Exception):
@@ -206,15 +207,23 @@ class Runner:
         if status.state != want:
             raise TargetError(f"{name} is {status.state}, expected {want}", server=server)
 
-    def wait_for(self, predicate, timeout: float, interval: float = 0.5) -> bool:
-        """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back)."""
-        deadline = time.monotonic() + timeout
+    def wait_for(self, predicate, timeout: float, interval: float = 0.5, what: str | None = None) -> bool:
+        """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back).
+        `what`: a line every HEARTBEAT seconds says what is awaited, so a piped log that has no live
+        progress shows a long wait (Maintenance Manager: ten minutes) is a wait, not a hang."""
+        start = time.monotonic()
+        deadline = start + timeout
+        beat = start + HEARTBEAT
         while True:
             if predicate():
                 return True
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return False
+            if what and now >= beat:
+                self.ctx.say(f"{self.plan.site}: waiting for {what}, {now - start:.0f} s of {timeout:.0f}")
+                beat = now + HEARTBEAT
             if self.ctx.cancel.wait(min(interval, left)):
                 self.ctx.cancel.check()
 
