@@ -357,8 +357,15 @@ def apply(
         return
     if result.status == RunState.NOTHING:
         files = sum(1 for s in outcome.plan.skipped if "manifest" in s.reason)
+        from .report.text import unreachable
+
+        gone = unreachable(outcome.plan)
         stdout.line(f"Nothing to do: site {outcome.plan.site} already has {outcome.plan.kb}: {files} files at (or "
-                    "later than) the manifest, Helper.srv copies current. No service was touched.", "good")
+                    "later than) the manifest, Helper.srv copies current. No service was touched.",
+                    "warn" if gone else "good")
+        if gone:
+            stdout.line(f"INCOMPLETE: not reachable, so neither updated nor verified: {', '.join(gone)}; apply "
+                        "again once it can be reached.", "bad")
         return
     if result.status == RunState.COMMITTED:
         stdout.line(f"Applied {outcome.plan.kb} to site {outcome.plan.site}: {result.actions_done} actions in "

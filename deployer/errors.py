@@ -57,14 +57,15 @@ class ExitCode(IntEnum):
     OK = 0  # done, or nothing to do
     FAILED_RESTORED = 1  # the run failed and the site was restored
     BAD_INPUT = 2  # bad input or usage; nothing was touched
-    MISMATCH = 3  # verification found files that do not match
+    MISMATCH = 3  # verification found files that do not match, or could not check some (INCOMPLETE)
     NOT_RESTORED = 4  # the site could not be restored; the journal says what to do
 
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 done (or nothing to do); 1 the run failed and the site was restored, or a server could not "
     "be reached and nothing was changed; 2 bad input or usage (credentials and host keys included), nothing "
-    "touched; 3 verification found files that do not match; 4 the site could not be restored (the journal says "
+    "touched; 3 verification found files that do not match, or could not check some (NOT VERIFIED: the outcome is "
+    "INCOMPLETE, never PASSED); 4 the site could not be restored (the journal says "
     "what to do)."
 )
 

@@ -10,7 +10,7 @@ from conftest import Workspace, diff, services, snapshot
 
 MANIFEST_FILES = 9  # rows of the article's table
 HELPER_COPIES = 6  # Pcmsvc32.exe and Base.dll in Helper.srv on each of the three servers
-LOGON_COPIES = 10  # the 5 client files (4 x86, 1 Alpha) in Logon.srv on each of the two logon servers
+LOGON_COPIES = 15  # the 5 client files (4 x86, 1 Alpha) in Logon.srv on each logon server: the two, and the site server (it carries LOGON.SRV)
 WORKSTATION_FILES = 1  # Pcmsvc32.exe in DEMOWKS1's C:\PCMSVC
 ACTIONS = 19  # 9 replaces, 4 service transitions, the reset, replication, client update, 3 on DEMOWKS1
 CHECKED = MANIFEST_FILES + HELPER_COPIES + LOGON_COPIES + WORKSTATION_FILES

@@ -71,7 +71,7 @@ def test_apply_report_has_the_actions_with_timings(ws: Workspace, tmp_path: Path
     assert "Overall status PASSED" in dom.text and "Command deployer apply" in dom.text
     actions = [cells for _, cells in dom.rows if len(cells) == 5 and cells[0] != "#"]
     assert len(actions) == 20  # preparation, then the whole article's 19 actions
-    assert actions[0][1].startswith("prepare: 45 backups, 10 uploads")
+    assert actions[0][1].startswith("prepare: 56 backups, 10 uploads")  # the site server's LOGON.SRV too
     assert [a[0] for a in actions[1:]] == [str(n) for n in range(1, 20)]
     assert actions[1][1] == "stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV (running -> stopped)"
     assert all(a[4] == "done" and a[3].endswith(("ms", " s")) for a in actions)

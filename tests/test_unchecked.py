@@ -103,3 +103,13 @@ def test_a_server_that_goes_away_during_verify_is_not_verified_and_not_retried(w
     lost = [f for f in doc["files"] if f["server"] == "DEMOLOG1"]
     assert lost and all(f["status"] == "unchecked" for f in lost)
     assert doc["outcome"] == "INCOMPLETE" and len(calls) == 1  # one timeout, not one per file
+
+
+def test_nothing_to_do_is_not_done_while_a_machine_was_not_looked_at(ws: Workspace):
+    _off(ws)
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    again = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert again.code == 0 and "Nothing to do" in again.out
+    assert "INCOMPLETE: not reachable, so neither updated nor verified: DEMOWKS1" in again.out
+    p = ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory)
+    assert "Not reachable, so neither updated nor verified: DEMOWKS1" in p.out

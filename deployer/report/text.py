@@ -45,6 +45,14 @@ def render_plan(plan: Plan, out: Out) -> None:
                      else f"  - {s.what}: {s.reason}", "dim")
     out.line()
     out.line(summary(plan), "head")
+    if gone := unreachable(plan):  # "nothing to do" is not "done" while a machine was not looked at
+        out.line(f"Not reachable, so neither updated nor verified: {', '.join(gone)}; apply again once "
+                 f"{'it is' if len(gone) == 1 else 'they are'} back.", "warn")
+
+
+def unreachable(plan: Plan) -> list[str]:
+    """The machines the plan skipped because they could not be reached."""
+    return sorted({s.server for s in plan.skipped if s.reason.startswith("unreachable")})
 
 
 def summary(plan: Plan) -> str:
