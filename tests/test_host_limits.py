@@ -153,11 +153,12 @@ class SambaSessions:
 def written_bytes(lab: Path, before: dict, after: dict) -> int:
     """Bytes of the payloads deployer wrote to a site: each file that now holds a payload's
     content and did not before. (Other files change on the server itself: the site reset
-    copies Site.srv to Helper.srv, Maintenance Manager rewrites the copy lists.)"""
+    copies Site.srv to Helper.srv, Maintenance Manager rewrites the copy lists and copies the
+    client files to the site server's own LOGON.SRV.)"""
     payloads = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (lab / "payloads" / "q241656").rglob("*")
                 if p.is_file()}
     return sum(size for path, (size, _, sha) in after.items()
-               if "helper.srv" not in str(path).casefold() and sha in payloads
+               if not {"helper.srv", "logon.srv"} & set(Path(str(path).casefold()).parts) and sha in payloads
                and (path not in before or before[path][2] != sha))
 
 
