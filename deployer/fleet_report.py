@@ -81,9 +81,12 @@ def to_junit(result: FleetResult) -> str:
         if isinstance(report, Report) and o.state in (SiteState.DONE, SiteState.MISMATCH):
             for f in report.files:
                 case = ET.SubElement(suite, "testcase", classname=f"{o.site}.{f.server}", name=f.path)
-                if not f.passed:
+                if f.status == "unchecked":  # not verified: an error of the check, never a pass
+                    ET.SubElement(case, "error", message=f"not verified: {f.detail}", type=f.status)
+                elif not f.passed:
                     ET.SubElement(case, "failure", message=f"{f.status}: {f.detail}".rstrip(": "), type=f.status)
-            n, bad = len(report.files), sum(1 for f in report.files if not f.passed)
+            n, bad = len(report.files), len(report.mismatched)
+            suite.set("errors", str(len(report.unchecked)))
         else:
             case = ET.SubElement(suite, "testcase", classname=o.site, name=result.command)
             ET.SubElement(case, "system-out").text = o.message
@@ -96,7 +99,7 @@ def to_junit(result: FleetResult) -> str:
             n = 1
         suite.set("tests", str(n))
         suite.set("failures", str(bad))
-        suite.set("errors", "0")
+        suite.set("errors", suite.get("errors", "0"))
         suite.set("skipped", "1" if o.state == SiteState.NOT_STARTED else "0")
     ET.indent(suites)
     return visible('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n")
@@ -117,6 +120,8 @@ def to_html(result: FleetResult) -> str:
             continue
         status = {SiteState.DONE: "PASSED", SiteState.NOTHING: "NOTHING TO DO", SiteState.FAILED: "ROLLED BACK",
                   SiteState.NOT_RESTORED: "NOT RESTORED", SiteState.MISMATCH: "FAILED"}.get(o.state, str(o.state).upper())
+        if o.state == SiteState.DONE and report is not None:
+            status = report.verdict  # an unreachable machine left unverified is never PASSED
         sections.append(html.SiteSection(
             o.site, report.site_code if report else "", report.kb if report else "", report.title if report else None,
             status, report=report, run=o.run, seconds=o.seconds,

@@ -5,19 +5,21 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ..verify import Report
+from ..verify import UNCHECKED, Report
 from .escape import visible
 
 
 def to_junit(report: Report) -> str:
     suites = ET.Element("testsuites", name=f"{report.kb} on {report.site}",
-                        tests=str(len(report.files)), failures=str(sum(1 for f in report.files if not f.passed)))
+                        tests=str(len(report.files)), failures=str(len(report.mismatched)),
+                        errors=str(len(report.unchecked)))
     by_server: dict[str, list] = {}
     for f in report.files:
         by_server.setdefault(f.server, []).append(f)
     for server, files in by_server.items():
         suite = ET.SubElement(suites, "testsuite", name=f"{report.kb}.{report.site}.{server}", tests=str(len(files)),
-                              failures=str(sum(1 for f in files if not f.passed)), errors="0", skipped="0")
+                              failures=str(sum(1 for f in files if not f.passed and f.status != UNCHECKED)),
+                              errors=str(sum(1 for f in files if f.status == UNCHECKED)), skipped="0")
         for f in files:
             case = ET.SubElement(suite, "testcase", classname=f"{report.kb}.{server}", name=f.path)
             expected = f"{f.expected_date} {f.expected_time} {f.expected_size}"
@@ -26,7 +28,10 @@ def to_junit(report: Report) -> str:
             actual = "missing" if f.actual_size is None else f"{f.actual_date} {f.actual_time} {f.actual_size:,} bytes"
             loose = f"; checked loosely: {'; '.join(f.loose)}" if f.loose else ""
             ET.SubElement(case, "system-out").text = f"status: {f.status}; expected {expected}; found {actual}{loose}"
-            if not f.passed:
+            if f.status == UNCHECKED:  # not verified is an error of the check, never a pass
+                err = ET.SubElement(case, "error", message=f"not verified: {f.detail}", type=UNCHECKED)
+                err.text = f"{f.name} ({f.platform}) on {server} could not be checked: {f.detail}"
+            elif not f.passed:
                 fail = ET.SubElement(case, "failure", message=f"{f.status}: {f.detail}".rstrip(": "), type=f.status)
                 fail.text = f"{f.name} ({f.platform}) on {server}: expected {expected} ({report.rule}); found {actual}"
     ET.indent(suites)
