@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
+from . import temps
 from .errors import InputError
 
 MARKER = b"deployer stand-in: "
@@ -67,7 +68,7 @@ def load_record(folder: Path) -> dict[str, str]:
 
 def save_record(folder: Path, files: dict[str, str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (RECORD + ".~tmp")
+    tmp = folder / temps.temp_name(RECORD, temps.DEPLOYER, "record")
     tmp.write_text(json.dumps({"format": RECORD_FORMAT, "written_by": "deployer lab init",
                                "files": dict(sorted(files.items()))}, indent=1) + "\n", encoding="utf-8")
     tmp.replace(folder / RECORD)
