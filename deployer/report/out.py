@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -133,11 +134,14 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, text: str, *, what: str) -> None:
-    """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
-    file beside it, then a rename. A path that cannot be written is bad input (exit 2), said
-    in words, and leaves nothing behind."""
+NOT_OURS = "exists and was not written by deployer; give --force to replace it"
+
+
+def check_replace(path: Path, *, what: str, force: bool = False) -> None:
+    """Refuse, before anything runs, a path the operator named that would replace a file
+    deployer did not write (report/owned.py says how deployer's files are recognised)."""
     from ..errors import InputError, Location
+    from .owned import replaceable
 
     loc = Location(str(path))
     if path.is_dir():
@@ -145,6 +149,30 @@ def write_atomic(path: Path, text: str, *, what: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"cannot write {what} here: the folder {parent} does not exist", loc)
+    if not force and not replaceable(path):
+        raise InputError(NOT_OURS, loc)
+
+
+def write_atomic(path: Path, text: str, *, what: str, force: bool = False) -> None:
+    """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
+    file beside it, then a rename. A path that cannot be written, or a file there that
+    deployer did not write (without --force), is bad input (exit 2), said in words, and
+    leaves nothing behind. The file carries its generator mark (report/owned.py)."""
+    from ..errors import InputError, Location
+    from .owned import mark
+
+    loc = Location(str(path))
+    check_replace(path, what=what, force=force)
+    text = mark(text)
+    if _special(path):
+        # /dev/null, /dev/stdout, a FIFO: written in place; a rename would replace the device
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
+        return
+    parent = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
@@ -160,6 +188,13 @@ def write_atomic(path: Path, text: str, *, what: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
+
+
+def _special(path: Path) -> bool:
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 class RunProgress:
