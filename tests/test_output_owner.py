@@ -144,7 +144,7 @@ def test_empty_files_and_fifos_are_written(tmp_path: Path):
     hand.write_bytes(HAND)
     assert replaceable(empty) and replaceable(fifo) and replaceable(tmp_path / "none") and not replaceable(hand)
     r = run_cli("schema", "sites", "-o", empty)
-    assert r.code == 0 and empty.read_text().startswith('{\n  "generator": "deployer ')
+    assert r.code == 0 and empty.read_text() == run_cli("schema", "sites").out  # the schema as printed
 
 
 def test_apply_dry_run_detailed_exitcode(ws: Workspace):
@@ -152,3 +152,18 @@ def test_apply_dry_run_detailed_exitcode(ws: Workspace):
     assert r.code == 5, r.text
     r = ws.cli("apply", ws.playbook, "-s", "DEMO", "-i", ws.inventory, "--yes", "--detailed-exitcode")
     assert r.code == 2 and "--dry-run" in r.err, r.text
+
+
+def test_validate_checks_a_saved_plan_as_apply_would_offline(ws: Workspace):
+    plan = ws.path / "p.json"
+    assert ws.cli("plan", ws.playbook, "-s", "DEMO", "-i", ws.inventory, "-o", plan).code == 0
+    r = ws.cli("validate", plan, "-i", ws.inventory)
+    assert r.code == 0 and "valid plan Q241656 for site DEMO" in r.out, r.text
+    edited = ws.path / "edited.json"
+    edited.write_text(plan.read_text().replace('"DEMO"', '"DEMO2"', 1))
+    r = ws.cli("validate", edited, "-i", ws.inventory)
+    assert r.code == 2 and "digest does not match" in r.err, r.text
+    manifest = ws.path / "manifests" / "q241656.yaml"
+    manifest.write_text(manifest.read_text() + "\n# changed\n")
+    r = ws.cli("validate", plan, "-i", ws.inventory)
+    assert r.code == 2 and "changed since the plan was made" in r.err, r.text

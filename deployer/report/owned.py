@@ -5,7 +5,8 @@ No sidecar files and no database: a file is recognised by what is in it, per for
 
 - JSON (reports, schemas): a top-level "generator": "deployer VERSION" key, which the writer
   adds as the first key of the object; a saved plan by its own format number and digest (a
-  key added to a plan would break its digest).
+  key added to a plan would break its digest); a JSON Schema (`schema -o`) by its $id, so
+  that the file is the schema deployer prints and ships.
 - JUnit XML: a `<!-- generator: deployer VERSION -->` comment after the XML declaration.
 - HTML: `<meta name="generator" content="deployer VERSION">` (the templates carry it).
 - YAML (inventory from-rservice, pcm convert): the first-line comment deployer writes.
@@ -28,6 +29,7 @@ from pathlib import Path
 from .. import __version__
 
 GENERATOR = f"deployer {__version__}"
+SCHEMA_ID = "https://deployer.invalid/schemas/"
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
 _XML_MARK = f"<!-- generator: {GENERATOR} -->\n"
 
@@ -49,12 +51,14 @@ _MAX_PLAN_BYTES = 16 << 20  # as plan.saved reads
 def mark(text: str) -> str:
     """`text` as the writer puts it in a file: JSON and JUnit XML get their generator mark
     (HTML carries its own, from the templates). Anything else is unchanged."""
-    if text.startswith("{\n") and not _is_plan(text):
+    if text.startswith("{") and _json_ours(text):
+        return text  # a saved plan, a schema: deployer's by their own keys
+    if text.startswith("{\n"):
         body = text[2:].lstrip("\n")
         indent = body[: len(body) - len(body.lstrip(" "))] or " "
         sep = "," if body.lstrip().startswith('"') else ""
         return "{\n" + f'{indent}"generator": "{GENERATOR}"{sep}\n' + body
-    if text.startswith("{") and text.rstrip().endswith("}") and not _is_plan(text):  # compact JSON
+    if text.startswith("{") and text.rstrip().endswith("}"):  # compact JSON
         inner = text[1:].lstrip()
         return '{"generator": "' + GENERATOR + '"' + (", " if not inner.startswith("}") else "") + inner
     if text.startswith(_XML_DECL) and "<!-- generator:" not in text[: len(_XML_DECL) + 80]:
@@ -62,14 +66,19 @@ def mark(text: str) -> str:
     return text
 
 
-def _is_plan(text: str) -> bool:
+def _json_ours(text: str) -> bool:
+    """A saved plan (its format number and digest) or a JSON Schema of deployer's (its $id)."""
     try:
         data = json.loads(text)
     except ValueError:
         return False
     from ..plan.model import PLAN_FORMAT
 
-    return isinstance(data, dict) and data.get("format") == PLAN_FORMAT and isinstance(data.get("digest"), str)
+    if not isinstance(data, dict):
+        return False
+    if data.get("format") == PLAN_FORMAT and isinstance(data.get("digest"), str):
+        return True
+    return str(data.get("$id", "")).startswith(SCHEMA_ID)
 
 
 def replaceable(path: Path) -> bool:
@@ -97,7 +106,7 @@ def written_by_deployer(path: Path, size: int) -> bool:
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     if any(p.match(text) for p in _HEADLINES):
         return True
-    return text.lstrip().startswith("{") and _is_plan(text)
+    return text.lstrip().startswith("{") and _json_ours(text)
 
 
 def _force_option():
