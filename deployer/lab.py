@@ -52,6 +52,16 @@ def standin_bytes(label: str, size: int, version: str | None = None) -> bytes:
     return head + rng.randbytes(size - len(head))
 
 
+def is_standin(path: Path) -> bool:
+    """The file is a stand-in `lab init` wrote (its MZ header names it), or empty."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    return not head or head.startswith(b"MZ\x90\x00deployer stand-in: ")
+
+
 def standin_size(spec: attrs.SizeSpec, label: str) -> int:
     """An exact byte count that matches the article's size (any in range for rounded KB)."""
     lo, hi = spec.byte_range
@@ -195,6 +205,11 @@ def init_mock_site(site: SiteRef, *, force: bool = False,
     if (root / SITE_FILE).exists() and not force:
         report.kept.append(str(root))
         return report
+    if root.is_dir() and not (root / SITE_FILE).exists() and any(root.iterdir()):
+        # not a mock site of deployer's (no site.json): --force recreates mock sites, it never
+        # deletes or writes into a folder someone else filled (a mock: path aimed at the wrong place)
+        raise InputError(f"mock site {site.name}: {root} exists and was not made by `deployer lab init` (it has "
+                         f"files and no {SITE_FILE}); empty it, or point the site's mock: path elsewhere")
     if root.exists() and force:
         with _claimed(site, root):
             shutil.rmtree(root)
@@ -253,6 +268,10 @@ def init_payloads(playbook: LoadedPlaybook, *, force: bool = False) -> list[str]
             size = entry.size.value if entry.size.unit == "B" else standin_size(entry.size, label)
         if target.exists() and not force and target.stat().st_size == size:
             continue
+        if target.exists() and not force and not is_standin(target):
+            # a real hotfix file an operator put in the payload folder: never replaced by a stand-in
+            raise InputError(f"{target} exists and was not written by deployer; give --force to replace it "
+                             "with a stand-in")
         folder.mkdir(parents=True, exist_ok=True)
         target.write_bytes(standin_bytes(label, size, entry.version))
         ns = entry.mtime_ns(tz)

@@ -167,3 +167,33 @@ def test_validate_checks_a_saved_plan_as_apply_would_offline(ws: Workspace):
     manifest.write_text(manifest.read_text() + "\n# changed\n")
     r = ws.cli("validate", plan, "-i", ws.inventory)
     assert r.code == 2 and "changed since the plan was made" in r.err, r.text
+
+
+def _a_payload(ws: Workspace) -> Path:
+    return next(p for p in sorted((ws.path / "payloads" / "q241656").rglob("*")) if p.is_file())
+
+
+def test_lab_init_never_replaces_a_real_payload_with_a_stand_in(ws: Workspace):
+    real = _a_payload(ws)
+    real.write_bytes(b"MZ the real hotfix file, as Microsoft shipped it\n")
+    args = ("lab", "init", "DEMO", "-i", ws.inventory, "-p", ws.playbook)
+    r = ws.cli(*args)
+    assert r.code == 2 and "was not written by deployer" in r.err, r.text
+    assert real.read_bytes() == b"MZ the real hotfix file, as Microsoft shipped it\n"
+    r = ws.cli(*args, "--force")
+    assert r.code == 0 and real.read_bytes().startswith(b"MZ\x90\x00deployer stand-in: "), r.text
+    real.write_bytes(b"")  # an empty file is replaced, as is a stand-in of another size
+    assert ws.cli(*args).code == 0 and real.stat().st_size > 0
+
+
+def test_lab_init_never_deletes_or_fills_a_folder_it_did_not_make(ws: Workspace):
+    inv = ws.inventory.read_text().replace("mock: {path: lab/DEMO}", "mock: {path: notes}")
+    assert inv != ws.inventory.read_text()
+    ws.inventory.write_text(inv)
+    notes = ws.path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine\n")
+    for extra in ((), ("--force",)):
+        r = ws.cli("lab", "init", "DEMO", "-i", ws.inventory, *extra)
+        assert r.code == 2 and "was not made by `deployer lab init`" in r.err, r.text
+        assert [p.name for p in notes.iterdir()] == ["todo.txt"] and (notes / "todo.txt").read_text() == "mine\n"
