@@ -197,3 +197,17 @@ def test_lab_init_never_deletes_or_fills_a_folder_it_did_not_make(ws: Workspace)
         r = ws.cli("lab", "init", "DEMO", "-i", ws.inventory, *extra)
         assert r.code == 2 and "was not made by `deployer lab init`" in r.err, r.text
         assert [p.name for p in notes.iterdir()] == ["todo.txt"] and (notes / "todo.txt").read_text() == "mine\n"
+
+
+def test_dev_stdout_onto_a_file_the_shell_opened_appends_and_replaces_nothing(tmp_path: Path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "log.txt"
+    log.write_text("earlier lines\n")
+    with open(log, "ab") as fh:  # `deployer schema sites -o /dev/stdout >> log.txt`
+        p = subprocess.run([sys.executable, "-m", "deployer", "schema", "sites", "-o", "/dev/stdout"], stdout=fh,
+                           stderr=subprocess.PIPE, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert log.read_text() == "earlier lines\n" + run_cli("schema", "sites").out
+    assert os.path.islink("/dev/stdout") or not os.path.isfile("/dev/stdout")

@@ -165,9 +165,11 @@ def write_atomic(path: Path, text: str, *, what: str, force: bool = False) -> No
     check_replace(path, what=what, force=force)
     text = mark(text)
     if _special(path):
-        # /dev/null, /dev/stdout, a FIFO: written in place; a rename would replace the device
+        # /dev/null, /dev/stdout, a FIFO: written in place; a rename would replace the device.
+        # Appended: /dev/stdout may be a file the shell opened (`>>`), and reopening it for
+        # "w" would truncate what it holds.
         try:
-            with open(path, "w", encoding="utf-8") as fh:
+            with open(path, "a", encoding="utf-8") as fh:
                 fh.write(text)
         except OSError as exc:
             raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
@@ -191,10 +193,19 @@ def write_atomic(path: Path, text: str, *, what: str, force: bool = False) -> No
 
 
 def _special(path: Path) -> bool:
+    """A device, a FIFO, or a stream the shell set up (/dev/stdout, /dev/fd/N, /proc/self/fd/N,
+    which may name a regular file): written in place, never renamed over."""
+    if stream_path(path):
+        return True
     try:
         return not stat.S_ISREG(path.stat().st_mode)
     except OSError:
         return False
+
+
+def stream_path(path: Path) -> bool:
+    where = os.path.abspath(path)
+    return where.startswith(("/dev/", "/proc/"))
 
 
 class RunProgress:

@@ -83,7 +83,12 @@ def _json_ours(text: str) -> bool:
 
 def replaceable(path: Path) -> bool:
     """True when `path` may be written without --force: nothing is there, it is empty, it is
-    not a regular file (/dev/null, /dev/stdout, a FIFO), or deployer wrote it."""
+    not a regular file (/dev/null, a FIFO), it is a stream the shell opened (/dev/stdout,
+    /dev/fd/N, even onto a file), or deployer wrote it."""
+    from .out import stream_path
+
+    if stream_path(path):
+        return True  # /dev/stdout and the like: the operator's shell decided where it goes
     try:
         st = path.stat()  # follows a symbolic link: what matters is the file it names
     except FileNotFoundError:
