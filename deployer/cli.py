@@ -23,6 +23,7 @@ from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, 
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .numbers import decimal, whole
 from .report import out as outmod
+from .report.owned import ForceOpt
 from .run.store import RunState
 
 # What a command needs is imported when it runs (`_lazy`), so that `deployer --help` and a
@@ -248,9 +249,12 @@ def plan(
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to "
                                                     "apply, 0 when there is nothing to do (as Terraform's).")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
+    if out:
+        outmod.check_replace(out, what="the plan", force=force)  # before the site is read, not after
     pb = load_playbook(playbook)
     if pb.head.draft:  # a saved plan is made to be applied: not from a draft
         if out:
@@ -269,7 +273,7 @@ def plan(
     if out:
         from .plan.saved import save_plan
 
-        save_plan(p, out)
+        save_plan(p, out, force=force)
     if format == Format.json:
         _json(p.to_json())
     elif OPTIONS.quiet:
@@ -305,11 +309,14 @@ def apply(
     accept_changes: AcceptChangesOpt = False,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
+    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="With --dry-run: exit 5 when there "
+                                                    "are changes to apply, 0 when there is nothing to do.")] = False,
+    force: ForceOpt = False,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
 
-    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host)
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host, force=force)
     if resume is not None:
         if target is not None or site or group or all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
@@ -328,12 +335,16 @@ def apply(
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
         if format == ApplyFormat.html:
             raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
-        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host)
+        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host,
+                    detailed_exitcode, force)
+    if detailed_exitcode:
+        raise InputError("--detailed-exitcode goes with --dry-run (or `deployer plan`): a run's exit code already "
+                         "says what it did")
     if output is not None:
         if format == ApplyFormat.text:
             raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
                              "or -f json")
-        _check_writable(output)  # before the run, not after it
+        outmod.check_replace(output, what="the report", force=force)  # before the run, not after it
     # with -o FILE the terminal shows the run as text while the report goes to the file
     text = format == ApplyFormat.text or output is not None
     shown = Format.text if text else Format.json
@@ -376,7 +387,7 @@ def apply(
                           "remaining": result.remaining, "seconds": round(result.seconds, 3),
                           "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None,
                           "traffic": ctx.traffic})
-        _emit(doc, output, f"Report written to {output}.")
+        _emit(doc, output, f"Report written to {output}.", force=force)
     if result is None:
         if text:
             stdout.line("Nothing was done.")
@@ -459,12 +470,16 @@ def verify(
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
+    force: ForceOpt = False,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
+    if output:
+        outmod.check_replace(output, what="the report", force=force)  # before the sites are read
     loaded = workflow.load_target(target)
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value, output=output))
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, force=force),
+                                          fmt=format.value, output=output))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
@@ -485,7 +500,7 @@ def verify(
             buf = io.StringIO()
             render_report(report, outmod.Out(buf, False))
             text = buf.getvalue()
-        outmod.write_atomic(output, text, what="the report")
+        outmod.write_atomic(output, text, what="the report", force=force)
         outmod.stderr().line(f"Report written to {output}: {report.verdict}"
                              + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))
     elif text is None and OPTIONS.quiet:
@@ -506,7 +521,8 @@ def rollback(
     run: Annotated[Optional[str], typer.Argument(help="Run ID (default: the latest committed run).")] = None,
     inventory: InventoryOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Restore even files changed since the run.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Restore even files changed since the run (and replace a "
+                                        "--report FILE deployer did not write).")] = False,
     break_lock: BreakLockOpt = False,
     group: GroupOpt = None,
     all_sites: AllOpt = False,
@@ -520,7 +536,7 @@ def rollback(
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host),
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, force=force),
                                             yes=yes, force=force, break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -554,12 +570,13 @@ def recover(
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host), yes=yes,
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, force=force), yes=yes,
                                            break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -721,25 +738,19 @@ class SchemaKind(str, Enum):
 def schema_cmd(
     kind: Annotated[SchemaKind, typer.Argument(help="Which file: playbook, manifest or sites (the inventory).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the schema to FILE.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Print the JSON Schema of a YAML file kind (for editors: `# yaml-language-server: $schema=...`)."""
     from . import schema
 
-    _emit(schema.text(kind.value), output)
+    _emit(schema.text(kind.value), output, force=force)
 
 
-def _check_writable(output: Path) -> None:
-    folder = output.parent if str(output.parent) else Path(".")
-    if output.is_dir() or not folder.is_dir():
-        raise InputError(f"cannot write the report to {output}: " + (
-            "it is a folder" if output.is_dir() else f"there is no folder {folder}"))
-
-
-def _emit(text: str, output: Path | None, done: str | None = None) -> None:
+def _emit(text: str, output: Path | None, done: str | None = None, *, force: bool = False) -> None:
     if output is None:
         sys.stdout.write(text)
         return
-    outmod.write_atomic(output, text, what="the output")
+    outmod.write_atomic(output, text, what="the output", force=force)
     outmod.stderr().line(done or f"Wrote {output}.")
 
 

@@ -13,6 +13,7 @@ import typer
 
 from .errors import EXIT_CODES_HELP, ExitCode
 from .report import out as outmod
+from .report.owned import ForceOpt
 
 if TYPE_CHECKING:  # imported when a command runs, as cli.py does: `deployer --help` stays light
     from .clients import ClientsReport
@@ -25,6 +26,7 @@ inventory_app = typer.Typer(help="Inventory entries from the lists operators alr
 def from_rservice(
     ini: Annotated[Path, typer.Argument(help="An Rservice .ini ([machine list], [installation directory], ...).")],
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the entries to FILE.")] = None,
+    force: ForceOpt = False,
     platform: Annotated[str, typer.Option("--platform", help="The machines' processor (the .ini does not say): "
                                           "x86 or alpha.")] = "x86",
 ) -> None:
@@ -37,7 +39,7 @@ def from_rservice(
     for note in result.notes:
         err.line(f"note: {note}", "warn")
     if output:
-        output.write_text(text, encoding="utf-8")
+        outmod.write_atomic(output, text, what="the entries", force=force)
         err.line(f"Wrote {output}: {len(result.hosts)} PCM service host{'s' if len(result.hosts) != 1 else ''} "
                  f"from {ini}.")
     else:

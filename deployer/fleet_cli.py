@@ -56,17 +56,12 @@ def _signals(fleet: Fleet, view: FleetConsole) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def check_report_path(path: Path | None) -> None:
+def check_report_path(path: Path | None, *, force: bool = False) -> None:
     """A report that could not be written after the rollout would end a finished fleet run in
     an error: refuse the path before any site starts."""
     if path is None:
         return
-    loc = Location(str(path))
-    if path.is_dir():
-        raise InputError("is a folder; give a file name to write the fleet report to", loc)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write the fleet report here: the folder {parent} does not exist", loc)
+    outmod.check_replace(path, what="the fleet report", force=force)
 
 
 def refuse_prompted_passwords(sites: list[SiteRef]) -> None:
@@ -100,7 +95,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     """Run `work` on every site and print the per-site lines and the totals (fmt text) or the
     report (`emit`: json, junit; default json when fmt is json); --report writes it to a file."""
     rollout = args.rollout(yes)
-    check_report_path(args.report)
+    check_report_path(args.report, force=args.force)
     refuse_prompted_passwords(sites)
     stdout = outmod.stdout()
     draw = fmt == "text"
@@ -114,7 +109,8 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     if args.report is not None:
         fmt_of = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}.get(args.report.suffix.lower(),
                                                                                         "text")
-        outmod.write_atomic(args.report, render_file(result, fmt_of), what="the fleet report")
+        outmod.write_atomic(args.report, render_file(result, fmt_of), what="the fleet report",
+                            force=args.force)
     emit = emit or ("json" if fmt == "json" else "summary")
     if emit == "summary":
         render_summary(result, stdout, resume_hint=command == "apply")
@@ -132,7 +128,7 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
           break_lock: bool, journal: FleetJournal | None = None, broker: str | None = None,
           worker_wait: float = 300.0, recover_first: bool = False) -> int:
     args.rollout(yes)  # bad input is refused before the question
-    check_report_path(args.report)
+    check_report_path(args.report, force=args.force)
     refuse_prompted_passwords(sites)
     regional = bool(broker and any(s.site.region for s in sites))
     if regional:
@@ -220,7 +216,7 @@ def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, outp
     result = run_fleet("verify", f"{kb} verify".strip(), sites, work, args, fmt="text" if fmt == "text" else "json",
                        emit="none" if output else (None if fmt == "text" else fmt))
     if output:
-        outmod.write_atomic(output, render_file(result, fmt), what="the report")
+        outmod.write_atomic(output, render_file(result, fmt), what="the report", force=args.force)
         if fmt == "text":
             render_summary(result, outmod.stdout(), resume_hint=False)
         outmod.stderr().line(f"Report written to {output}: {'PASSED' if result.exit_code == 0 else 'FAILED'}")
@@ -230,7 +226,7 @@ def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, outp
 def rollback(inv: LoadedInventory, sites: list[SiteRef], run: str | None, args: FleetArgs, *, yes: bool,
              force: bool, break_lock: bool) -> int:
     args.rollout(yes)
-    check_report_path(args.report)
+    check_report_path(args.report, force=args.force)
     if run is not None:
         raise InputError(f"a run ID ({run}) belongs to one site; with several sites, leave it out and each site's "
                          "latest committed run is rolled back")
@@ -241,7 +237,7 @@ def rollback(inv: LoadedInventory, sites: list[SiteRef], run: str | None, args: 
 
 
 def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes: bool, break_lock: bool) -> int:
-    check_report_path(args.report)
+    check_report_path(args.report, force=args.force)
     confirm(f"Recover the unfinished runs on {describe_rollout(len(sites), args)}: {preview(sites)}?", yes)
     journal = new_journal(args, "recover", sites, None, inv, yes)
     work = fleet_work.recover_work(break_lock=break_lock)

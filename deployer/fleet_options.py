@@ -64,6 +64,7 @@ class FleetArgs:
     fleet_dir: Path | None = None
     report: Path | None = None
     max_per_host: int = DEFAULT_MAX_PER_HOST
+    force: bool = False  # --force: the report may replace a file deployer did not write
 
     def rollout(self, yes: bool) -> "Rollout":
         from .fleet import Rollout, parse_count

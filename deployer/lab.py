@@ -53,6 +53,16 @@ def standin_bytes(label: str, size: int, version: str | None = None) -> bytes:
     return head + rng.randbytes(size - len(head))
 
 
+def is_standin(path: Path) -> bool:
+    """The file is a stand-in `lab init` wrote (its MZ header names it), or empty."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+    except OSError:
+        return False
+    return not head or head.startswith(b"MZ\x90\x00deployer stand-in: ")
+
+
 def standin_size(spec: attrs.SizeSpec, label: str) -> int:
     """An exact byte count that matches the article's size (any in range for rounded KB)."""
     lo, hi = spec.byte_range

@@ -170,8 +170,21 @@ def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManife
 
 def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, ctx: RunContext, *,
                 break_lock: bool = False) -> ApplyOutcome:
-    plan = load_plan(plan_path)
+    plan, site, manifest = check_saved(plan_path, inv_path, site_name)
     loc = Location(str(plan_path))
+    ctx.site = site.name
+    with session(site, ctx) as conn:
+        _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
+        with locked(conn, "apply", break_lock, ctx):
+            _refuse_if_changed(conn, plan, loc)
+            return _run(plan, conn, site, manifest, ctx)
+
+
+def check_saved(plan_path: Path, inv_path: Path | None, site_name: str | None = None
+                ) -> tuple[Plan, SiteRef, LoadedManifest]:
+    """What `apply PLAN` checks before it connects (`deployer validate PLAN` runs the same): the
+    plan file itself, its site as the inventory defines it now, its servers, its manifest."""
+    plan = load_plan(plan_path)
     if site_name and site_name.casefold() != plan.site.casefold():
         raise InputError(f"the plan is for site {plan.site}, not {site_name}", locate(plan_path, "site"))
     inv = inventory(inv_path or (Path(plan.inventory) if Path(plan.inventory).exists() else None))
@@ -187,12 +200,7 @@ def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, c
     if hashlib.sha256(manifest.doc.text.encode()).hexdigest() != plan.manifest_sha256:
         raise StalePlanError(f"the manifest {plan.manifest} changed since the plan was made; make a new plan",
                              locate(plan_path, "manifest_sha256"))
-    ctx.site = site.name
-    with session(site, ctx) as conn:
-        _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
-        with locked(conn, "apply", break_lock, ctx):
-            _refuse_if_changed(conn, plan, loc)
-            return _run(plan, conn, site, manifest, ctx)
+    return plan, site, manifest
 
 
 def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:

@@ -123,7 +123,7 @@ def test_a_fleet_report_is_one_row_per_site_linking_to_its_section():
 def test_a_report_file_that_cannot_be_written_is_refused_before_the_run(ws: Workspace):
     before = ws.state()
     r = _apply(ws, "--format", "html", "-o", ws.path / "no-such-folder" / "r.html")
-    assert r.code == 2 and "there is no folder" in r.err, r.text
+    assert r.code == 2 and "the folder" in r.err and "does not exist" in r.err, r.text
     r = _apply(ws, "-o", ws.path / "r.txt")
     assert r.code == 2 and "add -f html" in r.err, r.text
     assert ws.state() == before and not _runs_dir(ws)

@@ -91,7 +91,7 @@ def test_every_shared_article_loads_into_a_catalogue(imported: Path):
     # an article whose only row kb import could not read exactly has no row to load: named, not fatal
     assert [Path(p["manifest"]).name for p in data["problems"]] == ["q316010.yaml"]
     error = data["problems"][0]["error"]
-    assert "q316010.yaml:11:1" in error and "commented out for review" in error
+    assert "q316010.yaml:12:1" in error and "commented out for review" in error
     assert any(h["flagged"] for h in data["hotfixes"])  # the rows kb import flagged are listed
     r = run_cli("catalog", "graph", "--catalog", imported)
     assert r.code == 0 and "Traceback" not in r.text, r.text[-2000:]

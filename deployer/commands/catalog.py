@@ -17,6 +17,7 @@ import typer
 from ..fleet_options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import out as outmod
+from ..report.owned import ForceOpt
 
 if TYPE_CHECKING:
     from ..kb.catalog import Catalog
@@ -217,6 +218,7 @@ def scan(
     inventory: InventoryOpt = None,
     format: Annotated[ScanFormat, typer.Option("--format", "-f")] = ScanFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    force: ForceOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
 ) -> None:
     """Which hotfixes of the catalogue each site has: installed, missing, partial, superseded, not applicable or
@@ -228,6 +230,8 @@ def scan(
 
     if output is not None and output.is_dir():
         raise InputError(f"--output {output}: is a folder; name a file")
+    if output is not None:
+        outmod.check_replace(output, what="the report", force=force)  # before the sites are read
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     cat = load(catalog, inventory)
     _problems(cat)
@@ -260,7 +264,7 @@ def scan(
         else:
             render_text(result, outmod.stdout())
     if output is not None and text is not None:
-        outmod.write_atomic(output, text, what="the report")
+        outmod.write_atomic(output, text, what="the report", force=force)
         err.line(f"Report written to {output}: " + ("MISSING HOTFIXES" if result.failing else "nothing missing"))
     elif text is not None:
         sys.stdout.write(text)

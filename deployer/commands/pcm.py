@@ -13,6 +13,7 @@ import typer
 
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import out as outmod
+from ..report.owned import ForceOpt
 
 app = typer.Typer(help="PCM instruction records (Q123499): PCMDUMP's text output and deployer's YAML form.",
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)
@@ -20,15 +21,12 @@ app = typer.Typer(help="PCM instruction records (Q123499): PCMDUMP's text output
 FileArg = Annotated[Path, typer.Argument(help="PCMDUMP output (text) or a deployer-pcm YAML file.")]
 
 
-def _write(text: str, output: Path | None) -> None:
+def _write(text: str, output: Path | None, force: bool = False) -> None:
     if output is None:
         sys.stdout.buffer.write(text.encode("utf-8")) if hasattr(sys.stdout, "buffer") else sys.stdout.write(text)
         sys.stdout.flush()
         return
-    try:
-        output.write_bytes(text.encode("utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    outmod.write_atomic(output, text, what="the records", force=force)
 
 
 @app.command("dump", epilog=EXIT_CODES_HELP)
@@ -49,6 +47,7 @@ def convert(
     file: FileArg,
     to: Annotated[Optional[str], typer.Option("--to", help="yaml or text (default: the other form).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to FILE.")] = None,
+    force: ForceOpt = False,
 ) -> None:
     """Convert between PCMDUMP's text and deployer's YAML form; the round trip keeps every byte."""
     if to not in (None, "yaml", "text"):
@@ -67,7 +66,7 @@ def convert(
         text = dumptext.render(f)
     else:
         text = yamlform.to_yaml(f)
-    _write(text, output)
+    _write(text, output, force)
     if output is not None:
         outmod.stderr().line(f"Wrote {output}: {len(f.records)} records ({target}).")
 

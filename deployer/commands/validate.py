@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -57,8 +57,37 @@ def _messages(exc: DeployerError) -> list[str]:
     return [str(exc) or type(exc).__name__]
 
 
-def check_file(path: Path) -> Checked:
+def _is_plan(path: Path) -> bool:
+    """A saved plan (`deployer plan -o`): JSON with the plan's own keys, or a .json file that is
+    not JSON at all (load_plan then names the line where it breaks)."""
+    from ..plan.saved import looks_like_plan
+
+    if not looks_like_plan(path):
+        return False
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return path.suffix.lower() == ".json"
+    return isinstance(data, dict) and bool({"format", "digest", "actions"} & set(data))
+
+
+def check_plan(path: Path, inventory: Path | None) -> Checked:
+    """The checks `apply PLAN` makes before it connects: the file, its digest and types, its
+    site as the inventory defines it now, its servers and its manifest."""
+    from ..workflow import check_saved
+
+    try:
+        plan, site, _ = check_saved(path, inventory)
+    except DeployerError as exc:
+        return Checked(path, "plan", errors=_messages(exc))
+    return Checked(path, "plan", summary=f"plan {plan.kb} for site {site.name}: {_n(len(plan.actions), 'action')}")
+
+
+def check_file(path: Path, inventory: Path | None = None) -> Checked:
     from ..yamlsrc import load_yaml
+
+    if _is_plan(path):
+        return check_plan(path, inventory)
 
     try:
         doc = load_yaml(path)
@@ -110,13 +139,15 @@ class Format(str, Enum):
 
 
 def validate(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Playbooks, manifests and inventories "
-                                                "(told apart by their keys: steps:, files:, sites:).")],
+    files: Annotated[list[Path], typer.Argument(metavar="FILE", help="Playbooks, manifests, inventories "
+                                                "(told apart by their keys: steps:, files:, sites:) and saved plans.")],
     format: Annotated[Format, typer.Option("--format", "-f", help="json: one entry per file with its kind and "
                                            "errors.")] = Format.text,
+    inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", help="For a saved plan: the inventory "
+                                                   "`apply PLAN -i` would use (default: the plan's own).")] = None,
 ) -> None:
-    """Check playbooks, manifests and inventories offline, with the messages plan and apply give (no site read)."""
-    results = [check_file(p) for p in files]
+    """Check playbooks, manifests, inventories and saved plans offline, with the messages plan and apply give (no site read)."""
+    results = [check_file(p, inventory) for p in files]
     bad = [r for r in results if r.errors]
     if format == Format.json:
         sys.stdout.write(json.dumps({"valid": not bad, "files": [r.to_json() for r in results]}, indent=1) + "\n")

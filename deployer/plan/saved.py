@@ -36,13 +36,13 @@ def digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body)).hexdigest()
 
 
-def save_plan(plan: Plan, path: Path) -> None:
+def save_plan(plan: Plan, path: Path, *, force: bool = False) -> None:
     """Write the plan atomically (a temporary file beside it, then a rename), or say why not."""
     from ..report.out import write_atomic
 
     data = plan.to_json()
     data["digest"] = digest(data)
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n", what="the plan")
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n", what="the plan", force=force)
 
 
 def looks_like_plan(path: Path) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -143,11 +144,14 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: Path, text: str, *, what: str) -> None:
-    """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
-    file beside it, then a rename. A path that cannot be written is bad input (exit 2), said
-    in words, and leaves nothing behind."""
+NOT_OURS = "exists and was not written by deployer; give --force to replace it"
+
+
+def check_replace(path: Path, *, what: str, force: bool = False) -> None:
+    """Refuse, before anything runs, a path the operator named that would replace a file
+    deployer did not write (report/owned.py says how deployer's files are recognised)."""
     from ..errors import InputError, Location
+    from .owned import replaceable
 
     loc = Location(str(path))
     if path.is_dir():
@@ -155,6 +159,32 @@ def write_atomic(path: Path, text: str, *, what: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise InputError(f"cannot write {what} here: the folder {parent} does not exist", loc)
+    if not force and not replaceable(path):
+        raise InputError(NOT_OURS, loc)
+
+
+def write_atomic(path: Path, text: str, *, what: str, force: bool = False) -> None:
+    """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
+    file beside it, then a rename. A path that cannot be written, or a file there that
+    deployer did not write (without --force), is bad input (exit 2), said in words, and
+    leaves nothing behind. The file carries its generator mark (report/owned.py)."""
+    from ..errors import InputError, Location
+    from .owned import mark
+
+    loc = Location(str(path))
+    check_replace(path, what=what, force=force)
+    text = mark(text)
+    if _special(path):
+        # /dev/null, /dev/stdout, a FIFO: written in place; a rename would replace the device.
+        # Appended: /dev/stdout may be a file the shell opened (`>>`), and reopening it for
+        # "w" would truncate what it holds.
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
+        return
+    parent = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
     except OSError as exc:
@@ -170,6 +200,22 @@ def write_atomic(path: Path, text: str, *, what: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
+
+
+def _special(path: Path) -> bool:
+    """A device, a FIFO, or a stream the shell set up (/dev/stdout, /dev/fd/N, /proc/self/fd/N,
+    which may name a regular file): written in place, never renamed over."""
+    if stream_path(path):
+        return True
+    try:
+        return not stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def stream_path(path: Path) -> bool:
+    where = os.path.abspath(path)
+    return where.startswith(("/dev/", "/proc/"))
 
 
 class RunProgress:
