@@ -362,7 +362,7 @@ def apply(
             doc = _dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
         else:
             doc = _dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
-                          "remaining": result.remaining, "seconds": round(result.seconds, 3),
+                          "remaining": result.remaining, "warnings": result.warnings, "seconds": round(result.seconds, 3),
                           "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None})
         _emit(doc, output, f"Report written to {output}.")
     if result is None:

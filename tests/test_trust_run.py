@@ -334,3 +334,43 @@ def test_a_fleet_rollback_of_a_run_that_created_a_file_a_service_needs(fleet_tem
         assert fw.state(n)[0] == before[n][0]
     rec = fw.cli("recover", "--site", "SITE00[1-2]", "--yes", "--fleet-dir", fw.journals)
     assert rec.code == 0, rec.text
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+def test_the_warning_of_a_file_missing_before_reaches_the_apply_report(ws: Workspace, fmt):
+    """The report for the change ticket (-f json, -f html) says what the restored before-state
+    lacks, as the console does: a report without it reads as "every service as before"."""
+    from deployer import failpoints
+
+    _lose(ws, SITE_BASE)
+    failpoints.arm("apply.action.14.after")
+    out = ws.path / f"report.{fmt}"
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory, "-f", fmt, "-o", out)
+    failpoints.reset()
+    assert r.code == 1, r.text
+    text = out.read_text(encoding="utf-8")
+    if fmt == "json":
+        warnings = json.loads(text)["warnings"]
+        assert any("SMS_EXECUTIVE ran before the run but cannot start" in w and "BASE.DLL" in w for w in warnings)
+    else:
+        assert "SMS_EXECUTIVE ran before the run but cannot start" in text and "BASE.DLL" in text
+
+
+def test_a_fleet_apply_that_fails_on_a_site_missing_a_file_says_what_its_before_state_lacks(fleet_template, tmp_path):
+    """The fleet's own apply, not only its rollback: the site ends restored, and the console and the
+    fleet report name the service the before-state cannot start, as a one-site apply does."""
+    from deployer import failpoints
+    from test_fleet import FleetWs
+
+    fw = FleetWs(tmp_path / "fleet")
+    shutil.copytree(fleet_template, fw.path, symlinks=True)
+    (fw.root("SITE002") / "SITE.SRV" / "X86.BIN" / "BASE.DLL").unlink()
+    report = fw.path / "fleet.json"
+    failpoints.arm("apply.action.14.after")
+    try:
+        r = fw.apply("--site", "SITE00[1-2]", "--report", report)
+    finally:
+        failpoints.reset()
+    assert r.code == 1, r.text
+    assert "SMS_EXECUTIVE ran before the run but cannot start" in r.out and "BASE.DLL" in r.out.upper(), r.out
+    assert "SMS_EXECUTIVE ran before the run but cannot start" in report.read_text(encoding="utf-8")
