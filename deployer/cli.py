@@ -312,6 +312,10 @@ def apply(
                          "started")
     if target is None:
         raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
+    if broker:  # refused as a fleet refuses it (a password in the URL), even when no site given has a region
+        from .workers.broker import broker as parse_broker
+
+        parse_broker(broker)
     is_plan = looks_like_plan(target)
     if dry_run:
         if is_plan:
@@ -806,6 +810,9 @@ def _check_repeated(argv: list[str]) -> None:
 
 
 def main() -> None:
+    from .secrets import note_command_line
+
+    note_command_line(sys.argv[1:])  # before the command line is logged
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:
