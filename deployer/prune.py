@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
 
 from . import winpath
-from .errors import InputError
+from .errors import InputError, TargetError
 from .run.context import RunContext
 from .run.journal import Journal, RunInfo, list_runs, read_events
 from .run.store import RUNS_DIR, RunState, run_dir, whoami
@@ -195,16 +195,33 @@ def prune(conn: SiteConnection, *, keep: int | None, older_than: timedelta | Non
     if not confirm(result):
         result.declined = True
         return result
+    left: dict[str, str] = {}  # server -> why its backups could not be removed
     for c in result.removed:
         # journal first: if pruning is cut short, rollback already knows the backups are incomplete
         Journal.open(files, c.run.run).write(PRUNED, bytes=c.space.bytes, servers=sorted(c.space.servers),
                                               **whoami())
+        done = []
         for server in c.space.servers:
+            # one server that cannot be reached never stops the others (as in the undo): what it
+            # keeps is measured again, and removed, by the next prune (the run is journaled pruned)
+            if server in left:
+                continue
             ep = conn.endpoint(server)
-            remove_tree(ep.files, winpath.join(run_dir(c.run.run), BACKUP))
-            if ep is not conn.site_server and not ep.files.listdir(run_dir(c.run.run)):
-                ep.files.rmdir(run_dir(c.run.run))  # nothing else of the run lives on that server
-        say(f"Removed the backups of run {c.run.run}: {human(c.space.bytes)} on {', '.join(c.space.servers)}.")
+            try:
+                remove_tree(ep.files, winpath.join(run_dir(c.run.run), BACKUP))
+                if ep is not conn.site_server and not ep.files.listdir(run_dir(c.run.run)):
+                    ep.files.rmdir(run_dir(c.run.run))  # nothing else of the run lives on that server
+            except TargetError as exc:
+                left[server] = str(exc)
+                continue
+            done.append(server)
+        if done:
+            freed = sum(c.space.servers[s] for s in done)
+            say(f"Removed the backups of run {c.run.run}: {human(freed)} on {', '.join(done)}.")
+    if left:
+        raise TargetError("pruning could not remove every backup: " + "; ".join(f"{why}" for why in left.values())
+                          + f". The backups on {', '.join(left)} are kept, every other server's were removed; run "
+                          "`deployer prune` again once " + ("it" if len(left) == 1 else "they") + " can be reached")
     return result
 
 

@@ -374,3 +374,37 @@ def test_a_fleet_apply_that_fails_on_a_site_missing_a_file_says_what_its_before_
     assert r.code == 1, r.text
     assert "SMS_EXECUTIVE ran before the run but cannot start" in r.out and "BASE.DLL" in r.out.upper(), r.out
     assert "SMS_EXECUTIVE ran before the run but cannot start" in report.read_text(encoding="utf-8")
+
+
+def test_prune_goes_on_past_a_server_unreachable_mid_prune_and_says_which(ws: Workspace, monkeypatch):
+    """Like the undo (item 6), pruning never gives up at the first server it cannot reach: every
+    other server's backups of every chosen run are removed, the one left is named with the way
+    forward, and a second prune, once the server is back, removes what was left."""
+    from deployer import prune as prunemod
+
+    for _ in range(2):
+        assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+        assert ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    runs_dir = ".deployer/runs"
+    held = {s: sorted(p.name for p in (ws.server(s) / runs_dir).iterdir() if (p / "backup").is_dir())
+            for s in ("DEMOSRV", "DEMOLOG1", "DEMOAXP1")}
+    assert all(len(v) == 2 for v in held.values()), held
+    line = _unplug(monkeypatch, "DEMOLOG1")
+    real, calls = prunemod.remove_tree, []
+
+    def cut_off_once(files, path):  # the server goes off the network once pruning has begun
+        if not calls:
+            line.update(off=True)
+        calls.append(path)
+        return real(files, path)
+    monkeypatch.setattr(prunemod, "remove_tree", cut_off_once)
+    r = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
+    assert r.code == 1, r.text
+    assert "DEMOLOG1" in r.err and "prune" in r.err and "again" in r.err, r.err
+    for s in ("DEMOSRV", "DEMOAXP1"):  # every reachable server lost the backups of both runs
+        assert not [p for p in (ws.server(s) / runs_dir).iterdir() if (p / "backup").exists()], s
+    assert len([p for p in (ws.server("DEMOLOG1") / runs_dir).iterdir() if (p / "backup").exists()]) == 2
+    line["off"] = False
+    again = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
+    assert again.code == 0, again.text
+    assert not [p for p in (ws.server("DEMOLOG1") / runs_dir).iterdir() if (p / "backup").exists()]
