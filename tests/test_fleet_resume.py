@@ -169,3 +169,22 @@ def test_a_damaged_fleet_journal_is_refused_with_a_way_forward(fw: FleetWs, dama
     assert str(path) in r.err and "damaged" in r.err, r.err
     assert "start the rollout again" in r.err, r.err
     assert {n: fw.state(n) for n in NAMES[:2]} == before
+
+
+def test_a_remaining_site_gone_from_the_inventory_is_named_and_accepted_only_when_said(fw: FleetWs):
+    """A site still to do that left the inventory (retired, renamed) is a change like an edited entry:
+    `--resume` names it and goes on only with --accept-changes, which journals it not started;
+    without that way forward the rollout could never be resumed."""
+    import re
+
+    fid = _stopped(fw)
+    text = re.sub(rf"  {NAMES[0]}:\n(?:    .*\n)+", "", fw.inventory.read_text(), count=1)
+    fw.inventory.write_text(text)
+    r = fw.cli("apply", "--resume", fid, "--fleet-dir", fw.journals, "--yes")
+    assert r.code == 2, r.text
+    assert f"site {NAMES[0]} is no longer in the inventory" in r.err and "--accept-changes" in r.err, r.err
+    assert states(_journal(fw, fid))[NAMES[0]] == "failed"
+    r = fw.cli("apply", "--resume", fid, "--fleet-dir", fw.journals, "--yes", "--accept-changes")
+    assert r.code == 0, r.text
+    assert NAMES[0] in r.out and "no longer in the inventory" in r.out, r.out
+    assert states(_journal(fw, fid))[NAMES[0]] == "not_started"
