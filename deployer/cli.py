@@ -584,7 +584,8 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
     site_ref = refs[0]
     found = prunemod.runs_with_space(site_ref)
     if format == Format.json:
-        _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned}
+        _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned,
+                "backup_unreached": s.unreached}
                for r, s in found])
     else:
         from .report.text import render_runs

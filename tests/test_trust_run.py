@@ -408,3 +408,25 @@ def test_prune_goes_on_past_a_server_unreachable_mid_prune_and_says_which(ws: Wo
     again = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
     assert again.code == 0, again.text
     assert not [p for p in (ws.server("DEMOLOG1") / runs_dir).iterdir() if (p / "backup").exists()]
+
+
+def test_runs_and_prune_with_a_server_unreachable_from_the_start(ws: Workspace, monkeypatch):
+    """The runs' journals live on the site server: `runs` lists them when another server cannot be
+    reached, saying whose backups it could not measure; `prune` prunes what it can reach and names
+    the rest (exit 1), never stopping at the first server."""
+    for _ in range(2):
+        assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+        assert ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    line = _unplug(monkeypatch, "DEMOLOG1")
+    line["off"] = True
+    r = ws.cli("runs", "--site", "DEMO", "-i", ws.inventory)
+    assert r.code == 0, r.text
+    assert r.out.count("rolled_back") == 2 and "DEMOLOG1 not reached" in r.out, r.out
+    js = json.loads(ws.cli("runs", "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
+    assert [x["backup_unreached"] for x in js] == [["DEMOLOG1"], ["DEMOLOG1"]], js
+    p = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
+    assert p.code == 1 and "DEMOLOG1" in p.err and "again" in p.err, p.text
+    assert not [x for x in (ws.server("DEMOSRV") / ".deployer/runs").iterdir() if (x / "backup").exists()]
+    line["off"] = False
+    assert ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory).code == 0
+    assert not [x for x in (ws.server("DEMOLOG1") / ".deployer/runs").iterdir() if (x / "backup").exists()]
