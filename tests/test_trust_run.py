@@ -430,3 +430,23 @@ def test_runs_and_prune_with_a_server_unreachable_from_the_start(ws: Workspace, 
     line["off"] = False
     assert ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory).code == 0
     assert not [x for x in (ws.server("DEMOLOG1") / ".deployer/runs").iterdir() if (x / "backup").exists()]
+
+
+@pytest.mark.parametrize("torn", [b'{"event": "pruned", "bytes": 12', b'{"event": "undo_beg'])
+def test_a_torn_last_journal_line_stays_harmless_once_a_later_command_writes_after_it(ws: Workspace, torn: bytes):
+    """A kill while `prune` (or a rollback) appends its first record tears the journal's last line:
+    that loses nothing that ran, and the next writer starts on a line of its own. The torn line must
+    not then count as damage in the middle of the journal (the run "interrupted" for ever after a
+    clean rollback: apply refused, recover rolling it back again and exiting 1)."""
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    [run] = (ws.server("DEMOSRV") / ".deployer" / "runs").iterdir()
+    [journal] = [p for p in run.iterdir() if p.name.startswith("journal")]
+    with open(journal, "ab") as fh:
+        fh.write(torn)
+    r = ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 0, r.text
+    runs = json.loads(ws.cli("runs", "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
+    assert [x["state"] for x in runs] == ["rolled_back"], runs
+    rec = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert rec.code == 0 and "Nothing to recover" in rec.out, rec.text
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
