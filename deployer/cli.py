@@ -329,6 +329,10 @@ def apply(
                          "started")
     if target is None:
         raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
+    if broker:  # refused as a fleet refuses it (a password in the URL), even when no site given has a region
+        from .workers.broker import broker as parse_broker
+
+        parse_broker(broker)
     is_plan = looks_like_plan(target)
     if dry_run:
         if is_plan:
@@ -384,7 +388,7 @@ def apply(
             doc = _dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
         else:
             doc = _dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
-                          "remaining": result.remaining, "seconds": round(result.seconds, 3),
+                          "remaining": result.remaining, "warnings": result.warnings, "seconds": round(result.seconds, 3),
                           "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None,
                           "traffic": ctx.traffic})
         _emit(doc, output, f"Report written to {output}.", force=force)
@@ -617,7 +621,8 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
     site_ref = refs[0]
     found = prunemod.runs_with_space(site_ref)
     if format == Format.json:
-        _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned}
+        _json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned,
+                "backup_unreached": s.unreached}
                for r, s in found])
     else:
         from .report.text import render_runs
@@ -843,6 +848,9 @@ def _check_repeated(argv: list[str]) -> None:
 
 
 def main() -> None:
+    from .secrets import note_command_line
+
+    note_command_line(sys.argv[1:])  # before the command line is logged
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:

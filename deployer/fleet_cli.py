@@ -183,8 +183,23 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
     pb = load_playbook(playbook)
     pb.refuse_draft()
     inv = workflow.inventory(inv_path)
-    sites = [inv.site(name) for name in left]
+    known = {name.casefold() for name in inv.inventory.sites}
+    gone = [name for name in left if name.casefold() not in known]
+    # a site still to do that left the inventory is a change like an edited entry: named, and left
+    # out only when the operator says so (else the rollout could never be resumed)
+    if gone and not accept_changes:
+        raise InputError(", ".join(f"site {n} is no longer in the inventory" for n in gone) + f" ({inv_path}); "
+                         "put it back, or resume with --accept-changes to leave it out of the rollout "
+                         "(journaled not started)", Location(str(journal.path)))
+    sites = [inv.site(name) for name in left if name not in gone]
     fleet_resume.refuse_if_changed(journal, pb, sites, accept=accept_changes)
+    for name in gone:
+        journal.record(name, "not_started", message="not started: no longer in the inventory (--accept-changes)")
+        outmod.stdout().line(f"Site {name} is no longer in the inventory: left out of the rollout (not started).")
+    if not sites:
+        journal.note(resumed_utc=_utc(), finished_utc=_utc())
+        outmod.stdout().line(f"Fleet run {fleet_id}: no site left to resume.", "good")
+        return 0
     if broker and any(s.site.region for s in sites):
         from .workers.broker import broker as broker_of, check
 

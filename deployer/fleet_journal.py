@@ -97,10 +97,13 @@ class FleetJournal:
                              "--fleet-dir)", Location(str(path)))
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"the fleet journal cannot be read ({exc}); it is damaged", Location(str(path))) from None
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("sites"), dict):
-            raise InputError(f"not a fleet journal of format {FORMAT}", Location(str(path)))
+        except (OSError, ValueError, RecursionError) as exc:
+            raise InputError(f"the fleet journal cannot be read ({exc}); it is damaged. {AFRESH}",
+                             Location(str(path))) from None
+        wrong = _damage(data, fleet_id)
+        if wrong:
+            raise InputError(f"not a fleet journal of format {FORMAT}: {wrong}; it is damaged. {AFRESH}",
+                             Location(str(path)))
         return cls(path, data)
 
     def site_states(self) -> dict[str, str]:
@@ -138,6 +141,36 @@ class FleetJournal:
         except BaseException:
             with_suppressed_unlink(tmp)
             raise
+
+
+# The way forward from a fleet journal that cannot be trusted: each site's own journal, on its
+# server, still says what happened there, so a new rollout over the same sites finds the patched
+# ones with nothing to do and names a half-patched one with its `recover` command.
+AFRESH = ("Each site's own journal is intact: start the rollout again (deployer apply PLAYBOOK with the same "
+          "sites); a site already patched has nothing to do, and one left half-patched is named with its "
+          "`deployer recover` command")
+
+
+def _damage(data: Any, fleet_id: str) -> str | None:
+    """What makes `data` unusable as a fleet journal (its shape, not its story), or None.
+    Every field a resume reads is checked here, so a hand edit or a torn disk is refused in
+    words, and a damaged fingerprint never silently turns off the check of what changed."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    if data.get("format") != FORMAT:
+        return f"format {data.get('format')!r}"
+    if data.get("id") != fleet_id:
+        return f"its id is {data.get('id')!r}, not {fleet_id!r}"
+    for key, kinds in (("command", (str,)), ("inventory", (str,)), ("playbook", (str, type(None))),
+                       ("playbook_sha256", (str, type(None))), ("sites", (dict,))):
+        if not isinstance(data.get(key), kinds):
+            return f"no {key}" if key not in data else f"its {key} is not a {kinds[0].__name__}"
+    if "fingerprint" in data and not isinstance(data["fingerprint"], dict):
+        return "its fingerprint is not an object"
+    for site, rec in data["sites"].items():
+        if not isinstance(rec, dict) or not isinstance(rec.get("state", "waiting"), str):
+            return f"site {site}'s record is not an object with a state"
+    return None
 
 
 def with_suppressed_unlink(path: str) -> None:

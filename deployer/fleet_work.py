@@ -37,14 +37,16 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
     result.events, result.timings = [], []
     base = dict(run=result.run, seconds=result.seconds, actions=result.actions_done, detail=result,
                 data={"journal": result.journal, "remaining": result.remaining, "error": result.error,
-                      "report": result.report.to_json() if result.report else None})
+                      "warnings": result.warnings, "report": result.report.to_json() if result.report else None})
     if result.status == RunState.NOTHING:
         return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb})", **base)  # type: ignore[arg-type]
     if result.status == RunState.COMMITTED:
         return SiteOutcome(site, SiteState.DONE, f"applied {kb}: {result.actions_done} actions in "
                            f"{result.seconds:.1f} s, run {result.run}{_verdict(result)}", **base)  # type: ignore[arg-type]
     if result.status == RunState.ROLLED_BACK:
-        return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored (run {result.run}): {result.error}",
+        # a service the restored before-state cannot start is named, as a one-site apply does
+        return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored (run {result.run}): {result.error}"
+                           + "".join(f"; warning: {w}" for w in result.warnings),
                            exit_code=int(ExitCode.FAILED_RESTORED), **base)  # type: ignore[arg-type]
     return SiteOutcome(site, SiteState.NOT_RESTORED,
                        f"FAILED and NOT restored (run {result.run}): {result.error}; left: "
@@ -155,7 +157,8 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
     """A site run by its region's worker (workers/dispatch.py), read as a SiteOutcome."""
     status = result.get("status")
     where = f" on worker {result['worker']}" if result.get("worker") else ""
-    data = {k: result.get(k) for k in ("journal", "remaining", "error", "report", "worker", "recovered", "redelivered")}
+    data = {k: result.get(k) for k in ("journal", "remaining", "error", "warnings", "report", "worker", "recovered",
+                                       "redelivered")}
     base = dict(run=result.get("run"), seconds=float(result.get("seconds") or 0),
                 actions=int(result.get("actions_done") or 0), data=data)
     if status == "nothing":
@@ -167,7 +170,8 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
                            f"{base['seconds']:.1f} s, run {base['run']}{verdict}", **base)
     if status == "rolled_back":
         return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored{where} (run {base['run']}): "
-                           f"{result.get('error')}", exit_code=int(ExitCode.FAILED_RESTORED), **base)
+                           f"{result.get('error')}" + "".join(f"; warning: {w}" for w in result.get("warnings") or []),
+                           exit_code=int(ExitCode.FAILED_RESTORED), **base)
     if status == "rollback_failed":
         return SiteOutcome(site, SiteState.NOT_RESTORED, f"FAILED and NOT restored{where} (run {base['run']}): "
                            f"{result.get('error')}; then `deployer recover --site {site}`",

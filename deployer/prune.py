@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable
 
 from . import winpath
-from .errors import InputError
+from .errors import InputError, TargetError
 from .run.context import RunContext
 from .run.journal import Journal, RunInfo, list_runs, read_events
 from .run.store import RUNS_DIR, RunState, run_dir, whoami
@@ -72,6 +72,7 @@ class RunSpace:
     run: str
     servers: dict[str, int] = field(default_factory=dict)
     pruned: str | None = None  # when its backups were pruned
+    unreached: list[str] = field(default_factory=list)  # servers that could not be measured (kept, pruned later)
 
     @property
     def bytes(self) -> int:
@@ -82,17 +83,33 @@ def space(conn: SiteConnection, runs: list[RunInfo]) -> dict[str, RunSpace]:
     """Per run, the bytes its backup folders hold on each server of the site."""
     out = {r.run: RunSpace(r.run) for r in runs}
     for name, ep in conn.endpoints.items():
-        if ep.files.stat(RUNS_DIR) is None:
-            continue
-        for entry in ep.files.listdir(RUNS_DIR):
-            if entry.is_dir and entry.name in out:
-                size = tree_size(ep.files, winpath.join(run_dir(entry.name), BACKUP))
-                if size:
-                    out[entry.name].servers[name] = size
+        if ep is conn.site_server:
+            sizes = _sizes(ep.files, out)  # the journals live here: without it there is nothing to say
+        else:
+            try:  # one server off the network never hides the others' backups (nor the history)
+                sizes = _sizes(ep.files, out)
+            except TargetError:
+                for s in out.values():
+                    s.unreached.append(name)
+                continue
+        for run, size in sizes.items():
+            out[run].servers[name] = size
     site_files = conn.site_server.files
     for r in runs:
         ev = pruned_event(site_files, r.run)
         out[r.run].pruned = ev.get("ts") if ev else None
+    return out
+
+
+def _sizes(files: FileTransport, runs: dict[str, RunSpace]) -> dict[str, int]:
+    if files.stat(RUNS_DIR) is None:
+        return {}
+    out = {}
+    for entry in files.listdir(RUNS_DIR):
+        if entry.is_dir and entry.name in runs:
+            size = tree_size(files, winpath.join(run_dir(entry.name), BACKUP))
+            if size:
+                out[entry.name] = size
     return out
 
 
@@ -195,16 +212,35 @@ def prune(conn: SiteConnection, *, keep: int | None, older_than: timedelta | Non
     if not confirm(result):
         result.declined = True
         return result
+    left: dict[str, str] = {}  # server -> why its backups could not be removed
+    for c in result.removed:
+        left.update({server: f"{server} could not be reached" for server in c.space.unreached})
     for c in result.removed:
         # journal first: if pruning is cut short, rollback already knows the backups are incomplete
         Journal.open(files, c.run.run).write(PRUNED, bytes=c.space.bytes, servers=sorted(c.space.servers),
                                               **whoami())
+        done = []
         for server in c.space.servers:
+            # one server that cannot be reached never stops the others (as in the undo): what it
+            # keeps is measured again, and removed, by the next prune (the run is journaled pruned)
+            if server in left:
+                continue
             ep = conn.endpoint(server)
-            remove_tree(ep.files, winpath.join(run_dir(c.run.run), BACKUP))
-            if ep is not conn.site_server and not ep.files.listdir(run_dir(c.run.run)):
-                ep.files.rmdir(run_dir(c.run.run))  # nothing else of the run lives on that server
-        say(f"Removed the backups of run {c.run.run}: {human(c.space.bytes)} on {', '.join(c.space.servers)}.")
+            try:
+                remove_tree(ep.files, winpath.join(run_dir(c.run.run), BACKUP))
+                if ep is not conn.site_server and not ep.files.listdir(run_dir(c.run.run)):
+                    ep.files.rmdir(run_dir(c.run.run))  # nothing else of the run lives on that server
+            except TargetError as exc:
+                left[server] = str(exc)
+                continue
+            done.append(server)
+        if done:
+            freed = sum(c.space.servers[s] for s in done)
+            say(f"Removed the backups of run {c.run.run}: {human(freed)} on {', '.join(done)}.")
+    if left:
+        raise TargetError("pruning could not remove every backup: " + "; ".join(f"{why}" for why in left.values())
+                          + f". The backups on {', '.join(left)} are kept, every other server's were removed; run "
+                          "`deployer prune` again once " + ("it" if len(left) == 1 else "they") + " can be reached")
     return result
 
 
@@ -244,10 +280,11 @@ def describe(s: RunSpace) -> str:
     """The Backups column of `runs`."""
     if s.pruned:
         return "pruned"
+    unknown = f" ({', '.join(s.unreached)} not reached)" if s.unreached else ""
     if not s.bytes:
-        return "-"
+        return "?" + unknown if unknown else "-"
     n = len(s.servers)
-    return f"{human(s.bytes)} on {n} server{'s' if n != 1 else ''}"
+    return f"{human(s.bytes)} on {n} server{'s' if n != 1 else ''}{unknown}"
 
 
 def render(result: PruneResult, out: "Out") -> None:

@@ -129,3 +129,62 @@ def test_resume_with_accept_changes_goes_on_and_records_what_it_accepted(fw: Fle
 def test_accept_changes_without_resume_is_refused(fw: FleetWs):
     r = fw.apply("--site", NAMES[0], "--accept-changes")
     assert r.code == 2 and "--accept-changes goes with --resume" in r.err, r.text
+
+
+# --- a fleet journal damaged between the stop and the resume -------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["empty", "torn", "not_a_mapping", "site_not_a_mapping", "no_id", "no_inventory",
+                                    "playbook_not_text", "fingerprint_not_a_mapping"])
+def test_a_damaged_fleet_journal_is_refused_with_a_way_forward(fw: FleetWs, damage: str):
+    """Whatever shape the file is in (a disk that filled up, a hand edit), `--resume` says which file is
+    damaged and what to do instead (start the rollout again: done sites have nothing to do), exit 2,
+    never a traceback, and touches no site."""
+    fid = _stopped(fw)
+    path = fw.journals / f"{fid}.json"
+    data = json.loads(path.read_text())
+    if damage == "empty":
+        text = ""
+    elif damage == "torn":
+        text = path.read_text()[:50]
+    elif damage == "not_a_mapping":
+        text = json.dumps([data])
+    else:
+        if damage == "site_not_a_mapping":
+            data["sites"][NAMES[0]] = "failed"
+        elif damage == "no_id":
+            del data["id"]
+        elif damage == "no_inventory":
+            del data["inventory"]
+        elif damage == "playbook_not_text":
+            data["playbook"] = 42
+        else:  # a fingerprint that is not one must never turn the check of what changed off
+            data["fingerprint"] = "x"
+        text = json.dumps(data)
+    path.write_text(text)
+    before = {n: fw.state(n) for n in NAMES[:2]}
+    r = fw.cli("apply", "--resume", fid, "--fleet-dir", fw.journals, "--yes")
+    assert r.code == 2, r.text
+    assert "Traceback" not in r.text and "internal error" not in r.text, r.text
+    assert str(path) in r.err and "damaged" in r.err, r.err
+    assert "start the rollout again" in r.err, r.err
+    assert {n: fw.state(n) for n in NAMES[:2]} == before
+
+
+def test_a_remaining_site_gone_from_the_inventory_is_named_and_accepted_only_when_said(fw: FleetWs):
+    """A site still to do that left the inventory (retired, renamed) is a change like an edited entry:
+    `--resume` names it and goes on only with --accept-changes, which journals it not started;
+    without that way forward the rollout could never be resumed."""
+    import re
+
+    fid = _stopped(fw)
+    text = re.sub(rf"  {NAMES[0]}:\n(?:    .*\n)+", "", fw.inventory.read_text(), count=1)
+    fw.inventory.write_text(text)
+    r = fw.cli("apply", "--resume", fid, "--fleet-dir", fw.journals, "--yes")
+    assert r.code == 2, r.text
+    assert f"site {NAMES[0]} is no longer in the inventory" in r.err and "--accept-changes" in r.err, r.err
+    assert states(_journal(fw, fid))[NAMES[0]] == "failed"
+    r = fw.cli("apply", "--resume", fid, "--fleet-dir", fw.journals, "--yes", "--accept-changes")
+    assert r.code == 0, r.text
+    assert NAMES[0] in r.out and "no longer in the inventory" in r.out, r.out
+    assert states(_journal(fw, fid))[NAMES[0]] == "not_started"

@@ -334,3 +334,119 @@ def test_a_fleet_rollback_of_a_run_that_created_a_file_a_service_needs(fleet_tem
         assert fw.state(n)[0] == before[n][0]
     rec = fw.cli("recover", "--site", "SITE00[1-2]", "--yes", "--fleet-dir", fw.journals)
     assert rec.code == 0, rec.text
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+def test_the_warning_of_a_file_missing_before_reaches_the_apply_report(ws: Workspace, fmt):
+    """The report for the change ticket (-f json, -f html) says what the restored before-state
+    lacks, as the console does: a report without it reads as "every service as before"."""
+    from deployer import failpoints
+
+    _lose(ws, SITE_BASE)
+    failpoints.arm("apply.action.14.after")
+    out = ws.path / f"report.{fmt}"
+    r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory, "-f", fmt, "-o", out)
+    failpoints.reset()
+    assert r.code == 1, r.text
+    text = out.read_text(encoding="utf-8")
+    if fmt == "json":
+        warnings = json.loads(text)["warnings"]
+        assert any("SMS_EXECUTIVE ran before the run but cannot start" in w and "BASE.DLL" in w for w in warnings)
+    else:
+        assert "SMS_EXECUTIVE ran before the run but cannot start" in text and "BASE.DLL" in text
+
+
+def test_a_fleet_apply_that_fails_on_a_site_missing_a_file_says_what_its_before_state_lacks(fleet_template, tmp_path):
+    """The fleet's own apply, not only its rollback: the site ends restored, and the console and the
+    fleet report name the service the before-state cannot start, as a one-site apply does."""
+    from deployer import failpoints
+    from test_fleet import FleetWs
+
+    fw = FleetWs(tmp_path / "fleet")
+    shutil.copytree(fleet_template, fw.path, symlinks=True)
+    (fw.root("SITE002") / "SITE.SRV" / "X86.BIN" / "BASE.DLL").unlink()
+    report = fw.path / "fleet.json"
+    failpoints.arm("apply.action.14.after")
+    try:
+        r = fw.apply("--site", "SITE00[1-2]", "--report", report)
+    finally:
+        failpoints.reset()
+    assert r.code == 1, r.text
+    assert "SMS_EXECUTIVE ran before the run but cannot start" in r.out and "BASE.DLL" in r.out.upper(), r.out
+    assert "SMS_EXECUTIVE ran before the run but cannot start" in report.read_text(encoding="utf-8")
+
+
+def test_prune_goes_on_past_a_server_unreachable_mid_prune_and_says_which(ws: Workspace, monkeypatch):
+    """Like the undo (item 6), pruning never gives up at the first server it cannot reach: every
+    other server's backups of every chosen run are removed, the one left is named with the way
+    forward, and a second prune, once the server is back, removes what was left."""
+    from deployer import prune as prunemod
+
+    for _ in range(2):
+        assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+        assert ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    runs_dir = ".deployer/runs"
+    held = {s: sorted(p.name for p in (ws.server(s) / runs_dir).iterdir() if (p / "backup").is_dir())
+            for s in ("DEMOSRV", "DEMOLOG1", "DEMOAXP1")}
+    assert all(len(v) == 2 for v in held.values()), held
+    line = _unplug(monkeypatch, "DEMOLOG1")
+    real, calls = prunemod.remove_tree, []
+
+    def cut_off_once(files, path):  # the server goes off the network once pruning has begun
+        if not calls:
+            line.update(off=True)
+        calls.append(path)
+        return real(files, path)
+    monkeypatch.setattr(prunemod, "remove_tree", cut_off_once)
+    r = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
+    assert r.code == 1, r.text
+    assert "DEMOLOG1" in r.err and "prune" in r.err and "again" in r.err, r.err
+    for s in ("DEMOSRV", "DEMOAXP1"):  # every reachable server lost the backups of both runs
+        assert not [p for p in (ws.server(s) / runs_dir).iterdir() if (p / "backup").exists()], s
+    assert len([p for p in (ws.server("DEMOLOG1") / runs_dir).iterdir() if (p / "backup").exists()]) == 2
+    line["off"] = False
+    again = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
+    assert again.code == 0, again.text
+    assert not [p for p in (ws.server("DEMOLOG1") / runs_dir).iterdir() if (p / "backup").exists()]
+
+
+def test_runs_and_prune_with_a_server_unreachable_from_the_start(ws: Workspace, monkeypatch):
+    """The runs' journals live on the site server: `runs` lists them when another server cannot be
+    reached, saying whose backups it could not measure; `prune` prunes what it can reach and names
+    the rest (exit 1), never stopping at the first server."""
+    for _ in range(2):
+        assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+        assert ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    line = _unplug(monkeypatch, "DEMOLOG1")
+    line["off"] = True
+    r = ws.cli("runs", "--site", "DEMO", "-i", ws.inventory)
+    assert r.code == 0, r.text
+    assert r.out.count("rolled_back") == 2 and "DEMOLOG1 not reached" in r.out, r.out
+    js = json.loads(ws.cli("runs", "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
+    assert [x["backup_unreached"] for x in js] == [["DEMOLOG1"], ["DEMOLOG1"]], js
+    p = ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory)
+    assert p.code == 1 and "DEMOLOG1" in p.err and "again" in p.err, p.text
+    assert not [x for x in (ws.server("DEMOSRV") / ".deployer/runs").iterdir() if (x / "backup").exists()]
+    line["off"] = False
+    assert ws.cli("prune", "--site", "DEMO", "--keep", "0", "--yes", "-i", ws.inventory).code == 0
+    assert not [x for x in (ws.server("DEMOLOG1") / ".deployer/runs").iterdir() if (x / "backup").exists()]
+
+
+@pytest.mark.parametrize("torn", [b'{"event": "pruned", "bytes": 12', b'{"event": "undo_beg'])
+def test_a_torn_last_journal_line_stays_harmless_once_a_later_command_writes_after_it(ws: Workspace, torn: bytes):
+    """A kill while `prune` (or a rollback) appends its first record tears the journal's last line:
+    that loses nothing that ran, and the next writer starts on a line of its own. The torn line must
+    not then count as damage in the middle of the journal (the run "interrupted" for ever after a
+    clean rollback: apply refused, recover rolling it back again and exiting 1)."""
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
+    [run] = (ws.server("DEMOSRV") / ".deployer" / "runs").iterdir()
+    [journal] = [p for p in run.iterdir() if p.name.startswith("journal")]
+    with open(journal, "ab") as fh:
+        fh.write(torn)
+    r = ws.cli("rollback", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert r.code == 0, r.text
+    runs = json.loads(ws.cli("runs", "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
+    assert [x["state"] for x in runs] == ["rolled_back"], runs
+    rec = ws.cli("recover", "--site", "DEMO", "--yes", "-i", ws.inventory)
+    assert rec.code == 0 and "Nothing to recover" in rec.out, rec.text
+    assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0

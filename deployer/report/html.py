@@ -60,6 +60,8 @@ class RollbackRecord:
     status: str  # rolled_back, rollback_failed
     undone: list[ActionTiming] = field(default_factory=list)
     remaining: list[str] = field(default_factory=list)
+    # what the restored before-state lacks (a service it cannot start): the ticket says so, as the console does
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -167,7 +169,7 @@ def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSecti
     if state in ("rolled_back", "rollback_failed"):
         rollback = RollbackRecord(result.error or "", state,
                                   _timings(events, "undo_begin", "undone", "undo_failed", describe),
-                                  list(result.remaining))
+                                  list(result.remaining), list(getattr(result, "warnings", [])))
     return SiteSection(plan.site, plan.site_code, plan.kb, plan.title, status, report=result.report, run=result.run,
                        seconds=result.seconds, error=result.error, actions=actions, rollback=rollback)
 

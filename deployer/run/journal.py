@@ -70,8 +70,19 @@ class Events:
         """Every line read, or only the last one torn (a crash mid-append loses nothing that ran),
         and the journal starts as every run's does. An empty journal, or one whose first line is
         lost, cannot say which actions began."""
-        return all(d.last for d in self.damage) and bool(self.items) and self.items[0]["event"] == "run" \
-            and (not self.lines or self.lines[0] == 1)
+        return all(d.last or self._closed(d) for d in self.damage) and bool(self.items) \
+            and self.items[0]["event"] == "run" and (not self.lines or self.lines[0] == 1)
+
+    def _closed(self, d: "Damage") -> bool:
+        """A line torn as the last one after the run had ended (a killed `prune` or rollback
+        appending its first record), which the next writer found so and closed (its event, on
+        the following line, says so): nothing had changed the site after the end it follows,
+        so it is as harmless as a torn last line; else the run would count "interrupted" for
+        ever after the next command. A torn line before the run's end keeps the journal
+        untrusted once closed: it may hide an action that began, and the plan decides."""
+        ended = any(ln < d.line and e["event"] in TERMINAL for ln, e in zip(self.lines, self.items))
+        return ended and any(ln == d.line + 1 and e.get("after_torn_line") == d.line
+                             for ln, e in zip(self.lines, self.items))
 
     def recovered_from_plan(self) -> bool:
         """A recovery, which works from the plan when the journal is damaged, began after every
@@ -166,8 +177,11 @@ class Journal:
     def write(self, event: str, **data: Any) -> dict[str, Any]:
         rec = {"seq": len(self.events.items) + len(self.events.damage) + 1,
                "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event, **data}
+        torn = self.events.damage[-1] if self.events.damage and self.events.damage[-1].last else None
+        if torn is not None:
+            rec["after_torn_line"] = torn.line  # so readers still see it as a torn last line (Events._closed)
         line = (json.dumps(rec, sort_keys=True) + "\n").encode()
-        if self.events.damage and self.events.damage[-1].last:
+        if torn is not None:
             # a torn last line has no newline: start on a line of our own, or this event is torn too
             line = b"\n" + line
             self.events.damage[-1] = Damage(self.events.damage[-1].line, self.events.damage[-1].reason, False)

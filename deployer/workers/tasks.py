@@ -169,7 +169,8 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
         r = outcome.result
         assert r is not None  # questions are answered yes on a worker
         result = {"site": site_name, "status": str(r.status), "run": r.run, "error": r.error,
-                  "remaining": r.remaining, "journal": r.journal, "seconds": round(time.monotonic() - started, 3),
+                  "remaining": r.remaining, "warnings": r.warnings, "journal": r.journal,
+                  "seconds": round(time.monotonic() - started, 3),
                   "actions_done": r.actions_done, "report": r.report.to_json() if r.report else None,
                   "recovered": recovered, "worker": worker, "redelivered": redelivered}
         return result
