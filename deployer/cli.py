@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 import typer
 
 from . import __version__, cli_clients
-from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
+from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, ProcessesOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
                             MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
@@ -236,6 +236,7 @@ def plan(
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
@@ -244,7 +245,7 @@ def plan(
     if len(refs) > 1:
         if out:
             raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
-        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host, processes=processes), fmt=format.value))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
@@ -282,11 +283,12 @@ def apply(
     resume: ResumeOpt = None,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
 
-    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host)
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host, processes)
     if resume is not None:
         if target is not None or site or group or all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
@@ -301,7 +303,8 @@ def apply(
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
         if format == ApplyFormat.html:
             raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
-        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host)
+        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host,
+                    processes)
     if output is not None:
         if format == ApplyFormat.text:
             raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
@@ -421,12 +424,13 @@ def verify(
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     loaded = workflow.load_target(target)
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value, output=output))
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, processes=processes), fmt=format.value, output=output))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)

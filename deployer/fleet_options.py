@@ -46,6 +46,9 @@ FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", metavar="DIR
                                                      "~/.local/state/deployer/fleets).")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Fleet: write the fleet report to FILE "
                                                    "(.json: JSON, .xml: JUnit with one suite per site, else text).")]
+ProcessesOpt = Annotated[Optional[int], typer.Option("--processes", metavar="N", min=0, help="Fleet: spread the sites "
+                                                  "over N worker processes (0: threads of this one process only). "
+                                                  "Default: one per core once the fleet has 16 sites or more.")]
 ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]
 
@@ -59,6 +62,7 @@ class FleetArgs:
     fleet_dir: Path | None = None
     report: Path | None = None
     max_per_host: int = DEFAULT_MAX_PER_HOST
+    processes: int | None = None  # worker processes (fleet_procs.py); None: by the fleet's size
 
     def rollout(self, yes: bool) -> "Rollout":
         from .fleet import Rollout, parse_count

@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import workflow
 from .errors import ExitCode
 from .fleet import SiteOutcome, SiteState, Work
+from .fleet_procs import portable
 from .model.inventory import SiteRef
 from .model.manifest import LoadedManifest
 from .model.playbook import LoadedPlaybook
@@ -50,6 +51,7 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
                        f"--site {site}`", exit_code=int(ExitCode.NOT_RESTORED), **base)  # type: ignore[arg-type]
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True) -> Work:
     """keep_reports: each site's verification (every file's row), for a report that shows it
     (JSON, JUnit, HTML); without one, a site's summary line says whether it passed."""
@@ -65,6 +67,7 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
     """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
     most of its memory: without a JSON report only the summary line is kept)."""
@@ -79,6 +82,7 @@ def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = 
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache, *, keep_reports: bool = True) -> Work:
     """keep_reports: every site's table, for a report that shows it; without one, only the
     tables of sites that do not match are kept (a 1000-site fleet's tables are most of its memory)."""
@@ -95,6 +99,7 @@ def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache,
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def rollback_work(*, force: bool, break_lock: bool) -> Work:
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         result = workflow.rollback_run(site, None, ctx, force=force, break_lock=break_lock).result
@@ -108,6 +113,7 @@ def rollback_work(*, force: bool, break_lock: bool) -> Work:
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def recover_work(*, break_lock: bool) -> Work:
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         results = workflow.recover(site, ctx, break_lock=break_lock)
@@ -126,6 +132,7 @@ def recover_work(*, break_lock: bool) -> Work:
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def runs_work() -> Work:
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         found = workflow.runs(site)
