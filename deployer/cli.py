@@ -476,12 +476,13 @@ def rollback(
     max_fail: MaxFailOpt = None,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host),
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, processes),
                                             yes=yes, force=force, break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -511,12 +512,13 @@ def recover(
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host), yes=yes,
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, processes), yes=yes,
                                            break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -544,13 +546,13 @@ def recover(
 def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
          group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS,
-         max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST) -> None:
+         max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST, processes: ProcessesOpt = None) -> None:
     """List the runs journaled on a site, newest last."""
     from . import prune as prunemod
 
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
+        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks, max_per_host=max_per_host, processes=processes), fmt=format.value))
     site_ref = refs[0]
     found = prunemod.runs_with_space(site_ref)
     if format == Format.json:

@@ -135,7 +135,12 @@ def test_the_fleet_size_decides_the_worker_count(monkeypatch):
     assert fleet_procs.process_count(None, 100, 10, 4) == 0
 
 
-def test_a_negative_process_count_is_refused(fw: FleetWs):
-    r = fw.apply("--all", "--processes", "-1")
-    assert r.code == 2 and "--processes" in r.err
-    assert not fw.journals.exists()
+@pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback", "recover", "runs"])
+def test_every_fleet_command_takes_processes_and_refuses_a_negative_count(fw: FleetWs, command: str):
+    target = [str(fw.playbook)] if command in ("plan", "apply", "verify") else []
+    yes = ["--yes"] if command in ("apply", "rollback", "recover") else []
+    r = fw.cli(command, *target, "--all", "--processes", "-1", *yes)
+    assert r.code == 2 and "--processes" in r.err, r.text
+    assert not fw.journals.exists() and not (fw.root("SITE001") / ".deployer").exists()
+    ok = fw.cli("runs", "--all", "--processes", "2") if command == "runs" else None
+    assert ok is None or ok.code == 0, ok.text
