@@ -210,7 +210,7 @@ class ProcessWork:
         for w in self.workers:
             w.process.join(max(0.1, deadline - time.monotonic()))
             if w.process.is_alive():  # no site is running any more: nothing is left half done
-                w.process.terminate()
+                w.process.kill()  # (SIGTERM would only cancel its sites, of which it has none)
                 w.process.join(2)
             w.conn.close()
 
@@ -227,7 +227,10 @@ def for_fleet(work: Work, sites: int, requested: int | None, forks: int, max_per
 
 
 def _child_main(conn: Any, spec: bytes, limit: int, env: dict[str, str | None]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it relays a cancel per site
+    # The terminal sends SIGINT and SIGHUP to the whole process group: the parent decides, and
+    # relays a cancel per site. A SIGTERM sent to a worker alone cancels its sites (they roll back).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for k, v in env.items():
         if v is None:
             os.environ.pop(k, None)
@@ -279,6 +282,11 @@ def _child_main(conn: Any, spec: bytes, limit: int, env: dict[str, str | None]) 
             out = outcome_of_error(site.name, exc, time.monotonic() - t0)
         send(("done", site.name, out))
 
+    def on_term(signum: int, frame: Any) -> None:
+        for t in list(tokens.values()):
+            t.cancel(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_term)
     while True:
         try:
             msg = conn.recv()

@@ -144,3 +144,35 @@ def test_every_fleet_command_takes_processes_and_refuses_a_negative_count(fw: Fl
     assert not fw.journals.exists() and not (fw.root("SITE001") / ".deployer").exists()
     ok = fw.cli("runs", "--all", "--processes", "2") if command == "runs" else None
     assert ok is None or ok.code == 0, ok.text
+
+
+def test_sigterm_to_a_worker_rolls_its_site_back_and_sighup_is_left_to_the_command(fw: FleetWs, started,
+                                                                                  monkeypatch):
+    """A signal sent to a worker alone: SIGTERM cancels its running site, which rolls back
+    there (the fleet goes on); SIGHUP (a closed terminal reaches the whole process group) is
+    the command's to decide, so the worker ignores it and its site goes on."""
+    before = fw.state("SITE001")
+    monkeypatch.setenv("DEPLOYER_FAILPOINTS", "apply.action.3.before=sleep:2")
+    marker = fw.root("SITE001") / ".deployer"
+    marker2 = fw.root("SITE002") / ".deployer"
+
+    def signal_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (started and started[0].workers and marker.exists()):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(started[0].workers[0].process.pid, signal.SIGTERM)
+        while time.monotonic() < deadline and not marker2.exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(started[0].workers[0].process.pid, signal.SIGHUP)
+
+    t = threading.Thread(target=signal_worker)
+    t.start()
+    r = fw.apply("--site", "SITE00[1-3]", "--forks", "1", "--processes", "1", "-f", "json")
+    t.join()
+    got = {s["site"]: s for s in json.loads(r.out)["sites"]}
+    assert [got[n]["state"] for n in ("SITE001", "SITE002", "SITE003")] == ["failed", "done", "done"], r.text
+    assert "SIGTERM" in got["SITE001"]["message"]
+    assert fw.state("SITE001") == before
+    assert started[0].started == 1  # the same worker ran all three
