@@ -2,7 +2,7 @@
 command each, against the floor (the nine payload files copied into N folders with
 shutil.copyfile + os.utime), measured in the same run.
 
-    .venv/bin/python bench/fleet.py [--sizes 1,10,100] [--forks 10] [--repeat 1] [--loop-max 10]
+    .venv/bin/python bench/fleet.py [--sizes 1,10,100] [--forks 10] [--repeat 1] [--loop-max 10] [--processes N]
 
 Each N gets a fresh generated inventory of N one-server sites (deployer/fleet_lab.py) and
 `deployer lab init --all` (not timed). Every command runs as its own process, as an
@@ -30,8 +30,10 @@ from deployer.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
 PHASES = ("plan", "apply", "apply again", "verify")
 
 
-def run(args: list[str], cwd: Path) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MiB, exit code) of one deployer process."""
+def run(args: list[str], cwd: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS MiB, CPU seconds) of one deployer process. The CPU is user +
+    system of the process and of every process it waited for (wait4 counts reaped
+    descendants too), so worker processes of a fleet are in it."""
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "deployer", *args], cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -41,7 +43,7 @@ def run(args: list[str], cwd: Path) -> tuple[float, float, int]:
     err = proc.stderr.read().decode() if proc.stderr else ""
     if proc.returncode not in (0,):
         raise SystemExit(f"deployer {' '.join(args)} exited {proc.returncode}:\n{err}")
-    return wall, usage.ru_maxrss / 1024, proc.returncode
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def floor(payloads: Path, n: int, dest: Path) -> float:
@@ -80,23 +82,23 @@ def shell_loop(n: int, work: Path) -> float:
     return secs
 
 
-def bench(n: int, forks: int, work: Path, loop_max: int) -> dict[str, tuple[float, float]]:
+def bench(n: int, forks: int, work: Path, loop_max: int, extra: list[str]) -> dict[str, tuple[float, float, float]]:
     base = work / f"n{n}"
     make_lab(base, n)
     pb = "playbooks/q241656.yaml"
-    common = ["-i", "sites.yaml", "--all", "--forks", str(forks)]
+    common = ["-i", "sites.yaml", "--all", "--forks", str(forks), *extra]
     fleets = ["--fleet-dir", str(base / "fleets")]
-    out: dict[str, tuple[float, float]] = {}
-    out["plan"] = run(["plan", pb, *common], base)[:2]
-    out["apply"] = run(["apply", pb, *common, "--yes", *fleets], base)[:2]
-    out["apply again"] = run(["apply", pb, *common, "--yes", *fleets], base)[:2]
-    out["verify"] = run(["verify", pb, *common], base)[:2]
+    out: dict[str, tuple[float, float, float]] = {}
+    out["plan"] = run(["plan", pb, *common], base)
+    out["apply"] = run(["apply", pb, *common, "--yes", *fleets], base)
+    out["apply again"] = run(["apply", pb, *common, "--yes", *fleets], base)
+    out["verify"] = run(["verify", pb, *common], base)
     payload_bytes = sum(p.stat().st_size for p in (base / "payloads").rglob("*") if p.is_file())
-    out["floor"] = (floor(base / "payloads" / "q241656", n, base / "floor"), 0.0)
-    out["_bytes"] = (float(payload_bytes), 0.0)
+    out["floor"] = (floor(base / "payloads" / "q241656", n, base / "floor"), 0.0, 0.0)
+    out["_bytes"] = (float(payload_bytes), 0.0, 0.0)
     shutil.rmtree(base)
     if n <= loop_max:
-        out["apply, shell loop"] = (shell_loop(n, work), 0.0)
+        out["apply, shell loop"] = (shell_loop(n, work), 0.0, 0.0)
     return out
 
 
@@ -107,19 +109,26 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1, help="runs per size; medians are printed")
     ap.add_argument("--loop-max", type=int, default=10, help="also time a shell loop of one-site applies for "
                     "fleets up to this size (one process per site, as before fleets)")
+    ap.add_argument("--processes", default=None, metavar="N", help="passed to each fleet command (worker "
+                    "processes; 0: threads only); unset: the command's own default")
     a = ap.parse_args()
+    extra = [] if a.processes is None else ["--processes", a.processes]
     sizes = [int(s) for s in a.sizes.split(",")]
     print(f"deployer fleet benchmark: Q241656 (9 payload files), one-server mock sites, --forks {a.forks}, "
-          f"{os.cpu_count()} CPUs, median of {a.repeat}")
-    print(f"{'sites':>6} {'phase':<12} {'seconds':>8} {'ms/site':>8} {'peak RSS':>9} {'x floor':>8}")
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, median of {a.repeat}"
+          + (f", --processes {a.processes}" if extra else ""))
+    print(f"{'sites':>6} {'phase':<12} {'seconds':>8} {'ms/site':>8} {'peak RSS':>9} {'x floor':>8} {'CPU s':>7} "
+          f"{'CPU ms/site':>11}")
     with tempfile.TemporaryDirectory(prefix="deployer-fleet-bench-") as tmp:
         for n in sizes:
-            runs = [bench(n, a.forks, Path(tmp) / f"r{r}", a.loop_max) for r in range(a.repeat)]
-            med = {k: (statistics.median(r[k][0] for r in runs), max(r[k][1] for r in runs)) for k in runs[0]}
+            runs = [bench(n, a.forks, Path(tmp) / f"r{r}", a.loop_max, extra) for r in range(a.repeat)]
+            med = {k: (statistics.median(r[k][0] for r in runs), max(r[k][1] for r in runs),
+                       statistics.median(r[k][2] for r in runs)) for k in runs[0]}
             fl = med["floor"][0]
             for phase in PHASES:
-                secs, rss = med[phase]
-                print(f"{n:>6} {phase:<12} {secs:>8.2f} {secs / n * 1000:>8.1f} {rss:>7.1f}MB {secs / fl:>7.0f}x")
+                secs, rss, cpu = med[phase]
+                print(f"{n:>6} {phase:<12} {secs:>8.2f} {secs / n * 1000:>8.1f} {rss:>7.1f}MB {secs / fl:>7.1f}x "
+                      f"{cpu:>7.2f} {cpu / n * 1000:>11.1f}")
             if "apply, shell loop" in med:
                 loop = med["apply, shell loop"][0]
                 print(f"{n:>6} {'apply loop':<12} {loop:>8.2f} {loop / n * 1000:>8.1f} {'':>9} {loop / fl:>7.0f}x"

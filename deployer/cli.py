@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 import typer
 
 from . import __version__, cli_clients
-from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
+from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, ProcessesOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
                             AcceptChangesOpt, MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .numbers import decimal, whole
@@ -250,6 +250,7 @@ def plan(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to "
                                                     "apply, 0 when there is nothing to do (as Terraform's).")] = False,
     force: ForceOpt = False,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
@@ -265,7 +266,7 @@ def plan(
     if len(refs) > 1:
         if out:
             raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
-        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value,
+        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host, processes=processes), fmt=format.value,
                                         detailed=detailed_exitcode))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
@@ -312,11 +313,12 @@ def apply(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="With --dry-run: exit 5 when there "
                                                     "are changes to apply, 0 when there is nothing to do.")] = False,
     force: ForceOpt = False,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
 
-    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host, force=force)
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host, force=force, processes=processes)
     if resume is not None:
         if target is not None or site or group or all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
@@ -340,7 +342,7 @@ def apply(
         if format == ApplyFormat.html:
             raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
         return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host,
-                    detailed_exitcode, force)
+                    detailed_exitcode, force, processes)
     if detailed_exitcode:
         raise InputError("--detailed-exitcode goes with --dry-run (or `deployer plan`): a run's exit code already "
                          "says what it did")
@@ -475,6 +477,7 @@ def verify(
     forks: ForksOpt = DEFAULT_FORKS,
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     force: ForceOpt = False,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     if output:
@@ -482,7 +485,7 @@ def verify(
     loaded = workflow.load_target(target)
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, force=force),
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, force=force, processes=processes),
                                           fmt=format.value, output=output))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
@@ -535,12 +538,13 @@ def rollback(
     max_fail: MaxFailOpt = None,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, force=force),
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, force=force, processes=processes),
                                             yes=yes, force=force, break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -575,12 +579,13 @@ def recover(
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
     force: ForceOpt = False,
+    processes: ProcessesOpt = None,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, force=force), yes=yes,
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, force=force, processes=processes), yes=yes,
                                            break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -611,13 +616,13 @@ def recover(
 def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
          format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
          group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS,
-         max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST) -> None:
+         max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST, processes: ProcessesOpt = None) -> None:
     """List the runs journaled on a site, newest last."""
     from . import prune as prunemod
 
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks, max_per_host=max_per_host), fmt=format.value))
+        raise typer.Exit(fleet_cli.runs(refs, FleetArgs(forks=forks, max_per_host=max_per_host, processes=processes), fmt=format.value))
     site_ref = refs[0]
     found = prunemod.runs_with_space(site_ref)
     if format == Format.json:

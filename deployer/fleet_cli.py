@@ -103,9 +103,15 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
 
     view = FleetConsole(stdout if draw else outmod.stderr(), outmod.stderr(), title=title, total=len(sites),
                         draw=draw, yes=yes, live=not OPTIONS.quiet)
+    from .fleet_procs import for_fleet
+
+    work = for_fleet(work, len(sites), args.processes, rollout.forks, rollout.max_per_host)
     fleet = Fleet(command, sites, work, rollout, view, journal=journal)
-    with _signals(fleet, view), view:
-        result = fleet.run()
+    try:
+        with _signals(fleet, view), view:
+            result = fleet.run()
+    finally:
+        getattr(work, "close", lambda: None)()  # worker processes, when the fleet had them
     if args.report is not None:
         fmt_of = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}.get(args.report.suffix.lower(),
                                                                                         "text")

@@ -47,6 +47,9 @@ FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", metavar="DIR
                                                      "~/.local/state/deployer/fleets).")]
 ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Fleet: write the fleet report to FILE "
                                                    "(.json: JSON, .xml: JUnit with one suite per site, else text).")]
+ProcessesOpt = Annotated[Optional[int], typer.Option("--processes", metavar="N", min=0, help="Fleet: spread the sites "
+                                                  "over N worker processes (0: threads of this one process only). "
+                                                  "Default: 0 (measured slower on a loaded 2-core controller: README, Benchmarks).")]
 ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]
 AcceptChangesOpt = Annotated[bool, typer.Option("--accept-changes", help="With --resume: go on although the "
@@ -65,6 +68,7 @@ class FleetArgs:
     report: Path | None = None
     max_per_host: int = DEFAULT_MAX_PER_HOST
     force: bool = False  # --force: the report may replace a file deployer did not write
+    processes: int | None = None  # worker processes (fleet_procs.py); None: by the fleet's size
 
     def rollout(self, yes: bool) -> "Rollout":
         from .fleet import Rollout, parse_count

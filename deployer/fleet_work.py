@@ -12,6 +12,7 @@ from . import workflow
 from .errors import ExitCode
 from .fleet import SiteOutcome, SiteState, Work
 from .fleet_leftover import truthful
+from .fleet_procs import portable
 from .model.inventory import SiteRef
 from .model.manifest import LoadedManifest
 from .model.playbook import LoadedPlaybook
@@ -54,6 +55,7 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
                        f"--site {site}`", exit_code=int(ExitCode.NOT_RESTORED), **base)  # type: ignore[arg-type]
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True,
                recover_first: bool = False) -> Work:
     """keep_reports: each site's verification (every file's row), for a report that shows it
@@ -73,6 +75,7 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
     return truthful(apply, recover_first=recover_first)
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
     """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
     most of its memory: without a JSON report only the summary line is kept)."""
@@ -87,6 +90,7 @@ def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = 
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache, *, keep_reports: bool = True) -> Work:
     """keep_reports: every site's table, for a report that shows it; without one, only the
     tables of sites that do not match are kept (a 1000-site fleet's tables are most of its memory)."""
@@ -104,6 +108,7 @@ def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache,
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def rollback_work(*, force: bool, break_lock: bool) -> Work:
     @truthful
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
@@ -120,6 +125,7 @@ def rollback_work(*, force: bool, break_lock: bool) -> Work:
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def recover_work(*, break_lock: bool) -> Work:
     @truthful
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
@@ -140,6 +146,7 @@ def recover_work(*, break_lock: bool) -> Work:
     return work
 
 
+@portable  # may run in a worker process (fleet_procs.py)
 def runs_work() -> Work:
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         found = workflow.runs(site)

@@ -412,7 +412,8 @@ def test_payloads_are_hashed_once_per_fleet_run(fw: FleetWs, monkeypatch):
     calls = []
     real = planner.local_sha256
     monkeypatch.setattr(planner, "local_sha256", lambda p: calls.append(p) or real(p))
-    r = fw.cli("plan", fw.playbook, "--all")
+    # in this process: worker processes (fleet_procs.py) each keep a cache of their own
+    r = fw.cli("plan", fw.playbook, "--all", "--processes", "0")
     assert r.code == 0, r.text
     assert len(calls) == 9  # the article's nine files, not 9 x 20
     assert len(set(calls)) == 9

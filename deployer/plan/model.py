@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import __version__
@@ -67,7 +67,7 @@ class Plan:
         return [t for a in self.actions for t in kind_of(a).touched(a)]
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return plain(self)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Plan":
@@ -83,6 +83,20 @@ class Plan:
             raise ValueError(f"unknown keys {', '.join(sorted(unknown))}")
         d.pop("digest", None)
         return cls(**d)
+
+
+def plain(obj: Any) -> Any:
+    """dataclasses.asdict for a plan: the same dicts and lists, without asdict's deep copy of
+    every leaf and its per-field type checks (a fleet converts one plan a site; asdict was most
+    of the CPU of writing a run's journal). Leaves are str, int, float, bool or None here."""
+    fields_of = getattr(type(obj), "__dataclass_fields__", None)
+    if fields_of is not None:
+        return {name: plain(getattr(obj, name)) for name in fields_of}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(plain(v) for v in obj) if isinstance(obj, tuple) else [plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    return obj
 
 
 def canonical(data: Any) -> bytes:

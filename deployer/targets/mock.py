@@ -127,7 +127,7 @@ def sms_dir(server_dir: Path, sms_root: str) -> Path:
 _LOCKED: dict[Path, tuple[tuple, frozenset[str]]] = {}
 
 
-def _stamp(path: Path) -> tuple | None:
+def _stamp(path: Path | str) -> tuple | None:
     """What changes whenever the file is replaced: its inode, size and change time to the
     nanosecond. Our writers replace these files under a new inode (write_json_atomic)."""
     try:
@@ -145,6 +145,8 @@ class MockServices:
         self.server = server
         self.dir = site.root / server
         self.state_file = self.dir / "scm.json"
+        # asked before every write (locked_paths): the two stamped files as strings, built once
+        self._stamped = (str(self.state_file), str(handles_file(self.dir)))
 
     # --- state ----------------------------------------------------------------------------
 
@@ -187,7 +189,7 @@ class MockServices:
 
         Asked before every write, so the answer is kept while neither scm.json nor handles.json
         changed (both are replaced whole, never edited in place: a new file, a new stamp)."""
-        stamp = (_stamp(self.state_file), _stamp(handles_file(self.dir)))
+        stamp = (_stamp(self._stamped[0]), _stamp(self._stamped[1]))
         cached = _LOCKED.get(self.dir)
         if cached is not None and cached[0] == stamp:
             return cached[1]

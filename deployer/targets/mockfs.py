@@ -110,6 +110,12 @@ class MockFiles:
 
     def _lookup(self, rel: str, want_parent: bool = False) -> tuple[Path, os.stat_result | None]:
         """_resolve, with the entry's attributes when the lookup read them on the way."""
+        found, s = self._lookup_str(rel, want_parent)
+        return (Path(found) if isinstance(found, str) else found), s
+
+    def _lookup_str(self, rel: str, want_parent: bool = False) -> tuple[str | Path, os.stat_result | None]:
+        """_lookup, the common case (the path as spelled is there) as a string: a stat, the
+        commonest call of a run, then needs no Path object at all."""
         try:
             parts = _checked_parts(rel)
         except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
@@ -124,7 +130,7 @@ class MockFiles:
         if found is not None:
             if st.S_ISLNK(found.st_mode):
                 raise self._err(AccessDenied, "links are not followed on a mock site", rel)
-            return Path(exact), found
+            return exact, found
         return self._walk(rel, parts, want_parent), None
 
     def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
@@ -197,7 +203,11 @@ class MockFiles:
         locked = self._locked()
         if not locked:
             return
-        key = winpath.key(os.path.relpath(path, self._root))
+        text = str(path)
+        # every resolved path lies under the root: a slice, not os.path.relpath's normalising walk
+        under = text.startswith(self._root + os.sep)
+        rel_path = text[len(self._root) + 1:] if under else os.path.relpath(text, self._root)
+        key = winpath.key(rel_path)
         if key in locked:
             raise self._err(SharingViolation, "the process cannot access the file because it is being used "
                             "by another process", rel)
@@ -221,12 +231,13 @@ class MockFiles:
 
     def stat(self, path: str) -> FileStat | None:
         try:
-            p, s = self._lookup(path)
+            p, s = self._lookup_str(path)
         except NotFound:
             return None
-        s = s or p.stat()
+        s = s or os.stat(p)
         isdir = st.S_ISDIR(s.st_mode)
-        return FileStat(p.name, 0 if isdir else s.st_size, s.st_mtime_ns, isdir, not (s.st_mode & st.S_IWUSR))
+        return FileStat(os.path.basename(p), 0 if isdir else s.st_size, s.st_mtime_ns, isdir,
+                        not (s.st_mode & st.S_IWUSR))
 
     def listdir(self, path: str) -> list[FileStat]:
         p = self._resolve(path)

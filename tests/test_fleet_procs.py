@@ -1,0 +1,182 @@
+"""A fleet's sites in worker processes (deployer/fleet_procs.py): the same outcomes, reports,
+journal, Ctrl-C and crash handling as on threads.
+
+The whole of tests/test_fleet.py also runs through worker processes with
+DEPLOYER_PROCESSES=2 (its tests that arm in-process fail point callbacks excepted: a callback
+cannot cross into another process), e.g.
+    DEPLOYER_PROCESSES=2 .venv/bin/python -m pytest tests/test_fleet.py -k 'not really_run and not ctrl_c'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from deployer import fleet_procs
+from test_fleet import FleetWs, NAMES, fleet_template, fw, states  # noqa: F401 - fixtures
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The ProcessWork of each fleet command, to count the worker processes it started."""
+    made: list[fleet_procs.ProcessWork] = []
+    real = fleet_procs.ProcessWork.__init__
+
+    def init(self, *a, **k):
+        real(self, *a, **k)
+        made.append(self)
+
+    monkeypatch.setattr(fleet_procs.ProcessWork, "__init__", init)
+    monkeypatch.delenv(fleet_procs.ENV, raising=False)
+    return made
+
+
+def _comparable(report: dict) -> dict:
+    """A fleet report without what differs from run to run (timings, run IDs, journal paths)."""
+    drop = {"seconds", "run", "journal", "fleet", "at", "started", "finished", "started_utc", "finished_utc"}
+
+    def clean(v):
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if k not in drop}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        if isinstance(v, str):
+            v = re.sub(r"\d+(\.\d+)? s\b", "N s", v)
+            v = re.sub(r"~dpl-[0-9a-f]+-", "~dpl-X-", v)  # a temporary name's random part
+            return re.sub(r"run \S+", "run R", v)
+        return v
+
+    return clean(report)
+
+
+def test_processes_give_the_same_report_as_threads(fw: FleetWs, tmp_path: Path, started):
+    fw.break_site("SITE004")  # a failing, restored site too
+    other = FleetWs(tmp_path / "other")
+    shutil.copytree(fw.path, other.path, symlinks=True)
+    t = fw.apply("--all", "--processes", "0", "-f", "json")
+    assert not started  # --processes 0: threads only
+    p = other.apply("--all", "--processes", "2", "-f", "json")
+    assert [w.started for w in started] == [2]
+    assert t.code == p.code == 1, p.text
+    assert _comparable(json.loads(t.out)) == _comparable(json.loads(p.out))
+    by_site = {s["site"]: s["state"] for s in json.loads(p.out)["sites"]}
+    assert by_site["SITE004"] == "failed" and sum(v == "done" for v in by_site.values()) == len(NAMES) - 1
+    # the fleet journal of the process path has every site's state, as the thread path's
+    assert states(other.journal(other.apply("--all", "--processes", "2").out)) == {
+        n: ("failed" if n == "SITE004" else "nothing") for n in NAMES}
+    v = other.cli("verify", other.playbook, "--all", "--processes", "2", "-f", "json")
+    assert v.code == 3 and json.loads(v.out)["counts"]["mismatch"] == 1
+
+
+def test_a_worker_killed_mid_site_is_reported_needing_recover_and_recover_restores_it(fw: FleetWs, started,
+                                                                                      monkeypatch):
+    before = fw.state("SITE001")
+    # SIGKILL of the worker process between two actions of its site (after the first change)
+    monkeypatch.setenv("DEPLOYER_FAILPOINTS", "apply.action.4.before=kill")
+    r = fw.apply("--site", "SITE00[1-3]", "--forks", "1", "--processes", "1", "--max-fail", "0", "-f", "json")
+    monkeypatch.delenv("DEPLOYER_FAILPOINTS")
+    assert r.code == 4, r.text
+    sites = {s["site"]: s for s in json.loads(r.out)["sites"]}
+    assert sites["SITE001"]["state"] == "not_restored"
+    assert "was killed (signal 9)" in sites["SITE001"]["message"]
+    assert "deployer recover --site SITE001 --break-lock" in sites["SITE001"]["message"]
+    assert [sites[n]["state"] for n in ("SITE002", "SITE003")] == ["not_started"] * 2
+    assert fw.state("SITE001") != before  # it really was half changed
+    rec = fw.cli("recover", "--site", "SITE001", "--break-lock", "--yes")
+    assert rec.code in (0, 1), rec.text
+    assert fw.state("SITE001") == before
+
+
+def test_ctrl_c_cancels_sites_running_in_workers(fw: FleetWs, started, monkeypatch):
+    """SIGINT to the command: the site running in a worker stops at its next safe point and
+    rolls back there; no new site starts; the workers end with the command."""
+    before = fw.state("SITE001")
+    monkeypatch.setenv("DEPLOYER_FAILPOINTS", "apply.action.3.before=sleep:2")
+    marker = fw.root("SITE001") / ".deployer"  # the site's own run journal: its run has begun
+
+    def interrupt_when_running() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.05)
+        time.sleep(0.5)  # inside the site's run, in the worker's sleep at action 3
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=interrupt_when_running)
+    t.start()
+    r = fw.apply("--site", "SITE00[1-4]", "--forks", "1", "--processes", "1", "-f", "json")
+    t.join()
+    assert r.code == 1, r.text
+    got = [s["state"] for s in json.loads(r.out)["sites"]]
+    assert got == ["failed", "not_started", "not_started", "not_started"]
+    assert fw.state("SITE001") == before  # rolled back byte for byte, in the worker
+    assert all(not w.process.is_alive() for m in started for w in m.workers)
+
+
+def test_the_fleet_size_decides_the_worker_count(monkeypatch):
+    monkeypatch.delenv(fleet_procs.ENV, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    small, big = fleet_procs.PROCESS_MIN_SITES - 1, fleet_procs.PROCESS_MIN_SITES
+    assert fleet_procs.process_count(None, small, 10, 4) == 0
+    assert fleet_procs.process_count(None, big, 10, 4) == 0  # threads unless asked (measured: README)
+    monkeypatch.setenv(fleet_procs.ENV, "2")
+    assert fleet_procs.process_count(None, big, 10, 4) == 2
+    monkeypatch.setenv(fleet_procs.ENV, "²")  # not a number int() reads: ignored, never a traceback
+    assert fleet_procs.process_count(None, big, 10, 4) == 0
+    assert fleet_procs.process_count(0, big, 10, 4) == 0
+    assert fleet_procs.process_count(3, 5, 10, 4) == 3
+    assert fleet_procs.process_count(8, 100, 10, 4) == 4  # never more than --max-per-host...
+    assert fleet_procs.process_count(8, 100, 2, 4) == 2  # ...nor --forks
+    monkeypatch.setenv(fleet_procs.ENV, "0")
+    assert fleet_procs.process_count(None, 100, 10, 4) == 0
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback", "recover", "runs"])
+def test_every_fleet_command_takes_processes_and_refuses_a_negative_count(fw: FleetWs, command: str):
+    target = [str(fw.playbook)] if command in ("plan", "apply", "verify") else []
+    yes = ["--yes"] if command in ("apply", "rollback", "recover") else []
+    r = fw.cli(command, *target, "--all", "--processes", "-1", *yes)
+    assert r.code == 2 and "--processes" in r.err, r.text
+    assert not fw.journals.exists() and not (fw.root("SITE001") / ".deployer").exists()
+    ok = fw.cli("runs", "--all", "--processes", "2") if command == "runs" else None
+    assert ok is None or ok.code == 0, ok.text
+
+
+def test_sigterm_to_a_worker_rolls_its_site_back_and_sighup_is_left_to_the_command(fw: FleetWs, started,
+                                                                                  monkeypatch):
+    """A signal sent to a worker alone: SIGTERM cancels its running site, which rolls back
+    there (the fleet goes on); SIGHUP (a closed terminal reaches the whole process group) is
+    the command's to decide, so the worker ignores it and its site goes on."""
+    before = fw.state("SITE001")
+    monkeypatch.setenv("DEPLOYER_FAILPOINTS", "apply.action.3.before=sleep:2")
+    marker = fw.root("SITE001") / ".deployer"
+    marker2 = fw.root("SITE002") / ".deployer"
+
+    def signal_worker() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (started and started[0].workers and marker.exists()):
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(started[0].workers[0].process.pid, signal.SIGTERM)
+        while time.monotonic() < deadline and not marker2.exists():
+            time.sleep(0.05)
+        time.sleep(0.5)
+        os.kill(started[0].workers[0].process.pid, signal.SIGHUP)
+
+    t = threading.Thread(target=signal_worker)
+    t.start()
+    r = fw.apply("--site", "SITE00[1-3]", "--forks", "1", "--processes", "1", "-f", "json")
+    t.join()
+    got = {s["site"]: s for s in json.loads(r.out)["sites"]}
+    assert [got[n]["state"] for n in ("SITE001", "SITE002", "SITE003")] == ["failed", "done", "done"], r.text
+    assert "SIGTERM" in got["SITE001"]["message"]
+    assert fw.state("SITE001") == before
+    assert started[0].started == 1  # the same worker ran all three
