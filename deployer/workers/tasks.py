@@ -18,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from ..errors import DeployerError, ExitCode
+from ..errors import DeployerError, ExitCode, NetworkError
 from ..run.context import Event, RunContext
 
 EVENTS = "deployer:events:{}"
@@ -102,6 +102,7 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
                 "recovered": recovered, "worker": worker, "redelivered": redelivered}
     except DeployerError as exc:
         return {"site": site_name, "status": "error", "error": str(exc), "exit_code": int(exc.exit_code),
+                "unreachable": isinstance(exc, NetworkError),  # raised before any change: its own outcome
                 "recovered": recovered, "worker": worker, "redelivered": redelivered,
                 "seconds": round(time.monotonic() - started, 3)}
     finally:
