@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                            MaxFailOpt, NoteOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site, report_file)
+                            AcceptChangesOpt, MaxFailOpt, NoteOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site, report_file)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .report import out as outmod
 from .run.store import RunState
@@ -310,6 +310,7 @@ def apply(
     canary: CanaryOpt = 0,
     max_fail: MaxFailOpt = None,
     resume: ResumeOpt = None,
+    accept_changes: AcceptChangesOpt = False,
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
     note: NoteOpt = None,
@@ -326,7 +327,11 @@ def apply(
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
                              "--site, --group, --all or --dry-run with it")
         raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
-                                                 broker=broker, worker_wait=worker_wait))
+                                                 broker=broker, worker_wait=worker_wait,
+                                                 accept_changes=accept_changes))
+    if accept_changes:
+        raise InputError("--accept-changes goes with --resume FLEETRUN: it accepts files changed since that rollout "
+                         "started")
     if target is None:
         raise InputError("give a playbook or a saved plan to apply (or --resume FLEETRUN)")
     is_plan = looks_like_plan(target)
@@ -555,6 +560,10 @@ def rollback(
         stdout.line("Nothing was done.")
     elif result.status == RunState.NOTHING:
         stdout.line(f"Nothing to roll back: {result.error}.", "good")
+    elif result.status == RunState.ROLLED_BACK and result.warnings:  # a service the before-state cannot start
+        stdout.line(f"Run {result.run} rolled back: every file of site {site_ref.name} is as before it.", "good")
+        for w in result.warnings:
+            stdout.line(f"  Warning: {w}.", "bad")
     elif result.status == RunState.ROLLED_BACK:
         stdout.line(f"Run {result.run} rolled back: every file and service of site {site_ref.name} is as before it.",
                     "good")
@@ -594,7 +603,10 @@ def recover(
         if r.status == RunState.FINISHED:
             stdout.line(f"Run {r.run} finished: {r.error}.", "good")
         elif r.status == RunState.ROLLED_BACK:
-            stdout.line(f"Run {r.run} rolled back: {r.error}. Every file and service is as before the run.", "good")
+            stdout.line(f"Run {r.run} rolled back: {r.error}. Every file "
+                        + ("is as before the run." if r.warnings else "and service is as before the run."), "good")
+            for w in r.warnings:
+                stdout.line(f"  Warning: {w}.", "bad")
             worst = max(worst, ExitCode.FAILED_RESTORED)
         else:
             stdout.line(f"Run {r.run} could NOT be fully rolled back ({r.error}):", "bad")
@@ -760,11 +772,12 @@ def worker(
     region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
+    project: Annotated[Optional[Path], typer.Option("--project", metavar="DIR", help="The folder the inventory's relative paths (mock folders, key and password files) are read from on this worker (default: $DEPLOYER_WORKER_PROJECT, else the folder the worker is started in).")] = None,
 ) -> None:
     """Run sites of one region for controllers elsewhere (Celery worker; needs `pip install 'deployer[workers]'`)."""
     from .workers.serve import serve
 
-    serve(region, concurrency, broker)
+    serve(region, concurrency, broker, project=project)
 
 
 from .commands import pcm as _pcm, preflight as _preflight, sendcode as _sendcode  # noqa: E402  (issue 11)
@@ -798,12 +811,15 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(exc: DeployerError, as_json: bool) -> None:
+    from .secrets import redact
+
+    text = redact(str(exc))  # an error may echo what it refused: a URL with its password, a --password value
     if as_json:
         with contextlib.suppress(OSError):
-            _json({"error": str(exc) or type(exc).__name__, "exit_code": int(exc.exit_code),
+            _json({"error": text or type(exc).__name__, "exit_code": int(exc.exit_code),
                    "kind": type(exc).__name__})
-    if str(exc):
-        outmod.stderr().line(f"deployer: {exc}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
+    if text:
+        outmod.stderr().line(f"deployer: {text}", "bad" if exc.exit_code != ExitCode.MISMATCH else None)
 
 
 def _close_stdout() -> None:
@@ -861,6 +877,10 @@ def main() -> None:
     except Exception as exc:
         # usage errors (typer's vendored click, or click itself in older typer releases)
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            if isinstance(getattr(exc, "message", None), str):
+                from .secrets import redact
+
+                exc.message = redact(exc.message)  # "unexpected extra argument (PASSWORD=...)" quotes the argument
             exc.show()
             code = int(ExitCode.BAD_INPUT)
         else:

@@ -36,6 +36,7 @@ caller never needs to know which transport raised.
     |       |-- TransportTimeout      (1460)  ERROR_TIMEOUT: no answer within the server's `timeout`
     |       `-- ConnectionLost          (64)  ERROR_NETNAME_DELETED: the connection went away
     |           `-- ConnectFailed     (1231)  no connection at all: 1225 refused, 53 name unknown
+    |-- BrokerUnreachable                1  the workers' broker (Redis) cannot be reached; nothing sent
     |-- PayloadUnverifiable              1  a hotfix file's bytes do not hash to its name (workers)
     `-- RunOutcome                          how a run ended, when not done
         |-- ApplyFailed                  1  failed, and every change was rolled back (verified)
@@ -280,6 +281,12 @@ class ConnectFailed(ConnectionLost):
 
 
 # --- run outcomes --------------------------------------------------------------------------
+
+
+class BrokerUnreachable(DeployerError):
+    """The workers' broker (Redis) cannot be reached: nothing was sent, no site was touched."""
+
+    exit_code = ExitCode.FAILED_RESTORED
 
 
 class PayloadUnverifiable(DeployerError):

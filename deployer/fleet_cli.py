@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import typer
 
-from . import fleet_work
+from . import fleet_resume, fleet_work
 from .commands import fleet_question as _question
 from .errors import ExitCode, InputError, Location
 from .fleet import Fleet, FleetResult, SiteState, Work
@@ -126,23 +126,33 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
           break_lock: bool, journal: FleetJournal | None = None, broker: str | None = None,
-          worker_wait: float = 300.0) -> int:
+          worker_wait: float = 300.0, recover_first: bool = False) -> int:
     args.rollout(yes)  # bad input is refused before the question
     check_report_path(args.report)
     refuse_prompted_passwords(sites)
+    regional = bool(broker and any(s.site.region for s in sites))
+    if regional:
+        from .workers.broker import broker as broker_of, check
+
+        check(broker_of(broker))  # a refused password or a broker out of reach: said before anything is journaled
     if journal is None:
         asks = not yes and _stdin_tty()  # then each site's action count is planned for the question (issue 22)
         confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: "
                 f"{_question.describe(_question.planned(pb, sites, args.forks)) if asks else preview(sites)}?", yes)
-        journal = new_journal(args, "apply", sites, pb.path, inv, yes)
-    work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock,
+        journal = new_journal(args, "apply", sites, pb.path, inv, yes, fingerprint=fleet_resume.fingerprint(pb, sites))
+    work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock, recover_first=recover_first,
                                  keep_reports=fmt == "json" or args.report is not None)
     dispatcher = None
-    if broker and any(s.site.region for s in sites):
+    if regional:
         from .workers.remote import dispatcher_for
 
         # one rollout on the broker per fleet run (a resumed run gets a new one): payloads published once
-        dispatcher = dispatcher_for(pb, inv.path, broker, start_timeout=worker_wait)
+        try:
+            dispatcher = dispatcher_for(pb, inv.path, broker, start_timeout=worker_wait)
+        except BaseException as exc:
+            # the broker went away between the check and now: no site was started, and the journal says so
+            close_unstarted(journal, sites, f"the broker could not be used ({exc})")
+            raise
         work = fleet_work.regional_work(work, dispatcher, pb.kb)
     try:
         return run_fleet("apply", f"{pb.kb} apply", sites, work, args, fmt=fmt, yes=yes, journal=journal,
@@ -152,8 +162,18 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
             dispatcher.close()
 
 
+def close_unstarted(journal: FleetJournal, sites: list[SiteRef], why: str) -> None:
+    """A rollout that ends before its first site: every site is journaled not started, never left waiting."""
+    try:
+        for s in sites:
+            journal.record(s.name, "not_started", message=f"not started: {why}")
+        journal.note(stopped=why, finished_utc=_utc())
+    except OSError:
+        pass  # the error that ended the rollout is what the operator is told
+
+
 def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_lock: bool,
-                  broker: str | None = None, worker_wait: float = 300.0) -> int:
+                  broker: str | None = None, worker_wait: float = 300.0, accept_changes: bool = False) -> int:
     from . import workflow
     from .model.playbook import load_playbook
 
@@ -164,13 +184,19 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
     pb = load_playbook(playbook)
     inv = workflow.inventory(inv_path)
     sites = [inv.site(name) for name in left]
+    fleet_resume.refuse_if_changed(journal, pb, sites, accept=accept_changes)
+    if broker and any(s.site.region for s in sites):
+        from .workers.broker import broker as broker_of, check
+
+        check(broker_of(broker))  # before the sites are journaled waiting again
     confirm(f"Resume fleet run {fleet_id}: apply {pb.kb} to the {describe_rollout(len(sites), args)} not done yet: "
             f"{preview(sites)}?", yes)
     for s in sites:
         journal.record(s.name, "waiting")
-    journal.note(resumed_utc=_utc())
+    journal.note(resumed_utc=_utc(),
+                 fingerprint=fleet_resume.merged(journal.data.get("fingerprint"), fleet_resume.fingerprint(pb, sites)))
     return apply(pb, inv, sites, args, fmt=fmt, yes=yes, break_lock=break_lock, journal=journal, broker=broker,
-                 worker_wait=worker_wait)
+                 worker_wait=worker_wait, recover_first=True)
 
 
 def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False) -> int:
@@ -249,9 +275,9 @@ def _utc() -> str:
 
 
 def new_journal(args: FleetArgs, command: str, sites: list[SiteRef], playbook: Path | None,
-                inv: LoadedInventory, yes: bool) -> FleetJournal:
+                inv: LoadedInventory, yes: bool, fingerprint: dict | None = None) -> FleetJournal:
     return FleetJournal.create(args.folder, command=command, sites=[s.name for s in sites], playbook=playbook,
-                               inventory=inv.path, options={**args.rollout(yes).to_json()})
+                               inventory=inv.path, options={**args.rollout(yes).to_json()}, fingerprint=fingerprint)
 
 
 def resume(args: FleetArgs, fleet_id: str) -> tuple[FleetJournal, Path, Path, list[str]]:
@@ -263,7 +289,8 @@ def resume(args: FleetArgs, fleet_id: str) -> tuple[FleetJournal, Path, Path, li
     playbook = Path(journal.data["playbook"])
     if not playbook.is_file():
         raise InputError(f"the playbook of fleet run {fleet_id}, {playbook}, is gone", loc)
-    if file_sha256(playbook) != journal.data.get("playbook_sha256"):
+    # with a fingerprint, fleet_resume.refuse_if_changed names this change with the others
+    if "fingerprint" not in journal.data and file_sha256(playbook) != journal.data.get("playbook_sha256"):
         raise InputError(f"the playbook {playbook} changed since fleet run {fleet_id} started; a rollout resumes "
                          "only with the playbook it started with (start a new one instead)", loc)
     left = [s for s, state in journal.site_states().items() if state not in ("done", "nothing")]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, Location
+from .secrets import redact
 
 FORMAT = 1
 SAVE_EVERY = 0.5  # seconds between writes of site state changes
@@ -66,7 +67,7 @@ class FleetJournal:
 
     @classmethod
     def create(cls, folder: Path, *, command: str, sites: list[str], playbook: Path | None, inventory: Path,
-               options: dict[str, Any]) -> "FleetJournal":
+               options: dict[str, Any], fingerprint: dict[str, Any] | None = None) -> "FleetJournal":
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -80,6 +81,8 @@ class FleetJournal:
             "inventory": str(inventory.resolve()), "options": options,
             "sites": {s: {"state": "waiting"} for s in sites},
         }
+        if fingerprint is not None:
+            data["fingerprint"] = fingerprint  # what decides the bytes and times put on sites (fleet_resume.py)
         journal = cls(folder / f"{fid}.json", data)
         journal._save(durable=True)
         return journal
@@ -107,7 +110,9 @@ class FleetJournal:
     def record(self, site: str, state: str, **info: Any) -> None:
         with self._lock:
             rec = self.data["sites"].setdefault(site, {})
-            rec.update({k: v for k, v in info.items() if v is not None}, state=state, updated_utc=_now())
+            # messages may quote outside text (an error echoing a URL): no secret reaches the file
+            rec.update({k: redact(v) if isinstance(v, str) else v for k, v in info.items() if v is not None},
+                       state=state, updated_utc=_now())
             self._dirty = True
             if time.monotonic() - self._saved_at >= SAVE_EVERY:
                 self._save(durable=False)
@@ -116,7 +121,7 @@ class FleetJournal:
         """Fleet-level facts (when a rollout stopped and why, when it resumed), written to disk
         with every site state recorded so far."""
         with self._lock:
-            self.data.update(info)
+            self.data.update({k: redact(v) if isinstance(v, str) else v for k, v in info.items()})
             self._save(durable=True)
 
     def _save(self, *, durable: bool) -> None:

@@ -80,6 +80,10 @@ def report_file(fmt: str, output: Path | None, report: Path | None, *,
     return picked, report
 ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]
+AcceptChangesOpt = Annotated[bool, typer.Option("--accept-changes", help="With --resume: go on although the "
+                                               "playbook, manifest, hotfix files or the remaining sites' inventory "
+                                               "entries changed since the rollout started (each change is named "
+                                               "without it, and the resume refused).")]
 
 
 @dataclass

@@ -218,4 +218,7 @@ def to_html(result: FleetResult, head: Heading | None = None) -> str:
 
 
 def render_file(result: FleetResult, fmt: str, head: Heading | None = None) -> str:
-    return {"json": to_json, "junit": to_junit, "html": to_html}.get(fmt, to_text)(result, head)
+    from .secrets import redact
+
+    # a site's message may quote an error that echoed a secret (a URL with its password): never in a report
+    return redact({"json": to_json, "junit": to_junit, "html": to_html}.get(fmt, to_text)(result, head))

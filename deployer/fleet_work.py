@@ -11,6 +11,7 @@ from __future__ import annotations
 from . import workflow
 from .errors import ExitCode
 from .fleet import SiteOutcome, SiteState, Work
+from .fleet_leftover import truthful
 from .model.inventory import SiteRef
 from .model.manifest import LoadedManifest
 from .model.playbook import LoadedPlaybook
@@ -50,10 +51,14 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
                        f"--site {site}`", exit_code=int(ExitCode.NOT_RESTORED), **base)  # type: ignore[arg-type]
 
 
-def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True) -> Work:
+def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True,
+               recover_first: bool = False) -> Work:
     """keep_reports: each site's verification (every file's row), for a report that shows it
-    (JSON, JUnit, HTML); without one, a site's summary line says whether it passed."""
-    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+    (JSON, JUnit, HTML); without one, a site's summary line says whether it passed.
+    recover_first (a resumed fleet): a site left with an unfinished run under a lock whose
+    holder is gone (the fleet was killed mid-site) is recovered first, as `recover` would,
+    then applied; the outcome says so (fleet_leftover.py)."""
+    def apply(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads,
                                           evidence=keep_reports)
         # the site's section as its one-site page has it (actions, rollback record), made
@@ -72,7 +77,7 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
             out.data.pop("report", None)
         return out
 
-    return work
+    return truthful(apply, recover_first=recover_first)
 
 
 def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
@@ -106,24 +111,29 @@ def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache,
 
 
 def rollback_work(*, force: bool, break_lock: bool) -> Work:
+    @truthful
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         result = workflow.rollback_run(site, None, ctx, force=force, break_lock=break_lock).result
         if result is not None and result.status == RunState.NOTHING:
             return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})")
         if result is not None and result.status == RunState.ROLLED_BACK:
-            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: every file and service "
-                               "is as before it", run=result.run, detail=result)
+            said = ("every file is as before it; warning: " + "; ".join(result.warnings)) if result.warnings else \
+                "every file and service is as before it"  # a service the before-state cannot start is named
+            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: {said}", run=result.run,
+                               detail=result)
         return from_run(site.name, "", result)
 
     return work
 
 
 def recover_work(*, break_lock: bool) -> Work:
+    @truthful
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         results = workflow.recover(site, ctx, break_lock=break_lock)
         if not results:
             return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover")
-        lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}" for r in results]
+        lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}"
+                 + "".join(f"; warning: {w}" for w in r.warnings) for r in results]
         if any(r.status == RunState.ROLLBACK_FAILED for r in results):
             left = [x for r in results for x in r.remaining]
             return SiteOutcome(site.name, SiteState.NOT_RESTORED, "; ".join(lines) + "; left: " + "; ".join(left),
@@ -169,6 +179,9 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
     if status == "rollback_failed":
         return SiteOutcome(site, SiteState.NOT_RESTORED, f"FAILED and NOT restored{where} (run {base['run']}): "
                            f"{result.get('error')}; then `deployer recover --site {site}`",
+                           exit_code=int(ExitCode.NOT_RESTORED), **base)
+    if status == "unfinished":  # refused on a site an earlier run left half-patched: never "restored"
+        return SiteOutcome(site, SiteState.NOT_RESTORED, f"NOT restored{where}: {result.get('error')}",
                            exit_code=int(ExitCode.NOT_RESTORED), **base)
     if status == "not_started":
         return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: {result.get('error')}",

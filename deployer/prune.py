@@ -122,7 +122,9 @@ def choose(runs: list[RunInfo], spaces: dict[str, RunSpace], *, keep: int | None
     never the last committed run nor an unfinished one."""
     committed = [r for r in runs if r.state == RunState.COMMITTED]
     last_committed = committed[-1].run if committed else None
-    newest = {r.run for r in runs[len(runs) - keep:]} if keep else set()
+    # runs[-keep:], not runs[len(runs) - keep:]: with fewer runs than `keep` the latter is a
+    # negative start that drops the oldest runs from "the newest N" (and prunes them)
+    newest = {r.run for r in runs[-keep:]} if keep else set()
     out = []
     for r in runs:
         s = spaces[r.run]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import stat
 import sys
 from pathlib import Path
@@ -32,11 +33,30 @@ MASK = "********"
 _SEEN: set[str] = set()
 
 
+# Secrets that were never read as a Secret but reach a message anyway: a password written into
+# a URL (`redis://:PASSWORD@host`, refused, but already on the command line), a password-like
+# option's value (`--password X`, `--token=X`), an environment-like assignment (`..._PASSWORD=X`).
+# Their shape gives them away, whatever their value.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@'\"]*):[^@\s/'\"]*@")
+_OPTION = re.compile(r"(?i)(?<![\w-])(--?[a-z0-9_-]*(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key)(?![\w-]*file)"
+                     r"[a-z0-9_-]*)(=|\s+)(?!-)([^\s'\"]+)")
+_ASSIGNMENT = re.compile(r"(?i)\b([a-z0-9_]*(?:passw(?:or)?d|passphrase|secret|token|api_?key)(?![a-z0-9_]*file)"
+                         r"[a-z0-9_]*)=([^\s'\"&]+)")
+
+
+def scrub(text: str) -> str:
+    """`text` with secrets given away by their shape masked (see above)."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
+    text = _OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)
+
+
 def redact(text: str) -> str:
+    """`text` with every secret this process read blanked, and those given away by their shape."""
     for value in _SEEN:
         if value in text:
             text = text.replace(value, MASK)
-    return text
+    return scrub(text)
 
 
 class Secret:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from . import inventory_source
-from .errors import InputError, Location, StalePlanError
+from .errors import InputError, Location, RestoreFailed, StalePlanError
 from .model.inventory import LoadedInventory, SiteRef, load_inventory
 from .model.manifest import LoadedManifest, load_manifest
 from .model.playbook import LoadedPlaybook, load_playbook
@@ -26,7 +26,7 @@ from .run.apply import Runner
 from .run.context import RunContext
 from .run.journal import Journal, list_runs, run_plan, unfinished_runs
 from .run.lock import SiteLock
-from .run.recover import recover_run
+from .run.recover import close_without_plan, recover_run
 from .run.result import RunResult
 from .run.store import RunState, whoami
 from .run.undo import Undo, file_differences
@@ -287,7 +287,8 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
             ctx.changing = False
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         result = RunResult(run, status, None if undo.ok else "the rollback could not complete",
-                           journal=conn.site_server.where(journal.dir), remaining=undo.remaining)
+                           journal=conn.site_server.where(journal.dir), remaining=undo.remaining,
+                           warnings=undo.warnings)
         ctx.emit(ev.RESULT, result=result)
         return RollbackOutcome(plan, result)
 
@@ -309,8 +310,18 @@ def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list
         for info in unfinished_runs(files):
             if not ctx.ask(f"Recover run {info.run} ({info.state}) on site {site.name}?"):
                 continue
-            plan = run_plan(files, info.run)
             journal = Journal.open(files, info.run)
+            try:
+                plan = run_plan(files, info.run)
+            except RestoreFailed as exc:  # killed while writing it? then the journal shows nothing done
+                ctx.changing = True
+                try:
+                    result = close_without_plan(conn, journal, exc, ctx)
+                finally:
+                    ctx.changing = False
+                ctx.emit(ev.RESULT, result=result)
+                out.append(result)
+                continue
             ctx.changing = True
             try:
                 if kept := journal.set_aside_if_unreadable():

@@ -175,3 +175,34 @@ def test_the_choice_by_age_and_count():
     chosen = {c.run.run: c for c in prune.choose(runs, spaces, keep=3, older_than=None, now=now)}
     assert [r for r, c in chosen.items() if c.remove] == ["r1"]  # r4, r5, r6 are the newest 3
     assert prune.parse_age("2w") == timedelta(weeks=2) and prune.parse_age("12h") == timedelta(hours=12)
+
+
+def test_keep_more_than_there_are_runs_keeps_every_run():
+    """`--keep 5` with three runs: all three are among the newest five (a negative slice once
+    dropped the oldest from them and pruned it)."""
+    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    runs = [_info("r1", "committed", 90, now), _info("r2", "rolled_back", 60, now), _info("r3", "committed", 1, now)]
+    spaces = {r.run: prune.RunSpace(r.run, {"SRV": 100}) for r in runs}
+    for keep in (3, 4, 5, 10**9):
+        for older_than in (None, timedelta(days=30)):
+            chosen = prune.choose(runs, spaces, keep=keep, older_than=older_than, now=now)
+            assert [c.run.run for c in chosen if c.remove] == [], (keep, older_than)
+            assert chosen[0].why == f"one of the newest {keep}" and chosen[1].why == f"one of the newest {keep}"
+    # keep 0 and keep 1 with an age: only old runs beyond the newest go, never the last committed
+    chosen = prune.choose(runs, spaces, keep=0, older_than=None, now=now)
+    assert [c.run.run for c in chosen if c.remove] == ["r1", "r2"]
+    chosen = prune.choose(runs, spaces, keep=1, older_than=timedelta(days=70), now=now)
+    assert [c.run.run for c in chosen if c.remove] == ["r1"] and chosen[1].why == "younger than 70 days"
+
+
+def test_prune_keep_beyond_the_runs_there_are_removes_nothing(ws: Workspace):
+    first, second, third = _three_runs(ws)
+    held = {run: _backup_bytes_on_disk(ws, run) for run in (first, second, third)}
+    for args in (("--dry-run",), ()):
+        r = ws.cli("prune", "--site", "DEMO", "--keep", "5", "-i", ws.inventory, *args)
+        assert r.code == 0, r.text
+        assert "Nothing to prune" in r.out and "would remove" not in r.out and "removed" not in r.out, r.out
+        assert r.out.count("kept: one of the newest 5") == 2  # the third is the last committed run
+    assert {run: _backup_bytes_on_disk(ws, run) for run in (first, second, third)} == held
+    assert not any(x["pruned"] for x in _runs(ws))
+

@@ -432,17 +432,24 @@ class SiteRef:
             raise self.inventory.doc.error(
                 ("sites", self.name), f"site {self.name} uses the mock target but has no mock: {{path: ...}} folder"
             )
-        return (self.inventory.path.parent / self.site.mock.path).resolve()
+        return (self.inventory.base_dir / self.site.mock.path).resolve()
 
 
 @dataclass(frozen=True)
 class LoadedInventory:
     inventory: Inventory
     doc: Document
+    # where relative paths (mock folders, key, password and known_hosts files) resolve: the
+    # inventory file's folder, or on a worker its project folder (`deployer worker --project`)
+    base: Path | None = None
 
     @property
     def path(self) -> Path:
         return self.doc.path
+
+    @property
+    def base_dir(self) -> Path:
+        return self.base if self.base is not None else self.doc.path.parent
 
     def site(self, name: str) -> SiteRef:
         for key, site in self.inventory.sites.items():

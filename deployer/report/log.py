@@ -60,6 +60,30 @@ class _Readable(_Redacting):
         return f"{head}: " + (f"#{seq} " if seq is not None else "") + f"{event}: " + ", ".join(parts)
 
 
+def redact_every_record() -> None:
+    """Every log record of this process, whoever's handler writes it (Celery's and kombu's own
+    logging on a worker, which names the broker's URL), is redacted when it is made: its
+    message is formatted once, passed through `redact`, and kept as plain text."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "deployer_redacts", False):
+        return
+
+    def factory(*args, **kwargs) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string is logging's own error to report
+            return record
+        record.msg, record.args = redact(text), None
+        if record.exc_info and not record.exc_text:
+            # a traceback quotes the values of its frames' errors (a connection error names its URL)
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    factory.deployer_redacts = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def _open_private(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -70,8 +70,10 @@ class Runner:
             self.journal.create(self.plan.to_json())
             self.journal.write("run", command=self.command, kb=self.plan.kb, site=self.plan.site,
                                fingerprint=self.plan.fingerprint, actions=len(self.plan.actions), **whoami())
+            failpoints.hit("apply.journal.run")
             # what the touched folders hold now, so that an undo notices what a killed write left there
             self.journal.write("folders", listing=list_folders(self.plan, self.conn))
+            failpoints.hit("apply.journal.folders")
         except BaseException:
             self.ctx.changing = False
             raise
@@ -115,7 +117,7 @@ class Runner:
                              site=self.plan.site)
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         return RunResult(self.run, status, reason, journal=where, remaining=undo.remaining,
-                         seconds=time.monotonic() - start, site=self.plan.site)
+                         seconds=time.monotonic() - start, site=self.plan.site, warnings=undo.warnings)
 
     # --- prepare --------------------------------------------------------------------------------
 
@@ -139,6 +141,7 @@ class Runner:
         """
         ep = self.ep(server)
         ep.files.makedirs(backup.rsplit("\\", 1)[0])
+        failpoints.hit(f"apply.backup.{number}")  # the backup folder made, the copy not yet
         link = getattr(ep.files, "hard_link", None) if swapped else None
         if link is not None:
             link(path, backup)

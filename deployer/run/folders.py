@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import winpath
+from .. import temps, winpath
 from ..plan.model import Plan
 from ..sms.layout import STATE_DIR
+from ..steps import kind_of
 from ..targets.base import TargetError
 from ..targets.connect import SiteConnection
 
@@ -23,11 +24,15 @@ Listing = dict[str, dict[str, list[str] | None]]  # server -> folder -> names (N
 
 
 def touched_folders(plan: Plan) -> dict[str, dict[str, dict[str, str]]]:
-    """server -> folder -> {casefolded name: name} of the files the plan touches there."""
+    """server -> folder -> {casefolded name: name} of the files the plan touches there, and of
+    those the site's own programs rewrite because of it (the copy lists a client update makes
+    Maintenance Manager write): an interrupted write of either leaves its temporary copy there."""
     out: dict[str, dict[str, dict[str, str]]] = {}
-    for t in plan.touched():
-        name = winpath.basename(t.path)
-        out.setdefault(t.server, {}).setdefault(winpath.parent(t.path), {})[name.casefold()] = name
+    paths = [(t.server, t.path) for t in plan.touched()]
+    paths += [p for a in plan.actions for p in kind_of(a).rewritten(a)]
+    for server, path in paths:
+        name = winpath.basename(path)
+        out.setdefault(server, {}).setdefault(winpath.parent(path), {})[name.casefold()] = name
     return out
 
 
@@ -82,6 +87,10 @@ def extras(plan: Plan, conn: SiteConnection, listing: Listing | None, skip: set[
                 if not folder and key == STATE_DIR.casefold():
                     continue  # deployer's own run folder, beside files replaced in a root (a PCM host's)
                 origin = next((touched[t] for t in sorted(touched) if key.startswith(t + ".~")), None)
+                if origin is None and had is not None and (temp := temps.parse(name)) is not None:
+                    # new since the run began and named as a registered writer names its temporary
+                    # copies (deployer/temps.py): the leftover of that writer's interrupted write
+                    origin = f"{temp[0]}, by {temp[1].writer}"
                 if origin is None and had is None:
                     continue  # no listing to compare with: only a recognisable temporary copy counts
                 out.append(Extra(server, winpath.join(folder, name), origin))

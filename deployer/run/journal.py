@@ -21,7 +21,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
+
+from .. import failpoints
 
 from ..targets.base import FileTransport, TargetError
 from .store import RUNS_DIR, RunState, journal_path, plan_path, run_dir
@@ -143,9 +145,23 @@ class Journal:
         self.events = Events()
 
     def create(self, plan_json: dict[str, Any]) -> None:
+        # Each instant of this (and of the journal's first lines) can be a process's last: a run
+        # folder without a plan, an empty or half-written plan.json, no journal. Nothing on the
+        # site has changed yet, and `recover` closes such a run as "nothing done" (recover.py).
+        failpoints.hit("run.create.begin")
         self.files.makedirs(self.dir)
+        failpoints.hit("run.create.folder")
         data = json.dumps(plan_json, indent=1, sort_keys=True).encode()
-        self.files.write_file(plan_path(self.run), [data], exclusive=True)
+        self.files.write_file(plan_path(self.run), self._plan_chunks(data), exclusive=True)
+        failpoints.hit("run.create.plan.written")
+
+    @staticmethod
+    def _plan_chunks(data: bytes) -> Iterator[bytes]:
+        failpoints.hit("run.create.plan.empty")  # the file is created, none of its bytes written
+        half = len(data) // 2
+        yield data[:half]
+        failpoints.hit("run.create.plan.partial")
+        yield data[half:]
 
     def write(self, event: str, **data: Any) -> dict[str, Any]:
         rec = {"seq": len(self.events.items) + len(self.events.damage) + 1,

@@ -16,7 +16,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import SiteLockedError
 from ..targets.base import AlreadyExists, FileTransport, TargetError
@@ -25,6 +25,19 @@ from .store import LOCK_PATH, STATE_DIR, whoami
 # Tokens of the locks this process holds: a lock naming this very process but a token it
 # does not hold was left by an earlier command of the same process (an API user, a test).
 _HELD: set[str] = set()
+
+# A lease this process renews while it works (a worker's task: workers/tasks.py), written into
+# every lock it takes, so that a process on another host can tell whether the holder is alive:
+# a PID means something only on its own host, a lease renewed in the broker means it anywhere.
+# Lease checkers (registered by a process that can reach the lease's store) answer True: the
+# holder renews it (alive), False: it expired (gone), None: cannot tell.
+LEASE: dict[str, Any] | None = None
+_LEASE_CHECKERS: list[Callable[[dict[str, Any]], bool | None]] = []
+
+
+def register_lease_checker(check: Callable[[dict[str, Any]], bool | None]) -> None:
+    if check not in _LEASE_CHECKERS:
+        _LEASE_CHECKERS.append(check)
 
 
 @dataclass
@@ -36,6 +49,7 @@ class LockInfo:
     token: str | None = None
 
     damaged: str | None = None  # why the lock file could not be read, when it could not
+    lease: dict[str, Any] | None = None  # the holder's renewed lease, when it has one (see LEASE)
 
     def describe(self) -> str:
         if self.damaged:
@@ -46,6 +60,11 @@ class LockInfo:
 
     def stale(self) -> bool | None:
         """True: holder gone; False: alive; None: cannot tell (another machine, or no holder named)."""
+        if self.lease is not None:
+            for check in _LEASE_CHECKERS:
+                alive = check(self.lease)
+                if alive is not None:
+                    return not alive
         if self.damaged or self.holder.get("host") != socket.gethostname():
             return None
         pid = self.holder.get("pid")
@@ -89,8 +108,9 @@ def read_lock(files: FileTransport) -> LockInfo | None:
 
     run = data.get("run")
     token = data.get("token")
+    lease = data.get("lease")
     return LockInfo(data["holder"], text("since"), text("command"), run if isinstance(run, str) else None,
-                    token if isinstance(token, str) else None)
+                    token if isinstance(token, str) else None, lease=lease if isinstance(lease, dict) else None)
 
 
 def lock_advice(site: str, info: LockInfo, stale: bool | None, command: str) -> str:
@@ -102,6 +122,9 @@ def lock_advice(site: str, info: LockInfo, stale: bool | None, command: str) -> 
     if stale is True:
         return (f"site {site} is locked by {info.describe()} (stale: that process is gone). Break the lock and "
                 f"finish or undo its run with `{again}`")
+    if stale is False and info.lease is not None:
+        return (f"site {site} is locked by {info.describe()}, whose lease is still renewed (it is running). Wait "
+                "for it to finish; then repeat the command")
     if stale is False:
         return (f"site {site} is locked by {info.describe()}, a process still running on this machine. Wait for it "
                 "to finish, or stop it; then repeat the command")
@@ -125,7 +148,8 @@ class SiteLock:
             self.created_dir = True
         token = os.urandom(8).hex()
         body = json.dumps({"holder": whoami(), "since": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                           "command": self.command, "run": self.run, "site": self.site, "token": token}).encode()
+                           "command": self.command, "run": self.run, "site": self.site, "token": token,
+                           **({"lease": LEASE} if LEASE else {})}).encode()
         try:
             self.files.write_file(LOCK_PATH, [body], exclusive=True)
         except AlreadyExists:
@@ -135,8 +159,9 @@ class SiteLock:
             stale = info.stale()
             if break_lock and stale is False:
                 raise SiteLockedError(
-                    f"site {self.site} is locked by {info.describe()}, a process that is still running on this "
-                    "machine; --break-lock does not break the lock of a live process: wait for it to finish, or "
+                    f"site {self.site} is locked by {info.describe()}, a process that is still running "
+                    + ("(its lease is renewed)" if info.lease else "on this machine")
+                    + "; --break-lock does not break the lock of a live process: wait for it to finish, or "
                     "stop it first") from None
             if break_lock:
                 if info.damaged == "it is a folder":

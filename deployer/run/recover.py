@@ -12,13 +12,15 @@ The journal on the site says how far the run got. The rule is simple and conserv
 
 from __future__ import annotations
 
+from .. import winpath
+from ..errors import RestoreFailed
 from ..plan.model import Plan
 from ..steps import kind_of
 from ..targets.base import TargetError
 from .context import RunContext
 from .journal import Journal
 from .result import RunResult
-from .store import RunState, whoami
+from .store import TEMP_MARK, RunState, run_dir, whoami
 from .undo import Undo, file_differences, planned_services, service_differences
 
 
@@ -65,6 +67,20 @@ def recover_run(plan: Plan, conn, journal: Journal, ctx: RunContext) -> RunResul
             return RunResult(journal.run, RunState.FINISHED, reason)
         reason = ("every action had completed, but the site no longer matches the plan's end state ("
                   + "; ".join(off[:3]) + (" ..." if len(off) > 3 else "") + "), so the run is rolled back")
+    elif nothing_done(journal) and (events.trusted or not _backup_files(conn, journal.run)):
+        # no action began: nothing to undo but what it staged (no service is stopped and restarted)
+        where = _where_it_stopped(plan, journal) if events.trusted else \
+            "before its first change (its journal holds no event: none had reached the disk)"
+        reason = f"the run stopped {where}: nothing on the site had changed, so nothing was done; what it staged " \
+                 "is removed"
+        try:
+            journal.write("recover_begin", decision="nothing", reason=reason, **whoami())
+        except TargetError as exc:  # a full disk under the journal: the staged files are removed anyway
+            ctx.warn(f"Warning: the journal cannot be written ({exc}); removing the staged files anyway")
+        ctx.say(f"Closing run {journal.run}: {reason}.")
+        result = Undo(plan, conn, journal, ctx).run_all([])
+        return RunResult(journal.run, RunState.ROLLED_BACK if result.ok else RunState.ROLLBACK_FAILED, reason,
+                         remaining=result.remaining, warnings=result.warnings)
     else:
         reason = f"the run stopped {_where_it_stopped(plan, journal)}; a half-done run is rolled back, never " \
                  "guessed forward"
@@ -77,4 +93,71 @@ def recover_run(plan: Plan, conn, journal: Journal, ctx: RunContext) -> RunResul
     ctx.say(f"Rolling back run {journal.run}: {reason}.")
     result = Undo(plan, conn, journal, ctx).run_all()
     return RunResult(journal.run, RunState.ROLLED_BACK if result.ok else RunState.ROLLBACK_FAILED, reason,
-                     remaining=result.remaining)
+                     remaining=result.remaining, warnings=result.warnings)
+
+
+def _backup_files(conn, run: str) -> list[str]:
+    """Every backup the run made, on every server that can be reached, in words."""
+    found = []
+    for ep in conn.endpoints.values():
+        stack = [winpath.join(run_dir(run), "backup")]
+        while stack:
+            folder = stack.pop()
+            try:
+                if ep.files.stat(folder) is None:
+                    continue
+                entries = ep.files.listdir(folder)
+            except TargetError as exc:
+                found.append(f"{ep.where(folder)} cannot be read ({exc})")
+                continue
+            for e in entries:
+                path = winpath.join(folder, e.name)
+                stack.append(path) if e.is_dir else found.append(ep.where(path))
+    return found
+
+
+def nothing_done(journal: Journal) -> bool:
+    """The journal shows that no action began: nothing on the site changed (the run had, at
+    most, backed files up into its own folder and staged new ones under temporary names).
+
+    A trusted journal says so with no `begin`. A journal with no event at all (none written,
+    or only a first line torn by the kill) was never flushed: the first flushed event,
+    `folders`, precedes every change, so nothing changed either; but such a journal may also
+    have been emptied afterwards, so the caller checks that the run made no backup."""
+    events = journal.events
+    if events.trusted:
+        return not events.of("begin")
+    return not events.items and all(d.last and d.line > 0 for d in events.damage)
+
+
+def close_without_plan(conn, journal: Journal, error: Exception, ctx: RunContext) -> RunResult:
+    """A run whose plan cannot be read (killed while writing it, or before its bytes reached the
+    disk) is closed as "nothing done" when its journal shows it changed nothing on the site:
+    its temporary files (named in its journal) are removed and the journal ends the run. Any
+    sign of a change and the unreadable plan stays an error (exit 4): without the plan nobody
+    can tell what to restore."""
+    backups = [] if journal.events.trusted else _backup_files(conn, journal.run)
+    if not nothing_done(journal) or backups:
+        if backups:
+            raise RestoreFailed(f"{error}; the run made backups ({', '.join(backups[:3])}), so it may have changed "
+                                "the site") from None
+        raise error
+    temps = [(e["server"], e["temp"]) for e in journal.events.of("staged")
+             if isinstance(e.get("server"), str) and isinstance(e.get("temp"), str) and TEMP_MARK in e["temp"]]
+    left = []
+    for server, temp in temps:
+        try:
+            ep = conn.endpoint(server)
+            if ep.files.stat(temp) is not None:
+                ctx.say(f"  remove {ep.where(temp)} (a file the run had staged)")
+                ep.files.remove(temp)
+        except (TargetError, KeyError) as exc:
+            left.append(f"{server} {temp}: the run's temporary file could not be removed ({exc})")
+    reason = ("the run stopped before its first change (no action had begun; its plan was never fully written: "
+              f"{error}), so nothing on the site had changed and there is nothing to undo")
+    journal.write("recover_begin", decision="nothing", reason=reason, **whoami())
+    if left:
+        journal.write("rollback_failed", remaining=left)
+        return RunResult(journal.run, RunState.ROLLBACK_FAILED, reason, remaining=left)
+    journal.write("rolled_back", nothing_done=True)
+    return RunResult(journal.run, RunState.ROLLED_BACK, reason)

@@ -22,6 +22,7 @@ class RunResult:
     timings: list[tuple[int, float]] = field(default_factory=list)  # (action number, seconds)
     site: str | None = None  # for the advice: the one command that finishes the job
     events: list[dict] = field(default_factory=list)  # the run's journal records: when each step began, the undo
+    warnings: list[str] = field(default_factory=list)  # what the restored before-state lacks (run/before_state.py)
 
     @property
     def ok(self) -> bool:
@@ -29,7 +30,8 @@ class RunResult:
 
     def raise_for_status(self) -> None:
         if self.status == RunState.ROLLED_BACK:
-            raise ApplyFailed(f"run {self.run} failed and the site was restored: {self.error}")
+            raise ApplyFailed(f"run {self.run} failed and the site was restored: {self.error}"
+                              + "".join(f"\nWarning: {w}." for w in self.warnings))
         if self.status == RunState.ROLLBACK_FAILED:
             raise RestoreFailed(f"run {self.run} failed ({self.error}) and the site could NOT be fully restored:\n  "
                                 + "\n  ".join(self.remaining)

@@ -21,12 +21,12 @@ import time
 from enum import Enum
 from typing import Any
 
-from .. import winpath
+from .. import temps, winpath
 
 STATE_DIR = ".deployer"
 RUNS_DIR = winpath.join(STATE_DIR, "runs")
 LOCK_PATH = winpath.join(STATE_DIR, "lock")
-TEMP_MARK = ".~dpl-"
+TEMP_MARK = temps.DEPLOYER.suffix  # every temporary name is registered in deployer/temps.py
 
 
 class RunState(str, Enum):
@@ -69,7 +69,7 @@ def backup_path(run: str, number: int, name: str, copy: int | None = None) -> st
 
 
 def temp_path(dest: str, run: str, purpose: str = "new") -> str:
-    return f"{dest}{TEMP_MARK}{run[-4:]}-{purpose}"
+    return temps.temp_name(dest, temps.DEPLOYER, f"{run[-4:]}-{purpose}")
 
 
 def whoami() -> dict[str, Any]:

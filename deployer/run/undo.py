@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from .. import failpoints, winpath
 from ..model.state import FileState
@@ -44,6 +44,7 @@ from ..plan.observe import read_file
 from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
+from .before_state import CannotStart, account, missing_file
 from .context import RunContext
 from .folders import extras, journaled_listing
 from .journal import Journal
@@ -96,6 +97,7 @@ class UndoResult:
     ok: bool
     remaining: list[str] = field(default_factory=list)  # what is not as it was, in words
     journal_error: str | None = None  # the journal could not record the undo (the site was still checked)
+    warnings: list[str] = field(default_factory=list)  # facts of the before-state the restore brought back
 
 
 class Undo:
@@ -116,6 +118,10 @@ class Undo:
         # not restored, and `deployer recover` finishes the job once it is back.
         self.unreachable: dict[str, str] = {}
         self.journal_error: str | None = None
+        # services that could not start because a file they need is missing (before_state.py)
+        self.cannot_start: dict[tuple[str, str], CannotStart] = {}
+        self._begun: list[int] | None = None
+        self.warnings: list[str] = []
 
     def note(self, event: str, **data) -> None:
         """Journal an undo event; a journal that cannot be written is noted once, and the undo goes on."""
@@ -136,7 +142,25 @@ class Undo:
     def begun(self) -> list[int]:
         if not self.trusted:
             return sorted(a.number for a in self.plan.actions)
-        return sorted(self.journal.events.actions("begin"))
+        if self._begun is None:
+            began = self.journal.events.actions("begin")
+            if began:
+                # Files the site's own programs write (Maintenance Manager replicates Client.src as
+                # soon as an earlier action starts SMS_EXECUTIVE) change before their action begins;
+                # a restart of SMS_EXECUTIVE in the settle phase would copy the restored ones back,
+                # but it may not start (before_state.py), so their restore never depends on it.
+                began = began | {a.number for a in self.plan.actions if a.number not in began
+                                 and kind_of(a).written_by_site and self._changed(a)}
+            self._begun = sorted(began)
+        return self._begun
+
+    def _changed(self, action) -> bool:
+        wanted = [(t.server, t.path, t.before) for t in kind_of(action).touched(action)
+                  if t.server not in self.unreachable]
+        try:
+            return bool(file_differences(self.conn, wanted))
+        except TargetError:
+            return True  # its undo says what it meets
 
     def run_all(self, numbers: list[int] | None = None) -> UndoResult:
         self.ctx.undoing = True
@@ -155,7 +179,8 @@ class Undo:
             self.note("undo_begin", action=n)
             gone = sorted(kind.servers(action) & set(self.unreachable))
             try:
-                if gone and kind.touched(action):
+                # a kind whose undo spans servers restores every one it can reach (on_each_server)
+                if gone and kind.touched(action) and not kind.undo_per_server:
                     raise TargetError(f"{', '.join(gone)} cannot be reached ({self.unreachable[gone[0]]})")
                 failpoints.hit(f"undo.action.{n}.before")
                 kind.undo(self, action)
@@ -171,12 +196,31 @@ class Undo:
         self._settle_services()
         remaining = self._check() + self.errors
         if remaining:
-            self.note("rollback_failed", remaining=remaining)
-            return UndoResult(False, remaining, self.journal_error)
-        self.note("rolled_back")
-        return UndoResult(True, journal_error=self.journal_error)
+            self.note("rollback_failed", remaining=remaining, **({"warnings": self.warnings} if self.warnings else {}))
+            return UndoResult(False, remaining, self.journal_error, self.warnings)
+        self.note("rolled_back", **({"warnings": self.warnings} if self.warnings else {}))
+        return UndoResult(True, journal_error=self.journal_error, warnings=self.warnings)
 
     # --- what the kinds call ----------------------------------------------------------------
+
+    def on_each_server(self, parts: dict[str, Callable[[], None]]) -> None:
+        """Run each server's part of an undo, whatever another server's part meets: one server
+        that cannot be reached (or fails) never leaves the others' files as the run left them.
+        Raises at the end, naming exactly the servers not restored; `recover` finishes them."""
+        failed: dict[str, str] = {}
+        for server, part in parts.items():
+            if server in self.unreachable:
+                failed[server] = f"cannot be reached ({self.unreachable[server]})"
+                continue
+            try:
+                part()
+            except Exception as exc:  # noqa: BLE001 - every other server is still restored
+                self._note_unreachable(exc, server)
+                failed[server] = _words(exc)
+        if failed:
+            done = [s for s in parts if s not in failed]
+            raise TargetError("not restored on " + "; ".join(f"{s} ({why})" for s, why in failed.items())
+                              + (f"; restored on {', '.join(done)}" if done else ""), server=", ".join(failed))
 
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.conn.endpoint(server), path)
@@ -208,7 +252,33 @@ class Undo:
             yield
         finally:
             for svc in reversed(stopped):
-                ep.services.start(svc)
+                self.start_service(server, svc)
+
+    def start_service(self, server: str, name: str) -> None:
+        """Start a service the undo returns to running. One that cannot find a file it needs is
+        kept for the check, which tells a fact of the before-state from a failed restore."""
+        try:
+            self.conn.endpoint(server).services.start(name)
+        except TargetError as exc:
+            if not missing_file(exc):
+                raise
+            self.cannot_start[(server, name)] = CannotStart(server, name, str(exc))
+            self.say(f"  ! {name} on {server} cannot start: {exc}")
+        else:
+            self.cannot_start.pop((server, name), None)
+
+    def restore_files(self, files: Iterable[tuple[str, str, FileState | None, str]]) -> None:
+        """restore_file for each (server, path, before, backup), server by server: files on
+        several servers are restored on every server that can be reached (on_each_server)."""
+        by_server: dict[str, list[tuple[str, FileState | None, str]]] = {}
+        for server, dest, before, backup in files:
+            by_server.setdefault(server, []).append((dest, before, backup))
+
+        def restore(server: str) -> None:
+            for dest, before, backup in by_server[server]:
+                self.restore_file(server, dest, before, backup)
+
+        self.on_each_server({server: (lambda s=server: restore(s)) for server in by_server})
 
     def restore_file(self, server: str, dest: str, before: FileState | None, backup: str) -> None:
         ep = self.conn.endpoint(server)
@@ -235,6 +305,7 @@ class Undo:
             ep.files.remove(tmp)
         ep.files.copy(backup, tmp)
         ep.files.set_mtime(tmp, before.mtime_ns)
+        failpoints.hit("undo.restore.written")  # the restored copy beside the file, not yet renamed
         if before.sha256 and ep.files.sha256(tmp) != before.sha256:
             ep.files.remove(tmp)
             raise TargetError(f"backup {backup} does not match the original's sha256; not restored", server=ep.name,
@@ -313,7 +384,7 @@ class Undo:
                 if ep.services.query(name).state == state:
                     continue
                 self.say(f"  {'start' if state == RUNNING else 'stop'} {name} on {server} (back to {state})")
-                ep.services.start(name) if state == RUNNING else ep.services.stop(name)
+                self.start_service(server, name) if state == RUNNING else ep.services.stop(name)
             except Exception as exc:  # noqa: BLE001 - every other service is still returned
                 self._note_unreachable(exc, server)
                 self.errors.append(f"{server} service {name} could not be returned to {state}: {_words(exc)}")
@@ -339,6 +410,24 @@ class Undo:
         off += [f"{server} could not be reached, so nothing on it was checked: {why}"
                 for server, why in sorted(self.unreachable.items())]
         services = {k: v for k, v in original_services(self.plan).items() if k[0] not in gone}
+        changed = {server for server, _, _ in files} | {e.server for e in new}
+        for key, item in self.cannot_start.items():
+            try:
+                if self.conn.endpoint(item.server).services.query(item.service).state == RUNNING:
+                    continue  # started since (the settle phase tries again)
+            except TargetError:
+                pass  # the service check below says what it meets
+            if item.server in changed or item.server in gone:
+                off.append(f"{item.server} service {item.service} could not be started: {item.error}")
+                continue
+            # its server's files are all as before the run: the before-state lacks what it needs
+            lacked = [t.path for t in self.plan.touched() if t.server == item.server and t.before is None]
+            warning = account(item, lacked, self.conn.endpoint(item.server).where)
+            self.warnings.append(warning)
+            self.ctx.warn(f"Warning: {warning}.")
+            self.note("before_state_lacks", server=item.server, service=item.service, error=item.error,
+                      created=lacked)
+            services.pop(key, None)
         return off + service_differences(self.conn, services, "was")
 
 

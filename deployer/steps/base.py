@@ -70,6 +70,8 @@ class StepKind:
     needs_quiet: ClassVar[bool] = False  # its actions need the playbook's service stops (replacing files)
     outage_only: ClassVar[bool] = False  # its actions only serve others (stops and starts around replacements)
     reversible: ClassVar[bool] = True  # False: a done action cannot be taken back (a control code)
+    undo_per_server: ClassVar[bool] = False  # its undo spans servers and restores each reachable one itself
+    written_by_site: ClassVar[bool] = False  # its files are written by the site's programs, maybe before it begins
 
     # --- loading --------------------------------------------------------------------------------
 
@@ -109,6 +111,11 @@ class StepKind:
 
     def touched(self, action: Any) -> list[Touched]:
         """The files the action changes (checked byte for byte after an undo and at the end state)."""
+        return []
+
+    def rewritten(self, action: Any) -> list[tuple[str, str]]:
+        """(server, path) of files the site's own programs rewrite because of the action, which
+        its undo restores; their folders are watched for an interrupted write's temporary copy."""
         return []
 
     def service_effects(self, action: Any) -> list[tuple[str, str, str]]:

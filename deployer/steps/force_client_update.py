@@ -105,6 +105,8 @@ class ClientUpdate(StepKind):
     summary_rank = 30
     summary_group = "clients"
     changes_files = True
+    undo_per_server = True
+    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.force_client_update
@@ -193,16 +195,20 @@ class ClientUpdate(StepKind):
                                  "lists while they are restored")
 
     def undo(self, undo, a):
-        for k, c in enumerate(a.copy_lists):
-            undo.restore_file(c.server, c.path, c.before, backup_path(undo.run, a.number, winpath.basename(c.path), k))
-        undo.restore_file(a.server, a.system_map, a.system_map_before,
-                          backup_path(undo.run, a.number, winpath.basename(a.system_map)))
+        # server by server: a logon server that cannot be reached never stops the others' restore
+        undo.restore_files([*((c.server, c.path, c.before, backup_path(undo.run, a.number, winpath.basename(c.path), k))
+                              for k, c in enumerate(a.copy_lists)),
+                            (a.server, a.system_map, a.system_map_before,
+                             backup_path(undo.run, a.number, winpath.basename(a.system_map)))])
 
     # --- facts and words --------------------------------------------------------------------------
 
     def touched(self, a):
         # the copy lists' new content is Maintenance Manager's to write: restored by undo, not planned
         return [Touched(a.server, a.system_map, a.system_map_before, a.system_map_after)]
+
+    def rewritten(self, a):
+        return [(c.server, c.path) for c in a.copy_lists]
 
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []

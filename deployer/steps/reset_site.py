@@ -13,6 +13,7 @@ Helper.srv files open), the copies restored, the services started again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from pydantic import Field
@@ -70,6 +71,8 @@ class Reset(StepKind):
     summary_rank = 20
     summary_group = "reset"
     changes_files = True
+    undo_per_server = True
+    written_by_site = True
 
     # --- plan -------------------------------------------------------------------------------------
 
@@ -137,15 +140,25 @@ class Reset(StepKind):
     def undo(self, undo, a):
         by_server: dict[str, list[tuple[int, HelperCopy]]] = {}
         for k, c in enumerate(a.copies):
-            now = undo.read(c.server, c.path)
+            if c.server in undo.unreachable:
+                by_server.setdefault(c.server, [])  # on_each_server names it as not restored
+                continue
+            try:
+                now = undo.read(c.server, c.path)
+            except TargetError:
+                by_server.setdefault(c.server, []).append((k, c))  # its restore says what it meets
+                continue
             if (c.before is not None and c.before.same_content(now)) or (c.before is None and now is None):
                 continue
             by_server.setdefault(c.server, []).append((k, c))
-        for server, items in by_server.items():
+        def restore(server: str, items: list[tuple[int, HelperCopy]]) -> None:
             with undo.services_stopped(server, sms.HELPER_SERVICES):  # they hold Helper.srv files open
                 for k, c in items:
                     undo.restore_file(server, c.path, c.before,
                                       backup_path(undo.run, a.number, winpath.basename(c.path), k))
+
+        # the copies are on every managed server: an unreachable one never stops the others' restore
+        undo.on_each_server({server: partial(restore, server, items) for server, items in by_server.items()})
 
     # --- facts and words --------------------------------------------------------------------------
 

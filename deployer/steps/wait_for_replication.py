@@ -85,6 +85,8 @@ class WaitReplication(StepKind):
     summary_rank = 25
     summary_group = "replication"
     changes_files = True
+    undo_per_server = True
+    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.wait_for_replication
@@ -176,9 +178,9 @@ class WaitReplication(StepKind):
                                  "Logon.srv is restored")
 
     def undo(self, undo, a):
-        for k, c in enumerate(a.copies):
-            undo.restore_file(c.server, c.path, c.before,
-                              backup_path(undo.run, a.number, winpath.basename(c.path), k))
+        # server by server: a logon server that cannot be reached never stops the others' restore
+        undo.restore_files((c.server, c.path, c.before, backup_path(undo.run, a.number, winpath.basename(c.path), k))
+                           for k, c in enumerate(a.copies))
 
     # --- facts and words --------------------------------------------------------------------------
 

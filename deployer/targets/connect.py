@@ -34,7 +34,7 @@ class ConnectContext:
         """The password, from the process's one credential cache: a fleet reads each source once."""
         from .. import credentials
 
-        return credentials.resolve(source, self.site.inventory.path.parent, what)
+        return credentials.resolve(source, self.site.inventory.base_dir, what)
 
     def shared(self, key: Any, make: Callable[[], Any], close: Callable[[Any], None]) -> Any:
         """One connection per key for the whole site connection."""

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .. import failpoints, winpath
+from ..temps import SITE_RESET, temp_name
 from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
@@ -280,7 +281,7 @@ class MockServices:
                 dst_files.makedirs(dst_dir)
                 for src, dst in copies:
                     data = b"".join(src_files.read_chunks(src))
-                    tmp = dst + ".~scm"
+                    tmp = temp_name(dst, SITE_RESET)
                     dst_files.write_file(tmp, [data], durable=False)  # as the SCM writes: no flush
                     failpoints.hit("mock.reset.copy.written")
                     dst_files.set_mtime(tmp, src_files.stat(src).mtime_ns)

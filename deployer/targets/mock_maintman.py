@@ -39,10 +39,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .. import winpath
+from .. import failpoints, winpath
 from ..errors import InputError
 from ..sms import layout, maintman_log
 from ..sms.platforms import lookup as platform_lookup
+from ..temps import MAINTMAN, temp_name
 from .base import RUNNING, FileStat, FileTransport, SharingViolation, TargetError
 
 if TYPE_CHECKING:
@@ -142,9 +143,10 @@ def write_copy_lists(files: FileTransport, platforms: list[str], version: int, m
                  if not f.is_dir and f.name.casefold() not in COPY_LIST_NAMES]
         for list_name in COPY_LISTS.get(plat.key, ()):
             rel = winpath.join(folder, list_name)
-            tmp = rel + ".~mm"
+            tmp = temp_name(rel, MAINTMAN)
             files.write_file(tmp, [copy_list_text(list_name, version, names)], durable=False)
             files.set_mtime(tmp, mtime_ns)
+            failpoints.hit("mock.maintman.copylist.written")  # a kill here leaves the temporary copy
             files.rename(tmp, rel, replace=True, durable=False)
             written.append(rel)
     return written
@@ -261,9 +263,10 @@ def _replicate(site: "MockSite", src: FileTransport, dst: FileTransport, outcome
 
 def _copy(src: FileTransport, src_rel: str, dst: FileTransport, dst_rel: str, mtime_ns: int) -> bool:
     """Copy one file (write time kept) through a temporary name; False if the target is in use."""
-    tmp = dst_rel + ".~mm"
+    tmp = temp_name(dst_rel, MAINTMAN)
     dst.write_file(tmp, src.read_chunks(src_rel), durable=False)
     dst.set_mtime(tmp, mtime_ns)
+    failpoints.hit("mock.maintman.copy.written")
     try:
         dst.rename(tmp, dst_rel, replace=True, durable=False)
     except SharingViolation:

@@ -47,6 +47,7 @@ from paramiko.sftp import (
 from paramiko.sftp_attr import SFTPAttributes
 
 from .. import winpath
+from ..temps import SFTP_ASIDE, temp_name
 from ..errors import InputError
 from .base import (
     CHUNK,
@@ -489,7 +490,7 @@ class SftpFiles:
         back.
         """
         sftp = self._session()
-        aside = f"{dst}.~old-{uuid.uuid4().hex[:8]}"
+        aside = temp_name(dst, SFTP_ASIDE, uuid.uuid4().hex[:8])
         sftp.rename(dst, aside)
         try:
             sftp.rename(src, dst)

@@ -29,6 +29,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Iterable, Iterator
 
 from .. import winpath
+from ..temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
 from ..secrets import SecretSource
 from .adapters import impacket_internals as lib
@@ -40,7 +41,7 @@ from .smbconn import MISSING, NOT_A_DIRECTORY, status_error
 EPOCH_FILETIME = 116_444_736_000_000_000
 _DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # SMB_FIND_FILE_DIRECTORY_INFO up to the name (MS-CIFS 2.2.8.1.4)
 _WILDCARDS = set('*?<>"')
-ASIDE_SUFFIX = ".~smb1-old"
+ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/temps.py, so recovery knows it
 
 
 def filetime_to_ns(ft: int) -> int:

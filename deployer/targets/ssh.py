@@ -100,7 +100,7 @@ def _connection(ctx: ConnectContext, settings: SshSettings) -> SshConnection:
     key = ("ssh", ctx.name, repr([getattr(settings, f) for f in fields]))
 
     def make() -> SshConnection:
-        base = ctx.site.inventory.path.parent
+        base = ctx.site.inventory.base_dir
         password = None
         if settings.password is not None:
             password = ctx.secret(settings.password, f"SSH {settings.username}@{settings.host}:{settings.port}")

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from ..errors import InputError
-from ..secrets import Secret, read_secret_file
+from ..errors import BrokerUnreachable, InputError
+from ..secrets import Secret, read_secret_file, scrub
 
 ENV_URL = "DEPLOYER_BROKER"
 ENV_PASSWORD = "DEPLOYER_BROKER_PASSWORD"
@@ -75,18 +75,45 @@ def broker(url: str | None) -> Broker:
         raise InputError(f"the broker URL must not carry a user or password (it would show in process lists and "
                          f"logs); set {ENV_PASSWORD} or {ENV_PASSWORD_FILE} instead")
     if not parts.hostname:
-        raise InputError(f"broker URL {url!r} names no host")
+        raise InputError(f"broker URL {scrub(url)!r} names no host")
     try:
         db = int(parts.path.strip("/") or 0)
         _ = parts.port
     except ValueError:
-        raise InputError(f"broker URL {url!r}: the port and the database must be numbers") from None
+        raise InputError(f"broker URL {scrub(url)!r}: the port and the database must be numbers") from None
     password = None
     if os.environ.get(ENV_PASSWORD):
         password = Secret(os.environ[ENV_PASSWORD])
     elif os.environ.get(ENV_PASSWORD_FILE):
         password = Secret(read_secret_file(Path(os.environ[ENV_PASSWORD_FILE]).expanduser(), "the broker password"))
     return Broker(urlunsplit((parts.scheme, parts.netloc, f"/{db}", "", "")), password)
+
+
+def check(b: Broker) -> None:
+    """Reach the broker and log in, before anything is journaled or sent: a refused password is
+    bad input (exit 2), a broker that cannot be reached is a server that could not be reached
+    (exit 1, nothing changed); both said in words, never a traceback."""
+    import redis
+
+    client = b.redis()
+    try:
+        client.ping()
+    except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
+        raise InputError(f"the broker {b.describe()} refused the password ({scrub(str(exc))}); set {ENV_PASSWORD} "
+                         f"or {ENV_PASSWORD_FILE} to the password its `requirepass` names") from None
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "WRONGPASS" in str(exc):
+            raise InputError(f"the broker {b.describe()} wants a password ({scrub(str(exc))}); set {ENV_PASSWORD} "
+                             f"or {ENV_PASSWORD_FILE}") from None
+        raise BrokerUnreachable(f"the broker {b.describe()} answered with an error: {scrub(str(exc))}") from None
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        raise BrokerUnreachable(f"the broker {b.describe()} cannot be reached ({scrub(str(exc))}); nothing was sent "
+                            "and no site was touched") from None
+    finally:
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - closing a connection that never opened
+            pass
 
 
 def celery_app(b: Broker):

@@ -14,14 +14,17 @@ playbook's `manifest:` and `payloads:` keep their meaning), keyed by the bundle'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, PayloadUnverifiable
 from .payloads import cache_dir, fetch, sha256_file
 
 
@@ -66,13 +69,43 @@ def _inside(root: Path, relpath: str) -> Path:
 
 
 def materialise(bundle: Bundle, redis, base: Path | None = None) -> Path:
-    """The bundle as a folder on this worker (texts written, payloads fetched and verified); its root."""
+    """The bundle as a folder on this worker (texts written, payloads fetched and verified); its root.
+
+    Content-addressed and immutable once published: the folder is named by the bundle's
+    digest and built whole in a private temporary folder beside it, then renamed into place
+    in one step. Tasks of one rollout starting at once on one host each build their own
+    copy; the first rename wins, the others find the complete folder and drop theirs. No
+    task ever sees a text being rewritten or a payload file unlinked under it."""
     base = base or cache_dir().parent / "projects"
     root = base / bundle.digest
-    done = root / ".complete"
-    if done.is_file():
+    if (root / COMPLETE).is_file():
         return root
-    root.mkdir(parents=True, exist_ok=True)
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{bundle.digest[:16]}.", suffix=".tmp", dir=base))
+    try:
+        _build(bundle, redis, tmp)
+        for _ in range(3):
+            try:
+                os.rename(tmp, root)
+                break
+            except OSError:
+                if (root / COMPLETE).is_file():
+                    break  # another task's copy is in place: the same bytes
+                # an incomplete folder by that name (an older deployer, a crash): set aside, never used
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(root, base / f".{bundle.digest[:16]}.incomplete-{os.urandom(3).hex()}")
+        if not (root / COMPLETE).is_file():
+            raise PayloadUnverifiable(f"the rollout's project folder {root} could not be put in place")
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)  # another task's copy won the rename
+    return root
+
+
+COMPLETE = ".complete"
+
+
+def _build(bundle: Bundle, redis, root: Path) -> None:
     for relpath, text in bundle.texts.items():
         p = _inside(root, relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -81,13 +114,10 @@ def materialise(bundle: Bundle, redis, base: Path | None = None) -> Path:
         p = _inside(root, relpath)
         p.parent.mkdir(parents=True, exist_ok=True)
         cached = fetch(redis, sha)
-        if p.exists():
-            p.unlink()
         try:
             os.link(cached, p)
         except OSError:  # another file system: copy
-            p.write_bytes(cached.read_bytes())
+            shutil.copyfile(cached, p)
         if sha256_file(p) != sha:
-            raise InputError(f"the hotfix file {relpath} does not verify after it was placed: refused")
-    done.write_text("ok\n")
-    return root
+            raise PayloadUnverifiable(f"the hotfix file {relpath} does not verify after it was placed: refused")
+    (root / COMPLETE).write_text("ok\n")

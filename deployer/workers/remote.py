@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..model.inventory import SiteRef
 from ..model.playbook import LoadedPlaybook
-from .broker import broker
+from .broker import broker, check
 from .bundle import make_bundle
 from .dispatch import Dispatcher
 
@@ -22,6 +22,7 @@ def dispatcher_for(pb: LoadedPlaybook, inventory_path: Path, broker_url: str | N
                    start_timeout: float = 300.0) -> Dispatcher:
     """A dispatcher for one rollout of `pb` over `inventory_path`'s sites (payloads published once)."""
     b = broker(broker_url)
+    check(b)  # a refused password or a broker out of reach is said in words before anything is sent
     bundle = make_bundle(pb.path, pb.manifest.path, inventory_path, pb.payload_dir())
     root = _root_of(bundle, pb.path)
     return Dispatcher(b, rollout or new_rollout_id(), bundle, root, start_timeout=start_timeout)

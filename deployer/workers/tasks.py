@@ -16,6 +16,7 @@ import json
 import socket
 import threading
 import time
+from dataclasses import replace
 from typing import Any
 
 from ..errors import DeployerError, ExitCode, NetworkError
@@ -51,12 +52,67 @@ def _watch_cancel(redis, rollout: str, ctx: RunContext, stop: threading.Event) -
             return
 
 
+LEASE = "deployer:lease:{}:{}"  # rollout, site: who runs it now; renewed while it runs
+RESULT = "deployer:result:{}:{}"  # rollout, site: the result of the delivery that ran it
+LEASE_TTL = 30  # seconds a lease outlives its last renewal: a worker gone is known within this
+RENEW_EVERY = 5
+
+
+def _lease_checker(redis):
+    """Whether a lock's holder still renews its lease in this broker (lock.register_lease_checker)."""
+    def check(lease: dict[str, Any]) -> bool | None:
+        key, holder = lease.get("key"), lease.get("holder")
+        if not isinstance(key, str) or not isinstance(holder, str) or not key.startswith("deployer:lease:"):
+            return None
+        try:
+            current = redis.get(key)
+        except Exception:  # noqa: BLE001 - the broker unreachable: cannot tell, so never broken
+            return None
+        return current is not None and current.decode("utf-8", "replace") == holder
+
+    return check
+
+
+def _renew(redis, key: str, me: str, stop: threading.Event) -> None:
+    while not stop.wait(RENEW_EVERY):
+        try:
+            if (redis.get(key) or b"").decode("utf-8", "replace") == me:
+                redis.set(key, me, ex=LEASE_TTL)
+        except Exception:  # noqa: BLE001 - a broker blip: the next beat renews it
+            continue
+
+
+def _take_lease(redis, key: str, result_key: str, me: str, ctx: RunContext) -> dict[str, Any] | None:
+    """Hold the site's lease of this rollout; None once held. While another delivery of the same
+    site (the broker's redelivery after its visibility timeout) holds it alive, wait, touching
+    nothing; if that one finishes, its result is this one's too (the same result, reported once)."""
+    said = False
+    while not redis.set(key, me, nx=True, ex=LEASE_TTL):
+        if (done := redis.get(result_key)) is not None:
+            return json.loads(done)
+        if ctx.cancel.cancelled:
+            return {"status": "not_started", "error": f"cancelled ({ctx.cancel.why()}) while another worker ran "
+                    "the site; this delivery touched nothing"}
+        if not said:
+            holder = (redis.get(key) or b"?").decode("utf-8", "replace")
+            ctx.say(f"delivered again while {holder.split('#')[0]} still runs it (its lease is renewed): waiting, "
+                    "without touching the site")
+            said = True
+        time.sleep(1.0)
+    return None
+
+
 def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
     """Celery task body (bound): run one site of a rollout and return its result as JSON data."""
+    import os
+    from pathlib import Path
+
     from .. import workflow
     from ..model.playbook import load_playbook
+    from ..run import lock as site_lock
     from ..run.lock import read_lock
     from .bundle import Bundle, materialise
+    from .serve import PROJECT_ENV
 
     b = task.app.deployer_broker
     redis = b.redis()
@@ -66,17 +122,32 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
                 "started; nothing was touched"}
     started = time.monotonic()
     worker = socket.gethostname() + f"/{task.request.hostname or ''}"
+    me = f"{worker}#{os.urandom(4).hex()}"
     claim = CLAIM.format(rollout, site_name)
+    lease_key, result_key = LEASE.format(rollout, site_name), RESULT.format(rollout, site_name)
     redelivered = not redis.set(claim, worker, nx=True, ex=7 * 24 * 3600)
     ctx = RunContext(site_name, _publisher(redis, rollout))
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_cancel, args=(redis, rollout, ctx, stop), daemon=True)
     watcher.start()
+    site_lock.register_lease_checker(_lease_checker(redis))
     recovered: list[dict[str, Any]] = []
+    result: dict[str, Any] | None = None
+    held = False
     try:
+        if (earlier := _take_lease(redis, lease_key, result_key, me, ctx)) is not None:
+            # another delivery's result: returned as it is (result stays None: never stored again)
+            return {"site": site_name, **earlier} if "site" not in earlier else earlier
+        held = True
+        threading.Thread(target=_renew, args=(redis, lease_key, me, stop), daemon=True).start()
+        if (done := redis.get(result_key)) is not None:  # an earlier delivery finished just before
+            return json.loads(done)
+        site_lock.LEASE = {"key": lease_key, "holder": me}  # written into the site lock this task takes
         root = materialise(Bundle.from_json(request["bundle"]), redis)
         bundle = request["bundle"]
-        inv = workflow.inventory(root / bundle["inventory"])
+        # the inventory's relative paths are the worker's own (its project folder), never the bundle's cache
+        base = Path(getattr(task.app.conf, "deployer_project", None) or os.environ.get(PROJECT_ENV) or os.getcwd())
+        inv = replace(workflow.inventory(root / bundle["inventory"]), base=base)
         site = inv.site(site_name)
         if ctx.cancel.cancelled:
             return {"site": site_name, "status": "not_started", "error": ctx.cancel.why(), "worker": worker}
@@ -87,8 +158,9 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
         if pending or (redelivered and lock is not None):
             ctx.say(f"picked up again after its worker was lost: recovering site {site_name} first"
                     if redelivered else f"site {site_name} has an unfinished run: recovering it first")
-            # a redelivery means the broker gave up on the worker that had the site (no ack within the
-            # visibility timeout): its lock may be broken unless its holder is seen alive here
+            # this task holds the rollout's lease of the site, so an earlier delivery is gone (its lease
+            # expired): its lock may be broken. A lock whose holder is seen alive (its own lease renewed,
+            # or its process on this host) never is.
             breakable = lock is not None and (stale is True or (redelivered and stale is None))
             for r in workflow.recover(site, ctx, break_lock=breakable):
                 recovered.append({"run": r.run, "status": str(r.status), "reason": r.error})
@@ -96,18 +168,44 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
         outcome = workflow.apply_playbook(pb, site, ctx, break_lock=False)
         r = outcome.result
         assert r is not None  # questions are answered yes on a worker
-        return {"site": site_name, "status": str(r.status), "run": r.run, "error": r.error,
-                "remaining": r.remaining, "journal": r.journal, "seconds": round(time.monotonic() - started, 3),
-                "actions_done": r.actions_done, "report": r.report.to_json() if r.report else None,
-                "recovered": recovered, "worker": worker, "redelivered": redelivered}
+        result = {"site": site_name, "status": str(r.status), "run": r.run, "error": r.error,
+                  "remaining": r.remaining, "journal": r.journal, "seconds": round(time.monotonic() - started, 3),
+                  "actions_done": r.actions_done, "report": r.report.to_json() if r.report else None,
+                  "recovered": recovered, "worker": worker, "redelivered": redelivered}
+        return result
     except DeployerError as exc:
-        return {"site": site_name, "status": "error", "error": str(exc), "exit_code": int(exc.exit_code),
-                "unreachable": isinstance(exc, NetworkError),  # raised before any change: its own outcome
-                "recovered": recovered, "worker": worker, "redelivered": redelivered,
-                "seconds": round(time.monotonic() - started, 3)}
+        message = str(exc)
+        if "root" in locals():
+            # the bundle's copy in this worker's cache is no file the operator knows: name the controller's
+            message = message.replace(str(root / request["bundle"]["inventory"]),
+                                      f"{request['bundle']['inventory']} (the controller's inventory)")
+        if "base" in locals() and str(base) in message:
+            message += (f" (the inventory's relative paths are read on worker {worker} from its project folder "
+                        f"{base}: `deployer worker --project DIR`)")
+        status = "error"
+        if "site" in locals():
+            # an error before this task changed anything, on a site an earlier run left half-patched: that
+            # site is not restored, whatever this error was (the controller says so, with the way out)
+            try:
+                with workflow.session(site) as conn:
+                    if pending := workflow.unfinished_message(conn):
+                        status, message = "unfinished", f"{message}; {pending}"
+            except DeployerError:
+                pass
+        result = {"site": site_name, "status": status, "error": message, "exit_code": int(exc.exit_code),
+                  "unreachable": isinstance(exc, NetworkError),  # raised before any change: its own outcome
+                  "recovered": recovered, "worker": worker, "redelivered": redelivered,
+                  "seconds": round(time.monotonic() - started, 3)}
+        return result
     finally:
         stop.set()
+        site_lock.LEASE = None
         try:
+            if result is not None:
+                # before the lease goes: a delivery waiting on it then finds the result, not a free site
+                redis.set(result_key, json.dumps(result), ex=7 * 24 * 3600)
+            if held and (redis.get(lease_key) or b"").decode("utf-8", "replace") == me:
+                redis.delete(lease_key)
             redis.delete(claim)  # reached only if this process lived to the end: the site is settled
         except Exception:  # noqa: BLE001 - the result matters more than the claim
             pass
@@ -119,6 +217,6 @@ def exit_code_of(result: dict[str, Any]) -> int:
         return int(ExitCode.OK)
     if status == "rolled_back":
         return int(ExitCode.FAILED_RESTORED)
-    if status == "rollback_failed":
+    if status in ("rollback_failed", "unfinished"):
         return int(ExitCode.NOT_RESTORED)
     return int(result.get("exit_code", ExitCode.FAILED_RESTORED))
