@@ -335,8 +335,10 @@ def test_verify_all_exits_3_when_one_site_mismatches(fw: FleetWs):
     os.utime(f, ns=(0, 0))
     r = fw.cli("verify", fw.playbook, "--site", "SITE00[1-3]", "-f", "junit", "-o", fw.path / "v.xml")
     assert r.code == 3, r.text
+    # the site writer's suites (report/junit.py): one per server, named KB.SITE.SERVER
     suites = {s.get("name"): s for s in ET.parse(fw.path / "v.xml").getroot()}
-    assert suites["SITE002"].get("failures") == "1" and suites["SITE001"].get("failures") == "0"
+    assert suites["Q241656.SITE002.SRV002"].get("failures") == "1"
+    assert suites["Q241656.SITE001.SRV001"].get("failures") == "0"
 
 
 def test_payloads_are_hashed_once_per_fleet_run(fw: FleetWs, monkeypatch):
@@ -387,7 +389,7 @@ def test_the_live_view_takes_events_from_many_threads(tmp_path: Path):
 def test_a_report_path_that_cannot_be_written_is_refused_before_any_site(fw: FleetWs):
     r = fw.apply("--all", "--report", fw.path / "no" / "such" / "folder" / "fleet.xml")
     assert r.code == 2, r.text
-    assert "cannot write the fleet report here" in r.err
+    assert "cannot write the report to" in r.err  # refused as -o FILE is, one site or a fleet
     assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
 
 

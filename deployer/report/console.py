@@ -13,6 +13,7 @@ import sys
 from typing import Any, Callable
 
 from ..run import context as ev
+from .heartbeat import Heartbeat, describe
 from .log import output as log_output
 from .out import Out, RunProgress
 
@@ -26,6 +27,8 @@ class ConsoleRenderer:
         self.quiet = quiet  # -q: the run's narrative goes to the log only
         self.show_plan = show_plan
         self.progress = RunProgress(out) if bar else None
+        self.heartbeat = Heartbeat()  # piped: a line per long wait every 30 s
+        self.last_progress: tuple[int, int] = (0, 0)
 
     def __call__(self, event: ev.Event) -> Any:
         if event.kind == ev.SAY:
@@ -39,8 +42,14 @@ class ConsoleRenderer:
         elif event.kind == ev.WARN:
             self.err.line(event.text, "warn")
         elif event.kind == ev.PROGRESS:
+            self.last_progress = (event.data["done"], event.data["total"])
             if self.progress is not None:
                 self.progress(event.text, event.data["done"], event.data["total"])
+        elif event.kind == ev.WAIT:
+            if self.out.console is not None and self.progress is not None:  # the bar says how long so far
+                self.progress(describe(event), *self.last_progress)
+            elif line := self.heartbeat.line(event):  # piped: a line at most every 30 s
+                (log_output if self.quiet else self.out.line)(line)
         elif event.kind == ev.PLAN:
             if self.show_plan is not None and "plan" in event.data and not (self.quiet and self.yes):
                 self.show_plan(event.data["plan"])

@@ -125,7 +125,8 @@ class Runner:
         total = len(self.plan.actions)
         for a in self.plan.actions:
             self.ctx.cancel.check()
-            self.ctx.progress(f"preparing: {kind_of(a).describe(a)}", 0, total)
+            # not the action's own label: "stop SMS_EXECUTIVE" while only backing up reads as if it stopped
+            self.ctx.progress(f"preparing: backups and uploads for action {a.number} of {total}", 0, total)
             failpoints.hit(f"apply.stage.{a.number}")
             kind_of(a).prepare(self, a)
 
@@ -206,15 +207,20 @@ class Runner:
         if status.state != want:
             raise TargetError(f"{name} is {status.state}, expected {want}", server=server)
 
-    def wait_for(self, predicate, timeout: float, interval: float = 0.5) -> bool:
-        """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back)."""
-        deadline = time.monotonic() + timeout
+    def wait_for(self, predicate, timeout: float, interval: float = 0.5, what=None) -> bool:
+        """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back).
+        `what` ("waiting for replication to DEMOLOG1", or a callable saying it after each poll):
+        each poll tells the renderers how long so far."""
+        start = time.monotonic()
+        deadline = start + timeout
         while True:
             if predicate():
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
+            if what:
+                self.ctx.waiting(what() if callable(what) else what, time.monotonic() - start, timeout)
             if self.ctx.cancel.wait(min(interval, left)):
                 self.ctx.cancel.check()
 

@@ -174,7 +174,7 @@ class ClientUpdate(StepKind):
             want = max(new)
             return all(v == want for v in now.values())
 
-        if not run.wait_for(done, a.timeout, interval=1.0):
+        if not run.wait_for(done, a.timeout, interval=1.0, what=f"waiting for a new CopyListVersion on {a.server}"):
             now = offered()
             evidence = maintman_log.read_since(ss.files, a.log_offset)
             late = sorted({c.server for c in a.copy_lists if now[(c.server, c.path)] is None
