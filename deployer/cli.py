@@ -21,6 +21,7 @@ from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
                             AcceptChangesOpt, MaxFailOpt, NoteOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site, report_file)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
+from .numbers import decimal, whole
 from .report import out as outmod
 from .run.store import RunState
 
@@ -228,6 +229,10 @@ def _run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, sho
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if renderer.refused:  # no terminal, no --yes: the question was answered no, nothing was done
+        from .report.console import no_terminal
+
+        raise no_terminal(renderer.refused)
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -250,6 +255,11 @@ def plan(
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
     pb = load_playbook(playbook)
+    if pb.head.draft:  # a saved plan is made to be applied: not from a draft
+        if out:
+            pb.refuse_draft()
+        outmod.stderr().line(f"Warning: {playbook} is a draft (draft: true): apply refuses it until it is finished.",
+                             "warn")
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
         # a fleet's -o FILE is its report (-f text or json), as for every fleet command
@@ -301,7 +311,7 @@ def apply(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the json or html report to FILE.")] = None,
     break_lock: BreakLockOpt = False,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
-    worker_wait: Annotated[float, typer.Option("--worker-wait", help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
+    worker_wait: Annotated[float, typer.Option("--worker-wait", parser=decimal, help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
     group: GroupOpt = None,
     all_sites: AllOpt = False,
     forks: ForksOpt = DEFAULT_FORKS,
@@ -355,6 +365,7 @@ def apply(
             outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
     else:
         pb = load_playbook(target)
+        pb.refuse_draft()
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
@@ -391,7 +402,7 @@ def apply(
             doc = _dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
                           "remaining": result.remaining, "seconds": round(result.seconds, 3),
                           "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None,
-                          **noted})
+                          "traffic": ctx.traffic, **noted})
         _emit(doc, output, f"Report written to {output}.")
     if result is None:
         if text:
@@ -494,7 +505,8 @@ def verify(
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
-        text = json.dumps({**report.to_json(), **({"note": note} if note else {})}, indent=1, sort_keys=True) + "\n"
+        text = json.dumps({**report.to_json(), "traffic": ctx.traffic, **({"note": note} if note else {})}, indent=1,
+                          sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
         from .report.junit import to_junit
 
@@ -641,7 +653,7 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
 @app.command(epilog=EXIT_CODES_HELP)
 def prune(
     site: SiteOpt,
-    keep: Annotated[Optional[int], typer.Option("--keep", help="The newest N runs keep their backups.")] = None,
+    keep: Annotated[Optional[int], typer.Option("--keep", parser=whole, help="The newest N runs keep their backups.")] = None,
     older_than: Annotated[Optional[str], typer.Option("--older-than", help="Only runs older than this (30d, 12h, 2w).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed; remove nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before removing.")] = False,
@@ -719,20 +731,23 @@ def kb_import(
     = False,
     playbook_dir: Annotated[Optional[Path], typer.Option(
         "--playbook-dir", help="Where draft playbooks go (default: beside the manifest).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite manifests and playbooks that kb import did not "
+                                        "write (or that were edited since).")] = False,
 ) -> None:
     """Import every file attribute table of KB articles as manifests: every row imported, or flagged for review
     with its article line (exit 3 when any row needs review)."""
     from .kb.command import run_import
 
-    code = run_import(articles, output, playbook, playbook_dir)
+    code = run_import(articles, output, playbook, playbook_dir, force)
     if code:
         raise typer.Exit(code)
 
 
 @manifest_app.command("from-kb", epilog=EXIT_CODES_HELP)
-def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None) -> None:
+def manifest_from_kb(articles: ArticlesArg, output: KbOutputOpt = None, force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite a manifest kb import did not write.")] = False) -> None:
     """The same as `deployer kb import` (kept for scripts that use it)."""
-    kb_import(articles, output)
+    kb_import(articles, output, False, None, force)
 
 
 class SchemaKind(str, Enum):
@@ -770,7 +785,7 @@ def _emit(text: str, output: Path | None, done: str | None = None) -> None:
 @app.command(epilog=EXIT_CODES_HELP)
 def worker(
     region: Annotated[str, typer.Option("--region", "-r", help="Consume this region's queue (sites with region: NAME).")],
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Sites run at once.")] = 4,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", parser=whole, help="Sites run at once.")] = 4,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Redis URL without password (default: $DEPLOYER_BROKER); the password comes from $DEPLOYER_BROKER_PASSWORD or the 0600 file named by $DEPLOYER_BROKER_PASSWORD_FILE.")] = None,
     project: Annotated[Optional[Path], typer.Option("--project", metavar="DIR", help="The folder the inventory's relative paths (mock folders, key and password files) are read from on this worker (default: $DEPLOYER_WORKER_PROJECT, else the folder the worker is started in).")] = None,
 ) -> None:

@@ -30,6 +30,7 @@ from .run import context as ev
 from .run.context import Cancelled, CancelToken, Event, RunContext
 
 from .fleet_options import DEFAULT_FORKS
+from .numbers import is_whole
 from .targets import host_limits
 
 
@@ -117,7 +118,7 @@ def parse_count(text: str | None, option: str, *, minimum: int) -> Count | None:
     raw = text.strip()
     percent = raw.endswith("%")
     digits = raw[:-1].strip() if percent else raw
-    if not digits.isdigit() or (percent and int(digits) > 100) or int(digits) < minimum:
+    if not is_whole(digits) or (percent and int(digits) > 100) or int(digits) < minimum:
         raise InputError(f"{option} {text!r}: give a whole number of sites ({minimum} or more) or a percentage of "
                          f"the fleet ({minimum}% to 100%), e.g. 10 or 10%")
     return Count(int(digits), percent)

@@ -83,8 +83,13 @@ def refuse_prompted_passwords(sites: list[SiteRef]) -> None:
                         "sites run at the same time; use {env: VARIABLE} or {file: PATH}, or run this site alone")
 
 
-def confirm(question: str, yes: bool) -> None:
-    """One question for the whole fleet, on a terminal (as for one site: no terminal, no question)."""
+def confirm(question: str, yes: bool, *, canary: bool = False) -> None:
+    """One question for the whole fleet, on a terminal; without one, --yes is needed (exit 2), except
+    that a --canary rollout runs its canary sites and pauses before the others (fleet_view.ask)."""
+    if not yes and not canary and not _stdin_tty():
+        from .report.console import no_terminal
+
+        raise no_terminal(question)
     if not yes and _stdin_tty() and not typer.confirm(question, default=False, err=True):
         outmod.stdout().line("Nothing was done.")
         raise typer.Exit(0)
@@ -138,7 +143,7 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
     if journal is None:
         asks = not yes and _stdin_tty()  # then each site's action count is planned for the question (issue 22)
         confirm(f"Apply {pb.kb} to {describe_rollout(len(sites), args)}: "
-                f"{_question.describe(_question.planned(pb, sites, args.forks)) if asks else preview(sites)}?", yes)
+                f"{_question.describe(_question.planned(pb, sites, args.forks)) if asks else preview(sites)}?", yes, canary=args.canary > 0)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes, fingerprint=fleet_resume.fingerprint(pb, sites))
     work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock, recover_first=recover_first,
                                  keep_reports=fmt == "json" or args.report is not None)
@@ -182,6 +187,7 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
         outmod.stdout().line(f"Fleet run {fleet_id} is complete: every site is done; nothing to resume.", "good")
         return 0
     pb = load_playbook(playbook)
+    pb.refuse_draft()
     inv = workflow.inventory(inv_path)
     sites = [inv.site(name) for name in left]
     fleet_resume.refuse_if_changed(journal, pb, sites, accept=accept_changes)
@@ -190,7 +196,7 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
 
         check(broker_of(broker))  # before the sites are journaled waiting again
     confirm(f"Resume fleet run {fleet_id}: apply {pb.kb} to the {describe_rollout(len(sites), args)} not done yet: "
-            f"{preview(sites)}?", yes)
+            f"{preview(sites)}?", yes, canary=args.canary > 0)
     for s in sites:
         journal.record(s.name, "waiting")
     journal.note(resumed_utc=_utc(),

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from .numbers import whole
 from .targets.host_limits import DEFAULT_MAX_PER_HOST
 
 if TYPE_CHECKING:
@@ -32,13 +33,13 @@ SitesOpt = Annotated[Optional[list[str]], typer.Option(
 GroupOpt = Annotated[Optional[list[str]], typer.Option("--group", "-g", metavar="NAME", autocompletion=complete_site, help="Every site of an inventory group "
                                                        "(groups: in sites.yaml); repeatable.")]
 AllOpt = Annotated[bool, typer.Option("--all", help="Every site of the inventory.")]
-ForksOpt = Annotated[int, typer.Option("--forks", metavar="N", help="Fleet: sites worked on at the same time.")]
-MaxPerHostOpt = Annotated[int, typer.Option("--max-per-host", metavar="N", help="Fleet: at most N site sessions open "
+ForksOpt = Annotated[int, typer.Option("--forks", metavar="N", parser=whole, help="Fleet: sites worked on at the same time.")]
+MaxPerHostOpt = Annotated[int, typer.Option("--max-per-host", metavar="N", parser=whole, help="Fleet: at most N site sessions open "
                                             "to one SMB or SSH server host (host:port) at a time; the others wait "
                                             "for a free one. Mock sites are not bounded.")]
 BatchOpt = Annotated[Optional[str], typer.Option("--batch", metavar="N|P%", help="Fleet: start sites in rolling batches of N sites "
                                                  "or P% of the fleet; each batch ends before the next starts.")]
-CanaryOpt = Annotated[int, typer.Option("--canary", metavar="N", help="Fleet: run N sites first, then stop and ask (--yes goes "
+CanaryOpt = Annotated[int, typer.Option("--canary", metavar="N", parser=whole, help="Fleet: run N sites first, then stop and ask (--yes goes "
                                         "on when they all passed; without a terminal the rollout pauses).")]
 MaxFailOpt = Annotated[Optional[str], typer.Option("--max-fail", metavar="N|P%", help="Fleet: once more than N sites (or P%) "
                                                    "failed, start no new site; running ones finish or roll back.")]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 Say = Callable[[str], None]
 BACKUP = "backup"
 PRUNED = "pruned"
-_AGE = re.compile(r"\s*(\d{1,5})\s*([dhw])\s*\Z", re.I)
+_AGE = re.compile(r"\s*([0-9]{1,5})\s*([dhw])\s*\Z", re.I)  # ASCII digits: \d takes any script's
 
 
 def parse_age(text: str) -> timedelta:

@@ -29,6 +29,8 @@ from .errors import InputError, InputErrors, Location
 from .model.inventory import PCM_SERVICE, PcmHost
 from .sms.platforms import lookup as platform_lookup
 from .winpath import PathRuleError, parse_root
+from .report.escape import visible
+from .textcodec import decode_bom
 from .yamlsrc import read_input
 
 MAX_BYTES = 1024 * 1024
@@ -75,6 +77,9 @@ class HostsFromIni:
 
 
 def _decode(raw: bytes, path: Path) -> str:
+    text = decode_bom(raw, str(path))  # Notepad's "Unicode" (UTF-16) is text, not binary
+    if text is not None:
+        return text
     if b"\x00" in raw:
         line = raw.count(b"\n", 0, raw.index(b"\x00")) + 1
         raise InputError("file contains a NUL byte; expected an Rservice .ini text file (a binary file?)",
@@ -262,5 +267,5 @@ def to_yaml(result: HostsFromIni, source: Path) -> str:
             entry["executable"] = h.executable
         entries[name] = entry
     body = yaml.dump({"pcm_hosts": entries}, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=120)
-    return (f"# PCM service hosts from {source.name}: put pcm_hosts under a site in sites.yaml\n"
+    return (f"# PCM service hosts from {visible(source.name)}: put pcm_hosts under a site in sites.yaml\n"
             f"# (sites: <SITE>: pcm_hosts:), and give each host files: and services: to reach it.\n{body}")

@@ -7,6 +7,7 @@ or below.
 from __future__ import annotations
 
 import hashlib
+import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,8 @@ from .run.store import RunState, whoami
 from .run.undo import Undo, file_differences
 from .targets.base import TargetError
 from .targets.connect import SiteConnection, connect
+from .targets.traffic import describe as describe_traffic
+from .targets.traffic import merge as merge_traffic
 from .verify import Report, default_checks, verify
 from .yamlsrc import load_yaml
 
@@ -59,7 +62,20 @@ def session(site: SiteRef, ctx: RunContext | None = None) -> Iterator[SiteConnec
     try:
         yield conn
     finally:
+        _count_traffic(conn, ctx)
         conn.close()
+
+
+def _count_traffic(conn: SiteConnection, ctx: RunContext | None) -> None:
+    """What the session cost on the wire, added to the command's (the JSON report's `traffic`, -v)."""
+    try:
+        used = conn.traffic()
+    except Exception:  # noqa: BLE001 - counting never decides a run's outcome
+        logging.getLogger("deployer.traffic").debug("counting the traffic failed", exc_info=True)
+        return
+    logging.getLogger("deployer.traffic").info("site %s traffic: %s", conn.site.name, describe_traffic(used))
+    if ctx is not None:
+        ctx.traffic = merge_traffic(ctx.traffic, used)
 
 
 @contextmanager

@@ -4,6 +4,11 @@
 #   chromium (renders the HTML reports headless), time (GNU time: bench/peers/run_peers.sh, timed in a test)
 #   Python: this project with its test extras, in .venv
 # Extra arguments go to pytest (for example: scripts/test.sh -k rollback).
+# The tests run on every core (pytest-xdist: -n auto; DEPLOYER_TEST_WORKERS=N or -n N to choose;
+# -n 0 runs them in this process). Each worker starts its own servers on ports and in folders of
+# its own; the tests that share a costly fixture (the twenty-site fleet) stay on one worker.
+# The whole of each sampled matrix (signals, SIGKILL points): scripts/test.sh -m full, or
+# DEPLOYER_FULL_MATRIX=1 scripts/test.sh to run it with everything else.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,4 +29,4 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest -n "${DEPLOYER_TEST_WORKERS:-auto}" --dist loadgroup "$@"

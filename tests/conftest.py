@@ -138,6 +138,15 @@ def copy_project(base: Path) -> Path:
     return base
 
 
+def copy_workspace(template: Path, dest: Path) -> Path:
+    """A copy of a workspace whose stand-in payloads are shared with the template (a link):
+    for tests that only read them (a run uploads them, never writes them). Tests that damage
+    a payload use the `ws` fixture, a full copy."""
+    shutil.copytree(template, dest, symlinks=True, ignore=lambda d, names: ["payloads"] if Path(d) == template else [])
+    (dest / "payloads").symlink_to(template / "payloads", target_is_directory=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = copy_project(tmp_path_factory.mktemp("template"))
@@ -162,26 +171,78 @@ def _clean_failpoints():
 
 @pytest.fixture(scope="session", autouse=True)
 def command_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Commands write their logs under the session's temporary folder, where the leak check reads them."""
+    """Commands write their logs (and fleet journals, and a worker's payload cache) under the
+    session's temporary folder, where the leak check reads them; under xdist each worker has
+    its own, so two workers never write one file."""
     state = tmp_path_factory.mktemp("state")
-    old = os.environ.get("XDG_STATE_HOME")
+    cache = tmp_path_factory.mktemp("cache")
+    old = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_CACHE_HOME")}
     os.environ["XDG_STATE_HOME"] = str(state)
+    os.environ["XDG_CACHE_HOME"] = str(cache)
     yield state
-    if old is None:
-        os.environ.pop("XDG_STATE_HOME", None)
-    else:
-        os.environ["XDG_STATE_HOME"] = old
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+# --- the whole run: secrets, skips, and the full matrices ---------------------------------------------
+
+LEAKS: list[str] = []  # the controller's list under xdist: what each worker found
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """No registered test password anywhere in what the suite produced (see leakcheck.py)."""
+    """No registered test password anywhere in what the suite produced (see leakcheck.py).
+
+    Each process scans what it produced (an xdist worker: its own outputs and temporary folder,
+    where the passwords it registered are known); a worker sends its hits to the controller
+    (pytest_testnodedown), which fails the run, since a worker's own exit status is not the run's."""
     factory = getattr(session.config, "_tmp_path_factory", None)
     root = factory.getbasetemp() if factory is not None else None
     hits = leakcheck.scan(root)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["leaks"] = hits
+    hits = hits + LEAKS
     if hits:
         print("\nSECRET LEAK: a test password appears in:\n  " + "\n  ".join(hits[:50]), file=sys.stderr)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook: without xdist it is never called
+def pytest_testnodedown(node, error) -> None:
+    """(xdist controller) A worker finished: keep the leaks it found."""
+    LEAKS.extend(getattr(node, "workeroutput", {}).get("leaks", []))
+
+
+FULL_ENV = "DEPLOYER_FULL_MATRIX"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `full` (every point of a matrix whose sample runs by default) run only when
+    asked: `-m full`, or DEPLOYER_FULL_MATRIX=1 with the rest of the suite. They are left out
+    of the run, not skipped (in CI a skip is a failure, see below)."""
+    if os.environ.get(FULL_ENV) == "1" or "full" in (config.option.markexpr or ""):
+        return
+    keep = [item for item in items if item.get_closest_marker("full") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("full")])
+        items[:] = keep
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """In CI (CI=true) nothing is skipped: a test that skips there (a missing server, a missing
+    file beside the checkout) is a failure, whatever skipped it."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        report.longrepr = f"skipped in CI, where nothing may be skipped: {reason}"
 
 
 

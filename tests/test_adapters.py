@@ -22,7 +22,21 @@ from deployer.targets import adapters
 ADAPTERS = {  # adapter module -> (distribution, versions outside its tested range)
     "deployer.targets.adapters.smbprotocol_internals": ("smbprotocol", ["1.18.0", "1.12.9", "2.0.0"]),
     "deployer.targets.adapters.paramiko_internals": ("paramiko", ["5.2.0", "6.0.0", "3.3.2", "2.12.0"]),
+    "deployer.targets.adapters.impacket_internals": ("impacket", ["0.14.0", "0.12.0", "0.9.24", "1.0.0"]),
 }
+# the name under which each adapter keeps the installed version it accepted
+VERSION_ATTR = {"deployer.targets.adapters.impacket_internals": "IMPACKET_VERSION"}
+
+
+def _accepted(adapter) -> str:
+    return getattr(adapter, VERSION_ATTR.get(adapter.__name__, "VERSION"))
+
+
+def test_every_adapter_module_is_covered():
+    """An adapter added to deployer/targets/adapters/ is refused-version tested and pin-checked here too."""
+    found = {f"deployer.targets.adapters.{p.stem}" for p in (ROOT / "deployer" / "targets" / "adapters").glob("*.py")
+             if p.stem != "__init__"}
+    assert found == set(ADAPTERS)
 
 
 def _fresh_import(monkeypatch: pytest.MonkeyPatch, module: str):
@@ -53,12 +67,12 @@ def test_an_untested_library_version_is_refused_at_import_with_the_tested_range(
 def test_the_installed_version_and_the_edges_of_the_range_are_accepted(monkeypatch, module):
     distribution, _ = ADAPTERS[module]
     adapter = importlib.import_module(module)
-    assert adapter.VERSION == adapters.installed_version(distribution)
+    assert _accepted(adapter) == adapters.installed_version(distribution)
     low = ".".join(map(str, adapter.TESTED.lowest))
     last = f"{adapter.TESTED.below[0]}.{adapter.TESTED.below[1] - 1}.99"
     for version in (low, last, low + "rc1"):
         monkeypatch.setattr(adapters, "installed_version", lambda d, v=version: v)
-        assert _fresh_import(monkeypatch, module).VERSION == version
+        assert _accepted(_fresh_import(monkeypatch, module)) == version
 
 
 def test_a_version_that_cannot_be_read_is_refused(monkeypatch):
@@ -90,13 +104,34 @@ def test_no_module_outside_the_adapters_touches_the_libraries_internals():
              r"\bsequence_lock\b", r"\boutstanding_requests\b", r"\bsigning_required\s*=",
              r"\b_send_version\b", r"\b_convert_status\b", r"\b_async_request\b", r"\b_read_response\b",
              r"\b_async_response\b", r"\._request\(", r"\b_from_msg\b", r"\b_send_packet\b", r"\b_read_packet\b",
-             r"Failed to connect", r"Connection timeout of "]
+             r"Failed to connect", r"Connection timeout of ",
+             # impacket's SMB1 signing state, negotiate answer and session (impacket_internals)
+             r"\b_SignatureEnabled\b", r"\b_SignatureRequired\b", r"\b_SignSequenceNumber\b",
+             r"\b_SigningSessionKey\b", r"\b_SigningChallengeResponse\b", r"\b_dialects_parameters\b",
+             r"\._sess\b", r"\._uid\b"]
     offenders = []
     for path in sorted((ROOT / "deployer").rglob("*.py")):
         if path.parent.name == "adapters":
             continue
         text = path.read_text()
         offenders += [f"{path.relative_to(ROOT)}: {p}" for p in owned if re.search(p, text)]
+    assert offenders == []
+
+
+def test_impacket_is_imported_by_its_adapter_only():
+    """impacket is checked against its tested range when its adapter is imported: a module that
+    imported impacket itself would bypass that check."""
+    import ast
+
+    offenders = []
+    for path in sorted((ROOT / "deployer").rglob("*.py")):
+        if path.parent.name == "adapters":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in names
+                          if n.split(".")[0] == "impacket"]
     assert offenders == []
 
 

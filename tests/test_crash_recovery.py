@@ -12,7 +12,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import Workspace, diff, run_subprocess, services, snapshot
+from conftest import Workspace, copy_workspace, diff, run_subprocess, services, snapshot
 
 ACTIONS = 19  # the article to the end: replication, client update, the workstation (16-19)
 REPLACES = [*range(3, 12), 18]  # 18: Pcmsvc32.exe on the workstation DEMOWKS1
@@ -43,13 +43,32 @@ def _arm(point: str) -> str:
     return ";".join(extra + [f"{last}=kill"])
 
 
-def test_sigkill_at_every_kill_point_then_recover(workspace_template, tmp_path, reference):
+# A deterministic sample of KILL_POINTS, in groups that xdist workers can share:
+SAMPLE_GROUPS = {
+    # before and after the first action of each kind (stop, replace, start, reset_site,
+    # wait_for_replication, force_client_update) on the site server
+    "site-server-actions": [f"apply.action.{n}.{w}" for n in (1, 3, 12, 14, 15, 16) for w in ("before", "after")],
+    # the second server (the workstation DEMOWKS1): around its replace, and after the last action;
+    # each stage of a file's upload (started, mid-copy, written) on each server
+    "workstation-and-uploads": ["apply.action.18.before", "apply.action.18.after", "apply.action.19.after"]
+    + [f"apply.stage.{n}{w}" for n in (3, 18) for w in ("", ".midcopy", ".written")],
+    # while verifying, while committing, and in the middle of undoing a failure (its first and last undo step)
+    "verify-commit-undo": ["apply.verify", "apply.commit"]
+    + [f"apply.action.12.after=raise;undo.action.{n}.before" for n in (12, 1)],
+}
+# Stops 2 and 17, replaces 4-11, starts 13 and 19 (before) repeat a sampled kind on the same
+# server: they are killed in the full matrix only.
+SAMPLED_KILL_POINTS = [p for group in SAMPLE_GROUPS.values() for p in group]
+FINISHING = ("apply.verify", "apply.commit")  # every action has completed: recover finishes the run
+
+
+def _kill_and_recover(workspace_template, tmp_path, reference, points) -> tuple[Counter[str], list[str]]:
     before, after = reference
     outcomes: Counter[str] = Counter()
+    finished: list[str] = []
     problems = []
-    for i, point in enumerate(KILL_POINTS):
-        ws = Workspace(tmp_path / f"k{i}")
-        shutil.copytree(workspace_template, ws.path, symlinks=True)
+    for i, point in enumerate(points):
+        ws = Workspace(copy_workspace(workspace_template, tmp_path / f"k{i}"))
         r = run_subprocess("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory, cwd=ws.path,
                            env={"DEPLOYER_FAILPOINTS": _arm(point)})
         if r.code != -signal.SIGKILL:
@@ -69,6 +88,7 @@ def test_sigkill_at_every_kill_point_then_recover(workspace_template, tmp_path, 
         state = (snapshot(ws.site), services(ws.site))
         if rec.code == 0 and "finished" in rec.out:
             outcomes["finished"] += 1
+            finished.append(point)
             if state != after:
                 problems.append(f"{point}: finished, but not the after state: {diff(after[0], state[0])[:3]}")
         elif rec.code == 1 and "rolled back" in rec.out:
@@ -88,10 +108,28 @@ def test_sigkill_at_every_kill_point_then_recover(workspace_template, tmp_path, 
         leftovers = [p for p in ws.site.rglob("*~dpl*") if ".deployer" not in p.parts]
         if leftovers:
             problems.append(f"{point}: temporary files left: {leftovers}")
-    print(f"\ntried {len(KILL_POINTS)} kill points: {outcomes['finished']} finished, "
+    print(f"\ntried {len(points)} kill points: {outcomes['finished']} finished, "
           f"{outcomes['rolled back']} rolled back")
     assert not problems, "\n".join(problems)
-    assert sum(outcomes.values()) == len(KILL_POINTS)
+    assert sum(outcomes.values()) == len(points)
+    return outcomes, finished
+
+
+@pytest.mark.parametrize("group", sorted(SAMPLE_GROUPS))
+def test_sigkill_at_a_sample_of_kill_points_then_recover(workspace_template, tmp_path, reference, group):
+    """The SIGKILL matrix, sampled deterministically (SAMPLE_GROUPS: every kind of kill point,
+    on both servers; 25 of 61). The whole matrix is test_sigkill_at_every_kill_point_then_recover,
+    run with -m full."""
+    assert set(SAMPLED_KILL_POINTS) <= set(KILL_POINTS) and len(set(SAMPLED_KILL_POINTS)) == 25
+    points = SAMPLE_GROUPS[group]
+    outcomes, finished = _kill_and_recover(workspace_template, tmp_path, reference, points)
+    assert finished == [p for p in points if p in FINISHING]  # and every other point rolled back
+    assert outcomes["rolled back"] == len(points) - len(finished)
+
+
+@pytest.mark.full
+def test_sigkill_at_every_kill_point_then_recover(workspace_template, tmp_path, reference):
+    outcomes, _ = _kill_and_recover(workspace_template, tmp_path, reference, KILL_POINTS)
     assert outcomes["finished"] >= 2 and outcomes["rolled back"] >= 50
 
 

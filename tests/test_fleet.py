@@ -14,12 +14,16 @@ import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from conftest import copy_project, run_cli, services, sigint_once, snapshot
 from deployer import failpoints
 from deployer.fleet_lab import site_names, write_fleet_inventory
+
+# the twenty-site template is built once per xdist worker: its tests share one worker (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("fleet")
 
 N = 20
 GROUPS = {"EAST": ["SITE00[1-5]"], "WEST": ["SITE016", "SITE02*"]}
@@ -77,11 +81,58 @@ class FleetWs:
         return json.loads((self.journals / f"{fid}.json").read_text())
 
 
-@pytest.fixture
-def fw(fleet_template: Path, tmp_path: Path) -> FleetWs:
-    dest = tmp_path / "fleet"
-    shutil.copytree(fleet_template, dest, symlinks=True)
+def _fleet_copy(template: Path, dest: Path, sites: list[str]) -> FleetWs:
+    """The project files and inventory of the template, its stand-in payloads shared (a link: no
+    fleet test writes them), and the lab folders of `sites` only."""
+    dest.mkdir()
+    for name in ("playbooks", "manifests"):
+        shutil.copytree(template / name, dest / name)
+    shutil.copy(template / "sites.yaml", dest / "sites.yaml")
+    (dest / "payloads").symlink_to(template / "payloads", target_is_directory=True)
+    for name in sites:
+        shutil.copytree(template / "lab" / name, dest / "lab" / name, symlinks=True)
     return FleetWs(dest)
+
+
+@pytest.fixture
+def fw(fleet_template: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[FleetWs]:
+    """A fleet workspace holding the lab sites the test works on: those its `fleet_sites` marker
+    names (each test selects sites by name or glob, and the other sites of the inventory are
+    never reached), or all twenty. Copying twenty 16 MB sites for a test that uses three was
+    most of this module's time.
+
+    A test marked `readonly_fleet` (refusals, plans: it must change nothing) gets one
+    twenty-site workspace shared by all such tests, and is checked after to have changed
+    nothing in it: every file of it (payloads aside) keeps its name, size and write time, no
+    new file appears, and the inventory keeps its bytes."""
+    if request.node.get_closest_marker("readonly_fleet"):
+        shared = request.getfixturevalue("shared_fleet")
+        before = _fingerprint(shared)
+        yield shared
+        assert _fingerprint(shared) == before, "a test that must change nothing changed the shared fleet workspace"
+        return
+    marker = request.node.get_closest_marker("fleet_sites")
+    sites = list(marker.args) if marker else site_names(N)
+    yield _fleet_copy(fleet_template, tmp_path / "fleet", sites)
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(fleet_template: Path, tmp_path_factory: pytest.TempPathFactory) -> FleetWs:
+    return _fleet_copy(fleet_template, tmp_path_factory.mktemp("shared-fleet") / "fleet", site_names(N))
+
+
+def _fingerprint(fw: FleetWs) -> tuple:
+    files = sorted((str(p.relative_to(fw.path)), p.stat().st_size, p.stat().st_mtime_ns)
+                   for p in fw.path.rglob("*") if p.is_file() and p.parts[len(fw.path.parts)] != "payloads")
+    return fw.inventory.read_bytes(), files
+
+
+readonly_fleet = pytest.mark.readonly_fleet
+
+
+def fleet_sites(*numbers: int):
+    """The sites SITE<n> a test's workspace holds (see `fw`)."""
+    return pytest.mark.fleet_sites(*(f"SITE{n:03d}" for n in numbers))
 
 
 NAMES = site_names(N)
@@ -100,6 +151,7 @@ def _selected(fw: FleetWs, *args: str) -> list[str]:
     return [s["site"] for s in json.loads(r.out)["sites"]]
 
 
+@readonly_fleet
 def test_sites_are_selected_by_repeats_commas_globs_groups_and_all(fw: FleetWs):
     assert _selected(fw, "--site", "SITE003", "--site", "site001,SITE002") == ["SITE003", "SITE001", "SITE002"]
     assert _selected(fw, "--site", "SITE01*") == [f"SITE{i:03d}" for i in range(10, 20)]
@@ -108,6 +160,7 @@ def test_sites_are_selected_by_repeats_commas_globs_groups_and_all(fw: FleetWs):
     assert _selected(fw, "--all") == NAMES
 
 
+@readonly_fleet
 def test_one_selected_site_keeps_the_one_site_output(fw: FleetWs):
     one = fw.cli("plan", fw.playbook, "--site", "SITE001")
     glob = fw.cli("plan", fw.playbook, "--site", "SITE00[1]")
@@ -116,6 +169,7 @@ def test_one_selected_site_keeps_the_one_site_output(fw: FleetWs):
     assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on SRV001" in one.out and "Fleet" not in one.out
 
 
+@readonly_fleet
 @pytest.mark.parametrize("args, needle", [
     (("--site", "NOPE*"), "--site 'NOPE*' matches no site of the inventory"),
     (("--site", "SITE001,,SITE002"), "an empty site name"),
@@ -133,6 +187,7 @@ def test_bad_selections_are_refused_with_exit_2(fw: FleetWs, args, needle):
     assert fw.state("SITE001") == before
 
 
+@fleet_sites()
 def test_a_group_member_that_matches_no_site_is_refused_at_its_line(fw: FleetWs):
     text = fw.inventory.read_text().replace("'SITE016'", "'SITE16'")
     fw.inventory.write_text(text)
@@ -142,6 +197,7 @@ def test_a_group_member_that_matches_no_site_is_refused_at_its_line(fw: FleetWs)
     assert f"sites.yaml:{line}:" in r.err and "'SITE16' matches no site" in r.err
 
 
+@readonly_fleet
 @pytest.mark.parametrize("opt, value", [("--batch", "0"), ("--batch", "150%"), ("--max-fail", "x"),
                                         ("--forks", "0")])
 def test_bad_rollout_options_are_refused(fw: FleetWs, opt, value):
@@ -180,6 +236,7 @@ def test_twenty_sites_apply_concurrently_then_a_second_run_does_nothing(fw: Flee
     assert data["counts"]["done"] == N and all(s["report"]["passed"] for s in data["sites"])
 
 
+@fleet_sites(*range(1, 9))
 def test_sites_really_run_at_the_same_time(fw: FleetWs):
     """With --forks 4, four sites are inside their runs at once, and never more."""
     inside, peak, cond = [0], [0], threading.Condition()
@@ -219,6 +276,7 @@ def test_three_failing_sites_are_restored_and_named_the_rest_patched(fw: FleetWs
     assert "Files do not match: SITE003, SITE009, SITE015" in text.out
 
 
+@fleet_sites(*range(1, 7))
 def test_text_output_names_the_failed_sites(fw: FleetWs):
     for name in ("SITE002", "SITE004"):
         fw.break_site(name)
@@ -229,6 +287,7 @@ def test_text_output_names_the_failed_sites(fw: FleetWs):
     assert "Continue with: deployer apply --resume " in r.out
 
 
+@fleet_sites(*range(1, 10))
 def test_max_fail_stops_starting_sites_after_the_third_failure(fw: FleetWs):
     for name in NAMES[:5]:
         fw.break_site(name)
@@ -245,6 +304,7 @@ def test_max_fail_stops_starting_sites_after_the_third_failure(fw: FleetWs):
         assert not (fw.root(n) / ".deployer").exists()
 
 
+@fleet_sites(*range(1, 5))
 def test_max_fail_as_a_percentage(fw: FleetWs):
     fw.break_site("SITE001")
     r = fw.apply("--site", "SITE00[1-4]", "--forks", "1", "--max-fail", "0%", "-f", "json")
@@ -252,6 +312,7 @@ def test_max_fail_as_a_percentage(fw: FleetWs):
     assert [s["state"] for s in json.loads(r.out)["sites"]] == ["failed", "not_started", "not_started", "not_started"]
 
 
+@fleet_sites(*range(1, 8), *range(10, 16))
 def test_batches_and_a_canary_pause_without_a_terminal_then_resume(fw: FleetWs):
     r = fw.apply("--site", "SITE00[1-7]", "--canary", "2", "--batch", "50%")
     # run_cli has no terminal and no --yes was given... but apply() passes --yes: use the CLI directly
@@ -272,6 +333,7 @@ def test_batches_and_a_canary_pause_without_a_terminal_then_resume(fw: FleetWs):
     assert done.code == 0 and "nothing to resume" in done.out
 
 
+@fleet_sites(*range(1, 6))
 def test_a_failing_canary_stops_the_rollout(fw: FleetWs):
     fw.break_site("SITE001")
     r = fw.apply("--site", "SITE00[1-5]", "--canary", "1")
@@ -280,6 +342,7 @@ def test_a_failing_canary_stops_the_rollout(fw: FleetWs):
     assert "4 not started" in r.out
 
 
+@fleet_sites(*range(1, 7))
 def test_ctrl_c_cancels_the_rollout_and_resume_finishes_it(fw: FleetWs):
     """SIGINT mid-run: the running site stops at its next safe point and rolls back, no new
     site starts, exit 1; `--resume` then applies every site that is not done."""
@@ -303,6 +366,7 @@ def test_ctrl_c_cancels_the_rollout_and_resume_finishes_it(fw: FleetWs):
     assert v.code == 0, v.text
 
 
+@fleet_sites(1, 2)
 def test_resume_refuses_an_unknown_run_and_a_changed_playbook(fw: FleetWs):
     r = fw.cli("apply", "--resume", "nope", "--fleet-dir", fw.journals)
     assert r.code == 2 and "no fleet run 'nope'" in r.err
@@ -314,6 +378,7 @@ def test_resume_refuses_an_unknown_run_and_a_changed_playbook(fw: FleetWs):
     assert r.code == 2 and "changed since fleet run" in r.err
 
 
+@fleet_sites(1, 2, 3)
 def test_rollback_and_runs_over_a_fleet(fw: FleetWs):
     before = {n: fw.state(n) for n in NAMES[:3]}
     assert fw.apply("--site", "SITE00[1-3]").code == 0
@@ -329,6 +394,7 @@ def test_rollback_and_runs_over_a_fleet(fw: FleetWs):
     assert refused.code == 2 and "belongs to one site" in refused.err
 
 
+@fleet_sites(1, 2, 3)
 def test_verify_all_exits_3_when_one_site_mismatches(fw: FleetWs):
     assert fw.apply("--site", "SITE00[1-3]").code == 0
     f = fw.root("SITE002") / "SITE.SRV" / "X86.BIN" / "PCMSVC32.EXE"
@@ -341,6 +407,7 @@ def test_verify_all_exits_3_when_one_site_mismatches(fw: FleetWs):
     assert suites["Q241656.SITE001.SRV001"].get("failures") == "0"
 
 
+@readonly_fleet
 def test_payloads_are_hashed_once_per_fleet_run(fw: FleetWs, monkeypatch):
     import deployer.plan.planner as planner
 
@@ -386,6 +453,7 @@ def test_the_live_view_takes_events_from_many_threads(tmp_path: Path):
     assert view.running == {} and view.finished == {SiteState.DONE: 8}
 
 
+@readonly_fleet
 def test_a_report_path_that_cannot_be_written_is_refused_before_any_site(fw: FleetWs):
     r = fw.apply("--all", "--report", fw.path / "no" / "such" / "folder" / "fleet.xml")
     assert r.code == 2, r.text
@@ -393,6 +461,7 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_any_site(fw: Fle
     assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
 
 
+@fleet_sites(1, 2, 3)
 def test_a_fleet_refuses_passwords_to_be_asked(fw: FleetWs):
     """Sites run at once under a live panel: prompts from each would interleave."""
     text = fw.inventory.read_text().replace(
@@ -407,12 +476,13 @@ def test_a_fleet_refuses_passwords_to_be_asked(fw: FleetWs):
     assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
 
 
-def test_one_site_commands_still_refuse_a_repeated_site(fw: FleetWs):
+@readonly_fleet
+def test_one_site_commands_still_refuse_a_repeated_site(fw: FleetWs, tmp_path: Path):
     r = fw.cli("sendcode", "--site", "SITE001", "--site", "SITE002", "SMS_SITE_CONFIG_MANAGER", "194")
     assert r.code == 2, r.text
     assert "`deployer sendcode` works on one site" in r.err
     # global options before the command do not hide it, and fleet commands accept the repeat
-    r = run_cli("--log", fw.path / "x.log", "plan", fw.playbook, "-i", fw.inventory, "--site", "SITE001",
+    r = run_cli("--log", tmp_path / "x.log", "plan", fw.playbook, "-i", fw.inventory, "--site", "SITE001",
                 "--site", "SITE002", cwd=fw.path)
     assert r.code == 0, r.text
 

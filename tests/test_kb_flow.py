@@ -76,9 +76,9 @@ def test_plan_apply_verify_rollback(ws: Workspace, name: str):
 
 def test_draft_playbook_loads_and_plans_once_payloads_are_there(ws: Workspace):
     r = ws.cli("kb", "import", ROOT / "tests" / "data" / "kb" / "Q255284.md", "-o", ws.path / "drafts",
-               "--playbook", "--playbook-dir", ws.path / "playbooks")
+               "--playbook", "--playbook-dir", ws.path / "playbooks", "--force")
     assert r.code == 0, r.text
-    draft = ws.path / "playbooks" / "q255284.yaml"  # replaces the committed one in this workspace
+    draft = ws.path / "playbooks" / "q255284.yaml"  # replaces the committed one in this workspace (--force)
     text = draft.read_text()
     assert text.startswith("# yaml-language-server: $schema=")  # the line editors read first
     assert text.splitlines()[1].startswith("# DRAFT playbook for Q255284")
@@ -102,7 +102,7 @@ def test_draft_playbook_loads_and_plans_once_payloads_are_there(ws: Workspace):
 def test_drafts_of_the_other_sms_articles_load_and_plan(ws: Workspace, article: str):
     kb = article[:7].lower()
     r = ws.cli("kb", "import", ROOT / "tests" / "data" / "kb" / article, "-o", ws.path / "drafts",
-               "--playbook", "--playbook-dir", ws.path / "playbooks")
+               "--playbook", "--playbook-dir", ws.path / "playbooks", "--force")
     assert r.code == 0, r.text
     draft = ws.path / "playbooks" / f"{kb}.yaml"
     assert ws.cli("lab", "init", "DEMO", "-i", ws.inventory, "-p", draft).code == 0

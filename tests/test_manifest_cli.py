@@ -13,7 +13,7 @@ KB = Path(__file__).parent / "data" / "kb"
 
 def test_imported_q225056_verifies_the_pre_hotfix_demo_site(ws: Workspace):
     # The lab's pre-hotfix site is an SMS 1.2 SP4 site that applied Q225056 (1/28/99 PCM files).
-    out = ws.path / "manifests" / "q225056.yaml"
+    out = ws.path / "imported" / "q225056.yaml"  # not over the shipped manifest: kb import refuses that
     r = ws.cli("manifest", "from-kb", KB / "Q225056.md", "-o", out)
     assert r.code == 0, r.text
     assert "Wrote" in r.err and "5 files" in r.err

@@ -94,7 +94,7 @@ def test_prune_keeps_the_last_committed_run_and_removes_the_rest(ws: Workspace):
     assert diff(everything_before, snapshot(ws.site, include_state=True)) == []  # not even the lock was written
 
     freed = sum(_backup_bytes_on_disk(ws, first).values()) + sum(_backup_bytes_on_disk(ws, third).values())
-    r = ws.cli("prune", "--site", "DEMO", "--keep", "0", "-i", ws.inventory)
+    r = ws.cli("prune", "--site", "DEMO", "--yes", "--keep", "0", "-i", ws.inventory)
     assert r.code == 0, r.text
     assert "kept: the last committed run" in r.out and f"Pruned 2 runs: {prune.human(freed)} freed" in r.out
     assert _backup_bytes_on_disk(ws, first) == {} and _backup_bytes_on_disk(ws, third) == {}
@@ -116,15 +116,15 @@ def test_prune_keeps_the_last_committed_run_and_removes_the_rest(ws: Workspace):
     r = ws.cli("rollback", "--site", "DEMO", "--yes", "--force", "-i", ws.inventory)
     assert r.code == 0 and f"Run {second} rolled back" in r.out, r.text
 
-    r = ws.cli("prune", "--site", "DEMO", "--keep", "0", "-i", ws.inventory)
+    r = ws.cli("prune", "--site", "DEMO", "--yes", "--keep", "0", "-i", ws.inventory)
     assert r.code == 0 and "pruned already" in r.out
 
 
 def test_keep_and_older_than(ws: Workspace):
     first, second, third = _three_runs(ws)
-    r = ws.cli("prune", "--site", "DEMO", "--keep", "1", "--older-than", "1d", "-i", ws.inventory)
+    r = ws.cli("prune", "--site", "DEMO", "--yes", "--keep", "1", "--older-than", "1d", "-i", ws.inventory)
     assert r.code == 0 and "younger than 1 day" in r.out and "Nothing to prune" in r.out, r.text
-    r = ws.cli("prune", "--site", "DEMO", "--keep", "2", "-i", ws.inventory)
+    r = ws.cli("prune", "--site", "DEMO", "--yes", "--keep", "2", "-i", ws.inventory)
     assert r.code == 0 and "Pruned 1 run" in r.out, r.text
     assert _backup_bytes_on_disk(ws, first) == {} and _backup_bytes_on_disk(ws, third)
 
@@ -137,7 +137,7 @@ def test_an_unfinished_run_keeps_its_backups(ws: Workspace):
     assert r.code != 0
     runs = _runs(ws)
     assert [x["state"] for x in runs] == ["committed", "interrupted"]
-    r = ws.cli("prune", "--site", "DEMO", "--keep", "0", "-i", ws.inventory, "--break-lock")
+    r = ws.cli("prune", "--site", "DEMO", "--yes", "--keep", "0", "-i", ws.inventory, "--break-lock")
     assert r.code == 0, r.text
     assert "unfinished (interrupted): recover needs its backups" in r.out
     assert _backup_bytes_on_disk(ws, runs[1]["run"])

@@ -34,11 +34,11 @@ def test_prune_over_smb(smb_ws: Workspace, site_samba: Samba, site_root: Path): 
         assert x["backup_servers"] == _backup_on_disk(site_root, x["run"]) and "DEMOSRV" in x["backup_servers"]
 
     # more to keep than there are runs: nothing goes (a negative slice once pruned the oldest)
-    r = cli(ws, "prune", "--site", "DEMO", "--keep", "3")
+    r = cli(ws, "prune", "--site", "DEMO", "--yes", "--keep", "3")
     assert r.code == 0 and "Nothing to prune" in r.out and r.out.count("kept: one of the newest 3") == 1, r.text
     assert _backup_on_disk(site_root, old) == runs[0]["backup_servers"]
 
-    r = cli(ws, "prune", "--site", "DEMO", "--keep", "0")
+    r = cli(ws, "prune", "--site", "DEMO", "--yes", "--keep", "0")
     assert r.code == 0 and "Pruned 1 run" in r.out, r.text
     assert _backup_on_disk(site_root, old) == {} and _backup_on_disk(site_root, last) == runs[1]["backup_servers"]
     # Samba's view: the old run's folder is gone from the logon servers; its journal stays on the site server

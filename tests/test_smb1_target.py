@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 from conftest import Workspace
+from deployer.errors import NotFound
+from deployer.plan.model import Plan
+from deployer.plan.observe import read_file
+from deployer.run.context import RunContext
+from deployer.run.journal import Journal
+from deployer.run.store import temp_path
+from deployer.run.undo import Undo
+from deployer.sms.platforms import PLATFORMS
 from deployer.targets.base import ConnectionLost
+from deployer.targets.connect import Endpoint, SiteConnection
 from deployer.targets.smb1 import ASIDE_SUFFIX, Smb1FileTransport
 from deployer.errors import SigningUnavailable
 from deployer.targets.smb1conn import Smb1Link
@@ -196,10 +205,23 @@ def test_replace_in_steps_where_the_server_has_no_atomic_rename(samba_nt1: Samba
     files.rename(f"{base}\\BASE.DLL.~new", f"{base}\\base.dll", replace=True)
     assert b"".join(files.read_chunks(f"{base}\\BASE.DLL")) == b"new"
     assert [e.name for e in files.listdir(base)] == ["BASE.DLL"]  # the aside file is gone
-    # the second step failing puts the original back
+    # the second step failing (its source is missing) puts the original back
     files.write_file(f"{base}\\OTHER.DLL", [b"kept"])
-    with pytest.raises(Exception):
+    renames: list[tuple[str, str]] = []
+    real = files._rename_path
+
+    def recorded(src: str, dst: str) -> None:
+        renames.append((src.rpartition("\\")[2], dst.rpartition("\\")[2]))
+        real(src, dst)
+
+    files._rename_path = recorded
+    with pytest.raises(NotFound) as e:
         files.rename(f"{base}\\MISSING.~new", f"{base}\\OTHER.DLL", replace=True)
+    files._rename_path = real
+    assert e.value.winerror == 2 and "MISSING.~new" in str(e.value)  # the first error is the one reported
+    aside = f"OTHER.DLL{ASIDE_SUFFIX}"
+    # aside, into place (fails), back from aside: the put-back really ran
+    assert renames == [("OTHER.DLL", aside), ("MISSING.~new", "OTHER.DLL"), (aside, "OTHER.DLL")]
     assert b"".join(files.read_chunks(f"{base}\\OTHER.DLL")) == b"kept"
     assert files.stat(f"{base}\\OTHER.DLL{ASIDE_SUFFIX}") is None
 
@@ -207,15 +229,20 @@ def test_replace_in_steps_where_the_server_has_no_atomic_rename(samba_nt1: Samba
 def test_a_replace_cut_off_between_its_steps_is_undone_by_restoring_from_the_backup(samba_nt1: Samba,
                                                                                     samba_nt1_link: Smb1Link):
     """The connection dies after the file in the way was renamed aside: the destination name is
-    missing. A rollback's restore (copy of the backup, then rename over the destination) puts it
-    back and clears the aside file."""
+    missing. The rollback's own restore (Undo.restore_file: a copy of the backup beside the
+    destination, its write time set and its sha256 checked, then a rename over the destination)
+    puts it back byte for byte and clears the aside file."""
     files = Smb1FileTransport("NT4", samba_nt1_link, SHARE)
     files.atomic_replace = False
     base = f"cut-{uuid.uuid4().hex[:8]}"
     files.mkdir(base)
     files.write_file(f"{base}\\BASE.DLL", [b"original"])
+    files.set_mtime(f"{base}\\BASE.DLL", 937_015_200 * 10**9)
     files.copy(f"{base}\\BASE.DLL", f"{base}\\BASE.DLL.backup")
     files.write_file(f"{base}\\BASE.DLL.~new", [b"new"])
+    conn = SiteConnection(site=None, endpoints={"NT4": Endpoint("NT4", "site_server", PLATFORMS["x86"], "C:\\SMS",
+                                                                  files, services=None)})  # a file restore only
+    before = read_file(conn.endpoint("NT4"), f"{base}\\BASE.DLL")
     real = files._rename_path
     calls = []
 
@@ -229,11 +256,15 @@ def test_a_replace_cut_off_between_its_steps_is_undone_by_restoring_from_the_bac
     with pytest.raises(ConnectionLost):
         files.rename(f"{base}\\BASE.DLL.~new", f"{base}\\BASE.DLL", replace=True)
     files._rename_path = real
-    if files.stat(f"{base}\\BASE.DLL") is None:  # the put-back after the failure was cut off too
-        assert files.stat(f"{base}\\BASE.DLL{ASIDE_SUFFIX}") is not None
-    files._rename_path = real
-    # what rollback's put_back does: copy the backup beside the destination, rename over it
-    files.copy(f"{base}\\BASE.DLL.backup", f"{base}\\BASE.DLL.~restore")
-    files.rename(f"{base}\\BASE.DLL.~restore", f"{base}\\BASE.DLL", replace=True)
-    assert b"".join(files.read_chunks(f"{base}\\BASE.DLL")) == b"original"
+    assert files.stat(f"{base}\\BASE.DLL") is None  # the put-back after the failure was cut off too
+    assert files.stat(f"{base}\\BASE.DLL{ASIDE_SUFFIX}") is not None
+    undo = Undo(_empty_plan(), conn, Journal(files, "20261207-cut1"), RunContext("TEST"))
+    undo.restore_file("NT4", f"{base}\\BASE.DLL", before, f"{base}\\BASE.DLL.backup")
+    assert before.same_content(read_file(conn.endpoint("NT4"), f"{base}\\BASE.DLL"))  # write time included
     assert files.stat(f"{base}\\BASE.DLL{ASIDE_SUFFIX}") is None
+    assert files.stat(temp_path(f"{base}\\BASE.DLL", "20261207-cut1", "restore")) is None
+
+
+def _empty_plan() -> Plan:
+    return Plan(kb="Q0", title=None, site="TEST", site_code="TST", rule="exact", timezone="UTC", playbook="",
+                playbook_sha256="", manifest="", manifest_sha256="", inventory="", site_sha256="")

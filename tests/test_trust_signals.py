@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace
+from conftest import Workspace, copy_workspace
 from deployer import failpoints
 
 ACTIONS = 19  # the whole article's playbook on DEMO
@@ -53,40 +53,81 @@ def _settled(ws: Workspace) -> list[str]:
     return problems
 
 
-def test_every_signal_at_every_apply_boundary(workspace_template: Path, tmp_path: Path, reference,
-                                              capsys: pytest.CaptureFixture):
+# The boundaries a sample must meet: the first, each kind of action a boundary leads into
+# (stop, replace, start, reset_site, wait_for_replication, force_client_update) and out of, a
+# boundary on the second server (17-19: the workstation), the last boundary that rolls back (18),
+# the last action (19) and the verification after it. The plan (the whole article on DEMO):
+#   1-2 stop, 3-11 replace, 12-13 start, 14 reset_site, 15 wait_for_replication,
+#   16 force_client_update, 17 stop, 18 replace, 19 start (DEMOWKS1), then verify.
+# Replace-to-replace boundaries 5-11 repeat 4's kind and are met in the full matrix only.
+EDGES = ["apply.action.1.before", "apply.action.18.before", "apply.action.19.before", "apply.verify"]
+KINDS_MET = [f"apply.action.{n}.before" for n in (2, 3, 4, 12, 13, 14, 15, 16, 17)]
+
+
+def sampled_apply_points() -> list[tuple[signal.Signals, str]]:
+    """Every signal at every edge, and each other kind of boundary once, the signals taking
+    turns (so each signal meets a third of them): 21 of the 60 points, the same every run."""
+    points = [(sig, point) for point in EDGES for sig in CANCELLING]
+    points += [(CANCELLING[i % len(CANCELLING)], point) for i, point in enumerate(KINDS_MET)]
+    return points
+
+
+def _signal_matrix(workspace_template: Path, tmp_path: Path, reference, capsys, points) -> None:
     before, after = reference
     tried, outcomes, problems = 0, {"rolled back": 0, "patched": 0}, []
-    for sig in CANCELLING:
-        for point in APPLY_BOUNDARIES:
-            ws = Workspace(tmp_path / f"{sig.name}-{point}")
-            shutil.copytree(workspace_template, ws.path, symlinks=True)
-            failpoints.reset()
-            failpoints.arm(point, "call", _send(sig))
-            r = _apply(ws)
-            failpoints.reset()
-            tried += 1
-            state = ws.state()
-            where = f"{sig.name} at {point}"
-            if r.code == 1 and state == before:
-                outcomes["rolled back"] += 1
-                if f"interrupted ({sig.name})" not in r.err:
-                    problems.append(f"{where}: the failure does not say which signal: {r.err[-300:]}")
-            elif r.code == 0 and state == after:
-                outcomes["patched"] += 1
-            else:
-                problems.append(f"{where}: exit {r.code}, site neither before nor after:\n{r.text[-800:]}")
-                continue
-            problems += [f"{where}: {p}" for p in _settled(ws)]
-            again = _apply(ws)
-            if again.code != 0 or ws.state() != after:
-                problems.append(f"{where}: a plain apply afterwards failed (exit {again.code}): {again.err[-300:]}")
+    for sig, point in points:
+        ws = Workspace(copy_workspace(workspace_template, tmp_path / f"{sig.name}-{point}"))
+        failpoints.reset()
+        failpoints.arm(point, "call", _send(sig))
+        r = _apply(ws)
+        failpoints.reset()
+        tried += 1
+        state = ws.state()
+        where = f"{sig.name} at {point}"
+        if r.code == 1 and state == before:
+            outcomes["rolled back"] += 1
+            if f"interrupted ({sig.name})" not in r.err:
+                problems.append(f"{where}: the failure does not say which signal: {r.err[-300:]}")
+        elif r.code == 0 and state == after:
+            outcomes["patched"] += 1
+        else:
+            problems.append(f"{where}: exit {r.code}, site neither before nor after:\n{r.text[-800:]}")
+            continue
+        problems += [f"{where}: {p}" for p in _settled(ws)]
+        again = _apply(ws)
+        if again.code != 0 or ws.state() != after:
+            problems.append(f"{where}: a plain apply afterwards failed (exit {again.code}): {again.err[-300:]}")
     with capsys.disabled():
-        print(f"\n{tried} signal points tried in apply ({len(CANCELLING)} signals x {len(APPLY_BOUNDARIES)} "
-              f"boundaries): {outcomes}")
+        print(f"\n{tried} signal points tried in apply: {outcomes}")
     assert not problems, "\n".join(problems)
     # a signal at a boundary takes effect at the next action; once the last has begun the run completes
-    assert outcomes["rolled back"] == len(CANCELLING) * (ACTIONS - 1)
+    rolls_back = [(sig, p) for sig, p in points if p.startswith("apply.action.") and int(p.split(".")[2]) < ACTIONS]
+    assert outcomes["rolled back"] == len(rolls_back)
+
+
+def test_the_sample_meets_every_kind_of_boundary_and_every_signal_meets_the_edges():
+    points = sampled_apply_points()
+    assert {p for _, p in points} >= set(EDGES) | set(KINDS_MET)
+    assert all((sig, p) in points for p in EDGES for sig in CANCELLING)
+    assert len(points) == len(set(points)) == len(EDGES) * len(CANCELLING) + len(KINDS_MET)
+
+
+@pytest.mark.parametrize("sig", CANCELLING, ids=lambda s: s.name)
+def test_each_signal_at_a_sample_of_apply_boundaries(workspace_template: Path, tmp_path: Path, reference,
+                                                     capsys: pytest.CaptureFixture, sig: signal.Signals):
+    """The signal matrix, sampled deterministically (sampled_apply_points): each signal at the
+    first boundary, at the last that rolls back, at the last action and at the verification,
+    and every kind of boundary met by one signal or another (one test per signal, so that xdist
+    workers share them). The whole matrix (3 signals x 20 boundaries) is
+    test_every_signal_at_every_apply_boundary, run with -m full."""
+    _signal_matrix(workspace_template, tmp_path, reference, capsys, [p for p in sampled_apply_points() if p[0] == sig])
+
+
+@pytest.mark.full
+def test_every_signal_at_every_apply_boundary(workspace_template: Path, tmp_path: Path, reference,
+                                              capsys: pytest.CaptureFixture):
+    _signal_matrix(workspace_template, tmp_path, reference, capsys,
+                   [(sig, point) for sig in CANCELLING for point in APPLY_BOUNDARIES])
 
 
 def test_sigpipe_at_every_apply_boundary_is_ignored_even_when_the_parent_left_it_fatal(

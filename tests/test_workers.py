@@ -18,6 +18,7 @@ from deployer.run.context import RunContext
 pytestmark = pytest.mark.slow
 
 REGIONS = {"east": range(1, 11), "west": range(11, 21)}
+JOURNALS = "lab/*/SRV/C/SMS/.deployer/runs/*/journal.jsonl"
 
 
 def _inventory(base: Path, sites: dict[str, str | None]) -> Path:
@@ -244,7 +245,12 @@ def test_redis_restarted_mid_rollout_loses_nothing(fleet_template: Path, tmp_pat
     workers.start("east", concurrency=1, env={"DEPLOYER_FAILPOINTS": "apply.action.2.before=sleep:2"})
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(_apply_all, inv, list(sites), redis_server.url, wait=120)
-        time.sleep(3)
+        # mid-rollout: the worker is inside the first site's run (each run pauses 2 s at action 2,
+        # one site at a time), the other five still queued in Redis
+        deadline = time.monotonic() + 60
+        while not any('"event": "begin"' in p.read_text() for p in tmp_path.glob(JOURNALS)):
+            assert time.monotonic() < deadline and not future.done(), "the rollout did not get going"
+            time.sleep(0.1)
         redis_server.restart()
         results, _ = future.result(timeout=300)
     statuses = {n: r.status for n, r in results.items()}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..errors import InputError
+from ..numbers import whole
 from ..report import out as outmod
 from ..sms import services as sms  # plain tables: cheap to import
 
@@ -129,7 +130,7 @@ def render_result(r: SendResult, fmt: str) -> None:
 
 def sendcode(
     service: Annotated[Optional[str], typer.Argument(help="The SMS service, e.g. SMS_SITE_CONFIG_MANAGER.")] = None,
-    code: Annotated[Optional[int], typer.Argument(help="The control code (Q168682: 128-130, 132, 192-196).")] = None,
+    code: Annotated[Optional[int], typer.Argument(parser=whole, help="The control code (Q168682: 128-130, 132, 192-196).")] = None,
     site: Annotated[Optional[str], typer.Option("--site", "-s", help="Site name from the inventory.")] = None,
     server: Annotated[Optional[str], typer.Option("--server", help="The server (default: the site server).")] = None,
     list_codes: Annotated[bool, typer.Option("--list", help="Print Q168682's codes, meanings and services.")] = False,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 
 from ..errors import InputError, Location
+from ..textcodec import decode_bom
 from ..yamlsrc import read_input
 
 
@@ -47,24 +48,53 @@ class Article:
 
 MAX_ARTICLE_BYTES = 4 * 1024 * 1024  # the longest real articles are under 200 KB
 
-_ARTICLE_LINE = re.compile(r"\s*Article:\s*(?P<kb>[QK]B?\d{5,7})\b", re.IGNORECASE)
-_TITLE_PREFIX = re.compile(r"\s*(?P<kb>[QK]B?\d{5,7})\s*:\s*", re.IGNORECASE)
-_KB_NUMBER = re.compile(r"\b([QK]B?\d{5,7})\b", re.IGNORECASE)
+_ARTICLE_LINE = re.compile(r"\s*Article:\s*(?P<kb>[QK]B?[0-9]{5,7})\b", re.IGNORECASE)
+_TITLE_PREFIX = re.compile(r"\s*(?P<kb>[QK]B?[0-9]{5,7})\s*:\s*", re.IGNORECASE)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_KB_NUMBER = re.compile(r"\b([QK]B?[0-9]{5,7})\b", re.IGNORECASE)
 
 
 def read_article(path: Path) -> Article:
     raw = read_input(Path(path), noun="article", expected="a KB article text file", max_bytes=MAX_ARTICLE_BYTES,
                      error=ArticleError)
+    return parse_article_text(decode_article(raw, str(path)), str(path))
+
+
+def decode_article(raw: bytes, source: str) -> str:
+    """The article's text. A byte-order mark says the encoding (UTF-8, UTF-16, UTF-32: Notepad's
+    "Unicode" is UTF-16 LE); without one, UTF-8, else Windows-1252 (the old KB CDs and web pages).
+    Text whose every other byte is NUL is UTF-16 saved without a mark. What cannot be text is
+    said in words (exit 2), never read as Windows-1252 garbage ("no file-attribute table")."""
+    text = decode_bom(raw, source, error=ArticleError)
+    if text is not None:
+        return text
+    sample = raw[:4096]
+    controls = sum(1 for b in sample if b < 32 and b not in b"\t\n\r\f")
+    if len(sample) >= 16 and controls * 10 >= len(sample):  # a tenth control bytes (a third NUL: UTF-16?)
+        odd, even = sample[1::2].count(0), sample[0::2].count(0)
+        codec = "utf-16-le" if odd * 2 >= len(sample) // 2 else "utf-16-be" if even * 2 >= len(sample) // 2 else None
+        if codec is not None:
+            try:
+                return raw[: len(raw) // 2 * 2].decode(codec)
+            except UnicodeDecodeError:
+                pass
+        raise ArticleError(f"is not a text file: {controls * 100 // len(sample)}% of its first bytes are control "
+                           "bytes (binary data, or text in an encoding without a byte-order mark); expected a KB "
+                           "article as text (UTF-8, UTF-16 or Windows-1252)", Location(source))
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
         # Articles saved from the old KB CDs and web pages are Windows-1252, not UTF-8.
-        text = raw.decode("cp1252", errors="replace")
-    return parse_article_text(text, str(path))
+        return raw.decode("cp1252", errors="replace")
 
 
 def parse_article_text(text: str, source: str) -> Article:
-    lines = text.lstrip("\ufeff").splitlines()
+    # Lines end at CR, LF or CRLF only, as an editor counts them: str.splitlines() also breaks at
+    # form feeds, \x1c-\x1e, NEL and U+2028, which would shift every later `line:` and cut a row
+    # holding one of them in two.
+    lines = _LINE_BREAK.split(text.lstrip("\ufeff"))
+    if lines and lines[-1] == "":
+        lines.pop()
     return Article(source, lines, article_kb(lines, source), article_title(lines))
 
 

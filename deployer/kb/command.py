@@ -9,7 +9,9 @@ be imported at all (nothing is written for it).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,8 @@ class Written:
     playbook: Path | None
 
 
-def run_import(articles: list[Path], output: Path | None, playbook: bool, playbook_dir: Path | None) -> int:
+def run_import(articles: list[Path], output: Path | None, playbook: bool, playbook_dir: Path | None,
+               force: bool = False) -> int:
     err = outmod.stderr()
     if not articles:
         raise InputError("no article given: name one or more KB article files")
@@ -58,13 +61,23 @@ def run_import(articles: list[Path], output: Path | None, playbook: bool, playbo
             target = None
         else:
             target = output / f"{result.article.kb.lower()}.yaml" if to_dir else output
-            _write(target, schema_line("manifest", target) + result.yaml)
+            try:
+                _write(target, schema_line("manifest", target) + result.yaml, force)
+            except InputError as exc:  # a hand-kept file (or a folder) there: this article only is skipped
+                err.line(f"deployer: {exc}", "bad")
+                failed += 1
+                code = ExitCode.BAD_INPUT
+                continue
         book = None
         if playbook and target is not None:
-            book = _write_playbook(result, target, playbook_dir)
+            try:
+                book = _write_playbook(result, target, playbook_dir, force)
+            except InputError as exc:
+                err.line(f"deployer: {exc}", "bad")
+                code = ExitCode.BAD_INPUT
         imported += result.imported
         review += result.review
-        if result.review and code == ExitCode.OK:
+        if result.review and code != ExitCode.BAD_INPUT:
             code = ExitCode.MISMATCH
         _say(err, result, target, book)
     if len(articles) > 1:
@@ -83,10 +96,11 @@ def _say(err, result: ImportResult, target: Path | None, book: Path | None) -> N
     for f in result.flagged:
         err.line(f"  {result.article.source}:{f.line}: {f.reason}", "dim")
     if book:
-        err.line(f"Wrote {book}: a draft playbook; finish the lines marked FINISH before applying it.")
+        err.line(f"Wrote {book}: a draft playbook; finish the lines marked FINISH, then remove `draft: true` (apply "
+                 "refuses a draft).")
 
 
-def _write_playbook(result: ImportResult, manifest: Path, playbook_dir: Path | None) -> Path:
+def _write_playbook(result: ImportResult, manifest: Path, playbook_dir: Path | None, force: bool) -> Path:
     folder = playbook_dir or manifest.parent
     _mkdir(folder)
     name = f"{result.article.kb.lower()}.yaml"
@@ -96,7 +110,7 @@ def _write_playbook(result: ImportResult, manifest: Path, playbook_dir: Path | N
     rel_manifest = Path(os.path.relpath(manifest.resolve(), folder.resolve())).as_posix()
     # the repository's layout: playbooks/ and payloads/ side by side
     payloads = ("../" if folder.resolve().name == "playbooks" else "") + f"payloads/{result.article.kb.lower()}"
-    _write(target, schema_line("playbook", target) + draft_playbook(result, rel_manifest, payloads))
+    _write(target, schema_line("playbook", target) + draft_playbook(result, rel_manifest, payloads), force)
     return target
 
 
@@ -119,10 +133,39 @@ def _mkdir(folder: Path) -> None:
         raise InputError(f"cannot create the folder ({exc.strerror or exc})", Location(str(folder))) from None
 
 
-def _write(path: Path, text: str) -> None:
+# The last line of every file kb import writes: the hash of the text above it. A file whose
+# mark is missing or no longer matches was written, or edited, by a person (a hand-kept
+# manifest, a finished playbook): kb import never overwrites it without --force.
+MARK = "# written by deployer kb import (sha256:{}); once edited, kb import does not overwrite it without --force"
+_MARK = re.compile(r"# written by deployer kb import \(sha256:([0-9a-f]{16})\)")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def marked(text: str) -> str:
+    return text + MARK.format(_digest(text)) + "\n"
+
+
+def written_by_import(path: Path) -> bool:
+    """The file is kb import's own output, unchanged since it was written."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    body, _, last = text.rstrip("\n").rpartition("\n")
+    m = _MARK.match(last)
+    return m is not None and m.group(1) == _digest(body + "\n")
+
+
+def _write(path: Path, text: str, force: bool = False) -> None:
     # An OSError here is the user's path (a folder that is a file, no permission): exit 2, no traceback.
     _mkdir(path.parent)
+    if path.exists() and not force and not written_by_import(path):
+        raise InputError("exists and was not written by `deployer kb import` (or was edited since): not "
+                         "overwritten; give -o another path, or --force to replace it", Location(str(path)))
     try:
-        path.write_text(text, encoding="utf-8")
+        path.write_text(marked(text), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write the file ({exc.strerror or exc})", Location(str(path))) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,13 +11,18 @@ from ..errors import InputError, Location
 from ..model.common import validate
 from ..model.manifest import FileEntry, Manifest
 from ..yamlsrc import parse_yaml
+from ..report.escape import UNSAFE, blank_controls, visible
 from . import relations, tables as tbl
 from . import values, writer
 from .article import Article, NoTableError, parse_article_text, read_article
 from .rows import ReadRow, read_row
+from .stray import stray_rows
 
 _ORDER = ("date", "time", "size", "name", "platform", "version")
 ORPHAN_TITLE = "Rows outside any table (no header row above them)"
+STRAY_TITLE = "Lines that look like rows (a date, a file name, a size or time) in no table deployer could read"
+STRAY_REVIEW = ("looks like a row (a date, a file name, a size or a time), but no table deployer reads holds it: "
+                "check it against the article and write it in by hand")
 ORPHAN_REVIEW = "no header row above it: its columns were read by what the values are"
 
 
@@ -57,8 +61,13 @@ def parse_article(text: str, source: str) -> ImportResult:
 
 
 def import_text(article: Article) -> ImportResult:
-    found = tbl.find_tables(article.lines)
-    if not found:
+    # Tables are found in the lines with their control characters as spaces, so that a row with
+    # an ESC or a NUL is still seen as a row; that row is then flagged (_entry), never dropped.
+    dirty = {k + 1: line for k, line in enumerate(article.lines) if UNSAFE.search(line)}
+    found = tbl.find_tables([blank_controls(line) for line in article.lines] if dirty else article.lines)
+    taken = {raw.lineno for t in found for part in t.parts for raw in part.rows}
+    strays = stray_rows(article.lines, taken)
+    if not found and not strays:
         raise NoTableError(
             f"no file-attribute table in the article's {len(article.lines)} lines: expected a header row such as "
             "\"Date  Time  Size  File name  Platform\" followed by rows that start with a date",
@@ -93,10 +102,10 @@ def import_text(article: Article) -> ImportResult:
                 row = read_row(raw, table.columns, inherited or block_platform.get(raw.block))
                 if row.problem is None and "platform" in row.cells and row.cells["platform"].article:
                     block_platform[raw.block] = row.cells["platform"].parsed  # the nearest row above
-                entry, out_row = _entry(row, orphan=table.header_line is None, seen=seen)
+                entry, out_row = _entry(row, orphan=table.header_line is None, seen=seen, raw=dirty.get(row.line))
                 out.rows.append(out_row)
                 if entry is None:
-                    flagged.append(Flagged(row.line, out_row.problem or "", row.text))
+                    flagged.append(Flagged(row.line, out_row.problem or "", out_row.text))
                     continue
                 entries.append(entry)
                 if entry.review:
@@ -104,6 +113,13 @@ def import_text(article: Article) -> ImportResult:
                 else:
                     imported += 1
             groups.append(out)
+    if strays:  # rows of a shape no table took: flagged, never dropped (stray.py)
+        total += len(strays)
+        out = writer.OutGroup(STRAY_TITLE, strays[0], [])
+        for k in strays:
+            out.rows.append(writer.OutRow(k, problem=STRAY_REVIEW, text=article.lines[k - 1]))
+            flagged.append(Flagged(k, STRAY_REVIEW, article.lines[k - 1]))
+        groups.append(out)
     real = [t for t in found if t.header_line is not None]
     flat = len(groups) == 1 and len(real) == 1 and real[0].parts and real[0].parts[0].title is None
     rule, rule_note = _rule(real)
@@ -114,8 +130,14 @@ def import_text(article: Article) -> ImportResult:
                         [t.header_line for t in real if t.header_line])
 
 
-def _entry(row: ReadRow, *, orphan: bool, seen: dict) -> tuple[FileEntry | None, writer.OutRow]:
-    out = writer.OutRow(row.line, text=row.text)
+def _entry(row: ReadRow, *, orphan: bool, seen: dict, raw: str | None = None
+           ) -> tuple[FileEntry | None, writer.OutRow]:
+    out = writer.OutRow(row.line, text=raw if raw is not None else row.text)
+    if raw is not None and (bad := UNSAFE.search(raw)):
+        # a control character (ESC, NUL, BEL...) has no place in a table row: the row may have
+        # been damaged, and str.split() would silently take some (\x1c-\x1f) for spaces
+        row.problem = (f"the line holds the control character {visible(bad.group())} at column {bad.start() + 1}; "
+                       "check the row against the article and write it in by hand")
     if row.problem is None:
         data = {f: row.cells[f].written for f in _ORDER if f in row.cells}
         data.setdefault("time", None)
@@ -176,7 +198,7 @@ def _head(article: Article, real: list[tbl.Table], rule: str, rule_note: str, to
     ]
     meta = [f"kb: {article.kb}"]
     if article.title is not None:
-        meta.append(f"title: {json.dumps(article.title)}")
+        meta.append(f"title: {writer.quoted(article.title)}")
     meta.append(f"source: {writer.scalar(article.file_name)}")
     meta.append(f"rule: {rule}   # {rule_note}")
     meta.extend(relations.meta_lines(article.lines, article.kb))

@@ -10,14 +10,15 @@ comment; what cannot is listed as a FINISH comment for a person, never guessed.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 
 from ..model.manifest import UNKNOWN, Manifest
 from ..sms import services as sms
 from . import values
+from ..report.escape import visible
 from .importer import ImportResult
+from .writer import quoted
 
 # How articles name the SMS services
 _SERVICE_NAMES = [
@@ -30,7 +31,7 @@ _SERVICE_NAMES = [
 ]
 _ALL_SERVICES = re.compile(r"\ball\s+(?:the\s+)?(?:sms|systems\s+management\s+server)\s+services|"
                            r"\bthe\s+(?:sms|systems\s+management\s+server)\s+services\b", re.IGNORECASE)
-_STEP = re.compile(r"\s*(\d{1,2})\.\s+(\S.*)")
+_STEP = re.compile(r"\s*([0-9]{1,2})\.\s+(\S.*)")
 _REPLACE = re.compile(r"\b(?:replace|copy)\b(?P<what>.*?)\b(?:in|into|to)\s+(?:the\s+)?(?P<folder>\S*\\\S*)",
                       re.IGNORECASE | re.DOTALL)
 _ROOT = re.compile(r"^(?:<\s*sms[_ ]?root(?:[_ ]?(?:folder|directory|dir))?\s*>|%sms_root%|\\?sms)(?=\\)", re.IGNORECASE)
@@ -262,18 +263,19 @@ def _render(result: ImportResult, manifest_path: str, payloads: str, steps: list
     if result.review:
         out.append(f"# FINISH: {result.review} rows of the manifest need review (marked REVIEW or review:).")
     for f in finish:
-        out.append(f"# FINISH: {f}")
+        out.append(f"# FINISH: {visible(f)}")
     if not steps:
         out.append("# FINISH: no step of the procedure was recognised; write the steps (see README, Playbooks).")
     out += [f"kb: {a.kb}"]
     if a.title:
-        out.append(f"title: {json.dumps(a.title)}")
+        out.append(f"title: {quoted(a.title)}")
+    out.append("draft: true   # apply refuses a draft: remove this line once every FINISH above is done")
     out += [f"manifest: {manifest_path}", f"payloads: {payloads}", "steps:" if steps else "steps: []"]
     for s in steps:
         if s.said:
-            out.append(f"  # line {s.line}: {_short(s.said)}")
+            out.append(f"  # line {s.line}: {visible(_short(s.said))}")
         for n in s.notes:
-            out.append(f"  # {n}")
+            out.append(f"  # {visible(n)}")
         if s.kind in ("stop", "start"):
             out.append(f"  - {s.kind}: [{', '.join(s.services)}]")
         elif s.kind == "reset_site":

@@ -11,7 +11,7 @@ Positions decide only what the values cannot (one number under "Version  Size").
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..sms.platforms import Platform
 from . import values
@@ -38,8 +38,8 @@ class _Tok:
 
 _MERIDIEM = re.compile(r"[ap]\.?(?:m\.?)?", re.IGNORECASE)
 _UNIT = re.compile(r"kb|k|mb|m|bytes|byte|b", re.IGNORECASE)
-_NUMBER = re.compile(r"\d[\d,.]*")
-_TIME_ONLY = re.compile(r"\d{1,2}[:.]\d{2}(?::\d{2})?|xx:xx", re.IGNORECASE)
+_NUMBER = re.compile(r"[0-9][0-9,.]*")
+_TIME_ONLY = re.compile(r"[0-9]{1,2}[:.][0-9]{2}(?::[0-9]{2})?|xx:xx", re.IGNORECASE)
 
 
 def tokens(line: str) -> list[_Tok]:
@@ -60,8 +60,8 @@ def tokens(line: str) -> list[_Tok]:
             n = raw[k + 1]
             pair = (_TIME_ONLY.fullmatch(t.text) and _MERIDIEM.fullmatch(n.text)) or \
                    (_NUMBER.fullmatch(t.text) and _UNIT.fullmatch(n.text)) or \
-                   (re.fullmatch(r"\d[\d.]*", t.text) and n.text.lower().startswith("(build")) or \
-                   (re.fullmatch(r"\d[\d.]*\(build", t.text, re.IGNORECASE) and re.fullmatch(r"\d+\)", n.text))
+                   (re.fullmatch(r"[0-9][0-9.]*", t.text) and n.text.lower().startswith("(build")) or \
+                   (re.fullmatch(r"[0-9][0-9.]*\(build", t.text, re.IGNORECASE) and re.fullmatch(r"[0-9]+\)", n.text))
             if pair:
                 end = n.end
                 step = 2
@@ -86,7 +86,11 @@ def read_row(raw: RawRow, columns: list[Column], inherited: Platform | None) -> 
 
 def _read(row: ReadRow, toks: list[_Tok], columns: list[Column], inherited: Platform | None) -> None:
     fields = [c.field for c in columns] or ["date", "time", "version", "size", "name", "platform"]
-    if any(f.startswith("other:") for f in fields[:fields.index("name") if "name" in fields else 0]):
+    before = [c for c in columns[:fields.index("name") if "name" in fields else 0] if c.field.startswith("other:")]
+    # an attribute column (Attr: ----, -a--, RHS) is read past, its value kept as a note; any
+    # other unread column before the name makes the row a person's to read
+    attrs = bool(before) and all(c.label.casefold().rstrip(".") in _ATTR_LABELS for c in before)
+    if before and not attrs:
         raise Unreadable(f"a column deployer does not read ({', '.join(c.label for c in columns if c.field.startswith('other:'))}) "
                          "comes before the file name")
     if not toks:
@@ -100,16 +104,26 @@ def _read(row: ReadRow, toks: list[_Tok], columns: list[Column], inherited: Plat
         else:
             row.notes.append(f"time {toks[k].text!r} in the article: none listed")
         k += 1
-    elif "time" in fields and k + 2 < len(toks) and re.fullmatch(r"([01]?\d|2[0-3])[0-5]\d", toks[k].text) \
+    elif "time" in fields and k + 2 < len(toks) and re.fullmatch(r"([01]?[0-9]|2[0-3])[0-5][0-9]", toks[k].text) \
             and not values.is_name(toks[k + 1].text) and not values.is_name(toks[k + 2].text):
         # "1436" where a time belongs, with a version and a size still to come: 14:36, checked by a person
         t = values.read_time(f"{toks[k].text[:-2]}:{toks[k].text[-2:]}")
         row.cells["time"] = t
         row.review = f"time {toks[k].text!r} read as {t.written}"
         k += 1
-    name_at = next((j for j in range(k, len(toks)) if values.is_name(toks[j].text)), None)
+    name_at = next((j for j in range(k, len(toks)) if values.is_name(toks[j].text) or _in_folder(toks[j].text)), None)
     if name_at is None:
         raise Unreadable("no file name in the row")
+    if attrs:
+        for t in toks[k:name_at]:
+            if _ATTR_VALUE.fullmatch(t.text):
+                row.notes.append(f"{before[0].label}: {t.text}")
+        toks = [t for j, t in enumerate(toks) if not (k <= j < name_at and _ATTR_VALUE.fullmatch(t.text))]
+        name_at = next(j for j in range(k, len(toks)) if values.is_name(toks[j].text) or _in_folder(toks[j].text))
+    if _in_folder(toks[name_at].text):  # OS\MSAPPS\Datamap\Data\Us_hiway.dat: the name, its folder a note
+        folder, _, base = toks[name_at].text.replace("/", "\\").rpartition("\\")
+        row.notes.append(f"Path: {folder}")
+        toks = [*toks[:name_at], replace(toks[name_at], text=base), *toks[name_at + 1:]]
     middle = [t for t in toks[k:name_at] if not values.PLACEHOLDER.fullmatch(t.text)]
     name_pos = fields.index("name") if "name" in fields else len(fields)
     mid_fields = [f for f in fields[:name_pos] if f in ("version", "size")]
@@ -120,6 +134,17 @@ def _read(row: ReadRow, toks: list[_Tok], columns: list[Column], inherited: Plat
         tail = _drop_other_columns(row, tail, [c for c in columns[name_pos + 1:]])
     tail_fields = [f for f in fields[name_pos + 1:] if f in ("platform", "version", "size")]
     _tail(row, tail, tail_fields, inherited)
+
+
+_ATTR_LABELS = {"attr", "attrs", "attrib", "attribs", "attribute", "attributes", "attrib(s)"}
+_ATTR_VALUE = re.compile(r"(?=.*[-RHSACNrhsacn])[-RHSACNrhsacn]{1,6}")
+_FOLDER_NAME = re.compile(r"(?:[\w$~.-]+[\\/])+([^\\/]+)")
+
+
+def _in_folder(text: str) -> bool:
+    """A file name with its folder path (OS\\MSAPPS\\Us_hiway.dat), never a URL or a drive root."""
+    m = _FOLDER_NAME.fullmatch(text)
+    return m is not None and "//" not in text and values.is_name(m.group(1))
 
 
 def _drop_other_columns(row: ReadRow, tail: list[_Tok], columns: list[Column]) -> list[_Tok]:
@@ -150,7 +175,7 @@ def _kind(tok: _Tok) -> str:
         return "size"  # a unit
     if "(" in text or ":" in text or text.count(".") >= 2:
         return "version"
-    if "," in text or re.fullmatch(r"\d+", text):
+    if "," in text or re.fullmatch(r"[0-9]+", text):
         return "size"
     return "either"  # 185.760, 4.02
 

@@ -137,7 +137,7 @@ def looks_like_cells(line: str) -> bool:
     date that can be read (`12/20/199`, an empty Date cell). It is read, and flagged if need be."""
     text = clean(line).strip()
     words = text.split()
-    if not words or not values.CELLS_START.match(text) or re.fullmatch(r"\d+[.)]", words[0]):
+    if not words or not values.CELLS_START.match(text) or re.fullmatch(r"[0-9]+[.)]", words[0]):
         return False  # "1. Rename the file": a numbered step, not a row
     if sum(1 for w in words if re.fullmatch(r"[A-Za-z]{3,}", w)) > 3:
         return False  # prose

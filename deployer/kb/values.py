@@ -34,18 +34,18 @@ class Value:
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 DATE_TOKEN = re.compile(
-    rf"\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|\d{{1,2}}[- ]{_MONTH}[- ]\d{{2,4}}|{_MONTH}-\d{{1,2}}-\d{{2,4}}"
-    rf"|{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}",
+    rf"[0-9]{{1,4}}[/.-][0-9]{{1,2}}[/.-][0-9]{{1,4}}|[0-9]{{1,2}}[- ]{_MONTH}[- ][0-9]{{2,4}}|{_MONTH}-[0-9]{{1,2}}-[0-9]{{2,4}}"
+    rf"|{_MONTH}\s+[0-9]{{1,2}},?\s+[0-9]{{4}}",
     re.IGNORECASE,
 )
 # What a date cell looks like even when it is wrong (12/20/199, 24/05/00): for finding rows.
-DATE_LIKE = re.compile(rf"(?:\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}|\d{{1,2}}-{_MONTH}-\d{{2,4}}|{_MONTH}-\d{{1,2}}-\d{{2,4}}"
-                       rf"|{_MONTH}\s+\d{{1,2}},)", re.IGNORECASE)
+DATE_LIKE = re.compile(rf"(?:[0-9]{{1,4}}[/.-][0-9]{{1,2}}[/.-][0-9]{{1,4}}|[0-9]{{1,2}}-{_MONTH}-[0-9]{{2,4}}|{_MONTH}-[0-9]{{1,2}}-[0-9]{{2,4}}"
+                       rf"|{_MONTH}\s+[0-9]{{1,2}},)", re.IGNORECASE)
 # A line that starts like a row without starting with a date (a blank or mangled date cell)
-CELLS_START = re.compile(rf"(?:\d|{_MONTH}\b|xx)", re.IGNORECASE)
-TIME_TOKEN = re.compile(r"(?:\d{1,2}[:.]\d{2}(?::\d{2})?|xx:xx|\?\?:\?\?)(?:\s*[ap]\.?(?:m\.?)?)?", re.IGNORECASE)
-SIZE_TOKEN = re.compile(r"\d[\d,.]*\s*(?:kb|k|mb|m|bytes|byte|b)?", re.IGNORECASE)
-VERSION_TOKEN = re.compile(r"\d{1,5}(?:[.:]\d{1,5}){1,3}(?:\s*\(\s*build\s+\d+\s*\))?|\d+\s*\(\s*build\s+\d+\s*\)",
+CELLS_START = re.compile(rf"(?:[0-9]|{_MONTH}\b|xx)", re.IGNORECASE)
+TIME_TOKEN = re.compile(r"(?:[0-9]{1,2}[:.][0-9]{2}(?::[0-9]{2})?|xx:xx|\?\?:\?\?)(?:\s*[ap]\.?(?:m\.?)?)?", re.IGNORECASE)
+SIZE_TOKEN = re.compile(r"[0-9][0-9,.]*\s*(?:kb|k|mb|m|bytes|byte|b)?", re.IGNORECASE)
+VERSION_TOKEN = re.compile(r"[0-9]{1,5}(?:[.:][0-9]{1,5}){1,3}(?:\s*\(\s*build\s+[0-9]+\s*\))?|[0-9]+\s*\(\s*build\s+[0-9]+\s*\)",
                            re.IGNORECASE)
 PLACEHOLDER = re.compile(r"-+|n/?a|none|\*", re.IGNORECASE)
 
@@ -60,7 +60,7 @@ def read_date(text: str) -> Value:
     except attrs.AttrError as exc:
         problem = str(exc)
     # Day first (24/05/00, 29/03/2000): only when the first number cannot be a month.
-    m = re.fullmatch(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{2}|\d{4})", text)
+    m = re.fullmatch(r"([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{2}|[0-9]{4})", text)
     if m and int(m.group(1)) > 12 and 1 <= int(m.group(3)) <= 12:
         try:
             d = attrs.parse_date(f"{m.group(3)}/{m.group(1)}/{m.group(4)}")
@@ -68,7 +68,7 @@ def read_date(text: str) -> Value:
             pass
         else:
             return Value(d.isoformat(), text, d)
-    m = re.fullmatch(r"(\d{4})/(\d{1,2})/(\d{1,2})", text)
+    m = re.fullmatch(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})", text)
     if m:  # 1999/10/02: year first, then month and day as in ISO
         try:
             d = attrs.parse_date(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
@@ -76,7 +76,7 @@ def read_date(text: str) -> Value:
             pass
         else:
             return Value(d.isoformat(), text, d)
-    m = re.fullmatch(r"(\d{1,2})\.(\d{1,2})\.(\d{2}|\d{4})", text)
+    m = re.fullmatch(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{2}|[0-9]{4})", text)
     if m:
         raise Unreadable(f"date {text!r} has dots: month.day or day.month cannot be told apart")
     raise Unreadable(problem)
@@ -94,7 +94,7 @@ def read_time(text: str) -> Value | None:
         return Value(text, text, attrs.parse_time(text))
     except attrs.AttrError as exc:
         problem = str(exc)
-    m = re.fullmatch(r"(\d{1,2})\.(\d{2})(\s*[ap]\.?(?:m\.?)?)?", text, re.IGNORECASE)
+    m = re.fullmatch(r"([0-9]{1,2})\.([0-9]{2})(\s*[ap]\.?(?:m\.?)?)?", text, re.IGNORECASE)
     if m:  # 22.36: a dot for the colon
         fixed = f"{m.group(1)}:{m.group(2)}{(m.group(3) or '').strip()}"
         try:
@@ -112,14 +112,14 @@ def read_size(text: str) -> Value | None:
     text = " ".join(text.split())
     if not text or PLACEHOLDER.fullmatch(text):
         return None
-    m = re.fullmatch(r"(\d{1,3}(?:\.\d{3})+)", text)
+    m = re.fullmatch(r"([0-9]{1,3}(?:\.[0-9]{3})+)", text)
     if m:  # 185.760: a byte count cannot have a fraction, so the dots group thousands
         fixed = m.group(1).replace(".", ",")
         return Value(fixed, text, attrs.parse_size(fixed))
-    m = re.fullmatch(r"(\d+)\.(\d{3})\s*(kb|k)", text, re.IGNORECASE)
+    m = re.fullmatch(r"([0-9]+)\.([0-9]{3})\s*(kb|k)", text, re.IGNORECASE)
     if m:
         raise Unreadable(f"size {text!r}: {m.group(1)}.{m.group(2)} KB or {m.group(1)},{m.group(2)} KB?")
-    m = re.fullmatch(r"\d+,\d{1,2}\s*(kb|k|mb|m)", text, re.IGNORECASE)
+    m = re.fullmatch(r"[0-9]+,[0-9]{1,2}\s*(kb|k|mb|m)", text, re.IGNORECASE)
     if m:
         raise Unreadable(f"size {text!r}: a decimal comma or a misplaced thousands separator?")
     try:
@@ -135,7 +135,7 @@ def read_version(text: str) -> Value | None:
     text = " ".join(text.split())
     if not text or PLACEHOLDER.fullmatch(text):
         return None
-    m = re.fullmatch(r"(\d[\d.]*)\s*\(\s*build\s+(\d+)\s*\)", text, re.IGNORECASE)
+    m = re.fullmatch(r"([0-9][0-9.]*)\s*\(\s*build\s+([0-9]+)\s*\)", text, re.IGNORECASE)
     if m:  # 1.2(build 786): the loader's spelling has a space before the parenthesis
         fixed = f"{m.group(1)} (build {m.group(2)})"
         try:

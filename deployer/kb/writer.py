@@ -12,9 +12,11 @@ import json
 import re
 from dataclasses import dataclass
 
+from ..report.escape import visible
+
 _PLAIN = re.compile(r"[A-Za-z0-9(<\[][A-Za-z0-9_./()<>\[\]+: -]*")
 _YAML_SPECIAL = re.compile(
-    r"[-+]?(\d[\d_]*|\d*\.\d+([eE][-+]?\d+)?|\d+\.\d*|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|true|false|null|yes|no|on|off|~",
+    r"[-+]?([0-9][0-9_]*|[0-9]*\.[0-9]+([eE][-+]?[0-9]+)?|[0-9]+\.[0-9]*|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|true|false|null|yes|no|on|off|~",
     re.IGNORECASE,
 )
 
@@ -24,12 +26,19 @@ def scalar(text: str, allow_int: bool = False) -> str:
 
     A plain `254,400` would split the flow mapping at its comma and a plain `1.2` would
     load as a number. Byte sizes may stay plain: `800528` loads as 800528, the same size."""
-    if allow_int and re.fullmatch(r"[1-9]\d{0,14}|0", text):
+    if allow_int and re.fullmatch(r"[1-9][0-9]{0,14}|0", text):
         return text
     if _PLAIN.fullmatch(text) and not _YAML_SPECIAL.fullmatch(text) and not text.endswith(" ") \
             and ": " not in text and " #" not in text:
         return text
-    return json.dumps(text)
+    return quoted(text)
+
+
+def quoted(text: str) -> str:
+    """A YAML double-quoted scalar. JSON's escapes are YAML's, but JSON leaves DEL raw and YAML
+    allows no control character in a stream, so an article's DEL would make the manifest
+    unloadable."""
+    return json.dumps(text).replace("\x7f", "\\u007f")
 
 
 @dataclass
@@ -62,12 +71,12 @@ def render(head: list[str], meta: list[str], groups: list[OutGroup], flat: bool)
         out.append("groups:")
         for g in groups:
             if g.intro:
-                out.append(f"  # {g.intro}")
+                out.append(f"  # {visible(g.intro)}")
             if not any(r.items for r in g.rows):
-                out.append(f"  # {json.dumps(g.title or 'untitled')} (line {g.line}): no row could be read exactly")
+                out.append(f"  # {quoted(g.title or 'untitled')} (line {g.line}): no row could be read exactly")
                 out.extend(_rows(g, "  "))
                 continue
-            out.append(f"  - title: {json.dumps(g.title) if g.title is not None else 'null'}")
+            out.append(f"  - title: {quoted(g.title) if g.title is not None else 'null'}")
             if g.line is not None:
                 out.append(f"    line: {g.line}")
             out.append("    files:")
@@ -78,17 +87,19 @@ def render(head: list[str], meta: list[str], groups: list[OutGroup], flat: bool)
 def _rows(g: OutGroup, indent: str) -> list[str]:
     lines = []
     if g.header:
-        lines.append(f"{indent}# {g.header}")
+        lines.append(f"{indent}# {visible(g.header)}")
     width: dict[int, int] = {}
     for r in g.rows:
         for k, item in enumerate((r.items or [])[:-1]):
             width[k] = max(width.get(k, 0), len(item) + 1)
     for r in g.rows:
         if r.items is None:
-            lines.append(f"{indent}# REVIEW line {r.line}: {r.problem}")
-            lines.append(f"{indent}#   {r.text}")
+            # the article's own text in a comment: its control characters shown, never raw
+            # (YAML refuses them anywhere, comments included)
+            lines.append(f"{indent}# REVIEW line {r.line}: {visible(r.problem or '')}")
+            lines.append(f"{indent}#   {visible(r.text)}")
             continue
         parts = [(item + ",").ljust(width[k]) for k, item in enumerate(r.items[:-1])] + [r.items[-1]]
         text = f"{indent}- {{" + " ".join(parts) + "}"
-        lines.append(f"{text}  # {r.comment}" if r.comment else text)
+        lines.append(f"{text}  # {visible(r.comment)}" if r.comment else text)
     return lines

@@ -60,7 +60,7 @@ def parse_platform(v: Any) -> Platform:
         raise
 
 
-_VERSION = re.compile(r"(?P<dotted>\d{1,5}(\.\d{1,5}){0,3})(?P<build>\s*\(\s*build\s+\d{1,6}\s*\))?", re.IGNORECASE)
+_VERSION = re.compile(r"(?P<dotted>[0-9]{1,5}(\.[0-9]{1,5}){0,3})(?P<build>\s*\(\s*build\s+[0-9]{1,6}\s*\))?", re.IGNORECASE)
 
 
 def parse_version(v: Any) -> str:
@@ -172,7 +172,7 @@ class NonexistentLocalTime(ValueError):
 
 
 def kb_number(v: str) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"[QK]B?\d{5,7}", v.strip().upper()):
+    if not isinstance(v, str) or not re.fullmatch(r"[QK]B?[0-9]{5,7}", v.strip().upper()):
         raise ValueError(f"kb {v!r} is not an article number such as Q241656")
     return v.strip().upper()
 

@@ -42,6 +42,8 @@ class PlaybookHead(Strict):
     kb: str
     title: str | None = None
     description: str | None = None
+    draft: bool = Field(False, description="true in a playbook drafted by `deployer kb import --playbook`: `apply` "
+                        "refuses it until a person has finished it and removed this line")
     manifest: str
     payloads: str = Field(description="folder with the hotfix files, one subfolder per platform")
     services: dict[str, ServiceDecl] = Field(default_factory=dict)
@@ -69,6 +71,13 @@ class LoadedPlaybook:
     def accepts(self, service: str) -> frozenset[int] | None:
         decl = self.head.services.get(service)
         return frozenset(decl.accepts) if decl else None
+
+    def refuse_draft(self) -> None:
+        """A draft (kb import --playbook) is never applied: a person finishes it first."""
+        if self.head.draft:
+            raise InputError("this playbook is a draft written by `deployer kb import --playbook`: finish every "
+                             "`# FINISH:` line, then remove the line `draft: true`; until then it can be planned, "
+                             "not applied", self.doc.location(("draft",)))
 
     def step_location(self, index: int, *rest: str | int):
         return self.doc.location(("steps", index, *rest))

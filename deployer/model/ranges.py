@@ -10,7 +10,7 @@ import re
 
 MAX_EXPANDED = 10_000  # a fleet of sites, or servers in one site: a typo must not make millions
 
-RANGE = re.compile(r"\[(?:(\d+):(\d+)(?::(\d+))?|([a-z]):([a-z])|([A-Z]):([A-Z]))\]")
+RANGE = re.compile(r"\[(?:([0-9]+):([0-9]+)(?::([0-9]+))?|([a-z]):([a-z])|([A-Z]):([A-Z]))\]")
 
 
 def has_range(text: str) -> bool:

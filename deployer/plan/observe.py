@@ -23,12 +23,19 @@ from .model import ABSENT
 
 def read_file(ep: Endpoint, rel: str, *, content: bool = True) -> FileState | None:
     """Size, write time (and sha256 with content=True) of a file; size -1 for a folder."""
-    stat = ep.files.stat(rel)
+    both = getattr(ep.files, "stat_sha256", None) if content else None
+    if both is not None:  # a transport that asks for both in one round trip (SMB 2/3)
+        stat, sha = both(rel)
+    else:
+        stat = ep.files.stat(rel)
+        sha = None
     if stat is None:
         return None
     if stat.is_dir:
         return FileState(-1, stat.mtime_ns, None, stat.name)
-    return FileState(stat.size, stat.mtime_ns, ep.files.sha256(rel) if content else None, stat.name)
+    if content and sha is None:
+        sha = ep.files.sha256(rel)
+    return FileState(stat.size, stat.mtime_ns, sha, stat.name)
 
 
 def read_service(ep: Endpoint, name: str) -> str:

@@ -177,8 +177,9 @@ class Planner:
                                  "servers: " + ", ".join(self.conn.endpoints)) from None
         return out
 
-    def payload(self, step_index: int, file_index: int, entry: FileEntry) -> Payload:
-        """The hotfix file for a manifest entry, checked against it, read and hashed once per plan."""
+    def payload(self, where: tuple[str | int, ...], entry: FileEntry) -> Payload:
+        """The hotfix file for a manifest entry, checked against it, read and hashed once per plan.
+        `where` is the playbook location an error points at (the calling step kind's own)."""
         key = entry.key
         if key in self.payloads:
             return self.payloads[key]
@@ -186,15 +187,14 @@ class Planner:
             if self._payload_dir is None:  # resolving it is a filesystem walk: once per plan, not per file
                 self._payload_dir = str(self.pb.payload_dir())
             cache_key = (self._payload_dir, key, str(entry.size), entry.sha256, entry.version)
-            p = self.shared.get(cache_key, lambda: self._load_payload(step_index, file_index, entry))
+            p = self.shared.get(cache_key, lambda: self._load_payload(where, entry))
         else:
-            p = self._load_payload(step_index, file_index, entry)
+            p = self._load_payload(where, entry)
         self.payloads[key] = p
         self.obs.payload(p.path, p.sha256, p.size)
         return p
 
-    def _load_payload(self, step_index: int, file_index: int, entry: FileEntry) -> Payload:
-        where = ("steps", step_index, "replace", "files", file_index)
+    def _load_payload(self, where: tuple[str | int, ...], entry: FileEntry) -> Payload:
         path = find_payload(self.pb, entry)
         if path is None:
             raise self.error(where, f"hotfix file {entry.name} for {entry.platform.key} not found under "

@@ -2,9 +2,11 @@
 console, so step lines print above the live progress bar and never through it.
 
 Questions go to the terminal whenever standard input is one (the answer is read there),
-even when the output is piped to a file; without a terminal and without `--yes`, the
-answer is yes, as for every batch tool (the plan was shown, nothing is hidden). A rollback
-freezes the bar: it is removed and the undo's lines follow in plain text.
+even when the output is piped to a file. Without a terminal and without `--yes` there is
+no one to answer: the answer is no and the question is remembered (`refused`), so that the
+command ends with exit 2 naming --yes, as Terraform does without -auto-approve. A script
+must say --yes; a command that has nothing to ask (nothing to do) needs no --yes. A
+rollback freezes the bar: it is removed and the undo's lines follow in plain text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable
 
+from ..errors import InputError
 from ..run import context as ev
 from .heartbeat import Heartbeat, describe
 from .log import output as log_output
@@ -29,6 +32,7 @@ class ConsoleRenderer:
         self.progress = RunProgress(out) if bar else None
         self.heartbeat = Heartbeat()  # piped: a line per long wait every 30 s
         self.last_progress: tuple[int, int] = (0, 0)
+        self.refused: str | None = None  # the question no one was there to answer
 
     def __call__(self, event: ev.Event) -> Any:
         if event.kind == ev.SAY:
@@ -58,8 +62,11 @@ class ConsoleRenderer:
         return None
 
     def ask(self, question: str) -> bool:
-        if self.yes or not _stdin_tty():
+        if self.yes:
             return True
+        if not _stdin_tty():
+            self.refused = self.refused or question
+            return False
         if self.progress is not None:
             self.progress.close()
         import typer
@@ -81,6 +88,12 @@ class ConsoleRenderer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def no_terminal(question: str) -> InputError:
+    """The error of a command that would change a site (or delete data) with no one to ask."""
+    return InputError(f"no terminal to ask \"{question}\" and --yes was not given, so nothing was done; answer it "
+                      "on a terminal, or pass --yes to act without asking (scripts, CI)")
 
 
 def _stdin_tty() -> bool:

@@ -17,6 +17,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from .. import __version__
 from ..run.store import whoami
 from ..verify import STATUSES, FileResult, Report
+from .escape import visible
 
 GOOD = ("PASSED", "NOTHING TO DO", "COMMITTED", "DONE")
 STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH"}
@@ -237,11 +238,12 @@ def render(sections: Sequence[SiteSection], *, command: str, when: datetime | No
         overall = sections[0].status
     kbs = sorted({s.kb for s in sections if s.kb})  # a site that failed before its plan has no KB of its own
     titles = sorted({s.title for s in sections if s.title})
-    return _env().get_template("report.html.j2").render(
+    # autoescape handles markup; control characters (an ESC in a file name) are made visible
+    return visible(_env().get_template("report.html.j2").render(
         sections=sections, command=command, when=when.strftime("%Y-%m-%d %H:%M:%S UTC"), who=who, overall=overall,
         overall_good=overall == "PASSED", kbs=", ".join(kbs) or "-", title=titles[0] if len(titles) == 1 else None,
         statuses=STATUSES, version=__version__, fleet=rollup is not None or len(sections) > 1, rollup=rollup,
-        note=note)
+        note=note))
 
 
 def describe_actions(plan: Any) -> dict[int, str]:

@@ -18,6 +18,7 @@ from ..verify import Report
 from .html import SiteSection, verify_section
 
 FAILED_RUN = ("ROLLED BACK", "NOT RESTORED", "FAILED")
+from .escape import visible
 
 
 def _properties(suite: ET.Element, props: dict[str, str]) -> None:
@@ -88,7 +89,8 @@ def _finish(root: ET.Element) -> str:
     for attr in ("tests", "failures", "errors"):
         root.set(attr, str(sum(int(x.get(attr, "0")) for x in suites)))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    # ElementTree escapes markup but writes control characters raw, which XML 1.0 forbids
+    return visible('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
 
 
 def document(sections: Sequence[SiteSection], *, name: str, command: str, note: str | None = None,

@@ -12,14 +12,21 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, TYPE_CHECKING, Sequence
 
-from rich.console import Console
-
+from .escape import visible
 from .log import output as log_output
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+# rich is imported where a terminal is drawn on, not with this module: every command imports
+# it, and `deployer --version`, `--help` or output to a pipe need none of rich's console.
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 STYLES = {"ok": "green", "newer": "cyan", "older": "red", "missing": "red", "mismatch": "red",
           "warn": "yellow", "bad": "bold red", "good": "bold green", "dim": "dim", "head": "bold"}
@@ -46,6 +53,8 @@ class Out:
     failed: OSError | None = None
 
     def __post_init__(self) -> None:
+        if self.tty:
+            from rich.console import Console
         self.console = Console(file=self.stream, force_terminal=self.tty, highlight=False, soft_wrap=not self.tty,
                                emoji=False, no_color=True if not _color else None) if self.tty else None
 
@@ -68,6 +77,7 @@ class Out:
             self.failed = exc
 
     def _line(self, text: str = "", style: str | None = None) -> None:
+        text = visible(text)  # outside text (names, titles, quoted files) never drives the terminal
         if self.tolerant:
             log_output(text)
         if self.console is not None:
@@ -78,11 +88,15 @@ class Out:
 
     def _table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None,
                indent: int) -> None:
+        headers = [visible(h) for h in headers]
+        rows = [[visible(c) for c in r] for r in rows]
         if self.tolerant:
             log_output("  " + "  ".join(headers))
             for r in rows:
                 log_output("  " + "  ".join(r))
         if self.console is not None:
+            from rich.table import Table
+
             t = Table(show_edge=False, box=None, padding=(0, 2, 0, 0), header_style="bold")
             for h in headers:
                 t.add_column(h)
@@ -172,11 +186,14 @@ class RunProgress:
         if self.out.console is None:
             return
         if self.bar is None:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                       TimeElapsedColumn)
+
             self.bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                 TimeElapsedColumn(), console=self.out.console, transient=True)
             self.bar.start()
             self.task = self.bar.add_task(what, total=total)
-        self.bar.update(self.task, description=escape(what), completed=done, total=total)
+        self.bar.update(self.task, description=escape(visible(what)), completed=done, total=total)
 
     def say(self, text: str) -> None:
         self.out.line(text)  # rich prints above a live bar on the same console

@@ -107,6 +107,7 @@ class RunContext:
         # instead of interrupting the command where it stands
         self.changing = False
         self.undoing = False  # an undo is running: it finishes whatever signal comes
+        self.traffic: dict[str, Any] | None = None  # round trips and bytes of its sessions (targets/traffic.py)
 
     def emit(self, kind: str, text: str = "", **data: Any) -> Any:
         if self.sink is None or self.detached is not None:

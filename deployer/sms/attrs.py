@@ -64,19 +64,19 @@ def parse_date(value: object) -> date:
     if isinstance(value, date):
         return value
     text = str(value).strip()
-    m = re.fullmatch(r"(\d{1,2})([/-])(\d{1,2})\2(\d{2}|\d{4})", text)
+    m = re.fullmatch(r"([0-9]{1,2})([/-])([0-9]{1,2})\2([0-9]{2}|[0-9]{4})", text)
     if m:
         return _check_day(_year(m.group(4)), int(m.group(1)), int(m.group(3)), text)
-    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    m = re.fullmatch(r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})", text)
     if m:
         return _check_day(int(m.group(1)), int(m.group(2)), int(m.group(3)), text)
-    m = re.fullmatch(r"(\d{1,2})[- ]([A-Za-z]{3,9}\.?)[- ](\d{2}|\d{4})", text)
+    m = re.fullmatch(r"([0-9]{1,2})[- ]([A-Za-z]{3,9}\.?)[- ]([0-9]{2}|[0-9]{4})", text)
     if m:
         return _check_day(_year(m.group(3)), _month(m.group(2), text), int(m.group(1)), text)
-    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)-(\d{1,2})-(\d{2}|\d{4})", text)
+    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)-([0-9]{1,2})-([0-9]{2}|[0-9]{4})", text)
     if m:  # May-02-2001
         return _check_day(_year(m.group(3)), _month(m.group(1), text), int(m.group(2)), text)
-    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)\s+(\d{1,2}),?\s+(\d{4})", text)
+    m = re.fullmatch(r"([A-Za-z]{3,9}\.?)\s+([0-9]{1,2}),?\s+([0-9]{4})", text)
     if m:
         return _check_day(int(m.group(3)), _month(m.group(1), text), int(m.group(2)), text)
     raise AttrError(f"date {text!r} is not understood; write {DATE_FORMS}")
@@ -87,7 +87,7 @@ def parse_time(value: object) -> time:
     if isinstance(value, time):
         return value
     text = str(value).strip()
-    m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AaPp])\.?([Mm]\.?)?", text)
+    m = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?\s*([AaPp])\.?([Mm]\.?)?", text)
     if m:
         h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
         if not 1 <= h <= 12:
@@ -95,7 +95,7 @@ def parse_time(value: object) -> time:
         pm = m.group(4).lower() == "p"
         h = (h % 12) + (12 if pm else 0)
     else:
-        m = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", text)
+        m = re.fullmatch(r"([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?", text)
         if not m:
             raise AttrError(f"time {text!r} is not understood; write 7:00PM, 11:01a or 19:00")
         h, mi, s = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
@@ -173,13 +173,13 @@ def parse_size(value: object) -> SizeSpec:
         return SizeSpec(value, "B")
     text = str(value).strip()
     # Whole megabytes (`12 MB`) are refused: a range a megabyte wide checks next to nothing.
-    m = re.fullmatch(r"(\d{1,6}\.\d{1,3})\s*(KB|K|kb|Kb|k|MB|M|mb|Mb)", text)
+    m = re.fullmatch(r"([0-9]{1,6}\.[0-9]{1,3})\s*(KB|K|kb|Kb|k|MB|M|mb|Mb)", text)
     if m:
         return _range(m.group(1), m.group(2), text)
-    m = re.fullmatch(r"(\d[\d,]*)\s*(KB|K|kb|Kb|k)", text)
+    m = re.fullmatch(r"([0-9][0-9,]*)\s*(KB|K|kb|Kb|k)", text)
     if m:
         return SizeSpec(int(_digits(m.group(1), text)), "KB")
-    m = re.fullmatch(r"(\d[\d,]*)\s*(bytes|B|b)?", text)
+    m = re.fullmatch(r"([0-9][0-9,]*)\s*(bytes|B|b)?", text)
     if m:
         return SizeSpec(int(_digits(m.group(1), text)), "B")
     raise AttrError(f"size {text!r} is not understood; write bytes (254,400 or 254400) or rounded kilobytes (524KB), "
@@ -187,7 +187,7 @@ def parse_size(value: object) -> SizeSpec:
 
 
 def _digits(group: str, text: str) -> str:
-    if "," in group and not re.fullmatch(r"\d{1,3}(,\d{3})+", group):
+    if "," in group and not re.fullmatch(r"[0-9]{1,3}(,[0-9]{3})+", group):
         raise AttrError(f"size {text!r} has misplaced thousands separators")
     digits = group.replace(",", "")
     if len(digits) > MAX_SIZE_DIGITS:

@@ -18,18 +18,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator
 
 from ..errors import InputError
 from ..model.common import Strict
 from ..sms import layout
-from ..sms import preflight as checks
-from ..sms.pcm.load import load as load_pcm
-from ..sms.pcm.record import PcmRecord
 from ..targets.base import TargetError
 from .base import StepKind, StepModel, plural
+
+# The checks and the PCM record readers are imported when a preflight step is planned or run:
+# every playbook loads every step kind, and most have no preflight step.
+if TYPE_CHECKING:
+    from ..sms import preflight as checks
+    from ..sms.pcm.record import PcmRecord
 
 
 class PreflightSpec(Strict):
@@ -62,6 +65,8 @@ def _records(path: str | None, request: str | None, where: str) -> list[PcmRecor
         if request:
             raise ValueError("request picks a record of pcm_record: give the file too")
         return None
+    from ..sms.pcm.load import load as load_pcm
+
     records = load_pcm(path).records
     if request:
         records = [r for r in records if r.request_id.casefold() == request.casefold()]
@@ -97,6 +102,8 @@ class PreflightKind(StepKind):
         return step.model_copy(update={"preflight": spec.model_copy(update={"pcm_record": str(path)})})
 
     def plan(self, planner, i, step):
+        from ..sms import preflight as checks
+
         spec = step.preflight
         records = _records(spec.pcm_record, spec.request, spec.pcm_record or "")
         states = {}
@@ -125,6 +132,8 @@ class PreflightKind(StepKind):
     def execute(self, run, a):
         if a.number != 1:
             return  # earlier actions changed the site on purpose: the plan-time checks stand
+        from ..sms import preflight as checks
+
         records = _records(a.pcm_record, a.request, a.pcm_record or "")
         from ..model.playbook import load_playbook
 

@@ -129,7 +129,7 @@ class Replace(StepKind):
     def _plan_file(self, planner, i, j, ep, folder, name, entry):
         manifest = planner.pb.manifest.manifest
         entry_index = manifest.files.index(entry)
-        payload = planner.payload(i, j, entry)
+        payload = planner.payload(("steps", i, "replace", "files", j), entry)
         path = winpath.join(folder, name)
         planner.checks.append(Check(ep.name, path, entry_index, "playbook"))
         # The content is read only where it decides something: a manifest that lists sha256s, or

@@ -228,6 +228,15 @@ class CaseResolver:
         from ..winpath import key, split
 
         parts = split(path)
+        many = getattr(self.files, "stat_many", None)
+        if many is not None:  # a transport that stats several names in one round trip (SMB 2/3)
+            missing = ["\\".join(parts[:i]) for i in range(1, len(parts) + 1)
+                       if key("\\".join(parts[:i])) not in self._cache]
+            if len(missing) > 1:
+                for prefix, stat in zip(missing, many(missing)):
+                    if stat is None:
+                        break  # the rest does not exist either: the walk below keeps the caller's spelling
+                    self._cache[key(prefix)] = stat.name
         out: list[str] = []
         for i in range(1, len(parts) + 1):
             prefix = "\\".join(parts[:i])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import winpath
 from ..model.inventory import Server, SiteRef
+from ..report.escape import visible
 from ..secrets import Secret, SecretSource
 from ..sms.platforms import Platform
 from .base import FileTransport, ServiceTransport
@@ -113,6 +114,12 @@ class SiteConnection:
                 return ep
         raise KeyError(name)
 
+    def traffic(self) -> dict[str, Any]:
+        """Round trips and bytes so far, per server and in total (targets/traffic.py)."""
+        from .traffic import meters_of, summary
+
+        return summary(meters_of(t for ep in self.every_endpoint().values() for t in (ep.files, ep.services)))
+
     def close(self) -> None:
         for ep in self.every_endpoint().values():
             for t in (ep.services, ep.files):
@@ -152,7 +159,9 @@ def _mock_site(ctx: ConnectContext):
 
 @register_files("mock")
 def _mock_files(ctx: ConnectContext) -> FileTransport:
-    return _mock_site(ctx).files(ctx.name)
+    from .traffic import MeteredFiles
+
+    return MeteredFiles(_mock_site(ctx).files(ctx.name))  # type: ignore[return-value]
 
 
 @register_services("mock")
@@ -200,7 +209,7 @@ def transport_names(server: Server) -> tuple[str, str]:
 
 
 def _stderr(text: str) -> None:
-    print(text, file=sys.stderr)
+    print(visible(text), file=sys.stderr)
 
 
 def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:

@@ -91,6 +91,8 @@ def _changes_folders(method: Callable[..., T]) -> Callable[..., T]:
 
     @functools.wraps(method)
     def wrapper(self: "SftpFiles", *args: object, **kwargs: object) -> T:
+        if method.__name__ != "append":  # the journal's held handle is closed before its file or folder changes
+            self._release_append(*(a for a in args if isinstance(a, str)))
         try:
             return method(self, *args, **kwargs)
         finally:
@@ -114,6 +116,9 @@ class SftpFiles:
         # name is declared missing only after a fresh listing, and deployer's own changes
         # forget the folder.
         self._folders: dict[str, tuple[str, dict[str, str]]] = {}
+        # append()'s handle, kept open between records: (casefolded RelPath, handle, the SFTP
+        # session it belongs to, next offset, remote path)
+        self._appending: tuple[str, bytes, SftpSession, int, str] | None = None
 
     # --- session ----------------------------------------------------------------------------
 
@@ -126,6 +131,7 @@ class SftpFiles:
         with self.conn.bounded("starting SFTP", chan.close):
             chan.invoke_subsystem("sftp")
             sftp = SftpSession(chan)
+        sftp.meter = self.conn.meter
         self._sftp, self._generation = sftp, self.conn.generation
         with self._guard("ask the SFTP server's limits", ""):
             sftp.use_limits()
@@ -143,7 +149,20 @@ class SftpFiles:
         self._folders = {}
 
     def close(self) -> None:
+        self._release_append()
         self._drop()
+
+    def _release_append(self, *rels: str) -> None:
+        """Close append()'s handle (only if it is one of `rels` or below one of them, when given)."""
+        held = self._appending
+        if held is None:
+            return
+        keys = ["\\".join(winpath.split(r)).casefold() for r in rels]
+        if rels and not any(not k or held[0] == k or held[0].startswith(k + "\\") for k in keys):
+            return
+        self._appending = None
+        if held[2] is self._sftp:
+            self._close_quietly(held[1])
 
     # --- errors -------------------------------------------------------------------------------
 
@@ -352,7 +371,7 @@ class SftpFiles:
                 size = int(sftp.fstat_handle(handle).st_size or 0)
                 yield from sftp.read_pipelined(handle, size, chunk)
             with self._guard("close the file", path):
-                sftp.close_handle(handle)
+                sftp.close_later(handle)
             done = True
         finally:
             if not done:  # failed, or the reader stopped early
@@ -383,7 +402,11 @@ class SftpFiles:
             except BaseException:
                 self._close_quietly(handle)
                 raise
-            self._session().close_handle(handle)
+            sftp = self._session()
+            if sftp.offers("fsync@openssh.com"):
+                sftp.close_later(handle)  # the data is on disk already
+            else:
+                sftp.close_handle(handle)  # without fsync, CLOSE is the promise SFTP version 3 makes
         return written
 
     def _create(self, found: _Found, flags: int, rel: str) -> bytes:
@@ -398,22 +421,38 @@ class SftpFiles:
 
     @_changes_folders
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
-        found = self._find(path, want_parent=True)
-        if found.is_dir:
-            raise self._err(AccessDenied, "is a folder, not a file", path)
-        handle = self._create(found, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND, path)
-        with self._writing("append to the file", path, _folder(found.path)):
-            sftp = self._session()
+        """One WRITE (+ fsync when durable) a record, one round trip, on a handle kept open
+        between appends to the same file (the run's journal); closed before deployer changes
+        that file or a folder above it, and with the transport."""
+        key = "\\".join(winpath.split(path)).casefold()
+        held = self._appending
+        if held is not None and (held[0] != key or held[2] is not self._session()):
+            self._release_append()
+            held = None
+        if held is None:
+            found = self._find(path, want_parent=True)
+            if found.is_dir:
+                raise self._err(AccessDenied, "is a folder, not a file", path)
+            handle = self._create(found, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_APPEND, path)
+            with self._writing("append to the file", path, _folder(found.path)):
+                try:
+                    # OpenSSH writes at the end of a handle opened to append whatever the offset;
+                    # a server that does not gets the current end of the file
+                    end = int(self._session().fstat_handle(handle).st_size or 0)
+                except BaseException:
+                    self._close_quietly(handle)
+                    raise
+            held = (key, handle, self._session(), end, found.path)
+        key, handle, session, offset, remote = held
+        self._appending = None
+        with self._writing("append to the file", path, _folder(remote)):
             try:
-                # OpenSSH writes at the end of a handle opened to append whatever the offset;
-                # a server that does not gets the current end of the file
-                sftp.write_pipelined(handle, [data], int(sftp.fstat_handle(handle).st_size or 0))
-                if durable:
-                    sftp.fsync(handle)  # the journal's write-ahead records must survive a crash of the server
+                # the journal's write-ahead records must survive a crash of the server: fsync when durable
+                self._session().append_record(handle, data, offset, durable)
             except BaseException:
                 self._close_quietly(handle)
                 raise
-            sftp.close_handle(handle)
+        self._appending = (key, handle, session, offset + len(data), remote)
 
     @_changes_folders
     def copy(self, src: str, dst: str) -> None:

@@ -100,6 +100,12 @@ class SftpSession(HookedSFTPClient):
     def close_handle(self, handle: bytes) -> None:
         self.request(CMD_CLOSE, handle)
 
+    def close_later(self, handle: bytes) -> None:
+        """CLOSE without waiting for its answer (it comes with the next one waited for): for a
+        handle whose data is read, or written and fsynced, so that nothing can be lost at close.
+        sftp-server runs a session's requests in order: what comes next finds the file closed."""
+        self.send_request(ReplyCollector(), CMD_CLOSE, handle)
+
     def fstat_handle(self, handle: bytes) -> SFTPAttributes:
         t, msg = self.request(CMD_FSTAT, handle)
         if t != CMD_ATTRS:
@@ -146,7 +152,27 @@ class SftpSession(HookedSFTPClient):
                     replies.wait(pending.popleft())
         while pending:
             replies.wait(pending.popleft())
+        if self.meter is not None:
+            self.meter.wrote(total)
         return total
+
+    def append_record(self, handle: bytes, data: bytes, offset: int, durable: bool) -> None:
+        """One record at `offset`: its WRITE and (durable) its fsync sent together, both answers
+        checked: one round trip. OpenSSH's sftp-server (Windows' too) runs a session's requests
+        one at a time in the order they come, so the fsync covers the write before it."""
+        if len(data) > self.write_len:
+            self.write_pipelined(handle, [data], offset)
+            if durable:
+                self.fsync(handle)
+            return
+        replies = _Replies(self)
+        nums = [replies.send(CMD_WRITE, handle, int64(offset), data)]
+        if durable and self.offers("fsync@openssh.com"):
+            nums.append(replies.send(CMD_EXTENDED, "fsync@openssh.com", handle))
+        for num in nums:
+            replies.wait(num)
+        if self.meter is not None:
+            self.meter.wrote(len(data))
 
     def read_pipelined(self, handle: bytes, size: int, chunk: int) -> Iterator[bytes]:
         """The first `size` bytes (fewer if the file is shorter now), in pieces of `chunk`."""
@@ -171,6 +197,8 @@ class SftpSession(HookedSFTPClient):
                     break
                 data += more
             buf += data
+            if self.meter is not None:
+                self.meter.read(len(data))
             while len(buf) >= chunk:
                 yield bytes(buf[:chunk])
                 del buf[:chunk]

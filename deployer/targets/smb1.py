@@ -85,6 +85,8 @@ class Smb1FileTransport:
         self.timeout = timeout or link.timeout
         self._owns_link = owns_link
         self.atomic_replace: bool | None = None  # None: as the server's capabilities say
+        # append()'s handle, kept open between records: (casefolded RelPath, fid, session generation, next offset)
+        self._appending: tuple[str, int, int, int] | None = None
 
     def __repr__(self) -> str:
         return f"Smb1FileTransport({self.server}, \\\\{self.link.options.host}\\{self.share})"
@@ -275,6 +277,7 @@ class Smb1FileTransport:
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         rel = _norm(path)
         with self._op("write", rel):
+            self._release_append(rel)
             o = self._open(rel, "write", lib.WRITE_DATA | lib.APPEND_DATA | lib.WRITE_ATTRIBUTES | lib.READ_ATTRIBUTES,
                            lib.SHARE_READ, lib.FILE_CREATE if exclusive else lib.FILE_OVERWRITE_IF,
                            lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE)
@@ -288,18 +291,47 @@ class Smb1FileTransport:
         return written
 
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
-        # SMB1 writes here are write-through: every append is durable, asked or not
+        """One WRITE_ANDX a record (one round trip) on a handle kept open between appends to the
+        same file (the run's journal), closed before deployer changes that file or a folder above
+        it, and with the transport. SMB1 writes here are write-through: every append is durable
+        when answered, asked or not."""
         rel = _norm(path)
         with self._op("append", rel):
-            o = self._open(rel, "append", lib.WRITE_DATA | lib.APPEND_DATA | lib.READ_ATTRIBUTES, lib.SHARE_READ,
-                           lib.FILE_OPEN_IF, lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE)
-            generation = self.link.generation
+            held = self._appending
+            if held is not None and (held[0] != rel.casefold() or not self.link.is_current(held[2])):
+                self._release_append()
+                held = None
+            if held is None:
+                o = self._open(rel, "append", lib.WRITE_DATA | lib.APPEND_DATA | lib.READ_ATTRIBUTES, lib.SHARE_READ,
+                               lib.FILE_OPEN_IF, lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE)
+                held = (rel.casefold(), o.fid, self.link.generation, o.size)
+            key, fid, generation, offset = held
+            self._appending = None
+            conn = self.link.conn
             try:
-                self._write_all(o.fid, [data], o.size, rel, "append")
-                self._close(o.fid, "append", rel)
+                if len(data) <= conn.io_unit(write=True):
+                    mid = conn.send_write(self._tid(), fid, offset, data)
+                    _, got = self._call("append", rel, conn.receive_write, {mid})
+                    if got != len(data):
+                        raise TargetError(f"append: the server wrote {got} of {len(data)} bytes", server=self.server,
+                                          path=rel)
+                else:
+                    self._write_all(fid, [data], offset, rel, "append")
             except BaseException:
-                self._close_quietly(o.fid, generation)
+                self._close_quietly(fid, generation)
                 raise
+            self._appending = (key, fid, generation, offset + len(data))
+
+    def _release_append(self, *paths: str) -> None:
+        """Close append()'s handle (only if it is one of `paths` or below one of them, when given)."""
+        held = self._appending
+        if held is None:
+            return
+        keys = [_norm(p).casefold() for p in paths]
+        if paths and not any(not k or held[0] == k or held[0].startswith(k + "\\") for k in keys):
+            return
+        self._appending = None
+        self._close_quietly(held[1], held[2])
 
     def copy(self, src: str, dst: str) -> None:
         """SMB1 has no server-side copy: read and write back, then give the copy the source's write time."""
@@ -308,6 +340,7 @@ class Smb1FileTransport:
             raise TargetError("copy: the source and the destination are the same file", server=self.server,
                               path=s_rel)
         with self._op("copy", s_rel):
+            self._release_append(d_rel)
             st = self.stat(s_rel)
             if st is None:
                 raise status_error(0xC0000034, "copy", server=self.server, path=s_rel)
@@ -317,6 +350,7 @@ class Smb1FileTransport:
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         s_rel, d_rel = _norm(src), _norm(dst)
         with self._op("rename", s_rel):
+            self._release_append(s_rel, d_rel)
             if not replace:
                 self._rename_path(s_rel, d_rel)
                 return
@@ -385,6 +419,7 @@ class Smb1FileTransport:
                          {NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")})
 
     def _delete(self, rel: str, what: str, options: int, override: dict) -> None:
+        self._release_append(rel)
         o = self._open(rel, what, lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN,
                        options | lib.FILE_DELETE_ON_CLOSE, override=override)
         self._close(o.fid, what, rel)
@@ -421,6 +456,7 @@ class Smb1FileTransport:
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         rel = _norm(path)
         with self._op("set write time", rel):
+            self._release_append(rel)
             o = self._open(rel, "set write time", lib.WRITE_ATTRIBUTES | lib.READ_ATTRIBUTES, lib.SHARE_ALL,
                            lib.FILE_OPEN, 0)
             generation = self.link.generation
@@ -433,6 +469,12 @@ class Smb1FileTransport:
                 raise
 
     def close(self) -> None:
+        if self._appending is not None:
+            try:
+                with self._op("close"):
+                    self._release_append()
+            except TargetError:
+                self._appending = None  # the server drops the handle with the session
         if self._owns_link:
             self.link.close()
 

@@ -27,6 +27,7 @@ from .adapters import impacket_internals as lib
 from .base import ConnectionLost, DialectMismatch, SigningUnavailable, TargetError, TransportTimeout
 from .smb1probe import mismatch, quick
 from .smbconn import AuthenticationFailed, status_error
+from .traffic import Meter
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Smb1Link:
         self._trees: dict[str, int] = {}
         self.generation = 0
         self._closed = False
+        self.meter = Meter(server)  # round trips and bytes (targets/traffic.py)
+        self._op_server = server
 
     def __repr__(self) -> str:
         return f"Smb1Link({self.server}, {self.options.username}@{self.options.where})"
@@ -84,7 +87,7 @@ class Smb1Link:
                 finally:
                     self._depth -= 1
                 return
-            name = server or self.server
+            name = self._op_server = server or self.server
             if self._closed:
                 raise ConnectionLost(f"{what}: the connection to {self.options.where} was closed", server=name,
                                      path=path)
@@ -162,6 +165,8 @@ class Smb1Link:
         o = self.options
         try:
             conn = lib.SignedSMB(o.host, o.port, seconds)
+            conn.meter, conn.meter_server = self.meter, lambda: self._op_server
+            self.meter.exchange(1, name)  # the NEGOTIATE, made in the constructor
         except (lib.NetBIOSTimeout, socket.timeout, TimeoutError) as exc:
             # a hung SMB server, or one of another protocol waiting for us to speak first: a quick look
             raise mismatch(name, o.host, o.port, quick(seconds), client="smb1") or TransportTimeout(

@@ -56,6 +56,7 @@ from .base import (
     connect_winerror,
 )
 from .smbfast import PAYLOAD_UNIT, FastWriter
+from .traffic import Meter
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class SmbLink:
         self._closed = False
         self._op_timeout = timeout
         self._op_server = server
+        self.meter = Meter(server)  # round trips and bytes, by the server whose operation runs
 
     def __repr__(self) -> str:
         return f"SmbLink({self.server}, {self.options.username}@{self.options.where})"
@@ -315,6 +317,7 @@ class SmbLink:
         o = self.options
         conn = Connection(uuid.uuid4(), o.host, o.port, require_signing=o.require_signing)
         self._conn = conn  # before connecting: the watchdog reaches the socket through it
+        internals.meter_connection(conn, self.meter, lambda: self._op_server)
         try:
             conn.connect(timeout=self._op_timeout)
         except Exception as exc:
@@ -478,6 +481,7 @@ class SmbLink:
                 raise TargetError(f"the server wrote {count} of {expected} bytes", server=self.server,
                                   path=fh.file_name)
             written += count
+            self.meter.wrote(count, self._op_server)
             self.progress()
 
         def send(total: int) -> None:
@@ -517,19 +521,22 @@ class SmbLink:
             reap()
         return written
 
-    def read_requests(self, tree: TreeConnect, fh: Open, size: int, chunk: int) -> Iterator[Callable[[], bytes]]:
-        """READ requests covering [0, size), several in flight; yields one receiver per request, in order."""
+    def read_requests(self, tree: TreeConnect, fh: Open, size: int, chunk: int,
+                      start: int = 0) -> Iterator[Callable[[], bytes]]:
+        """READ requests covering [start, size), several in flight; yields one receiver per request, in order."""
         conn = self.connection
         step = max(PAYLOAD_UNIT, min(chunk, IO_SIZE, conn.max_read_size))
         pending: deque[Request] = deque()
-        offset = 0
+        offset = start
 
         def receive(req: Request) -> bytes:
             resp = conn.receive(req)
             got = SMB2ReadResponse()
             got.unpack(resp["data"].get_value())
             self.progress()
-            return got["buffer"].get_value()
+            data = got["buffer"].get_value()
+            self.meter.read(len(data), self._op_server)
+            return data
 
         try:
             while offset < size or pending:

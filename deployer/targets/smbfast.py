@@ -97,4 +97,5 @@ class FastWriter:
         request = internals.track_write(conn, message_id=message_id, charge=charge, credit_request=ask,
                                         tree_id=self.tree.tree_connect_id, session_id=self.session.session_id)
         internals.send_frame(conn, memoryview(buf)[start:start + 4 + length])
+        self.link.meter.sent(1, self.link._op_server)
         return request

@@ -47,6 +47,7 @@ from .base import (
     TargetError,
     TransportTimeout,
 )
+from .traffic import Meter
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -213,6 +214,7 @@ class SshConnection:
         self.known_hosts_path = known_hosts
         self.trust_on_first_use = settings.trust_on_first_use
         self.generation = 0  # bumped on every (re)connect, so channel users know to reopen
+        self.meter = Meter(server)  # round trips and bytes (targets/traffic.py)
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
         if re.search(r"[\s,]", self.host) or not self.host:
@@ -426,6 +428,8 @@ class SshConnection:
         """Run a command on the server; its exit code and output (stdout and stderr together)."""
         limit = timeout if timeout is not None else self.timeout
         chan = self.open_channel(f"`{command}`")
+        for _ in range(2):  # the channel's open and the exec each wait for the server; the output one more
+            self.meter.exchange(1)
         try:
             with self.bounded(f"`{command}`", chan.close, limit) as dog:
                 chan.set_combine_stderr(True)
@@ -435,6 +439,7 @@ class SshConnection:
                 while chunk := chan.recv(65536):
                     out += chunk
                 code = chan.recv_exit_status()
+                self.meter.exchange(0)
                 if dog.fired:
                     raise TransportTimeout(f"`{command}` did not finish within {limit:g} s", server=self.server)
         finally:

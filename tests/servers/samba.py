@@ -20,7 +20,6 @@ import secrets
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -38,6 +37,8 @@ from deployer.targets.smb1scmr import Smb1ScmrServiceTransport
 from deployer.targets.smb import SmbFileTransport
 from deployer.targets.smbconn import SmbLink, SmbOptions
 
+from .ports import free_port  # noqa: F401 - this xdist worker's ports; redis.py and tests import it from here
+
 SHARE = "SMS_SHRC"
 READY_TIMEOUT = 15.0
 
@@ -49,12 +50,6 @@ def _binary(name: str) -> str:
         raise RuntimeError(f"{name} is not installed: the SMB tests need Samba (scripts/test.sh installs the Debian "
                            "packages samba and smbclient)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Samba:

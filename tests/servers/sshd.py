@@ -27,6 +27,8 @@ import paramiko
 import pytest
 from conformance.adapters import NO_SHARING_VIOLATIONS, FilesUnderTest, ServicesUnderTest
 
+from . import ports
+
 from deployer.model.inventory import SshSettings
 from deployer.targets.sftp import SftpFiles
 from deployer.targets.ssh import ScServices
@@ -71,16 +73,7 @@ class SshTestServer:
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    return ports.take(n)  # from this xdist worker's own block (servers/ports.py)
 
 
 def _sshd() -> str:

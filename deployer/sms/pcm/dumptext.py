@@ -49,8 +49,8 @@ _SERVER_MORE = re.compile(r"^ {19}: (.*)$")
 _ZONE = re.compile(r"^ {21}Zone: (.*)$")
 _CONTINUED = re.compile(r"^ {21}(\S.*)$")
 _PROMPT = re.compile(r"^\S.*>\s*pcmdump\b.*$", re.IGNORECASE)
-_DATE = re.compile(r"^(\d\d)/(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d)$")
-_SERVER = re.compile(r"^(.*?) Type: (\d+)$")
+_DATE = re.compile(r"^([0-9][0-9])/([0-9][0-9])/([0-9][0-9]) ([0-9][0-9]):([0-9][0-9]):([0-9][0-9])$")
+_SERVER = re.compile(r"^(.*?) Type: ([0-9]+)$")
 
 
 # --- dates ---------------------------------------------------------------------------------
@@ -202,7 +202,7 @@ def parse(text: str, path: Path | str = "<text>") -> PcmFile:
 
 def _value(field: str, value: str, line: int, err) -> Any:
     if field in INT_FIELDS:
-        if not re.fullmatch(r"\d{1,10}", value):
+        if not re.fullmatch(r"[0-9]{1,10}", value):
             raise err(line, f"{LABEL_OF[field]}: {value!r} is not a number")
         return int(value)
     if field in DATE_FIELDS:

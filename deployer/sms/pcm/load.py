@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import InputError, Location
+from ...textcodec import decode_bom
 from ...yamlsrc import read_input
 from . import dumptext, yamlform
 from .record import PcmFile
@@ -24,6 +25,9 @@ def is_yaml(path: Path, text: str) -> bool:
 def load(path: Path | str) -> PcmFile:
     path = Path(path)
     raw = read_input(path, expected="PCMDUMP output or a deployer-pcm YAML file", max_bytes=MAX_BYTES)
+    text = decode_bom(raw, str(path))  # PowerShell 5's `PCMDUMP FILE.INS > FILE.txt` writes UTF-16 LE
+    if text is not None:
+        return yamlform.load(path) if is_yaml(path, text) else dumptext.parse(text, path)
     if b"\x00" in raw:
         raise InputError("a binary file (a .INS instruction file itself?): its layout is not published, so deployer "
                          "reads PCMDUMP's text output of it; run `PCMDUMP FILE.INS > FILE.txt` and give that file",

@@ -37,7 +37,7 @@ FLAG_MEANINGS: dict[str, dict[int, str]] = {
     "user_input_flags": {0: "doesn't require user input", 1: "requires user input"},
 }
 
-_ISO = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})")
+_ISO = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2}) ([0-9]{2}):([0-9]{2}):([0-9]{2})")
 YEARS = range(1970, 2070)  # what a two-digit PCMDUMP year can stand for
 
 

@@ -88,6 +88,10 @@ class SignatureMismatch(Exception):
 class SignedSMB(SMB):
     """impacket's SMB1 client, signing whenever signing is on and verifying every reply."""
 
+    # targets/traffic.py's Meter of the link, and who the running operation is for (set by Smb1Link)
+    meter: Any = None
+    meter_server: Callable[[], str | None] = staticmethod(lambda: None)
+
     def __init__(self, host: str, port: int, timeout: float):
         self._pending_seq: dict[int, int] = {}  # Mid -> the sequence number its reply must be signed with
         self._mid = 0
@@ -146,6 +150,8 @@ class SignedSMB(SMB):
         except (NetBIOSError, NetBIOSTimeout, OSError):
             self.broken = True
             raise
+        if self.meter is not None:
+            self.meter.sent(1, self.meter_server())
 
     @property
     def last_mid(self) -> int:
@@ -169,6 +175,8 @@ class SignedSMB(SMB):
                 body = self._recv_exactly(sock, length) if length else b""
                 if head[0] == 0x85:  # NETBIOS_SESSION_KEEP_ALIVE
                     continue
+                if self.meter is not None:
+                    self.meter.answered(self.meter_server())
                 return body
         except (socket.timeout, TimeoutError):
             self.broken = True
@@ -412,6 +420,8 @@ class SignedSMB(SMB):
         except (OSError, NetBIOSError):
             self.broken = True
             raise
+        if self.meter is not None:
+            self.meter.sent(1, self.meter_server())
         self._awaited.add(mid)
         return mid
 
@@ -419,6 +429,8 @@ class SignedSMB(SMB):
         """(Mid, bytes written) of the next WRITE_ANDX reply to one of `mids`."""
         raw = self._raw_reply(SMB.SMB_COM_WRITE_ANDX, mids)
         count, _available, count_high = struct.unpack_from("<HHH", raw, 32 + 1 + 4)  # after WordCount and AndX
+        if self.meter is not None:
+            self.meter.wrote(count | (count_high << 16), self.meter_server())
         return struct.unpack_from("<H", raw, 30)[0], count | (count_high << 16)
 
     def send_read(self, tid: int, fid: int, offset: int, length: int) -> int:
@@ -442,6 +454,8 @@ class SignedSMB(SMB):
         # WordCount, AndX (4), Available, DataCompactionMode, Reserved, DataLength, DataOffset, DataLengthHigh
         length, offset, high = struct.unpack_from("<HHH", raw, 32 + 1 + 4 + 6)
         count = length | (high << 16)
+        if self.meter is not None:
+            self.meter.read(count, self.meter_server())
         return struct.unpack_from("<H", raw, 30)[0], raw[offset:offset + count]
 
 

@@ -21,6 +21,7 @@ SftpSession (sftpsession.py) builds on the public names given to them here.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 import paramiko
 from paramiko.message import Message
@@ -39,8 +40,20 @@ class HookedSFTPClient(paramiko.SFTPClient):
     """paramiko's SFTPClient, keeping the server's extensions and the status codes of errors."""
 
     extension_data: bytes = b""  # the extension pairs of the server's VERSION packet, undecoded
+    meter: Any = None  # targets/traffic.py's Meter of the connection: every packet each way is counted
 
     # --- paramiko calls these -----------------------------------------------------------------
+
+    def _send_packet(self, t: int, packet: Any) -> None:
+        super()._send_packet(t, packet)
+        if self.meter is not None:
+            self.meter.sent(1)
+
+    def _read_packet(self) -> tuple[int, bytes]:
+        got = super()._read_packet()
+        if self.meter is not None:
+            self.meter.answered()
+        return got
 
     def _send_version(self) -> int:
         msg = Message()

@@ -149,3 +149,30 @@ def signing_forced(session: Session, force: bool) -> Iterator[None]:
     finally:
         if force:
             session.signing_required = False
+
+
+# --- counting what goes over the wire ------------------------------------------------------------
+
+
+def meter_connection(conn: Connection, meter, server_of) -> None:
+    """Count every request the connection sends and every wait for an answer (targets/traffic.py),
+    the library's own (session setup, echo, the pipes of SCMR) included: its public send,
+    send_compound and receive are wrapped on this one instance."""
+    send, send_compound, receive = conn.send, conn.send_compound, conn.receive
+
+    def counted_send(*args, **kw):
+        request = send(*args, **kw)
+        meter.sent(1, server_of())
+        return request
+
+    def counted_compound(messages, *args, **kw):
+        requests = send_compound(messages, *args, **kw)
+        meter.sent(len(messages), server_of())
+        return requests
+
+    def counted_receive(*args, **kw):
+        response = receive(*args, **kw)
+        meter.answered(server_of())
+        return response
+
+    conn.send, conn.send_compound, conn.receive = counted_send, counted_compound, counted_receive
