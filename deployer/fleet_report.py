@@ -51,7 +51,9 @@ class Heading:
 def counts(result: FleetResult) -> list[tuple[str, int, str]]:
     """(words, sites, tone) for each outcome, as the totals say them."""
     c = result.counts()
-    out = [(DONE_WORD.get(result.command, "done"), c["done"], "good"), ("nothing to do", c["nothing"], "good")]
+    # a zero is shown (the operator reads "0 nothing to do" as checked), but greyed, not green
+    out = [(DONE_WORD.get(result.command, "done"), c["done"], "good" if c["done"] else "none"),
+           ("nothing to do", c["nothing"], "good" if c["nothing"] else "none")]
     for key, words in OUTCOME_WORDS:
         if c.get(key):
             out.append((words, c[key], STYLE[SiteState(key)]))

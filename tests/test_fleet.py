@@ -220,9 +220,12 @@ def test_twenty_sites_apply_concurrently_then_a_second_run_does_nothing(fw: Flee
     journal = fw.journal(r.out)
     assert set(states(journal).values()) == {"done"}
     # they overlapped: each site's run was journaled on its own server, and the runs' windows intersect
-    suites = ET.parse(fw.path / "fleet.xml").getroot()
-    assert [s.get("name") for s in suites] == NAMES
-    assert all(s.get("failures") == "0" and s.get("tests") == "11" for s in suites)
+    # each site's suites as the one-site JUnit writes them: its server's files, then its run
+    suites = {s.get("name"): s for s in ET.parse(fw.path / "fleet.xml").getroot()}
+    files = [f"Q241656.{n}.SRV{n[-3:]}" for n in NAMES]
+    assert [n for n in suites if n.count(".") == 2] == files
+    assert all(suites[n].get("failures") == "0" and suites[n].get("tests") == "11" for n in files)
+    assert all(suites[f"Q241656.{n}"].get("failures") == "0" for n in NAMES)
 
     before = {n: fw.state(n) for n in NAMES}
     again = fw.apply("--all")
