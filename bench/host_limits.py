@@ -31,6 +31,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from hotfix import vendor_payloads  # noqa: E402  Samba is a real server: the vendor's files, never lab stand-ins
 from servers.samba import Samba  # noqa: E402  the tests' private smbd
 
 from deployer.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
@@ -88,6 +89,7 @@ def main() -> None:
         write_fleet_inventory(base / "sites.yaml", a.sites)
         subprocess.run([sys.executable, "-m", "deployer", "lab", "init", "--all", "-i", "sites.yaml"], cwd=base,
                        check=True, stdout=subprocess.DEVNULL)
+        vendor_payloads(base / "payloads")
         pristine = Path(tmp) / "pristine"
         shutil.copytree(base / "lab", pristine, symlinks=True)
         samba = Samba(Path(tmp) / "smbd", {f"{n}_SMS": root_of(base, n) for n in names}).start()

@@ -413,11 +413,18 @@ def apply(
         return
     if result.status == RunState.NOTHING:
         files = sum(1 for s in outcome.plan.skipped if "manifest" in s.reason)
+        from .report.text import unreachable
+
+        gone = unreachable(outcome.plan)
         stdout.line(f"Nothing to do: site {outcome.plan.site} already has {outcome.plan.kb}: {files} files at (or "
-                    "later than) the manifest, Helper.srv copies current. No service was touched.", "good")
+                    "later than) the manifest, Helper.srv copies current. No service was touched.",
+                    "warn" if gone else "good")
+        if gone:
+            stdout.line(f"INCOMPLETE: not reachable, so neither updated nor verified: {', '.join(gone)}; apply "
+                        "again once it can be reached.", "bad")
         return
     if result.status == RunState.COMMITTED:
-        verdict = f" Verification {'PASSED' if result.report.ok else 'FAILED'}." if OPTIONS.quiet and result.report else ""
+        verdict = f" Verification {result.report.verdict}." if OPTIONS.quiet and result.report else ""
         stdout.line(f"Applied {outcome.plan.kb} to site {outcome.plan.site}: {result.actions_done} actions in "
                     f"{result.seconds:.1f} s (run {result.run}; journal {result.journal}).{verdict}", "good")
         if not OPTIONS.quiet:
@@ -527,11 +534,12 @@ def verify(
             render_report(report, outmod.Out(buf, False))
             text = buf.getvalue()
         outmod.write_atomic(output, text, what="the report")
-        outmod.stderr().line(f"Report written to {output}: {'PASSED' if report.ok else 'FAILED'}")
+        outmod.stderr().line(f"Report written to {output}: {report.verdict}"
+                             + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))
     elif text is None and OPTIONS.quiet:
         c = report.to_json()["summary"]
         outmod.stdout().line(f"Verification of {report.kb} on site {report.site}: {c['ok']} of {c['total']} files "
-                             f"match: {'PASSED' if report.ok else 'FAILED'}", "good" if report.ok else "bad")
+                             f"match: {report.verdict}", "good" if report.ok else "bad")
     elif text is None:
         render_report(report, outmod.stdout())
     else:
@@ -683,7 +691,7 @@ def lab_init(
     site_arg: Annotated[Optional[str], typer.Argument(metavar="[SITE]", help="Site to create (a mock site of the inventory); same as --site.", autocompletion=_complete_site)] = None,
     site_opt: Annotated[Optional[str], typer.Option("--site", "-s", help="Site to create (a mock site of the inventory).", autocompletion=_complete_site)] = None,
     all_sites: Annotated[bool, typer.Option("--all", help="Every mock site of the inventory.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Recreate sites that exist (their state is lost) and rewrite lab's own stand-ins; files lab did not write are never replaced.")] = False,
     inventory: InventoryOpt = None,
     playbooks: Annotated[Optional[list[Path]], typer.Option("--playbook", "-p", help="Playbooks whose stand-in payloads to write (default: every playbook under playbooks/ beside the inventory).")] = None,
     patched_with: Annotated[Optional[list[str]], typer.Option("--patched-with", metavar="Q[:FILE+FILE],...", help="Create the site with these hotfixes' files at their manifests' level (only the FILEs named: half-patched); needs a new site or --force.")] = None,
@@ -712,10 +720,13 @@ def lab_init(
             stdout.line(f"Mock site {t.name} exists at {rep.kept[0]}; left as it is (--force recreates it).")
     books = playbooks or sorted((inv.path.parent / "playbooks").glob("*.yaml"))
     for b in books:
-        written = lab.init_payloads(load_playbook(b), force=force)
-        if written:
-            stdout.line(f"Wrote {len(written)} stand-in hotfix files for {b.name} under "
-                        f"{Path(written[0]).parent.parent}.")
+        pay = lab.init_payloads(load_playbook(b), force=force)
+        if pay.written:
+            stdout.line(f"Wrote {len(pay.written)} stand-in hotfix files for {b.name} under "
+                        f"{Path(pay.written[0]).parent.parent}.")
+        for kept in pay.kept:  # lab rewrites only its own stand-ins, --force or not
+            stdout.line(f"Kept {kept}: not a stand-in lab wrote (a real hotfix file?); lab init never overwrites "
+                        "it. Remove it yourself to get a stand-in there.")
 
 
 ArticlesArg = Annotated[list[Path], typer.Argument(help="KB articles (text or the kbarchive markdown form).")]

@@ -71,9 +71,14 @@ def report(site: SiteRef, conn: SiteConnection) -> ClientsReport:
         version, _ = _read_version(server_ep.files, winpath.join(layout.client_src_bin(plat), name))
         out.source[f"{plat.key} {name}"] = version
     for server_name, server in s.servers.items():
-        if server.role != "logon_server":
-            continue
         ep = conn.endpoint(server_name)
+        if server.role != "logon_server":  # a site server that carries LOGON.SRV offers copy lists too
+            try:
+                st = ep.files.stat(layout.LOGON_SRV) if server.role == "site_server" else None
+            except TargetError:
+                st = None
+            if not layout.is_logon_server(server.role, st is not None and st.is_dir):
+                continue
         try:
             for plat, name in lists:
                 rel = winpath.join(layout.logon_bin(platform_lookup(plat.key)), name)

@@ -58,7 +58,7 @@ class ExitCode(IntEnum):
     OK = 0  # done, or nothing to do
     FAILED_RESTORED = 1  # the run failed and the site was restored
     BAD_INPUT = 2  # bad input or usage; nothing was touched
-    MISMATCH = 3  # verification found files that do not match
+    MISMATCH = 3  # verification found files that do not match, or could not check some (INCOMPLETE)
     NOT_RESTORED = 4  # the site could not be restored; the journal says what to do
     # `plan --detailed-exitcode`: Terraform's -detailed-exitcode answers 2 for "changes
     # pending", but 2 is deployer's bad input, so pending changes take the next free code
@@ -71,7 +71,8 @@ EXIT_MEANINGS: dict[int, str] = {
     0: "done (or nothing to do)",
     1: "the run failed and the site was restored, or a server could not be reached and nothing was changed",
     2: "bad input or usage (credentials and host keys included), nothing touched",
-    3: "verification found files that do not match",
+    3: "verification found files that do not match, or could not check some (NOT VERIFIED: the outcome is "
+       "INCOMPLETE, never PASSED)",
     4: "the site could not be restored (the journal says what to do)",
     5: "with --detailed-exitcode: the plan has actions to apply (changes pending)",
     6: "preflight: no check failed, but some could not be checked on this target (INCOMPLETE)",

@@ -25,7 +25,8 @@ from .run.store import RunState
 def _verdict(result: RunResult) -> str:
     if result.report is None:
         return ""
-    return "; verification " + ("PASSED" if result.report.ok else "FAILED")
+    return ("; verification " + result.report.verdict
+            + "".join(f"; NOT VERIFIED: {line}; apply again when it can be reached" for line in result.report.not_verified()))
 
 
 def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
@@ -100,8 +101,9 @@ def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache,
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         report = workflow.verify_target(target, site, ctx, payloads=payloads)
         c = report.counts
-        text = (f"{len(report.files)} files: " + ", ".join(f"{n} {s}" for s, n in c.items())
-                + (". PASSED" if report.ok else ". FAILED"))
+        text = (f"{len(report.files)} files: " + ", ".join(f"{n} {s}" for s, n in c.items() if s != "unchecked")
+                + (f", {c['unchecked']} not verified" if report.unchecked else "") + f". {report.verdict}"
+                + "".join(f"; NOT VERIFIED: {line}" for line in report.not_verified()))
         keep = keep_reports or not report.ok
         return SiteOutcome(site.name, SiteState.DONE if report.ok else SiteState.MISMATCH, text,
                            exit_code=int(ExitCode.OK if report.ok else ExitCode.MISMATCH),

@@ -10,6 +10,7 @@ be put on a real share for testing.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
-from . import winpath
+from . import standin, winpath
 from .errors import InputError, SiteLockedError
 from .model.inventory import SiteRef
 from .model.manifest import Manifest, version_tuple
@@ -43,7 +44,7 @@ from .targets.mockfs import write_json_atomic
 def standin_bytes(label: str, size: int, version: str | None = None) -> bytes:
     """Deterministic content of exactly `size` bytes: an MZ header naming what it stands for,
     an optional version resource, then noise seeded by the label (so no two files match)."""
-    head = b"MZ\x90\x00" + f"deployer stand-in: {label}\r\n".encode()
+    head = standin.HEAD + f"{label}\r\n".encode()  # the marker that keeps it off real servers
     if version:
         head += b"VS_VERSION_INFO\x00" + fixed_file_info(version_tuple(version))  # type: ignore[arg-type]
     if len(head) > size:
@@ -195,6 +196,12 @@ def init_mock_site(site: SiteRef, *, force: bool = False,
     if (root / SITE_FILE).exists() and not force:
         report.kept.append(str(root))
         return report
+    if root.exists() and not (root / SITE_FILE).exists() and any(root.iterdir()):
+        # not a mock site lab made (no site.json): --force would delete someone's folder, and
+        # writing into it would mix a site into it
+        raise InputError(f"{root}, the mock folder of site {site.name}, holds files but no {SITE_FILE}: it is not a "
+                         "mock site `deployer lab init` made, and lab init never deletes or writes into a folder it "
+                         "did not make. Point the site's mock: {path: ...} at a new folder, or empty this one")
     if root.exists() and force:
         with _claimed(site, root):
             shutil.rmtree(root)
@@ -238,24 +245,45 @@ def payload_label(manifest: Manifest, name: str, platform: str) -> str:
     return f"{manifest.kb} {name} ({platform})"
 
 
-def init_payloads(playbook: LoadedPlaybook, *, force: bool = False) -> list[str]:
-    """Write stand-ins for every manifest file into the playbook's payload folder."""
+@dataclass
+class PayloadReport:
+    written: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)  # files lab did not write: never overwritten, even with --force
+
+
+def init_payloads(playbook: LoadedPlaybook, *, force: bool = False) -> PayloadReport:
+    """Write stand-ins for every manifest file into the playbook's payload folder.
+
+    Only lab's own files are ever rewritten (its marker in the bytes, or its sha256 in the
+    folder's `.deployer-standin` record): a file there that lab did not write, such as the
+    vendor's hotfix an operator put in place, is kept whatever `force` says, and reported."""
     m = playbook.manifest.manifest
     tz = ZoneInfo(m.timezone or "UTC")
-    written = []
+    root = playbook.payload_dir()
+    record = standin.load_record(root)
+    report = PayloadReport()
     for entry in m.files:
-        folder = playbook.payload_dir() / entry.platform.key
+        folder = root / entry.platform.key
         target = folder / entry.name
+        rel = target.relative_to(root).as_posix()
         label = payload_label(m, entry.name, entry.platform.key)
         if entry.size is None:  # the article gives no size: any stand-in will do
             size = 64 * 1024
         else:
             size = entry.size.value if entry.size.unit == "B" else standin_size(entry.size, label)
-        if target.exists() and not force and target.stat().st_size == size:
-            continue
+        if target.exists() or target.is_symlink():
+            if not target.is_file() or not standin.owned_by_lab(target, rel, record):
+                report.kept.append(str(target))
+                continue
+            if not force and target.stat().st_size == size:
+                continue
         folder.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(standin_bytes(label, size, entry.version))
+        data = standin_bytes(label, size, entry.version)
+        target.write_bytes(data)
         ns = entry.mtime_ns(tz)
         os.utime(target, ns=(ns, ns))
-        written.append(str(target))
-    return written
+        record[rel] = hashlib.sha256(data).hexdigest()
+        report.written.append(str(target))
+    if report.written:
+        standin.save_record(root, record)
+    return report

@@ -8,6 +8,8 @@ Statuses, per file and per server:
   older     written earlier than listed (or a lower version)
   missing   not there
   mismatch  the listed date and time, but another size, version or content
+  unchecked not verified: its machine could not be reached or the file could not be read.
+            Never a pass: a report with one is INCOMPLETE (exit 3), and says which and why
 
 Where the manifest leaves something open (no time, a size range or none, no platform, a
 version with a build note, a row flagged for review) the file is checked as far as the
@@ -26,11 +28,14 @@ from .model.manifest import UNKNOWN, FileEntry, LoadedManifest, version_parts, v
 from .model.inventory import SiteRef
 from .sms import attrs, fileversion, layout
 from .sms import services as sms
+from .errors import NetworkError, TargetError
 from .targets.base import CaseResolver, FileStat
 from .targets.connect import SiteConnection
 
 OK, NEWER, OLDER, MISSING, MISMATCH = "ok", "newer", "older", "missing", "mismatch"
 STATUSES = (OK, NEWER, OLDER, MISSING, MISMATCH)
+UNCHECKED = "unchecked"  # not a judgement of the file: counted apart from STATUSES
+PASSED, FAILED, INCOMPLETE = "PASSED", "FAILED", "INCOMPLETE"
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,11 @@ class Check:
     entry_index: int
     origin: str = "playbook"  # playbook (a replace step), reset (a Helper.srv copy), manifest (default folder)
     note: str = ""  # why the place itself is a guess (no platform listed)
+    # a Logon.srv copy: the site server's Client.src file it must equal by size and write time,
+    # Maintenance Manager's own rule (and the plan's): a copy that differs is replaced on its next
+    # cycle, so verify does not pass it even when its time is "later" than the manifest's
+    source_server: str = ""
+    source: str = ""
 
 
 def default_checks(manifest: LoadedManifest, site: SiteRef) -> list[Check]:
@@ -178,11 +188,37 @@ class Report:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {s: sum(1 for f in self.files if f.status == s) for s in STATUSES}
+        return {s: sum(1 for f in self.files if f.status == s) for s in (*STATUSES, UNCHECKED)}
 
     @property
     def ok(self) -> bool:
         return all(f.passed for f in self.files)
+
+    @property
+    def unchecked(self) -> list[FileResult]:
+        """Files that could not be checked (machine unreachable, file unreadable): never a pass."""
+        return [f for f in self.files if f.status == UNCHECKED]
+
+    @property
+    def mismatched(self) -> list[FileResult]:
+        """Files checked and found not to match."""
+        return [f for f in self.files if not f.passed and f.status != UNCHECKED]
+
+    @property
+    def verdict(self) -> str:
+        """PASSED (every file checked and passing), FAILED (a file does not match), INCOMPLETE (none
+        failed, but some could not be checked)."""
+        if self.mismatched:
+            return FAILED
+        return INCOMPLETE if self.unchecked else PASSED
+
+    def not_verified(self) -> list[str]:
+        """One line per machine that could not be checked: `DEMOWKS1 unreachable: <why> (1 file)`."""
+        by_server: dict[str, list[FileResult]] = {}
+        for f in self.unchecked:
+            by_server.setdefault(f.server, []).append(f)
+        return [f"{server}: {files[0].detail} ({len(files)} file{'s' if len(files) != 1 else ''}: "
+                f"{', '.join(f.path for f in files)})" for server, files in by_server.items()]
 
     @property
     def loose(self) -> list[FileResult]:
@@ -191,8 +227,9 @@ class Report:
     def to_json(self) -> dict:
         return {
             "kb": self.kb, "title": self.title, "site": self.site, "site_code": self.site_code, "rule": self.rule,
-            "timezone": self.timezone, "passed": self.ok,
+            "timezone": self.timezone, "passed": self.ok, "outcome": self.verdict,
             "summary": {**self.counts, "total": len(self.files), "loose": len(self.loose)},
+            "not_verified": [{"server": f.server, "path": f.path, "reason": f.detail} for f in self.unchecked],
             "files": [asdict(f) for f in self.files],
         }
 
@@ -204,27 +241,44 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     manifest.check_times(tz)
     report = Report(m.kb, m.title, site.name, site.code, m.rule, tzname)
     spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
+    gone: dict[str, str] = {}  # server -> why it cannot be read any more (its connection failed)
     for c in checks:
         entry = m.files[c.entry_index]
-        ep = conn.endpoint(c.server)
-        stat = ep.files.stat(c.path)
-        sha = ver = None
-        if stat is not None and not stat.is_dir:
-            if entry.sha256:
-                sha = ep.files.sha256(c.path)
-            if entry.version:
-                ver = fileversion.find_version(ep.files.read_chunks(c.path))
-        j = judge(entry, stat, tz, sha256=sha, version=ver)
+        try:
+            ep = conn.endpoint(c.server)
+        except KeyError:  # a PCM service host that was off or unreachable when connecting
+            ep = None
+        why = gone.get(c.server.casefold()) or (None if ep is not None else _unreachable(conn, c.server))
+        stat = sha = ver = None
+        path = c.path
+        if why is None:
+            assert ep is not None
+            try:
+                stat = ep.files.stat(c.path)
+                if stat is not None and not stat.is_dir:
+                    if entry.sha256:
+                        sha = ep.files.sha256(c.path)
+                    if entry.version:
+                        ver = fileversion.find_version(ep.files.read_chunks(c.path))
+                path = spell[ep.name](c.path)
+            except TargetError as exc:  # unreadable, or the server went away: not checked, never passed
+                why = f"could not be read: {exc}"
+                if isinstance(exc, NetworkError):
+                    gone[c.server.casefold()] = f"unreachable: {exc}"
+        name, root = (ep.name, ep.sms_root) if ep is not None else _where(site, c.server)
+        j = Judgement(UNCHECKED, why) if why is not None else judge(entry, stat, tz, sha256=sha, version=ver)
+        if why is None and c.source and stat is not None and not stat.is_dir and j.status in (OK, NEWER):
+            j = _against_source(conn, c, stat, tz) or j
         res = FileResult(
-            server=ep.name, path=winpath.absolute(ep.sms_root, spell[ep.name](c.path)), name=entry.name,
+            server=name, path=winpath.absolute(root, path), name=entry.name,
             platform=entry.platform.article_name, expected_date=attrs.format_date(entry.date),
             expected_time=attrs.format_time(entry.time) if entry.time else "-",
             expected_size="-" if entry.size is None else str(entry.size),
             expected_version=entry.version, expected_sha256=entry.sha256, status=j.status, detail=j.detail,
-            passed=j.passes(m.rule), origin=c.origin, loose=[*filter(None, [c.note]), *entry.loose()],
+            passed=why is None and j.passes(m.rule), origin=c.origin, loose=[*filter(None, [c.note]), *entry.loose()],
             line=entry.line,
         )
-        if stat is not None and not stat.is_dir:
+        if stat is not None and not stat.is_dir and why is None:
             have = datetime.fromtimestamp(stat.mtime_ns // 1_000_000_000, tz)
             res.actual_date = attrs.format_date(have.date())
             res.actual_time = attrs.format_time(have.time())
@@ -234,3 +288,37 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
             res.actual_sha256 = sha
         report.files.append(res)
     return report
+
+
+def _against_source(conn: SiteConnection, c: Check, stat: FileStat, tz: ZoneInfo) -> Judgement | None:
+    """A Logon.srv copy that is not what Client.src holds: MISMATCH, naming what `plan` would do about it."""
+    try:
+        ep = conn.endpoint(c.source_server)
+        src = ep.files.stat(c.source)
+    except (KeyError, TargetError):
+        return None  # the source cannot be read: the manifest's judgement stands
+    if src is None or src.is_dir or (src.size, src.mtime_ns) == (stat.size, stat.mtime_ns):
+        return None
+    return Judgement(MISMATCH, f"differs from {ep.where(c.source)} ({src.size:,} bytes, "
+                     f"{_stamp(local_minute(src.mtime_ns, tz))}; here {stat.size:,} bytes, "
+                     f"{_stamp(local_minute(stat.mtime_ns, tz))}): Maintenance Manager replaces it on its next "
+                     "cycle, and `deployer plan` schedules that replication")
+
+
+def _unreachable(conn: SiteConnection, server: str) -> str:
+    for name, why in conn.unreachable.items():
+        if name.casefold() == server.casefold():
+            return "unreachable: " + (why[len(name) + 2:] if why.startswith(f"{name}: ") else why)
+    return "unreachable: not connected"
+
+
+def _where(site: SiteRef, server: str) -> tuple[str, str]:
+    """The inventory's name and root of a machine deployer holds no connection to."""
+    s = site.site
+    for name, srv in s.servers.items():
+        if name.casefold() == server.casefold():
+            return name, srv.sms_root
+    for name, host in s.pcm_hosts.items():
+        if name.casefold() == server.casefold():
+            return name, host.install_dir
+    return server, "C:\\"

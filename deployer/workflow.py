@@ -165,9 +165,10 @@ def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManife
     ctx.emit(ev.PLAN, plan=plan)
     if plan.empty:
         return ApplyOutcome(plan, RunResult(None, RunState.NOTHING))
+    runner = Runner(plan, conn, site, manifest, ctx)  # refuses what must never run (stand-ins) before the question
     if not ctx.ask(f"Apply these {len(plan.actions)} actions to site {plan.site}?", plan=plan):
         return ApplyOutcome(plan, None)
-    result = Runner(plan, conn, site, manifest, ctx).execute()
+    result = runner.execute()
     ctx.emit(ev.RESULT, result=result)
     return ApplyOutcome(plan, result)
 

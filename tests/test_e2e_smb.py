@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from hotfix import vendor_payloads
 from conftest import Workspace, diff, services, snapshot
 from deployer import failpoints
 from servers.samba import Samba
@@ -49,6 +50,7 @@ def smb_ws(ws: Workspace, site_root: Path, site_samba: Samba, monkeypatch: pytes
     if site_root.exists():
         shutil.rmtree(site_root)
     shutil.copytree(ws.site, site_root, symlinks=True)
+    vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     monkeypatch.setenv(PASSWORD_ENV, site_samba.password)
     lines = ["sites:", "  DEMO:", "    code: DMO", "    timezone: America/Los_Angeles", "    platforms: [x86, alpha]",
              f"    mock: {{path: '{site_root}'}}", "    servers:"]
@@ -86,9 +88,9 @@ def test_apply_over_smb_writes_what_the_manifest_says(smb_ws: Workspace, site_sa
     plan = json.loads(planned.out)
     expected = [(a["server"], a["path"], a["new"]) for a in plan["actions"] if a["kind"] == "replace"]
     expected += [(c["server"], c["path"], c["after"]) for a in plan["actions"] for c in a.get("copies", [])]
-    # 9 replacements on the site server, 6 Helper.srv copies by the site reset, 10 Logon.srv copies by
+    # 9 replacements on the site server, 6 Helper.srv copies by the site reset, 15 Logon.srv copies by
     # Maintenance Manager (5 client files on each logon server)
-    assert len(expected) == 25
+    assert len(expected) == 30
 
     r = cli(ws, "apply", ws.playbook, "--site", "DEMO", "--yes")
     assert r.code == 0, r.text

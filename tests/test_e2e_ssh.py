@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hotfix import vendor_payloads
 from conftest import Workspace, diff, services, snapshot
 from servers.sshd import SshTestServer
 
@@ -25,7 +26,7 @@ SERVERS = {"DEMOSRV": ("site_server", "x86", "C:\\SMS"), "DEMOLOG1": ("logon_ser
            "DEMOAXP1": ("logon_server", "alpha", "C:\\SMS")}
 
 
-def ssh_inventory(ws: Workspace, sshd: SshTestServer) -> Path:
+def ssh_inventory(ws: Workspace, sshd: SshTestServer, vendor: bool = True) -> Path:
     """The demo site again, as sites.yaml would name it if its servers ran OpenSSH."""
     servers = {}
     for name, (role, platform, sms_root) in SERVERS.items():
@@ -36,6 +37,8 @@ def ssh_inventory(ws: Workspace, sshd: SshTestServer) -> Path:
     inv = {"sites": {SITE: {"code": "DMO", "timezone": "America/Los_Angeles", "platforms": ["x86", "alpha"],
                             "servers": servers}}}
     path = ws.path / "ssh-sites.yaml"
+    if vendor:
+        vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     path.write_text(yaml.safe_dump(inv, sort_keys=False))
     sshd.serve_site(ws.site)
     return path
@@ -55,14 +58,15 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-i", inventory)
     assert r.code == 0, r.text
     assert f"Applied Q241656 to site {SITE}: 16 actions" in r.out  # no pcm_hosts here
-    assert "25 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
+    assert "30 ok, 0 newer, 0 older, 0 missing, 0 mismatch. PASSED" in r.out
 
     r = ws.cli("verify", ws.playbook, "--site", SITE, "--format", "json", "-i", inventory)
     assert r.code == 0, r.text
     report = json.loads(r.out)
     assert report["passed"] is True and {f["status"] for f in report["files"]} == {"ok"}
-    # the article's 9 rows, the 6 Helper.srv copies of the reset, the 10 Logon.srv copies of replication
-    assert len(report["files"]) == 25
+    # the article's 9 rows, the 6 Helper.srv copies of the reset, the 15 Logon.srv copies of replication
+    # (the site server carries LOGON.SRV too: 5 of them)
+    assert len(report["files"]) == 30
     for f in report["files"]:
         assert (f["actual_date"], f["actual_time"]) == (f["expected_date"], f["expected_time"]), f
         # the write time on the server itself is the article's minute, to the nanosecond
@@ -74,6 +78,7 @@ def test_apply_over_ssh_patches_and_verifies(ws: Workspace, sshd: SshTestServer,
     # over SSH and through the embedded mock transport, the patched site is the same, file for file
     twin = Workspace(tmp_path / "twin")
     shutil.copytree(workspace_template, twin.path, symlinks=True)
+    vendor_payloads(twin.path / "payloads")  # the same hotfix bytes as went over SSH
     # the SSH inventory names no PCM service workstation: neither may the twin's
     inv = yaml.safe_load(twin.inventory.read_text())
     inv["sites"]["DEMO"].pop("pcm_hosts", None)

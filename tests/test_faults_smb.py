@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from hotfix import vendor_payloads
 from conftest import Workspace
 from deployer import failpoints
 from deployer.targets.smb import SmbFileTransport
@@ -57,6 +58,7 @@ def _serve_site_server_over_smb(ws: Workspace, samba: Samba) -> None:
 @pytest.fixture
 def smb_site(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     share_dir = ws.server("DEMOSRV")
+    vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     samba = Samba(tmp_path / "smbd", {SHARE: share_dir}).start()
     monkeypatch.setenv(ENV, samba.password)
     _serve_site_server_over_smb(ws, samba)

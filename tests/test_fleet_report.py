@@ -104,7 +104,7 @@ def test_a_30_site_fleet_page_for_the_change_ticket(f30: Fleet30, tmp_path: Path
     sites = [cells for _, cells in dom.rows if len(cells) == 7 and cells[0] != "Site"]
     assert [c[0] for c in sites[:2]] == [FAILING, UNREACHABLE]
     assert sites[0][2] == "ROLLED BACK" and sites[1][2] == "UNREACHABLE" and "Windows error 53" in sites[1][6]
-    assert all(c[2] == "PASSED" and c[3] == "11 of 11 ok" for c in sites[2:]) and len(sites) == N
+    assert all(c[2] == "PASSED" and c[3] == "16 of 16 ok" for c in sites[2:]) and len(sites) == N
     # the failed site's section has its actions and its rollback record; the unreachable one says nothing changed
     failed = text[text.index(f"Site {FAILING} (F07) ROLLED BACK"):text.index(f"Site {UNREACHABLE} (F13)")]
     assert "Actions" in failed and "prepare:" in failed and "Rollback restored" in failed
@@ -128,7 +128,7 @@ def test_sites_with_nothing_to_do_show_their_files_in_every_format(f30: Fleet30)
         "1 unreachable." in lines[3]
     # evidence, not a sentence: each site with nothing to do has its file table
     assert text.count(": NOTHING TO DO") == 28
-    assert text.count("Summary: 11 files: ") == 28
+    assert text.count("Summary: 16 files: ") == 28
     assert text.index(f"=== Site {FAILING}") < text.index(f"=== Site {UNREACHABLE}") < text.index("=== Site SITE001")
     r = f30.apply("-f", "html", "-o", f30.path / "again.html")
     raw = (f30.path / "again.html").read_text()

@@ -10,7 +10,7 @@ from conftest import Workspace, diff, services, snapshot
 
 MANIFEST_FILES = 9  # rows of the article's table
 HELPER_COPIES = 6  # Pcmsvc32.exe and Base.dll in Helper.srv on each of the three servers
-LOGON_COPIES = 10  # the 5 client files (4 x86, 1 Alpha) in Logon.srv on each of the two logon servers
+LOGON_COPIES = 15  # the 5 client files (4 x86, 1 Alpha) in Logon.srv on each logon server: the two, and the site server (it carries LOGON.SRV)
 WORKSTATION_FILES = 1  # Pcmsvc32.exe in DEMOWKS1's C:\PCMSVC
 ACTIONS = 19  # 9 replaces, 4 service transitions, the reset, replication, client update, 3 on DEMOWKS1
 CHECKED = MANIFEST_FILES + HELPER_COPIES + LOGON_COPIES + WORKSTATION_FILES
@@ -78,7 +78,7 @@ def test_plan_lists_concrete_paths_sizes_dates_and_services(ws: Workspace):
     assert "reset the site: restart SMS_SITE_CONFIG_MANAGER on DEMOSRV, then send it code 194" in out
     assert r"DEMOLOG1 D:\SMS\HELPER.SRV\X86.BIN\PCMSVC32.EXE" in out
     assert ("Plan: 19 actions: 10 files to replace, 6 service transitions, 1 site reset (6 Helper.srv copies), "
-            "10 Logon.srv copies awaited, 1 client update.") in out
+            "15 Logon.srv copies awaited, 1 client update.") in out
     data = json.loads(ws.cli("plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, "-f", "json").out)
     kinds = [a["kind"] for a in data["actions"]]
     assert kinds == ["stop", "stop"] + ["replace"] * 9 + ["start", "start", "reset_site", "wait_for_replication",

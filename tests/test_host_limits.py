@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hotfix import vendor_payloads
 from conftest import run_cli, sigint_once, snapshot
 from deployer import credentials, failpoints, secrets
 from deployer.fleet_lab import site_names, write_fleet_inventory
@@ -47,6 +48,7 @@ def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_fleet_inventory(base / "sites.yaml", N)
     r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
     assert r.code == 0, r.text
+    vendor_payloads(base / "payloads")  # real servers take the vendor's files, never lab stand-ins
     return base
 
 
@@ -151,11 +153,12 @@ class SambaSessions:
 def written_bytes(lab: Path, before: dict, after: dict) -> int:
     """Bytes of the payloads deployer wrote to a site: each file that now holds a payload's
     content and did not before. (Other files change on the server itself: the site reset
-    copies Site.srv to Helper.srv, Maintenance Manager rewrites the copy lists.)"""
+    copies Site.srv to Helper.srv, Maintenance Manager rewrites the copy lists and copies the
+    client files to the site server's own LOGON.SRV.)"""
     payloads = {hashlib.sha256(p.read_bytes()).hexdigest() for p in (lab / "payloads" / "q241656").rglob("*")
                 if p.is_file()}
     return sum(size for path, (size, _, sha) in after.items()
-               if "helper.srv" not in str(path).casefold() and sha in payloads
+               if not {"helper.srv", "logon.srv"} & set(Path(str(path).casefold()).parts) and sha in payloads
                and (path not in before or before[path][2] != sha))
 
 

@@ -48,7 +48,7 @@ def test_verify_report_renders_in_chromium_with_the_mismatch_first(ws: Workspace
     assert len(headers) == 4  # DEMOSRV, DEMOLOG1, DEMOAXP1 and the workstation DEMOWKS1
     assert headers[0] == ["Date", "Time", "Size", "File name", "Platform", "Version", "Found", "Status"]
     files = [(cls, cells) for cls, cells in dom.rows if len(cells) == 8 and cells[0] != "Date"]
-    assert len(files) == 26  # the whole article: site server, Helper.srv and Logon.srv copies, the workstation
+    assert len(files) == 31  # the whole article: site server, Helper.srv and Logon.srv copies, the workstation
     log1 = [(cls, cells) for cls, cells in files if "D:\\SMS\\HELPER.SRV" in cells[3]]
     assert [c[3].split()[0] for _, c in log1] == ["Base.dll", "Pcmsvc32.exe"]  # listed Pcmsvc32 first: Base failed
     cls, cells = log1[0]
@@ -71,7 +71,7 @@ def test_apply_report_has_the_actions_with_timings(ws: Workspace, tmp_path: Path
     assert "Overall status PASSED" in dom.text and "Command deployer apply" in dom.text
     actions = [cells for _, cells in dom.rows if len(cells) == 5 and cells[0] != "#"]
     assert len(actions) == 20  # preparation, then the whole article's 19 actions
-    assert actions[0][1].startswith("prepare: 45 backups, 10 uploads")
+    assert actions[0][1].startswith("prepare: 56 backups, 10 uploads")  # the site server's LOGON.SRV too
     assert [a[0] for a in actions[1:]] == [str(n) for n in range(1, 20)]
     assert actions[1][1] == "stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV (running -> stopped)"
     assert all(a[4] == "done" and a[3].endswith(("ms", " s")) for a in actions)

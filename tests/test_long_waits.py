@@ -11,7 +11,6 @@ from conftest import Workspace
 from deployer import fleet_view, workflow
 from deployer.fleet_view import FleetConsole
 from deployer.model.playbook import load_playbook
-from deployer.report.console import ConsoleRenderer
 from deployer.report.out import Out
 from deployer.run.context import Event, RunContext
 from deployer.steps import kind_of
@@ -38,15 +37,6 @@ def test_piped_fleet_output_says_every_30_s_that_a_wait_goes_on():
     assert [x for x in lines if x.startswith("DEMO:")] == [
         f"DEMO: {WAIT_TEXT}, {s} s of 600" for s in (30, 60, 90, 120)]
     assert [x for x in lines if x.startswith("EAST:")] == [f"EAST: {WAIT_TEXT}, 30 s of 600"]
-
-
-def test_piped_one_site_output_has_the_same_heartbeat_and_a_second_wait_starts_again():
-    buf = io.StringIO()
-    renderer = ConsoleRenderer(Out(buf, False), Out(io.StringIO(), False), yes=True)
-    for event in _waits("DEMO", 65) + _waits("DEMO", 31):  # a second wait: its own clock
-        renderer(event)
-    assert buf.getvalue().splitlines() == [f"DEMO: {WAIT_TEXT}, 30 s of 600", f"DEMO: {WAIT_TEXT}, 60 s of 600",
-                                           f"DEMO: {WAIT_TEXT}, 30 s of 600"]
 
 
 class _Clock:

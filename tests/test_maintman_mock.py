@@ -59,8 +59,9 @@ def test_lab_site_has_replicated_client_files_and_copy_lists(ws: Workspace):
             {"CL_NT.TXT", "CL_WIN95.TXT", "CL_WIN.TXT", "CL_DOS.TXT", "CL_OS2.TXT"}
     text = log_text(ws)
     assert "~Working on logon server DEMOLOG1" in text and "~Working on logon server DEMOAXP1" in text
-    # only logon servers are Maintenance Manager's: the site server's own Logon.srv is not written
-    assert not (ws.server("DEMOSRV") / LOGON_X86 / "CL_NT.TXT").exists()
+    # a site server that carries LOGON.SRV is a logon server too (issue 19, item 17): fed like the others
+    assert "~Working on logon server DEMOSRV" in text
+    assert copy_list_version(ws.server("DEMOSRV") / LOGON_X86 / "CL_NT.TXT") == 1
 
 
 def test_executive_start_replicates_to_every_logon_server_keeping_write_times(ws: Workspace):

@@ -162,7 +162,7 @@ def test_clients_on_a_fresh_site(ws: Workspace):
     r = ws.cli("clients", "--site", "DEMO", "-i", ws.inventory)
     assert r.code == 0, r.text
     assert r"DEMOLOG1      D:\SMS\LOGON.SRV\X86.BIN\CL_NT.TXT" in r.out
-    assert "Clients on all 2 logon servers compare against CopyListVersion 1, the site server's." in r.out
+    assert "Clients on all 3 logon servers compare against CopyListVersion 1, the site server's." in r.out
 
 
 def touch_system_map(ws: Workspace) -> None:
@@ -196,7 +196,7 @@ def test_clients_after_a_forced_update_and_with_a_logon_server_behind(ws: Worksp
 
     mock_maintman.run_cycle(MockSite(ws.site), "test")  # the next cycle catches up
     r = ws.cli("clients", "--site", "DEMO", "-i", ws.inventory)
-    assert "Clients on all 2 logon servers compare against CopyListVersion 2" in r.out, r.out
+    assert "Clients on all 3 logon servers compare against CopyListVersion 2" in r.out, r.out
 
 
 def test_clients_with_a_missing_or_damaged_copy_list(ws: Workspace):

@@ -19,11 +19,11 @@ def test_quiet_prints_only_the_outcome_line(ws: Workspace):
     r = ws.cli("-q", "plan", ws.playbook, "--site", "DEMO")
     assert r.code == 0 and r.out.splitlines() == [r.out.strip()] and r.out.startswith("Plan: 19 actions:"), r.out
     r = ws.cli("-q", "verify", ws.playbook, "--site", "DEMO")
-    assert r.code == 3 and r.out == "Verification of Q241656 on site DEMO: 0 of 26 files match: FAILED\n"
+    assert r.code == 3 and r.out == "Verification of Q241656 on site DEMO: 0 of 31 files match: FAILED\n"
     r = ws.cli("-q", "apply", ws.playbook, "--site", "DEMO", "--yes")
     assert r.code == 0 and len(r.out.splitlines()) == 1 and r.out.startswith("Applied Q241656 to site DEMO"), r.out
     r = ws.cli("-q", "verify", ws.playbook, "--site", "DEMO")
-    assert r.code == 0 and r.out == "Verification of Q241656 on site DEMO: 26 of 26 files match: PASSED\n"
+    assert r.code == 0 and r.out == "Verification of Q241656 on site DEMO: 31 of 31 files match: PASSED\n"
     r = ws.cli("-q", "rollback", "--site", "DEMO", "--yes")
     assert r.code == 0 and len(r.out.splitlines()) == 1 and "rolled back" in r.out, r.out
     # errors still reach stderr

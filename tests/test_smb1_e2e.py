@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from hotfix import vendor_payloads
 from conftest import Workspace, diff, services, snapshot
 from servers.samba import NT1_EXTRA, Samba
 from test_e2e_smb import SERVERS, allinfo, share_of
@@ -41,6 +42,7 @@ def smb1_ws(ws: Workspace, site_root: Path, site_samba: Samba, monkeypatch: pyte
     if site_root.exists():
         shutil.rmtree(site_root)
     shutil.copytree(ws.site, site_root, symlinks=True)
+    vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     monkeypatch.setenv(PASSWORD_ENV, site_samba.password)
     lines = ["sites:", "  DEMO:", "    code: DMO", "    timezone: America/Los_Angeles", "    platforms: [x86, alpha]",
              f"    mock: {{path: '{site_root}'}}", "    servers:"]
@@ -75,7 +77,7 @@ def test_q241656_applies_verifies_and_rolls_back_byte_for_byte_over_smb1(smb1_ws
     plan = json.loads(planned.out)
     expected = [(a["server"], a["path"], a["new"]) for a in plan["actions"] if a["kind"] == "replace"]
     expected += [(c["server"], c["path"], c["after"]) for a in plan["actions"] for c in a.get("copies", [])]
-    assert len(expected) == 25  # 9 replacements, 6 Helper.srv copies, 10 Logon.srv copies (replication)
+    assert len(expected) == 30  # 9 replacements, 6 Helper.srv copies, 15 Logon.srv copies (replication)
 
     r = cli(ws, "apply", ws.playbook, "--site", "DEMO", "--yes")
     assert r.code == 0, r.text

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from hotfix import vendor_payloads
 from conftest import Workspace
 from deployer import failpoints
 from servers.samba import NT1_EXTRA, Samba, held_open_smb1
@@ -37,6 +38,7 @@ def _serve_site_server_over_smb1(ws: Workspace, samba: Samba) -> None:
 @pytest.fixture
 def smb1_site(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     share_dir = ws.server("DEMOSRV")
+    vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     samba = Samba(tmp_path / "smbd", {SHARE: share_dir}, protocol="NT1", extra=NT1_EXTRA).start()
     monkeypatch.setenv(ENV, samba.password)
     _serve_site_server_over_smb1(ws, samba)

@@ -83,6 +83,9 @@ KNOWN = {
     # the KB importer drafts playbook YAML from an article's procedure: the kinds' keys are the
     # text it writes (its own draft steps, not deployer/steps/ objects), so it compares them
     "kb/playbook.py": {"kind == 'replace'", "kind == 'reset_site'", "kind == 'start'", "kind == 'stop'"},
+    # the inventory's own `preflight:` site field (Q166765 settings), merged from defaults and
+    # groups key by key: the same word as the step kind, not the kind
+    "model/inventory_expand.py": {"kind == 'preflight'"},
 }
 
 

@@ -88,11 +88,12 @@ def test_under_xdist_leaks_fail_the_run_and_workers_have_their_own_ports_and_fol
     """One run on two xdist workers (each nested run costs seconds of imports): a password one
     worker wrote to a file fails the whole run; the workers' ports and folders never meet; the
     full matrix is left out."""
-    suite.makepyfile(test_leak=LEAKING, test_where=WHERE, test_matrix=FULL)
+    suite.makepyfile(test_leak=LEAKING, test_0where=WHERE, test_matrix=FULL)
     log = suite.path / "where.log"
     monkeypatch.setenv("WHERE_LOG", str(log))
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("DEPLOYER_FULL_MATRIX", raising=False)
+    # test_0where sorts first: xdist hands each worker its first tests from it, so both report
     r = suite.runpytest_subprocess("-n", "2", "--dist", "load")
     r.assert_outcomes(passed=8)  # 6 + leak + sample: test_every_point is not run (nor skipped)
     assert r.ret == pytest.ExitCode.TESTS_FAILED, r.stdout.str() + r.stderr.str()

@@ -75,7 +75,7 @@ def test_apply_on_a_terminal_runs_with_colour_and_progress_once_confirmed(ws: Wo
     assert "\x1b[" in raw  # rich styled it: a terminal gets colour, a pipe plain text
     assert "\x1b[?25l" in raw  # the live progress display hid the cursor while it ran
     text = ANSI.sub("", raw)
-    assert "[14/19] reset site" in text and "Summary: 26 files: 26 ok" in text
+    assert "[14/19] reset site" in text and "Summary: 31 files: 31 ok" in text
 
 
 def _tmux_screen(ws: Workspace, *args: str, env: dict[str, str]) -> str:

@@ -21,10 +21,12 @@ from stat import S_ISREG
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .. import standin
+from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import FileEntry
 from ..model.playbook import LoadedPlaybook
-from ..sms import fileversion, platforms
+from ..sms import fileversion, layout, platforms
 from ..sms.platforms import Platform
 from ..steps import kind_of
 from ..targets.base import PENDING_STATES, TargetError
@@ -162,9 +164,11 @@ class Planner:
             return [self.conn.site_server]
         if selector == "all":
             return eps
-        if selector in ("logon_servers", "helper_servers"):
-            role = selector[:-1]
-            return [e for e in eps if e.role == role]
+        if selector == "logon_servers":  # a site server that carries LOGON.SRV is one too (layout.py)
+            return [e for e in eps if layout.is_logon_server(
+                e.role, e.role == "site_server" and self.obs.folder(e, layout.LOGON_SRV) == "folder")]
+        if selector == "helper_servers":
+            return [e for e in eps if e.role == "helper_server"]
         out = []
         for j, name in enumerate(selector):
             try:
@@ -235,6 +239,11 @@ class Planner:
         for i, step in enumerate(self.pb.steps):
             kind_of(step).plan(self, i, step)
         self._converge()
+        try:  # the plan says what apply will refuse (the refusal itself is the run's: run/apply.py)
+            standin.refuse_on_real_servers([u for a in self.actions for u in kind_of(a).uploads(a)],
+                                           {n: ep.files for n, ep in self.conn.every_endpoint().items()})
+        except InputError as exc:
+            self.problems.append(f"apply will refuse this plan: {exc.message}")
         return self._finish()
 
     def _converge(self) -> None:

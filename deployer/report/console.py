@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from ..errors import InputError
 from ..run import context as ev
-from .heartbeat import Heartbeat, describe
+from .heartbeat import describe
 from .log import output as log_output
 from .out import Out, RunProgress
 
@@ -30,7 +30,6 @@ class ConsoleRenderer:
         self.quiet = quiet  # -q: the run's narrative goes to the log only
         self.show_plan = show_plan
         self.progress = RunProgress(out) if bar else None
-        self.heartbeat = Heartbeat()  # piped: a line per long wait every 30 s
         self.last_progress: tuple[int, int] = (0, 0)
         self.refused: str | None = None  # the question no one was there to answer
 
@@ -50,10 +49,10 @@ class ConsoleRenderer:
             if self.progress is not None:
                 self.progress(event.text, event.data["done"], event.data["total"])
         elif event.kind == ev.WAIT:
-            if self.out.console is not None and self.progress is not None:  # the bar says how long so far
+            # on a terminal the bar says how long so far; piped, the run's own heartbeat lines
+            # (Runner.wait_for, every 30 s) say it
+            if self.out.console is not None and self.progress is not None:
                 self.progress(describe(event), *self.last_progress)
-            elif line := self.heartbeat.line(event):  # piped: a line at most every 30 s
-                (log_output if self.quiet else self.out.line)(line)
         elif event.kind == ev.PLAN:
             if self.show_plan is not None and "plan" in event.data and not (self.quiet and self.yes):
                 self.show_plan(event.data["plan"])

@@ -20,7 +20,8 @@ from ..verify import STATUSES, FileResult, Report
 from .escape import visible
 
 GOOD = ("PASSED", "NOTHING TO DO", "COMMITTED", "DONE")
-STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH"}
+STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH",
+                "unchecked": "NOT VERIFIED"}
 
 
 @dataclass
@@ -130,7 +131,7 @@ def server_tables(report: Report) -> list[ServerTable]:
 
 def verify_section(report: Report) -> SiteSection:
     return SiteSection(report.site, report.site_code, report.kb, report.title,
-                       "PASSED" if report.ok else "FAILED", report=report)
+                       report.verdict, report=report)
 
 
 @dataclass
@@ -185,8 +186,7 @@ def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSecti
     """The section of an `apply`: `plan` is the Plan, `result` its RunResult, `describe` each
     action number's one-line description."""
     state = str(result.status)
-    status = {"nothing": "NOTHING TO DO", "committed": "PASSED" if result.report is None or result.report.ok
-              else "FAILED", "rolled_back": "ROLLED BACK", "rollback_failed": "NOT RESTORED"}.get(state, state.upper())
+    status = {"nothing": "NOTHING TO DO", "committed": "PASSED" if result.report is None else result.report.verdict, "rolled_back": "ROLLED BACK", "rollback_failed": "NOT RESTORED"}.get(state, state.upper())
     events = list(result.events)
     actions = _timings(events, "begin", "done", None, describe)
     for n, what in describe.items():  # actions the run never reached

@@ -14,11 +14,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Sequence
 
-from ..verify import Report
+from ..verify import UNCHECKED, Report
 from .html import SiteSection, verify_section
 
-FAILED_RUN = ("ROLLED BACK", "NOT RESTORED", "FAILED")
 from .escape import visible
+
+FAILED_RUN = ("ROLLED BACK", "NOT RESTORED", "FAILED")
 
 
 def _properties(suite: ET.Element, props: dict[str, str]) -> None:
@@ -34,7 +35,8 @@ def _file_suites(parent: ET.Element, report: Report, props: dict[str, str]) -> N
         by_server.setdefault(f.server, []).append(f)
     for server, files in by_server.items():
         suite = ET.SubElement(parent, "testsuite", name=f"{report.kb}.{report.site}.{server}", tests=str(len(files)),
-                              failures=str(sum(1 for f in files if not f.passed)), errors="0", skipped="0")
+                              failures=str(sum(1 for f in files if not f.passed and f.status != UNCHECKED)),
+                              errors=str(sum(1 for f in files if f.status == UNCHECKED)), skipped="0")
         _properties(suite, props)
         for f in files:
             case = ET.SubElement(suite, "testcase", classname=f"{report.kb}.{server}", name=f.path)
@@ -44,7 +46,10 @@ def _file_suites(parent: ET.Element, report: Report, props: dict[str, str]) -> N
             actual = "missing" if f.actual_size is None else f"{f.actual_date} {f.actual_time} {f.actual_size:,} bytes"
             loose = f"; checked loosely: {'; '.join(f.loose)}" if f.loose else ""
             ET.SubElement(case, "system-out").text = f"status: {f.status}; expected {expected}; found {actual}{loose}"
-            if not f.passed:
+            if f.status == UNCHECKED:  # not verified is an error of the check, never a pass
+                err = ET.SubElement(case, "error", message=f"not verified: {f.detail}", type=UNCHECKED)
+                err.text = f"{f.name} ({f.platform}) on {server} could not be checked: {f.detail}"
+            elif not f.passed:
                 fail = ET.SubElement(case, "failure", message=f"{f.status}: {f.detail}".rstrip(": "), type=f.status)
                 fail.text = f"{f.name} ({f.platform}) on {server}: expected {expected} ({report.rule}); found {actual}"
 

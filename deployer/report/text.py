@@ -32,6 +32,14 @@ def render_plan(plan: Plan, out: Out) -> None:
                      else f"  - {s.what}: {s.reason}", "dim")
     out.line()
     out.line(summary(plan), "head")
+    if gone := unreachable(plan):  # "nothing to do" is not "done" while a machine was not looked at
+        out.line(f"Not reachable, so neither updated nor verified: {', '.join(gone)}; apply again once "
+                 f"{'it is' if len(gone) == 1 else 'they are'} back.", "warn")
+
+
+def unreachable(plan: Plan) -> list[str]:
+    """The machines the plan skipped because they could not be reached."""
+    return sorted({s.server for s in plan.skipped if s.reason.startswith("unreachable")})
 
 
 def summary(plan: Plan) -> str:
@@ -73,11 +81,19 @@ def render_report(report: Report, out: Out) -> None:
         out.line(f"Checked loosely ({len(report.loose)}):", "head")
         for f in report.loose:
             out.line(f"  {f.server} {f.path}: {'; '.join(f.loose)}", "dim")
+    if report.unchecked:  # unchecked is never passed: say which machines and why
+        out.line()
+        for line in report.not_verified():
+            out.line(f"NOT VERIFIED: {line}", "bad")
     out.line()
     c = report.counts
-    verdict = "PASSED" if report.ok else "FAILED"
-    out.line(f"Summary: {len(report.files)} files: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + f". {verdict}",
-             "good" if report.ok else "bad")
+    verdict = report.verdict
+    extra = f", {c['unchecked']} not verified" if report.unchecked else ""
+    out.line(f"Summary: {len(report.files)} files: " + ", ".join(f"{c[s]} {s}" for s in STATUSES) + extra
+             + f". {verdict}", "good" if report.ok else "bad")
+    if report.unchecked:
+        out.line("Verify again once every machine can be reached; `deployer apply` updates a machine that is "
+                 "behind.", "dim")
 
 
 def render_runs(site: str, runs: list[RunInfo], out: Out, backups: dict[str, str] | None = None) -> None:

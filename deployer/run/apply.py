@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .. import failpoints
+from .. import failpoints, standin
 from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import LoadedManifest
@@ -38,6 +38,7 @@ from .store import RunState, new_run_id, temp_path, whoami
 from .undo import Undo
 
 SERVICE_TIMEOUT = 120.0
+HEARTBEAT = 30.0  # seconds between the lines that say a long wait is still a wait
 
 
 class VerificationFailed(Exception):
@@ -55,6 +56,10 @@ class Runner:
         self.command = command
         self.run = new_run_id()
         self.journal = Journal(conn.site_server.files, self.run)
+        # The one gate for lab stand-ins: every command that changes a site builds a Runner first
+        # (a fresh plan, a saved one, a fleet's site, a worker's task), before anything is written.
+        standin.refuse_on_real_servers([u for a in plan.actions for u in kind_of(a).uploads(a)],
+                                       {n: ep.files for n, ep in conn.every_endpoint().items()})
 
     def ep(self, name: str) -> Endpoint:
         return self.conn.endpoint(name)
@@ -209,18 +214,27 @@ class Runner:
 
     def wait_for(self, predicate, timeout: float, interval: float = 0.5, what=None) -> bool:
         """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back).
-        `what` ("waiting for replication to DEMOLOG1", or a callable saying it after each poll):
-        each poll tells the renderers how long so far."""
+        `what` (what is awaited, "replication to DEMOLOG1", or a callable saying it after each poll):
+        each poll tells the renderers how long so far (a WAIT event: the fleet panel's line and its
+        piped heartbeat), and a line every HEARTBEAT seconds says it in the run's narrative, so a
+        piped log that has no live progress shows a long wait (Maintenance Manager: ten minutes)
+        is a wait, not a hang."""
         start = time.monotonic()
         deadline = start + timeout
+        beat = start + HEARTBEAT
         while True:
             if predicate():
                 return True
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 return False
             if what:
-                self.ctx.waiting(what() if callable(what) else what, time.monotonic() - start, timeout)
+                said = what() if callable(what) else what
+                self.ctx.waiting(f"waiting for {said}", now - start, timeout)
+                if now >= beat:
+                    self.ctx.say(f"{self.plan.site}: waiting for {said}, {now - start:.0f} s of {timeout:.0f}")
+                    beat = now + HEARTBEAT
             if self.ctx.cancel.wait(min(interval, left)):
                 self.ctx.cancel.check()
 
@@ -230,8 +244,8 @@ class Runner:
         self.journal.write("verify")
         failpoints.hit("apply.verify")
         report = verify(self.manifest, self.site, self.conn, self.plan.checks)
-        if not report.ok:
-            bad = [f"{f.server} {f.path}: {f.status} {f.detail}".strip() for f in report.files if not f.passed]
+        if report.mismatched:  # a machine the plan skipped as unreachable is reported, not a reason to undo
+            bad = [f"{f.server} {f.path}: {f.status} {f.detail}".strip() for f in report.mismatched]
             raise VerificationFailed("verification after the run failed: " + "; ".join(bad))
         return report
 

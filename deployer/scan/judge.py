@@ -22,7 +22,8 @@ from ..errors import DeployerError, InputError, TargetError
 from ..kb.catalog import Catalog, Hotfix
 from ..model.inventory import SiteRef
 from ..targets.connect import SiteConnection
-from ..verify import MISSING as V_MISSING, NEWER as V_NEWER, OLDER as V_OLDER, FileResult, default_checks, verify
+from ..verify import (MISSING as V_MISSING, NEWER as V_NEWER, OLDER as V_OLDER, UNCHECKED as V_UNCHECKED, FileResult,
+                      default_checks, verify)
 from .model import (CANNOT_TELL, FAILING, INSTALLED, MISSING, NOT_APPLICABLE, PARTIAL, STATUSES, SUPERSEDED,
                     ApplyStep, Deciding, HotfixStatus, ScanResult, SiteScan, Skipped)
 from .observe import ReadOnlyViolation, SiteReader
@@ -45,6 +46,10 @@ def classify(files: list[FileResult]) -> tuple[str, str, list[FileResult]]:
         return NOT_APPLICABLE, "the site has none of its platforms", []
     if all(f.status == V_MISSING for f in files):
         return NOT_APPLICABLE, "none of its files is on the site", files
+    unchecked = [f for f in files if f.status == V_UNCHECKED]
+    if unchecked:  # as verify's INCOMPLETE: a file that could not be checked decides nothing either way
+        return CANNOT_TELL, "a file could not be checked: " + "; ".join(
+            sorted({f"{f.server} {f.name}: {f.detail}" for f in unchecked})), unchecked
     passed = [f for f in files if f.passed]
     failed = [f for f in files if not f.passed]
     if not failed:

@@ -50,6 +50,14 @@ def logon_bin(platform: Platform) -> str:
     return f"{LOGON_SRV}\\{platform.folder}"
 
 
+def is_logon_server(role: str, logon_srv_is_folder: bool) -> bool:
+    """The one rule for which servers Maintenance Manager feeds: every `logon_server`, and a site
+    server that carries LOGON.SRV (a site server that is a domain controller is a logon server
+    too on a real site, and the lab's has one). Planning, replication, the forced client
+    update, verify, `clients` and the mock's Maintenance Manager all ask this."""
+    return role == "logon_server" or (role == "site_server" and logon_srv_is_folder)
+
+
 def is_client_file(name: str) -> bool:
     return name.casefold() in CLIENT_FILES
 

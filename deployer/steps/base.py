@@ -122,6 +122,11 @@ class StepKind:
         """(server, service, state) the action leaves behind."""
         return []
 
+    def uploads(self, action: Any) -> list[tuple[str, str, str | None]]:
+        """(server, local file, sha256) of every file the action sends to a server: the run refuses a
+        lab stand-in among them for a server that is not the mock (standin.py)."""
+        return []
+
     def servers(self, action: Any) -> set[str]:
         return {action.server} | {t.server for t in self.touched(action)}
 

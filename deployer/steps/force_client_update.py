@@ -111,7 +111,7 @@ class ClientUpdate(StepKind):
     def plan(self, planner, i, step):
         spec = step.force_client_update
         ss = planner.conn.site_server
-        targets = [ep for ep in planner.servers(i, step.servers) if ep.name != ss.name]
+        targets = planner.servers(i, step.servers)  # the site server too when it carries LOGON.SRV
         if not _changes_client_files(planner):
             planner.skip(i, ss.name, "force a site-wide client update", "this run changes no client file")
             return
@@ -160,7 +160,7 @@ class ClientUpdate(StepKind):
             if ss.services.query(EXECUTIVE).state == RUNNING:
                 run.service(a.server, EXECUTIVE, STOPPED)
             run.service(a.server, EXECUTIVE, RUNNING)
-        source = [c for c in a.copy_lists if c.server == a.server]
+        source = [c for c in a.copy_lists if c.server == a.server and not _on_logon_srv(c.path)]
         old = max((c.version for c in source if c.version is not None), default=0)
 
         def offered() -> dict[tuple[str, str], int | None]:
@@ -174,7 +174,8 @@ class ClientUpdate(StepKind):
             want = max(new)
             return all(v == want for v in now.values())
 
-        if not run.wait_for(done, a.timeout, interval=1.0, what=f"waiting for a new CopyListVersion on {a.server}"):
+        if not run.wait_for(done, a.timeout, interval=1.0,
+                            what=f"a new CopyListVersion on {', '.join(a.logon_servers) or a.server}"):
             now = offered()
             evidence = maintman_log.read_since(ss.files, a.log_offset)
             late = sorted({c.server for c in a.copy_lists if now[(c.server, c.path)] is None
@@ -185,7 +186,7 @@ class ClientUpdate(StepKind):
                               server=", ".join(late))
         now = offered()
         for server in a.logon_servers:
-            versions = sorted({v for (s, _), v in now.items() if s == server and v is not None})
+            versions = sorted({v for (s, p), v in now.items() if s == server and v is not None and _on_logon_srv(p)})
             run.ctx.say(f"  {server}: clients compare against CopyListVersion "
                         f"{', '.join(map(str, versions))} (was {old})")
 
@@ -238,3 +239,8 @@ class ClientUpdate(StepKind):
 
     def summarize(self, actions):
         return plural(len(actions), "client update") if actions else None
+
+
+def _on_logon_srv(path: str) -> bool:
+    """A copy list a logon server offers (the site server's own LOGON.SRV included), not the source in Client.src."""
+    return winpath.key(path).startswith(winpath.key(layout.LOGON_SRV) + "\\")

@@ -184,6 +184,9 @@ class Replace(StepKind):
     def touched(self, a):
         return [Touched(a.server, a.path, a.before, a.new)]
 
+    def uploads(self, a):
+        return [(a.server, a.source, a.new.sha256)]
+
     def server_paths(self, a):
         return [(("path",), a.path)]
 

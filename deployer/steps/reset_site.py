@@ -132,8 +132,7 @@ class Reset(StepKind):
         def late() -> list[HelperCopy]:
             return [c for c in a.copies if not c.after.same_content(run.read(c.server, c.path))]
 
-        if a.copies and not run.wait_for(lambda: not late(), a.timeout,
-                                         what=f"waiting for the new Helper.srv files on {a.server}"):
+        if a.copies and not run.wait_for(lambda: not late(), a.timeout, what="the site reset's Helper.srv copies"):
             names = ", ".join(run.ep(c.server).where(c.path) for c in late())
             raise TargetError(f"Site Configuration Manager did not install the new service files within "
                               f"{a.timeout:.0f} s: {names}", server=a.server)

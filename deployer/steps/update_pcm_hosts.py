@@ -23,6 +23,7 @@ from ..model.common import Strict
 from ..model.manifest import FileName
 from ..suggest import did_you_mean
 from ..targets.base import RUNNING, STOPPED, TargetError
+from ..verify import Check
 from .base import StepKind
 from .replace import Replace
 from .stop_start import StartService, StopService
@@ -96,6 +97,11 @@ class UpdatePcmHosts(StepKind):
                                       "unreachable: fail, so nothing was changed", server=name)
                 why = why[len(name) + 2:] if why.startswith(f"{name}: ") else why
                 planner.skip(i, name, f"update {hosts[name].service}", f"unreachable, not updated: {why}")
+                # its files are still the playbook's to verify: unchecked is never passed (verify.py)
+                for fname in spec.files:
+                    entry = planner.pb.manifest.manifest.entry(fname, hosts[name].platform)
+                    if entry is not None:
+                        planner.checks.append(Check(name, fname, planner.pb.manifest.manifest.files.index(entry)))
                 continue
             self._plan_host(planner, i, planner.conn.endpoint(name), hosts[name], spec)
 

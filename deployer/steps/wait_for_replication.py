@@ -91,7 +91,7 @@ class WaitReplication(StepKind):
     def plan(self, planner, i, step):
         spec = step.wait_for_replication
         ss = planner.conn.site_server
-        targets = [ep for ep in planner.servers(i, step.servers) if ep.name != ss.name]
+        targets = planner.servers(i, step.servers)  # the site server too when it carries LOGON.SRV
         manifest = planner.pb.manifest.manifest
         replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
         copies: list[LogonCopy] = []
@@ -118,7 +118,8 @@ class WaitReplication(StepKind):
                     if before is not None:
                         dst = winpath.join(layout.logon_bin(plat), before.name or name)
                     if entry is not None and (rep is not None or planned_src):
-                        planner.checks.append(Check(ep.name, dst, manifest.files.index(entry), "replication"))
+                        planner.checks.append(Check(ep.name, dst, manifest.files.index(entry), "replication",
+                                                    source_server=ss.name, source=src))
                     if _same_attributes(after, before):
                         continue
                     if after.sha256 is None:
@@ -132,6 +133,16 @@ class WaitReplication(StepKind):
         if not copies:
             planner.skip(i, ss.name, "wait for replication",
                          f"Logon.srv is current on {plural(len(targets), 'logon server')}")
+            return
+        from . import kind_of  # (the registry imports this module)
+
+        if not any(c.awaited for c in copies) and not any(kind_of(x).touched(x) for x in planner.actions):
+            # Only files of Maintenance Manager's own (copy lists, files no manifest lists) differ, and
+            # this run changes nothing: its next cycle replicates them; no outage for that (and
+            # `verify`, which passes such a site, agrees that there is nothing to do).
+            planner.skip(i, ss.name, "wait for replication", "only files no manifest lists differ on Logon.srv ("
+                         + ", ".join(sorted({winpath.basename(c.path) for c in copies})) + "); Maintenance "
+                         "Manager's next cycle replicates them")
             return
         planner.add(WaitForReplication(planner.number(), i, ss.name, copies, [ep.name for ep in targets],
                                        spec.timeout, spec.restart_executive, exec_before,
@@ -163,7 +174,7 @@ class WaitReplication(StepKind):
             pending[:] = late()
             return not pending
 
-        if not run.wait_for(settled, a.timeout, interval=1.0, what=lambda: "waiting for replication to "
+        if not run.wait_for(settled, a.timeout, interval=1.0, what=lambda: "replication to "
                             + ", ".join(sorted({c.server for c in pending}))):
             evidence = maintman_log.read_since(ss.files, a.log_offset)
             by_server: dict[str, list[str]] = {}

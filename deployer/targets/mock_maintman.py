@@ -87,7 +87,19 @@ def _site_server(site: "MockSite") -> str:
 
 
 def logon_servers(site: "MockSite") -> list[str]:
-    return [n for n, s in site.servers.items() if s.role == "logon_server"]
+    """Every server with Logon.srv to feed (layout.is_logon_server): a site server that carries one included."""
+    out = []
+    for n, s in site.servers.items():
+        carries = False
+        if s.role == "site_server":
+            try:
+                st = site.files(n).stat(layout.LOGON_SRV)
+                carries = st is not None and st.is_dir
+            except TargetError:
+                carries = False
+        if layout.is_logon_server(s.role, carries):
+            out.append(n)
+    return out
 
 
 def executive_running(site: "MockSite") -> bool:

@@ -90,6 +90,8 @@ def windows_error(exc: OSError, server: str, rel: str) -> TargetError:
 class MockFiles:
     """FileTransport over one mock server's SMS root."""
 
+    accepts_standins = True  # the lab's own site: the one place lab stand-ins may go (standin.py)
+
     def __init__(self, server: str, root: Path, locked: Callable[[], set[str]]):
         self.server = server
         self.root = root
