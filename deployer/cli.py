@@ -19,7 +19,7 @@ import typer
 
 from . import __version__, cli_clients
 from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, ProcessesOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                            AcceptChangesOpt, MaxFailOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site)
+                            AcceptChangesOpt, MaxFailOpt, NoteOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site, report_file)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
 from .numbers import decimal, whole
 from .report import out as outmod
@@ -164,6 +164,7 @@ class ReportFormat(str, Enum):
 class ApplyFormat(str, Enum):
     text = "text"
     json = "json"
+    junit = "junit"
     html = "html"
 
 
@@ -251,6 +252,8 @@ def plan(
                                                     "apply, 0 when there is nothing to do (as Terraform's).")] = False,
     force: ForceOpt = False,
     processes: ProcessesOpt = None,
+    report: ReportOpt = None,
+    note: NoteOpt = None,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     out = output or out_alias
@@ -264,10 +267,15 @@ def plan(
                              "warn")
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        if out:
-            raise InputError("--out saves the plan of one site; name one site, or leave --out out for a fleet")
-        raise typer.Exit(fleet_cli.plan(pb, refs, FleetArgs(forks=forks, max_per_host=max_per_host, processes=processes), fmt=format.value,
+        # a fleet's -o FILE is its report (-f text or json), as for every fleet command
+        rfmt, rfile = report_file(format.value, out, report, allowed=("text", "json"))
+        fargs = FleetArgs(forks=forks, max_per_host=max_per_host, report=rfile, report_format=rfmt, note=note,
+                          force=force, processes=processes)
+        raise typer.Exit(fleet_cli.plan(pb, refs, fargs, fmt="text" if rfile else format.value,
                                         detailed=detailed_exitcode))
+    if report is not None:
+        report_file(format.value, None, report, allowed=("text", "json"))  # refuses .html, .xml
+        fleet_cli.check_report_path(report, force=force)
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=format) as ctx:
         p = workflow.make_plan(pb, site_ref, ctx)
@@ -275,6 +283,17 @@ def plan(
         from .plan.saved import save_plan
 
         save_plan(p, out, force=force)
+    if report is not None:
+        if report_file(format.value, None, report)[0] == "json":
+            doc = _dumps({**p.to_json(), **({"note": note} if note else {})})
+        else:
+            buf = io.StringIO()
+            if note:
+                outmod.Out(buf, False).line(f"Note: {note}")
+            render_plan(p, outmod.Out(buf, False))
+            doc = buf.getvalue()
+        outmod.write_atomic(report, doc, what="the report", force=force)
+        outmod.stderr().line(f"Report written to {report}.")
     if format == Format.json:
         _json(p.to_json())
     elif OPTIONS.quiet:
@@ -314,11 +333,15 @@ def apply(
                                                     "are changes to apply, 0 when there is nothing to do.")] = False,
     force: ForceOpt = False,
     processes: ProcessesOpt = None,
+    note: NoteOpt = None,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from .plan.saved import looks_like_plan
 
-    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, report, max_per_host, force=force, processes=processes)
+    # -f FORMAT -o FILE, or --report FILE (the format by its suffix): one spelling, site or fleet
+    rfmt, output = report_file(format.value, output, report)
+    format = ApplyFormat(rfmt)
+    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, output, max_per_host, report_format=rfmt, note=note, force=force, processes=processes)
     if resume is not None:
         if target is not None or site or group or all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
@@ -339,17 +362,14 @@ def apply(
     if dry_run:
         if is_plan:
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
-        if format == ApplyFormat.html:
-            raise InputError("--format html reports a run; --dry-run shows the plan as text or json")
+        if format in (ApplyFormat.html, ApplyFormat.junit):
+            raise InputError(f"--format {format.value} reports a run; --dry-run shows the plan as text or json")
         return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host,
                     detailed_exitcode, force, processes)
     if detailed_exitcode:
         raise InputError("--detailed-exitcode goes with --dry-run (or `deployer plan`): a run's exit code already "
                          "says what it did")
     if output is not None:
-        if format == ApplyFormat.text:
-            raise InputError("-o writes the run's report as json or html: add -f html (a page for the change ticket) "
-                             "or -f json")
         outmod.check_replace(output, what="the report", force=force)  # before the run, not after it
     # with -o FILE the terminal shows the run as text while the report goes to the file
     text = format == ApplyFormat.text or output is not None
@@ -367,32 +387,40 @@ def apply(
         inv = workflow.inventory(inventory)
         refs = select_sites(inv, site, group, all_sites)
         if len(refs) > 1 or fargs.used_rollout_options():
-            if format == ApplyFormat.html or output is not None:
-                raise InputError("-f html and -o report one site; a fleet's report is --report FILE (.html: the page "
-                                 "for the change ticket, .json, .xml for JUnit, else text)")
-            raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
-                                             broker=broker, worker_wait=worker_wait))
+            if format in (ApplyFormat.html, ApplyFormat.junit) and output is None:
+                raise InputError(f"-f {format.value} writes a report file: add -o FILE (or give --report FILE)")
+            # with a report file the terminal shows the rollout as text
+            raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt="text" if output else format.value, yes=yes,
+                                             break_lock=break_lock, broker=broker, worker_wait=worker_wait))
         site_ref = refs[0]
         if broker and site_ref.site.region:
-            if format == ApplyFormat.html or output is not None:
-                raise InputError("-f html and -o are not available yet for a site run by its region's workers "
+            if format in (ApplyFormat.html, ApplyFormat.junit) or output is not None:
+                raise InputError("-f html/junit and -o are not available yet for a site run by its region's workers "
                                  "(--broker); the workers' result is shown as text or json")
             return _apply_remote(pb, site_ref, broker, yes=yes, fmt=shown, wait=worker_wait)
         with _run_context(site_ref.name, fmt=shown, yes=yes) as ctx:
-            outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock)
+            outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock, evidence=output is not None)
     result = outcome.result
-    if format != ApplyFormat.text and (result is not None or format == ApplyFormat.json):
+    if (format != ApplyFormat.text or output is not None) and (result is not None or format == ApplyFormat.json):
         from .report import html
 
+        noted = {"note": note} if note else {}
         if format == ApplyFormat.html:
-            doc = html.apply_page(outcome.plan, result)
+            doc = html.apply_page(outcome.plan, result, note=note)
+        elif format == ApplyFormat.junit:
+            from .report.junit import document
+
+            doc = document([html.apply_section(outcome.plan, result, html.describe_actions(outcome.plan))],
+                           name=f"{outcome.plan.kb} on {outcome.plan.site}", command="apply", note=note)
+        elif format == ApplyFormat.text:
+            doc = _apply_text(outcome, result, note)
         elif result is None:
-            doc = _dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json()})
+            doc = _dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json(), **noted})
         else:
             doc = _dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
                           "remaining": result.remaining, "warnings": result.warnings, "seconds": round(result.seconds, 3),
                           "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None,
-                          "traffic": ctx.traffic})
+                          "traffic": ctx.traffic, **noted})
         _emit(doc, output, f"Report written to {output}.", force=force)
     if result is None:
         if text:
@@ -422,6 +450,15 @@ def apply(
             render_report(result.report, stdout)  # type: ignore[arg-type]
         return
     result.raise_for_status()
+
+
+def _apply_text(outcome, result, note: str | None) -> str:
+    """`apply -o FILE` as text: the site's section (actions, rollback record, files) as the fleet's text report has it."""
+    from .fleet_report import site_text
+    from .report import html
+
+    return site_text(html.apply_section(outcome.plan, result, html.describe_actions(outcome.plan)), note=note,
+                     command="apply")
 
 
 def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float) -> None:
@@ -478,33 +515,42 @@ def verify(
     max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     force: ForceOpt = False,
     processes: ProcessesOpt = None,
+    report: ReportOpt = None,
+    note: NoteOpt = None,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
-    if output:
-        outmod.check_replace(output, what="the report", force=force)  # before the sites are read
+    rfmt, output = report_file(format.value, output, report)
+    format = ReportFormat(rfmt)
+    if output is not None:
+        outmod.check_replace(output, what="the report", force=force)  # before any site is read
     loaded = workflow.load_target(target)
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, force=force, processes=processes),
+        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, note=note, force=force, processes=processes),
                                           fmt=format.value, output=output))
     site_ref = refs[0]
     with _run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
-        text = json.dumps({**report.to_json(), "traffic": ctx.traffic}, indent=1, sort_keys=True) + "\n"
+        text = json.dumps({**report.to_json(), "traffic": ctx.traffic, **({"note": note} if note else {})}, indent=1,
+                          sort_keys=True) + "\n"
     elif format == ReportFormat.junit:
         from .report.junit import to_junit
 
-        text = to_junit(report)
+        text = to_junit(report, note=note)
     elif format == ReportFormat.html:
         from .report.html import verify_page
 
-        text = verify_page(report)
+        text = verify_page(report, note=note)
     else:
         text = None
+    if note and text is None and output is None and not OPTIONS.quiet:
+        outmod.stdout().line(f"Note: {note}")
     if output:
         if text is None:
             buf = io.StringIO()
+            if note:
+                outmod.Out(buf, False).line(f"Note: {note}")
             render_report(report, outmod.Out(buf, False))
             text = buf.getvalue()
         outmod.write_atomic(output, text, what="the report", force=force)
@@ -539,12 +585,13 @@ def rollback(
     fleet_dir: FleetDirOpt = None,
     report: ReportOpt = None,
     processes: ProcessesOpt = None,
+    note: NoteOpt = None,
 ) -> None:
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, force=force, processes=processes),
+        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, note=note, force=force, processes=processes),
                                             yes=yes, force=force, break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()
@@ -580,12 +627,13 @@ def recover(
     report: ReportOpt = None,
     force: ForceOpt = False,
     processes: ProcessesOpt = None,
+    note: NoteOpt = None,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
     inv = workflow.inventory(inventory)
     refs = select_sites(inv, site, group, all_sites)
     if len(refs) > 1:
-        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, force=force, processes=processes), yes=yes,
+        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, note=note, force=force, processes=processes), yes=yes,
                                            break_lock=break_lock))
     site_ref = refs[0]
     stdout = outmod.stdout()

@@ -28,14 +28,17 @@ FORMATS = {
     "json": "the same data as JSON, for scripts (`jq`); progress goes to stderr",
     "junit": "JUnit XML: one test suite per server, one test case per file; a file that does not pass is a failure "
              "carrying expected vs actual (for CI dashboards); for `scan` one suite per site, one case per hotfix, "
-             "a missing or partial hotfix a failure",
+             "a missing or partial hotfix a failure; a run (`apply`) is one more suite whose case fails when it was "
+             "rolled back, an `error` of type `unreachable` when the site could not be reached; a fleet's document "
+             "is each site's suites as these, after a suite `fleet` whose properties are the roll-up",
     "yaml": "YAML, as the input files are written (`inventory show`: the inventory as deployer reads it)",
     "html": "one self-contained page for a change ticket (inline CSS, no scripts, nothing fetched): a summary "
             "(site, KB, when, by whom, overall status), per server the article's table (Date, Time, Size, File name, "
             "Platform, Version) with what was found and each file's status, mismatches first and marked; for "
             "`apply` the actions with their timings and the rollback record when there was one; for `scan` the "
             "hotfix x site matrix, per site each hotfix's status with the files that decide it, the order to apply, "
-            "and the supersedence chains",
+            "and the supersedence chains; a fleet's page is the roll-up (counts by outcome, a row per site, "
+            "attention first) and each site's section as the one-site page renders it",
     "dot": "Graphviz DOT (`catalog graph -f dot | dot -Tsvg`): one node per hotfix, an edge to each hotfix it "
            "supersedes, labelled derived or declared",
 }
@@ -226,7 +229,10 @@ def formats_md() -> str:
     rows += [f"| `deployer {cmd}` | {', '.join(f'`{v}`' for v in values)} |" for cmd, values in opts.items()]
     used = sorted({v for values in opts.values() for v in values}, key=list(FORMATS).index)
     lines = ["# Report formats", "", "`-f/--format FORMAT`, and `-o/--output FILE` to write the report to a file "
-             "(for `apply`, the terminal still shows the run).", ""] + rows + [""]
+             "(for `apply`, the terminal still shows the run); `--report FILE` is the same with the format picked by "
+             "the suffix (`.html`, `.htm`, `.json`, `.xml` for JUnit, anything else text), on one site or a fleet. "
+             "`--note TEXT` is printed in every report of `apply`, `verify`, `plan`, `rollback` and `recover`.",
+             ""] + rows + [""]
     for v in used:
         lines += [f"## {v}", "", FORMATS[v] + ".", ""]
     return HEADER + "\n".join(lines).rstrip() + "\n"

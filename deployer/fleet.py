@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Callable, Protocol
 
-from .errors import DeployerError, ExitCode, InputError, RestoreFailed
+from .errors import DeployerError, ExitCode, InputError, NetworkError, RestoreFailed
 from .fleet_journal import FleetJournal
 from .model.inventory import SiteRef
 from .run import context as ev
@@ -43,6 +43,9 @@ class SiteState(str, Enum):
     FAILED = "failed"  # failed, and the site is as before (restored, or never changed)
     NOT_RESTORED = "not_restored"  # failed and could not be restored: needs `deployer recover`
     NOT_STARTED = "not_started"  # the rollout stopped before this site (max-fail, canary, Ctrl-C)
+    # a server of the site could not be reached, and nothing was touched there (Ansible's recap
+    # keeps `unreachable=` apart from `failed=`): never "restored", nothing needed restoring
+    UNREACHABLE = "unreachable"
 
     def __str__(self) -> str:
         return self.value
@@ -53,13 +56,13 @@ class SiteState(str, Enum):
 
     @property
     def counts_as_failure(self) -> bool:
-        return self in (SiteState.FAILED, SiteState.NOT_RESTORED)
+        return self in (SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.UNREACHABLE)
 
 
 # what each state means for the exit code of the fleet command
 _EXIT = {SiteState.DONE: ExitCode.OK, SiteState.NOTHING: ExitCode.OK, SiteState.MISMATCH: ExitCode.MISMATCH,
          SiteState.FAILED: ExitCode.FAILED_RESTORED, SiteState.NOT_RESTORED: ExitCode.NOT_RESTORED,
-         SiteState.NOT_STARTED: ExitCode.FAILED_RESTORED, SiteState.WAITING: ExitCode.FAILED_RESTORED,
+         SiteState.NOT_STARTED: ExitCode.FAILED_RESTORED, SiteState.UNREACHABLE: ExitCode.FAILED_RESTORED, SiteState.WAITING: ExitCode.FAILED_RESTORED,
          SiteState.RUNNING: ExitCode.FAILED_RESTORED}
 
 
@@ -207,6 +210,9 @@ def outcome_of_error(site: str, exc: BaseException, seconds: float) -> SiteOutco
     if isinstance(exc, RestoreFailed):
         return SiteOutcome(site, SiteState.NOT_RESTORED, str(exc), seconds=seconds,
                            exit_code=int(ExitCode.NOT_RESTORED))
+    if isinstance(exc, NetworkError):  # raised, not a RunResult: the site was never changed
+        return SiteOutcome(site, SiteState.UNREACHABLE, str(exc) or type(exc).__name__, seconds=seconds,
+                           exit_code=int(exc.exit_code))
     if isinstance(exc, DeployerError):
         return SiteOutcome(site, SiteState.FAILED, str(exc) or type(exc).__name__, seconds=seconds,
                            exit_code=int(exc.exit_code))

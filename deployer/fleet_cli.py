@@ -21,7 +21,7 @@ from .errors import ExitCode, InputError, Location
 from .fleet import Fleet, FleetResult, SiteState, Work
 from .fleet_journal import FleetJournal, file_sha256
 from .fleet_options import FleetArgs
-from .fleet_report import render_file, render_summary
+from .fleet_report import Heading, render_file, render_summary
 from .fleet_view import FleetConsole, _stdin_tty
 from .model.inventory import LoadedInventory, SiteRef
 from .model.playbook import LoadedPlaybook
@@ -91,7 +91,8 @@ def confirm(question: str, yes: bool, *, canary: bool = False) -> None:
 
 
 def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: FleetArgs, *, fmt: str,
-              yes: bool = False, journal: FleetJournal | None = None, emit: str | None = None) -> FleetResult:
+              yes: bool = False, journal: FleetJournal | None = None, emit: str | None = None,
+              head: Heading | None = None) -> FleetResult:
     """Run `work` on every site and print the per-site lines and the totals (fmt text) or the
     report (`emit`: json, junit; default json when fmt is json); --report writes it to a file."""
     rollout = args.rollout(yes)
@@ -112,10 +113,10 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
             result = fleet.run()
     finally:
         getattr(work, "close", lambda: None)()  # worker processes, when the fleet had them
+    head = head or Heading()
+    head.note, head.codes = args.note, {s.name: s.code for s in sites}
     if args.report is not None:
-        fmt_of = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}.get(args.report.suffix.lower(),
-                                                                                        "text")
-        outmod.write_atomic(args.report, render_file(result, fmt_of), what="the fleet report",
+        outmod.write_atomic(args.report, render_file(result, args.report_fmt, head), what="the fleet report",
                             force=args.force)
     emit = emit or ("json" if fmt == "json" else "summary")
     if emit == "summary":
@@ -123,7 +124,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
         if args.report is not None:
             stdout.line(f"  Report written to {args.report}", "dim")
     elif emit != "none":
-        sys.stdout.write(render_file(result, emit))
+        sys.stdout.write(render_file(result, emit, head))
     return result
 
 
@@ -161,7 +162,8 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
             raise
         work = fleet_work.regional_work(work, dispatcher, pb.kb)
     try:
-        return run_fleet("apply", f"{pb.kb} apply", sites, work, args, fmt=fmt, yes=yes, journal=journal).exit_code
+        return run_fleet("apply", f"{pb.kb} apply", sites, work, args, fmt=fmt, yes=yes, journal=journal,
+                         head=Heading(pb.kb, pb.head.title)).exit_code
     finally:
         if dispatcher is not None:
             dispatcher.close()
@@ -221,9 +223,9 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
 
 
 def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False) -> int:
-    json_report = fmt == "json" or (args.report is not None and args.report.suffix.lower() == ".json")
+    json_report = fmt == "json" or (args.report is not None and args.report_fmt == "json")
     work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report)
-    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt)
+    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt, head=Heading(pb.kb, pb.head.title))
     # --detailed-exitcode: every site planned and some site has actions (a plan_work DONE)
     if detailed and result.exit_code == ExitCode.OK and result.by_state(SiteState.DONE):
         return int(ExitCode.CHANGES_PENDING)
@@ -234,10 +236,12 @@ def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, outp
     work = fleet_work.verify_work(target, PayloadCache(),
                                   keep_reports=fmt != "text" or output is not None or args.report is not None)
     kb = getattr(getattr(target, "manifest", None), "kb", None) or getattr(target, "kb", "")
+    loaded = getattr(target, "manifest", target)  # a playbook's manifest, or the manifest itself
+    head = Heading(kb, getattr(getattr(loaded, "manifest", None), "title", None))
     result = run_fleet("verify", f"{kb} verify".strip(), sites, work, args, fmt="text" if fmt == "text" else "json",
-                       emit="none" if output else (None if fmt == "text" else fmt))
+                       emit="none" if output else (None if fmt == "text" else fmt), head=head)
     if output:
-        outmod.write_atomic(output, render_file(result, fmt), what="the report", force=args.force)
+        outmod.write_atomic(output, render_file(result, fmt, head), what="the report", force=args.force)
         if fmt == "text":
             render_summary(result, outmod.stdout(), resume_hint=False)
         outmod.stderr().line(f"Report written to {output}: {'PASSED' if result.exit_code == 0 else 'FAILED'}")

@@ -45,11 +45,43 @@ MaxFailOpt = Annotated[Optional[str], typer.Option("--max-fail", metavar="N|P%",
                                                    "failed, start no new site; running ones finish or roll back.")]
 FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", metavar="DIR", help="Fleet journals folder (default "
                                                      "~/.local/state/deployer/fleets).")]
-ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Fleet: write the fleet report to FILE "
-                                                   "(.json: JSON, .xml: JUnit with one suite per site, else text).")]
+ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Write the report to FILE, its format "
+                                                   "picked by the suffix (.html, .htm: the page for the change ticket; "
+                                                   ".json; .xml: JUnit; anything else: text). The same as "
+                                                   "-f FORMAT -o FILE.")]
 ProcessesOpt = Annotated[Optional[int], typer.Option("--processes", metavar="N", min=0, help="Fleet: spread the sites "
                                                   "over N worker processes (0: threads of this one process only). "
                                                   "Default: 0 (measured slower on a loaded 2-core controller: README, Benchmarks).")]
+NoteOpt = Annotated[Optional[str], typer.Option("--note", metavar="TEXT", help="A line printed in every report of this "
+                                                "command (text, JSON, JUnit, HTML), e.g. the change number.")]
+
+# --report FILE picks its format by the suffix; -f FORMAT -o FILE says it
+REPORT_SUFFIX = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}
+
+
+def format_of(path: Path) -> str:
+    return REPORT_SUFFIX.get(path.suffix.lower(), "text")
+
+
+def report_file(fmt: str, output: Path | None, report: Path | None, *,
+                allowed: tuple[str, ...] = ("text", "json", "junit", "html")) -> tuple[str, Path | None]:
+    """One spelling for every command: `-f FORMAT -o FILE`, or `--report FILE` as its alias
+    (the format by the suffix). Returns the report's format and file (None: no file)."""
+    from .errors import InputError
+
+    if report is not None and output is not None:
+        raise InputError(f"--report {report} and -o {output} both name the report file; --report FILE is "
+                         "-o FILE with the format picked by its suffix: give one of them")
+    if report is None:
+        return fmt, output
+    picked = format_of(report)
+    if fmt != "text" and fmt != picked:
+        raise InputError(f"--report {report} makes a {picked} report by its suffix, but -f says {fmt}; use "
+                         f"-f {fmt} -o {report}")
+    if picked not in allowed:
+        raise InputError(f"--report {report}: this command's reports are {', '.join(allowed)} "
+                         "(.json: JSON, .xml: JUnit, .html: HTML, anything else: text)")
+    return picked, report
 ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]
 AcceptChangesOpt = Annotated[bool, typer.Option("--accept-changes", help="With --resume: go on although the "
@@ -69,6 +101,12 @@ class FleetArgs:
     max_per_host: int = DEFAULT_MAX_PER_HOST
     force: bool = False  # --force: the report may replace a file deployer did not write
     processes: int | None = None  # worker processes (fleet_procs.py); None: by the fleet's size
+    report_format: str | None = None  # None: by the report file's suffix
+    note: str | None = None  # --note, printed in the report
+
+    @property
+    def report_fmt(self) -> str:
+        return self.report_format or (format_of(self.report) if self.report is not None else "text")
 
     def rollout(self, yes: bool) -> "Rollout":
         from .fleet import Rollout, parse_count
@@ -91,6 +129,4 @@ class FleetArgs:
             used.append("--canary")
         if self.max_fail is not None:
             used.append("--max-fail")
-        if self.report is not None:
-            used.append("--report")
-        return used
+        return used  # --report is not one: it names a report file, for one site as for a fleet

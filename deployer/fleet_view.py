@@ -23,6 +23,7 @@ from rich.text import Text
 
 from .fleet import SiteOutcome, SiteState
 from .prune import human
+from .report.heartbeat import Heartbeat, describe
 from .report.log import output as log_output
 from .report.escape import visible
 from .report.out import Out
@@ -30,12 +31,26 @@ from .run import context as ev
 from .run.context import Event
 
 STATE_STYLE = {SiteState.DONE: "good", SiteState.NOTHING: "good", SiteState.FAILED: "bad",
-               SiteState.NOT_RESTORED: "bad", SiteState.MISMATCH: "bad", SiteState.NOT_STARTED: "warn"}
+               SiteState.NOT_RESTORED: "bad", SiteState.MISMATCH: "bad", SiteState.UNREACHABLE: "bad",
+               SiteState.NOT_STARTED: "warn"}
 MAX_RUNNING_SHOWN = 20  # the panel stays a screenful whatever --forks is
 
 
 def site_line(o: SiteOutcome) -> str:
     return f"{o.site}: {o.message}" + (f" ({human(o.bytes)} uploaded)" if o.bytes else "")
+
+
+class _Panel:
+    """The live panel as rich renders it: built at each refresh (4 a second), not at each
+    event, so its clock runs while every site waits and nothing happens (issue 22). It reads
+    the view's state without its lock: the refresh thread must not wait for a site thread
+    that is itself waiting for the Live's lock to update it."""
+
+    def __init__(self, view: "FleetConsole"):
+        self.view = view
+
+    def __rich__(self) -> Group:
+        return self.view._panel()
 
 
 class FleetConsole:
@@ -55,32 +70,36 @@ class FleetConsole:
         self.finished: dict[SiteState, int] = {}
         self.live: Live | None = None
         self.started_at = time.monotonic()
+        self.heartbeat = Heartbeat()  # piped: a line per long wait every 30 s
 
     # --- the live panel -----------------------------------------------------------------------
 
     def _panel(self) -> Group:
-        done = self.finished.get(SiteState.DONE, 0) + self.finished.get(SiteState.NOTHING, 0)
-        failed = sum(self.finished.get(s, 0) for s in (SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.MISMATCH))
-        ended = sum(self.finished.values())
-        waiting = self.total - ended - len(self.running)
+        finished, running, site_bytes = dict(self.finished), dict(self.running), dict(self.site_bytes)  # snapshots
+        done = finished.get(SiteState.DONE, 0) + finished.get(SiteState.NOTHING, 0)
+        failed = sum(finished.get(s, 0) for s in (SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.MISMATCH))
+        unreachable = finished.get(SiteState.UNREACHABLE, 0)
+        ended = sum(finished.values())
+        waiting = self.total - ended - len(running)
         head = Text.assemble((f"{self.title}: ", "bold"), (f"{done} done", "green"), ", ",
                              (f"{failed} failed", "bold red" if failed else ""), ", ",
-                             f"{len(self.running)} running, {waiting} waiting, {human(self.bytes)} uploaded",
+                             *([(f"{unreachable} unreachable", "bold red"), ", "] if unreachable else []),
+                             f"{len(running)} running, {waiting} waiting, {human(self.bytes)} uploaded",
                              f"  ({ended}/{self.total}, {time.monotonic() - self.started_at:.0f} s)")
-        rows = [Text(visible(f"  {site}: {what}") + (f" ({human(self.site_bytes[site])})" if self.site_bytes.get(site) else ""),
+        rows = [Text(visible(f"  {site}: {what}") + (f" ({human(site_bytes[site])})" if site_bytes.get(site) else ""),
                      style="dim", overflow="ellipsis", no_wrap=True)
-                for site, what in list(self.running.items())[:MAX_RUNNING_SHOWN]]
-        if len(self.running) > MAX_RUNNING_SHOWN:
-            rows.append(Text(f"  ... and {len(self.running) - MAX_RUNNING_SHOWN} more", style="dim"))
+                for site, what in list(running.items())[:MAX_RUNNING_SHOWN]]
+        if len(running) > MAX_RUNNING_SHOWN:
+            rows.append(Text(f"  ... and {len(running) - MAX_RUNNING_SHOWN} more", style="dim"))
         return Group(head, *rows)
 
     def _refresh(self) -> None:
-        if self.live is not None:
-            self.live.update(self._panel())
+        """Nothing to do: the Live's own thread redraws the _Panel 4 times a second from the
+        current state (redrawing at each event would cost a render per uploaded chunk)."""
 
     def __enter__(self) -> "FleetConsole":
         if self.draw and self.live_wanted and self.out.console is not None:
-            self.live = Live(self._panel(), console=self.out.console, refresh_per_second=4, transient=True)
+            self.live = Live(_Panel(self), console=self.out.console, refresh_per_second=4, transient=True)
             self.live.start()
         return self
 
@@ -106,6 +125,13 @@ class FleetConsole:
                 self.err.line(f"{event.site}: {event.text}", "warn")
             elif event.kind == ev.PROGRESS and event.site in self.running:
                 self.running[event.site] = f"[{event.data.get('done')}/{event.data.get('total')}] {event.text}"
+            elif event.kind == ev.WAIT:
+                if event.site in self.running:
+                    self.running[event.site] = describe(event)
+                # piped (no live panel): a heartbeat line, so a ten-minute wait does not look like a hang
+                if self.draw and self.live_wanted and self.out.console is None and (
+                        line := self.heartbeat.line(event)):
+                    self.out.line(line, "dim")
             elif event.kind == ev.BYTES:
                 count = int(event.data.get("bytes") or 0)
                 self.bytes += count

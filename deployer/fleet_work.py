@@ -64,8 +64,18 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
     holder is gone (the fleet was killed mid-site) is recovered first, as `recover` would,
     then applied; the outcome says so (fleet_leftover.py)."""
     def apply(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads)
+        outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads,
+                                          evidence=keep_reports)
+        # the site's section as its one-site page has it (actions, rollback record), made
+        # before from_run drops the run's events
+        section = None
+        if keep_reports and outcome.result is not None:
+            from .report.html import apply_section, describe_actions
+
+            section = apply_section(outcome.plan, outcome.result, describe_actions(outcome.plan))
         out = from_run(site.name, outcome.plan.kb, outcome.result)
+        if section is not None:
+            out.detail = section
         out.data["plan_summary"] = summary(outcome.plan)
         if not keep_reports and outcome.result is not None:
             outcome.result.report = None
@@ -189,6 +199,9 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
     if status == "not_started":
         return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: {result.get('error')}",
                            exit_code=int(ExitCode.FAILED_RESTORED), **base)
+    if result.get("unreachable"):  # the worker could not reach the site: nothing was touched there
+        return SiteOutcome(site, SiteState.UNREACHABLE, f"unreachable{where}: {result.get('error')}",
+                           exit_code=int(result.get("exit_code") or ExitCode.FAILED_RESTORED), **base)
     return SiteOutcome(site, SiteState.FAILED, f"FAILED{where}: {result.get('error')}",
                        exit_code=int(result.get("exit_code") or ExitCode.FAILED_RESTORED), **base)
 

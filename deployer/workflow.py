@@ -141,7 +141,9 @@ class ApplyOutcome:
 
 
 def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_lock: bool = False,
-                   payloads: PayloadCache | None = None) -> ApplyOutcome:
+                   payloads: PayloadCache | None = None, evidence: bool = False) -> ApplyOutcome:
+    """evidence: when there is nothing to do, verify the site in the same session, so a report
+    shows each file as found (the proof that nothing needed doing), not one sentence."""
     with session(site, ctx) as conn:
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
@@ -153,7 +155,10 @@ def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_
             if changes(conn, plan.observations, content=False,
                        payload_sha256=payloads.sha256 if payloads is not None else None):
                 plan = build_plan(pb, site, conn, payloads)
-            return _run(plan, conn, site, pb.manifest, ctx)
+            done = _run(plan, conn, site, pb.manifest, ctx)
+            if evidence and done.result is not None and done.result.status == RunState.NOTHING:
+                done.result.report = verify(pb.manifest, site, conn, plan.checks)
+            return done
 
 
 def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, ctx: RunContext) -> ApplyOutcome:

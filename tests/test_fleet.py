@@ -220,9 +220,12 @@ def test_twenty_sites_apply_concurrently_then_a_second_run_does_nothing(fw: Flee
     journal = fw.journal(r.out)
     assert set(states(journal).values()) == {"done"}
     # they overlapped: each site's run was journaled on its own server, and the runs' windows intersect
-    suites = ET.parse(fw.path / "fleet.xml").getroot()
-    assert [s.get("name") for s in suites] == NAMES
-    assert all(s.get("failures") == "0" and s.get("tests") == "16" for s in suites)  # 11, and 5 in its LOGON.SRV
+    # each site's suites as the one-site JUnit writes them: its server's files, then its run
+    suites = {s.get("name"): s for s in ET.parse(fw.path / "fleet.xml").getroot()}
+    files = [f"Q241656.{n}.SRV{n[-3:]}" for n in NAMES]
+    assert [n for n in suites if n.count(".") == 2] == files
+    assert all(suites[n].get("failures") == "0" and suites[n].get("tests") == "16" for n in files)  # 11, and 5 in its LOGON.SRV
+    assert all(suites[f"Q241656.{n}"].get("failures") == "0" for n in NAMES)
 
     before = {n: fw.state(n) for n in NAMES}
     again = fw.apply("--all")
@@ -401,8 +404,10 @@ def test_verify_all_exits_3_when_one_site_mismatches(fw: FleetWs):
     os.utime(f, ns=(0, 0))
     r = fw.cli("verify", fw.playbook, "--site", "SITE00[1-3]", "-f", "junit", "-o", fw.path / "v.xml")
     assert r.code == 3, r.text
+    # the site writer's suites (report/junit.py): one per server, named KB.SITE.SERVER
     suites = {s.get("name"): s for s in ET.parse(fw.path / "v.xml").getroot()}
-    assert suites["SITE002"].get("failures") == "1" and suites["SITE001"].get("failures") == "0"
+    assert suites["Q241656.SITE002.SRV002"].get("failures") == "1"
+    assert suites["Q241656.SITE001.SRV001"].get("failures") == "0"
 
 
 @readonly_fleet
@@ -456,7 +461,7 @@ def test_the_live_view_takes_events_from_many_threads(tmp_path: Path):
 def test_a_report_path_that_cannot_be_written_is_refused_before_any_site(fw: FleetWs):
     r = fw.apply("--all", "--report", fw.path / "no" / "such" / "folder" / "fleet.xml")
     assert r.code == 2, r.text
-    assert "cannot write the fleet report here" in r.err
+    assert "cannot write the report to" in r.err  # refused as -o FILE is, one site or a fleet
     assert not list(fw.path.glob("lab/*/*/C/SMS/.deployer"))
 
 

@@ -124,8 +124,11 @@ def test_a_report_file_that_cannot_be_written_is_refused_before_the_run(ws: Work
     before = ws.state()
     r = _apply(ws, "--format", "html", "-o", ws.path / "no-such-folder" / "r.html")
     assert r.code == 2 and "the folder" in r.err and "does not exist" in r.err, r.text
-    r = _apply(ws, "-o", ws.path / "r.txt")
-    assert r.code == 2 and "add -f html" in r.err, r.text
+    # --report FILE is -o FILE with the format by its suffix: the two disagreeing, or both given, is refused
+    r = _apply(ws, "-f", "json", "--report", ws.path / "r.html")
+    assert r.code == 2 and "makes a html report by its suffix, but -f says json" in r.err, r.text
+    r = _apply(ws, "-o", ws.path / "a.html", "--report", ws.path / "r.html")
+    assert r.code == 2 and "both name the report file" in r.err, r.text
     assert ws.state() == before and not _runs_dir(ws)
 
 

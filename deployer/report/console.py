@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from ..errors import InputError
 from ..run import context as ev
+from .heartbeat import describe
 from .log import output as log_output
 from .out import Out, RunProgress
 
@@ -29,6 +30,7 @@ class ConsoleRenderer:
         self.quiet = quiet  # -q: the run's narrative goes to the log only
         self.show_plan = show_plan
         self.progress = RunProgress(out) if bar else None
+        self.last_progress: tuple[int, int] = (0, 0)
         self.refused: str | None = None  # the question no one was there to answer
 
     def __call__(self, event: ev.Event) -> Any:
@@ -43,8 +45,14 @@ class ConsoleRenderer:
         elif event.kind == ev.WARN:
             self.err.line(event.text, "warn")
         elif event.kind == ev.PROGRESS:
+            self.last_progress = (event.data["done"], event.data["total"])
             if self.progress is not None:
                 self.progress(event.text, event.data["done"], event.data["total"])
+        elif event.kind == ev.WAIT:
+            # on a terminal the bar says how long so far; piped, the run's own heartbeat lines
+            # (Runner.wait_for, every 30 s) say it
+            if self.out.console is not None and self.progress is not None:
+                self.progress(describe(event), *self.last_progress)
         elif event.kind == ev.PLAN:
             if self.show_plan is not None and "plan" in event.data and not (self.quiet and self.yes):
                 self.show_plan(event.data["plan"])

@@ -19,6 +19,7 @@ from ..run.store import whoami
 from ..verify import STATUSES, FileResult, Report
 from .escape import visible
 
+GOOD = ("PASSED", "NOTHING TO DO", "COMMITTED", "DONE")
 STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH",
                 "unchecked": "NOT VERIFIED"}
 
@@ -86,7 +87,29 @@ class SiteSection:
 
     @property
     def good(self) -> bool:
-        return self.status in ("PASSED", "NOTHING TO DO", "COMMITTED")
+        return self.status in GOOD
+
+    @property
+    def tone(self) -> str:
+        """The badge's colour: good, bad, or warn for a site the rollout never started."""
+        return "good" if self.good else ("warn" if self.status == "NOT STARTED" else "bad")
+
+    @property
+    def files_summary(self) -> str:
+        if self.report is None:
+            return "-"
+        return f"{sum(1 for f in self.report.files if f.passed)} of {len(self.report.files)} ok"
+
+    @property
+    def actions_summary(self) -> str:
+        numbered = [a for a in self.actions if a.number]  # not the preparation
+        if not numbered:
+            return "-"
+        return f"{sum(1 for a in numbered if a.outcome == 'done')} of {len(numbered)} done"
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status == "UNREACHABLE"
 
     def tables(self) -> list[ServerTable]:
         return server_tables(self.report) if self.report else []
@@ -111,6 +134,19 @@ def server_tables(report: Report) -> list[ServerTable]:
 def verify_section(report: Report) -> SiteSection:
     return SiteSection(report.site, report.site_code, report.kb, report.title,
                        report.verdict, report=report)
+
+
+@dataclass
+class Rollup:
+    """What a fleet page says above its sites: which fleet run, and how many sites ended how
+    (each count with its badge colour), in the order the sites' sections follow."""
+
+    fleet_id: str | None
+    command: str
+    counts: list[tuple[str, int, str]]  # (outcome words, sites, tone)
+    seconds: float = 0.0
+    journal: str | None = None
+    stopped: str | None = None
 
 
 def _ts(value: str) -> datetime:
@@ -190,30 +226,37 @@ def _env() -> Environment:
 
 
 def render(sections: Sequence[SiteSection], *, command: str, when: datetime | None = None,
-           who: str | None = None) -> str:
-    """The page: a summary (site or fleet, KB, when, by whom, overall status), then one
-    section per site. With several sites the summary has one row per site linking to it."""
+           who: str | None = None, note: str | None = None, rollup: Rollup | None = None) -> str:
+    """The page: a summary (site or fleet, KB, when, by whom, overall status, the operator's
+    note), then one section per site, each rendered by the same partial (_site.html.j2) a
+    one-site page uses. A fleet (`rollup`) adds its counts by outcome and one row per site
+    linking to its section."""
     when = when or datetime.now(timezone.utc)
     if who is None:
         me = whoami()
         who = f"{me['user']}@{me['host']}"
     overall = "PASSED" if all(s.good for s in sections) else "FAILED"
-    if len(sections) == 1 and not sections[0].good:
+    if len(sections) == 1 and not sections[0].good and rollup is None:
         overall = sections[0].status
-    kbs = sorted({s.kb for s in sections})
+    kbs = sorted({s.kb for s in sections if s.kb})  # a site that failed before its plan has no KB of its own
+    titles = sorted({s.title for s in sections if s.title})
     # autoescape handles markup; control characters (an ESC in a file name) are made visible
     return visible(_env().get_template("report.html.j2").render(
         sections=sections, command=command, when=when.strftime("%Y-%m-%d %H:%M:%S UTC"), who=who, overall=overall,
-        overall_good=overall == "PASSED", kbs=", ".join(kbs), statuses=STATUSES, version=__version__,
-        fleet=len(sections) > 1))
+        overall_good=overall == "PASSED", kbs=", ".join(kbs) or "-", title=titles[0] if len(titles) == 1 else None,
+        statuses=STATUSES, version=__version__, fleet=rollup is not None or len(sections) > 1, rollup=rollup,
+        note=note))
 
 
-def apply_page(plan: Any, result: Any) -> str:
+def describe_actions(plan: Any) -> dict[int, str]:
     from ..steps import kind_of  # each action kind's own one-line wording
 
-    return render([apply_section(plan, result, {a.number: kind_of(a).describe(a) for a in plan.actions})],
-                  command="apply")
+    return {a.number: kind_of(a).describe(a) for a in plan.actions}
 
 
-def verify_page(report: Report) -> str:
-    return render([verify_section(report)], command="verify")
+def apply_page(plan: Any, result: Any, note: str | None = None) -> str:
+    return render([apply_section(plan, result, describe_actions(plan))], command="apply", note=note)
+
+
+def verify_page(report: Report, note: str | None = None) -> str:
+    return render([verify_section(report)], command="verify", note=note)

@@ -130,7 +130,8 @@ class Runner:
         total = len(self.plan.actions)
         for a in self.plan.actions:
             self.ctx.cancel.check()
-            self.ctx.progress(f"preparing: {kind_of(a).describe(a)}", 0, total)
+            # not the action's own label: "stop SMS_EXECUTIVE" while only backing up reads as if it stopped
+            self.ctx.progress(f"preparing: backups and uploads for action {a.number} of {total}", 0, total)
             failpoints.hit(f"apply.stage.{a.number}")
             kind_of(a).prepare(self, a)
 
@@ -211,10 +212,13 @@ class Runner:
         if status.state != want:
             raise TargetError(f"{name} is {status.state}, expected {want}", server=server)
 
-    def wait_for(self, predicate, timeout: float, interval: float = 0.5, what: str | None = None) -> bool:
+    def wait_for(self, predicate, timeout: float, interval: float = 0.5, what=None) -> bool:
         """Poll until `predicate()` or `timeout`; a cancellation ends the wait (the run then rolls back).
-        `what`: a line every HEARTBEAT seconds says what is awaited, so a piped log that has no live
-        progress shows a long wait (Maintenance Manager: ten minutes) is a wait, not a hang."""
+        `what` (what is awaited, "replication to DEMOLOG1", or a callable saying it after each poll):
+        each poll tells the renderers how long so far (a WAIT event: the fleet panel's line and its
+        piped heartbeat), and a line every HEARTBEAT seconds says it in the run's narrative, so a
+        piped log that has no live progress shows a long wait (Maintenance Manager: ten minutes)
+        is a wait, not a hang."""
         start = time.monotonic()
         deadline = start + timeout
         beat = start + HEARTBEAT
@@ -225,9 +229,12 @@ class Runner:
             left = deadline - now
             if left <= 0:
                 return False
-            if what and now >= beat:
-                self.ctx.say(f"{self.plan.site}: waiting for {what}, {now - start:.0f} s of {timeout:.0f}")
-                beat = now + HEARTBEAT
+            if what:
+                said = what() if callable(what) else what
+                self.ctx.waiting(f"waiting for {said}", now - start, timeout)
+                if now >= beat:
+                    self.ctx.say(f"{self.plan.site}: waiting for {said}, {now - start:.0f} s of {timeout:.0f}")
+                    beat = now + HEARTBEAT
             if self.ctx.cancel.wait(min(interval, left)):
                 self.ctx.cancel.check()
 

@@ -26,6 +26,7 @@ PROGRESS = "progress"  # data: what, done, total
 QUESTION = "question"  # data: question, plan; the sink's return value is the answer
 PLAN = "plan"  # data: plan, before the question
 RESULT = "result"  # data: result
+WAIT = "wait"  # text: what is awaited; data: elapsed, timeout (s): a long wait's heartbeat, at each poll
 BYTES = "bytes"  # data: bytes, payload bytes just sent to a server (a fleet adds them up for its live view and report)
 
 
@@ -127,6 +128,11 @@ class RunContext:
 
     def progress(self, what: str, done: int, total: int) -> None:
         self.emit(PROGRESS, what, done=done, total=total)
+
+    def waiting(self, what: str, elapsed: float, timeout: float) -> None:
+        """A wait goes on (replication, a service): renderers show its clock and, piped, a
+        heartbeat line at most every 30 s (report/heartbeat.py)."""
+        self.emit(WAIT, what, elapsed=elapsed, timeout=timeout)
 
     def moved(self, count: int) -> None:
         """`count` payload bytes went to a server (a staged upload's chunk)."""

@@ -168,8 +168,14 @@ class WaitReplication(StepKind):
         def late() -> list[LogonCopy]:
             return [c for c in a.copies if c.awaited and not c.after.same_content(run.read(c.server, c.path))]
 
-        if not run.wait_for(lambda: not late(), a.timeout, interval=1.0,
-                            what=f"replication to {', '.join(sorted({c.server for c in a.copies}))}"):
+        pending: list[LogonCopy] = []  # as of the last poll: the heartbeat names the servers still waited for
+
+        def settled() -> bool:
+            pending[:] = late()
+            return not pending
+
+        if not run.wait_for(settled, a.timeout, interval=1.0, what=lambda: "replication to "
+                            + ", ".join(sorted({c.server for c in pending}))):
             evidence = maintman_log.read_since(ss.files, a.log_offset)
             by_server: dict[str, list[str]] = {}
             for c in late():

@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from ..errors import DeployerError, ExitCode
+from ..errors import DeployerError, ExitCode, NetworkError
 from ..run.context import Event, RunContext
 
 EVENTS = "deployer:events:{}"
@@ -194,6 +194,7 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
             except DeployerError:
                 pass
         result = {"site": site_name, "status": status, "error": message, "exit_code": int(exc.exit_code),
+                  "unreachable": isinstance(exc, NetworkError),  # raised before any change: its own outcome
                   "recovered": recovered, "worker": worker, "redelivered": redelivered,
                   "seconds": round(time.monotonic() - started, 3)}
         return result
