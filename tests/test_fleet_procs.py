@@ -42,7 +42,7 @@ def started(monkeypatch):
 
 def _comparable(report: dict) -> dict:
     """A fleet report without what differs from run to run (timings, run IDs, journal paths)."""
-    drop = {"seconds", "run", "journal", "fleet", "at", "started", "finished", "started_utc", "finished_utc"}
+    drop = {"seconds", "run", "journal", "fleet", "command_line", "at", "started", "finished", "started_utc", "finished_utc"}
 
     def clean(v):
         if isinstance(v, dict):

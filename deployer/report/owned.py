@@ -42,7 +42,8 @@ _HEADLINES = [
     re.compile(r"# PCM instruction records \(Q123499\) in deployer's form"),  # pcm convert --to yaml
     re.compile(r"[^\n]*\nFile attribute verification on site "),             # verify (text)
     re.compile(r"Scan against \d+ hotfix"),                                  # scan (text)
-    re.compile(r"Site +Result +Run +Actions +Seconds +Detail\n"),            # fleet --report FILE (text)
+    re.compile(r"Site +Result +Run +Actions +Seconds +Detail\n"),            # fleet --report FILE (text), before
+    re.compile(r"[^\n]*\nCommand: deployer "),                                # fleet --report FILE (text): heading
 ]
 _HEAD_BYTES = 8192          # enough for an HTML head; JSON marks sit on the first line
 _MAX_PLAN_BYTES = 16 << 20  # as plan.saved reads
