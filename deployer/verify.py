@@ -204,10 +204,16 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     manifest.check_times(tz)
     report = Report(m.kb, m.title, site.name, site.code, m.rule, tzname)
     spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
+    # each server's paths (and the folders above them, for their spelling) in one stat_many
+    by_server: dict[str, list[str]] = {}
+    for c in checks:
+        by_server.setdefault(conn.endpoint(c.server).name, []).append(c.path)
+    for name, paths in by_server.items():
+        spell[name].prefetch(paths)
     for c in checks:
         entry = m.files[c.entry_index]
         ep = conn.endpoint(c.server)
-        stat = ep.files.stat(c.path)
+        stat = spell[ep.name].stat(c.path)
         sha = ver = None
         if stat is not None and not stat.is_dir:
             if entry.sha256:

@@ -422,3 +422,29 @@ def test_listings_and_many_stats_in_one_round_trip_and_large_folders_whole(samba
 
         shutil.rmtree(local, ignore_errors=True)
         files.close()
+
+
+# --- the engine asks in batches ---------------------------------------------------------------
+
+# DEMOSRV's round trips (asked one file at a time they were 125 and 83):
+SECOND_RUN_BUDGET = 38  # a second run, nothing to do: plan, lock, re-check under the lock, unlock
+VERIFY_BUDGET = 31  # verify: the plan that finds its checks, then one stat_many and the content reads
+
+
+def test_second_run_and_verify_stay_within_their_round_trip_budgets(wan_site: Site):
+    """The planner takes a file's stat from the folder listing it holds, the re-check under the
+    lock and verify stat every path of a server in one stat_many: a regression to one round
+    trip a file shows here as a count over budget (counts, not timings)."""
+    first = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-f", "json")
+    assert first.code == 0, first.text
+    patched = wan_site.ws.state()
+    again = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-f", "json")
+    assert again.code == 0, again.text
+    assert wan_site.ws.state() == patched  # nothing to do, nothing done
+    second = json.loads(again.out)["traffic"]["servers"]["DEMOSRV"]["round_trips"]
+    v = wan_site.cli("verify", wan_site.ws.playbook, "--site", "DEMO", "-f", "json")
+    assert v.code == 0, v.text
+    verify = json.loads(v.out)["traffic"]["servers"]["DEMOSRV"]["round_trips"]
+    print(f"DEMOSRV round trips: second run {second}, verify {verify}")
+    assert 0 < second <= SECOND_RUN_BUDGET
+    assert 0 < verify <= VERIFY_BUDGET
