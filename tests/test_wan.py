@@ -448,3 +448,24 @@ def test_second_run_and_verify_stay_within_their_round_trip_budgets(wan_site: Si
     print(f"DEMOSRV round trips: second run {second}, verify {verify}")
     assert 0 < second <= SECOND_RUN_BUDGET
     assert 0 < verify <= VERIFY_BUDGET
+
+
+def test_a_saved_plan_is_refused_over_smb_when_a_file_changed_behind_it(wan_site: Site, tmp_path: Path):
+    """The staleness check stats a server's paths in one stat_many: a file touched after the plan
+    is still named, nothing is written, and the plan applies once the file is put back."""
+    import os
+
+    plan = tmp_path / "plan.json"
+    assert wan_site.cli("plan", wan_site.ws.playbook, "--site", "DEMO", "-o", plan).code == 0
+    target = wan_site.share_dir / "SITE.SRV" / "X86.BIN" / "BASE.DLL"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 60 * 10**9))
+    changed = wan_site.ws.state()
+    r = wan_site.cli("apply", plan, "--yes")
+    assert r.code == 2, r.text
+    assert "the target changed since the plan was made" in r.err
+    assert r"DEMOSRV C:\SMS\SITE.SRV\X86.BIN\BASE.DLL changed" in r.err
+    assert wan_site.ws.state() == changed
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = wan_site.cli("apply", plan, "--yes")
+    assert r.code == 0, r.text
