@@ -241,6 +241,18 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     manifest.check_times(tz)
     report = Report(m.kb, m.title, site.name, site.code, m.rule, tzname)
     spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
+    # each reachable server's paths (and the folders above them, for their spelling) in one stat_many
+    by_server: dict[str, list[str]] = {}
+    for c in checks:
+        try:
+            by_server.setdefault(conn.endpoint(c.server).name, []).append(c.path)
+        except KeyError:  # a PCM service host that was off or unreachable when connecting
+            continue
+    for name, paths in by_server.items():
+        try:
+            spell[name].prefetch(paths)
+        except TargetError:  # then each file is stat'ed alone below, and says what is wrong with it
+            pass
     gone: dict[str, str] = {}  # server -> why it cannot be read any more (its connection failed)
     for c in checks:
         entry = m.files[c.entry_index]
@@ -254,7 +266,7 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
         if why is None:
             assert ep is not None
             try:
-                stat = ep.files.stat(c.path)
+                stat = spell[ep.name].stat(c.path)
                 if stat is not None and not stat.is_dir:
                     if entry.sha256:
                         sha = ep.files.sha256(c.path)

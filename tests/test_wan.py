@@ -422,3 +422,50 @@ def test_listings_and_many_stats_in_one_round_trip_and_large_folders_whole(samba
 
         shutil.rmtree(local, ignore_errors=True)
         files.close()
+
+
+# --- the engine asks in batches ---------------------------------------------------------------
+
+# DEMOSRV's round trips (asked one file at a time they were 125 and 83):
+SECOND_RUN_BUDGET = 38  # a second run, nothing to do: plan, lock, re-check under the lock, unlock
+VERIFY_BUDGET = 31  # verify: the plan that finds its checks, then one stat_many and the content reads
+
+
+def test_second_run_and_verify_stay_within_their_round_trip_budgets(wan_site: Site):
+    """The planner takes a file's stat from the folder listing it holds, the re-check under the
+    lock and verify stat every path of a server in one stat_many: a regression to one round
+    trip a file shows here as a count over budget (counts, not timings)."""
+    first = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-f", "json")
+    assert first.code == 0, first.text
+    patched = wan_site.ws.state()
+    again = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-f", "json")
+    assert again.code == 0, again.text
+    assert wan_site.ws.state() == patched  # nothing to do, nothing done
+    second = json.loads(again.out)["traffic"]["servers"]["DEMOSRV"]["round_trips"]
+    v = wan_site.cli("verify", wan_site.ws.playbook, "--site", "DEMO", "-f", "json")
+    assert v.code == 0, v.text
+    verify = json.loads(v.out)["traffic"]["servers"]["DEMOSRV"]["round_trips"]
+    print(f"DEMOSRV round trips: second run {second}, verify {verify}")
+    assert 0 < second <= SECOND_RUN_BUDGET
+    assert 0 < verify <= VERIFY_BUDGET
+
+
+def test_a_saved_plan_is_refused_over_smb_when_a_file_changed_behind_it(wan_site: Site, tmp_path: Path):
+    """The staleness check stats a server's paths in one stat_many: a file touched after the plan
+    is still named, nothing is written, and the plan applies once the file is put back."""
+    import os
+
+    plan = tmp_path / "plan.json"
+    assert wan_site.cli("plan", wan_site.ws.playbook, "--site", "DEMO", "-o", plan).code == 0
+    target = wan_site.share_dir / "SITE.SRV" / "X86.BIN" / "BASE.DLL"
+    st = target.stat()
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns + 60 * 10**9))
+    changed = wan_site.ws.state()
+    r = wan_site.cli("apply", plan, "--yes")
+    assert r.code == 2, r.text
+    assert "the target changed since the plan was made" in r.err
+    assert r"DEMOSRV C:\SMS\SITE.SRV\X86.BIN\BASE.DLL changed" in r.err
+    assert wan_site.ws.state() == changed
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = wan_site.cli("apply", plan, "--yes")
+    assert r.code == 0, r.text

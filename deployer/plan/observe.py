@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from .. import winpath
 from ..errors import InputError
-from ..targets.base import CaseResolver, ServiceError, TargetError, sha256_of
+from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, sha256_of
 from ..targets.connect import Endpoint, SiteConnection
 from ..model.state import FileState
 from .model import ABSENT
@@ -36,6 +36,13 @@ def read_file(ep: Endpoint, rel: str, *, content: bool = True) -> FileState | No
     if content and sha is None:
         sha = ep.files.sha256(rel)
     return FileState(stat.size, stat.mtime_ns, sha, stat.name)
+
+
+def state_of(stat: FileStat | None) -> FileState | None:
+    """read_file(content=False) of a stat already taken."""
+    if stat is None:
+        return None
+    return FileState(-1 if stat.is_dir else stat.size, stat.mtime_ns, None, stat.name)
 
 
 def read_service(ep: Endpoint, name: str) -> str:
@@ -66,18 +73,21 @@ class Observer:
         self.records: dict[tuple, dict[str, Any]] = {}
         self._files: dict[tuple[str, str, bool], FileState | None] = {}
         self._case: dict[str, CaseResolver] = {}
-        self._listings: dict[tuple[str, str], list[str]] = {}
+        self._listings: dict[tuple[str, str], list[FileStat] | None] = {}
 
-    def real_case(self, ep: Endpoint, rel: str) -> str:
+    def _resolver(self, ep: Endpoint) -> CaseResolver:
         if ep.name not in self._case:
             self._case[ep.name] = CaseResolver(ep.files)
-        return self._case[ep.name](rel)
+        return self._case[ep.name]
+
+    def real_case(self, ep: Endpoint, rel: str) -> str:
+        return self._resolver(ep)(rel)
 
     def file(self, ep: Endpoint, rel: str, *, content: bool) -> FileState | None:
         key = (ep.name, winpath.key(rel), content)
         if key not in self._files:
             self._refuse_case_twins(ep, rel)
-            state = read_file(ep, rel, content=content)
+            state = self._from_listing(ep, rel, content)
             self._files[key] = state
             rec_key = ("file", ep.name, winpath.key(rel))
             if rec_key not in self.records or content:
@@ -94,18 +104,52 @@ class Observer:
         fkey = (ep.name, winpath.key(folder))
         if fkey not in self._listings:
             try:
-                self._listings[fkey] = [e.name for e in ep.files.listdir(folder)]
+                self._listings[fkey] = ep.files.listdir(folder)
             except TargetError:
-                self._listings[fkey] = []  # no folder, no twins; reading the file says the rest
+                self._listings[fkey] = None  # no folder, no twins; reading the file says the rest
+            else:  # the listing spells every name in the folder: real_case needs no stat for them
+                self._resolver(ep).seed(folder, self._listings[fkey] or [])
         name = winpath.basename(rel).casefold()
-        twins = [n for n in self._listings[fkey] if n.casefold() == name]
+        twins = [e.name for e in self._listings[fkey] or [] if e.name.casefold() == name]
         if len(twins) > 1:
             raise InputError(f"{ep.where(folder)} holds {len(twins)} files whose names differ only in "
                              f"case: {', '.join(sorted(twins))}. Windows treats them as one file, so deployer cannot "
                              "tell which one is in use; remove or rename all but one, then plan again")
 
+    def listdir(self, ep: Endpoint, folder: str) -> list[FileStat]:
+        """The folder's entries, listed once per plan (planning writes nothing, so a listing taken
+        for the case-twin check answers a step's listing too); errors as ep.files.listdir's."""
+        listing = self._listings.get((ep.name, winpath.key(folder)))
+        if listing is None:  # not listed yet, or the listing failed: ask (and raise) as before
+            listing = ep.files.listdir(folder)
+            self._listings[(ep.name, winpath.key(folder))] = listing
+            self._resolver(ep).seed(folder, listing)
+        return listing
+
+    def _from_listing(self, ep: Endpoint, rel: str, content: bool) -> FileState | None:
+        """read_file, answered from the folder's listing where the transport's listing entry is
+        what its stat returns (SMB 2/3: a stat is a one-name QUERY_DIRECTORY on the folder).
+        Planning writes nothing, so the listing taken for the case-twin check is still the
+        folder's state: a file's stat costs no round trip, its content one read."""
+        listing = self._listings.get((ep.name, winpath.key(winpath.parent(rel))))
+        if (listing is None or not getattr(ep.files, "listing_is_stat", False) or not winpath.parent(rel)
+                or set('*?<>"') & set(winpath.basename(rel))):  # stat says what is wrong with such a name
+            return read_file(ep, rel, content=content)
+        name = winpath.basename(rel).casefold()
+        stat = next((e for e in listing if e.name.casefold() == name), None)
+        state = state_of(stat)
+        if state is not None and content and state.size >= 0:
+            state.sha256 = ep.files.sha256(rel)
+        return state
+
     def folder(self, ep: Endpoint, rel: str) -> str:
-        state = folder_state(ep, rel)
+        # a transport that stats several paths at once asks for every folder on the way too (which
+        # real_case then needs); planning writes nothing, so a folder asked again is not read again
+        resolver = self._resolver(ep)
+        if getattr(ep.files, "stat_many", None) is not None:
+            resolver.prefetch([rel])
+        stat = resolver.stat(rel)
+        state = "missing" if stat is None else ("folder" if stat.is_dir else "file")
         self.records[("folder", ep.name, winpath.key(rel))] = {"kind": "folder", "server": ep.name, "path": rel,
                                                                  "state": state}
         return state
@@ -132,6 +176,14 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
     local = payload_sha256 or (lambda p: local_sha256(p) if p.is_file() else None)
     out = []
     spell = {name: CaseResolver(ep.files) for name, ep in conn.every_endpoint().items()}
+    # every path observed on a server, and every folder above it, in one stat_many per server
+    # (SMB 2/3: one round trip for some 30 paths) instead of one stat (and spelling) per file
+    by_server: dict[str, list[str]] = {}
+    for rec in observations:
+        if rec["kind"] in ("file", "folder"):
+            by_server.setdefault(conn.endpoint(rec["server"]).name, []).append(rec["path"])
+    for name, paths in by_server.items():
+        spell[name].prefetch(paths)
     for rec in observations:
         kind = rec["kind"]
         if kind == "payload":
@@ -145,7 +197,7 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
         where = ep.where(rec["path"]) if "path" in rec else ""
         if kind == "file":
             was = rec["state"]
-            now = read_file(ep, rec["path"], content=False)
+            now = state_of(spell[ep.name].stat(rec["path"]))
             if now is None or was is None:
                 if (now is None) != (was is None):
                     out.append(f"{where} {'appeared' if was is None else 'disappeared'}")
@@ -164,7 +216,8 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
             elif content and was.get("sha256") and ep.files.sha256(rec["path"]) != was["sha256"]:
                 out.append(f"{where} content changed (same size and time)")
         elif kind == "folder":
-            state = folder_state(ep, rec["path"])
+            stat = spell[ep.name].stat(rec["path"])
+            state = "missing" if stat is None else ("folder" if stat.is_dir else "file")
             if state != rec["state"]:
                 out.append(f"{where} was a {rec['state']}, is now {state}".replace("a missing", "missing"))
         elif kind == "service":

@@ -99,7 +99,7 @@ class WaitReplication(StepKind):
             src_dir = layout.client_src_bin(plat)
             if planner.obs.folder(ss, src_dir) != "folder":
                 continue
-            names = [f.name for f in ss.files.listdir(src_dir) if not f.is_dir]
+            names = [f.name for f in planner.obs.listdir(ss, src_dir) if not f.is_dir]
             for name in names:
                 src = winpath.join(src_dir, name)
                 rep = replaced.get((ss.name, winpath.key(src)))

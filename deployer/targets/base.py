@@ -217,12 +217,60 @@ def makedirs_via(files: FileTransport, path: str) -> None:
                                server=files.server, path=sub)
 
 
+def stat_many(files: FileTransport, paths: list[str]) -> list[FileStat | None]:
+    """stat() of each path, in as few round trips as the transport can: its own `stat_many` (SMB 2/3
+    compounds them) or, by default, one stat at a time (the mock, SMB1, SFTP)."""
+    if not paths:
+        return []
+    many = getattr(files, "stat_many", None)
+    if many is not None:
+        return list(many(list(paths)))
+    return [files.stat(p) for p in paths]
+
+
 class CaseResolver:
-    """The path as the server spells it (NTFS keeps each name's case): one stat per folder, cached."""
+    """The path as the server spells it (NTFS keeps each name's case): one stat per folder, cached.
+
+    `prefetch` asks for every prefix of many paths at once (one `stat_many`) and keeps the stats,
+    so that a caller checking those paths (verify, the re-check under the lock) reads them from
+    `known` instead of asking once more per file."""
 
     def __init__(self, files: FileTransport):
         self.files = files
         self._cache: dict[str, str] = {}
+        self.known: dict[str, FileStat | None] = {}  # winpath.key of a path asked by prefetch -> its stat
+
+    def prefetch(self, paths: list[str]) -> None:
+        from ..winpath import key, split
+
+        wanted: dict[str, str] = {}
+        for path in paths:
+            parts = split(path)
+            for i in range(1, len(parts) + 1):
+                prefix = "\\".join(parts[:i])
+                k = key(prefix)
+                if k not in self.known and k not in wanted:
+                    wanted[k] = prefix
+        for (k, prefix), stat in zip(wanted.items(), stat_many(self.files, list(wanted.values()))):
+            self.known[k] = stat
+            if stat is not None:
+                self._cache.setdefault(k, stat.name)
+
+    def stat(self, path: str) -> FileStat | None:
+        """The stat prefetch took of this path, or a fresh one (kept)."""
+        from ..winpath import key
+
+        k = key(path)
+        if k not in self.known:
+            self.known[k] = self.files.stat(path)
+        return self.known[k]
+
+    def seed(self, folder: str, entries: list[FileStat]) -> None:
+        """The spelling of each name a listing of `folder` returned."""
+        from ..winpath import join, key
+
+        for e in entries:
+            self._cache.setdefault(key(join(folder, e.name)), e.name)
 
     def __call__(self, path: str) -> str:
         from ..winpath import key, split
@@ -231,7 +279,7 @@ class CaseResolver:
         many = getattr(self.files, "stat_many", None)
         if many is not None:  # a transport that stats several names in one round trip (SMB 2/3)
             missing = ["\\".join(parts[:i]) for i in range(1, len(parts) + 1)
-                       if key("\\".join(parts[:i])) not in self._cache]
+                       if key("\\".join(parts[:i])) not in self._cache and key("\\".join(parts[:i])) not in self.known]
             if len(missing) > 1:
                 for prefix, stat in zip(missing, many(missing)):
                     if stat is None:
@@ -242,7 +290,7 @@ class CaseResolver:
             prefix = "\\".join(parts[:i])
             k = key(prefix)
             if k not in self._cache:
-                stat = self.files.stat(prefix)
+                stat = self.known[k] if k in self.known else self.files.stat(prefix)
                 if stat is None:  # the rest does not exist: keep the caller's spelling
                     return "\\".join(out + parts[i - 1:])
                 self._cache[k] = stat.name

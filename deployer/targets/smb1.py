@@ -77,6 +77,7 @@ def _entries(buf: bytes, unicode: bool) -> list[FileStat]:
 class Smb1FileTransport:
     """FileTransport rooted at one share of an SMB1 server."""
 
+    listing_is_stat = True  # stat() is a one-name TRANS2 FIND, a listing the same for `*`: same entries
     def __init__(self, server: str, link: Smb1Link, share: str, *, timeout: float | None = None,
                  owns_link: bool = False):
         self.server = server

@@ -28,6 +28,10 @@ STATS_AT_ONCE = 32  # stat_many's chains in one compound (3 requests and about 3
 class SmbReads(SmbBase):
     """The reading half of SmbFileTransport."""
 
+    # stat() is the folder's QUERY_DIRECTORY entry for one name: a listing's entries are the same
+    # answers, so the planner may take a file's stat from the listing it already holds
+    listing_is_stat = True
+
     def connect(self) -> None:
         """Log on and connect to the share now, so that a wrong password or share shows up first."""
         with self._op(f"connect to share {self.share}"):
