@@ -4,7 +4,7 @@ shutil.copyfile + os.utime), measured in the same run.
 
     .venv/bin/python bench/fleet.py [--sizes 1,10,100] [--forks 10] [--repeat 1] [--loop-max 10] [--processes N]
 
-Each N gets a fresh generated inventory of N one-server sites (deployer/fleet_lab.py) and
+Each N gets a fresh generated inventory of N one-server sites (deployer/simulator/fleet_lab.py) and
 `deployer lab init --all` (not timed). Every command runs as its own process, as an
 operator runs it: the wall time includes interpreter start and imports, and the peak
 resident memory is the child's (wait4). Figures, not assertions: this machine is shared.
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployer.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
+from deployer.simulator.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
 
 PHASES = ("plan", "apply", "apply again", "verify")
 

@@ -34,7 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from hotfix import vendor_payloads  # noqa: E402  Samba is a real server: the vendor's files, never lab stand-ins
 from servers.samba import Samba  # noqa: E402  the tests' private smbd
 
-from deployer.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
+from deployer.simulator.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
 
 
 def root_of(base: Path, name: str) -> Path:

@@ -23,9 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployer import lab, workflow  # noqa: E402
+from deployer.simulator import lab
+from deployer.fleet import workflow  # noqa: E402
 from deployer.model.inventory import load_inventory  # noqa: E402
-from deployer.model.playbook import load_playbook  # noqa: E402
+from deployer.steps.playbook import load_playbook  # noqa: E402
 from deployer.run.context import RunContext  # noqa: E402
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from deployer.report import html  # noqa: E402
 from deployer.report.out import Out  # noqa: E402
 from deployer.report.text import render_report  # noqa: E402
-from deployer.verify import FileResult, Report  # noqa: E402
+from deployer.sms.verify import FileResult, Report  # noqa: E402
 
 
 def report(files: int, servers: int) -> Report:

@@ -82,7 +82,7 @@ def main() -> None:
         if cli("lab", "init", "DEMO") != 0 or cli("kb", "import", *map(str, articles), "-o", "kb/") not in (0, 3):
             sys.exit("could not prepare the lab site and the catalogue")
 
-        from deployer import workflow
+        from deployer.fleet import workflow
         from deployer.kb.catalog import load_catalog
         from deployer.model.manifest import load_manifest
         from deployer.scan.judge import scan

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deployer.fleet_lab import fleet_inventory_text  # noqa: E402
+from deployer.simulator.fleet_lab import fleet_inventory_text  # noqa: E402
 
 
 def free_port() -> int:

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
-from . import __version__, cli_clients
-from .fleet_options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, ProcessesOpt, AllOpt, BatchOpt, CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                            AcceptChangesOpt, MaxFailOpt, NoteOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site, report_file)
+from . import __version__
+from .commands import clients as cli_clients
+from .fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, MaxPerHostOpt, ProcessesOpt, AllOpt, BatchOpt,
+                            CanaryOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt, AcceptChangesOpt,
+                            MaxFailOpt, NoteOpt, ReportOpt, ResumeOpt, SitesOpt, complete_site, report_file)
 from .errors import EXIT_CODES_HELP, DeployerError, ExitCode, InputError, RestoreFailed, VerificationMismatch
-from .numbers import decimal, whole
+from .model.numbers import decimal, whole
 from .report import out as outmod
 from .report.owned import ForceOpt
 from .run.store import RunState
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 
 
 class _Lazy:
-    """`workflow.x` imports deployer.workflow on first use."""
+    """`workflow.x` imports deployer.fleet.workflow on first use."""
 
     def __init__(self, module: str):
         self._module = module
@@ -46,19 +48,19 @@ class _Lazy:
         return getattr(importlib.import_module(self._module, __package__), name)
 
 
-workflow = _Lazy(".workflow")
-lab = _Lazy(".lab")
-fleet_cli = _Lazy(".fleet_cli")  # only when several sites are selected
+workflow = _Lazy(".fleet.workflow")
+lab = _Lazy(".simulator.lab")
+fleet_cli = _Lazy(".fleet.commands")  # only when several sites are selected
 
 
 def select_sites(inv, sites, groups, all_sites):
-    from .fleet_select import select_sites as select
+    from .fleet.select import select_sites as select
 
     return select(inv, sites, groups, all_sites)
 
 
 def load_playbook(path: Path):
-    from .model.playbook import load_playbook as load
+    from .steps.playbook import load_playbook as load
 
     return load(path)
 
@@ -454,7 +456,7 @@ def apply(
 
 def _apply_text(outcome, result, note: str | None) -> str:
     """`apply -o FILE` as text: the site's section (actions, rollback record, files) as the fleet's text report has it."""
-    from .fleet_report import site_text
+    from .fleet.report import site_text
     from .report import html
 
     return site_text(html.apply_section(outcome.plan, result, html.describe_actions(outcome.plan)), note=note,
@@ -666,7 +668,7 @@ def runs(site: SitesOpt = None, inventory: InventoryOpt = None,
          group: GroupOpt = None, all_sites: AllOpt = False, forks: ForksOpt = DEFAULT_FORKS,
          max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST, processes: ProcessesOpt = None) -> None:
     """List the runs journaled on a site, newest last."""
-    from . import prune as prunemod
+    from .run import prune as prunemod
 
     refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
     if len(refs) > 1:
@@ -694,7 +696,7 @@ def prune(
     break_lock: BreakLockOpt = False,
 ) -> None:
     """Remove old runs' backups from the servers; never those of the last committed run or an unfinished one."""
-    from . import prune as prunemod
+    from .run import prune as prunemod
 
     age = prunemod.parse_age(older_than) if older_than is not None else None
     site_ref = workflow.inventory(inventory).site(site)
@@ -856,7 +858,7 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(exc: DeployerError, as_json: bool) -> None:
-    from .secrets import redact
+    from .model.redact import redact
 
     text = redact(str(exc))  # an error may echo what it refused: a URL with its password, a --password value
     if as_json:
@@ -901,7 +903,7 @@ def _check_repeated(argv: list[str]) -> None:
 
 
 def main() -> None:
-    from .secrets import note_command_line
+    from .model.redact import note_command_line
 
     note_command_line(sys.argv[1:])  # before the command line is logged
     as_json = _wants_json(sys.argv[1:])
@@ -926,7 +928,7 @@ def main() -> None:
         # usage errors (typer's vendored click, or click itself in older typer releases)
         if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
             if isinstance(getattr(exc, "message", None), str):
-                from .secrets import redact
+                from .model.redact import redact
 
                 exc.message = redact(exc.message)  # "unexpected extra argument (PASSWORD=...)" quotes the argument
             exc.show()

@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from .model import inventory, manifest, playbook
+from .model import inventory, manifest
+from .steps import playbook
 from .steps import KINDS as STEP_KINDS
 from .steps import base as step_base
 from .steps import preflight as step_preflight
@@ -37,7 +38,7 @@ from .steps import sendcode as step_sendcode
 from .steps import stop_start as step_stop_start
 from .model.common import number_in
 from .sms import attrs, platforms
-from .secrets import SecretSource
+from .model.secrets import SecretSource
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 KINDS = ("playbook", "manifest", "sites")

@@ -1,7 +1,7 @@
 """Hotfix files for tests against real servers (Samba, OpenSSH).
 
 `deployer lab init` writes stand-ins, which deployer never uploads to a server that is not
-the mock site (deployer/standin.py). A test that applies Q241656 to a real server plays the
+the mock site (deployer/targets/standin.py). A test that applies Q241656 to a real server plays the
 operator who put the vendor's files in place: each stand-in is rewritten here without the
 lab's marker (same size, bytes otherwise, version resource and write time), and the lab's
 record of what it wrote is removed.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deployer import standin
+from deployer.targets import standin
 
 VENDOR_HEAD = b"MZ\x90\x00vendor test hotfix:"  # as long as the lab's head, so sizes stay
 

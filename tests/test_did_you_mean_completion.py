@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Workspace, copy_project, run_cli
-from deployer.fleet_lab import write_fleet_inventory
+from deployer.simulator.fleet_lab import write_fleet_inventory
 
 
 def _write(path: Path, text: str) -> Path:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from deployer import templating, winpath
+from deployer.model import templating, winpath
 from deployer.errors import InputError
 from deployer.sms import attrs, fileversion, platforms
 from deployer.sms import services as sms
-from deployer.yamlsrc import parse_yaml
+from deployer.model.yamlsrc import parse_yaml
 
 
 @pytest.mark.parametrize("text,expected", [

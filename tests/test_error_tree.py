@@ -25,7 +25,7 @@ from deployer.errors import (
     TargetError,
     TransportTimeout,
 )
-from deployer.secrets import Secret
+from deployer.model.secrets import Secret
 from deployer.targets import base, smbconn, sshconn
 from deployer.targets.smbconn import SmbLink, SmbOptions
 

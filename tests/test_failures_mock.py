@@ -11,7 +11,7 @@ import pytest
 from conftest import Workspace, diff
 from deployer import failpoints
 from deployer.targets.mock import MockSite
-from deployer.targets.mockfs import hold_open
+from deployer.simulator.fs import hold_open
 
 ACTIONS = 14
 REPLACES = range(3, 12)  # actions 3-11 replace files

@@ -1,6 +1,6 @@
 """Fleets on the embedded mock target: many sites in one command, concurrently.
 
-A fleet here is N copies of a one-server site (deployer/fleet_lab.py), each its own mock
+A fleet here is N copies of a one-server site (deployer/simulator/fleet_lab.py), each its own mock
 site folder. Failures are injected per site by breaking that site's files (a folder made
 a file), never with failpoints, which are process-global and would hit every site.
 """
@@ -20,7 +20,7 @@ import pytest
 
 from conftest import copy_project, run_cli, services, sigint_once, snapshot
 from deployer import failpoints
-from deployer.fleet_lab import site_names, write_fleet_inventory
+from deployer.simulator.fleet_lab import site_names, write_fleet_inventory
 
 # the twenty-site template is built once per xdist worker: its tests share one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("fleet")
@@ -428,8 +428,8 @@ def test_the_live_view_takes_events_from_many_threads(tmp_path: Path):
     """The terminal renderer, fed by 8 site threads at once, ends with one line per site."""
     import io
 
-    from deployer.fleet import SiteOutcome, SiteState
-    from deployer.fleet_view import FleetConsole
+    from deployer.fleet.engine import SiteOutcome, SiteState
+    from deployer.fleet.view import FleetConsole
     from deployer.report.out import Out
     from deployer.run.context import Event
 

@@ -1,4 +1,4 @@
-"""A fleet's sites in worker processes (deployer/fleet_procs.py): the same outcomes, reports,
+"""A fleet's sites in worker processes (deployer/fleet/procs.py): the same outcomes, reports,
 journal, Ctrl-C and crash handling as on threads.
 
 The whole of tests/test_fleet.py also runs through worker processes with
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from deployer import fleet_procs
+from deployer.fleet import procs as fleet_procs
 from test_fleet import FleetWs, NAMES, fleet_template, fw, states  # noqa: F401 - fixtures
 
 

@@ -1,7 +1,7 @@
 """Fleet reports for a change ticket (issue 22, items 1 and 2): the site reports plus a roll-up
 in every format, an unreachable site as its own outcome, one flag spelling, --note.
 
-The fleet: 30 one-server mock sites (deployer/fleet_lab.py); SITE007 fails mid-run (a folder
+The fleet: 30 one-server mock sites (deployer/simulator/fleet_lab.py); SITE007 fails mid-run (a folder
 the playbook writes into is a file, so it rolls back) and SITE013's server is off (the mock's
 `offline` marker), so nothing is touched there.
 """
@@ -19,7 +19,7 @@ import pytest
 
 from browser import SHOTS, dump_dom, parse, screenshot
 from conftest import copy_project, run_cli
-from deployer.fleet_lab import write_fleet_inventory
+from deployer.simulator.fleet_lab import write_fleet_inventory
 
 N = 30
 FAILING, UNREACHABLE = "SITE007", "SITE013"

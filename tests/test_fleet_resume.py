@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from deployer.fleet_journal import file_sha256
+from deployer.fleet.journal import file_sha256
 from test_fleet import NAMES, FleetWs, fw, fleet_template, states  # noqa: F401 - fixtures
 
 KILLED = "apply.action.5.before=kill"  # after two stops and two swaps: the site is half-patched

@@ -30,14 +30,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import ROOT, copy_project, run_cli
-from deployer import templating, winpath
+from deployer.model import templating, winpath
 from deployer.errors import InputError, InputErrors
 from deployer.model.inventory import load_inventory
 from deployer.model.manifest import load_manifest
-from deployer.model.playbook import load_playbook
+from deployer.steps.playbook import load_playbook
 from deployer.plan.saved import digest, load_plan
 from deployer.sms import attrs
-from deployer.yamlsrc import parse_yaml
+from deployer.model.yamlsrc import parse_yaml
 
 # In CI the examples are derived from each test's name (derandomize), so a CI run is
 # reproducible and cannot fail on a new random example; run locally to explore further.

@@ -1,6 +1,6 @@
 """Bounded sessions per server host, one credential cache per process, bytes moved.
 
-Fleets here are N copies of a one-server lab site (deployer/fleet_lab.py) whose SMS roots
+Fleets here are N copies of a one-server lab site (deployer/simulator/fleet_lab.py) whose SMS roots
 are served by ONE real server: a private smbd exporting each site's root as its own share,
 or a private sshd whose SFTP reaches each root. So every site of the fleet names the same
 host:port, as sites sharing a logon or distribution server do. Services stay on the mock
@@ -23,10 +23,12 @@ import yaml
 
 from hotfix import vendor_payloads
 from conftest import run_cli, sigint_once, snapshot
-from deployer import credentials, failpoints, secrets
-from deployer.fleet_lab import site_names, write_fleet_inventory
+from deployer.targets import credentials
+from deployer import failpoints
+from deployer.model import secrets
+from deployer.simulator.fleet_lab import site_names, write_fleet_inventory
 from deployer.run.context import Cancelled, CancelToken
-from deployer.secrets import SecretSource
+from deployer.model.secrets import SecretSource
 from deployer.targets import host_limits
 from deployer.targets.host_limits import HostKey, HostLimiter, normalize_host
 from servers.samba import Samba
@@ -283,7 +285,7 @@ def test_the_fleet_report_counts_the_payload_bytes_written_and_a_second_run_none
 
 
 def test_piped_lines_and_totals_say_the_bytes_uploaded(lab: Path):
-    from deployer.prune import human
+    from deployer.run.prune import human
 
     before = {n: snapshot(root_of(lab, n)) for n in NAMES}
     r = apply(lab, "sites.yaml")  # piped: one plain line per site, then the totals
@@ -304,8 +306,8 @@ def test_piped_lines_and_totals_say_the_bytes_uploaded(lab: Path):
 def test_the_live_panel_shows_bytes_for_the_fleet_and_each_running_site():
     import io
 
-    from deployer.fleet import SiteOutcome, SiteState
-    from deployer.fleet_view import FleetConsole
+    from deployer.fleet.engine import SiteOutcome, SiteState
+    from deployer.fleet.view import FleetConsole
     from deployer.report.out import Out
     from deployer.run.context import Event
 

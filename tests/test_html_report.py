@@ -10,7 +10,7 @@ from browser import SHOTS, dump_dom, parse, screenshot
 from conftest import Workspace
 from deployer import failpoints
 from deployer.report import html
-from deployer.verify import FileResult, Report
+from deployer.sms.verify import FileResult, Report
 
 
 def _apply(ws: Workspace, *extra: str):

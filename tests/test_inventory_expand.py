@@ -15,7 +15,7 @@ from conftest import ROOT, copy_project, run_cli
 from deployer import schema
 from deployer.model.inventory import load_inventory
 from deployer.model.inventory_expand import expand
-from deployer.yamlsrc import parse_yaml
+from deployer.model.yamlsrc import parse_yaml
 
 COMPACT = r"""defaults:
   timezone: America/Los_Angeles

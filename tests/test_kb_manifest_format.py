@@ -17,7 +17,7 @@ from deployer.errors import InputError
 from deployer.model.manifest import UNKNOWN, load_manifest
 from deployer.sms import attrs
 from deployer.targets.base import FileStat
-from deployer.verify import MISMATCH, NEWER, OK, OLDER, judge
+from deployer.sms.verify import MISMATCH, NEWER, OK, OLDER, judge
 
 LA = ZoneInfo("America/Los_Angeles")
 

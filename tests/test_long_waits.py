@@ -8,9 +8,9 @@ import io
 import stat
 
 from conftest import Workspace
-from deployer import fleet_view, workflow
-from deployer.fleet_view import FleetConsole
-from deployer.model.playbook import load_playbook
+from deployer.fleet import view as fleet_view, workflow
+from deployer.fleet.view import FleetConsole
+from deployer.steps.playbook import load_playbook
 from deployer.report.out import Out
 from deployer.run.context import Event, RunContext
 from deployer.steps import kind_of

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import Workspace
 
-from deployer.targets import mock_maintman
+from deployer.simulator import maintman as mock_maintman
 from deployer.targets.mock import MockSite
-from deployer.targets.mockfs import hold_open, write_json_atomic
+from deployer.simulator.fs import hold_open, write_json_atomic
 
 SRC_X86 = Path("SITE.SRV/MAINCFG.BOX/CLIENT.SRC/X86.BIN")
 LOGON_X86 = Path("LOGON.SRV/X86.BIN")

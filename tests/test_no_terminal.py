@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Workspace, copy_project, run_cli, run_subprocess, snapshot
-from deployer.fleet_lab import write_fleet_inventory
+from deployer.simulator.fleet_lab import write_fleet_inventory
 
 
 def _refused(r, before: dict, after: dict) -> None:

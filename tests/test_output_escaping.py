@@ -57,7 +57,7 @@ def test_hostile_titles_are_escaped_in_every_output(ws: Workspace, tmp_path: Pat
 
 
 def test_a_junit_report_of_hostile_file_names_is_well_formed_xml(ws: Workspace):
-    from deployer import workflow
+    from deployer.fleet import workflow
     from deployer.report.junit import to_junit
     from deployer.run.context import RunContext
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Workspace, copy_project, run_cli
-from deployer.fleet_lab import write_fleet_inventory
+from deployer.simulator.fleet_lab import write_fleet_inventory
 from deployer.report.owned import replaceable
 
 HAND = b"my notes: keep these\n"

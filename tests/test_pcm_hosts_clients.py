@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT, Workspace
 
 from deployer.model.inventory import load_inventory
-from deployer.targets import mock_maintman
+from deployer.simulator import maintman as mock_maintman
 from deployer.targets.base import SharingViolation
 from deployer.targets.mock import MockSite
 

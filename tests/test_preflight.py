@@ -14,7 +14,7 @@ from conftest import Workspace, snapshot
 from test_pcm_records import article_sample
 
 from deployer.sms.pcm import dumptext, yamlform
-from deployer.targets import mock_sms
+from deployer.simulator import sms as mock_sms
 from deployer.targets.mock import MockSite
 
 CHECKS = ("pcm-service", "pcm-version", "polling-interval", "silent", "automated", "mandatory", "backup")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Workspace, diff, run_subprocess, snapshot
-from deployer import prune
+from deployer.run import prune
 from deployer.run.journal import RunInfo
 
 SERVERS = ("DEMOSRV", "DEMOLOG1", "DEMOAXP1")

@@ -126,7 +126,7 @@ def test_every_report_and_saved_plan_is_written_with_one_mode(ws: Workspace):
 
 def test_quiet_on_a_fleet_prints_the_totals_and_only_the_sites_that_need_attention(tmp_path: Path):
     from conftest import copy_project, run_cli
-    from deployer.fleet_lab import write_fleet_inventory
+    from deployer.simulator.fleet_lab import write_fleet_inventory
 
     base = copy_project(tmp_path)
     write_fleet_inventory(base / "sites.yaml", 3)

@@ -13,8 +13,9 @@ import sys
 import pytest
 
 from conftest import Workspace
-from deployer import failpoints, workflow
-from deployer.model.playbook import load_playbook
+from deployer import failpoints
+from deployer.fleet import workflow
+from deployer.steps.playbook import load_playbook
 from deployer.run.context import Cancelled, CancelToken, RunContext
 
 

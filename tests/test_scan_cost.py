@@ -73,7 +73,7 @@ def counted_connection(site):
 
 def one_verify(ws: Workspace, site) -> Counter:
     from deployer.model.manifest import load_manifest
-    from deployer.verify import default_checks, verify
+    from deployer.sms.verify import default_checks, verify
 
     m = load_manifest(ws.path / "manifests" / "q241656.yaml")
     conn, counts = counted_connection(site)

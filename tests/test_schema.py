@@ -14,7 +14,7 @@ from conftest import ROOT, run_cli
 from deployer import schema
 from deployer.model.inventory import load_inventory
 from deployer.model.manifest import load_manifest
-from deployer.yamlsrc import load_yaml
+from deployer.model.yamlsrc import load_yaml
 
 HEADER = re.compile(r"\A# yaml-language-server: \$schema=(\S+)\n")
 SKIP_DIRS = {".venv", "lab", "payloads", "build", "dist", "test-output", "__pycache__", "node_modules"}

@@ -16,7 +16,7 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT, run_cli
 from deployer import schema
-from deployer.yamlsrc import load_yaml
+from deployer.model.yamlsrc import load_yaml
 from test_schema import HEADER, _yaml_files
 
 CORPUS = ROOT / "tests" / "corpus"  # bad input on purpose: the schema refuses much of it

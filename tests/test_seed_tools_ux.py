@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, Workspace, copy_project, run_cli
-from deployer.fleet_lab import write_fleet_inventory
+from deployer.simulator.fleet_lab import write_fleet_inventory
 from deployer.sms.pcm import dumptext, yamlform
 from test_terminal import Terminal
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import Workspace, services, snapshot
 
-from deployer.targets import mock_sms
+from deployer.simulator import sms as mock_sms
 from deployer.targets.mock import MockSite
 
 

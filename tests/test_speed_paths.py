@@ -14,7 +14,7 @@ from conftest import Workspace, snapshot
 from deployer.plan.planner import PayloadCache
 from deployer.run import journal as journal_mod
 from deployer.targets import mock as mock_mod
-from deployer.targets.mockfs import MockFiles
+from deployer.simulator.fs import MockFiles
 
 
 @pytest.fixture

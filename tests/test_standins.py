@@ -15,7 +15,7 @@ from hotfix import vendor_payloads
 from servers.sshd import SshTestServer
 from test_e2e_ssh import SITE, ssh_inventory
 
-from deployer import standin
+from deployer.targets import standin
 
 
 def _payload(ws: Workspace, rel: str = "x86/Base.dll") -> Path:

@@ -106,7 +106,7 @@ WRITERS = {
 
 
 def _temps_left(ws: Workspace) -> list:
-    from deployer import temps
+    from deployer.targets import temps
 
     return [p for p in ws.site.rglob("*") if ".deployer" not in p.parts and temps.parse(p.name) is not None]
 
@@ -142,8 +142,9 @@ def test_a_kill_during_each_writer_of_a_temporary_name_is_recovered(workspace_te
 
 def test_every_registered_temporary_name_new_in_a_touched_folder_is_removed_by_the_undo(ws: Workspace):
     """Beside a file the run does not touch, a new temporary copy in any registered writer's name
-    (deployer/temps.py) is recognised as an interrupted write's leftover and removed."""
-    from deployer import failpoints, temps
+    (deployer/targets/temps.py) is recognised as an interrupted write's leftover and removed."""
+    from deployer import failpoints
+    from deployer.targets import temps
 
     before = ws.state()
     folder = next(p for p in ws.server("DEMOSRV").rglob("*") if p.name.casefold() == "x86.bin"
@@ -163,7 +164,7 @@ def test_every_registered_temporary_name_new_in_a_touched_folder_is_removed_by_t
 
 def test_no_writer_names_a_temporary_file_outside_the_registry():
     """A temporary name spelled out in a writer (`dst + ".~mm"`) is one recovery does not know:
-    every writer takes its name from deployer/temps.py."""
+    every writer takes its name from deployer/targets/temps.py."""
     import re
     from pathlib import Path
 
@@ -173,7 +174,7 @@ def test_no_writer_names_a_temporary_file_outside_the_registry():
     spelled = re.compile(r"""(["']|\})[^"'\s]{0,3}\.~[A-Za-z]""")
     found = [f"{p.relative_to(root)}:{n}: {line.strip()}" for p in sorted(root.rglob("*.py")) if p.name != "temps.py"
              for n, line in enumerate(p.read_text().splitlines(), 1) if spelled.search(line)]
-    assert not found, "temporary names outside deployer/temps.py:\n" + "\n".join(found)
+    assert not found, "temporary names outside deployer/targets/temps.py:\n" + "\n".join(found)
 
 
 def _unplug(monkeypatch, server: str) -> dict:
@@ -182,7 +183,7 @@ def _unplug(monkeypatch, server: str) -> dict:
     site is opened; a real server can go away mid-command)."""
     from deployer.errors import ConnectFailed
     from deployer.targets.mock import MockServices
-    from deployer.targets.mockfs import MockFiles
+    from deployer.simulator.fs import MockFiles
 
     state = {"off": False}
 
@@ -380,7 +381,7 @@ def test_prune_goes_on_past_a_server_unreachable_mid_prune_and_says_which(ws: Wo
     """Like the undo (item 6), pruning never gives up at the first server it cannot reach: every
     other server's backups of every chosen run are removed, the one left is named with the way
     forward, and a second prune, once the server is back, removes what was left."""
-    from deployer import prune as prunemod
+    from deployer.run import prune as prunemod
 
     for _ in range(2):
         assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0

@@ -13,7 +13,7 @@ import pytest
 from browser import dump_dom, parse
 from conftest import Workspace
 from deployer.errors import ConnectionLost
-from deployer.targets.mockfs import MockFiles
+from deployer.simulator.fs import MockFiles
 
 
 def _off(ws: Workspace) -> None:
@@ -79,7 +79,7 @@ def test_applys_own_report_and_the_fleet_say_incomplete_with_the_way_forward(ws:
 def test_a_server_that_goes_away_during_verify_is_not_verified_and_not_retried(ws: Workspace,
                                                                                monkeypatch: pytest.MonkeyPatch):
     assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
-    import deployer.workflow as workflow
+    import deployer.fleet.workflow as workflow
 
     calls: list[str] = []
     verifying: list[bool] = []

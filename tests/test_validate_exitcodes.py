@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Workspace, copy_project, run_cli
-from deployer.fleet_lab import write_fleet_inventory
+from deployer.simulator.fleet_lab import write_fleet_inventory
 
 PENDING = 5
 

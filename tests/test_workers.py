@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import copy_project, run_cli, snapshot
-from deployer.model.playbook import load_playbook
+from deployer.steps.playbook import load_playbook
 from deployer.run.context import RunContext
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def _sites(*regions: str) -> dict[str, str | None]:
 
 def _apply_all(inv: Path, names: list[str], redis_url: str, *, wait: float = 60.0, rollout: str | None = None):
     """What `deployer apply --all --broker` does: each site to its region's workers, concurrently."""
-    from deployer import workflow
+    from deployer.fleet import workflow
     from deployer.workers.remote import dispatcher_for
 
     loaded = workflow.inventory(inv)

@@ -36,7 +36,7 @@ def _deliver_again(inv: Path, redis_url: str, rollout: str, site: str, region: s
     """What the broker does once a site's run outlasts its visibility timeout: the same task (same
     id, same request) delivered again, to whichever worker of the region is free. Sent by hand, so
     that the test does not wait for kombu's restore scan (every 100 s by default)."""
-    from deployer.model.playbook import load_playbook
+    from deployer.steps.playbook import load_playbook
     from deployer.workers.broker import TASK, broker, celery_app, queue
     from deployer.workers.bundle import make_bundle
 
@@ -115,7 +115,7 @@ def test_a_worker_refusing_a_half_patched_site_reports_it_not_restored(fleet_tem
     import subprocess
     import sys
 
-    from deployer.fleet_work import from_remote
+    from deployer.fleet.work import from_remote
 
     inv = _fleet(fleet_template, tmp_path, {"H01": "east"})
     # a run killed on another machine mid-site: its run unfinished, its lock from a host nobody here can judge

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..fleet_options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
+from ..fleet.options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import out as outmod
 from ..report.owned import ForceOpt
@@ -53,7 +53,7 @@ class GraphFormat(str, Enum):
 
 
 def _default_catalog(inventory: Path | None) -> Path:
-    from .. import inventory_source
+    from ..model import inventory_source
 
     try:
         inv = inventory_source.resolve(inventory).path
@@ -71,7 +71,7 @@ def _default_catalog(inventory: Path | None) -> Path:
 def load(catalog: Path | None, inventory: Path | None = None) -> "Catalog":
     """The catalogue; playbooks from it, from playbooks/ beside it, and from playbooks/ beside the
     inventory (a catalogue imported elsewhere still finds the project's procedures by their kb:)."""
-    from .. import inventory_source
+    from ..model import inventory_source
     from ..kb.catalog import load_catalog
 
     folder = catalog or _default_catalog(inventory)
@@ -224,8 +224,8 @@ def scan(
     """Which hotfixes of the catalogue each site has: installed, missing, partial, superseded, not applicable or
     cannot tell, with the files that decide, and the order to apply what is missing. Reads only. Exit 3 when a
     hotfix is missing or partial."""
-    from .. import workflow
-    from ..fleet_select import select_sites
+    from ..fleet import workflow
+    from ..fleet.select import select_sites
     from ..scan.judge import scan as run_scan
 
     if output is not None and output.is_dir():
@@ -278,7 +278,7 @@ def lab_patches(specs: list[str] | None, catalog: Path | None, inventory: Path |
     """`lab init --patched-with`: per site, the callback that writes the hotfixes' files (lab_patch.py)."""
     if not specs:
         return None
-    from .. import lab_patch
+    from ..simulator import lab_patch
 
     patches = lab_patch.parse(specs)
     from ..targets.mock import SITE_FILE

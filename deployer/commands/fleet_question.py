@@ -16,7 +16,7 @@ from ..errors import DeployerError
 
 def planned(pb: Any, sites: list[Any], forks: int) -> list[tuple[str, int | None, str]]:
     """(site, action count or None, why it could not be planned) per site, in the order given."""
-    from .. import workflow
+    from ..fleet import workflow
     from ..plan.planner import PayloadCache
 
     cache = PayloadCache()

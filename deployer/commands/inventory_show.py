@@ -41,8 +41,8 @@ def show(
     format: Annotated[ShowFormat, typer.Option("--format", "-f", help="yaml (the default) or json.")] = ShowFormat.yaml,
 ) -> None:
     """Print the inventory with ranges, defaults: and group fields expanded, as every command reads it."""
-    from .. import workflow
-    from ..fleet_select import select_sites
+    from ..fleet import workflow
+    from ..fleet.select import select_sites
 
     inv = workflow.inventory(inventory)
     data = inv.doc.data

@@ -32,8 +32,8 @@ def preflight(
     if request and pcm_record is None:
         raise InputError("--request selects a record of --pcm-record FILE; give the file too")
     # imported here: `deployer --help` loads only the CLI (see cli.py)
-    from .. import workflow
-    from ..model.playbook import load_playbook
+    from ..fleet import workflow
+    from ..steps.playbook import load_playbook
     from ..sms import preflight as checks
     from ..sms.pcm.load import load as load_pcm
 

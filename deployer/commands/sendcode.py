@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from ..errors import InputError
-from ..numbers import whole
+from ..model.numbers import whole
 from ..report import out as outmod
 from ..sms import services as sms  # plain tables: cheap to import
 
@@ -51,7 +51,7 @@ def check(service: str, code: int) -> str:
 def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
          break_lock: bool = False) -> SendResult:
     # imported here: `deployer --help` loads only the CLI (see cli.py)
-    from .. import workflow
+    from ..fleet import workflow
     from ..run.context import WARN, RunContext
     from ..targets.base import TargetError
 
@@ -63,7 +63,7 @@ def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
             try:
                 ep = conn.endpoint(server)
             except KeyError:
-                from ..suggest import did_you_mean
+                from ..model.suggest import did_you_mean
 
                 raise InputError(f"site {site.name} has no server {server!r}{did_you_mean(server, conn.endpoints)}; "
                                  f"servers: {', '.join(conn.endpoints)}") from None
@@ -152,7 +152,7 @@ def sendcode(
     check(service, code)  # before the inventory is even read: a refusal needs no site
     if site is None:
         raise InputError("--site is required to send a code")
-    from .. import workflow
+    from ..fleet import workflow
 
     site_ref = workflow.inventory(inventory).site(site)
     render_result(send(site_ref, service, code, server, break_lock=break_lock), format)

@@ -74,7 +74,7 @@ def _is_plan(path: Path) -> bool:
 def check_plan(path: Path, inventory: Path | None) -> Checked:
     """The checks `apply PLAN` makes before it connects: the file, its digest and types, its
     site as the inventory defines it now, its servers and its manifest."""
-    from ..workflow import check_saved
+    from ..fleet.workflow import check_saved
 
     try:
         plan, site, _ = check_saved(path, inventory)
@@ -84,7 +84,7 @@ def check_plan(path: Path, inventory: Path | None) -> Checked:
 
 
 def check_file(path: Path, inventory: Path | None = None) -> Checked:
-    from ..yamlsrc import load_yaml
+    from ..model.yamlsrc import load_yaml
 
     if _is_plan(path):
         return check_plan(path, inventory)
@@ -97,7 +97,7 @@ def check_file(path: Path, inventory: Path | None = None) -> Checked:
     if kind is None:
         what = "is empty" if doc.data is None else "is not a playbook, a manifest or an inventory"
         if isinstance(doc.data, dict):  # `step:` for `steps:`
-            from ..suggest import close_matches
+            from ..model.suggest import close_matches
 
             near = [f"{k!r} for {c!r}" for k in doc.data for c in close_matches(str(k), ["steps", "files", "sites"], 1)]
             what += f" (did you mean {' or '.join(near)}?)" if near else ""
@@ -112,7 +112,7 @@ def check_file(path: Path, inventory: Path | None = None) -> Checked:
 
 def _load(kind: str, path: Path) -> str:
     if kind == "playbook":
-        from ..model.playbook import load_playbook
+        from ..steps.playbook import load_playbook
 
         pb = load_playbook(path)
         return (f"playbook {pb.kb}: {_n(len(pb.steps), 'step')}; manifest {os.path.normpath(pb.manifest.path)} "

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
 
 from ..errors import InputError, Location
-from ..textcodec import decode_bom
-from ..yamlsrc import read_input
+from ..model.textcodec import decode_bom
+from ..model.yamlsrc import read_input
 
 
 class ArticleError(InputError):

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from ..errors import DeployerError
 from ..model.manifest import FileEntry, LoadedManifest, load_manifest, version_tuple
 from ..sms import attrs, layout
-from ..yamlsrc import load_yaml
+from ..model.yamlsrc import load_yaml
 
 DERIVED, DECLARED = "derived", "declared"
 

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from ..errors import InputError, Location
 from ..model.common import validate
 from ..model.manifest import FileEntry, Manifest
-from ..yamlsrc import parse_yaml
+from ..model.yamlsrc import parse_yaml
 from ..report.escape import UNSAFE, blank_controls, visible
 from . import relations, tables as tbl
 from . import values, writer

@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Tag, ValidationError
 
 from ..errors import InputError, InputErrors
-from ..suggest import did_you_mean
-from ..yamlsrc import Document, KeyPath
+from .suggest import did_you_mean
+from .yamlsrc import Document, KeyPath
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -16,11 +16,11 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from ..errors import InputError
-from ..secrets import SecretSource
+from .secrets import SecretSource
 from ..sms.platforms import Platform
-from ..suggest import did_you_mean, listing
-from ..winpath import PathRuleError, parse_root
-from ..yamlsrc import Document, load_yaml
+from .suggest import did_you_mean, listing
+from .winpath import PathRuleError, parse_root
+from .yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, number_in, validate
 from .inventory_expand import GroupSpec, SiteDefaults, expand_inventory
 from .manifest import PlatformField

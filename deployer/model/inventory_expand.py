@@ -28,7 +28,7 @@ from typing import Any
 from pydantic import Field
 
 from ..errors import InputError
-from ..yamlsrc import Document, KeyPath
+from .yamlsrc import Document, KeyPath
 from .common import Strict
 from .ranges import expand, has_range
 
@@ -133,7 +133,7 @@ class _Expander:
 def _check_fields(ex: _Expander, spec: dict[str, Any], kp: KeyPath, what: str, extra: tuple[str, ...] = ()) -> None:
     for key in spec:
         if key not in ALLOWED and key not in extra:
-            from ..suggest import did_you_mean
+            from .suggest import did_you_mean
 
             raise ex.error(kp + (key,), f"unknown key {key!r} in {what}{did_you_mean(key, [*extra, *ALLOWED])}; "
                            f"allowed: {', '.join((*extra, *ALLOWED))}")

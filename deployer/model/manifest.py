@@ -28,8 +28,8 @@ from pydantic import BeforeValidator, Field, PlainSerializer, PrivateAttr, field
 from ..errors import InputErrors
 from ..sms import attrs, platforms
 from ..sms.platforms import Platform
-from ..winpath import PathRuleError, check_component
-from ..yamlsrc import Document, load_yaml
+from .winpath import PathRuleError, check_component
+from .yamlsrc import Document, load_yaml
 from .common import Strict, check_timezone, validate
 
 

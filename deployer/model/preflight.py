@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from ..winpath import PathRuleError, check_component, split
+from .winpath import PathRuleError, check_component, split
 from .common import Strict, number_in
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from .. import __version__
 from ..model.state import Touched
-from ..verify import Check
+from ..sms.verify import Check
 
 PLAN_FORMAT = 1
 ABSENT = "absent"  # a service that is not installed on that server

@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import winpath
+from ..model import winpath
 from ..errors import InputError
 from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, sha256_of
 from ..targets.connect import Endpoint, SiteConnection

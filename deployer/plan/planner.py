@@ -21,11 +21,11 @@ from stat import S_ISREG
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .. import standin
+from ..targets import standin
 from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import FileEntry
-from ..model.playbook import LoadedPlaybook
+from ..steps.playbook import LoadedPlaybook
 from ..sms import fileversion, layout, platforms
 from ..sms.platforms import Platform
 from ..steps import kind_of
@@ -174,7 +174,7 @@ class Planner:
             try:
                 out.append(self.conn.endpoint(name))
             except KeyError:
-                from ..suggest import did_you_mean
+                from ..model.suggest import did_you_mean
 
                 raise self.error(("steps", step_index, "servers", j),
                                  f"no server {name!r} in site {self.site.name}{did_you_mean(name, self.conn.endpoints)}; "

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Optional, Union
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import TypedDict  # pydantic needs it on Python < 3.12
 
-from .. import winpath
+from ..model import winpath
 from ..errors import InputError, Location, StalePlanError
 from ..steps import KINDS, action_types
 from ..model.state import FileState

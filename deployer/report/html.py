@@ -16,7 +16,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 
 from .. import __version__
 from ..run.store import whoami
-from ..verify import STATUSES, FileResult, Report
+from ..sms.verify import STATUSES, FileResult, Report
 from .escape import visible
 
 GOOD = ("PASSED", "NOTHING TO DO", "COMMITTED", "DONE")

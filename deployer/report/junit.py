@@ -14,7 +14,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Sequence
 
-from ..verify import UNCHECKED, Report
+from ..sms.verify import UNCHECKED, Report
 from .html import SiteSection, verify_section
 
 from .escape import visible

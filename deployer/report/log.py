@@ -34,7 +34,7 @@ class _Redacting(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         # imported here, not with the module: report.out imports this module for every command,
         # and secrets brings pydantic, which `deployer --version` and `--help` do not need
-        from ..secrets import redact
+        from ..model.redact import redact
 
         return visible(redact(super().format(record)))  # a log read with `less -R` or cat is a terminal too
 
@@ -68,7 +68,7 @@ def redact_every_record() -> None:
     """Every log record of this process, whoever's handler writes it (Celery's and kombu's own
     logging on a worker, which names the broker's URL), is redacted when it is made: its
     message is formatted once, passed through `redact`, and kept as plain text."""
-    from ..secrets import redact
+    from ..model.redact import redact
 
     previous = logging.getLogRecordFactory()
     if getattr(previous, "deployer_redacts", False):

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 from ..plan.model import Plan
 from ..run.journal import RunInfo
 from ..steps import groups, kind_of
-from ..verify import STATUSES, Report
+from ..sms.verify import STATUSES, Report
 from .out import Out
 
 

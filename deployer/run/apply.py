@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .. import failpoints, standin
+from .. import failpoints
+from ..targets import standin
 from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import LoadedManifest
@@ -29,7 +30,7 @@ from ..plan.observe import read_file
 from ..steps import kind_of
 from ..targets.base import STOPPED, TargetError
 from ..targets.connect import Endpoint, SiteConnection
-from ..verify import Report, verify
+from ..sms.verify import Report, verify
 from .context import Cancelled, RunContext
 from .folders import list_folders
 from .journal import Journal

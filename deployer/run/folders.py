@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import temps, winpath
+from ..targets import temps
+from ..model import winpath
 from ..plan.model import Plan
 from ..sms.layout import STATE_DIR
 from ..steps import kind_of
@@ -89,7 +90,7 @@ def extras(plan: Plan, conn: SiteConnection, listing: Listing | None, skip: set[
                 origin = next((touched[t] for t in sorted(touched) if key.startswith(t + ".~")), None)
                 if origin is None and had is not None and (temp := temps.parse(name)) is not None:
                     # new since the run began and named as a registered writer names its temporary
-                    # copies (deployer/temps.py): the leftover of that writer's interrupted write
+                    # copies (deployer/targets/temps.py): the leftover of that writer's interrupted write
                     origin = f"{temp[0]}, by {temp[1].writer}"
                 if origin is None and had is None:
                     continue  # no listing to compare with: only a recognisable temporary copy counts

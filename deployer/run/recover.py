@@ -12,7 +12,7 @@ The journal on the site says how far the run got. The rule is simple and conserv
 
 from __future__ import annotations
 
-from .. import winpath
+from ..model import winpath
 from ..errors import RestoreFailed
 from ..plan.model import Plan
 from ..steps import kind_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..errors import ApplyFailed, RestoreFailed
-from ..verify import Report
+from ..sms.verify import Report
 from .store import RunState
 
 

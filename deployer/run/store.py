@@ -21,12 +21,13 @@ import time
 from enum import Enum
 from typing import Any
 
-from .. import temps, winpath
+from ..targets import temps
+from ..model import winpath
 
 STATE_DIR = ".deployer"
 RUNS_DIR = winpath.join(STATE_DIR, "runs")
 LOCK_PATH = winpath.join(STATE_DIR, "lock")
-TEMP_MARK = temps.DEPLOYER.suffix  # every temporary name is registered in deployer/temps.py
+TEMP_MARK = temps.DEPLOYER.suffix  # every temporary name is registered in deployer/targets/temps.py
 
 
 class RunState(str, Enum):

@@ -37,7 +37,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
-from .. import failpoints, winpath
+from .. import failpoints
+from ..model import winpath
 from ..model.state import FileState
 from ..plan.model import Plan
 from ..plan.observe import read_file

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .. import winpath
+from ..model import winpath
 from ..errors import DeployerError, InputError, TargetError
 from ..kb.catalog import Catalog, Hotfix
 from ..model.inventory import SiteRef
 from ..targets.connect import SiteConnection
-from ..verify import (MISSING as V_MISSING, NEWER as V_NEWER, OLDER as V_OLDER, UNCHECKED as V_UNCHECKED, FileResult,
-                      default_checks, verify)
+from ..sms.verify import (MISSING as V_MISSING, NEWER as V_NEWER, OLDER as V_OLDER, UNCHECKED as V_UNCHECKED,
+                          FileResult, default_checks, verify)
 from .model import (CANNOT_TELL, FAILING, INSTALLED, MISSING, NOT_APPLICABLE, PARTIAL, STATUSES, SUPERSEDED,
                     ApplyStep, Deciding, HotfixStatus, ScanResult, SiteScan, Skipped)
 from .observe import ReadOnlyViolation, SiteReader
@@ -96,7 +96,7 @@ def _skip_needless_reads(cat: Catalog, site: SiteRef, reader: SiteReader, checks
     only when some hotfix naming it lists a version and finds it at or after the listed date."""
     from zoneinfo import ZoneInfo
 
-    from ..verify import judge
+    from ..sms.verify import judge
 
     needed: dict[tuple[str, str], bool] = {}
     for kb, h in cat.hotfixes.items():
@@ -178,7 +178,7 @@ def scan(cat: Catalog, sites: list[SiteRef], *, warn: Callable[[str, str], None]
 
 
 def _scan_one(cat: Catalog, site: SiteRef, warn: Callable[[str, str], None] | None) -> SiteScan:
-    from ..workflow import session, unfinished_message
+    from ..fleet.workflow import session, unfinished_message
 
     try:
         with session(site) as conn:

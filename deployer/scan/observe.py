@@ -1,7 +1,7 @@
 """What a scan reads of a site: every file once, however many hotfixes name it.
 
 `SiteReader` wraps each server's FileTransport in a `ReadOnce` facade and hands verify
-(deployer/verify.py, unchanged) a SiteConnection made of them, so that the scan judges each
+(deployer/sms/verify.py, unchanged) a SiteConnection made of them, so that the scan judges each
 manifest exactly as `deployer verify MANIFEST` does, from one reading of the site:
 
 - before any judging, the union of the catalogue's paths is read: a folder in which three or
@@ -21,7 +21,7 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
-from .. import winpath
+from ..model import winpath
 from ..errors import DeployerError, NotADirectory, NotFound, TargetError
 from ..targets.base import CHUNK, FileStat, FileTransport
 from ..targets.connect import Endpoint, SiteConnection

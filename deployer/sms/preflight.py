@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from .. import winpath
+from ..model import winpath
 from ..targets.base import TargetError
 from . import attrs, layout
 from .pcm.dumptext import date_to_text
@@ -29,7 +29,7 @@ from .pcm.record import PcmRecord
 
 if TYPE_CHECKING:
     from ..model.inventory import SiteRef
-    from ..model.playbook import LoadedPlaybook
+    from ..steps.playbook import LoadedPlaybook
     from ..targets.connect import Endpoint, SiteConnection
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "cannot check"
@@ -96,7 +96,7 @@ def installs_pcm(playbook: "LoadedPlaybook | None") -> bool:
 
 
 def pcm_version(ep: "Endpoint", site: "SiteRef", playbook: "LoadedPlaybook | None") -> CheckResult:
-    from ..verify import judge, local_minute
+    from .verify import judge, local_minute
 
     rel = winpath.join(layout.helper_bin(ep.platform), PCM_IMAGE)
     where = winpath.absolute(ep.sms_root, rel)
@@ -133,7 +133,7 @@ def pcm_version(ep: "Endpoint", site: "SiteRef", playbook: "LoadedPlaybook | Non
 
 
 def polling_interval(ep: "Endpoint") -> CheckResult:
-    from ..targets import mock_sms
+    from ..simulator import sms as mock_sms
     from ..targets.mock import MockServices
 
     if not isinstance(ep.services, MockServices):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..suggest import did_you_mean
+from ..model.suggest import did_you_mean
 
 USER_CODES = range(128, 256)
 

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..plan.planner import Planner
     from ..run.apply import Runner
     from ..run.undo import Undo
-    from ..yamlsrc import Document
+    from ..model.yamlsrc import Document
 
 SELECTORS = ("site_server", "logon_servers", "helper_servers", "all")
 KeyPath = tuple[Union[str, int], ...]

@@ -27,13 +27,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .. import winpath
+from ..model import winpath
 from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path
 from ..sms import layout, maintman_log
 from ..targets.base import RUNNING, STOPPED, TargetError
-from ..targets.mock_maintman import COPY_LISTS, parse_copy_list_version
+from ..simulator.maintman import COPY_LISTS, parse_copy_list_version
 from .base import Selector, StepKind, plural
 from .replace import ReplaceFile
 from .wait_for_replication import EXECUTIVE, WaitForReplication

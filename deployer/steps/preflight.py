@@ -135,7 +135,7 @@ class PreflightKind(StepKind):
         from ..sms import preflight as checks
 
         records = _records(a.pcm_record, a.request, a.pcm_record or "")
-        from ..model.playbook import load_playbook
+        from .playbook import load_playbook
 
         pb = load_playbook(run.plan.playbook)
         failed = checks.failed(checks.run(run.site, run.conn, pb, records))

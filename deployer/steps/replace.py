@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator
 
-from .. import templating, winpath
+from ..model import templating, winpath
 from ..model.common import Strict
 from ..model.manifest import FileName, PlatformField
 from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path, temp_path
 from ..sms import fileversion
-from ..suggest import did_you_mean
+from ..model.suggest import did_you_mean
 from ..targets.base import FileStat, TargetError
-from ..templating import TemplateProblem, check_syntax
-from ..verify import Check, Judgement, judge
+from ..model.templating import TemplateProblem, check_syntax
+from ..sms.verify import Check, Judgement, judge
 from .base import StepKind, StepModel, plural
 
 

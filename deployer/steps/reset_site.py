@@ -18,14 +18,14 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .. import winpath
+from ..model import winpath
 from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
 from ..run.store import backup_path
 from ..sms import layout
 from ..sms import services as sms
 from ..targets.base import RUNNING, STOPPED, TargetError
-from ..verify import Check
+from ..sms.verify import Check
 from .base import StepKind, plural
 from .replace import ReplaceFile
 

@@ -21,9 +21,9 @@ from pydantic import Field
 
 from ..model.common import Strict
 from ..model.manifest import FileName
-from ..suggest import did_you_mean
+from ..model.suggest import did_you_mean
 from ..targets.base import RUNNING, STOPPED, TargetError
-from ..verify import Check
+from ..sms.verify import Check
 from .base import StepKind
 from .replace import Replace
 from .stop_start import StartService, StopService

@@ -201,7 +201,7 @@ def sha256_of(chunks: Iterable[bytes]) -> str:
 
 def makedirs_via(files: FileTransport, path: str) -> None:
     """makedirs in terms of stat and a one-level mkdir, for any transport."""
-    from ..winpath import split
+    from ..model.winpath import split
 
     parts = split(path)
     for i in range(1, len(parts) + 1):
@@ -241,7 +241,7 @@ class CaseResolver:
         self.known: dict[str, FileStat | None] = {}  # winpath.key of a path asked by prefetch -> its stat
 
     def prefetch(self, paths: list[str]) -> None:
-        from ..winpath import key, split
+        from ..model.winpath import key, split
 
         wanted: dict[str, str] = {}
         for path in paths:
@@ -258,7 +258,7 @@ class CaseResolver:
 
     def stat(self, path: str) -> FileStat | None:
         """The stat prefetch took of this path, or a fresh one (kept)."""
-        from ..winpath import key
+        from ..model.winpath import key
 
         k = key(path)
         if k not in self.known:
@@ -267,13 +267,13 @@ class CaseResolver:
 
     def seed(self, folder: str, entries: list[FileStat]) -> None:
         """The spelling of each name a listing of `folder` returned."""
-        from ..winpath import join, key
+        from ..model.winpath import join, key
 
         for e in entries:
             self._cache.setdefault(key(join(folder, e.name)), e.name)
 
     def __call__(self, path: str) -> str:
-        from ..winpath import key, split
+        from ..model.winpath import key, split
 
         parts = split(path)
         many = getattr(self.files, "stat_many", None)

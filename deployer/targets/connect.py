@@ -12,10 +12,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .. import winpath
+from ..model import winpath
 from ..model.inventory import Server, SiteRef
 from ..report.escape import visible
-from ..secrets import Secret, SecretSource
+from ..model.secrets import Secret, SecretSource
 from ..sms.platforms import Platform
 from .base import FileTransport, ServiceTransport
 
@@ -33,7 +33,7 @@ class ConnectContext:
 
     def secret(self, source: SecretSource, what: str) -> Secret:
         """The password, from the process's one credential cache: a fleet reads each source once."""
-        from .. import credentials
+        from . import credentials
 
         return credentials.resolve(source, self.site.inventory.base_dir, what)
 

@@ -30,15 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from .. import failpoints, winpath
-from ..temps import SITE_RESET, temp_name
+from .. import failpoints
+from ..model import winpath
+from .temps import SITE_RESET, temp_name
 from ..errors import InputError
 from ..sms import layout
 from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
-from . import mock_maintman, mock_sms
+from ..simulator import maintman as mock_maintman, sms as mock_sms
 from .base import RUNNING, STOPPED, ConnectFailed, ServiceStatus, TargetError, service_error
-from .mockfs import MockFiles, handles_file, held_open, windows_error, write_json_atomic
+from ..simulator.fs import MockFiles, handles_file, held_open, windows_error, write_json_atomic
 
 SITE_FILE = "site.json"
 OFFLINE = "offline"

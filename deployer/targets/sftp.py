@@ -46,8 +46,8 @@ from paramiko.sftp import (
 )
 from paramiko.sftp_attr import SFTPAttributes
 
-from .. import winpath
-from ..temps import SFTP_ASIDE, temp_name
+from ..model import winpath
+from .temps import SFTP_ASIDE, temp_name
 from ..errors import InputError
 from .base import (
     CHUNK,

@@ -45,9 +45,9 @@ from smbprotocol.open import (
 )
 from smbprotocol.tree import TreeConnect
 
-from .. import winpath
+from ..model import winpath
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from ..secrets import SecretSource
+from ..model.secrets import SecretSource
 from .base import AccessDenied, NotADirectory, PathNotFound, TargetError
 from .connect import ConnectContext, register_files
 from .smbbase import (  # noqa: F401 - filetime_to_ns, ns_to_filetime: this module's names before the split

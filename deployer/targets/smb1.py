@@ -28,10 +28,10 @@ from collections import deque
 from contextlib import AbstractContextManager
 from typing import Any, Iterable, Iterator
 
-from .. import winpath
-from ..temps import SMB1_ASIDE
+from ..model import winpath
+from .temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from ..secrets import SecretSource
+from ..model.secrets import SecretSource
 from .adapters import impacket_internals as lib
 from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, sha256_of
 from .connect import ConnectContext, register_files
@@ -41,7 +41,7 @@ from .smbconn import MISSING, NOT_A_DIRECTORY, status_error
 EPOCH_FILETIME = 116_444_736_000_000_000
 _DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # SMB_FIND_FILE_DIRECTORY_INFO up to the name (MS-CIFS 2.2.8.1.4)
 _WILDCARDS = set('*?<>"')
-ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/temps.py, so recovery knows it
+ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/targets/temps.py, so recovery knows it
 
 
 def filetime_to_ns(ft: int) -> int:

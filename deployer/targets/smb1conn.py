@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..secrets import MASK, Secret
+from ..model.secrets import MASK, Secret
 from .adapters import impacket_internals as lib
 from .base import ConnectionLost, DialectMismatch, SigningUnavailable, TargetError, TransportTimeout
 from .smb1probe import mismatch, quick

@@ -32,7 +32,7 @@ from smbprotocol.open import (
 )
 from smbprotocol.tree import TreeConnect
 
-from .. import winpath
+from ..model import winpath
 from .base import FileStat, TargetError
 from .smbconn import SmbLink, status_error
 from .smbknown import KnownContent, version_of

@@ -38,7 +38,7 @@ from smbprotocol.open import Open, SMB2ReadResponse, SMB2WriteResponse
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
-from ..secrets import MASK, Secret
+from ..model.secrets import MASK, Secret
 from .adapters import smbprotocol_internals as internals
 from .base import (
     AccessDenied,

@@ -37,7 +37,7 @@ from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
 
 from ..errors import InputError
 from ..model.inventory import SshSettings
-from ..secrets import Secret
+from ..model.secrets import Secret
 from .base import (
     AuthenticationFailed,
     ConnectFailed,

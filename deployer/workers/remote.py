@@ -6,7 +6,7 @@ import uuid
 from pathlib import Path
 
 from ..model.inventory import SiteRef
-from ..model.playbook import LoadedPlaybook
+from ..steps.playbook import LoadedPlaybook
 from .broker import broker, check
 from .bundle import make_bundle
 from .dispatch import Dispatcher

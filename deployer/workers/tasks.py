@@ -107,8 +107,8 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
     import os
     from pathlib import Path
 
-    from .. import workflow
-    from ..model.playbook import load_playbook
+    from ..fleet import workflow
+    from ..steps.playbook import load_playbook
     from ..run import lock as site_lock
     from ..run.lock import read_lock
     from .bundle import Bundle, materialise

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from conformance.adapters import FilesUnderTest, ServicesUnderTest
-from deployer.lab import server_services
+from deployer.simulator.lab import server_services
 from deployer.targets.mock import FORMAT, SITE_FILE, MockSite, sms_dir
-from deployer.targets.mockfs import hold_open, write_json_atomic
+from deployer.simulator.fs import hold_open, write_json_atomic
 
 
 def make_mock_server(root: Path, name: str = "TESTSRV") -> MockSite:

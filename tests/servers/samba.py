@@ -29,7 +29,7 @@ from pathlib import Path
 import leakcheck
 import pytest
 from conformance.adapters import CONTROL_STOPPED_NOT_1062, CUSTOM_CODES_ARE_87, FilesUnderTest, ServicesUnderTest
-from deployer.secrets import Secret
+from deployer.model.secrets import Secret
 from deployer.targets.scmr import ScmrServiceTransport
 from deployer.targets.smb1 import Smb1FileTransport
 from deployer.targets.smb1conn import Smb1Link, Smb1Options

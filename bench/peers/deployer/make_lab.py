@@ -6,7 +6,7 @@ usage: make_lab.py DIR N DEPLOYER
 DIR already holds what `make_fleet.py DIR 0` writes: hotfix/{I386,Alpha}/* and manifest.json.
 This adds, all inside DIR:
 
-DIR/sites.yaml                 N one-server mock sites (deployer/fleet_lab.py), timezone UTC
+DIR/sites.yaml                 N one-server mock sites (deployer/simulator/fleet_lab.py), timezone UTC
 DIR/playbooks/q241656.yaml     the repository's playbook and manifest, unchanged
 DIR/manifests/q241656.yaml
 DIR/lab/SITE001..              `DEPLOYER lab init --all`: pre-hotfix SMS 1.2 sites (mock SCM,
@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
-from deployer.fleet_lab import fleet_inventory_text  # noqa: E402
+from deployer.simulator.fleet_lab import fleet_inventory_text  # noqa: E402
 
 # make_fleet.py's platform folders -> the playbook's payload folders
 PLATFORMS = {"I386": "x86", "Alpha": "alpha"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ...errors import InputError, Location
-from ...textcodec import decode_bom
-from ...yamlsrc import read_input
+from ...model.textcodec import decode_bom
+from ...model.yamlsrc import read_input
 from . import dumptext, yamlform
 from .record import PcmFile
 

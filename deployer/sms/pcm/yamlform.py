@@ -48,8 +48,8 @@ import yaml
 from pydantic import Field, field_validator
 
 from ...model.common import Strict, validate
-from ... import yamlsrc
-from ...yamlsrc import load_yaml
+from ...model import yamlsrc
+from ...model.yamlsrc import load_yaml
 from .record import KNOWN_OS_MASK, SERVER_TYPES, PcmFile, PcmRecord, os_names
 
 FORMAT = "deployer-pcm/1"

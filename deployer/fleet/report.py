@@ -1,0 +1,226 @@
+"""A fleet's report: the site reports plus a roll-up, in every format.
+
+Text, JSON, JUnit and HTML all start with the same heading (the command, the fleet run,
+the KB, the operator's --note) and the counts by outcome, then each site as its one-site
+report has it, the sites that need attention first. The HTML page and the JUnit document
+are rendered by the one-site writers (report/html.py's template partial, report/junit.py's
+site suites), so a site reads the same alone and in a fleet.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+
+from .engine import FleetResult, SiteOutcome, SiteState
+from ..run.prune import human
+from ..report.out import Out
+from ..sms.verify import Report
+
+STYLE = {SiteState.DONE: "good", SiteState.NOTHING: "good", SiteState.FAILED: "bad", SiteState.NOT_RESTORED: "bad",
+         SiteState.MISMATCH: "bad", SiteState.UNREACHABLE: "bad", SiteState.NOT_STARTED: "warn"}
+LABEL = {SiteState.DONE: "done", SiteState.NOTHING: "nothing to do", SiteState.FAILED: "failed, restored",
+         SiteState.NOT_RESTORED: "NOT RESTORED", SiteState.MISMATCH: "mismatch", SiteState.UNREACHABLE: "unreachable",
+         SiteState.NOT_STARTED: "not started"}
+# the status word of a site's section (the one-site page's words); DONE depends on the command
+SECTION_STATUS = {SiteState.NOTHING: "NOTHING TO DO", SiteState.FAILED: "ROLLED BACK",
+                  SiteState.NOT_RESTORED: "NOT RESTORED", SiteState.MISMATCH: "FAILED",
+                  SiteState.UNREACHABLE: "UNREACHABLE", SiteState.NOT_STARTED: "NOT STARTED"}
+# the sites that need attention first, in the report's order
+ATTENTION = [SiteState.NOT_RESTORED, SiteState.FAILED, SiteState.UNREACHABLE, SiteState.MISMATCH,
+             SiteState.NOT_STARTED, SiteState.DONE, SiteState.NOTHING]
+
+DONE_WORD = {"plan": "planned", "verify": "passed", "rollback": "rolled back", "recover": "recovered",
+             "runs": "listed"}
+# (count key, words) in the order the totals say them; "done" and "nothing" always, the others when any
+OUTCOME_WORDS = (("mismatch", "mismatched"), ("failed", "failed and restored"), ("unreachable", "unreachable"),
+                 ("not_restored", "NOT restored"), ("not_started", "not started"))
+
+
+@dataclass
+class Heading:
+    """What a fleet report says above its sites, beyond the FleetResult."""
+
+    kb: str = ""
+    title: str | None = None
+    note: str | None = None
+    codes: dict[str, str] = field(default_factory=dict)  # site -> site code
+
+
+def counts(result: FleetResult) -> list[tuple[str, int, str]]:
+    """(words, sites, tone) for each outcome, as the totals say them."""
+    c = result.counts()
+    # a zero is shown (the operator reads "0 nothing to do" as checked), but greyed, not green
+    out = [(DONE_WORD.get(result.command, "done"), c["done"], "good" if c["done"] else "none"),
+           ("nothing to do", c["nothing"], "good" if c["nothing"] else "none")]
+    for key, words in OUTCOME_WORDS:
+        if c.get(key):
+            out.append((words, c[key], STYLE[SiteState(key)]))
+    return out
+
+
+def totals(result: FleetResult) -> str:
+    parts = [f"{n} {words}" for words, n, _ in counts(result)]
+    moved = f" {human(result.bytes)} uploaded." if result.bytes else ""
+    return (f"{len(result.outcomes)} sites in {result.seconds:.1f} s: " + ", ".join(parts) + "." + moved)
+
+
+def names(result: FleetResult, *states: SiteState) -> str:
+    return ", ".join(o.site for o in result.by_state(*states))
+
+
+def ordered(result: FleetResult) -> list[SiteOutcome]:
+    """Failed sites first, then unreachable, mismatched, not started, done; the fleet's order within each."""
+    return sorted(result.outcomes, key=lambda o: ATTENTION.index(o.state) if o.state in ATTENTION else 0)
+
+
+def command_line(result: FleetResult) -> str:
+    """`verify (fleet 20261207T...)`, or `verify (fleet of 30 sites)` when no fleet journal was kept."""
+    return f"{result.command} (fleet {result.fleet_id or f'of {len(result.outcomes)} sites'})"
+
+
+def render_summary(result: FleetResult, out: Out, *, resume_hint: bool) -> None:
+    """The closing lines of a fleet command: totals, the sites that need attention, the journal."""
+    out.line()
+    bad = result.by_state(SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.MISMATCH, SiteState.UNREACHABLE)
+    out.line(f"Fleet{' ' + result.fleet_id if result.fleet_id else ''}: {totals(result)}",
+             "bad" if bad else ("warn" if result.by_state(SiteState.NOT_STARTED) else "good"))
+    for state, what in ((SiteState.FAILED, "Failed and restored"), (SiteState.MISMATCH, "Files do not match"),
+                        (SiteState.UNREACHABLE, "Unreachable (nothing changed there)"),
+                        (SiteState.NOT_RESTORED, "NOT restored (run `deployer recover --site NAME`)")):
+        if result.by_state(state):
+            out.line(f"  {what}: {names(result, state)}", "bad")
+    if result.journal:
+        out.line(f"  Fleet journal: {result.journal}", "dim")
+    if resume_hint and result.fleet_id and any(not o.state.finished_well for o in result.outcomes):
+        out.line(f"  Continue with: deployer apply --resume {result.fleet_id}", "dim")
+
+
+def section(o: SiteOutcome, result: FleetResult, head: Heading):
+    """The site's section as its one-site report renders it: the one the site's work built
+    (apply: actions, rollback record), else one made from what the outcome holds."""
+    from ..report import html
+
+    detail = o.detail
+    if isinstance(detail, html.SiteSection):
+        return detail
+    if isinstance(detail, Report):
+        s = html.verify_section(detail)
+        if o.state not in (SiteState.DONE, SiteState.MISMATCH):
+            s.status = SECTION_STATUS.get(o.state, s.status)
+        return s
+    report = getattr(detail, "report", None)
+    report = report if isinstance(report, Report) else None
+    status = SECTION_STATUS.get(o.state) or ("PASSED" if result.command in ("apply", "verify") else "DONE")
+    return html.SiteSection(o.site, report.site_code if report else head.codes.get(o.site, ""),
+                            report.kb if report else head.kb, report.title if report else head.title, status,
+                            report=report, run=o.run, seconds=o.seconds,
+                            error=None if o.state.finished_well else o.message)
+
+
+def _heading_lines(result: FleetResult, head: Heading) -> list[tuple[str, str | None]]:
+    title = f": {head.title}" if head.title else ""
+    lines: list[tuple[str, str | None]] = [(f"{head.kb or 'deployer'}{title}", "head"),
+                                           (f"Command: deployer {command_line(result)}", None)]
+    if head.note:
+        lines.append((f"Note: {head.note}", None))
+    bad = any(not o.state.finished_well for o in result.outcomes)
+    lines.append((f"Outcome: {totals(result)}", "bad" if bad else "good"))
+    if result.stopped:
+        lines.append((f"Stopped: {result.stopped}", "warn"))
+    return lines
+
+
+def site_lines(s, out: Out) -> None:
+    """One site as text: its status, failure, actions, rollback record and file tables."""
+    from ..report.text import render_report
+
+    out.line(f"=== Site {s.site}{f' ({s.site_code})' if s.site_code else ''}: {s.status}", "head")
+    if s.error:
+        out.line(("Unreachable (nothing was changed there): " if s.unreachable else "Failure: ") + s.error,
+                 "bad" if not s.good else None)
+    if s.actions:
+        out.table(["#", "Action", "Outcome"], [[str(a.number or ""), a.what, a.outcome] for a in s.actions], indent=2)
+    if s.rollback:
+        out.line(f"Rollback ({'restored' if s.rollback.status == 'rolled_back' else 'NOT fully restored'}): "
+                 f"{s.rollback.reason}", "warn")
+        for a in s.rollback.undone:
+            out.line(f"  undo {a.number}. {a.what}: {'undone' if a.outcome == 'done' else a.outcome}")
+        for x in s.rollback.remaining:
+            out.line(f"  left to fix by hand: {x}", "bad")
+    if s.report is not None:
+        render_report(s.report, out)
+
+
+def site_text(s, *, note: str | None, command: str) -> str:
+    """A one-site report as text (`apply -o FILE`), with the lines a fleet's text report has for it."""
+    buf = io.StringIO()
+    out = Out(buf, False)
+    out.line(f"{s.kb}{f': {s.title}' if s.title else ''}", "head")
+    out.line(f"Command: deployer {command}")
+    if note:
+        out.line(f"Note: {note}")
+    out.line()
+    site_lines(s, out)
+    return buf.getvalue()
+
+
+def to_text(result: FleetResult, head: Heading | None = None) -> str:
+    """The roll-up, a row per site, then each site as `deployer verify`/`apply` show it alone."""
+    head = head or Heading()
+    buf = io.StringIO()
+    out = Out(buf, False)
+    for text, style in _heading_lines(result, head):
+        out.line(text, style)
+    out.line()
+    sites = ordered(result)
+    out.table(["Site", "Result", "Run", "Actions", "Seconds", "Detail"],
+              [[o.site, LABEL.get(o.state, str(o.state)), o.run or "-", str(o.actions), f"{o.seconds:.1f}", o.message]
+               for o in sites], indent=0)
+    for o in sites:
+        out.line()
+        site_lines(section(o, result, head), out)
+    render_summary(result, out, resume_hint=result.command == "apply")
+    return buf.getvalue()
+
+
+def to_json(result: FleetResult, head: Heading | None = None) -> str:
+    head = head or Heading()
+    data = result.to_json()
+    data.update(note=head.note, kb=head.kb or None, title=head.title, command_line=f"deployer {command_line(result)}")
+    for site in data["sites"]:
+        site.setdefault("code", head.codes.get(site["site"]))
+    return json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
+
+
+def to_junit(result: FleetResult, head: Heading | None = None) -> str:
+    from ..report.junit import document
+
+    head = head or Heading()
+    rollup = {"command": f"deployer {command_line(result)}", "fleet": result.fleet_id or "",
+              **{f"sites.{str(k)}": str(v) for k, v in result.counts().items()},
+              "outcome": totals(result)}
+    return document([section(o, result, head) for o in ordered(result)],
+                    name=f"deployer {result.command} {head.kb}".strip() + (f" {result.fleet_id}" if result.fleet_id
+                                                                         else ""),
+                    command=result.command, note=head.note, rollup=rollup, seconds=result.seconds)
+
+
+def to_html(result: FleetResult, head: Heading | None = None) -> str:
+    """The page for the change ticket: the roll-up, a row per site linking to its section, and
+    each site's section as the one-site page renders it (failed sites first)."""
+    from ..report import html
+
+    head = head or Heading()
+    rollup = html.Rollup(result.fleet_id, result.command, counts(result), result.seconds, result.journal,
+                         result.stopped)
+    return html.render([section(o, result, head) for o in ordered(result)], command=command_line(result),
+                       note=head.note, rollup=rollup)
+
+
+def render_file(result: FleetResult, fmt: str, head: Heading | None = None) -> str:
+    from ..model.secrets import redact
+
+    # a site's message may quote an error that echoed a secret (a URL with its password): never in a report
+    return redact({"json": to_json, "junit": to_junit, "html": to_html}.get(fmt, to_text)(result, head))

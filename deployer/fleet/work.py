@@ -1,0 +1,216 @@
+"""What a fleet does on one site, per command, and how each result reads as a SiteOutcome.
+
+Each function returns the work for Fleet (fleet.py): it calls the same workflow the
+one-site command calls, with the fleet's shared payload cache, and turns the result into
+a state and one summary line.
+"""
+
+from __future__ import annotations
+
+
+from . import workflow
+from ..errors import ExitCode
+from .engine import SiteOutcome, SiteState, Work
+from .leftover import truthful
+from .procs import portable
+from ..model.inventory import SiteRef
+from ..model.manifest import LoadedManifest
+from ..steps.playbook import LoadedPlaybook
+from ..plan.planner import PayloadCache
+from ..report.text import summary
+from ..run.context import RunContext
+from ..run.result import RunResult
+from ..run.store import RunState
+
+
+def _verdict(result: RunResult) -> str:
+    if result.report is None:
+        return ""
+    return ("; verification " + result.report.verdict
+            + "".join(f"; NOT VERIFIED: {line}; apply again when it can be reached" for line in result.report.not_verified()))
+
+
+def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
+    if result is None:
+        return SiteOutcome(site, SiteState.NOT_STARTED, "declined", exit_code=int(ExitCode.OK))
+    # A fleet keeps every site's outcome to the end, for its report: not the run's events and
+    # timings, which the site's own journal holds (they were most of a site's memory).
+    result.events, result.timings = [], []
+    base = dict(run=result.run, seconds=result.seconds, actions=result.actions_done, detail=result,
+                data={"journal": result.journal, "remaining": result.remaining, "error": result.error,
+                      "warnings": result.warnings, "report": result.report.to_json() if result.report else None})
+    if result.status == RunState.NOTHING:
+        return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb})", **base)  # type: ignore[arg-type]
+    if result.status == RunState.COMMITTED:
+        return SiteOutcome(site, SiteState.DONE, f"applied {kb}: {result.actions_done} actions in "
+                           f"{result.seconds:.1f} s, run {result.run}{_verdict(result)}", **base)  # type: ignore[arg-type]
+    if result.status == RunState.ROLLED_BACK:
+        # a service the restored before-state cannot start is named, as a one-site apply does
+        return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored (run {result.run}): {result.error}"
+                           + "".join(f"; warning: {w}" for w in result.warnings),
+                           exit_code=int(ExitCode.FAILED_RESTORED), **base)  # type: ignore[arg-type]
+    return SiteOutcome(site, SiteState.NOT_RESTORED,
+                       f"FAILED and NOT restored (run {result.run}): {result.error}; left: "
+                       + "; ".join(result.remaining) + f". Journal {result.journal}; then `deployer recover "
+                       f"--site {site}`", exit_code=int(ExitCode.NOT_RESTORED), **base)  # type: ignore[arg-type]
+
+
+@portable  # may run in a worker process (fleet_procs.py)
+def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True,
+               recover_first: bool = False) -> Work:
+    """keep_reports: each site's verification (every file's row), for a report that shows it
+    (JSON, JUnit, HTML); without one, a site's summary line says whether it passed.
+    recover_first (a resumed fleet): a site left with an unfinished run under a lock whose
+    holder is gone (the fleet was killed mid-site) is recovered first, as `recover` would,
+    then applied; the outcome says so (fleet_leftover.py)."""
+    def apply(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads,
+                                          evidence=keep_reports)
+        # the site's section as its one-site page has it (actions, rollback record), made
+        # before from_run drops the run's events
+        section = None
+        if keep_reports and outcome.result is not None:
+            from ..report.html import apply_section, describe_actions
+
+            section = apply_section(outcome.plan, outcome.result, describe_actions(outcome.plan))
+        out = from_run(site.name, outcome.plan.kb, outcome.result)
+        if section is not None:
+            out.detail = section
+        out.data["plan_summary"] = summary(outcome.plan)
+        if not keep_reports and outcome.result is not None:
+            outcome.result.report = None
+            out.data.pop("report", None)
+        return out
+
+    return truthful(apply, recover_first=recover_first)
+
+
+@portable  # may run in a worker process (fleet_procs.py)
+def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
+    """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
+    most of its memory: without a JSON report only the summary line is kept)."""
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        p = workflow.make_plan(pb, site, ctx, payloads=payloads)
+        state = SiteState.NOTHING if p.empty else SiteState.DONE
+        text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
+        # the plan as JSON only, for the fleet's report: the Plan object would be kept twice
+        return SiteOutcome(site.name, state, text, actions=len(p.actions),
+                           data={"plan": p.to_json()} if keep_plans else {})
+
+    return work
+
+
+@portable  # may run in a worker process (fleet_procs.py)
+def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache, *, keep_reports: bool = True) -> Work:
+    """keep_reports: every site's table, for a report that shows it; without one, only the
+    tables of sites that do not match are kept (a 1000-site fleet's tables are most of its memory)."""
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        report = workflow.verify_target(target, site, ctx, payloads=payloads)
+        c = report.counts
+        text = (f"{len(report.files)} files: " + ", ".join(f"{n} {s}" for s, n in c.items() if s != "unchecked")
+                + (f", {c['unchecked']} not verified" if report.unchecked else "") + f". {report.verdict}"
+                + "".join(f"; NOT VERIFIED: {line}" for line in report.not_verified()))
+        keep = keep_reports or not report.ok
+        return SiteOutcome(site.name, SiteState.DONE if report.ok else SiteState.MISMATCH, text,
+                           exit_code=int(ExitCode.OK if report.ok else ExitCode.MISMATCH),
+                           detail=report if keep else None, data={"report": report.to_json()} if keep else {})
+
+    return work
+
+
+@portable  # may run in a worker process (fleet_procs.py)
+def rollback_work(*, force: bool, break_lock: bool) -> Work:
+    @truthful
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        result = workflow.rollback_run(site, None, ctx, force=force, break_lock=break_lock).result
+        if result is not None and result.status == RunState.NOTHING:
+            return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})")
+        if result is not None and result.status == RunState.ROLLED_BACK:
+            said = ("every file is as before it; warning: " + "; ".join(result.warnings)) if result.warnings else \
+                "every file and service is as before it"  # a service the before-state cannot start is named
+            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: {said}", run=result.run,
+                               detail=result)
+        return from_run(site.name, "", result)
+
+    return work
+
+
+@portable  # may run in a worker process (fleet_procs.py)
+def recover_work(*, break_lock: bool) -> Work:
+    @truthful
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        results = workflow.recover(site, ctx, break_lock=break_lock)
+        if not results:
+            return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover")
+        lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}"
+                 + "".join(f"; warning: {w}" for w in r.warnings) for r in results]
+        if any(r.status == RunState.ROLLBACK_FAILED for r in results):
+            left = [x for r in results for x in r.remaining]
+            return SiteOutcome(site.name, SiteState.NOT_RESTORED, "; ".join(lines) + "; left: " + "; ".join(left),
+                               exit_code=int(ExitCode.NOT_RESTORED), detail=results)
+        if any(r.status == RunState.ROLLED_BACK for r in results):
+            return SiteOutcome(site.name, SiteState.FAILED, "; ".join(lines), exit_code=int(ExitCode.FAILED_RESTORED),
+                               detail=results)
+        return SiteOutcome(site.name, SiteState.DONE, "; ".join(lines), detail=results)
+
+    return work
+
+
+@portable  # may run in a worker process (fleet_procs.py)
+def runs_work() -> Work:
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        found = workflow.runs(site)
+        latest = f"; latest {found[-1].run} {found[-1].state}" if found else ""
+        return SiteOutcome(site.name, SiteState.DONE, f"{len(found)} runs{latest}", detail=found,
+                           data={"runs": [r.__dict__ for r in found]})
+
+    return work
+
+
+__all__ = ["apply_work", "from_run", "plan_work", "recover_work", "rollback_work", "runs_work", "verify_work"]
+
+
+def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
+    """A site run by its region's worker (workers/dispatch.py), read as a SiteOutcome."""
+    status = result.get("status")
+    where = f" on worker {result['worker']}" if result.get("worker") else ""
+    data = {k: result.get(k) for k in ("journal", "remaining", "error", "warnings", "report", "worker", "recovered",
+                                       "redelivered")}
+    base = dict(run=result.get("run"), seconds=float(result.get("seconds") or 0),
+                actions=int(result.get("actions_done") or 0), data=data)
+    if status == "nothing":
+        return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb}){where}", **base)
+    if status in ("committed", "finished"):
+        passed = (result.get("report") or {}).get("passed")
+        verdict = "" if passed is None else "; verification " + ("PASSED" if passed else "FAILED")
+        return SiteOutcome(site, SiteState.DONE, f"applied {kb}{where}: {base['actions']} actions in "
+                           f"{base['seconds']:.1f} s, run {base['run']}{verdict}", **base)
+    if status == "rolled_back":
+        return SiteOutcome(site, SiteState.FAILED, f"FAILED and restored{where} (run {base['run']}): "
+                           f"{result.get('error')}" + "".join(f"; warning: {w}" for w in result.get("warnings") or []),
+                           exit_code=int(ExitCode.FAILED_RESTORED), **base)
+    if status == "rollback_failed":
+        return SiteOutcome(site, SiteState.NOT_RESTORED, f"FAILED and NOT restored{where} (run {base['run']}): "
+                           f"{result.get('error')}; then `deployer recover --site {site}`",
+                           exit_code=int(ExitCode.NOT_RESTORED), **base)
+    if status == "unfinished":  # refused on a site an earlier run left half-patched: never "restored"
+        return SiteOutcome(site, SiteState.NOT_RESTORED, f"NOT restored{where}: {result.get('error')}",
+                           exit_code=int(ExitCode.NOT_RESTORED), **base)
+    if status == "not_started":
+        return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: {result.get('error')}",
+                           exit_code=int(ExitCode.FAILED_RESTORED), **base)
+    if result.get("unreachable"):  # the worker could not reach the site: nothing was touched there
+        return SiteOutcome(site, SiteState.UNREACHABLE, f"unreachable{where}: {result.get('error')}",
+                           exit_code=int(result.get("exit_code") or ExitCode.FAILED_RESTORED), **base)
+    return SiteOutcome(site, SiteState.FAILED, f"FAILED{where}: {result.get('error')}",
+                       exit_code=int(result.get("exit_code") or ExitCode.FAILED_RESTORED), **base)
+
+
+def regional_work(local: Work, dispatcher, kb: str) -> Work:
+    """Sites naming a region go to that region's workers; the others run here, as `local` does."""
+    def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
+        if not site.site.region:
+            return local(site, ctx)
+        return from_remote(site.name, kb, dispatcher.run(site.name, site.site.region, ctx).result)
+
+    return work
