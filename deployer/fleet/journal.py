@@ -14,7 +14,6 @@ It holds names, paths and states only, never a credential.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -28,6 +27,7 @@ from typing import Any
 
 from ..errors import InputError, Location
 from ..model.secrets import redact
+from ..targets.base import local_sha256
 
 FORMAT = 1
 SAVE_EVERY = 0.5  # seconds between writes of site state changes
@@ -44,7 +44,7 @@ def new_fleet_id() -> str:
 
 
 def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return local_sha256(path)  # in blocks: a hotfix file need not fit in memory
 
 
 def _now() -> str:

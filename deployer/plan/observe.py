@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from ..model import winpath
 from ..errors import InputError
-from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, sha256_of
+from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, local_sha256, sha256_of  # noqa: F401
 from ..targets.connect import Endpoint, SiteConnection
 from ..model.state import FileState
 from .model import ABSENT
@@ -58,11 +58,6 @@ def read_service(ep: Endpoint, name: str) -> str:
 def folder_state(ep: Endpoint, rel: str) -> str:
     stat = ep.files.stat(rel)
     return "missing" if stat is None else ("folder" if stat.is_dir else "file")
-
-
-def local_sha256(path: Path) -> str:
-    with open(path, "rb") as fh:
-        return sha256_of(iter(lambda: fh.read(1 << 20), b""))
 
 
 class Observer:

@@ -16,6 +16,7 @@ import hashlib
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterable, Iterator, Protocol, runtime_checkable
 
 from ..errors import (  # noqa: F401 - the transports' error classes, re-exported: one tree in errors.py
@@ -197,6 +198,13 @@ def sha256_of(chunks: Iterable[bytes]) -> str:
     for c in chunks:
         h.update(c)
     return h.hexdigest()
+
+
+def local_sha256(path: Path) -> str:
+    """The sha256 of a file on this machine (a payload, a lab file), read in 1 MiB blocks: the one
+    hasher of local files (plans, stand-ins, worker payloads and fleet journals all call it)."""
+    with open(path, "rb") as fh:
+        return sha256_of(iter(lambda: fh.read(1 << 20), b""))
 
 
 def makedirs_via(files: FileTransport, path: str) -> None:

@@ -18,13 +18,13 @@ the command (apply, a saved plan, a fleet, a worker) or the step that staged it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import temps
 from ..errors import InputError
+from .base import local_sha256
 
 MARKER = b"deployer stand-in: "
 HEAD = b"MZ\x90\x00" + MARKER  # how every stand-in begins
@@ -46,11 +46,7 @@ def read_head(path: Path) -> bytes:
 
 
 def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return local_sha256(path)
 
 
 # --- the record beside the payloads --------------------------------------------------------

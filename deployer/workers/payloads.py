@@ -14,17 +14,14 @@ import time
 from pathlib import Path
 
 from ..errors import PayloadUnverifiable
+from ..targets.base import local_sha256
 
 KEY = "deployer:payload:{}"
 TTL = 7 * 24 * 3600  # a rollout's payloads outlive it long enough for a resume
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return local_sha256(path)
 
 
 def publish(redis, path: Path, sha256: str | None = None) -> str:
