@@ -32,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "bench")]
 
+from hotfix import vendor_payloads  # noqa: E402 - the vendor's files stand in place of lab stand-ins
 from servers.delay_proxy import DelayProxy, LinkStats  # noqa: E402 - the tests' WAN on loopback
 
 SERVERS = {"DEMOSRV": ("site_server", "x86", "C"), "DEMOLOG1": ("logon_server", "x86", "D"),
@@ -55,6 +56,7 @@ def workspace(base: Path) -> Path:
     code, out, err = deployer(ws, "lab", "init", "--all", "--inventory", "sites.yaml")
     if code:
         raise SystemExit(f"lab init failed: {out}{err}")
+    vendor_payloads(ws / "payloads")  # deployer never uploads lab stand-ins to a real server
     return ws
 
 

@@ -50,7 +50,7 @@ def test_sendcode_to_a_service_stopped_at_that_point_is_rejected(ws: Workspace):
     ("kb: Q241656\nmanifest: ../manifests/q241656.yaml\npayloads: x\nsteps:\n  - stop: [SMS_EXECUTIV]\n",
      r"bad.yaml:5:\d+: steps\[0\]\.stop\[0\]", ("unknown service 'SMS_EXECUTIV'", "allowed: SMS_SITE_CONFIG_MANAGER")),
     ("kb: Q241656\nmanifest: ../manifests/q241656.yaml\npayloads: x\ncolour: red\nsteps:\n  - stop: [SMS_EXECUTIVE]\n",
-     r"bad.yaml:4:1: colour", ("unknown key 'colour'", "allowed: kb, title, description, manifest, payloads")),
+     r"bad.yaml:4:1: colour", ("unknown key 'colour'", "allowed: kb, title, description, draft, manifest, payloads")),
     ("kb: Q241656\nmanifest: ../manifests/q241656.yaml\npayloads: x\nsteps:\n  - replace: {files: [Nope.dll], "
      "into: 'x'}\n", r"bad.yaml:5:\d+: steps\[0\]\.replace\.files\[0\]", ("Nope.dll is not in the manifest",)),
     ("kb: Q241656\nmanifest: ../manifests/q241656.yaml\npayloads: x\nsteps:\n  - replace: {files: [Pcmdos_2.exe], "

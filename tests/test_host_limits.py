@@ -181,7 +181,7 @@ def test_smb_fleet_with_max_per_host_1_opens_one_session_at_a_time(smb_lab, monk
                   lab / "fleet.json")
     assert r.code == 0, r.text
     assert seen.peak == 1  # Samba never had two of our sessions open
-    data = json.loads(r.out)
+    data = json.loads((lab / "fleet.json").read_text())  # -f json --report FILE: the JSON report goes to FILE
     assert data["counts"]["done"] == N
     key = HostKey("127.0.0.1", server.port)
     assert host_limits.LIMITER.peak[key] == 1
@@ -194,7 +194,6 @@ def test_smb_fleet_with_max_per_host_1_opens_one_session_at_a_time(smb_lab, monk
         assert site["bytes"] == written_bytes(lab, before[site["site"]], snapshot(root_of(lab, site["site"])))
         assert site["bytes"] > 0
     assert data["bytes"] == sum(s["bytes"] for s in data["sites"])
-    assert json.loads((lab / "fleet.json").read_text())["bytes"] == data["bytes"]
     journal = json.loads(next((lab / "fleets").glob("*.json")).read_text())
     assert journal["options"]["max_per_host"] == 1
     # and the password is nowhere

@@ -111,6 +111,6 @@ def test_the_fleet_question_shows_each_sites_action_count(three_sites: Path):
     seen = " ".join(t.expect("[y/N]").split())
     t.send("n\n")
     assert t.finish() == 0
-    assert "SITE001: 15 actions, SITE002: nothing to do, SITE003: cannot be planned (" in seen, seen
-    assert "(15 actions in all; 1 with nothing to do; 1 cannot be planned" in seen
+    assert "SITE001: 16 actions, SITE002: nothing to do, SITE003: cannot be planned (" in seen, seen
+    assert "(16 actions in all; 1 with nothing to do; 1 cannot be planned" in seen
     assert not (base / "fleets").exists() or not any((base / "fleets").iterdir())  # declined: nothing recorded

@@ -25,6 +25,7 @@ from smbprotocol.open import SMB2CreateResponse
 
 from conftest import Workspace
 from deployer import failpoints
+from hotfix import vendor_payloads
 from servers.delay_proxy import DelayProxy
 from servers.samba import Samba
 
@@ -53,6 +54,7 @@ class Site:
 def wan_site(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """DEMOSRV's SMS root over SMB 2/3 through a delay proxy (2 ms each way); the rest on the mock."""
     share_dir = ws.server("DEMOSRV")
+    vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
     samba = Samba(tmp_path / "smbd", {SHARE: share_dir}).start()
     proxy = DelayProxy(samba.port, delay=0.002).start()
     monkeypatch.setenv(ENV, samba.password)
@@ -427,8 +429,9 @@ def test_listings_and_many_stats_in_one_round_trip_and_large_folders_whole(samba
 # --- the engine asks in batches ---------------------------------------------------------------
 
 # DEMOSRV's round trips (asked one file at a time they were 125 and 83):
-SECOND_RUN_BUDGET = 38  # a second run, nothing to do: plan, lock, re-check under the lock, unlock
-VERIFY_BUDGET = 31  # verify: the plan that finds its checks, then one stat_many and the content reads
+SECOND_RUN_BUDGET = 41  # 38 before the site server's own LOGON.SRV counted as a logon server (issue 19 item 17)
+VERIFY_BUDGET = 34  # verify: the plan that finds its checks, one stat_many, the content reads (31 before the
+# site server's own LOGON.SRV files were verified too, issue 19 item 17)
 
 
 def test_second_run_and_verify_stay_within_their_round_trip_budgets(wan_site: Site):

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 
 from ..model import winpath
 from ..errors import DeployerError, NotADirectory, NotFound, TargetError
-from ..targets.base import CHUNK, FileStat, FileTransport
+from ..targets.base import CHUNK, FileStat, FileTransport, stat_many
 from ..targets.connect import Endpoint, SiteConnection
 
 # Files wanted in one folder from which it is listed rather than stat'ed file by file: over SMB a
@@ -71,13 +71,34 @@ class ReadOnce:
         folders: dict[str, list[str]] = defaultdict(list)
         for p in paths:
             folders[winpath.key(winpath.parent(p))].append(p)
+        alone: list[str] = []
+        # a transport that stats many paths in one round trip (SMB 2/3) is asked as verify asks it:
+        # every path in a few stat_many round trips, where a listing per folder costs one each
+        batched = getattr(self.real, "stat_many", None) is not None  # not ReadOnce's own: the transport's
         for folder, wanted in folders.items():
             names = {winpath.key(p) for p in wanted}
-            if len(names) >= LIST_AT:
+            if len(names) >= LIST_AT and not batched:
                 self._list(winpath.parent(wanted[0]))
             else:
-                for p in wanted:
-                    self.stat(p)
+                alone.extend(p for p in wanted if winpath.key(p) not in self._stat)
+        if batched:  # the folders above them too: verify asks each for its spelling
+            for p in list(alone):
+                parts = winpath.split(p)
+                alone.extend("\\".join(parts[:i]) for i in range(1, len(parts)))
+        alone = list({winpath.key(p): p for p in alone if winpath.key(p) not in self._stat}.values())
+        if len(alone) > 1:
+            # the paths of folders not worth a listing, in as few round trips as the transport
+            # can (SMB 2/3 compounds them, as verify asks): the same stats, fewer turns
+            try:
+                found = stat_many(self.real, alone)
+            except TargetError:
+                found = None  # each is then asked alone below, and keeps its own error
+            if found is not None:
+                self.cost.stats += len(alone)
+                for path, st in zip(alone, found):
+                    self._stat[winpath.key(path)] = st
+        for p in alone:
+            self.stat(p)
 
     def _list(self, folder: str) -> None:
         k = winpath.key(folder)
@@ -101,6 +122,26 @@ class ReadOnce:
         self._listed[k] = listing
 
     # --- FileTransport, reading ------------------------------------------------------------------
+
+    def stat_many(self, paths: list[str]) -> list[FileStat | None]:
+        """Each path's stat, from this reading where it has one; the rest asked in one batch (verify's
+        spelling of the folders above its files goes through here: one round trip, not one a folder)."""
+        missing = list({winpath.key(p): p for p in paths if winpath.key(p) not in self._stat
+                        and not self._from_listing(p)}.values())
+        if len(missing) > 1:
+            try:
+                found = stat_many(self.real, missing)
+            except TargetError:
+                found = None  # each is then asked alone, and keeps its own error
+            if found is not None:
+                self.cost.stats += len(missing)
+                for path, st in zip(missing, found):
+                    self._stat[winpath.key(path)] = st
+        return [self.stat(p) for p in paths]
+
+    def _from_listing(self, path: str) -> bool:
+        parent = winpath.key(winpath.parent(path)) if winpath.split(path)[:-1] else None
+        return parent is not None and parent in self._listed
 
     def stat(self, path: str) -> FileStat | None:
         k = winpath.key(path)

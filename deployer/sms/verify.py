@@ -246,14 +246,18 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     for c in checks:
         try:
             by_server.setdefault(conn.endpoint(c.server).name, []).append(c.path)
+            if c.source:  # a Logon.srv copy is compared with its Client.src source: asked in the same batch
+                by_server.setdefault(conn.endpoint(c.source_server).name, []).append(c.source)
         except KeyError:  # a PCM service host that was off or unreachable when connecting
             continue
+    gone: dict[str, str] = {}  # server -> why it cannot be read any more (its connection failed)
     for name, paths in by_server.items():
         try:
             spell[name].prefetch(paths)
+        except NetworkError as exc:  # gone: its files are not checked, and not asked again one by one
+            gone[name.casefold()] = f"unreachable: {exc}"
         except TargetError:  # then each file is stat'ed alone below, and says what is wrong with it
             pass
-    gone: dict[str, str] = {}  # server -> why it cannot be read any more (its connection failed)
     for c in checks:
         entry = m.files[c.entry_index]
         try:
@@ -280,7 +284,7 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
         name, root = (ep.name, ep.sms_root) if ep is not None else _where(site, c.server)
         j = Judgement(UNCHECKED, why) if why is not None else judge(entry, stat, tz, sha256=sha, version=ver)
         if why is None and c.source and stat is not None and not stat.is_dir and j.status in (OK, NEWER):
-            j = _against_source(conn, c, stat, tz) or j
+            j = _against_source(conn, c, stat, tz, spell) or j
         res = FileResult(
             server=name, path=winpath.absolute(root, path), name=entry.name,
             platform=entry.platform.article_name, expected_date=attrs.format_date(entry.date),
@@ -302,11 +306,12 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
     return report
 
 
-def _against_source(conn: SiteConnection, c: Check, stat: FileStat, tz: ZoneInfo) -> Judgement | None:
+def _against_source(conn: SiteConnection, c: Check, stat: FileStat, tz: ZoneInfo,
+                    spell: dict[str, CaseResolver] | None = None) -> Judgement | None:
     """A Logon.srv copy that is not what Client.src holds: MISMATCH, naming what `plan` would do about it."""
     try:
         ep = conn.endpoint(c.source_server)
-        src = ep.files.stat(c.source)
+        src = spell[ep.name].stat(c.source) if spell and ep.name in spell else ep.files.stat(c.source)
     except (KeyError, TargetError):
         return None  # the source cannot be read: the manifest's judgement stands
     if src is None or src.is_dir or (src.size, src.mtime_ns) == (stat.size, stat.mtime_ns):
