@@ -163,11 +163,7 @@ class ReportFormat(str, Enum):
     html = "html"
 
 
-class ApplyFormat(str, Enum):
-    text = "text"
-    json = "json"
-    junit = "junit"
-    html = "html"
+ApplyFormat = ReportFormat  # apply reports its run in the same four formats as verify
 
 
 _complete_site = complete_site

@@ -193,6 +193,18 @@ class ServicePoll:
         self.next = min(max(self.next * 2, self.floor), self.maximum)
 
 
+EPOCH_FILETIME = 116_444_736_000_000_000  # 1970-01-01 as a Windows FILETIME (100 ns steps since 1601)
+
+
+def filetime_to_ns(ft: int) -> int:
+    """A FILETIME, as SMB 2/3 and SMB1 carry write times, as nanoseconds since 1970."""
+    return (ft - EPOCH_FILETIME) * 100
+
+
+def ns_to_filetime(ns: int) -> int:
+    return ns // 100 + EPOCH_FILETIME
+
+
 def sha256_of(chunks: Iterable[bytes]) -> str:
     h = hashlib.sha256()
     for c in chunks:

@@ -33,27 +33,18 @@ from .temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
 from ..model.secrets import SecretSource
 from .adapters import impacket_internals as lib
-from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, sha256_of
+from .base import (CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime,
+                   sha256_of)
 from .connect import ConnectContext, register_files
 from .smb1conn import Smb1Link, Smb1Options
 from .smbconn import MISSING, NOT_A_DIRECTORY, status_error
 
-EPOCH_FILETIME = 116_444_736_000_000_000
 _DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # SMB_FIND_FILE_DIRECTORY_INFO up to the name (MS-CIFS 2.2.8.1.4)
 _WILDCARDS = set('*?<>"')
 ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/targets/temps.py, so recovery knows it
 
 
-def filetime_to_ns(ft: int) -> int:
-    return (ft - EPOCH_FILETIME) * 100
-
-
-def ns_to_filetime(ns: int) -> int:
-    return ns // 100 + EPOCH_FILETIME
-
-
-def _norm(path: str) -> str:
-    return "\\".join(winpath.split(path))
+_norm = winpath.join  # a path with one separator between its names
 
 
 def _entries(buf: bytes, unicode: bool) -> list[FileStat]:

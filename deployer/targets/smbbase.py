@@ -33,11 +33,10 @@ from smbprotocol.open import (
 from smbprotocol.tree import TreeConnect
 
 from ..model import winpath
-from .base import FileStat, TargetError
+from .base import FileStat, TargetError, filetime_to_ns, ns_to_filetime  # noqa: F401 - re-exported
 from .smbconn import SmbLink, status_error
 from .smbknown import KnownContent, version_of
 
-EPOCH_FILETIME = 116_444_736_000_000_000  # 1970-01-01 as a FILETIME (100 ns steps since 1601)
 SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
 COPY_CHUNK = 1 << 20  # FSCTL_SRV_COPYCHUNK limits Windows and Samba apply: 1 MiB a chunk,
 COPY_CHUNKS = 16  # 16 chunks a request (MS-SMB2 3.3.3: ServerSideCopyMaxChunkCount / MaxDataSize)
@@ -49,16 +48,7 @@ APPEND_INLINE = 1 << 20  # a record up to this size goes in one WRITE, compounde
 Action = tuple[Any, Callable[[Any], Any]]
 
 
-def filetime_to_ns(ft: int) -> int:
-    return (ft - EPOCH_FILETIME) * 100
-
-
-def ns_to_filetime(ns: int) -> int:
-    return ns // 100 + EPOCH_FILETIME
-
-
-def _norm(path: str) -> str:
-    return "\\".join(winpath.split(path))
+_norm = winpath.join  # a path with one separator between its names
 
 
 @dataclass
