@@ -1,116 +1,58 @@
 """One SMB1 (NT LM 0.12) connection to a server, shared by its file and service transports.
 
-The SMB1 counterpart of smbconn.SmbLink: connected lazily, one operation at a time, each
-bounded in time, errors turned into the Windows errors of base.py, and connected afresh
-after the connection was lost or timed out. impacket waits on its socket with a timeout
+The SMB1 case of smbsession.LinkBase (as smbconn.SmbLink is the SMB 2/3 one): what both do
+(bounded operations, errors, the account, reconnecting) is the base's; this module has the
+impacket calls. impacket waits on its socket with a timeout
 (unlike smbprotocol's worker thread), so a per-operation socket timeout bounds every wait:
 a hung server is reported after `timeout` seconds without an answer (Windows error 1460),
 a killed one at once (64).
 
 Security is never negotiated down silently: signing is required unless the inventory says
 `require_signing: false` (and then used only when the server requires it), NTLMv2 unless it
-says `allow_ntlmv1: true`. Every signed reply is checked (adapters/impacket_internals.SignedSMB). A connection whose dialect does not meet the server's is
-explained from the server's own negotiate answer (smb1probe).
+says `allow_ntlmv1: true`. Every signed reply is checked (adapters/impacket_internals.SignedSMB).
+A connection whose dialect does not meet the server's is explained from the server's own negotiate answer (smb1probe).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import ClassVar
 
-from ..model.secrets import MASK, Secret
+from ..model.secrets import Secret
 from .adapters import impacket_internals as lib
-from .base import ConnectionLost, DialectMismatch, SigningUnavailable, TargetError, TransportTimeout
+from .base import (ConnectFailed, ConnectionLost, DialectMismatch, SigningUnavailable, TargetError, TransportTimeout,
+                   connect_winerror)
 from .smb1probe import mismatch, quick
-from .smbconn import AuthenticationFailed, status_error
-from .traffic import Meter
+from .smbsession import AuthenticationFailed, LinkBase, LinkOptions  # noqa: F401 - AuthenticationFailed re-exported
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Smb1Options:
-    host: str
-    port: int
-    username: str
-    domain: str | None
-    require_signing: bool
-    allow_ntlmv1: bool
+class Smb1Options(LinkOptions):
+    DIALECT: ClassVar[str] = "smb1"
 
-    @property
-    def key(self) -> tuple:
-        return ("smb1", self.host.casefold(), self.port, (self.domain or "").casefold(), self.username.casefold(),
-                self.require_signing, self.allow_ntlmv1)
-
-    @property
-    def where(self) -> str:
-        return f"{self.host}:{self.port}"
+    allow_ntlmv1: bool = False
 
 
-class Smb1Link:
-    """A lazily (re)connected SMB1 session to one server; `op()` runs one bounded operation on it."""
+class Smb1Link(LinkBase[Smb1Options, int]):
+    """The SMB1 session (impacket); what every dialect's link does is smbsession.LinkBase's."""
 
     def __init__(self, server: str, options: Smb1Options, password: Secret, *, timeout: float,
                  password_source: str = ""):
-        self.server = server
-        self.options = options
-        self.timeout = timeout
-        self._password = password
-        self._password_source = password_source
-        self._lock = threading.RLock()
-        self._depth = 0
+        super().__init__(server, options, password, timeout=timeout, password_source=password_source)
         self._conn: lib.SignedSMB | None = None
         self._high: lib.SMBConnection | None = None
-        self._trees: dict[str, int] = {}
-        self.generation = 0
-        self._closed = False
-        self.meter = Meter(server)  # round trips and bytes (targets/traffic.py)
-        self._op_server = server
-
-    def __repr__(self) -> str:
-        return f"Smb1Link({self.server}, {self.options.username}@{self.options.where})"
 
     # --- the bounded operation --------------------------------------------------------------
 
-    @contextmanager
-    def op(self, what: str, path: str | None = None, timeout: float | None = None,
-           server: str | None = None) -> Iterator["Smb1Link"]:
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self
-                finally:
-                    self._depth -= 1
-                return
-            name = self._op_server = server or self.server
-            if self._closed:
-                raise ConnectionLost(f"{what}: the connection to {self.options.where} was closed", server=name,
-                                     path=path)
-            seconds = timeout or self.timeout
-            self._depth = 1
-            try:
-                self._ensure(name, seconds)
-                self._conn.set_timeout(seconds)  # type: ignore[union-attr]
-                yield self
-            except Exception as exc:
-                err = self._translate(exc, what, path, seconds, name)
-                if err is None:
-                    raise
-                if isinstance(err, (ConnectionLost, TransportTimeout)) or isinstance(exc, lib.SignatureMismatch):
-                    self._drop()
-                if err is exc:
-                    raise
-                raise err from (None if isinstance(err, (AuthenticationFailed, DialectMismatch)) else exc)
-            except BaseException:
-                self._drop()  # interrupted half way through a message: start afresh
-                raise
-            finally:
-                self._depth = 0
+    def _ready(self, seconds: float) -> None:
+        self.conn.set_timeout(seconds)
+
+    def _poisoned(self, exc: Exception) -> bool:
+        return isinstance(exc, lib.SignatureMismatch)  # nothing more from this connection can be trusted
 
     def _translate(self, exc: Exception, what: str, path: str | None, seconds: float,
                    server: str) -> TargetError | None:
@@ -118,9 +60,7 @@ class Smb1Link:
         if isinstance(exc, TargetError):
             return exc
         if isinstance(exc, (lib.NetBIOSTimeout, socket.timeout, TimeoutError)):
-            return TransportTimeout(f"{what}: no answer from {where} within {seconds:g} s (is the server hung?); "
-                                    "the connection was closed and the next operation reconnects",
-                                    server=server, path=path)
+            return self._timed_out(what, path, seconds, server)
         if isinstance(exc, lib.SignatureMismatch):
             return ConnectionLost(f"{what}: {exc}: the connection to {where} was dropped (a reply not signed by the "
                                   "server, or altered on the way)", server=server, path=path)
@@ -129,32 +69,15 @@ class Smb1Link:
             if status == 0:
                 return TargetError(f"{what}: the server answered SMB error class {exc.get_error_class()} code "
                                    f"{exc.get_error_code()}", server=server, path=path)
-            return status_error(status, what, server=server, path=path, detail=self._auth_hint(status))
+            return self._status(status, what, path, server)
         if isinstance(exc, (lib.NetBIOSError, ConnectionError, EOFError)):
-            return ConnectionLost(f"{what}: the connection to {where} was lost (the server closed it or stopped)",
-                                  server=server, path=path)
+            return self._lost(what, path, server)
         if isinstance(exc, lib.UnsupportedFeature):  # a reply impacket did not expect
             return TargetError(f"{what}: unexpected answer from {where}: {self._scrub(str(exc))}", server=server,
                                path=path)
         if isinstance(exc, OSError):
-            return ConnectionLost(f"{what}: network error talking to {where}: {self._scrub(exc.strerror or str(exc))}",
-                                  server=server, path=path)
+            return self._network(exc, what, path, server)
         return None  # a programming error: let it through untouched
-
-    def _auth_hint(self, status: int) -> str:
-        if status not in (0xC000006D, 0xC000006A):
-            return ""
-        src = f" from {self._password_source}" if self._password_source else ""
-        return f"; check the user name {self._account} on {self.options.where} and the password{src}"
-
-    @property
-    def _account(self) -> str:
-        o = self.options
-        return f"{o.domain}\\{o.username}" if o.domain and "\\" not in o.username else o.username
-
-    def _scrub(self, text: str) -> str:
-        secret = self._password.reveal()
-        return text.replace(secret, MASK) if secret else text
 
     # --- connection -------------------------------------------------------------------------
 
@@ -172,9 +95,10 @@ class Smb1Link:
             raise mismatch(name, o.host, o.port, quick(seconds), client="smb1") or TransportTimeout(
                 f"connect: no answer from {o.where} within {seconds:g} s", server=name) from exc
         except OSError as exc:
-            if isinstance(exc.args[-1] if exc.args else None, OSError):  # impacket wraps the connect error
-                reason = exc.args[-1].strerror or str(exc.args[-1])
-                raise ConnectionLost(f"connect: cannot connect to {o.where}: {reason}", server=name) from None
+            cause = exc.args[-1] if exc.args else None
+            if isinstance(cause, OSError):  # impacket wraps the connect error: said as SMB 2/3 says it
+                raise ConnectFailed(f"connect: cannot connect to {o.where}: {cause.strerror or cause}", server=name,
+                                    winerror=connect_winerror(cause)) from None
             raise self._dialect_error(name, seconds) or ConnectionLost(
                 f"connect: the connection to {o.where} was lost while negotiating", server=name) from exc
         except Exception as exc:  # an empty, refused or unparsable negotiation: ask the server why
@@ -212,25 +136,19 @@ class Smb1Link:
         if not extended and offered and not conn.security_mode & lib.SIGNING_REQUIRED and o.require_signing:
             raise SigningUnavailable(f"{o.where} offers no extended security, and the SMB1 client signs only "
                                      "sessions set up with it; set require_signing: false for it", server=name)
-        domain = o.domain or ""
-        user = o.username
-        if "\\" in user:
-            domain, user = user.split("\\", 1)
+        domain, user = o.logon_parts()
         try:
             # as the SMB 2/3 transport: sign when required, by the inventory (the default) or the server
             conn.log_on(user, self._password.reveal(), domain, ntlmv1=o.allow_ntlmv1 and not extended,
                         sign=o.require_signing or bool(conn.security_mode & lib.SIGNING_REQUIRED))
         except lib.SessionError as exc:
-            status = lib.status_of(exc)
-            raise status_error(status, "logon", server=name, path=None, detail=self._auth_hint(status)) from None
+            raise self._status(lib.status_of(exc), "logon", None, name) from None
         except Exception as exc:
             if isinstance(exc, (lib.NetBIOSError, lib.NetBIOSTimeout, OSError)):
                 raise
-            raise AuthenticationFailed(f"logon to {o.where} as {self._account} failed ({self._scrub(str(exc))})"
-                                       f"{self._auth_hint(0xC000006D)}", server=name) from None
+            raise self._logon_failed(str(exc), name) from None
         if conn.isGuestSession():
-            raise AuthenticationFailed(f"logon to {o.where} as {self._account} was mapped to the guest account; "
-                                       "check the user name and password", server=name)
+            raise self._guest(name)
 
     def _drop(self) -> None:
         conn, self._conn, self._high = self._conn, None, None
@@ -245,19 +163,11 @@ class Smb1Link:
         """Drop the connection (replies still in flight): the next operation connects again."""
         self._drop()
 
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                if self._conn is not None:
-                    with self.op("disconnect"):
-                        self._conn.logoff()
-            except TargetError:
-                pass
-            finally:
-                self._drop()
-                self._closed = True
+    def _connected(self) -> bool:
+        return self._conn is not None
+
+    def _logoff(self) -> None:
+        self.conn.logoff()
 
     def is_current(self, generation: int) -> bool:
         return self.generation == generation and self._conn is not None and not self._conn.broken
@@ -276,14 +186,8 @@ class Smb1Link:
     def signed(self) -> bool:
         return self._conn is not None and self._conn.signing_active
 
-    def tree(self, share: str) -> int:
-        key = share.casefold()
-        if key not in self._trees:
-            try:
-                self._trees[key] = self.conn.tree(rf"\\{self.options.host}\{share}")
-            except lib.SessionError as exc:
-                if lib.status_of(exc) == 0xC00000CC:
-                    raise TargetError(f"there is no share {share} on {self.options.where} (check files: share in the "
-                                      "inventory)", server=self.server, winerror=67) from None
-                raise
-        return self._trees[key]
+    def _connect_tree(self, unc: str) -> int:
+        return self.conn.tree(unc)
+
+    def _tree_status(self, exc: Exception) -> int | None:
+        return lib.status_of(exc) if isinstance(exc, lib.SessionError) else None

@@ -29,34 +29,28 @@ import uuid
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 from smbprotocol.connection import Connection, Request
 from smbprotocol.exceptions import SMBAuthenticationError, SMBConnectionClosed, SMBException, SMBResponseException
-from smbprotocol.header import NtStatus
 from smbprotocol.open import Open, SMB2ReadResponse, SMB2WriteResponse
 from smbprotocol.session import Session
 from smbprotocol.tree import TreeConnect
 
-from ..model.secrets import MASK, Secret
+from ..model.secrets import Secret
 from .adapters import smbprotocol_internals as internals
-from .base import (
-    AccessDenied,
-    AlreadyExists,
-    AuthenticationFailed,
-    ConnectFailed,
-    ConnectionLost,
-    DiskFull,
-    NetworkError,
-    NotFound,
-    PathNotFound,
-    SharingViolation,
-    TargetError,
-    TransportTimeout,
-    connect_winerror,
-)
+from .base import ConnectFailed, TargetError, connect_winerror
 from .smbfast import PAYLOAD_UNIT, FastWriter
-from .traffic import Meter
+from .smbsession import (  # noqa: F401 - the status table's names, re-exported: this module's before the split
+    END_OF_FILE,
+    MISSING,
+    NOT_A_DIRECTORY,
+    AuthenticationFailed,
+    LinkBase,
+    LinkOptions,
+    status_error,
+    status_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,69 +59,11 @@ IN_FLIGHT = 8  # requests of a transfer outstanding at once
 CREDIT_TARGET = 768  # credits to hold: IN_FLIGHT requests of IO_SIZE need 512
 
 
-# NTSTATUS -> (error class, Windows error code or None for the class's own, message)
-_STATUS: dict[int, tuple[type[TargetError], int | None, str]] = {
-    0xC0000043: (SharingViolation, None,
-                 "the process cannot access the file because it is being used by another process"),
-    0xC0000054: (SharingViolation, 33, "another process has locked a portion of the file"),
-    0xC0000022: (AccessDenied, None, "access is denied"),
-    # Windows answers a replace or delete of a running program's image this way too
-    0xC0000121: (AccessDenied, None, "access is denied: the file cannot be deleted (read-only, or the image of a "
-                                     "running program or service?)"),
-    0xC00000BA: (AccessDenied, None, "access is denied (it is a folder, not a file)"),
-    0xC0000056: (AccessDenied, None, "access is denied (the file is being deleted)"),
-    0xC00000A2: (AccessDenied, 19, "the media is write protected"),
-    0xC0000034: (NotFound, None, "the system cannot find the file specified"),
-    0xC000000F: (NotFound, None, "the system cannot find the file specified"),  # NO_SUCH_FILE
-    0xC000003A: (PathNotFound, None, "the system cannot find the path specified"),
-    0xC0000103: (PathNotFound, None, "the system cannot find the path specified (a folder on the way is a file)"),
-    0xC0000035: (AlreadyExists, None, "cannot create a file when that file already exists"),
-    0xC000007F: (DiskFull, None, "there is not enough space on the disk"),
-    0xC0000044: (DiskFull, 1295, "the disk quota is exceeded"),
-    0xC0000101: (TargetError, 145, "the directory is not empty"),
-    0xC0000033: (TargetError, 123, "the file name, directory name, or volume label syntax is incorrect"),
-    0xC00000B5: (TransportTimeout, None, "the server reported an I/O timeout"),
-    0xC00000CC: (TargetError, 67, "the network name cannot be found (no such share on the server)"),
-    0xC00000C9: (ConnectionLost, None, "the specified network name is no longer available"),
-    0xC0000203: (ConnectionLost, None, "the server closed the session"),
-    0xC000006D: (AuthenticationFailed, None, "logon failure: unknown user name or bad password"),
-    0xC000006A: (AuthenticationFailed, None, "logon failure: unknown user name or bad password"),
-    0xC000006E: (AuthenticationFailed, 1327, "logon failure: account restriction"),
-    0xC0000071: (AuthenticationFailed, 1330, "logon failure: the password has expired"),
-    0xC0000072: (AuthenticationFailed, 1331, "logon failure: the account is disabled"),
-    0xC0000224: (AuthenticationFailed, 1907, "logon failure: the password must be changed"),
-    0xC0000234: (AuthenticationFailed, 1909, "logon failure: the account is locked out"),
-}
-_STATUS_NAMES = {v: k for k, v in vars(NtStatus).items() if k.startswith("STATUS_") and isinstance(v, int)}
-
-# Status codes with which a missing file or folder answers (stat() turns them into None).
-MISSING = frozenset({0xC0000034, 0xC000003A, 0xC0000103, 0xC000000F})
-NOT_A_DIRECTORY = 0xC0000103
-END_OF_FILE = 0xC0000011
-
-
-def status_name(status: int) -> str:
-    return _STATUS_NAMES.get(status, f"NTSTATUS 0x{status:08X}")
-
-
 @dataclass(frozen=True)
-class SmbOptions:
-    host: str
-    port: int
-    username: str
-    domain: str | None
-    require_signing: bool
-    encrypt: bool
+class SmbOptions(LinkOptions):
+    DIALECT: ClassVar[str] = "smb"
 
-    @property
-    def key(self) -> tuple:
-        """Transports whose options give the same key share one connection."""
-        return ("smb", self.host.casefold(), self.port, (self.domain or "").casefold(), self.username.casefold(),
-                self.require_signing, self.encrypt)
-
-    @property
-    def where(self) -> str:
-        return f"{self.host}:{self.port}"
+    encrypt: bool = False
 
 
 class _Watchdog:
@@ -182,77 +118,25 @@ class _Watchdog:
                 log.debug("shutting down an expired SMB connection failed", exc_info=True)
 
 
-class SmbLink:
-    """A lazily (re)connected SMB session to one server; `op()` runs one bounded operation on it."""
+class SmbLink(LinkBase[SmbOptions, TreeConnect]):
+    """The SMB 2/3 session (smbprotocol); what every dialect's link does is smbsession.LinkBase's."""
 
     def __init__(self, server: str, options: SmbOptions, password: Secret, *, timeout: float,
                  password_source: str = ""):
-        self.server = server  # the inventory's name for the server, for messages
-        self.options = options
-        self.timeout = timeout
-        self._password = password
-        self._password_source = password_source
-        self._lock = threading.RLock()
-        self._depth = 0
+        super().__init__(server, options, password, timeout=timeout, password_source=password_source)
         self._watch = _Watchdog(self._expire, server)
         self._conn: Connection | None = None
         self._session: Session | None = None
-        self._trees: dict[str, TreeConnect] = {}
-        self.generation = 0  # bumped at each new session: handles opened on an older one are gone
-        self._closed = False
-        self._op_timeout = timeout
-        self._op_server = server
-        self.meter = Meter(server)  # round trips and bytes, by the server whose operation runs
-
-    def __repr__(self) -> str:
-        return f"SmbLink({self.server}, {self.options.username}@{self.options.where})"
 
     # --- the bounded operation --------------------------------------------------------------
 
-    @contextmanager
-    def op(self, what: str, path: str | None = None, timeout: float | None = None,
-           server: str | None = None) -> Iterator["SmbLink"]:
-        """Run one operation: connected, serialised, bounded by `timeout`, errors translated.
+    def _begin(self, seconds: float) -> None:
+        self._watch.arm(seconds)
 
-        `server` names the server in messages (one link may serve several inventory servers
-        that are one machine). A nested op runs under the outer one's deadline.
-        """
-        with self._lock:
-            if self._depth:
-                self._depth += 1
-                try:
-                    yield self
-                finally:
-                    self._depth -= 1
-                return
-            name = self._op_server = server or self.server
-            if self._closed:
-                raise ConnectionLost(f"{what}: the connection to {self.options.where} was closed", server=name,
-                                     path=path)
-            seconds = timeout or self.timeout
-            self._depth = 1
-            self._op_timeout = seconds
-            self._watch.arm(seconds)
-            try:
-                self._ensure()
-                yield self
-            except Exception as exc:
-                err = self._translate(exc, what, path, seconds, name)
-                if isinstance(err, NetworkError):
-                    self._drop()  # the next operation starts from a fresh connection
-                if err is None or err is exc:
-                    raise
-                if isinstance(err, AuthenticationFailed):
-                    raise err from None  # the library's exception chain carries nothing the user needs here
-                raise err from exc
-            except BaseException:
-                self._drop()  # interrupted (Ctrl-C) maybe half way through a message: start afresh
-                raise
-            finally:
-                self._watch.disarm()
-                self._depth = 0
-                if self._watch.fired:
-                    self._drop()  # the socket is shut down; the next operation connects again
+    def _end(self) -> None:
+        self._watch.disarm()
+        if self._watch.fired:
+            self._drop()  # the socket is shut down; the next operation connects again
 
     def progress(self) -> None:
         """Called by long operations whenever the server answers: the deadline is per answer."""
@@ -267,50 +151,29 @@ class SmbLink:
                    server: str) -> TargetError | None:
         where = self.options.where
         if self._watch.fired or internals.is_connect_timeout(exc):
-            return TransportTimeout(f"{what}: no answer from {where} within {seconds:g} s (is the server hung?); "
-                                    "the connection was closed and the next operation reconnects",
-                                    server=server, path=path)
+            return self._timed_out(what, path, seconds, server)
         if isinstance(exc, TargetError):
             return exc
         if isinstance(exc, SMBResponseException):
-            return status_error(exc.status, what, server=server, path=path, detail=self._auth_hint(exc.status))
+            return self._status(exc.status, what, path, server)
         if isinstance(exc, SMBAuthenticationError):
-            return AuthenticationFailed(f"{what}: logon to {where} as {self._account} failed "
-                                        f"({self._scrub(str(exc))}){self._auth_hint(0xC000006D)}", server=server)
+            return self._logon_failed(str(exc), server, what)
         if isinstance(exc, (SMBConnectionClosed, ConnectionError)):
-            return ConnectionLost(f"{what}: the connection to {where} was lost (the server closed it or stopped)",
-                                  server=server, path=path)
+            return self._lost(what, path, server)
         failed = internals.connect_failure(exc)
         if failed is not None:
             cause, reason = failed
             return ConnectFailed(f"{what}: cannot connect to {where}: {self._scrub(reason)}", server=server,
                                  path=path, winerror=connect_winerror(cause))
         if isinstance(exc, OSError):
-            return ConnectionLost(f"{what}: network error talking to {where}: {self._scrub(exc.strerror or str(exc))}",
-                                  server=server, path=path)
+            return self._network(exc, what, path, server)
         if isinstance(exc, SMBException):
             return TargetError(f"{what}: {self._scrub(str(exc))}", server=server, path=path)
         return None  # a programming error: let it through untouched
 
-    @property
-    def _account(self) -> str:
-        o = self.options
-        qualified = "\\" in o.username or "@" in o.username  # DOMAIN\user or user@realm already
-        return f"{o.domain}\\{o.username}" if o.domain and not qualified else o.username
-
-    def _auth_hint(self, status: int) -> str:
-        if _STATUS.get(status, (None,))[0] is not AuthenticationFailed:
-            return ""
-        src = f" from {self._password_source}" if self._password_source else ""
-        return f"; check the user name {self._account} on {self.options.where} and the password{src}"
-
-    def _scrub(self, text: str) -> str:
-        secret = self._password.reveal()
-        return text.replace(secret, MASK) if secret else text
-
     # --- connection -------------------------------------------------------------------------
 
-    def _ensure(self) -> None:
+    def _ensure(self, name: str, seconds: float) -> None:
         if internals.alive(self._conn):
             return
         self._drop()
@@ -319,21 +182,28 @@ class SmbLink:
         self._conn = conn  # before connecting: the watchdog reaches the socket through it
         internals.meter_connection(conn, self.meter, lambda: self._op_server)
         try:
-            conn.connect(timeout=self._op_timeout)
+            conn.connect(timeout=seconds)
         except Exception as exc:
             # negotiation failed: an SMB1-only server (it closes the connection) or no SMB at all? ask it
             from .smb1probe import mismatch, quick
 
             hung = internals.is_connect_timeout(exc) or self._watch.fired  # then only a quick look: it may be a hung SMB server
-            timeout = quick(self._op_timeout) if hung else self._op_timeout
-            raise mismatch(self._op_server, o.host, o.port, timeout, client="smb2") or exc
+            timeout = quick(seconds) if hung else seconds
+            raise mismatch(name, o.host, o.port, timeout, client="smb2") or exc
         session = Session(conn, username=self._account, password=self._password.reveal(),
                           require_encryption=o.encrypt)
-        session.connect()
+        try:
+            session.connect()
+        except SMBException as exc:
+            if internals.guest_refused(exc):  # signing or encryption required: smbprotocol refuses the guest
+                raise self._guest(name) from None
+            raise
+        if internals.is_guest(session):  # signing not required: smbprotocol takes the guest session as it is
+            raise self._guest(name)
         self._session = session
         self.generation += 1
         # A wide credit window lets transfers keep several large requests in flight.
-        conn.echo(sid=session.session_id, timeout=self._op_timeout, credit_request=CREDIT_TARGET)
+        conn.echo(sid=session.session_id, timeout=seconds, credit_request=CREDIT_TARGET)
 
     def _drop(self) -> None:
         conn, self._conn, self._session = self._conn, None, None
@@ -344,27 +214,19 @@ class SmbLink:
             except Exception:  # the connection is being abandoned; nothing to report
                 log.debug("disconnecting an abandoned SMB connection failed", exc_info=True)
 
-    def close(self) -> None:
-        """Log off and disconnect (bounded like any operation); the link cannot be used afterwards."""
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                if self._conn is not None and self._conn.transport is not None and self._conn.transport.connected:
-                    with self.op("disconnect"):
-                        self._conn.disconnect(close=True, timeout=self.timeout)
-            except TargetError:
-                pass
-            finally:
-                self._drop()
-                self._closed = True
-                self._watch.close()
+    def _connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and conn.transport is not None and conn.transport.connected
+
+    def _logoff(self) -> None:
+        self.connection.disconnect(close=True, timeout=self.timeout)
+
+    def _closed_hook(self) -> None:
+        self._watch.close()
 
     def is_current(self, generation: int) -> bool:
         """Whether the session of that generation is still connected (its handles still valid)."""
-        conn = self._conn
-        return (self.generation == generation and conn is not None and conn.transport is not None
-                and conn.transport.connected)
+        return self.generation == generation and self._connected()
 
     @property
     def connection(self) -> Connection:
@@ -390,23 +252,14 @@ class SmbLink:
         with internals.signing_forced(session, force):
             yield
 
-    def tree(self, share: str) -> TreeConnect:
-        """The tree connect to `share` (inside op())."""
-        key = share.casefold()
-        tree = self._trees.get(key)
-        if tree is None:
-            tree = TreeConnect(self.session, rf"\\{self.options.host}\{share}")
-            try:
-                with self.signed_tree_connects():
-                    tree.connect()
-            except SMBResponseException as exc:
-                if exc.status == 0xC00000CC:
-                    raise TargetError(f"there is no share {share} on {self.options.where} "
-                                      "(check files: share in the inventory)", server=self._op_server,
-                                      winerror=67) from None
-                raise
-            self._trees[key] = tree
+    def _connect_tree(self, unc: str) -> TreeConnect:
+        tree = TreeConnect(self.session, unc)
+        with self.signed_tree_connects():
+            tree.connect()
         return tree
+
+    def _tree_status(self, exc: Exception) -> int | None:
+        return exc.status if isinstance(exc, SMBResponseException) else None
 
     # --- requests ---------------------------------------------------------------------------
 
@@ -557,15 +410,3 @@ class SmbLink:
                 except Exception:  # noqa: BLE001 - the caller's error (or the end of the connection) matters
                     break
 
-
-def status_error(status: int, what: str, *, server: str | None, path: str | None, detail: str = "",
-                 override: dict[int, tuple[type[TargetError], str]] | None = None) -> TargetError:
-    """The TargetError for an NTSTATUS the server answered."""
-    if override and status in override:
-        cls, message = override[status]
-        return cls(f"{what}: {message}", server=server, path=path)
-    if status in _STATUS:
-        cls, winerror, message = _STATUS[status]
-        return cls(f"{what}: {message}{detail}", server=server, path=path, winerror=winerror)
-    return TargetError(f"{what}: the server answered {status_name(status)} (0x{status:08X}){detail}", server=server,
-                       path=path)

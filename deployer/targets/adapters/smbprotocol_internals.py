@@ -49,6 +49,20 @@ def usable(conn: Connection) -> bool:
             and hasattr(conn, "_check_worker_running"))
 
 
+# --- the session ----------------------------------------------------------------------------
+
+
+def is_guest(session: Session) -> bool:
+    """The server let the logon in as its guest (or anonymously): smbprotocol says so only by
+    leaving the session without keys (Session.connect, on SMB2_SESSION_FLAG_IS_GUEST/IS_NULL)."""
+    return session.session_key is None
+
+
+def guest_refused(exc: SMBException) -> bool:
+    """smbprotocol's refusal of a guest session when signing or encryption is required (a plain SMBException)."""
+    return "authenticated as a guest" in str(exc)
+
+
 # --- the connection's health -----------------------------------------------------------------
 
 
