@@ -45,10 +45,8 @@ from smbprotocol.open import (
 )
 from smbprotocol.tree import TreeConnect
 
-from ..model import winpath
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from ..model.secrets import SecretSource
-from .base import AccessDenied, NotADirectory, PathNotFound, TargetError
+from .base import AccessDenied, NotADirectory, TargetError
 from .connect import ConnectContext, register_files
 from .smbbase import (  # noqa: F401 - filetime_to_ns, ns_to_filetime: this module's names before the split
     APPEND_INLINE,
@@ -65,6 +63,7 @@ from .smbbase import (  # noqa: F401 - filetime_to_ns, ns_to_filetime: this modu
 from .smbconn import MISSING, NOT_A_DIRECTORY, SmbLink, SmbOptions
 from .smbknown import version_of
 from .smbread import SmbReads
+from .smbshare import files_from_inventory
 
 
 class SmbFileTransport(SmbReads):
@@ -135,17 +134,6 @@ class SmbFileTransport(SmbReads):
                 self._appending = None
                 self._close_quietly(fh, held.generation)
                 raise
-
-    def _release_append(self, *paths: str) -> None:
-        """Close the held append handle (of any file, or only if it is one of `paths` or below one)."""
-        held = self._appending
-        if held is None:
-            return
-        if paths and not any(held.key == p.casefold() or held.key.startswith(p.casefold() + "\\") or not p
-                             for p in map(_norm, paths)):
-            return
-        self._appending = None
-        self._close_quietly(held.fh, held.generation)
 
     def copy(self, src: str, dst: str) -> None:
         """A server-side copy (FSCTL_SRV_COPYCHUNK_WRITE): the data never leaves the server.
@@ -340,32 +328,6 @@ class SmbFileTransport(SmbReads):
                          CreateOptions.FILE_DIRECTORY_FILE, FileAttributes.FILE_ATTRIBUTE_DIRECTORY),
             fh.close(send=False)]), "mkdir", rel)
 
-    def makedirs(self, path: str) -> None:
-        """Made or found once, a folder is taken as there for the rest of the session (until
-        deployer removes or renames it or a folder above it): the backups of a run's actions
-        go to a few folders, asked for again and again."""
-        rel = _norm(path)
-        parts = winpath.split(rel)
-        if rel.casefold() in self._made:
-            return
-        with self._op("makedirs", rel):
-            try:
-                self._mkdir(rel, CreateDisposition.FILE_OPEN_IF)  # usually all there but the last
-            except PathNotFound:
-                for i in range(1, len(parts) + 1):
-                    sub = "\\".join(parts[:i])
-                    try:
-                        self._mkdir(sub, CreateDisposition.FILE_OPEN_IF)
-                    except PathNotFound:
-                        raise PathNotFound(f"makedirs: the system cannot find the path specified ({sub} is a file, "
-                                           "not a folder)", server=self.server, path=rel) from None
-        self._made.update("\\".join(parts[:i]).casefold() for i in range(1, len(parts) + 1))
-
-    def _forget_made(self, *rels: str) -> None:
-        for rel in rels:
-            key = _norm(rel).casefold()
-            self._made = {k for k in self._made if key and k != key and not k.startswith(key + "\\")}
-
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         rel = _norm(path)
         basic = FileBasicInformation()
@@ -386,22 +348,8 @@ class SmbFileTransport(SmbReads):
             self.known.saw_times_set(version_of(fh))
             self.known.move(rel, rel, seen[0] if seen else None, version_of(fh))
 
-    def close(self) -> None:
-        if self._appending is not None:
-            try:
-                with self._op("close", self._appending.key):
-                    self._release_append()
-            except TargetError:
-                self._appending = None  # the server drops the handle with the session
-        if self._owns_link:
-            self.link.close()
-
 
 # --- from the inventory ------------------------------------------------------------------
-
-
-def shared_link(ctx: ConnectContext, options: SmbOptions, password: SecretSource, timeout: float) -> SmbLink:
-    return ctx.session(SmbLink, options, password, timeout)
 
 
 def options_of(spec: SmbFilesSpec) -> SmbOptions:
@@ -410,9 +358,4 @@ def options_of(spec: SmbFilesSpec) -> SmbOptions:
 
 @register_files("smb")
 def _smb_files(ctx: ConnectContext) -> SmbFileTransport:
-    spec = ctx.server.files
-    assert isinstance(spec, SmbFilesSpec)
-    link = shared_link(ctx, options_of(spec), spec.password, spec.timeout)
-    files = SmbFileTransport(ctx.name, link, spec.share, timeout=spec.timeout)
-    files.connect()
-    return files
+    return files_from_inventory(ctx, SmbLink, options_of, SmbFileTransport)

@@ -23,84 +23,44 @@ The same contract as the SMB 2/3 transport (smb.py), with what SMB1 offers:
 
 from __future__ import annotations
 
-import struct
 from collections import deque
-from contextlib import AbstractContextManager
 from typing import Any, Iterable, Iterator
 
-from ..model import winpath
 from .temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from ..model.secrets import SecretSource
 from .adapters import impacket_internals as lib
-from .base import (CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime,
-                   sha256_of)
+from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime, sha256_of
 from .connect import ConnectContext, register_files
 from .smb1conn import Smb1Link, Smb1Options
-from .smbconn import MISSING, NOT_A_DIRECTORY, status_error
+from .smbsession import MISSING, NO_MORE_FILES, NOT_A_DIRECTORY, status_error
+from .smbshare import Held, ShareBase, _norm, check_name, dir_entries, files_from_inventory
 
-_DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # SMB_FIND_FILE_DIRECTORY_INFO up to the name (MS-CIFS 2.2.8.1.4)
-_WILDCARDS = set('*?<>"')
 ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/targets/temps.py, so recovery knows it
 
 
-_norm = winpath.join  # a path with one separator between its names
+class Smb1FileTransport(ShareBase):
+    """FileTransport rooted at one share of an SMB1 server (what SMB 2/3 does alike is smbshare.ShareBase's)."""
 
-
-def _entries(buf: bytes, unicode: bool) -> list[FileStat]:
-    out = []
-    pos = 0
-    while pos + _DIR_ENTRY.size <= len(buf):
-        (next_off, _index, _created, _accessed, written, _changed, eof, _alloc, attrs,
-         name_len) = _DIR_ENTRY.unpack_from(buf, pos)
-        raw = buf[pos + _DIR_ENTRY.size:pos + _DIR_ENTRY.size + name_len]
-        name = raw.decode("utf-16-le") if unicode else raw.decode("latin-1")
-        name = name.rstrip("\x00")
-        is_dir = bool(attrs & lib.ATTR_DIRECTORY)
-        out.append(FileStat(name, 0 if is_dir else eof, filetime_to_ns(written), is_dir,
-                            bool(attrs & lib.ATTR_READONLY)))
-        if not next_off:
-            break
-        pos += next_off
-    return out
-
-
-class Smb1FileTransport:
-    """FileTransport rooted at one share of an SMB1 server."""
-
+    link: Smb1Link
     listing_is_stat = True  # stat() is a one-name TRANS2 FIND, a listing the same for `*`: same entries
+
     def __init__(self, server: str, link: Smb1Link, share: str, *, timeout: float | None = None,
                  owns_link: bool = False):
-        self.server = server
-        self.link = link
-        self.share = share
-        self.timeout = timeout or link.timeout
-        self._owns_link = owns_link
+        super().__init__(server, link, share, timeout=timeout, owns_link=owns_link)
         self.atomic_replace: bool | None = None  # None: as the server's capabilities say
-        # append()'s handle, kept open between records: (casefolded RelPath, fid, session generation, next offset)
-        self._appending: tuple[str, int, int, int] | None = None
-
-    def __repr__(self) -> str:
-        return f"Smb1FileTransport({self.server}, \\\\{self.link.options.host}\\{self.share})"
 
     # --- plumbing ---------------------------------------------------------------------------
-
-    def _op(self, what: str, path: str | None = None) -> AbstractContextManager[Smb1Link]:
-        return self.link.op(what, path, self.timeout, server=self.server)
-
-    def _tid(self) -> int:
-        return self.link.tree(self.share)
 
     def _open(self, rel: str, what: str, access: int, share: int, disposition: int, options: int,
               attributes: int = 0, override: dict | None = None) -> lib.Opened:
         try:
-            return self.link.conn.create(self._tid(), rel, access, share, disposition, options, attributes)
+            return self.link.conn.create(self._tree(), rel, access, share, disposition, options, attributes)
         except lib.SessionError as exc:
             raise status_error(lib.status_of(exc), what, server=self.server, path=rel, override=override) from None
 
     def _close(self, fid: int, what: str, rel: str) -> None:
         try:
-            self.link.conn.close_fid(self._tid(), fid)
+            self.link.conn.close_fid(self._tree(), fid)
         except lib.SessionError as exc:
             raise status_error(lib.status_of(exc), what, server=self.server, path=rel) from None
 
@@ -109,7 +69,7 @@ class Smb1FileTransport:
             return
         try:
             with self._op("close"):
-                self.link.conn.close_fid(self._tid(), fid)
+                self.link.conn.close_fid(self._tree(), fid)
         except (TargetError, lib.SessionError):
             pass
 
@@ -126,10 +86,6 @@ class Smb1FileTransport:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def connect(self) -> None:
-        with self._op(f"connect to share {self.share}"):
-            self._tid()
-
     def stat(self, path: str) -> FileStat | None:
         rel = _norm(path)
         with self._op("stat", rel):
@@ -137,18 +93,15 @@ class Smb1FileTransport:
                 o = self._open("", "stat", lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN, lib.FILE_DIRECTORY_FILE)
                 self._close(o.fid, "stat", rel)
                 return FileStat("", 0, filetime_to_ns(o.write_time), True, False)
-            name = rel.rpartition("\\")[2]
-            if _WILDCARDS & set(name):
-                raise TargetError(f"stat: {name!r} is not a valid file name", server=self.server, path=rel,
-                                  winerror=123)
+            check_name(rel.rpartition("\\")[2], self.server, rel)
             try:
-                pages = list(self.link.conn.find(self._tid(), rel, single=True))
+                pages = list(self.link.conn.find(self._tree(), rel, single=True))
             except lib.SessionError as exc:
                 status = lib.status_of(exc)
-                if status in MISSING or status == 0x80000006:  # STATUS_NO_MORE_FILES
+                if status in MISSING or status == NO_MORE_FILES:
                     return None
                 raise status_error(status, "stat", server=self.server, path=rel) from None
-        found = [e for page in pages for e in _entries(page, self.link.conn._unicode())]
+        found = [e for page in pages for e in dir_entries(page, self.link.conn._unicode())]
         return found[0] if found else None
 
     def listdir(self, path: str) -> list[FileStat]:
@@ -162,10 +115,10 @@ class Smb1FileTransport:
             pattern = f"{rel}\\*" if rel else "*"
             entries = []
             try:
-                for page in self.link.conn.find(self._tid(), pattern):
-                    entries += _entries(page, self.link.conn._unicode())
+                for page in self.link.conn.find(self._tree(), pattern):
+                    entries += dir_entries(page, self.link.conn._unicode())
             except lib.SessionError as exc:
-                if lib.status_of(exc) not in (0x80000006, 0xC000000F):
+                if lib.status_of(exc) not in (NO_MORE_FILES, 0xC000000F):
                     raise status_error(lib.status_of(exc), "list", server=self.server, path=rel) from None
         return sorted((e for e in entries if e.name not in (".", "..")), key=lambda e: e.name.casefold())
 
@@ -189,7 +142,7 @@ class Smb1FileTransport:
                     if not self.link.is_current(generation):
                         raise TargetError("read: the connection was lost while reading", server=self.server,
                                           path=rel, winerror=64)
-                    tid = self._tid()
+                    tid = self._tree()
                     while offset < o.size and len(pending) < depth:
                         n = min(step, o.size - offset)
                         pending.append((conn.send_read(tid, o.fid, offset, n), n))
@@ -224,7 +177,7 @@ class Smb1FileTransport:
 
     def _write_all(self, fid: int, chunks: Iterable[bytes], offset: int, rel: str, what: str) -> int:
         conn = self.link.conn
-        tid = self._tid()
+        tid = self._tree()
         size = conn.io_unit(write=True)
         depth = max(1, min(16, conn.max_mpx - 1))
         pending: dict[int, int] = {}  # Mid -> bytes sent
@@ -290,19 +243,19 @@ class Smb1FileTransport:
         rel = _norm(path)
         with self._op("append", rel):
             held = self._appending
-            if held is not None and (held[0] != rel.casefold() or not self.link.is_current(held[2])):
+            if held is not None and (held.key != rel.casefold() or not self.link.is_current(held.generation)):
                 self._release_append()
                 held = None
             if held is None:
                 o = self._open(rel, "append", lib.WRITE_DATA | lib.APPEND_DATA | lib.READ_ATTRIBUTES, lib.SHARE_READ,
                                lib.FILE_OPEN_IF, lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE)
-                held = (rel.casefold(), o.fid, self.link.generation, o.size)
-            key, fid, generation, offset = held
+                held = Held(rel.casefold(), o.fid, self.link.generation, o.size)
+            fid, generation, offset = held.fh, held.generation, held.offset
             self._appending = None
             conn = self.link.conn
             try:
                 if len(data) <= conn.io_unit(write=True):
-                    mid = conn.send_write(self._tid(), fid, offset, data)
+                    mid = conn.send_write(self._tree(), fid, offset, data)
                     _, got = self._call("append", rel, conn.receive_write, {mid})
                     if got != len(data):
                         raise TargetError(f"append: the server wrote {got} of {len(data)} bytes", server=self.server,
@@ -312,18 +265,8 @@ class Smb1FileTransport:
             except BaseException:
                 self._close_quietly(fid, generation)
                 raise
-            self._appending = (key, fid, generation, offset + len(data))
-
-    def _release_append(self, *paths: str) -> None:
-        """Close append()'s handle (only if it is one of `paths` or below one of them, when given)."""
-        held = self._appending
-        if held is None:
-            return
-        keys = [_norm(p).casefold() for p in paths]
-        if paths and not any(not k or held[0] == k or held[0].startswith(k + "\\") for k in keys):
-            return
-        self._appending = None
-        self._close_quietly(held[1], held[2])
+            held.offset += len(data)
+            self._appending = held
 
     def copy(self, src: str, dst: str) -> None:
         """SMB1 has no server-side copy: read and write back, then give the copy the source's write time."""
@@ -343,6 +286,7 @@ class Smb1FileTransport:
         s_rel, d_rel = _norm(src), _norm(dst)
         with self._op("rename", s_rel):
             self._release_append(s_rel, d_rel)
+            self._forget_made(s_rel, d_rel)
             if not replace:
                 self._rename_path(s_rel, d_rel)
                 return
@@ -352,7 +296,7 @@ class Smb1FileTransport:
                 o = self._open(s_rel, "rename", lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN, 0)
                 generation = self.link.generation
                 try:
-                    self._call(f"rename {s_rel} to", d_rel, self.link.conn.rename_fid, self._tid(), o.fid,
+                    self._call(f"rename {s_rel} to", d_rel, self.link.conn.rename_fid, self._tree(), o.fid,
                                d_rel.rpartition("\\")[2], True)
                 finally:
                     self._close_quietly(o.fid, generation)
@@ -367,7 +311,7 @@ class Smb1FileTransport:
             self._replace_in_steps(s_rel, d_rel)
 
     def _rename_path(self, s_rel: str, d_rel: str) -> None:
-        self._call(f"rename {s_rel} to", d_rel, self.link.conn.rename_path, self._tid(), s_rel, d_rel)
+        self._call(f"rename {s_rel} to", d_rel, self.link.conn.rename_path, self._tree(), s_rel, d_rel)
 
     def _replace_in_steps(self, s_rel: str, d_rel: str) -> None:
         """The closest SMB1 without pass-through levels offers: aside, into place, remove the aside file."""
@@ -389,7 +333,7 @@ class Smb1FileTransport:
         """Whether dst exists; refuses to replace a file another client holds without sharing delete,
         or a read-only file, as Windows does (Samba's rename would replace both; see smb.py)."""
         try:
-            o = self.link.conn.create(self._tid(), dst, lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL,
+            o = self.link.conn.create(self._tree(), dst, lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL,
                                       lib.FILE_OPEN, 0)
         except lib.SessionError as exc:
             if lib.status_of(exc) in MISSING:
@@ -412,6 +356,7 @@ class Smb1FileTransport:
 
     def _delete(self, rel: str, what: str, options: int, override: dict) -> None:
         self._release_append(rel)
+        self._forget_made(rel)
         o = self._open(rel, what, lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN,
                        options | lib.FILE_DELETE_ON_CLOSE, override=override)
         self._close(o.fid, what, rel)
@@ -426,25 +371,6 @@ class Smb1FileTransport:
                        lib.FILE_DIRECTORY_FILE, lib.ATTR_DIRECTORY)
         self._close(o.fid, "mkdir", rel)
 
-    def makedirs(self, path: str) -> None:
-        from .base import PathNotFound
-
-        rel = _norm(path)
-        parts = winpath.split(rel)
-        with self._op("makedirs", rel):
-            try:
-                self._mkdir(rel, lib.FILE_OPEN_IF)
-                return
-            except PathNotFound:
-                pass
-            for i in range(1, len(parts) + 1):
-                sub = "\\".join(parts[:i])
-                try:
-                    self._mkdir(sub, lib.FILE_OPEN_IF)
-                except PathNotFound:
-                    raise PathNotFound(f"makedirs: the system cannot find the path specified ({sub} is a file, "
-                                       "not a folder)", server=self.server, path=rel) from None
-
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         rel = _norm(path)
         with self._op("set write time", rel):
@@ -453,29 +379,15 @@ class Smb1FileTransport:
                            lib.FILE_OPEN, 0)
             generation = self.link.generation
             try:
-                self._call("set write time", rel, self.link.conn.set_write_time, self._tid(), o.fid,
+                self._call("set write time", rel, self.link.conn.set_write_time, self._tree(), o.fid,
                            ns_to_filetime(mtime_ns))
                 self._close(o.fid, "set write time", rel)
             except BaseException:
                 self._close_quietly(o.fid, generation)
                 raise
 
-    def close(self) -> None:
-        if self._appending is not None:
-            try:
-                with self._op("close"):
-                    self._release_append()
-            except TargetError:
-                self._appending = None  # the server drops the handle with the session
-        if self._owns_link:
-            self.link.close()
-
 
 # --- from the inventory ------------------------------------------------------------------
-
-
-def shared_link(ctx: ConnectContext, options: Smb1Options, password: SecretSource, timeout: float) -> Smb1Link:
-    return ctx.session(Smb1Link, options, password, timeout)
 
 
 def options_of(spec: SmbFilesSpec) -> Smb1Options:
@@ -484,10 +396,4 @@ def options_of(spec: SmbFilesSpec) -> Smb1Options:
 
 @register_files("smb1")
 def smb1_files(ctx: ConnectContext) -> Smb1FileTransport:
-    spec = ctx.server.files
-    assert isinstance(spec, SmbFilesSpec)
-    link = shared_link(ctx, options_of(spec), spec.password, spec.timeout)
-    files = Smb1FileTransport(ctx.name, link, spec.share, timeout=spec.timeout)
-    files.connect()
-    return files
-
+    return files_from_inventory(ctx, Smb1Link, options_of, Smb1FileTransport)

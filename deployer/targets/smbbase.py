@@ -8,13 +8,10 @@ reading it again is smbknown.py's.
 
 from __future__ import annotations
 
-import struct
-from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from smbprotocol.exceptions import SMBResponseException
-from smbprotocol.file_info import FileAttributes, FileBasicInformation, FileInformationClass
+from smbprotocol.file_info import FileBasicInformation, FileInformationClass
 from smbprotocol.ioctl import IOCTLFlags, SMB2IOCTLRequest, SMB2IOCTLResponse
 from smbprotocol.open import (
     CreateDisposition,
@@ -32,58 +29,34 @@ from smbprotocol.open import (
 )
 from smbprotocol.tree import TreeConnect
 
-from ..model import winpath
 from .base import FileStat, TargetError, filetime_to_ns, ns_to_filetime  # noqa: F401 - re-exported
 from .smbconn import SmbLink, status_error
 from .smbknown import KnownContent, version_of
+from .smbshare import _WILDCARDS, Held, ShareBase, _norm, dir_entries  # noqa: F401 - _norm, _WILDCARDS: re-exported
 
 SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
 COPY_CHUNK = 1 << 20  # FSCTL_SRV_COPYCHUNK limits Windows and Samba apply: 1 MiB a chunk,
 COPY_CHUNKS = 16  # 16 chunks a request (MS-SMB2 3.3.3: ServerSideCopyMaxChunkCount / MaxDataSize)
 COPY_REQUESTS = 16  # copy requests in flight
-_DIR_ENTRY = struct.Struct("<IIqqqqqqII")  # FILE_DIRECTORY_INFORMATION (MS-FSCC 2.4.10) up to the name
-_WILDCARDS = set('*?<>"')
 APPEND_INLINE = 1 << 20  # a record up to this size goes in one WRITE, compounded with its FLUSH
 
 Action = tuple[Any, Callable[[Any], Any]]
 
 
-_norm = winpath.join  # a path with one separator between its names
+_Held = Held  # the append handle, as smbshare.py holds it for both dialects
 
 
-@dataclass
-class _Held:
-    """The handle append() keeps open on the file it appends to (the run's journal)."""
+class SmbBase(ShareBase):
+    """What every SMB 2/3 file operation is built from (the dialect-neutral part is smbshare.ShareBase's)."""
 
-    key: str  # casefolded RelPath
-    fh: Open
-    generation: int  # the session it was opened on
-    offset: int  # where the next record goes
-
-class SmbBase:
-    """What every SMB 2/3 file operation is built from."""
+    link: SmbLink
 
     def __init__(self, server: str, link: SmbLink, share: str, *, timeout: float | None = None,
                  owns_link: bool = False):
-        self.server = server
-        self.link = link
-        self.share = share
-        self.timeout = timeout or link.timeout
-        self._owns_link = owns_link
-        self._appending: _Held | None = None  # see append()
+        super().__init__(server, link, share, timeout=timeout, owns_link=owns_link)
         self.known = KnownContent()  # see sha256() and smbknown.py
-        self._made: set[str] = set()  # casefolded folders makedirs made or found (see makedirs)
-
-    def __repr__(self) -> str:
-        return f"SmbFileTransport({self.server}, \\\\{self.link.options.host}\\{self.share})"
 
     # --- plumbing ---------------------------------------------------------------------------
-
-    def _op(self, what: str, path: str | None = None) -> AbstractContextManager[SmbLink]:
-        return self.link.op(what, path, self.timeout, server=self.server)
-
-    def _tree(self) -> TreeConnect:
-        return self.link.tree(self.share)
 
     def _fail(self, status: int, what: str, path: str, **kw: Any) -> TargetError:
         return status_error(status, what, server=self.server, path=path, **kw)
@@ -126,14 +99,12 @@ class SmbBase:
         return req, unpack
 
     def _query_dir(self, fh: Open, pattern: str, flags: int = 0) -> Action:
-        # FILE_DIRECTORY_INFORMATION parsed here rather than by smbprotocol, whose DateTimeField
-        # rounds FILETIMEs to microseconds: write times must round-trip exactly.
         msg, _ = fh.query_directory(pattern, FileInformationClass.FILE_DIRECTORY_INFORMATION, flags, send=False)
 
         def unpack(request: Any) -> list[FileStat]:
             resp = SMB2QueryDirectoryResponse()
             resp.unpack(self._receive(request)["data"].get_value())
-            return _dir_entries(resp["buffer"].get_value())
+            return dir_entries(resp["buffer"].get_value())
 
         return msg, unpack
 
@@ -231,18 +202,3 @@ class SmbBase:
             return count
         return unpack
 
-
-def _dir_entries(buf: bytes) -> list[FileStat]:
-    out = []
-    pos = 0
-    while pos + _DIR_ENTRY.size <= len(buf):
-        (next_off, _index, _created, _accessed, written, _changed, eof, _alloc, attrs,
-         name_len) = _DIR_ENTRY.unpack_from(buf, pos)
-        name = buf[pos + _DIR_ENTRY.size:pos + _DIR_ENTRY.size + name_len].decode("utf-16-le")
-        is_dir = bool(attrs & FileAttributes.FILE_ATTRIBUTE_DIRECTORY)
-        out.append(FileStat(name, 0 if is_dir else eof, filetime_to_ns(written), is_dir,
-                            bool(attrs & FileAttributes.FILE_ATTRIBUTE_READONLY)))
-        if not next_off:
-            break
-        pos += next_off
-    return out

@@ -32,11 +32,6 @@ class SmbReads(SmbBase):
     # answers, so the planner may take a file's stat from the listing it already holds
     listing_is_stat = True
 
-    def connect(self) -> None:
-        """Log on and connect to the share now, so that a wrong password or share shows up first."""
-        with self._op(f"connect to share {self.share}"):
-            self._tree()
-
     def stat(self, path: str) -> FileStat | None:
         rel = _norm(path)
         with self._op("stat", rel):
