@@ -1,9 +1,10 @@
-"""Faults of a real SMB server during a run: each gives a clear error within the configured
-bound, and the site comes back byte for byte (at once, or through `deployer recover` when
-the server itself was gone).
+"""Faults of a real SMB server during a run, over SMB 2/3 and over SMB1 alike (each test runs
+once per dialect): each gives a clear error within the configured bound, and the site comes
+back byte for byte (at once, or through `deployer recover` when the server itself was gone).
 
 The site server's SMS root is served by a private smbd of its own per test (so it can be
-killed, paused or given a full disk); the logon servers stay on the mock target.
+killed, paused or given a full disk), limited to NT1 for the SMB1 client; the logon servers
+stay on the mock target.
 """
 
 from __future__ import annotations
@@ -22,11 +23,14 @@ from hotfix import vendor_payloads
 from conftest import Workspace
 from deployer import failpoints
 from deployer.targets.smb import SmbFileTransport
-from servers.samba import Samba, held_open
+from deployer.targets.smb1 import Smb1FileTransport
+from servers.samba import DIALECTS, Samba, files_spec, held_open, held_open_smb1, serve_over_smb, start_samba
 
 BOUND = 2.0  # the inventory's timeout for every SMB operation, seconds
 SHARE = "SMS_SHRC"
 ENV = "DEPLOYER_TEST_FAULT_SMB_PASSWORD"
+TRANSPORTS = {"smb2": SmbFileTransport, "smb1": Smb1FileTransport}
+HOLDERS = {"smb2": held_open, "smb1": held_open_smb1}  # another client of the same dialect
 
 
 @dataclass
@@ -34,6 +38,7 @@ class SmbSite:
     ws: Workspace
     samba: Samba
     share_dir: Path
+    dialect: str
 
     def apply(self):
         start = time.monotonic()
@@ -45,24 +50,14 @@ class SmbSite:
         return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def _serve_site_server_over_smb(ws: Workspace, samba: Samba) -> None:
-    old = "      DEMOSRV:  {role: site_server,  platform: x86,   sms_root: 'C:\\SMS'}"
-    text = ws.inventory.read_text()
-    assert old in text
-    new = ("      DEMOSRV:\n        role: site_server\n        platform: x86\n        sms_root: 'C:\\SMS'\n"
-           f"        files: {{transport: smb, host: {samba.host}, port: {samba.port}, username: {samba.user}, "
-           f"password: {{env: {ENV}}}, share: {SHARE}, timeout: {BOUND}}}\n        services: mock")
-    ws.inventory.write_text(text.replace(old, new))
-
-
-@pytest.fixture
-def smb_site(ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture(params=DIALECTS)
+def smb_site(request, ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     share_dir = ws.server("DEMOSRV")
     vendor_payloads(ws.path / "payloads")  # a real server takes the vendor's files, never lab stand-ins
-    samba = Samba(tmp_path / "smbd", {SHARE: share_dir}).start()
+    samba = start_samba(tmp_path / "smbd", {SHARE: share_dir}, request.param)
     monkeypatch.setenv(ENV, samba.password)
-    _serve_site_server_over_smb(ws, samba)
-    yield SmbSite(ws, samba, share_dir)
+    serve_over_smb(ws.inventory, "DEMOSRV", files_spec(samba, SHARE, ENV, request.param, timeout=BOUND))
+    yield SmbSite(ws, samba, share_dir, request.param)
     samba.stop()
 
 
@@ -164,7 +159,7 @@ def test_permission_denied_on_a_destination(smb_site: SmbSite):
 def test_destination_held_open_by_another_smb_client(smb_site: SmbSite):
     rel = r"SITE.SRV\X86.BIN\BASE.DLL"
     before = smb_site.ws.state()
-    with held_open(smb_site.samba, SHARE, rel):
+    with HOLDERS[smb_site.dialect](smb_site.samba, SHARE, rel):
         r, elapsed = smb_site.apply()
     assert r.code == 1, r.text
     assert "BASE.DLL" in r.err and "being used by another process (Windows error 32)" in r.err
@@ -173,7 +168,8 @@ def test_destination_held_open_by_another_smb_client(smb_site: SmbSite):
 
 
 def test_payload_byte_corrupted_in_transit_is_caught_before_the_swap(smb_site: SmbSite, monkeypatch):
-    real = SmbFileTransport.write_file
+    transport = TRANSPORTS[smb_site.dialect]
+    real = transport.write_file
     flipped: list[str] = []
 
     def flip_one_byte(self, path, chunks, *, exclusive=False):
@@ -188,7 +184,7 @@ def test_payload_byte_corrupted_in_transit_is_caught_before_the_swap(smb_site: S
                 yield block
         return real(self, path, damaged(), exclusive=exclusive)
 
-    monkeypatch.setattr(SmbFileTransport, "write_file", flip_one_byte)
+    monkeypatch.setattr(transport, "write_file", flip_one_byte)
     before = smb_site.ws.state()
     r, _ = smb_site.apply()
     assert flipped, "the fault was never injected"
@@ -198,19 +194,14 @@ def test_payload_byte_corrupted_in_transit_is_caught_before_the_swap(smb_site: S
     assert not [e for e in smb_site.journal() if e["event"] == "begin"]  # not one action ran
 
 
-def test_logon_server_hung_for_good_during_the_rollback(ws: Workspace, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_logon_server_hung_for_good_during_the_rollback(ws: Workspace, tmp_path: Path, monkeypatch, dialect):
     """The undo asks a hung server once, waits the bound once, lists what it could not restore
     there, and leaves it to `deployer recover`, instead of waiting the bound at every step."""
-    samba = Samba(tmp_path / "smbd-log1", {SHARE: ws.server("DEMOLOG1")}).start()
+    samba = start_samba(tmp_path / "smbd-log1", {SHARE: ws.server("DEMOLOG1")}, dialect)
     try:
         monkeypatch.setenv(ENV, samba.password)
-        old = "      DEMOLOG1: {role: logon_server, platform: x86,   sms_root: 'D:\\SMS'}"
-        text = ws.inventory.read_text()
-        assert old in text
-        ws.inventory.write_text(text.replace(old, (
-            "      DEMOLOG1:\n        role: logon_server\n        platform: x86\n        sms_root: 'D:\\SMS'\n"
-            f"        files: {{transport: smb, host: {samba.host}, port: {samba.port}, username: {samba.user}, "
-            f"password: {{env: {ENV}}}, share: {SHARE}, timeout: {BOUND}}}\n        services: mock")))
+        serve_over_smb(ws.inventory, "DEMOLOG1", files_spec(samba, SHARE, ENV, dialect, timeout=BOUND))
         before = ws.state()
         failpoints.arm("apply.action.14.after")  # the site reset has installed DEMOLOG1's Helper.srv copies
         failpoints.arm("apply.rollback", "call", lambda name: samba.signal(signal.SIGSTOP))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import Workspace
 from servers.samba import Samba
-from test_e2e_smb import SERVERS, cli, share_of, site_root, site_samba, smb_ws  # noqa: F401 (fixtures)
+from test_e2e_smb import SERVERS, cli, dialect, share_of, site_root, site_samba, smb_ws  # noqa: F401 (fixtures)
 
 
 def _backup_on_disk(site_root: Path, run: str) -> dict[str, int]:

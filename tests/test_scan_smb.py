@@ -13,7 +13,7 @@ import pytest
 
 from conftest import Workspace, snapshot
 from deployer.targets.smbconn import SmbLink
-from test_e2e_smb import cli, site_root, site_samba, smb_ws  # noqa: F401  (the Samba fixtures)
+from test_e2e_smb import cli, dialect, site_root, site_samba, smb_ws  # noqa: F401  (the Samba fixtures)
 
 
 @pytest.fixture

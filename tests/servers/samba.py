@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import getpass
+import json
 import os
 import secrets
 import select
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import leakcheck
 import pytest
+import yaml
 from conformance.adapters import CONTROL_STOPPED_NOT_1062, CUSTOM_CODES_ARE_87, FilesUnderTest, ServicesUnderTest
 from deployer.model.secrets import Secret
 from deployer.targets.scmr import ScmrServiceTransport
@@ -317,6 +319,35 @@ def held_open_smb1(samba: Samba, share: str, rel: str) -> Iterator[None]:
         link.close()
 
 
+# --- inventories that reach a server's files over SMB ------------------------------------------
+
+DIALECTS = ["smb2", "smb1"]  # the client's dialects, and the Samba each needs (SMB1: limited to NT1)
+
+
+def start_samba(base: Path, shares: dict[str, Path], dialect: str) -> Samba:
+    """A private smbd for `dialect`: Samba's default (SMB 2/3), or limited to NT1 as Windows NT 4.0 is."""
+    if dialect == "smb1":
+        return Samba(base, shares, protocol="NT1", extra=NT1_EXTRA).start()
+    return Samba(base, shares).start()
+
+
+def files_spec(samba: Samba, share: str, env: str, dialect: str, **more) -> dict:
+    """An inventory `files:` entry for `share` on `samba`, its password from the environment variable `env`."""
+    spec = {"transport": "smb", **({"dialect": "smb1"} if dialect == "smb1" else {}), "host": samba.host,
+            "port": samba.port, "username": samba.user, "password": {"env": env}, "share": share}
+    return {**spec, **more}
+
+
+def serve_over_smb(inventory: Path, server: str, files: dict) -> None:
+    """`server`'s files in a one-line inventory entry moved to `files` (its services stay on the mock)."""
+    lines = inventory.read_text().splitlines()
+    (i,) = [n for n, line in enumerate(lines) if line.strip().startswith(f"{server}:")]
+    indent, entry = lines[i].split(f"{server}:", 1)
+    moved = {**yaml.safe_load(entry), "files": files, "services": "mock"}
+    lines[i] = f"{indent}{server}: {json.dumps(moved)}"  # a JSON object is a YAML flow mapping
+    inventory.write_text("\n".join(lines) + "\n")
+
+
 def wait_for_exit(pid: int, timeout: float) -> bool:
     try:
         fd = os.pidfd_open(pid)
@@ -347,23 +378,29 @@ def samba_link(samba: Samba) -> Iterator[SmbLink]:
     link.close()
 
 
-@pytest.fixture
-def smb_files_under_test(samba: Samba, samba_link: SmbLink) -> FilesUnderTest:
-    files = SmbFileTransport("SAMBA", samba_link, SHARE)
+def _files_under_test(kind: str, server: Samba, files, holder) -> FilesUnderTest:
     base = f"conformance-{uuid.uuid4().hex[:8]}"
     files.mkdir(base)
-    return FilesUnderTest("smb", files, base, lambda rel: held_open(samba, SHARE, rel),
-                          lambda rel: samba.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
+    return FilesUnderTest(kind, files, base, lambda rel: holder(server, SHARE, rel),
+                          lambda rel: server.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
+
+
+def _services_under_test(kind: str, services) -> ServicesUnderTest:
+    if services.query("Spooler").state != "running":  # a previous test failed half way
+        services.start("Spooler", 30)
+    # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
+    return ServicesUnderTest(kind, services, "Spooler", accepted_code=130, refused_code=131,
+                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+
+
+@pytest.fixture
+def smb_files_under_test(samba: Samba, samba_link: SmbLink) -> FilesUnderTest:
+    return _files_under_test("smb", samba, SmbFileTransport("SAMBA", samba_link, SHARE), held_open)
 
 
 @pytest.fixture
 def smb_services_under_test(samba: Samba, samba_link: SmbLink) -> ServicesUnderTest:
-    services = ScmrServiceTransport("SAMBA", samba_link)
-    if services.query("Spooler").state != "running":  # a previous test failed half way
-        services.start("Spooler", 30)
-    # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
-    return ServicesUnderTest("smb", services, "Spooler", accepted_code=130, refused_code=131,
-                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+    return _services_under_test("smb", ScmrServiceTransport("SAMBA", samba_link))
 
 
 # --- the SMB1-only server: Windows NT 4.0's dialect -----------------------------------------
@@ -391,17 +428,9 @@ def samba_nt1_link(samba_nt1: Samba) -> Iterator[Smb1Link]:
 
 @pytest.fixture
 def smb1_files_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> FilesUnderTest:
-    files = Smb1FileTransport("SAMBA1", samba_nt1_link, SHARE)
-    base = f"conformance-{uuid.uuid4().hex[:8]}"
-    files.mkdir(base)
-    return FilesUnderTest("smb1", files, base, lambda rel: held_open_smb1(samba_nt1, SHARE, rel),
-                          lambda rel: samba_nt1.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
+    return _files_under_test("smb1", samba_nt1, Smb1FileTransport("SAMBA1", samba_nt1_link, SHARE), held_open_smb1)
 
 
 @pytest.fixture
 def smb1_services_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> ServicesUnderTest:
-    services = Smb1ScmrServiceTransport("SAMBA1", samba_nt1_link)
-    if services.query("Spooler").state != "running":
-        services.start("Spooler", 30)
-    return ServicesUnderTest("smb1", services, "Spooler", accepted_code=130, refused_code=131,
-                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+    return _services_under_test("smb1", Smb1ScmrServiceTransport("SAMBA1", samba_nt1_link))
