@@ -61,23 +61,29 @@ def smb_site(request, ws: Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyP
     samba.stop()
 
 
+def fails_and_restores(site: SmbSite, *said: str, within: float = 30):
+    """The run fails (exit 1) within `within` seconds saying each of `said`, and the site is as before."""
+    before = site.ws.state()
+    r, elapsed = site.apply()
+    assert r.code == 1, r.text
+    assert all(text in r.err for text in said), r.err
+    assert elapsed < within
+    assert site.ws.state() == before
+    return r
+
+
 def _kill_on(point: str, action) -> None:
     failpoints.arm(point, "call", lambda name: action())
 
 
 def test_server_killed_mid_transfer_and_back_at_once(smb_site: SmbSite):
-    before = smb_site.ws.state()
-
     def crash_and_reboot() -> None:
         smb_site.samba.kill()
         smb_site.samba.restart()
 
     _kill_on("apply.stage.5.midcopy", crash_and_reboot)  # uploading the Alpha Pcmsvc32.exe
-    r, elapsed = smb_site.apply()
-    assert r.code == 1, r.text
-    assert "connection" in r.err.lower() and "Windows error 64" in r.err
-    assert elapsed < 20
-    assert smb_site.ws.state() == before
+    r = fails_and_restores(smb_site, "Windows error 64", within=20)
+    assert "connection" in r.err.lower()
 
 
 def test_server_killed_and_still_down_then_recovered(smb_site: SmbSite):
@@ -132,12 +138,7 @@ def test_share_full(smb_site: SmbSite, tmp_path: Path):
     try:
         shutil.copytree(aside, share, symlinks=True, dirs_exist_ok=True)
         samba.restart()
-        before = smb_site.ws.state()
-        r, elapsed = smb_site.apply()
-        assert r.code == 1, r.text
-        assert "not enough space on the disk" in r.err and "Windows error 112" in r.err
-        assert elapsed < 30
-        assert smb_site.ws.state() == before
+        fails_and_restores(smb_site, "not enough space on the disk", "Windows error 112")
         assert not [p for p in share.rglob("*~dpl*") if ".deployer" not in p.parts]
     finally:
         samba.stop()
@@ -147,24 +148,14 @@ def test_share_full(smb_site: SmbSite, tmp_path: Path):
 def test_permission_denied_on_a_destination(smb_site: SmbSite):
     rel = r"SITE.SRV\MAINCFG.BOX\CLIENT.SRC\X86.BIN\PCMWIN16.EXE"
     smb_site.samba.smbclient(SHARE, f'setmode "{rel}" +r')
-    before = smb_site.ws.state()
-    r, elapsed = smb_site.apply()
-    assert r.code == 1, r.text
-    assert "PCMWIN16.EXE" in r.err and "Windows error 5" in r.err
-    assert elapsed < 30
-    assert smb_site.ws.state() == before
+    fails_and_restores(smb_site, "PCMWIN16.EXE", "Windows error 5")
     assert "R" in smb_site.samba.smbclient(SHARE, f'allinfo "{rel}"').split("attributes:")[1].split("\n")[0]
 
 
 def test_destination_held_open_by_another_smb_client(smb_site: SmbSite):
     rel = r"SITE.SRV\X86.BIN\BASE.DLL"
-    before = smb_site.ws.state()
     with HOLDERS[smb_site.dialect](smb_site.samba, SHARE, rel):
-        r, elapsed = smb_site.apply()
-    assert r.code == 1, r.text
-    assert "BASE.DLL" in r.err and "being used by another process (Windows error 32)" in r.err
-    assert elapsed < 30
-    assert smb_site.ws.state() == before
+        fails_and_restores(smb_site, "BASE.DLL", "being used by another process (Windows error 32)")
 
 
 def test_payload_byte_corrupted_in_transit_is_caught_before_the_swap(smb_site: SmbSite, monkeypatch):

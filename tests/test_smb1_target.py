@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Workspace
-from deployer.errors import NotFound
+from deployer.errors import AuthenticationFailed, NotFound
 from deployer.plan.model import Plan
 from deployer.plan.observe import read_file
 from deployer.run.context import RunContext
@@ -157,11 +157,13 @@ def test_a_server_without_smb1_signing_is_refused_unless_told(tmp_path: Path):
 def test_wrong_password_is_a_clear_exit_2_without_the_password(samba_nt1: Samba):
     link: Smb1Link = samba_nt1.smb1_link(password="Wrong-Password-1")
     try:
-        with pytest.raises(Exception) as e:
+        with pytest.raises(AuthenticationFailed) as e:
             Smb1FileTransport("SAMBA1", link, SHARE).connect()
-        assert getattr(e.value, "exit_code", None) == 2
-        assert "logon failure" in str(e.value) and "Wrong-Password-1" not in str(e.value)
-        assert samba_nt1.password not in str(e.value)
+        assert type(e.value) is AuthenticationFailed and e.value.exit_code == 2 and e.value.winerror == 1326
+        assert str(e.value) == (f"SAMBA1: logon: logon failure: unknown user name or bad password; check the user name "
+                                f"{samba_nt1.user} on {samba_nt1.host}:{samba_nt1.port} and the password from the "
+                                "test fixture (Windows error 1326)")
+        assert "Wrong-Password-1" not in str(e.value) and samba_nt1.password not in str(e.value)
     finally:
         link.close()
 

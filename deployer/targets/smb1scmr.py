@@ -1,14 +1,14 @@
 r"""ServiceTransport over MS-SCMR on \pipe\svcctl, on the server's SMB1 session (impacket's scmr).
 
-The SMB1 counterpart of scmr.py: the same operations and Windows answers (scmr_ops.py), over
-impacket's RPC.
+The SMB1 case of scmr_ops.ScmrOperations, as scmr.py is the SMB 2/3 one: the same operations,
+errors and Windows answers; here only impacket's RPC calls (adapters/impacket_scmr.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .adapters import impacket_internals as lib
+from .adapters import impacket_scmr as lib
 from .connect import ConnectContext, register_services
 from .scmr_ops import ScmrOperations
 from .scmr_settings import scmr_settings
@@ -17,10 +17,7 @@ from .smbshare import shared_link
 
 
 class Smb1ScmrServiceTransport(ScmrOperations):
-    QUERY = lib.SERVICE_QUERY_STATUS
-    STOP = lib.SERVICE_STOP
-    START = lib.SERVICE_START
-    USER_CONTROL = lib.SERVICE_USER_DEFINED_CONTROL
+    QUERY, STOP, START, USER_CONTROL = lib.QUERY, lib.STOP, lib.START, lib.USER_CONTROL
     RPC_ERRORS = lib.RPC_ERRORS
 
     link: Smb1Link
@@ -38,7 +35,7 @@ class Smb1ScmrServiceTransport(ScmrOperations):
 
     def _query(self, b: lib.ScmrBinding, handle: bytes) -> tuple[str, bool, int, int]:
         raw = lib.query_status(b, handle)
-        return (lib.STATES.get(raw["state"], "unknown"), bool(raw["accepted"] & lib.SERVICE_ACCEPT_STOP),
+        return (lib.STATES.get(raw["state"], "unknown"), bool(raw["accepted"] & lib.ACCEPT_STOP),
                 raw["win32_exit_code"], raw["service_exit_code"])
 
     def _control(self, b: lib.ScmrBinding, handle: bytes, code: int) -> None:

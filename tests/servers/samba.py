@@ -362,20 +362,27 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 # --- fixtures ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
-    base = tmp_path_factory.mktemp("samba")
+def _one_share(tmp_path_factory: pytest.TempPathFactory, name: str, dialect: str) -> Iterator[Samba]:
+    base = tmp_path_factory.mktemp(name)
     (base / "share").mkdir()
-    server = Samba(base / "server", {SHARE: base / "share"}).start()
+    server = start_samba(base / "server", {SHARE: base / "share"}, dialect)
     yield server
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def samba_link(samba: Samba) -> Iterator[SmbLink]:
-    link = samba.link()
+def _closed_after(link):
     yield link
     link.close()
+
+
+@pytest.fixture(scope="session")
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
+    yield from _one_share(tmp_path_factory, "samba", "smb2")
+
+
+@pytest.fixture(scope="session")
+def samba_link(samba: Samba) -> Iterator[SmbLink]:
+    yield from _closed_after(samba.link())
 
 
 def _files_under_test(kind: str, server: Samba, files, holder) -> FilesUnderTest:
@@ -412,18 +419,12 @@ NT1_EXTRA = {"server signing": "auto", "ntlm auth": "ntlmv2-only"}
 
 @pytest.fixture(scope="session")
 def samba_nt1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
-    base = tmp_path_factory.mktemp("samba-nt1")
-    (base / "share").mkdir()
-    server = Samba(base / "server", {SHARE: base / "share"}, protocol="NT1", extra=NT1_EXTRA).start()
-    yield server
-    server.stop()
+    yield from _one_share(tmp_path_factory, "samba-nt1", "smb1")
 
 
 @pytest.fixture(scope="session")
 def samba_nt1_link(samba_nt1: Samba) -> Iterator[Smb1Link]:
-    link = samba_nt1.smb1_link()
-    yield link
-    link.close()
+    yield from _closed_after(samba_nt1.smb1_link())
 
 
 @pytest.fixture

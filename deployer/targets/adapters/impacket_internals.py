@@ -1,5 +1,6 @@
-r"""impacket's SMB1 (NT LM 0.12) client and MS-SCMR, behind one module: the only place that knows
-impacket's internals, checked against the tested range when it is imported.
+r"""impacket's SMB1 (NT LM 0.12) client, behind one module: the only place that knows impacket's
+internals, checked against the tested range when it is imported (its MS-SCMR calls are
+impacket_scmr.py's, checked against the same range).
 
 impacket speaks SMB1 and DCE/RPC over it; deployer needs a few things its high-level
 SMBConnection does not offer, built here from impacket's own packet classes:
@@ -35,8 +36,6 @@ IMPACKET_VERSION = require("impacket", TESTED, "the SMB1 transport uses its inte
 
 # impacket imported only after the check: an untested release fails with the message above
 from impacket import nmb, smb  # noqa: E402
-from impacket.dcerpc.v5 import scmr, transport  # noqa: E402
-from impacket.dcerpc.v5.rpcrt import DCERPCException  # noqa: E402
 from impacket.smbconnection import SMBConnection  # noqa: E402
 
 SMB = smb.SMB
@@ -44,7 +43,6 @@ SessionError = smb.SessionError
 UnsupportedFeature = smb.UnsupportedFeature
 NetBIOSError = nmb.NetBIOSError
 NetBIOSTimeout = nmb.NetBIOSTimeout
-ScmrError = scmr.DCERPCSessionError
 
 SIGNING_ENABLED, SIGNING_REQUIRED = SMB.SECURITY_SIGNATURES_ENABLED, SMB.SECURITY_SIGNATURES_REQUIRED
 CAP_EXTENDED_SECURITY = SMB.CAP_EXTENDED_SECURITY
@@ -469,61 +467,4 @@ def wrap(conn: SignedSMB) -> SMBConnection:
     return SMBConnection(existingConnection=conn)
 
 
-@dataclass
-class ScmrBinding:
-    dce: Any
-    scm: bytes
-
-
-def scmr_bind(connection: SMBConnection, host: str, port: int) -> ScmrBinding:
-    rpc = transport.SMBTransport(host, port, r"\svcctl", smb_connection=connection)
-    dce = rpc.get_dce_rpc()
-    dce.connect()
-    dce.bind(scmr.MSRPC_UUID_SCMR)
-    scm = scmr.hROpenSCManagerW(dce, f"{host}\x00", "ServicesActive\x00", scmr.SC_MANAGER_CONNECT)["lpScHandle"]
-    return ScmrBinding(dce, scm)
-
-
-SERVICE_QUERY_STATUS = scmr.SERVICE_QUERY_STATUS
-SERVICE_START = scmr.SERVICE_START
-SERVICE_STOP = scmr.SERVICE_STOP
-SERVICE_USER_DEFINED_CONTROL = scmr.SERVICE_USER_DEFINED_CTRL
-SERVICE_CONTROL_STOP = scmr.SERVICE_CONTROL_STOP
-SERVICE_ACCEPT_STOP = scmr.SERVICE_ACCEPT_STOP
-STATES = {scmr.SERVICE_STOPPED: "stopped", scmr.SERVICE_START_PENDING: "start_pending",
-          scmr.SERVICE_STOP_PENDING: "stop_pending", scmr.SERVICE_RUNNING: "running",
-          scmr.SERVICE_CONTINUE_PENDING: "continue_pending", scmr.SERVICE_PAUSE_PENDING: "pause_pending",
-          scmr.SERVICE_PAUSED: "paused"}
-
-
-def open_service(b: ScmrBinding, name: str, access: int) -> bytes:
-    return scmr.hROpenServiceW(b.dce, b.scm, f"{name}\x00", access)["lpServiceHandle"]
-
-
-def query_status(b: ScmrBinding, handle: bytes) -> dict[str, int]:
-    s = scmr.hRQueryServiceStatus(b.dce, handle)["lpServiceStatus"]
-    return {"state": s["dwCurrentState"], "accepted": s["dwControlsAccepted"], "win32_exit_code": s["dwWin32ExitCode"],
-            "service_exit_code": s["dwServiceSpecificExitCode"]}
-
-
-def control(b: ScmrBinding, handle: bytes, code: int) -> None:
-    scmr.hRControlService(b.dce, handle, code)
-
-
-def start(b: ScmrBinding, handle: bytes) -> None:
-    scmr.hRStartServiceW(b.dce, handle)
-
-
-def close_handle(b: ScmrBinding, handle: bytes) -> None:
-    scmr.hRCloseServiceHandle(b.dce, handle)
-
-
-def scmr_error_code(exc: Exception) -> int | None:
-    """The Windows error a SCMR call answered, or None for a transport-level failure."""
-    if isinstance(exc, ScmrError):
-        return exc.get_error_code() & 0xFFFFFFFF
-    return None
-
-
-RPC_ERRORS: tuple[type[Exception], ...] = (DCERPCException,)
 Callback = Callable[[], None]
