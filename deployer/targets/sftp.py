@@ -23,10 +23,8 @@ each is explained where it is used.
 from __future__ import annotations
 
 import functools
-import stat as st
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, TypeVar
 
 import paramiko
@@ -48,7 +46,6 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from ..model import winpath
 from .temps import SFTP_ASIDE, temp_name
-from ..errors import InputError
 from .base import (
     CHUNK,
     AccessDenied,
@@ -58,32 +55,17 @@ from .base import (
     FileStat,
     NotADirectory,
     NotFound,
-    PathNotFound,
     TargetError,
     TransportTimeout,
     makedirs_via,
     sha256_of,
 )
+from .sftppaths import SftpPaths, _Found
 from .sftpsession import SftpSession, SftpStatusError
 from .sshconn import SshConnection
 
 LOW_SPACE = 1 << 20  # after a failed write, less free space than this means the disk is full
 T = TypeVar("T")
-
-
-@dataclass
-class _Found:
-    path: str  # the remote path
-    attrs: SFTPAttributes | None  # None: nothing there (only with want_parent)
-    name: str  # the last component, as stored where that was looked up
-
-    @property
-    def is_dir(self) -> bool:
-        return self.attrs is not None and st.S_ISDIR(self.attrs.st_mode or 0)
-
-    @property
-    def readonly(self) -> bool:
-        return self.attrs is not None and not ((self.attrs.st_mode or 0) & st.S_IWUSR)
 
 
 def _changes_folders(method: Callable[..., T]) -> Callable[..., T]:
@@ -101,7 +83,7 @@ def _changes_folders(method: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class SftpFiles:
+class SftpFiles(SftpPaths):
     """FileTransport for one server's SMS root over SFTP."""
 
     def __init__(self, server: str, conn: SshConnection, root: str):
@@ -111,10 +93,6 @@ class SftpFiles:
         self._sftp: SftpSession | None = None
         self._generation = -1
         self._folds_case: bool | None = None
-        # Stored names per folder, as last listed: {casefold(folder RelPath): (remote folder,
-        # {casefold: name})}. A hint only: a name found through it is confirmed with lstat, a
-        # name is declared missing only after a fresh listing, and deployer's own changes
-        # forget the folder.
         self._folders: dict[str, tuple[str, dict[str, str]]] = {}
         # append()'s handle, kept open between records: (casefolded RelPath, handle, the SFTP
         # session it belongs to, next offset, remote path)
@@ -220,117 +198,6 @@ class SftpFiles:
                     raise self._err(DiskFull, f"there is not enough space on the disk ({op}; {free:,} bytes "
                                               "free on the server)", rel) from None
             raise
-
-    # --- paths --------------------------------------------------------------------------------
-
-    def _join(self, parts: list[str]) -> str:
-        if not parts:
-            return self.root
-        return ("" if self.root == "/" else self.root) + "/" + "/".join(parts)
-
-    def _parts(self, rel: str) -> list[str]:
-        parts = winpath.split(rel)
-        for p in parts:
-            if p in (".", ".."):
-                raise InputError(f"path {rel!r} contains {p!r}; paths stay below the SMS root")
-        return parts
-
-    def _lstat(self, path: str) -> SFTPAttributes | None:
-        try:
-            return self._session().lstat(path)
-        except SftpStatusError as exc:
-            if exc.code == SFTP_NO_SUCH_FILE:  # also for a file on the way (ENOTDIR)
-                return None
-            raise
-
-    def folds_case(self) -> bool:
-        """Whether the server matches names case-insensitively (Windows); asked once per session."""
-        if self._folds_case is None:
-            # a root without letters cannot tell: then names are matched by listing, which is
-            # right on either kind of server
-            swapped = self.root.swapcase()
-            self._folds_case = swapped != self.root and self._lstat(swapped) is not None
-        return self._folds_case
-
-    def _find(self, rel: str, *, want_parent: bool = False, stored: bool = False) -> _Found:
-        with self._guard("look up", rel):
-            return self._lookup(rel, self._parts(rel), want_parent, stored)
-
-    def _lookup(self, rel: str, parts: list[str], want_parent: bool, stored: bool) -> _Found:
-        path = self._join(parts)
-        attrs = self._lstat(path)
-        if attrs is not None:
-            name = parts[-1] if parts else ""
-            if parts and stored and self.folds_case():
-                # the server matched whatever case we asked with; its listing has the stored one
-                name = self._names(parts[:-1], self._join(parts[:-1]), name).get(name.casefold(), name)
-            return self._no_links(_Found(path, attrs, name), rel)
-        if not parts:
-            raise self._err(PathNotFound, f"the SMS root {self.root} does not exist on the server", rel)
-        name = parts[-1]
-        if not self.folds_case():
-            # the spelling this folder had last time: one lstat instead of a listing
-            seen = self._folders.get(_key(parts[:-1]))
-            if seen and name.casefold() in seen[1]:
-                candidate = f"{seen[0].rstrip('/')}/{seen[1][name.casefold()]}"
-                attrs = self._lstat(candidate)
-                if attrs is not None:
-                    return self._no_links(_Found(candidate, attrs, seen[1][name.casefold()]), rel)
-        here = "\\".join(parts[:-1])
-        try:
-            parent = self._lookup(rel, parts[:-1], False, False)
-        except NotFound:
-            raise self._err(PathNotFound, f"the system cannot find the path specified ({here} is missing)",
-                            rel) from None
-        if not parent.is_dir:
-            raise self._err(PathNotFound, f"the system cannot find the path specified ({here} is a file, not a "
-                            "folder)", rel)
-        if not self.folds_case():  # a case-folding server has looked in every case already
-            entries = self._entries(parent.path)
-            self._remember(parts[:-1], parent.path, entries)
-            matches = [e for e in entries if e.filename.casefold() == name.casefold()]
-            if len(matches) > 1:
-                raise self._err(TargetError, f"{len(matches)} entries differ only in case "
-                                f"({', '.join(e.filename for e in matches)}); a Windows folder cannot hold them", rel)
-            if matches:
-                found = _Found(f"{parent.path.rstrip('/')}/{matches[0].filename}", matches[0], matches[0].filename)
-                return self._no_links(found, rel)
-        if want_parent:
-            return _Found(f"{parent.path.rstrip('/')}/{name}", None, name)
-        raise self._err(NotFound, "the system cannot find the file specified", rel)
-
-    def _remember(self, folder: list[str], remote: str, entries: list[SFTPAttributes]) -> dict[str, str]:
-        names = {e.filename.casefold(): e.filename for e in entries}
-        self._folders[_key(folder)] = (remote, names)
-        return names
-
-    def _names(self, folder: list[str], remote: str, need: str) -> dict[str, str]:
-        seen = self._folders.get(_key(folder))
-        if seen and need.casefold() in seen[1]:
-            return seen[1]
-        return self._remember(folder, remote, self._entries(remote))
-
-    def _forget(self, *rels: str) -> None:
-        for rel in rels:
-            self._folders.pop(_key(winpath.split(rel)[:-1]), None)
-
-    def _no_links(self, found: _Found, rel: str) -> _Found:
-        if found.attrs is not None and st.S_ISLNK(found.attrs.st_mode or 0):
-            raise self._err(AccessDenied, "links are not followed below the SMS root", rel)
-        return found
-
-    def _entries(self, path: str) -> list[SFTPAttributes]:
-        return [e for e in self._session().listdir_attr(path) if e.filename not in (".", "..")]
-
-    @staticmethod
-    def _stat_of(name: str, attrs: SFTPAttributes) -> FileStat:
-        is_dir = st.S_ISDIR(attrs.st_mode or 0)
-        return FileStat(name, 0 if is_dir else int(attrs.st_size or 0), int(attrs.st_mtime or 0) * 10**9, is_dir,
-                        not ((attrs.st_mode or 0) & st.S_IWUSR))
-
-    def _refuse_readonly(self, found: _Found, rel: str) -> None:
-        if found.attrs is not None and not found.is_dir and found.readonly:
-            raise self._err(AccessDenied, "access is denied (the file is read-only)", rel)
 
     def _close_quietly(self, handle: bytes) -> None:
         """Close a handle after a failure that is already being reported."""
@@ -599,10 +466,6 @@ class SftpFiles:
                 return self._lstat(path)
         except TargetError:
             return None
-
-
-def _key(folder: list[str]) -> str:
-    return "\\".join(folder).casefold()
 
 
 def _folder(remote: str) -> str:
