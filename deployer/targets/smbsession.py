@@ -62,14 +62,17 @@ _STATUS: dict[int, tuple[type[TargetError], int | None, str]] = {
     0xC00000CC: (TargetError, 67, "the network name cannot be found (no such share on the server)"),
     0xC00000C9: (ConnectionLost, None, "the specified network name is no longer available"),
     0xC0000203: (ConnectionLost, None, "the server closed the session"),
-    0xC000006D: (AuthenticationFailed, None, "logon failure: unknown user name or bad password"),
-    0xC000006A: (AuthenticationFailed, None, "logon failure: unknown user name or bad password"),
-    0xC000006E: (AuthenticationFailed, 1327, "logon failure: account restriction"),
-    0xC0000071: (AuthenticationFailed, 1330, "logon failure: the password has expired"),
-    0xC0000072: (AuthenticationFailed, 1331, "logon failure: the account is disabled"),
-    0xC0000224: (AuthenticationFailed, 1907, "logon failure: the password must be changed"),
-    0xC0000234: (AuthenticationFailed, 1909, "logon failure: the account is locked out"),
 }
+
+# A refused logon (AuthenticationFailed, "logon failure: ...", and the hint at the password's source):
+# NTSTATUS -> (Windows error code or None for 1326, what the failure is)
+_LOGON = {
+    0xC000006D: (None, "unknown user name or bad password"), 0xC000006A: (None, "unknown user name or bad password"),
+    0xC000006E: (1327, "account restriction"), 0xC0000071: (1330, "the password has expired"),
+    0xC0000072: (1331, "the account is disabled"), 0xC0000224: (1907, "the password must be changed"),
+    0xC0000234: (1909, "the account is locked out"),
+}
+_STATUS.update({status: (AuthenticationFailed, code, f"logon failure: {what}") for status, (code, what) in _LOGON.items()})
 
 # Status codes with which a missing file or folder answers (stat() turns them into None).
 MISSING = frozenset({0xC0000034, 0xC000003A, 0xC0000103, 0xC000000F})
@@ -278,7 +281,7 @@ class LinkBase(Generic[O, T]):
         return self.options.account
 
     def _auth_hint(self, status: int) -> str:
-        if _STATUS.get(status, (None,))[0] is not AuthenticationFailed:
+        if status not in _LOGON:
             return ""
         src = f" from {self._password_source}" if self._password_source else ""
         return f"; check the user name {self._account} on {self.options.where} and the password{src}"

@@ -370,45 +370,44 @@ def _one_share(tmp_path_factory: pytest.TempPathFactory, name: str, dialect: str
     server.stop()
 
 
-def _closed_after(link):
-    yield link
-    link.close()
+def _dialect_fixtures(dialect: str, kind: str, server: str, make_link, files_class, services_class, holder):
+    """The session's smbd of one dialect, its link, and the conformance suite's transports on them:
+    fixtures `<server>`, `<server>_link`, `<kind>_files_under_test`, `<kind>_services_under_test`."""
+
+    @pytest.fixture(scope="session", name=server)
+    def the_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
+        yield from _one_share(tmp_path_factory, server.replace("_", "-"), dialect)
+
+    @pytest.fixture(scope="session", name=f"{server}_link")
+    def the_link(request: pytest.FixtureRequest):
+        link = make_link(request.getfixturevalue(server))
+        yield link
+        link.close()
+
+    @pytest.fixture(name=f"{kind}_files_under_test")
+    def files_under_test(request: pytest.FixtureRequest) -> FilesUnderTest:
+        smbd, link = request.getfixturevalue(server), request.getfixturevalue(f"{server}_link")
+        files = files_class(link.server, link, SHARE)
+        base = f"conformance-{uuid.uuid4().hex[:8]}"
+        files.mkdir(base)
+        return FilesUnderTest(kind, files, base, lambda rel: holder(smbd, SHARE, rel),
+                              lambda rel: smbd.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
+
+    @pytest.fixture(name=f"{kind}_services_under_test")
+    def services_under_test(request: pytest.FixtureRequest) -> ServicesUnderTest:
+        link = request.getfixturevalue(f"{server}_link")
+        services = services_class(link.server, link)
+        if services.query("Spooler").state != "running":  # a previous test failed half way
+            services.start("Spooler", 30)
+        # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
+        return ServicesUnderTest(kind, services, "Spooler", accepted_code=130, refused_code=131,
+                                 differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+
+    return the_server, the_link, files_under_test, services_under_test
 
 
-@pytest.fixture(scope="session")
-def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
-    yield from _one_share(tmp_path_factory, "samba", "smb2")
-
-
-@pytest.fixture(scope="session")
-def samba_link(samba: Samba) -> Iterator[SmbLink]:
-    yield from _closed_after(samba.link())
-
-
-def _files_under_test(kind: str, server: Samba, files, holder) -> FilesUnderTest:
-    base = f"conformance-{uuid.uuid4().hex[:8]}"
-    files.mkdir(base)
-    return FilesUnderTest(kind, files, base, lambda rel: holder(server, SHARE, rel),
-                          lambda rel: server.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
-
-
-def _services_under_test(kind: str, services) -> ServicesUnderTest:
-    if services.query("Spooler").state != "running":  # a previous test failed half way
-        services.start("Spooler", 30)
-    # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
-    return ServicesUnderTest(kind, services, "Spooler", accepted_code=130, refused_code=131,
-                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
-
-
-@pytest.fixture
-def smb_files_under_test(samba: Samba, samba_link: SmbLink) -> FilesUnderTest:
-    return _files_under_test("smb", samba, SmbFileTransport("SAMBA", samba_link, SHARE), held_open)
-
-
-@pytest.fixture
-def smb_services_under_test(samba: Samba, samba_link: SmbLink) -> ServicesUnderTest:
-    return _services_under_test("smb", ScmrServiceTransport("SAMBA", samba_link))
-
+samba, samba_link, smb_files_under_test, smb_services_under_test = _dialect_fixtures(
+    "smb2", "smb", "samba", Samba.link, SmbFileTransport, ScmrServiceTransport, held_open)
 
 # --- the SMB1-only server: Windows NT 4.0's dialect -----------------------------------------
 
@@ -416,22 +415,5 @@ def smb_services_under_test(samba: Samba, samba_link: SmbLink) -> ServicesUnderT
 # client's default (signing required) signs and checks every reply.
 NT1_EXTRA = {"server signing": "auto", "ntlm auth": "ntlmv2-only"}
 
-
-@pytest.fixture(scope="session")
-def samba_nt1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
-    yield from _one_share(tmp_path_factory, "samba-nt1", "smb1")
-
-
-@pytest.fixture(scope="session")
-def samba_nt1_link(samba_nt1: Samba) -> Iterator[Smb1Link]:
-    yield from _closed_after(samba_nt1.smb1_link())
-
-
-@pytest.fixture
-def smb1_files_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> FilesUnderTest:
-    return _files_under_test("smb1", samba_nt1, Smb1FileTransport("SAMBA1", samba_nt1_link, SHARE), held_open_smb1)
-
-
-@pytest.fixture
-def smb1_services_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> ServicesUnderTest:
-    return _services_under_test("smb1", Smb1ScmrServiceTransport("SAMBA1", samba_nt1_link))
+samba_nt1, samba_nt1_link, smb1_files_under_test, smb1_services_under_test = _dialect_fixtures(
+    "smb1", "smb1", "samba_nt1", Samba.smb1_link, Smb1FileTransport, Smb1ScmrServiceTransport, held_open_smb1)
