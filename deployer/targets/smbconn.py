@@ -1,7 +1,9 @@
 """One SMB 2/3 connection to a server (smbprotocol), shared by its file and service transports.
 
-smbprotocol does the protocol: negotiation, authentication, signing, encryption, message ids
-and credits. This module adds what deployer needs around it:
+The SMB 2/3 case of smbsession.LinkBase (smb1conn.Smb1Link is the SMB1 one): the bounded
+operation, the NTSTATUS table, the account and the logon checks are the base's, shared with
+SMB1. smbprotocol does the protocol: negotiation, authentication, signing, encryption,
+message ids and credits. This module adds what deployer needs around it:
 
 - **Every operation bounded in time.** smbprotocol waits for responses without a deadline
   (`Connection.receive(timeout=None)` in Open, TreeConnect, Session and in pypsexec's SCMRApi),
@@ -12,7 +14,8 @@ and credits. This module adds what deployer needs around it:
   passes, the socket is shut down, which wakes every waiter at once (the worker reads EOF and
   releases all outstanding requests; a blocked send fails with EPIPE), and the operation
   raises TransportTimeout. The next operation connects again.
-- **Errors as Windows errors**: NTSTATUS -> the TargetError classes of base.py.
+- **Errors as Windows errors**: smbprotocol's exceptions -> the TargetError classes of base.py
+  (NTSTATUS through smbsession.status_error).
 - **Compound requests** (open + query + close in one round trip) and **pipelined transfers**
   (writes built by smbfast.py).
 
