@@ -20,7 +20,7 @@ from ..sms.platforms import Platform
 from .suggest import did_you_mean, listing
 from .winpath import PathRuleError, parse_root
 from .yamlsrc import Document, load_yaml
-from .common import Strict, check_timezone, validate
+from .common import Strict, check_timezone, matching, validate
 from .transport import FILES, SERVICES, transport_field
 from .transports.mock import MockTransport
 # the settings models, where callers have always imported them from (each now lives in its transport's module)
@@ -86,6 +86,18 @@ class Server(_Host):
 
 
 PCM_SERVICE = "SMS_PACKAGE_COMMAND_MANAGER_NT"
+Executable = Annotated[str, matching(r"[^\\/:*?\"<>|]{1,255}", "executable {v!r} must be a file name (the install "
+                                     "folder is install_dir)")]
+Region = Annotated[str | None, matching(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "region {v!r} must be a name of letters, "
+                                        "digits, '-', '_' or '.' (at most 63), such as eu-west")]
+SITE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}"  # site and group names
+
+
+def _names_match(names: Any, pattern: str, message: str) -> None:
+    """Each name (a mapping's keys) matches `pattern` whole; else `message` with {v!r} the name."""
+    for name in names:
+        if not re.fullmatch(pattern, name):
+            raise ValueError(message.format(v=name))
 
 
 class PcmHost(_Host):
@@ -101,16 +113,9 @@ class PcmHost(_Host):
     install_dir: Annotated[str, AfterValidator(_root_folder)] = Field(default="C:\\PCMSVC", description="the "
                                                                       "service's installation directory")
     service: str = Field(default=PCM_SERVICE, description="the service name ([service name] in the .ini)")
-    executable: str = Field(default="PCMSVC32.EXE", description="its executable ([executable file])")
+    executable: Executable = Field(default="PCMSVC32.EXE", description="its executable ([executable file])")
     files: FilesSpec = MockTransport()
     services: ServicesSpec = MockTransport()
-
-    @field_validator("executable")
-    @classmethod
-    def _executable(cls, v: str) -> str:
-        if not re.fullmatch(r"[^\\/:*?\"<>|]{1,255}", v):
-            raise ValueError(f"executable {v!r} must be a file name (the install folder is install_dir)")
-        return v
 
 
 def _case_duplicate(names: list[str]) -> tuple[str, str] | None:
@@ -124,8 +129,8 @@ def _case_duplicate(names: list[str]) -> tuple[str, str] | None:
 
 
 def _check_server_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", name):
-        raise ValueError(f"server name {name!r} must be a NetBIOS name: 1-15 letters, digits, - or _")
+    _names_match([name], r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", "server name {v!r} must be a NetBIOS name: 1-15 letters, "
+                 "digits, - or _")
 
 
 def _no_case_duplicates(names: list[str], what: str) -> None:
@@ -152,21 +157,13 @@ class Site(Strict):
     timezone: str = "UTC"
     platforms: list[PlatformField] | None = None
     mock: MockSite | None = None
-    region: str | None = Field(default=None, description="the region whose workers run this site "
+    region: Region = Field(default=None, description="the region whose workers run this site "
                                "(`deployer worker --region NAME`); none: the controller runs it")
     vars: dict[str, VarValue] = Field(default_factory=dict)
     preflight: PreflightSettings = Field(default_factory=PreflightSettings)  # Q166765 checks (deployer preflight)
     servers: dict[str, Server] = Field(min_length=1)
     pcm_hosts: dict[str, PcmHost] = Field(default_factory=dict, description="NT Workstations and member servers "
                                           "running the PCM service (see `deployer inventory from-rservice`)")
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", v):
-            raise ValueError(f"region {v!r} must be a name of letters, digits, '-', '_' or '.' (at most 63), "
-                             "such as eu-west")
-        return v
 
     @field_validator("code")
     @classmethod
@@ -183,9 +180,8 @@ class Site(Strict):
     @field_validator("vars")
     @classmethod
     def _vars(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _names_match(v, r"[A-Za-z_][A-Za-z0-9_]*", "variable name {v!r} must be a plain identifier")
         for name in v:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(f"variable name {name!r} must be a plain identifier")
             if name in RESERVED_VARS:
                 raise ValueError(f"variable {name!r} is set by deployer; reserved: {', '.join(sorted(RESERVED_VARS))}")
         return v
@@ -241,9 +237,7 @@ class Inventory(Strict):
     @field_validator("sites")
     @classmethod
     def _names(cls, v: dict[str, Site]) -> dict[str, Site]:
-        for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
-                raise ValueError(f"site name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
+        _names_match(v, SITE_NAME, "site name {v!r} must be 1-32 letters, digits, '.', '-' or '_'")
         _no_case_duplicates(list(v), "site")  # --site is matched case-insensitively
         return v
 
@@ -345,7 +339,7 @@ def _check_groups(doc: Document, inv: Inventory) -> None:
     """Every group member names a site or matches one: a typo in a group would silently leave
     a site out of a rollout."""
     for name, members in inv.groups.items():
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
+        if not re.fullmatch(SITE_NAME, name):
             raise doc.error(("groups", name), f"group name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
         if not members:
             raise doc.error(("groups", name), f"group {name} lists no site; list site names or globs ('EU*')")

@@ -6,20 +6,13 @@ session (scmr.py). SMB1 is only ever used on request, never as a fallback.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from ..common import Strict
+from ..common import Strict, matching
 from ..transport import (DURABLE_APPEND, HARD_LINK, SERVER_COPY, Implementation, Password, Port, Timeout, Transport,
                          TransportSettings)
-
-
-def _share(v: str) -> str:
-    if not re.fullmatch(r"[^\\/:*?\"<>|]{1,80}", v):
-        raise ValueError(f"share {v!r} must be a share name such as SMS_SHRC (no slashes)")
-    return v
 
 
 def _dialect(v: Any) -> Any:
@@ -71,7 +64,8 @@ class SmbSettings(Strict):
 
 class SmbFiles(SmbSettings, TransportSettings):
     transport: Literal["smb"] = Field(description="smb")
-    share: Annotated[str, AfterValidator(_share)] = Field(description="the share that is the SMS root, SMS_SHRx")
+    share: Annotated[str, matching(r"[^\\/:*?\"<>|]{1,80}", "share {v!r} must be a share name such as SMS_SHRC (no "
+                                   "slashes)")] = Field(description="the share that is the SMS root, SMS_SHRx")
 
     def reaches(self, server: Any) -> list[tuple[str, int]]:
         return [(self.host, self.port)]
