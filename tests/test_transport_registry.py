@@ -185,3 +185,31 @@ def test_the_schema_lists_each_file_transport_from_its_declaration(key: str):
 
     files = schema.schema("sites")["$defs"]["Server"]["properties"]["files"]
     assert key in files["anyOf"][0]["enum"] and key in files["description"]
+
+
+@pytest.mark.parametrize("module, says", [
+    ("no_such_transport", "names 'no_such_transport', which cannot be imported (ModuleNotFoundError"),
+    ("json", "$DEPLOYER_TRANSPORTS: json declares no transport"),
+    ("second_smb", "declares transport 'smb', which is declared already"),
+])
+def test_a_bad_transport_module_in_the_environment_is_bad_input_not_a_traceback(tmp_path: Path, module: str,
+                                                                                 says: str):
+    (tmp_path / "second_smb.py").write_text("from deployer.model.transports.smb import TRANSPORT\n")
+    env = {**os.environ, "DEPLOYER_TRANSPORTS": f"{module}", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    r = subprocess.run([sys.executable, "-m", "deployer", "validate", str(ROOT / "sites.yaml")], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert says in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_pcm_host_is_refused_settings_its_dialect_does_not_have(tmp_path: Path):
+    inv = _inventory(tmp_path / "sites.yaml", "mock")
+    data = yaml.safe_load(inv.read_text())
+    data["sites"]["DEMO"]["pcm_hosts"] = {"NT4WKS": {
+        "files": {"transport": "smb", "host": "nt4wks", "username": "u", "password": {"env": "PW"}, "share": "PCM",
+                  "dialect": "smb1"},
+        "services": {"transport": "scmr", "encrypt": True}}}
+    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    r = run_cli("validate", inv)
+    assert r.code == 2
+    assert "services: SMB1 has no encryption: encrypt: true needs SMB 3" in r.out + r.err

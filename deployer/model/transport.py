@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Union
 
 from pydantic import BeforeValidator, Discriminator, Field, Tag
 
+from ..errors import SetupError
 from .common import Strict, number_in
 from .secrets import SecretSource
 from .suggest import did_you_mean
@@ -104,21 +105,28 @@ class Registry:
 
     def _modules(self) -> list[str]:
         package = importlib.import_module(self.PACKAGE)
-        found = [f"{self.PACKAGE}.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.ispkg]
-        return sorted(found) + [m.strip() for m in os.environ.get(ENV, "").split(",") if m.strip()]
+        return sorted(f"{self.PACKAGE}.{m.name}" for m in pkgutil.iter_modules(package.__path__) if not m.ispkg)
 
     def all(self) -> dict[str, Transport]:
         if self._by_key is None:
             by_key: dict[str, Transport] = {}
             for name in self._modules():
-                decl = getattr(importlib.import_module(name), "TRANSPORT", None)
-                if not isinstance(decl, Transport):
-                    raise TypeError(f"transport module {name} declares no TRANSPORT = Transport(...)")
-                if decl.key in by_key:
-                    raise TypeError(f"transport {decl.key!r} is declared twice (second: {name})")
-                by_key[decl.key] = decl
+                self._add(by_key, getattr(importlib.import_module(name), "TRANSPORT", None), name)
+            for name in (m.strip() for m in os.environ.get(ENV, "").split(",")):
+                if name:
+                    self._add(by_key, _outside(name), f"${ENV}: {name}")
             self._by_key = by_key
         return self._by_key
+
+    @staticmethod
+    def _add(by_key: dict[str, Transport], decl: Any, where: str) -> None:
+        if not isinstance(decl, Transport):
+            raise SetupError(f"{where} declares no transport; a transport module holds TRANSPORT = Transport(...) "
+                             '(docs/architecture.md, "Adding a transport")')
+        if decl.key in by_key:
+            raise SetupError(f"{where} declares transport {decl.key!r}, which is declared already; each "
+                             f"transport: name is declared once (declared: {', '.join(sorted(by_key))})")
+        by_key[decl.key] = decl
 
     def get(self, key: str) -> Transport:
         return self.all()[key]
@@ -135,6 +143,16 @@ class Registry:
         """The implementation's name (the factory key) and declaration for an inventory entry."""
         name = spec.implementation(server)
         return name, self.get(spec.transport).implementations[name]
+
+
+def _outside(name: str) -> Any:
+    """The declaration of a transport module named in $DEPLOYER_TRANSPORTS (the operator's input)."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:  # any failure of someone else's module: one clear error, no traceback
+        raise SetupError(f"${ENV} names {name!r}, which cannot be imported ({type(exc).__name__}: {exc}); it "
+                         "lists Python modules, comma-separated, each declaring a transport") from None
+    return getattr(module, "TRANSPORT", None)
 
 
 REGISTRY = Registry()
