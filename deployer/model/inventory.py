@@ -25,7 +25,7 @@ from .transport import FILES, SERVICES, transport_field
 from .transports.mock import MockTransport
 # the settings models, where callers have always imported them from (each now lives in its transport's module)
 from .transports.scmr import ScmrServices  # noqa: F401
-from .transports.smb import SmbFiles, SmbSettings  # noqa: F401
+from .transports.smb import SMB1_IMPLEMENTATIONS, SmbFiles, SmbSettings  # noqa: F401
 from .transports.ssh import SshFiles, SshServices, SshSettings  # noqa: F401
 from .inventory_expand import GroupSpec, SiteDefaults, expand_inventory
 from .manifest import PlatformField
@@ -49,7 +49,6 @@ VarValue = Annotated[str | int | bool, BeforeValidator(_var_value)]
 # registry in model/transport.py); `files:` and `services:` are the union of what they declare.
 FilesSpec = transport_field(FILES)
 ServicesSpec = transport_field(SERVICES)
-SMB1_IMPLEMENTATIONS = ("smb1", "scmr/smb1")  # the implementations that speak SMB1 (model/transports/smb.py, scmr.py)
 
 
 def _root_folder(v: str) -> str:
@@ -74,7 +73,8 @@ class _Host(Strict):
     @property
     def smb1(self) -> bool:
         """Whether anything reaches this host over SMB1."""
-        return any(s.implementation(self) in SMB1_IMPLEMENTATIONS for s in (self.files, self.services))  # type: ignore[attr-defined]
+        specs = (self.files, self.services)  # type: ignore[attr-defined]
+        return any(s.implementation(self) in SMB1_IMPLEMENTATIONS for s in specs)
 
 
 class Server(_Host):

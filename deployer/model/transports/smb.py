@@ -24,6 +24,7 @@ def _dialect(v: Any) -> Any:
 Dialect = Annotated[Literal["smb2", "smb1", "nt1"], BeforeValidator(_dialect),
                     Field(description="smb2 (SMB 2/3, the default) or smb1 (NT LM 0.12, alias nt1)")]
 SMB1_DIALECTS = ("smb1", "nt1")
+SMB1_IMPLEMENTATIONS = ("smb1", "scmr/smb1")  # what speaks SMB1: this module's and scmr.py's (the SMB1 warning)
 
 
 def check_dialect_settings(dialect: str | None, encrypt: bool, allow_ntlmv1: bool | None, prefix: str = "") -> None:
