@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from ..transport import Implementation, OptionalPassword, Port, Timeout, Transport, TransportSettings
 from .smb import SMB1_DIALECTS, Dialect, SmbFiles, check_dialect_settings
