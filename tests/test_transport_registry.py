@@ -85,17 +85,22 @@ def test_a_transport_in_one_module_is_in_the_schema_the_inventory_the_host_limit
         from deployer.targets.connect import connect
         import drop_transport
 
+        import sys
         site = load_inventory({str(inv)!r}).site("DEMO")
         print(json.dumps({{"schema": schema.schema("sites"),
                           "keys": [str(k) for k in host_limits.host_keys(site)]}}))
+        sys.argv = ["deployer", "lab", "init", "--site", "DEMO", "-i", {str(inv)!r}]
         try:
-            with connect(site) as conn:
-                print(json.dumps({{"opened": drop_transport.OPENED, "hard_link": conn.site_server.can("hard_link")}}))
-        except Exception as exc:  # the lab folder is not there: the factory was still reached
-            print(json.dumps({{"opened": drop_transport.OPENED, "error": type(exc).__name__}}))
+            main()  # the mock site the throwaway's factory serves its files from
+        except SystemExit as exc:
+            assert not exc.code, exc.code
+        with connect(site) as conn:
+            files = conn.site_server.files
+            print(json.dumps({{"opened": drop_transport.OPENED, "hard_link": conn.site_server.can("hard_link"),
+                              "root": [f.name for f in files.listdir("")]}}))
         """)
     assert r.returncode == 0, r.stderr
-    first, second = (json.loads(line) for line in r.stdout.splitlines())
+    first, second = (json.loads(line) for line in r.stdout.splitlines() if line.startswith("{"))  # not lab init's
     defs = first["schema"]["$defs"]
     files = defs["Server"]["properties"]["files"]
     assert "drop" in files["anyOf"][0]["enum"] and {"$ref": "#/$defs/DropFiles"} in files["anyOf"][1]["oneOf"]
@@ -104,6 +109,7 @@ def test_a_transport_in_one_module_is_in_the_schema_the_inventory_the_host_limit
     assert "drop" not in defs["Server"]["properties"]["services"]["anyOf"][0]["enum"]  # it serves no services
     assert first["keys"] == ["courier1:7070"]  # counted by the host limits, the name normalised
     assert second["opened"] == [["SRV", "Courier1."]]  # connect imported the module and called its factory
+    assert second["hard_link"] is True and second["root"]  # its declared capability, its files served
 
 
 def test_validate_knows_the_new_transport_and_suggests_it(tmp_path: Path):
