@@ -58,12 +58,16 @@ from deployer.targets.connect import _mock_files  # noqa: E402
 '''
 
 
-def _inventory(path: Path, files: object, services: object = "mock") -> Path:
-    path.write_text(yaml.safe_dump({"sites": {"DEMO": {
-        "code": "DMO", "mock": {"path": "lab/DEMO"},
-        "servers": {"SRV": {"role": "site_server", "platform": "x86", "files": files, "services": services}}}}},
-        sort_keys=False))
+def _inventory(path: Path, files: object, services: object = "mock", pcm_hosts: dict | None = None) -> Path:
+    site = {"code": "DMO", "mock": {"path": "lab/DEMO"},
+            "servers": {"SRV": {"role": "site_server", "platform": "x86", "files": files, "services": services}}}
+    path.write_text(yaml.safe_dump({"sites": {"DEMO": {**site, **({"pcm_hosts": pcm_hosts} if pcm_hosts else {})}}},
+                                   sort_keys=False))
     return path
+
+
+NT4_FILES = {"transport": "smb", "host": "nt4wks", "username": "u", "password": {"env": "PW"}, "share": "PCM",
+             "dialect": "smb1"}
 
 
 def _with_throwaway(tmp_path: Path, code: str) -> subprocess.CompletedProcess:
@@ -136,12 +140,9 @@ def test_a_mistyped_transport_names_the_closest(tmp_path: Path):
 
 
 def test_a_pcm_host_with_scmr_services_needs_an_smb_session_as_a_server_does(tmp_path: Path):
-    inv = _inventory(tmp_path / "sites.yaml", "mock")
-    data = yaml.safe_load(inv.read_text())
-    data["sites"]["DEMO"]["pcm_hosts"] = {"WKS1": {
+    inv = _inventory(tmp_path / "sites.yaml", "mock", pcm_hosts={"WKS1": {
         "files": {"transport": "ssh", "host": "wks1", "username": "u", "key_file": "k", "root": "/C:/PCMSVC"},
-        "services": {"transport": "scmr"}}}
-    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+        "services": {"transport": "scmr"}}})
     r = run_cli("validate", inv)
     assert r.code == 2, r.out
     assert "scmr runs on an SMB connection" in r.out + r.err and "Traceback" not in r.out + r.err
@@ -151,13 +152,7 @@ def test_a_pcm_host_over_smb1_takes_the_smb1_transports_and_is_warned_of(tmp_pat
     from deployer.model.inventory import load_inventory
     from deployer.targets.connect import transport_names, warn_smb1
 
-    inv = _inventory(tmp_path / "sites.yaml", "mock")
-    data = yaml.safe_load(inv.read_text())
-    data["sites"]["DEMO"]["pcm_hosts"] = {"NT4WKS": {
-        "files": {"transport": "smb", "host": "nt4wks", "username": "u", "password": {"env": "PW"}, "share": "PCM",
-                  "dialect": "smb1"},
-        "services": "scmr"}}
-    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    inv = _inventory(tmp_path / "sites.yaml", "mock", pcm_hosts={"NT4WKS": {"files": NT4_FILES, "services": "scmr"}})
     site = load_inventory(inv).site("DEMO")
     host = site.site.pcm_hosts["NT4WKS"]
     assert transport_names(host) == ("smb1", "scmr/smb1")
@@ -209,13 +204,8 @@ def test_a_bad_transport_module_in_the_environment_is_bad_input_not_a_traceback(
 
 
 def test_a_pcm_host_is_refused_settings_its_dialect_does_not_have(tmp_path: Path):
-    inv = _inventory(tmp_path / "sites.yaml", "mock")
-    data = yaml.safe_load(inv.read_text())
-    data["sites"]["DEMO"]["pcm_hosts"] = {"NT4WKS": {
-        "files": {"transport": "smb", "host": "nt4wks", "username": "u", "password": {"env": "PW"}, "share": "PCM",
-                  "dialect": "smb1"},
-        "services": {"transport": "scmr", "encrypt": True}}}
-    inv.write_text(yaml.safe_dump(data, sort_keys=False))
+    inv = _inventory(tmp_path / "sites.yaml", "mock", pcm_hosts={"NT4WKS": {
+        "files": NT4_FILES, "services": {"transport": "scmr", "encrypt": True}}})
     r = run_cli("validate", inv)
     assert r.code == 2
     assert "services: SMB1 has no encryption: encrypt: true needs SMB 3" in r.out + r.err
