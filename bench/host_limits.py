@@ -26,19 +26,14 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from hotfix import vendor_payloads  # noqa: E402  Samba is a real server: the vendor's files, never lab stand-ins
+from one_host import files_on_one_host, fleet_lab, root_of  # noqa: E402  the tests' fleet on one host
 from servers.samba import Samba  # noqa: E402  the tests' private smbd
 
-from deployer.simulator.fleet_lab import site_names, write_fleet_inventory  # noqa: E402
-
-
-def root_of(base: Path, name: str) -> Path:
-    return base / "lab" / name / f"SRV{name[-3:]}" / "C" / "SMS"
+from deployer.simulator.fleet_lab import site_names  # noqa: E402
 
 
 def sessions_now(samba: Samba) -> int:
@@ -84,12 +79,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deployer-hostlimit-bench-") as tmp:
         base = Path(tmp) / "lab"
         base.mkdir()
-        for d in ("playbooks", "manifests"):
-            shutil.copytree(ROOT / d, base / d)
-        write_fleet_inventory(base / "sites.yaml", a.sites)
-        subprocess.run([sys.executable, "-m", "deployer", "lab", "init", "--all", "-i", "sites.yaml"], cwd=base,
-                       check=True, stdout=subprocess.DEVNULL)
-        vendor_payloads(base / "payloads")
+        fleet_lab(base, a.sites)
         pristine = Path(tmp) / "pristine"
         shutil.copytree(base / "lab", pristine, symlinks=True)
         samba = Samba(Path(tmp) / "smbd", {f"{n}_SMS": root_of(base, n) for n in names}).start()
@@ -97,13 +87,9 @@ def main() -> None:
             pw = Path(tmp) / "fleet.pw"
             pw.write_text(samba.password + "\n")
             pw.chmod(0o600)
-            inv = yaml.safe_load((base / "sites.yaml").read_text())
-            for n in names:
-                srv = inv["sites"][n]["servers"][f"SRV{n[-3:]}"]
-                srv["files"] = {"transport": "smb", "host": samba.host, "port": samba.port, "username": samba.user,
-                                "password": {"file": str(pw)}, "share": f"{n}_SMS"}
-                srv["services"] = "mock"
-            (base / "sites-smb.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+            files_on_one_host(base, names, "sites-smb.yaml", lambda n: {
+                "transport": "smb", "host": samba.host, "port": samba.port, "username": samba.user,
+                "password": {"file": str(pw)}, "share": f"{n}_SMS"})
             print(f"deployer --max-per-host benchmark: Q241656 on {a.sites} sites on one Samba host, --forks "
                   f"{a.forks}, {os.cpu_count()} CPUs")
             print(f"{'bound':>6} {'seconds':>8} {'Samba peak sessions':>20} {'bytes uploaded':>15} {'x unbounded':>12}")

@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from .model import inventory, manifest
+from .model import inventory, manifest, transport
+from .model.transports import smb as smb_transport
 from .steps import playbook
 from .steps import KINDS as STEP_KINDS
 from .steps import base as step_base
@@ -123,12 +124,9 @@ INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
     step_sendcode._code: lambda inner: {
         "anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, _NUMERIC_TEXT],
         "description": "a user-defined control code, 128-255 (Q168682)"},
-    inventory._password: lambda inner: inner,
+    transport._password: lambda inner: inner,
     inventory._var_value: lambda inner: {"type": ["string", "integer", "boolean"]},
-    inventory._transport: lambda inner, core: {
-        "anyOf": [{"enum": _tags(core)}, inner],
-        "description": "the transport's name, or a mapping with transport: and its settings"},
-    inventory._dialect: lambda inner: {  # any case, as the loader lowers it
+    smb_transport._dialect: lambda inner: {  # any case, as the loader lowers it
         "type": "string", "pattern": r"^\s*(" + "|".join(_any_case(v) for v in inner.get("enum", [])) + r")\s*$"},
     inventory._code: lambda inner: {
         "type": "string", "pattern": "^[A-Za-z0-9]{3}$",
@@ -225,32 +223,10 @@ DESCRIPTIONS: dict[tuple[type, str], str] = {
     (I.Server, "role"): "site_server (exactly one per site), logon_server or helper_server",
     (I.Server, "platform"): "the platform the server runs on",
     (I.Server, "sms_root"): "the SMS root folder on the server, such as C:\\SMS",
-    (I.Server, "files"): "how its files are reached: mock, smb (SMB 2/3) or ssh (SFTP)",
-    (I.Server, "services"): "how its services are controlled: mock, scmr (\\pipe\\svcctl over SMB) or ssh (sc.exe)",
-    (I.MockTransport, "transport"): "mock: the embedded simulated site",
-    (I.SmbFiles, "transport"): "smb",
-    (I.SmbSettings, "port"): "the TCP port",
-    (I.SmbSettings, "domain"): "the account's domain, when the username does not name it",
-    (I.SmbSettings, "require_signing"): "refuse a session the server does not sign",
-    (I.SmbSettings, "encrypt"): "require SMB 3 encryption",
-    (I.ScmrServices, "transport"): "scmr",
-    (I.ScmrServices, "host"): "default: the host of the server's SMB connection",
-    (I.ScmrServices, "port"): "default: the SMB connection's port",
-    (I.ScmrServices, "username"): "default: the SMB connection's account",
-    (I.ScmrServices, "password"): "default: the SMB connection's password source",
-    (I.ScmrServices, "domain"): "default: the SMB connection's domain",
-    (I.ScmrServices, "require_signing"): "refuse a session the server does not sign",
-    (I.ScmrServices, "encrypt"): "require SMB 3 encryption",
-    (I.ScmrServices, "allow_ntlmv1"): "SMB1 only: allow LM/NTLMv1 logons (default: the SMB file transport's)",
-    (I.SshSettings, "host"): "the server's DNS name or address",
-    (I.SshSettings, "port"): "the TCP port",
-    (I.SshSettings, "username"): "the account",
-    (I.SshSettings, "password"): "where the password comes from, when no key is used",
-    (I.SshSettings, "key_file"): "a private key file",
-    (I.SshSettings, "trust_on_first_use"): "accept an unknown host key once and remember it (otherwise it must be in "
-                                           "known_hosts)",
-    (I.SshFiles, "transport"): "ssh",
-    (I.SshServices, "transport"): "ssh",
+    # the transports as their declarations list them (model/transports/): one more module, one more name here
+    **{(host, role): note for host in (I.Server, I.PcmHost) for role, note in (
+        ("files", "how its files are reached: " + transport.REGISTRY.listing(transport.FILES)),
+        ("services", "how its services are controlled: " + transport.REGISTRY.listing(transport.SERVICES)))},
     (SecretSource, "env"): "the environment variable holding the password",
     (SecretSource, "file"): "a file holding the password, readable only by you",
     (SecretSource, "prompt"): "ask on the terminal",
@@ -267,8 +243,9 @@ def described(cls: type, name: str) -> str | None:
 class _Generator(GenerateJsonSchema):
     def _input(self, schema: Any, inner: JsonSchemaValue) -> JsonSchemaValue:
         fn = schema["function"]["function"]
-        if fn is inventory._transport:
-            return INPUTS[fn](inner, schema["schema"])  # type: ignore[call-arg]
+        if hasattr(fn, "transport_role"):  # a files: or services: field (model/transport.py)
+            return {"anyOf": [{"enum": _tags(schema["schema"])}, inner],
+                    "description": "the transport's name, or a mapping with transport: and its settings"}
         if fn in INPUTS:
             return INPUTS[fn](inner)
         return _number_in_schema(fn, inner) or inner

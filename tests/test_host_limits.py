@@ -13,52 +13,37 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
-import yaml
 
-from hotfix import vendor_payloads
 from conftest import run_cli, sigint_once, snapshot
 from deployer.targets import credentials
 from deployer import failpoints
 from deployer.model import secrets
-from deployer.simulator.fleet_lab import site_names, write_fleet_inventory
+from deployer.simulator.fleet_lab import site_names
 from deployer.run.context import Cancelled, CancelToken
 from deployer.model.secrets import SecretSource
 from deployer.targets import host_limits
 from deployer.targets.host_limits import HostKey, HostLimiter, normalize_host
 from servers.samba import Samba
 from servers.sshd import SshTestServer
+from one_host import copy_lab, files_on_one_host, fleet_lab, root_of
 
 N = 4
 NAMES = site_names(N)
 
 
-def root_of(base: Path, name: str) -> Path:
-    return base / "lab" / name / f"SRV{name[-3:]}" / "C" / "SMS"
-
-
 @pytest.fixture(scope="module")
 def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import copy_project
-
-    base = copy_project(tmp_path_factory.mktemp("hostlimits-template"))
-    write_fleet_inventory(base / "sites.yaml", N)
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
-    vendor_payloads(base / "payloads")  # real servers take the vendor's files, never lab stand-ins
-    return base
+    return fleet_lab(tmp_path_factory.mktemp("hostlimits-template"), N)
 
 
 @pytest.fixture
 def lab(lab_template: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "fleet"
-    shutil.copytree(lab_template, dest, symlinks=True)
-    return dest
+    return copy_lab(lab_template, tmp_path / "fleet")
 
 
 @pytest.fixture(autouse=True)
@@ -73,19 +58,14 @@ def _fresh_process_state():
 @pytest.fixture
 def smb_lab(lab: Path, tmp_path: Path):
     """The lab fleet with every site's files on one smbd, the password in one private file."""
-    shares = {f"{name}_SMS": root_of(lab, name) for name in NAMES}
-    server = Samba(tmp_path / "smbd", shares).start()
+    server = Samba(tmp_path / "smbd", {f"{name}_SMS": root_of(lab, name) for name in NAMES}).start()
     pw = tmp_path / "secret" / "fleet.pw"
     pw.parent.mkdir()
     pw.write_text(server.password + "\n")
     pw.chmod(0o600)
-    inv = yaml.safe_load((lab / "sites.yaml").read_text())
-    for name in NAMES:
-        srv = inv["sites"][name]["servers"][f"SRV{name[-3:]}"]
-        srv["files"] = {"transport": "smb", "host": server.host, "port": server.port, "username": server.user,
-                        "password": {"file": str(pw)}, "share": f"{name}_SMS", "timeout": 20}
-        srv["services"] = "mock"
-    (lab / "sites-smb.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+    files_on_one_host(lab, NAMES, "sites-smb.yaml", lambda name: {
+        "transport": "smb", "host": server.host, "port": server.port, "username": server.user,
+        "password": {"file": str(pw)}, "share": f"{name}_SMS", "timeout": 20})
     try:
         yield lab, server, pw
     finally:
@@ -94,12 +74,8 @@ def smb_lab(lab: Path, tmp_path: Path):
 
 @pytest.fixture
 def ssh_lab(lab: Path, sshd: SshTestServer) -> Path:
-    inv = yaml.safe_load((lab / "sites.yaml").read_text())
-    for name in NAMES:
-        srv = inv["sites"][name]["servers"][f"SRV{name[-3:]}"]
-        srv["files"] = {"transport": "ssh", "root": str(root_of(lab, name)), **sshd.settings()}
-        srv["services"] = "mock"
-    (lab / "sites-ssh.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+    files_on_one_host(lab, NAMES, "sites-ssh.yaml",
+                      lambda name: {"transport": "ssh", "root": str(root_of(lab, name)), **sshd.settings()})
     return lab
 
 

@@ -163,13 +163,11 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = {
     ("deployer.steps.replace", "deployer.run.store"),
     ("deployer.steps.reset_site", "deployer.run.store"),
     ("deployer.steps.wait_for_replication", "deployer.run.store"),
-    ("deployer.targets.host_limits", "deployer.run.context"),
 }
 KNOWN_CYCLES: list[set[str]] = [
     {"deployer.cli", "deployer.commands.catalog", "deployer.commands.clients", "deployer.commands.inventory_show", "deployer.commands.preflight", "deployer.commands.sendcode", "deployer.commands.validate", "deployer.complete", "deployer.fleet.engine", "deployer.fleet.options", "deployer.fleet.report", "deployer.fleet.workflow", "deployer.model.inventory_source", "deployer.scan.judge", "deployer.workers.broker", "deployer.workers.dispatch", "deployer.workers.remote", "deployer.workers.serve", "deployer.workers.tasks"},
     {"deployer.report.out", "deployer.report.owned"},
     {"deployer.steps", "deployer.steps.force_client_update", "deployer.steps.playbook", "deployer.steps.preflight", "deployer.steps.wait_for_replication"},
-    {"deployer.targets.connect", "deployer.targets.host_limits", "deployer.targets.scmr_settings"},
 ]
 
 

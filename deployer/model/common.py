@@ -12,7 +12,7 @@ import typing
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Tag, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Tag, ValidationError
 
 from ..errors import InputError, InputErrors
 from .suggest import did_you_mean
@@ -188,3 +188,16 @@ def check_timezone(name: str | None) -> str | None:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise ValueError(f"unknown time zone {name!r}; use an IANA name such as America/Los_Angeles or UTC{hint}")
     return name
+
+
+def matching(pattern: str, message: str) -> AfterValidator:
+    """A text field that must match `pattern` whole; else `message`, with {v!r} the value given.
+    (None passes: an optional field left out.)"""
+    rule = re.compile(pattern)
+
+    def check(v: Any) -> Any:
+        if v is not None and not rule.fullmatch(v):
+            raise ValueError(message.format(v=v))
+        return v
+
+    return AfterValidator(check)

@@ -11,50 +11,28 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from ..errors import InputError
-from .secrets import SecretSource
 from ..sms.platforms import Platform
 from .suggest import did_you_mean, listing
 from .winpath import PathRuleError, parse_root
 from .yamlsrc import Document, load_yaml
-from .common import Strict, check_timezone, number_in, validate
+from .common import Strict, check_timezone, matching, validate
+from .transport import FILES, SERVICES, transport_field
+from .transports.mock import MockTransport
+# the settings models, where callers have always imported them from (each now lives in its transport's module)
+from .transports.scmr import ScmrServices  # noqa: F401
+from .transports.smb import SMB1_IMPLEMENTATIONS, SmbFiles, SmbSettings  # noqa: F401
+from .transports.ssh import SshFiles, SshServices, SshSettings  # noqa: F401
 from .inventory_expand import GroupSpec, SiteDefaults, expand_inventory
 from .manifest import PlatformField
 from .preflight import PreflightSettings
 
 RESERVED_VARS = frozenset({"sms_root", "platform", "platform_name", "platform_folder", "site", "site_code", "server",
                            "server_platform", "role"})
-
-
-class MockTransport(Strict):
-    """The embedded mock site (the site's `mock.path`)."""
-
-    transport: Literal["mock"] = "mock"
-
-
-Timeout = Annotated[float, number_in(0, 3600, "timeout", integer=False, above=True),
-                    Field(description="seconds any single operation may take")]
-Port = Annotated[int, number_in(1, 65535, "port")]
-
-PASSWORD_HELP = ("passwords are not written in the inventory; use {env: VARIABLE}, {file: PATH} (a file readable "
-                 "only by you) or {prompt: true}")
-
-
-def _password(v: Any) -> Any:
-    # SecretSource refuses a string or a number itself; anything else that is not a mapping
-    # ([hunter2], 1.5) got pydantic's "valid dictionary or instance of SecretSource", which does
-    # not say what to write. Never echo the value: it may be the password.
-    if v is not None and not isinstance(v, (dict, SecretSource)):
-        raise ValueError(PASSWORD_HELP)
-    return v
-
-
-Password = Annotated[SecretSource, BeforeValidator(_password)]
-OptionalPassword = Annotated[SecretSource | None, BeforeValidator(_password)]
 
 
 def _var_value(v: Any) -> Any:
@@ -67,179 +45,62 @@ def _var_value(v: Any) -> Any:
 
 VarValue = Annotated[str | int | bool, BeforeValidator(_var_value)]
 
-
-def _dialect(v: Any) -> Any:
-    return v.strip().lower() if isinstance(v, str) else v
-
-
-# smb2: SMB 2/3 (smbprotocol negotiates the highest both sides speak). smb1 (alias nt1): SMB1,
-# dialect NT LM 0.12, for Windows NT 3.51/4.0 and 2000 hosts; only ever on request, never a fallback.
-Dialect = Annotated[Literal["smb2", "smb1", "nt1"], BeforeValidator(_dialect),
-                    Field(description="smb2 (SMB 2/3, the default) or smb1 (NT LM 0.12, alias nt1)")]
+# Each transport declares its settings in its own module (model/transports/, found by the
+# registry in model/transport.py); `files:` and `services:` are the union of what they declare.
+FilesSpec = transport_field(FILES)
+ServicesSpec = transport_field(SERVICES)
 
 
-def _check_smb1_settings(spec: Any) -> None:
-    """Settings that only mean something for one dialect are refused on the other."""
-    if spec.dialect in ("smb1", "nt1"):
-        if spec.encrypt:
-            raise ValueError("SMB1 has no encryption: encrypt: true needs SMB 3 (remove dialect: smb1 or encrypt)")
-    elif spec.allow_ntlmv1:
-        raise ValueError("allow_ntlmv1 applies only to dialect: smb1 (SMB 2/3 always logs on with NTLMv2)")
+def _root_folder(v: str) -> str:
+    """A Windows folder below a drive (the SMS root, a PCM install folder), written one way."""
+    try:
+        drive, parts = parse_root(v)
+    except PathRuleError as exc:
+        raise ValueError(str(exc)) from None
+    return f"{drive}:\\" + "\\".join(parts)
 
 
-class SmbSettings(Strict):
-    """An SMB connection: SMB 2/3 (smbprotocol) by default, SMB1 (impacket) with `dialect: smb1`.
-    Signing is required unless switched off."""
-
-    host: str = Field(description="the server's DNS name or address")
-    port: Port = 445
-    username: str = Field(description="the account, as user or DOMAIN\\user")
-    password: Password = Field(description="where the password comes from: {env: VARIABLE}, {file: PATH} or "
-                               "{prompt: true}")
-    domain: str | None = None
-    require_signing: bool = True
-    encrypt: bool = False
-    timeout: Timeout = 30.0
-    dialect: Dialect = "smb2"
-    allow_ntlmv1: bool = Field(default=False, description="SMB1 only: allow LM/NTLMv1 logons (Windows NT 4.0)")
+class _Host(Strict):
+    """What an SMS server and a PCM host share: their `files:` and `services:` must agree (each
+    subclass declares the two fields itself, so that they keep their place among its keys)."""
 
     @model_validator(mode="after")
-    def _dialect_settings(self) -> "SmbSettings":
-        _check_smb1_settings(self)
+    def _transports_agree(self) -> "_Host":
+        self.files.check_with(self)  # type: ignore[attr-defined]
+        self.services.check_with(self)  # type: ignore[attr-defined]
         return self
 
     @property
     def smb1(self) -> bool:
-        return self.dialect in ("smb1", "nt1")
+        """Whether anything reaches this host over SMB1."""
+        specs = (self.files, self.services)  # type: ignore[attr-defined]
+        return any(s.implementation(self) in SMB1_IMPLEMENTATIONS for s in specs)
 
 
-class SmbFiles(SmbSettings):
-    transport: Literal["smb"]
-    share: str = Field(description="the share that is the SMS root, SMS_SHRx")
-
-    @field_validator("share")
-    @classmethod
-    def _share(cls, v: str) -> str:
-        if not re.fullmatch(r"[^\\/:*?\"<>|]{1,80}", v):
-            raise ValueError(f"share {v!r} must be a share name such as SMS_SHRC (no slashes)")
-        return v
-
-
-class ScmrServices(Strict):
-    """The Service Control Manager over \\pipe\\svcctl; by default on the server's SMB connection."""
-
-    transport: Literal["scmr"]
-    host: str | None = None
-    port: Port | None = None
-    username: str | None = None
-    password: OptionalPassword = None
-    domain: str | None = None
-    require_signing: bool = True
-    encrypt: bool = False
-    timeout: Timeout = 30.0
-    dialect: Dialect | None = Field(default=None, description="default: the SMB file transport's, else smb2")
-    allow_ntlmv1: bool | None = None
-
-    def smb1_with(self, files: Any) -> bool:
-        """Whether this service transport speaks SMB1: its own dialect, else that of the SMB files it rides on."""
-        dialect = self.dialect or (files.dialect if isinstance(files, SmbFiles) else "smb2")
-        return dialect in ("smb1", "nt1")
-
-
-class SshSettings(Strict):
-    """An SSH connection (paramiko) to a Windows host running OpenSSH."""
-
-    host: str
-    port: Port = 22
-    username: str
-    password: OptionalPassword = None
-    key_file: str | None = None
-    known_hosts: str | None = Field(default=None, description="default ~/.ssh/known_hosts")
-    trust_on_first_use: bool = False
-    allow_agent: bool = Field(default=False, description="also offer the keys of the operator's ssh-agent")
-    timeout: Timeout = 30.0
-
-
-class SshFiles(SshSettings):
-    transport: Literal["ssh"]
-    root: str = Field(description="the SMS root as the SFTP server names it, e.g. /C:/SMS")
-
-
-class SshServices(SshSettings):
-    transport: Literal["ssh"]
-    sc: str = Field(default="sc.exe", description="the service control command")
-
-
-def _transport(v: Any) -> Any:
-    return {"transport": v} if isinstance(v, str) else v
-
-
-def _discriminate(v: Any) -> str | None:
-    return v.get("transport") if isinstance(v, dict) else getattr(v, "transport", None)
-
-
-FilesSpec = Annotated[
-    Union[Annotated[MockTransport, Tag("mock")], Annotated[SmbFiles, Tag("smb")], Annotated[SshFiles, Tag("ssh")]],
-    Discriminator(_discriminate, custom_error_type="transport",
-                  custom_error_message="transport must be one of mock, smb, ssh"),
-    BeforeValidator(_transport),
-]
-ServicesSpec = Annotated[
-    Union[Annotated[MockTransport, Tag("mock")], Annotated[ScmrServices, Tag("scmr")],
-          Annotated[SshServices, Tag("ssh")]],
-    Discriminator(_discriminate, custom_error_type="transport",
-                  custom_error_message="transport must be one of mock, scmr, ssh"),
-    BeforeValidator(_transport),
-]
-
-
-class Server(Strict):
+class Server(_Host):
     role: Literal["site_server", "logon_server", "helper_server"]
     platform: PlatformField
-    sms_root: str = "C:\\SMS"
+    sms_root: Annotated[str, AfterValidator(_root_folder)] = "C:\\SMS"
     files: FilesSpec = MockTransport()
     services: ServicesSpec = MockTransport()
 
-    @model_validator(mode="after")
-    def _scmr_dialect(self) -> "Server":
-        if isinstance(self.services, ScmrServices):
-            s = self.services
-            if s.allow_ntlmv1 and not s.smb1_with(self.files):
-                raise ValueError("services: allow_ntlmv1 applies only to dialect: smb1 (SMB 2/3 always logs on with "
-                                 "NTLMv2)")
-            if s.encrypt and s.smb1_with(self.files):
-                raise ValueError("services: SMB1 has no encryption: encrypt: true needs SMB 3")
-        return self
-
-    @property
-    def smb1(self) -> bool:
-        """Whether anything reaches this server over SMB1."""
-        files = isinstance(self.files, SmbFiles) and self.files.smb1
-        services = isinstance(self.services, ScmrServices) and self.services.smb1_with(self.files)
-        return files or services
-
-    @model_validator(mode="after")
-    def _scmr_needs_smb(self) -> "Server":
-        if isinstance(self.services, ScmrServices) and not isinstance(self.files, SmbFiles):
-            if not (self.services.host and self.services.username and self.services.password):
-                raise ValueError("services: scmr runs on an SMB connection: use files: {transport: smb, ...} or give "
-                                 "the scmr service transport its own host, username and password")
-        return self
-
-    @field_validator("sms_root")
-    @classmethod
-    def _root(cls, v: str) -> str:
-        try:
-            drive, parts = parse_root(v)
-        except PathRuleError as exc:
-            raise ValueError(str(exc)) from None
-        return f"{drive}:\\" + "\\".join(parts)
-
 
 PCM_SERVICE = "SMS_PACKAGE_COMMAND_MANAGER_NT"
+Executable = Annotated[str, matching(r"[^\\/:*?\"<>|]{1,255}", "executable {v!r} must be a file name (the install "
+                                     "folder is install_dir)")]
+Region = Annotated[str | None, matching(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", "region {v!r} must be a name of letters, "
+                                        "digits, '-', '_' or '.' (at most 63), such as eu-west")]
+SITE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}"  # site and group names
 
 
-class PcmHost(Strict):
+def _names_match(names: Any, pattern: str, message: str) -> None:
+    """Each name (a mapping's keys) matches `pattern` whole; else `message` with {v!r} the name."""
+    for name in names:
+        if not re.fullmatch(pattern, name):
+            raise ValueError(message.format(v=name))
+
+
+class PcmHost(_Host):
     """A Windows NT Workstation or member server running the PCM service outside any SMS root.
 
     Its files live in the install folder Rservice's .ini names ([installation directory],
@@ -249,27 +110,12 @@ class PcmHost(Strict):
     """
 
     platform: PlatformField = Field(default="x86", validate_default=True)
-    install_dir: str = Field(default="C:\\PCMSVC", description="the service's installation directory")
+    install_dir: Annotated[str, AfterValidator(_root_folder)] = Field(default="C:\\PCMSVC", description="the "
+                                                                      "service's installation directory")
     service: str = Field(default=PCM_SERVICE, description="the service name ([service name] in the .ini)")
-    executable: str = Field(default="PCMSVC32.EXE", description="its executable ([executable file])")
+    executable: Executable = Field(default="PCMSVC32.EXE", description="its executable ([executable file])")
     files: FilesSpec = MockTransport()
     services: ServicesSpec = MockTransport()
-
-    @field_validator("install_dir")
-    @classmethod
-    def _install_dir(cls, v: str) -> str:
-        try:
-            drive, parts = parse_root(v)
-        except PathRuleError as exc:
-            raise ValueError(str(exc)) from None
-        return f"{drive}:\\" + "\\".join(parts)
-
-    @field_validator("executable")
-    @classmethod
-    def _executable(cls, v: str) -> str:
-        if not re.fullmatch(r"[^\\/:*?\"<>|]{1,255}", v):
-            raise ValueError(f"executable {v!r} must be a file name (the install folder is install_dir)")
-        return v
 
 
 def _case_duplicate(names: list[str]) -> tuple[str, str] | None:
@@ -283,8 +129,8 @@ def _case_duplicate(names: list[str]) -> tuple[str, str] | None:
 
 
 def _check_server_name(name: str) -> None:
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", name):
-        raise ValueError(f"server name {name!r} must be a NetBIOS name: 1-15 letters, digits, - or _")
+    _names_match([name], r"[A-Za-z0-9][A-Za-z0-9_-]{0,14}", "server name {v!r} must be a NetBIOS name: 1-15 letters, "
+                 "digits, - or _")
 
 
 def _no_case_duplicates(names: list[str], what: str) -> None:
@@ -311,21 +157,13 @@ class Site(Strict):
     timezone: str = "UTC"
     platforms: list[PlatformField] | None = None
     mock: MockSite | None = None
-    region: str | None = Field(default=None, description="the region whose workers run this site "
+    region: Region = Field(default=None, description="the region whose workers run this site "
                                "(`deployer worker --region NAME`); none: the controller runs it")
     vars: dict[str, VarValue] = Field(default_factory=dict)
     preflight: PreflightSettings = Field(default_factory=PreflightSettings)  # Q166765 checks (deployer preflight)
     servers: dict[str, Server] = Field(min_length=1)
     pcm_hosts: dict[str, PcmHost] = Field(default_factory=dict, description="NT Workstations and member servers "
                                           "running the PCM service (see `deployer inventory from-rservice`)")
-
-    @field_validator("region")
-    @classmethod
-    def _region(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", v):
-            raise ValueError(f"region {v!r} must be a name of letters, digits, '-', '_' or '.' (at most 63), "
-                             "such as eu-west")
-        return v
 
     @field_validator("code")
     @classmethod
@@ -342,27 +180,18 @@ class Site(Strict):
     @field_validator("vars")
     @classmethod
     def _vars(cls, v: dict[str, Any]) -> dict[str, Any]:
+        _names_match(v, r"[A-Za-z_][A-Za-z0-9_]*", "variable name {v!r} must be a plain identifier")
         for name in v:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-                raise ValueError(f"variable name {name!r} must be a plain identifier")
             if name in RESERVED_VARS:
                 raise ValueError(f"variable {name!r} is set by deployer; reserved: {', '.join(sorted(RESERVED_VARS))}")
         return v
 
-    @field_validator("servers")
+    @field_validator("servers", "pcm_hosts")
     @classmethod
-    def _server_names(cls, v: dict[str, Server]) -> dict[str, Server]:
+    def _host_names(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         for name in v:
             _check_server_name(name)
-        _no_case_duplicates(list(v), "server")
-        return v
-
-    @field_validator("pcm_hosts")
-    @classmethod
-    def _pcm_host_names(cls, v: dict[str, PcmHost]) -> dict[str, PcmHost]:
-        for name in v:
-            _check_server_name(name)
-        _no_case_duplicates(list(v), "PCM host")
+        _no_case_duplicates(list(v), "server" if info.field_name == "servers" else "PCM host")
         return v
 
     @model_validator(mode="after")
@@ -408,9 +237,7 @@ class Inventory(Strict):
     @field_validator("sites")
     @classmethod
     def _names(cls, v: dict[str, Site]) -> dict[str, Site]:
-        for name in v:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
-                raise ValueError(f"site name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
+        _names_match(v, SITE_NAME, "site name {v!r} must be 1-32 letters, digits, '.', '-' or '_'")
         _no_case_duplicates(list(v), "site")  # --site is matched case-insensitively
         return v
 
@@ -512,7 +339,7 @@ def _check_groups(doc: Document, inv: Inventory) -> None:
     """Every group member names a site or matches one: a typo in a group would silently leave
     a site out of a rollout."""
     for name, members in inv.groups.items():
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", name):
+        if not re.fullmatch(SITE_NAME, name):
             raise doc.error(("groups", name), f"group name {name!r} must be 1-32 letters, digits, '.', '-' or '_'")
         if not members:
             raise doc.error(("groups", name), f"group {name} lists no site; list site names or globs ('EU*')")

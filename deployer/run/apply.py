@@ -25,6 +25,7 @@ from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import LoadedManifest
 from ..model.state import FileState
+from ..model.transport import HARD_LINK
 from ..plan.model import Plan
 from ..plan.observe import read_file
 from ..steps import kind_of
@@ -149,7 +150,7 @@ class Runner:
         ep = self.ep(server)
         ep.files.makedirs(backup.rsplit("\\", 1)[0])
         failpoints.hit(f"apply.backup.{number}")  # the backup folder made, the copy not yet
-        link = getattr(ep.files, "hard_link", None) if swapped else None
+        link = ep.files.hard_link if swapped and ep.can(HARD_LINK) else None  # type: ignore[attr-defined]
         if link is not None:
             link(path, backup)
             got = ep.files.stat(backup)

@@ -1,9 +1,11 @@
 """From an inventory site to live endpoints: one file and one service transport per server.
 
-Transports register a factory by name. A factory gets a ConnectContext: the site, the
-server, a pool for connections that two transports share (the SMB session that carries
-both files and \\\\pipe\\\\svcctl; the SSH client that carries SFTP and sc.exe), and secret
-resolution (each password is asked or read once per run).
+Which module serves an inventory entry is its transport's declaration's to say (the registry,
+model/transport.py: `transport: smb` with `dialect: smb1` is targets/smb1.py); that module is
+imported the first time a server uses it, and registers its factories here by name. A factory
+gets a ConnectContext: the site, the server, a pool for connections that two transports share
+(the SMB session that carries both files and \\\\pipe\\\\svcctl; the SSH client that carries
+SFTP and sc.exe), and secret resolution (each password is asked or read once per run).
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..model import winpath
-from ..model.inventory import Server, SiteRef
+from ..model.transport import REGISTRY, Implementation
 from ..report.escape import visible
 from ..model.secrets import Secret, SecretSource
 from ..sms.platforms import Platform
 from .base import FileTransport, ServiceTransport
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: a transport module kept outside the package imports this one
+    from ..model.inventory import Server, SiteRef  # while the inventory model is being built
+    from ..model.transport import TransportSettings
     from ..run.context import CancelToken
 
 
@@ -84,6 +88,11 @@ class Endpoint:
     sms_root: str
     files: FileTransport
     services: ServiceTransport
+    capabilities: frozenset[str] = frozenset()  # what its files can do beyond the protocol (model/transport.py)
+
+    def can(self, capability: str) -> bool:
+        """Whether the files transport declares `capability` (HARD_LINK, SERVER_COPY, DURABLE_APPEND)."""
+        return capability in self.capabilities
 
     def where(self, rel: str) -> str:
         """How an operator would name the path: SERVER C:\\SMS\\Site.srv\\X86.BIN\\Base.dll."""
@@ -169,43 +178,25 @@ def _mock_services(ctx: ConnectContext, files: FileTransport) -> ServiceTranspor
     return _mock_site(ctx).services(ctx.name)
 
 
-def _load_transports() -> dict[str, Exception]:
-    """Real-server transports import their protocol libraries only when a site uses them.
+def _implementation(spec: TransportSettings, server: Any, kind: str,
+                    factories: dict[str, Any]) -> tuple[str, Implementation]:
+    """The factory name and declaration serving an inventory entry, its module imported on first use.
 
-    A transport whose library is an untested version (adapters/) is not registered; its
-    error is returned and raised only for a server that uses that transport.
-    """
+    A transport whose library is an untested version (adapters/) refuses to load (SetupError):
+    raised here, for the servers that use it only."""
     import importlib
 
-    from ..errors import SetupError
-
-    refused: dict[str, Exception] = {}
-    for module in ("smb", "scmr", "ssh", "smb1", "smb1scmr"):
-        try:
-            importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"{__package__}."):
-                continue  # that transport is not part of this build
-            raise
-        except SetupError as exc:
-            refused[module] = exc
-    return refused
-
-
-def _unavailable(kind: str, name: str, refused: dict[str, Exception]) -> None:
-    """Raise why transport `name` is not registered: its library's version, or an unknown name."""
-    if refused:  # an untested library kept it from registering (its module is named as the transport)
-        raise refused.get(name) or next(iter(refused.values()))
-    raise KeyError(f"no {kind} transport {name!r}")
+    name, impl = REGISTRY.implementation(spec, server)
+    if name not in factories:
+        importlib.import_module(impl.module)
+    if name not in factories:
+        raise KeyError(f"no {kind} transport {name!r}: {impl.module} registers none")
+    return name, impl
 
 
 def transport_names(server: Server) -> tuple[str, str]:
     """The registered factories for a server: SMB1 ones when its inventory entry asks for SMB1 (never by fallback)."""
-    files, services = server.files.transport, server.services.transport
-    if server.smb1:
-        files = "smb1" if files == "smb" and server.files.smb1 else files  # type: ignore[union-attr]
-        services = "scmr/smb1" if services == "scmr" and server.services.smb1_with(server.files) else services  # type: ignore[union-attr]
-    return files, services
+    return server.files.implementation(server), server.services.implementation(server)
 
 
 def _stderr(text: str) -> None:
@@ -213,8 +204,8 @@ def _stderr(text: str) -> None:
 
 
 def warn_smb1(site: SiteRef, warn: Callable[[str], None]) -> None:
-    """One warning per run that reaches servers over SMB1: the operator chose it, and should know."""
-    names = [n for n, s in site.site.servers.items() if s.smb1]
+    """One warning per run that reaches servers (or PCM hosts) over SMB1: the operator chose it, and should know."""
+    names = [n for n, s in {**site.site.servers, **site.site.pcm_hosts}.items() if s.smb1]
     if names:
         warn(f"Warning: {', '.join(names)} reached over SMB1 (NT LM 0.12, `dialect: smb1` in the inventory): an old "
              "protocol with weaker signing and no encryption; use it only for hosts that speak nothing newer "
@@ -236,17 +227,8 @@ def connect(site: SiteRef, warn: Callable[[str], None] | None = None, *, cancel:
     try:
         warn_smb1(site, warn or _stderr)
         for name, server in site.site.servers.items():
-            files_kind, services_kind = transport_names(server)
-            if files_kind not in FILE_TRANSPORTS or services_kind not in SERVICE_TRANSPORTS:
-                refused = _load_transports()
-                if files_kind not in FILE_TRANSPORTS:
-                    _unavailable("file", files_kind, refused)
-                if services_kind not in SERVICE_TRANSPORTS:
-                    _unavailable("service", services_kind, refused)
-            ctx = ConnectContext(site, name, server, pool, conn.closers)
-            files = FILE_TRANSPORTS[files_kind](ctx)
-            services = SERVICE_TRANSPORTS[services_kind](ctx, files)
-            conn.endpoints[name] = Endpoint(name, server.role, server.platform, server.sms_root, files, services)
+            conn.endpoints[name] = _endpoint(ConnectContext(site, name, server, pool, conn.closers), server.role,
+                                             server.sms_root)
         for name, host in site.site.pcm_hosts.items():
             _connect_host(conn, site, name, host, pool)
     except BaseException:
@@ -255,17 +237,20 @@ def connect(site: SiteRef, warn: Callable[[str], None] | None = None, *, cancel:
     return conn
 
 
+def _endpoint(ctx: ConnectContext, role: str, root: str) -> Endpoint:
+    server = ctx.server
+    files_kind, files_impl = _implementation(server.files, server, "file", FILE_TRANSPORTS)
+    services_kind, _ = _implementation(server.services, server, "service", SERVICE_TRANSPORTS)
+    files = FILE_TRANSPORTS[files_kind](ctx)
+    services = SERVICE_TRANSPORTS[services_kind](ctx, files)
+    return Endpoint(ctx.name, role, server.platform, root, files, services, files_impl.capabilities)
+
+
 def _connect_host(conn: SiteConnection, site: SiteRef, name: str, host: Any, pool: dict[Any, Any]) -> None:
     """A PCM service host, or the reason it cannot be reached (bad credentials stay bad input)."""
     from .base import TargetError
 
-    if host.files.transport not in FILE_TRANSPORTS or host.services.transport not in SERVICE_TRANSPORTS:
-        _load_transports()
-    ctx = ConnectContext(site, name, host, pool, conn.closers)
     try:
-        files = FILE_TRANSPORTS[host.files.transport](ctx)
-        services = SERVICE_TRANSPORTS[host.services.transport](ctx, files)
+        conn.hosts[name] = _endpoint(ConnectContext(site, name, host, pool, conn.closers), "pcm_host", host.install_dir)
     except TargetError as exc:
         conn.unreachable[name] = str(exc)
-        return
-    conn.hosts[name] = Endpoint(name, "pcm_host", host.platform, host.install_dir, files, services)

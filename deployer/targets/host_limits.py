@@ -54,30 +54,18 @@ def normalize_host(host: str) -> str:
         return name
 
 
-def _keys_of(site: "SiteRef", name: str, server: Any) -> set[HostKey]:
-    """The hosts one server (or PCM host) of the inventory is reached on."""
-    from ..model.inventory import ScmrServices, SmbFiles, SshSettings
-
-    keys: set[HostKey] = set()
-    files, services = server.files, server.services
-    for spec in (files, services):
-        if isinstance(spec, (SmbFiles, SshSettings)):
-            keys.add(HostKey(normalize_host(spec.host), spec.port))
-    if isinstance(services, ScmrServices):
-        # where scmr connects is decided in one place (its own settings, else the files' session)
-        from .connect import ConnectContext
-        from .scmr_settings import scmr_settings
-
-        s = scmr_settings(ConnectContext(site, name, server, {}, []))
-        keys.add(HostKey(normalize_host(s.host), s.port))
-    return keys
+def _keys_of(server: Any) -> set[HostKey]:
+    """The hosts one server (or PCM host) of the inventory is reached on: each transport's
+    settings say where they connect (TransportSettings.reaches, model/transport.py)."""
+    return {HostKey(normalize_host(host), port) for spec in (server.files, server.services)
+            for host, port in spec.reaches(server)}
 
 
 def host_keys(site: "SiteRef") -> list[HostKey]:
     """Every SMB/SSH host:port the site's session reaches, once each, in the order slots are taken."""
     keys: set[HostKey] = set()
-    for name, server in {**site.site.servers, **site.site.pcm_hosts}.items():
-        keys |= _keys_of(site, name, server)
+    for server in [*site.site.servers.values(), *site.site.pcm_hosts.values()]:
+        keys |= _keys_of(server)
     return sorted(keys)
 
 
@@ -105,9 +93,12 @@ class HostLimiter:
         with self._cond:
             while self._open[key] >= self.limit:
                 if cancel is not None and cancel.cancelled:
-                    from ..run.context import Cancelled
-
-                    raise Cancelled(f"{cancel.why()}, while waiting for a free session to {key}")
+                    # the token raises its run's Cancelled (run/context.py, a layer above this one):
+                    # the same exception, saying what the site was waiting for
+                    try:
+                        cancel.check()
+                    except Exception as exc:
+                        raise type(exc)(f"{cancel.why()}, while waiting for a free session to {key}") from None
                 if not told and waiting is not None:
                     told = True
                     waiting(f"waiting for a free session to {key} ({self._open[key]} open, --max-per-host "
