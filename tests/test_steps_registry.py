@@ -79,7 +79,6 @@ KNOWN = {
                   "import deployer.steps.sendcode", "import deployer.steps.stop_start", "PreflightSpec",
                   "PreflightStep", "ReplaceSpec", "ReplaceStep", "ResetStep", "SendcodeSpec", "SendcodeStep",
                   "StartStep", "StopStep"},
-    "sms/preflight.py": {"getattr(..., 'replace')"},
     # the KB importer drafts playbook YAML from an article's procedure: the kinds' keys are the
     # text it writes (its own draft steps, not deployer/steps/ objects), so it compares them
     "kb/playbook.py": {"kind == 'replace'", "kind == 'reset_site'", "kind == 'start'", "kind == 'stop'"},

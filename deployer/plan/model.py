@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import __version__
+from ..model.owned import PLAN_FORMAT
 from ..model.state import Touched
 from ..sms.verify import Check
 
-PLAN_FORMAT = 1
 ABSENT = "absent"  # a service that is not installed on that server
 
 

@@ -83,6 +83,11 @@ class StepKind:
                           ) -> list["InputError"]:
         return []
 
+    def installs(self, step: Any) -> list[str]:
+        """The manifest files a step of this kind puts on the site's servers (by name): how a check
+        asks whether the playbook itself installs a file, without knowing which kind does."""
+        return []
+
     # --- planning -------------------------------------------------------------------------------
 
     @required

@@ -30,15 +30,12 @@ from pydantic import Field
 from ..model import winpath
 from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path
+from ..model.runpaths import backup_path
 from ..sms import layout, maintman_log
+from ..sms.copylists import COPY_LISTS, READ_LIMIT, parse_copy_list_version, read_version
+from ..sms.services import EXECUTIVE
 from ..targets.base import RUNNING, STOPPED, TargetError
-from ..simulator.maintman import COPY_LISTS, parse_copy_list_version
 from .base import Selector, StepKind, plural
-from .replace import ReplaceFile
-from .wait_for_replication import EXECUTIVE, WaitForReplication
-
-READ_LIMIT = 64 * 1024
 
 
 class ClientUpdateSpec(Strict):
@@ -81,21 +78,16 @@ class ForceClientUpdate:
 
 
 def _version(files, rel: str) -> int | None:
-    st = files.stat(rel)
-    if st is None or st.is_dir or st.size > READ_LIMIT:
-        return None
-    return parse_copy_list_version(b"".join(files.read_chunks(rel)))
+    return read_version(files, rel)[0]
 
 
 def _changes_client_files(planner) -> bool:
+    """Does an earlier action change a client file: one in the site server's Client.src, or a
+    logon server's Logon.srv copy (whichever kind of step plans it)?"""
     ss = planner.conn.site_server.name
     client_src = winpath.key(layout.CLIENT_SRC) + "\\"
-    for a in planner.actions:
-        if isinstance(a, ReplaceFile) and a.server == ss and winpath.key(a.path).startswith(client_src):
-            return True
-        if isinstance(a, WaitForReplication) and a.copies:
-            return True
-    return False
+    return any((server == ss and path.startswith(client_src)) or _on_logon_srv(path)
+               for server, path in planner.planned_files())
 
 
 class ClientUpdate(StepKind):
@@ -129,17 +121,20 @@ class ClientUpdate(StepKind):
             for plat in planner.site.site.platform_list:
                 for name in COPY_LISTS.get(plat.key, ()):
                     rel = winpath.join(folder(plat), name)
-                    before = planner.obs.file(ep, rel, content=True)
+                    before = planner.obs.file(ep, rel, content=False)
                     if before is not None and before.size < 0:
                         continue
+                    data = None
                     if before is not None:
                         rel = planner.obs.real_case(ep, rel)
+                        data = planner.obs.content(ep, rel, READ_LIMIT)  # its CopyListVersion, sha256 recorded
+                        before = planner.obs.file(ep, rel, content=True)  # (hashed by that same read)
                     lists.append(CopyListFile(ep.name, rel, ep.where(rel), before,
-                                              _version(ep.files, rel) if before else None))
+                                              None if data is None else parse_copy_list_version(data)))
         planner.add(ForceClientUpdate(planner.number(), i, ss.name, path, sysmap,
                                       FileState(sysmap.size, new_ns, sysmap.sha256, sysmap.name), lists,
                                       [ep.name for ep in targets], spec.timeout, spec.restart_executive,
-                                      maintman_log.size(ss.files)))
+                                      planner.obs.log_size(ss, layout.MAINTMAN_LOG)))
         if spec.restart_executive:
             planner.svc_state[(ss.name, EXECUTIVE)] = RUNNING
 

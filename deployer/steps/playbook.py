@@ -68,6 +68,12 @@ class LoadedPlaybook:
     def payload_dir(self) -> Path:
         return (self.path.parent / self.head.payloads).resolve()
 
+    def installs(self, name: str) -> bool:
+        """Does a step of this playbook put the manifest file `name` on the servers (any kind)?"""
+        from . import kind_of
+
+        return any(f.casefold() == name.casefold() for s in self.steps for f in kind_of(s).installs(s))
+
     def accepts(self, service: str) -> frozenset[int] | None:
         decl = self.head.services.get(service)
         return frozenset(decl.accepts) if decl else None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BeforeValidator
 
 from ..errors import InputError
+from ..model import winpath
 from ..model.common import Strict
 from ..sms import layout
 from ..targets.base import TargetError
@@ -135,10 +136,7 @@ class PreflightKind(StepKind):
         from ..sms import preflight as checks
 
         records = _records(a.pcm_record, a.request, a.pcm_record or "")
-        from .playbook import load_playbook
-
-        pb = load_playbook(run.plan.playbook)
-        failed = checks.failed(checks.run(run.site, run.conn, pb, records))
+        failed = checks.failed(checks.run(run.site, run.conn, _AsPlanned(run.manifest, run.plan), records))
         if failed:
             raise TargetError(f"preflight no longer passes, nothing was changed: {_failure_text(failed)}",
                               server=a.server)
@@ -155,3 +153,15 @@ class PreflightKind(StepKind):
 
     def render(self, a, tz):
         return [(self.describe(a), None)]
+
+
+@dataclass(frozen=True)
+class _AsPlanned:
+    """What the checks ask of the playbook, answered from the run's plan and manifest (a kind loads
+    no playbook: the loader sits above the registry). A file installs when the plan replaces it."""
+
+    manifest: Any
+    plan: Any
+
+    def installs(self, name: str) -> bool:
+        return any(winpath.basename(t.path).casefold() == name.casefold() for t in self.plan.touched())

@@ -21,13 +21,12 @@ from pydantic import Field
 from ..model import winpath
 from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path
+from ..model.runpaths import backup_path
 from ..sms import layout
 from ..sms import services as sms
 from ..targets.base import RUNNING, STOPPED, TargetError
 from ..sms.verify import Check
 from .base import StepKind, plural
-from .replace import ReplaceFile
 
 SCM = "SMS_SITE_CONFIG_MANAGER"
 
@@ -81,7 +80,7 @@ class Reset(StepKind):
         scm_state = planner.state(ss, SCM, i)
         copies: list[HelperCopy] = []
         helper_services: dict[str, dict[str, str]] = {}
-        replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
+        replaced = planner.planned_files()
         manifest = planner.pb.manifest.manifest
         for ep in planner.conn.endpoints.values():
             plat = ep.platform
@@ -90,7 +89,7 @@ class Reset(StepKind):
                 replace = replaced.get((ss.name, winpath.key(src)))
                 in_playbook = replace is not None or _in_playbook(planner, ss, plat, name)
                 if replace is not None:
-                    after = replace.new
+                    after = replace.after
                     src = replace.path
                 else:
                     after = planner.obs.file(ss, src, content=True)

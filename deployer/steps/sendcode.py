@@ -19,7 +19,6 @@ from ..model.common import Strict
 from ..sms import services as sms
 from ..targets.base import RUNNING
 from .base import StepKind, StepModel, plural
-from .stop_start import canonical_service, with_declared
 
 
 def _code(v: Any) -> Any:
@@ -63,9 +62,9 @@ class Sendcode(StepKind):
     def normalise(self, doc, declared, index, step):
         spec = step.sendcode
         try:
-            svc = canonical_service(spec.service, declared)
+            svc = sms.canonical(spec.service, declared)
         except ValueError as exc:
-            raise doc.error(("steps", index, "sendcode", "service"), with_declared(str(exc), declared)) from None
+            raise doc.error(("steps", index, "sendcode", "service"), sms.with_declared(str(exc), declared)) from None
         decl = declared.get(svc)
         try:
             sms.check_control(svc, spec.code, frozenset(decl.accepts) if decl else None)

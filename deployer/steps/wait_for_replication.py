@@ -25,14 +25,13 @@ from pydantic import Field
 from ..model import winpath
 from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path
+from ..model.runpaths import backup_path
 from ..sms import layout, maintman_log
+from ..sms.services import EXECUTIVE
 from ..targets.base import RUNNING, STOPPED, TargetError
 from ..sms.verify import Check
 from .base import Selector, StepKind, plural
-from .replace import ReplaceFile
 
-EXECUTIVE = "SMS_EXECUTIVE"
 
 
 class ReplicationSpec(Strict):
@@ -93,7 +92,7 @@ class WaitReplication(StepKind):
         ss = planner.conn.site_server
         targets = planner.servers(i, step.servers)  # the site server too when it carries LOGON.SRV
         manifest = planner.pb.manifest.manifest
-        replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
+        replaced = planner.planned_files()  # Client.src as the earlier steps leave it
         copies: list[LogonCopy] = []
         for plat in planner.site.site.platform_list:
             src_dir = layout.client_src_bin(plat)
@@ -105,7 +104,7 @@ class WaitReplication(StepKind):
                 rep = replaced.get((ss.name, winpath.key(src)))
                 # Replication goes by size and write time, and so does the decision here: contents
                 # are read only for the copies that will be awaited (backups and checks need them).
-                after = rep.new if rep is not None else planner.obs.file(ss, src, content=False)
+                after = rep.after if rep is not None else planner.obs.file(ss, src, content=False)
                 if after is None or after.size < 0:
                     continue
                 entry = manifest.entry(name, plat)
@@ -134,9 +133,7 @@ class WaitReplication(StepKind):
             planner.skip(i, ss.name, "wait for replication",
                          f"Logon.srv is current on {plural(len(targets), 'logon server')}")
             return
-        from . import kind_of  # (the registry imports this module)
-
-        if not any(c.awaited for c in copies) and not any(kind_of(x).touched(x) for x in planner.actions):
+        if not any(c.awaited for c in copies) and not planner.planned_files():
             # Only files of Maintenance Manager's own (copy lists, files no manifest lists) differ, and
             # this run changes nothing: its next cycle replicates them; no outage for that (and
             # `verify`, which passes such a site, agrees that there is nothing to do).
@@ -146,7 +143,7 @@ class WaitReplication(StepKind):
             return
         planner.add(WaitForReplication(planner.number(), i, ss.name, copies, [ep.name for ep in targets],
                                        spec.timeout, spec.restart_executive, exec_before,
-                                       maintman_log.size(ss.files)))
+                                       planner.obs.log_size(ss, layout.MAINTMAN_LOG)))
         if spec.restart_executive:
             planner.svc_state[(ss.name, EXECUTIVE)] = RUNNING
 
