@@ -15,9 +15,9 @@ import dataclasses
 import typing
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from ..model.common import Strict
+from ..model.common import Strict, accepts
 from ..model.state import FileState, Touched, file_state
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ SELECTORS = ("site_server", "logon_servers", "helper_servers", "all")
 KeyPath = tuple[Union[str, int], ...]
 
 
+@accepts(lambda inner: {"anyOf": [{"enum": list(SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
+                        "description": "which servers: " + ", ".join(SELECTORS) + ", or a list of server names"})
 def _selector(v: Any) -> Any:
     # One message naming every choice, instead of pydantic's two (one per branch of the union,
     # neither of which mentions the other).
@@ -51,7 +53,7 @@ Selector = Annotated[Union[Literal["site_server", "logon_servers", "helper_serve
 class StepModel(Strict):
     """Fields every step has besides its action key."""
 
-    name: str | None = None
+    name: str | None = Field(default=None, description="a label shown in plans")
     servers: Selector = "site_server"
 
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from ..errors import InputError
 from ..model import winpath
-from ..model.common import Strict
+from ..model.common import Strict, accepts
 from ..sms import layout
 from ..targets.base import TargetError
 from .base import StepKind, StepModel, plural
@@ -37,16 +37,19 @@ if TYPE_CHECKING:
 
 
 class PreflightSpec(Strict):
-    pcm_record: str | None = None
-    request: str | None = None
+    pcm_record: str | None = Field(default=None, description="the package's PCM record(s), PCMDUMP output or "
+                                   "deployer-pcm YAML, relative to the playbook")
+    request: str | None = Field(default=None, description="picks one record by its RequestID")
 
 
+@accepts(lambda inner: {"anyOf": [inner, {"type": "null"}]})  # `- preflight:` alone
 def _spec(v: Any) -> Any:
     return {} if v is None else v  # `- preflight:` alone means every check with no PCM record
 
 
 class PreflightStep(StepModel):
-    preflight: Annotated[PreflightSpec, BeforeValidator(_spec)]
+    preflight: Annotated[PreflightSpec, BeforeValidator(_spec)] = Field(
+        description="Q166765's checks before a PCM-service distribution or a hotfix (empty: every check, no PCM record)")
 
 
 @dataclass

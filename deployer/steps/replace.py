@@ -29,9 +29,13 @@ from .base import StepKind, StepModel, plural
 
 
 class ReplaceSpec(Strict):
-    files: list[FileName] = Field(min_length=1)
-    into: str
-    platforms: list[PlatformField] | None = None
+    files: list[FileName] = Field(min_length=1, description="file names, each listed in the manifest (which gives "
+                                  "its date, time and size)")
+    into: str = Field(description="the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
+                      "variables: sms_root, platform, platform_name, platform_folder, site, site_code, server, "
+                      "server_platform, role and the site's vars; it must stay below the SMS root")
+    platforms: list[PlatformField] | None = Field(default=None, description="only these platforms (default: every "
+                                                  "platform the site carries)")
 
     @field_validator("into")
     @classmethod
@@ -44,7 +48,8 @@ class ReplaceSpec(Strict):
 
 
 class ReplaceStep(StepModel):
-    replace: ReplaceSpec
+    replace: ReplaceSpec = Field(description="replace files, for each platform the site carries, in the folder `into` "
+                                 "names")
 
 
 @dataclass

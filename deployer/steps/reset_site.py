@@ -37,8 +37,9 @@ class ResetSpec(Strict):
 
 
 class ResetStep(Strict):
-    name: str | None = None
-    reset_site: ResetSpec
+    name: str | None = Field(default=None, description="a label shown in plans")
+    reset_site: ResetSpec = Field(description="restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it "
+                                  "copies the Site.srv service files to every managed server's Helper.srv")
 
 
 @dataclass

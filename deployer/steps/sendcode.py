@@ -13,14 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from ..model.common import Strict
+from ..model.common import NUMERIC_TEXT, Strict, accepts
 from ..sms import services as sms
 from ..targets.base import RUNNING
 from .base import StepKind, StepModel, plural
 
 
+@accepts(lambda inner: {"anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, NUMERIC_TEXT],
+                        "description": "a user-defined control code, 128-255 (Q168682)"})
 def _code(v: Any) -> Any:
     # The range and the service's codes are checked against Q168682 after validation
     # (check_control); here only the type, with a message that says what a code is.
@@ -33,12 +35,13 @@ def _code(v: Any) -> Any:
 
 
 class SendcodeSpec(Strict):
-    service: str
+    service: str = Field(description="an SMS 1.2 service, or one declared under the playbook's services:")
     code: Annotated[int, BeforeValidator(_code)]
 
 
 class SendcodeStep(StepModel):
-    sendcode: SendcodeSpec
+    sendcode: SendcodeSpec = Field(description="send a user-defined control code to a service (checked against "
+                                   "Q168682)")
 
 
 @dataclass

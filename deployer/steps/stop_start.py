@@ -16,9 +16,14 @@ from pydantic import BeforeValidator, Field
 
 from ..sms import services as sms_services
 from ..targets.base import RUNNING, STOPPED
+from ..model.common import accepts
 from .base import StepKind, StepModel, plural
 
+SERVICE_NAME = {"type": "string", "minLength": 1}
 
+
+@accepts(lambda inner: {"anyOf": [SERVICE_NAME, {"type": "array", "items": SERVICE_NAME, "minItems": 1}],
+                        "description": "a service name, or a list of them"})
 def _services(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
@@ -27,11 +32,13 @@ ServiceList = Annotated[list[str], BeforeValidator(_services), Field(min_length=
 
 
 class StopStep(StepModel):
-    stop: ServiceList
+    stop: ServiceList = Field(description="stop these services, waiting until each is stopped; one already stopped "
+                              "is skipped")
 
 
 class StartStep(StepModel):
-    start: ServiceList
+    start: ServiceList = Field(description="start these services, waiting until each runs; one already running is "
+                               "skipped")
 
 
 @dataclass
