@@ -16,7 +16,7 @@ from typing import Any
 from .. import __version__
 from ..model.owned import PLAN_FORMAT
 from ..model.state import Touched
-from ..sms.verify import Check
+from ..sms.verify import ArticleOnSite, Check
 
 ABSENT = "absent"  # a service that is not installed on that server
 
@@ -30,13 +30,7 @@ class Skip:
 
 
 @dataclass
-class Plan:
-    kb: str
-    title: str | None
-    site: str
-    site_code: str
-    rule: str
-    timezone: str
+class Plan(ArticleOnSite):
     playbook: str
     playbook_sha256: str
     manifest: str

@@ -17,8 +17,11 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import BeforeValidator, Field
 
-from ..model.common import Strict, accepts
+from ..model import winpath
+from ..model.common import Strict, accepts, number_in
+from ..model.runpaths import backup_path
 from ..model.state import FileState, Touched, file_state
+from ..targets.base import RUNNING, STOPPED
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -166,6 +169,53 @@ class StepKind:
 
     def action_from_json(self, data: dict[str, Any]) -> Any:
         return from_json(self.action, data)
+
+
+class SiteWrittenKind(StepKind):
+    """A kind whose files the site's own programs write (Site Configuration Manager's Helper.srv
+    copies, Maintenance Manager's Logon.srv copies and copy lists): deployer triggers the program,
+    waits for its files, and restores them server by server. What such kinds share."""
+
+    changes_files = True
+    undo_per_server = True
+    written_by_site = True
+
+    def backup_each(self, run: "Runner", a: Any, copies: list[Any]) -> None:
+        """Back up every file of `copies` (each with server, path, before) that exists."""
+        for k, c in enumerate(copies):
+            if c.before is not None:
+                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
+                           a.number)
+
+    def restart(self, run: "Runner", server: str, service: str) -> None:
+        """Stop the service if it runs, then start it: the documented trigger of the program's work."""
+        if run.ep(server).services.query(service).state == RUNNING:
+            run.service(server, service, STOPPED)
+        run.service(server, service, RUNNING)
+
+    def copies_touched(self, copies: list[Any]) -> list[Touched]:
+        return [Touched(c.server, c.path, c.before, c.after) for c in copies]
+
+    def copies_paths(self, copies: list[Any]) -> list[tuple[KeyPath, str]]:
+        """The paths a saved plan carries for copies (each with path, and source on the site server)."""
+        return [p for j, c in enumerate(copies)
+                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+
+
+class LogonWait(Strict):
+    """A bounded wait for Maintenance Manager on every logon server."""
+
+    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
+        default=900.0, description="seconds to wait for every logon server")
+    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE first, to run a Maintenance "
+                                    "Manager cycle at once")
+
+
+class LogonStepModel(Strict):
+    """Fields of a step that acts on the logon servers (by default)."""
+
+    name: str | None = Field(default=None, description="a label shown in plans")
+    servers: Selector = "logon_servers"
 
 
 def from_json(cls: type, data: dict[str, Any]) -> Any:

@@ -23,30 +23,23 @@ restored files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
-
 from pydantic import Field
 
 from ..model import winpath
-from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
 from ..model.runpaths import backup_path
 from ..sms import layout, maintman_log
 from ..sms.copylists import COPY_LISTS, READ_LIMIT, parse_copy_list_version, read_version
 from ..sms.services import EXECUTIVE
-from ..targets.base import RUNNING, STOPPED, TargetError
-from .base import Selector, StepKind, plural
+from ..targets.base import RUNNING, TargetError
+from .base import LogonStepModel, LogonWait, SiteWrittenKind, plural
 
 
-class ClientUpdateSpec(Strict):
-    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
-        default=900.0, description="seconds to wait for the new copy lists on every logon server")
-    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE to run a cycle at once")
+class ClientUpdateSpec(LogonWait):
+    pass
 
 
-class ClientUpdateStep(Strict):
-    name: str | None = Field(default=None, description="a label shown in plans")
-    servers: Selector = "logon_servers"
+class ClientUpdateStep(LogonStepModel):
     force_client_update: ClientUpdateSpec = Field(
         default_factory=ClientUpdateSpec, description="force a site-wide client update (Q166771): give System.map a "
         "new timestamp, so Maintenance Manager writes new copy lists with a new CopyListVersion")
@@ -90,15 +83,12 @@ def _changes_client_files(planner) -> bool:
                for server, path in planner.planned_files())
 
 
-class ClientUpdate(StepKind):
+class ClientUpdate(SiteWrittenKind):
     key = "force_client_update"
     model = ClientUpdateStep
     action = ForceClientUpdate
     summary_rank = 30
     summary_group = "clients"
-    changes_files = True
-    undo_per_server = True
-    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.force_client_update
@@ -143,18 +133,13 @@ class ClientUpdate(StepKind):
     def prepare(self, run, a):
         run.backup(a.server, a.system_map, a.system_map_before,
                    backup_path(run.run, a.number, winpath.basename(a.system_map)), a.number)
-        for k, c in enumerate(a.copy_lists):
-            if c.before is not None:
-                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
-                           a.number)
+        self.backup_each(run, a, a.copy_lists)
 
     def execute(self, run, a):
         ss = run.ep(a.server)
         ss.files.set_mtime(a.system_map, a.system_map_after.mtime_ns)
         if a.restart_executive:
-            if ss.services.query(EXECUTIVE).state == RUNNING:
-                run.service(a.server, EXECUTIVE, STOPPED)
-            run.service(a.server, EXECUTIVE, RUNNING)
+            self.restart(run, a.server, EXECUTIVE)
         source = [c for c in a.copy_lists if c.server == a.server and not _on_logon_srv(c.path)]
         old = max((c.version for c in source if c.version is not None), default=0)
 

@@ -20,13 +20,13 @@ from pydantic import Field
 
 from ..model import winpath
 from ..model.common import Strict, number_in
-from ..model.state import FileState, Touched, describe as file_state
+from ..model.state import FileState, describe as file_state
 from ..model.runpaths import backup_path
 from ..sms import layout
 from ..sms import services as sms
 from ..targets.base import RUNNING, STOPPED, TargetError
 from ..sms.verify import Check
-from .base import StepKind, plural
+from .base import SiteWrittenKind, plural
 
 SCM = "SMS_SITE_CONFIG_MANAGER"
 
@@ -64,15 +64,12 @@ class ResetSite:
     kind: str = "reset_site"
 
 
-class Reset(StepKind):
+class Reset(SiteWrittenKind):
     key = "reset_site"
     model = ResetStep
     action = ResetSite
     summary_rank = 20
     summary_group = "reset"
-    changes_files = True
-    undo_per_server = True
-    written_by_site = True
 
     # --- plan -------------------------------------------------------------------------------------
 
@@ -117,17 +114,11 @@ class Reset(StepKind):
     # --- run --------------------------------------------------------------------------------------
 
     def prepare(self, run, a):
-        for k, c in enumerate(a.copies):
-            if c.before is not None:
-                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
-                           a.number)
+        self.backup_each(run, a, a.copies)
 
     def execute(self, run, a):
-        svc = run.ep(a.server).services
-        if svc.query(SCM).state == RUNNING:
-            run.service(a.server, SCM, STOPPED)
-        run.service(a.server, SCM, RUNNING)
-        svc.control(SCM, 194)
+        self.restart(run, a.server, SCM)
+        run.ep(a.server).services.control(SCM, 194)
 
         def late() -> list[HelperCopy]:
             return [c for c in a.copies if not c.after.same_content(run.read(c.server, c.path))]
@@ -163,14 +154,13 @@ class Reset(StepKind):
     # --- facts and words --------------------------------------------------------------------------
 
     def touched(self, a):
-        return [Touched(c.server, c.path, c.before, c.after) for c in a.copies]
+        return self.copies_touched(a.copies)
 
     def service_effects(self, a):
         return [(a.server, SCM, RUNNING)]
 
     def server_paths(self, a):
-        return [p for j, c in enumerate(a.copies)
-                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+        return self.copies_paths(a.copies)
 
     def describe(self, a):
         return (f"reset site: restart {SCM} on {a.server}, send code 194; "

@@ -18,31 +18,24 @@ copies restored from the backups, files that did not exist removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
-
 from pydantic import Field
 
 from ..model import winpath
-from ..model.common import Strict, number_in
-from ..model.state import FileState, Touched, describe as file_state
+from ..model.state import FileState, describe as file_state
 from ..model.runpaths import backup_path
 from ..sms import layout, maintman_log
 from ..sms.services import EXECUTIVE
-from ..targets.base import RUNNING, STOPPED, TargetError
+from ..targets.base import RUNNING, TargetError
 from ..sms.verify import Check
-from .base import Selector, StepKind, plural
+from .base import LogonStepModel, LogonWait, SiteWrittenKind, plural
 
 
 
-class ReplicationSpec(Strict):
-    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
-        default=900.0, description="seconds to wait for every logon server")
-    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE first, to trigger a cycle")
+class ReplicationSpec(LogonWait):
+    pass
 
 
-class ReplicationStep(Strict):
-    name: str | None = Field(default=None, description="a label shown in plans")
-    servers: Selector = "logon_servers"
+class ReplicationStep(LogonStepModel):
     wait_for_replication: ReplicationSpec = Field(
         default_factory=ReplicationSpec, description="wait (bounded) until Maintenance Manager has copied the client "
         "files to every logon server's Logon.srv")
@@ -77,15 +70,12 @@ def _same_attributes(a: FileState, b: FileState | None) -> bool:
     return b is not None and (a.size, a.mtime_ns) == (b.size, b.mtime_ns)
 
 
-class WaitReplication(StepKind):
+class WaitReplication(SiteWrittenKind):
     key = "wait_for_replication"
     model = ReplicationStep
     action = WaitForReplication
     summary_rank = 25
     summary_group = "replication"
-    changes_files = True
-    undo_per_server = True
-    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.wait_for_replication
@@ -150,17 +140,12 @@ class WaitReplication(StepKind):
     # --- run --------------------------------------------------------------------------------------
 
     def prepare(self, run, a):
-        for k, c in enumerate(a.copies):
-            if c.before is not None:
-                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
-                           a.number)
+        self.backup_each(run, a, a.copies)
 
     def execute(self, run, a):
         ss = run.ep(a.server)
         if a.restart_executive:
-            if ss.services.query(EXECUTIVE).state == RUNNING:
-                run.service(a.server, EXECUTIVE, STOPPED)
-            run.service(a.server, EXECUTIVE, RUNNING)
+            self.restart(run, a.server, EXECUTIVE)
 
         def late() -> list[LogonCopy]:
             return [c for c in a.copies if c.awaited and not c.after.same_content(run.read(c.server, c.path))]
@@ -200,14 +185,13 @@ class WaitReplication(StepKind):
     # --- facts and words --------------------------------------------------------------------------
 
     def touched(self, a):
-        return [Touched(c.server, c.path, c.before, c.after) for c in a.copies]
+        return self.copies_touched(a.copies)
 
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
 
     def server_paths(self, a):
-        return [p for j, c in enumerate(a.copies)
-                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+        return self.copies_paths(a.copies)
 
     def describe(self, a):
         servers = sorted({c.server for c in a.copies})
