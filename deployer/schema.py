@@ -153,22 +153,12 @@ NAME_RULES: dict[type, dict[str, str]] = {
 KB_PATTERN = r"^\s*([QqKk][Bb]?)\d{5,7}\s*$"
 
 
-I, M = inventory, manifest
+I = inventory
 # What a field means, for the fields whose model gives no description. Hover text in editors
 # and the reference docs (docs/) come from here and from the models' own descriptions; a test
 # checks that every key names a real field and that every field ends up described.
 DESCRIPTIONS: dict[tuple[type, str], str] = {
     (I.Site, "preflight"): "settings of Q166765's checks (deployer preflight)",
-    (M.Manifest, "kb"): "the KB article number, such as Q241656",
-    (M.Manifest, "title"): "the article's title",
-    (M.Manifest, "rule"): "or-later: the article's \"these attributes or later\" (a later file passes); exact: only "
-                          "the listed attributes pass",
-    (M.Manifest, "products"): "the products the article applies to, as it lists them (kb import copies them)",
-    (M.Manifest, "supersedes"): "the articles of the hotfixes this one replaces, such as [Q225056] (a catalogue "
-                                "also derives it from later files)",
-    (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
-    (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
-    (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",
     (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively); a name may hold ranges, "
                             "S[001:030] (README: Inventory)",
     (I.Site, "code"): "the SMS site code: exactly 3 letters or digits",
