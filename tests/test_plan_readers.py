@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conftest import Workspace, diff, snapshot
 from deployer.sms import fileversion
+from test_wan import wan_site  # noqa: F401 (a fixture: the demo site on Samba behind a delay proxy)
 
 
 def _save(ws: Workspace, tmp_path: Path, playbook: Path) -> Path:
@@ -99,3 +100,17 @@ def test_a_changed_copy_list_makes_the_plan_stale(ws: Workspace, tmp_path: Path)
     digits = rest[:1]
     _keep_time(lst, head + b"CopyListVersion=" + (b"8" if digits != b"8" else b"7") + rest[1:])
     _refused(ws, plan, "CL_NT.TXT content changed (same size and time)")
+
+
+def test_a_file_appearing_in_client_src_over_smb_makes_the_plan_stale(wan_site, tmp_path: Path):
+    """Over SMB 2/3 (Samba) too: the staleness check lists the folder again because its write
+    time moved when the file was added (a folder whose time did not move is not listed again)."""
+    plan = tmp_path / "plan.json"
+    assert wan_site.cli("plan", wan_site.ws.playbook, "--site", "DEMO", "-o", plan).code == 0
+    src = wan_site.share_dir / "SITE.SRV" / "MAINCFG.BOX" / "CLIENT.SRC" / "X86.BIN"
+    (src / "NEWCLI.EXE").write_bytes(b"MZ a client file the plan never saw")
+    changed = wan_site.ws.state()
+    r = wan_site.cli("apply", plan, "--yes")
+    assert r.code == 2, r.text
+    assert "holds other files (new: newcli.exe)" in r.err
+    assert wan_site.ws.state() == changed

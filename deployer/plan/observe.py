@@ -121,15 +121,20 @@ class Observer:
     def listdir(self, ep: Endpoint, folder: str) -> list[FileStat]:
         """The folder's entries, listed once per plan (planning writes nothing, so a listing taken
         for the case-twin check answers a step's listing too); errors as ep.files.listdir's.
-        The files' names are recorded: a step that plans from a listing (replication copies each
-        file of Client.src) is stale when a file appears there or goes."""
+        The files' names are recorded, with the folder's write time: a step that plans from a
+        listing (replication copies each file of Client.src) is stale when a file appears there
+        or goes. A folder's write time changes when an entry is added, removed or renamed (NTFS,
+        Samba, Linux), so the staleness check lists the folder again only when it did: the
+        re-check under the lock costs no round trip for it."""
         listing = self._listings.get((ep.name, winpath.key(folder)))
         if listing is None:  # not listed yet, or the listing failed: ask (and raise) as before
             listing = ep.files.listdir(folder)
             self._listings[(ep.name, winpath.key(folder))] = listing
             self._resolver(ep).seed(folder, listing)
+        stat = self._resolver(ep).stat(folder)  # taken when the step asked whether it is a folder
         self.records[("listing", ep.name, winpath.key(folder))] = {
-            "kind": "listing", "server": ep.name, "path": folder, "names": _names(listing)}
+            "kind": "listing", "server": ep.name, "path": folder, "mtime_ns": None if stat is None else stat.mtime_ns,
+            "names": _names(listing)}
         return listing
 
     def content(self, ep: Endpoint, rel: str, limit: int) -> bytes | None:
@@ -239,7 +244,7 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
     # (SMB 2/3: one round trip for some 30 paths) instead of one stat (and spelling) per file
     by_server: dict[str, list[str]] = {}
     for rec in observations:
-        if rec["kind"] in ("file", "folder", "log"):
+        if rec["kind"] in ("file", "folder", "log", "listing"):
             by_server.setdefault(conn.endpoint(rec["server"]).name, []).append(rec["path"])
     for name, paths in by_server.items():
         spell[name].prefetch(paths)
@@ -280,6 +285,9 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
             if state != rec["state"]:
                 out.append(f"{where} was a {rec['state']}, is now {state}".replace("a missing", "missing"))
         elif kind == "listing":
+            stat = spell[ep.name].stat(rec["path"])
+            if stat is not None and stat.is_dir and stat.mtime_ns == rec["mtime_ns"]:
+                continue  # no entry added, removed or renamed since
             try:
                 now_names = _names(ep.files.listdir(rec["path"]))
             except TargetError:

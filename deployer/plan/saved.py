@@ -185,6 +185,7 @@ class ListingObservation(TypedDict):
     kind: Literal["listing"]
     server: str
     path: str
+    mtime_ns: Optional[int]  # the folder's write time: it changes when an entry is added or removed
     names: list[str]  # the folder's files, casefolded and sorted
 
 
