@@ -114,3 +114,23 @@ def test_a_file_appearing_in_client_src_over_smb_makes_the_plan_stale(wan_site, 
     assert r.code == 2, r.text
     assert "holds other files (new: newcli.exe)" in r.err
     assert wan_site.ws.state() == changed
+
+
+def test_a_saved_plan_naming_a_server_the_site_lacks_in_any_kinds_action_is_refused(ws: Workspace, tmp_path: Path):
+    """Every server an action names is checked against the site before anything connects, asked
+    of the action's kind (a client update's copy lists name the logon servers too), not only
+    the fields one kind happens to have."""
+    from deployer.plan.saved import digest
+
+    plan = _save(ws, tmp_path, ws.playbook)
+    data = json.loads(plan.read_text())
+    i, action = next((i, a) for i, a in enumerate(data["actions"]) if a.get("copy_lists"))
+    action["copy_lists"][-1]["server"] = "GHOST"
+    data["digest"] = digest(data)
+    plan.write_text(json.dumps(data, indent=1))
+    before = snapshot(ws.site)
+    r = ws.cli("apply", plan, "--yes", "-i", ws.inventory)
+    assert r.code == 2, r.text
+    assert "the plan names server 'GHOST', which site DEMO does not have" in r.err, r.err
+    assert "Traceback" not in r.text
+    assert diff(before, snapshot(ws.site)) == []

@@ -7,9 +7,10 @@ run/store.py describes the whole folder and re-exports these.
 
 from __future__ import annotations
 
-from ..sms.layout import STATE_DIR
 from . import winpath
 
+# deployer's own folder on each server's SMS share: journals, backups, the site lock
+STATE_DIR = ".deployer"
 RUNS_DIR = winpath.join(STATE_DIR, "runs")
 
 

@@ -140,6 +140,11 @@ class StepKind:
     def servers(self, action: Any) -> set[str]:
         return {action.server} | {t.server for t in self.touched(action)}
 
+    def server_names(self, action: Any) -> list[tuple[KeyPath, str]]:
+        """(key path inside the action, server name) for every server the action names: a saved
+        plan is checked against the site's servers before anything connects."""
+        return [(("server",), action.server)]
+
     def server_paths(self, action: Any) -> list[tuple[KeyPath, str]]:
         """(key path inside the action, path on a server) for every path a saved plan carries."""
         return []
@@ -195,6 +200,10 @@ class SiteWrittenKind(StepKind):
 
     def copies_touched(self, copies: list[Any]) -> list[Touched]:
         return [Touched(c.server, c.path, c.before, c.after) for c in copies]
+
+    def named_in(self, field: str, action: Any, items: list[Any]) -> list[tuple[KeyPath, str]]:
+        """The action's own server and each server of its list `field` (copies, copy lists)."""
+        return [(("server",), action.server)] + [((field, k, "server"), c.server) for k, c in enumerate(items)]
 
     def copies_paths(self, copies: list[Any]) -> list[tuple[KeyPath, str]]:
         """The paths a saved plan carries for copies (each with path, and source on the site server)."""

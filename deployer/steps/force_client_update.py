@@ -194,6 +194,9 @@ class ClientUpdate(SiteWrittenKind):
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
 
+    def server_names(self, a):
+        return self.named_in("copy_lists", a, a.copy_lists)
+
     def server_paths(self, a):
         return [(("system_map",), a.system_map)] + [(("copy_lists", j, "path"), c.path)
                                                      for j, c in enumerate(a.copy_lists)]

@@ -159,6 +159,9 @@ class Reset(SiteWrittenKind):
     def service_effects(self, a):
         return [(a.server, SCM, RUNNING)]
 
+    def server_names(self, a):
+        return self.named_in("copies", a, a.copies)
+
     def server_paths(self, a):
         return self.copies_paths(a.copies)
 

@@ -190,6 +190,9 @@ class WaitReplication(SiteWrittenKind):
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
 
+    def server_names(self, a):
+        return self.named_in("copies", a, a.copies)
+
     def server_paths(self, a):
         return self.copies_paths(a.copies)
 
