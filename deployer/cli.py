@@ -772,7 +772,7 @@ def kb_import(
     with its article line (exit 3 when any row needs review)."""
     from .kb.command import run_import
 
-    code = run_import(articles, output, playbook, playbook_dir, force)
+    code = run_import(articles, output, playbook, playbook_dir, force, err=outmod.stderr())
     if code:
         raise typer.Exit(code)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -243,16 +242,8 @@ PAGES = {"playbook.md": playbook_md, "manifest.md": manifest_md, "inventory.md":
 
 
 def write_all(folder: Path = DOCS) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, make in PAGES.items():
-        (folder / name).write_text(make(), encoding="utf-8")
-        out.append(folder / name)
-    return out
+    return schema.write_files(folder, PAGES)
 
 
-if __name__ == "__main__":  # python -m deployer.docs_gen --write
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m deployer.docs_gen --write   (regenerates docs/reference/*.md)")
-    for p in write_all():
-        print(f"wrote {p}")
+if __name__ == "__main__":
+    schema.write_main("deployer.docs_gen", write_all, "docs/reference/*.md")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -31,13 +32,7 @@ from .model import inventory, manifest, transport
 from .model.transports import smb as smb_transport
 from .steps import playbook
 from .steps import KINDS as STEP_KINDS
-from .steps import base as step_base
-from .steps import preflight as step_preflight
-from .steps import replace as step_replace
-from .steps import reset_site as step_reset
-from .steps import sendcode as step_sendcode
-from .steps import stop_start as step_stop_start
-from .model.common import number_in
+from .model.common import NUMERIC_TEXT as _NUMERIC_TEXT, number_in
 from .sms import attrs, platforms
 from .model.secrets import SecretSource
 
@@ -79,10 +74,8 @@ def _platform_schema() -> JsonSchemaValue:
             "examples": ["I386", "Intel", "x86", "Alpha"]}
 
 
-_NUMERIC_TEXT = {"type": "string", "pattern": r"^\s*[0-9]{1,12}\s*$"}
-SERVICE_NAME = {"type": "string", "minLength": 1}
-
-# What each "before" validator of the models accepts, as YAML gives it (deployer reads YAML
+# What each "before" validator of the models accepts (a validator may instead carry its own,
+# declared with model.common.accepts: the step kinds' do, so this module names no kind), as YAML gives it (deployer reads YAML
 # with the 1.2 core schema: `19:00` and `1999-09-10` stay strings; only true/false/null and
 # plain numbers are typed).
 INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
@@ -114,16 +107,6 @@ INPUTS: dict[Callable[..., Any], Callable[..., JsonSchemaValue]] = {
     manifest._name: lambda inner: {
         "type": "string", "minLength": 1, "maxLength": 255, "pattern": r'^[^<>:"/\\|?*\x00-\x1f]*[^<>:"/\\|?*\x00-\x1f. ]$',
         "description": "a plain Windows file name, such as Base.dll (no folder, no reserved device name)"},
-    step_stop_start._services: lambda inner: {
-        "anyOf": [SERVICE_NAME, {"type": "array", "items": SERVICE_NAME, "minItems": 1}],
-        "description": "a service name, or a list of them"},
-    step_base._selector: lambda inner: {
-        "anyOf": [{"enum": list(step_base.SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
-        "description": "which servers: " + ", ".join(step_base.SELECTORS) + ", or a list of server names"},
-    step_preflight._spec: lambda inner: {"anyOf": [inner, {"type": "null"}]},  # `- preflight:` alone
-    step_sendcode._code: lambda inner: {
-        "anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, _NUMERIC_TEXT],
-        "description": "a user-defined control code, 128-255 (Q168682)"},
     transport._password: lambda inner: inner,
     inventory._var_value: lambda inner: {"type": ["string", "integer", "boolean"]},
     smb_transport._dialect: lambda inner: {  # any case, as the loader lowers it
@@ -168,49 +151,12 @@ NAME_RULES: dict[type, dict[str, str]] = {
 KB_PATTERN = r"^\s*([QqKk][Bb]?)\d{5,7}\s*$"
 
 
-P, I, M = playbook, inventory, manifest
-SB, SS, SR, SZ, SC = step_base, step_stop_start, step_replace, step_reset, step_sendcode
+I = inventory
 # What a field means, for the fields whose model gives no description. Hover text in editors
 # and the reference docs (docs/) come from here and from the models' own descriptions; a test
 # checks that every key names a real field and that every field ends up described.
 DESCRIPTIONS: dict[tuple[type, str], str] = {
-    (P.PlaybookHead, "kb"): "the KB article number, such as Q241656 (the manifest's must be the same)",
-    (P.PlaybookHead, "title"): "the article's title, shown in plans and reports",
-    (P.PlaybookHead, "description"): "free text for the reader",
-    (P.PlaybookHead, "manifest"): "the manifest (the article's file attribute table), relative to this playbook",
-    (P.PlaybookHead, "services"): "services other than SMS 1.2's that the steps control, each with the control "
-                                  "codes it accepts",
-    (SB.StepModel, "name"): "a label shown in plans",
-    (SZ.ResetStep, "name"): "a label shown in plans",
-    (SS.StopStep, "stop"): "stop these services, waiting until each is stopped; one already stopped is skipped",
-    (SS.StartStep, "start"): "start these services, waiting until each runs; one already running is skipped",
-    (SR.ReplaceStep, "replace"): "replace files, for each platform the site carries, in the folder `into` names",
-    (SR.ReplaceSpec, "files"): "file names, each listed in the manifest (which gives its date, time and size)",
-    (SR.ReplaceSpec, "into"): "the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
-                             "variables: sms_root, platform, platform_name, platform_folder, site, site_code, server, "
-                             "server_platform, role and the site's vars; it must stay below the SMS root",
-    (SR.ReplaceSpec, "platforms"): "only these platforms (default: every platform the site carries)",
-    (SZ.ResetStep, "reset_site"): "restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it copies the "
-                                 "Site.srv service files to every managed server's Helper.srv",
-    (SC.SendcodeStep, "sendcode"): "send a user-defined control code to a service (checked against Q168682)",
-    (step_preflight.PreflightStep, "preflight"): "Q166765's checks before a PCM-service distribution or a hotfix "
-                                                 "(empty: every check, no PCM record)",
-    (step_preflight.PreflightSpec, "pcm_record"): "the package's PCM record(s), PCMDUMP output or deployer-pcm YAML, "
-                                                  "relative to the playbook",
-    (step_preflight.PreflightSpec, "request"): "picks one record by its RequestID",
     (I.Site, "preflight"): "settings of Q166765's checks (deployer preflight)",
-    (SC.SendcodeSpec, "service"): "an SMS 1.2 service, or one declared under the playbook's services:",
-    (P.ServiceDecl, "accepts"): "the user-defined control codes (128-255) the service accepts",
-    (M.Manifest, "kb"): "the KB article number, such as Q241656",
-    (M.Manifest, "title"): "the article's title",
-    (M.Manifest, "rule"): "or-later: the article's \"these attributes or later\" (a later file passes); exact: only "
-                          "the listed attributes pass",
-    (M.Manifest, "products"): "the products the article applies to, as it lists them (kb import copies them)",
-    (M.Manifest, "supersedes"): "the articles of the hotfixes this one replaces, such as [Q225056] (a catalogue "
-                                "also derives it from later files)",
-    (M.Manifest, "timezone"): "pin the article's times to one IANA zone (default: each site's timezone)",
-    (M.FileEntry, "version"): "the file version the article lists, checked against the file's version resource",
-    (M.FileEntry, "sha256"): "the file's SHA-256, when known: the content is checked too",
     (I.Inventory, "sites"): "the sites by name (--site matches it case-insensitively); a name may hold ranges, "
                             "S[001:030] (README: Inventory)",
     (I.Site, "code"): "the SMS site code: exactly 3 letters or digits",
@@ -248,6 +194,8 @@ class _Generator(GenerateJsonSchema):
                     "description": "the transport's name, or a mapping with transport: and its settings"}
         if fn in INPUTS:
             return INPUTS[fn](inner)
+        if getattr(fn, "__input_schema__", None) is not None:  # declared beside the validator (model.common.accepts)
+            return fn.__input_schema__(inner)
         return _number_in_schema(fn, inner) or inner
 
     def function_before_schema(self, schema: core_schema.BeforeValidatorFunctionSchema) -> JsonSchemaValue:
@@ -318,18 +266,27 @@ def text(kind: str) -> str:
     return json.dumps(schema(kind), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def write_all(folder: Path = SCHEMA_DIR) -> list[Path]:
+def write_files(folder: Path, pages: dict[str, Callable[[], str]]) -> list[Path]:
+    """Generated files (schemas, reference pages): each page's text under its name in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for kind in KINDS:
-        path = folder / f"{kind}.json"
-        path.write_text(text(kind), encoding="utf-8")
-        written.append(path)
+    for name, make in pages.items():
+        (folder / name).write_text(make(), encoding="utf-8")
+        written.append(folder / name)
     return written
 
 
-if __name__ == "__main__":  # python -m deployer.schema --write
+def write_main(module: str, write: Callable[[], list[Path]], what: str) -> None:
+    """`python -m MODULE --write`: regenerate the committed files `what` names."""
     if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m deployer.schema --write   (regenerates deployer/schemas/*.json)")
-    for p in write_all():
+        sys.exit(f"usage: python -m {module} --write   (regenerates {what})")
+    for p in write():
         print(f"wrote {p}")
+
+
+def write_all(folder: Path = SCHEMA_DIR) -> list[Path]:
+    return write_files(folder, {f"{kind}.json": partial(text, kind) for kind in KINDS})
+
+
+if __name__ == "__main__":
+    write_main("deployer.schema", write_all, "deployer/schemas/*.json")

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from collections import defaultdict
+import shutil
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,8 @@ def test_kb_import_names_the_manifest_and_playbook_schemas(tmp_path: Path):
     assert first == f"# yaml-language-server: $schema={(schema.SCHEMA_DIR / 'manifest.json').as_posix()}"
     # written inside the source tree, as the repository's own files: relative to the file
     inside = ROOT / "test-output" / "kb-schema-line"
-    inside.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(inside, ignore_errors=True)  # this test's own scratch: a file left by an older run is not its
+    inside.mkdir(parents=True)
     r = run_cli("kb", "import", article, "-o", inside / "m.yaml", "--playbook", "--playbook-dir", inside / "pb")
     assert r.code == 0, r.text
     assert (inside / "m.yaml").read_text().startswith("# yaml-language-server: $schema=../../deployer/schemas/"

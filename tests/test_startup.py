@@ -49,7 +49,8 @@ def test_help_imports_no_models_secrets_or_progress_bar():
     # no transport, step kind or model; the few plain-Python helpers --help's options need may load
     # (host_limits: --max-per-host's default; numbers: the options' parsers; winpath, temps, suggest: names)
     light = {"deployer.targets.host_limits", "deployer.targets.temps", "deployer.model", "deployer.model.numbers",
-             "deployer.model.winpath", "deployer.model.suggest", "deployer.model.redact"}
+             "deployer.model.winpath", "deployer.model.suggest", "deployer.model.redact",
+             "deployer.model.runpaths", "deployer.model.owned"}  # a run's names on a server; the output-file rule
     assert not [m for m in modules if m.startswith(("deployer.targets.", "deployer.steps", "deployer.model"))
                 and m not in light]
 

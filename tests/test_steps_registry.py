@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import re
 from pathlib import Path
 
 import pytest
@@ -75,11 +76,6 @@ READERS = {"getattr", "hasattr", "setattr", "delattr"}
 # that edits elsewhere in those modules do not disturb it: a new reference fails this test, and so
 # does fixing one of these without taking it off the list.
 KNOWN = {
-    "schema.py": {"import deployer.steps.preflight", "import deployer.steps.replace", "import deployer.steps.reset_site",
-                  "import deployer.steps.sendcode", "import deployer.steps.stop_start", "PreflightSpec",
-                  "PreflightStep", "ReplaceSpec", "ReplaceStep", "ResetStep", "SendcodeSpec", "SendcodeStep",
-                  "StartStep", "StopStep"},
-    "sms/preflight.py": {"getattr(..., 'replace')"},
     # the KB importer drafts playbook YAML from an article's procedure: the kinds' keys are the
     # text it writes (its own draft steps, not deployer/steps/ objects), so it compares them
     "kb/playbook.py": {"kind == 'replace'", "kind == 'reset_site'", "kind == 'start'", "kind == 'stop'"},
@@ -168,6 +164,51 @@ def test_no_module_outside_steps_names_a_step_kind():
     gone = {m: sorted(r - found.get(m, set())) for m, r in KNOWN.items() if r - found.get(m, set())}
     assert not new, f"step kinds named outside deployer/steps/: {new}"
     assert not gone, f"no longer named (take them off KNOWN in this test): {gone}"
+
+
+# --- nor does a kind know another -------------------------------------------------------------
+
+# which kind module each class, module and playbook key belongs to
+OWNER = {name: m for m in KIND_MODULES for name, obj in vars(importlib.import_module(f"deployer.steps.{m}")).items()
+         if isinstance(obj, type) and obj.__module__ == f"deployer.steps.{m}"}
+OWNER |= {key: type(k).__module__.rsplit(".", 1)[-1] for key, k in KINDS.items()}
+# update_pcm_hosts is the one kind made of others: per PCM host it plans the stop, replace and
+# start kinds' own actions, so that a workstation's files get the same backup, journal and undo
+KNOWN_INSIDE = {"update_pcm_hosts.py": {"Replace", "StartService", "StopService", "import deployer.steps.replace",
+                                        "import deployer.steps.stop_start"}}
+
+
+def _owner(ref: str) -> str | None:
+    """The kind module a reference names (None: a reference the finder does not tie to one)."""
+    if ref.startswith("import deployer.steps."):
+        return ref.rsplit(".", 1)[-1]
+    quoted = re.findall(r"'([a-z_]+)'", ref)
+    return OWNER.get(quoted[-1] if quoted else ref)
+
+
+def test_no_kind_names_another_kind():
+    """Inside deployer/steps/ too, only a kind's own module names its classes, module and key
+    (the registry, steps/__init__.py, lists the kinds; playbook.py and base.py know none):
+    cross-kind questions go through the planner (Planner.planned_files) and the registry."""
+    found = {}
+    for path in sorted(STEPS.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        refs = {r for r in kind_references(path, path.read_text()) if _owner(r) not in (None, path.stem)}
+        if refs:
+            found[path.name] = refs
+    new = {m: sorted(r - KNOWN_INSIDE.get(m, set())) for m, r in found.items() if r - KNOWN_INSIDE.get(m, set())}
+    gone = {m: sorted(r - found.get(m, set())) for m, r in KNOWN_INSIDE.items() if r - found.get(m, set())}
+    assert not new, f"step kinds named by another kind's module: {new}"
+    assert not gone, f"no longer named (take them off KNOWN_INSIDE in this test): {gone}"
+
+
+def test_the_inside_check_sees_a_kind_naming_another():
+    src = "from .replace import ReplaceFile\nok = isinstance(a, ReplaceFile)\nw = KINDS['stop']"
+    refs = {r for r in kind_references(STEPS / "reset_site.py", src) if _owner(r) not in (None, "reset_site")}
+    assert refs == {"ReplaceFile", "import deployer.steps.replace", "KINDS['stop']"}
+    own = "from .replace import ReplaceFile\nok = isinstance(a, ReplaceFile)"
+    assert {r for r in kind_references(STEPS / "replace.py", own) if _owner(r) not in (None, "replace")} == set()
 
 
 @pytest.mark.parametrize("source, expected", [

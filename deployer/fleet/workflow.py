@@ -14,6 +14,7 @@ from ..model import inventory_source
 from ..errors import InputError, Location, RestoreFailed, StalePlanError
 from ..model.inventory import LoadedInventory, SiteRef, load_inventory
 from ..model.manifest import LoadedManifest, load_manifest
+from ..steps import kind_of
 from ..steps.playbook import LoadedPlaybook, load_playbook
 from ..plan.model import Plan
 from ..plan.observe import changes
@@ -140,10 +141,8 @@ def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
     or a site that lost a server since, would otherwise fail half-way)."""
     known = {n.casefold() for n in [*site.site.servers, *site.site.pcm_hosts]}  # PCM service hosts too
     named: list[tuple[tuple[str | int, ...], str]] = []
-    for i, a in enumerate(plan.actions):
-        named.append((("actions", i, "server"), a.server))
-        for k, c in enumerate(getattr(a, "copies", [])):
-            named.append((("actions", i, "copies", k, "server"), c.server))
+    for i, a in enumerate(plan.actions):  # each kind names its servers (copies, copy lists...)
+        named += [(("actions", i, *sub), server) for sub, server in kind_of(a).server_names(a)]
     named += [(("observations", i, "server"), o["server"]) for i, o in enumerate(plan.observations) if "server" in o]
     named += [(("checks", i, "server"), c.server) for i, c in enumerate(plan.checks)]
     for keypath, server in named:

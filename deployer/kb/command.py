@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ExitCode, InputError, Location
-from ..report import out as outmod
+from ..report.escape import visible
 from .importer import ImportResult, import_article
 from .playbook import draft_playbook
 
@@ -29,9 +29,18 @@ class Written:
     playbook: Path | None
 
 
+class _Stderr:
+    """Lines to standard error, outside text escaped: what the command gives when the caller
+    passes no output of its own (the CLI passes its styled one; kb/ knows nothing of report/)."""
+
+    def line(self, text: str, style: str | None = None) -> None:
+        sys.stderr.write(visible(text) + "\n")
+
+
 def run_import(articles: list[Path], output: Path | None, playbook: bool, playbook_dir: Path | None,
-               force: bool = False) -> int:
-    err = outmod.stderr()
+               force: bool = False, err=None) -> int:
+    """err: where progress and errors go (anything with .line(text, style)); standard error by default."""
+    err = err or _Stderr()
     if not articles:
         raise InputError("no article given: name one or more KB article files")
     # -o names a folder when it is one, when several articles are given, or when it does not end in .yaml/.yml

@@ -53,6 +53,15 @@ PLACEHOLDER = re.compile(r"-+|n/?a|none|\*", re.IGNORECASE)
 # --- dates ------------------------------------------------------------------------------
 
 
+def _date_as(spelled: str, text: str) -> "Value | None":
+    """`text` read as the date `spelled` (its parts reordered), or None when that is no date."""
+    try:
+        d = attrs.parse_date(spelled)
+    except attrs.AttrError:
+        return None
+    return Value(d.isoformat(), text, d)
+
+
 def read_date(text: str) -> Value:
     text = " ".join(text.split())
     try:
@@ -62,20 +71,14 @@ def read_date(text: str) -> Value:
     # Day first (24/05/00, 29/03/2000): only when the first number cannot be a month.
     m = re.fullmatch(r"([0-9]{1,2})([/.-])([0-9]{1,2})\2([0-9]{2}|[0-9]{4})", text)
     if m and int(m.group(1)) > 12 and 1 <= int(m.group(3)) <= 12:
-        try:
-            d = attrs.parse_date(f"{m.group(3)}/{m.group(1)}/{m.group(4)}")
-        except attrs.AttrError:
-            pass
-        else:
-            return Value(d.isoformat(), text, d)
+        v = _date_as(f"{m.group(3)}/{m.group(1)}/{m.group(4)}", text)
+        if v is not None:
+            return v
     m = re.fullmatch(r"([0-9]{4})/([0-9]{1,2})/([0-9]{1,2})", text)
     if m:  # 1999/10/02: year first, then month and day as in ISO
-        try:
-            d = attrs.parse_date(f"{m.group(1)}-{m.group(2)}-{m.group(3)}")
-        except attrs.AttrError:
-            pass
-        else:
-            return Value(d.isoformat(), text, d)
+        v = _date_as(f"{m.group(1)}-{m.group(2)}-{m.group(3)}", text)
+        if v is not None:
+            return v
     m = re.fullmatch(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{2}|[0-9]{4})", text)
     if m:
         raise Unreadable(f"date {text!r} has dots: month.day or day.month cannot be told apart")

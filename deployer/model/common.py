@@ -150,6 +150,21 @@ def validate(doc: Document, cls: type[M], data: Any = None, prefix: KeyPath = ()
         raise (errors[0] if len(errors) == 1 else InputErrors(errors)) from None
 
 
+# A number the YAML gives quoted ("5"): what number_in and the step kinds' codes accept besides a number.
+NUMERIC_TEXT: dict[str, Any] = {"type": "string", "pattern": r"^\s*[0-9]{1,12}\s*$"}
+
+
+def accepts(schema: Any) -> Any:
+    """Declare, on a "before" validator, the JSON Schema of what it accepts as YAML gives it
+    (`schema(inner)`, inner being what pydantic says of the parsed type). deployer/schema.py
+    reads it from the validator, so a model's module says what its spellings are and the schema
+    builder needs to know no model (the step kinds' validators declare theirs this way)."""
+    def mark(fn: Any) -> Any:
+        fn.__input_schema__ = schema
+        return fn
+    return mark
+
+
 def number_in(lo: float, hi: float, what: str, *, integer: bool = True, above: bool = False) -> BeforeValidator:
     """A number from lo to hi (above=True: more than lo), refused with both bounds named.
 

@@ -119,8 +119,10 @@ class FileEntry(Strict):
                                                   "when it gives none")
     size: Optional[SizeField] = Field(description="bytes (254,400), the article's rounded kilobytes (524KB), "
                                                   "its fraction (87.1 KB), or null when it gives none")
-    version: Annotated[str, _wrap(parse_version)] | None = None
-    sha256: Annotated[str, _wrap(_sha256)] | None = None
+    version: Annotated[str, _wrap(parse_version)] | None = Field(
+        default=None, description="the file version the article lists, checked against the file's version resource")
+    sha256: Annotated[str, _wrap(_sha256)] | None = Field(
+        default=None, description="the file's SHA-256, when known: the content is checked too")
     line: Annotated[int, Field(ge=1)] | None = Field(default=None, description="the article line of the row")
     review: str | None = Field(default=None, description="why a person must check this row against the article")
 
@@ -186,18 +188,23 @@ class Group(Strict):
 
 
 class Manifest(Strict):
-    kb: str
-    title: str | None = None
+    kb: str = Field(description="the KB article number, such as Q241656")
+    title: str | None = Field(default=None, description="the article's title")
     source: str | None = Field(default=None, description="the article the table was taken from")
-    rule: Literal["or-later", "exact"] = "or-later"
-    timezone: str | None = None
+    rule: Literal["or-later", "exact"] = Field(
+        default="or-later", description="or-later: the article's \"these attributes or later\" (a later file passes); "
+        "exact: only the listed attributes pass")
+    timezone: str | None = Field(default=None, description="pin the article's times to one IANA zone (default: each "
+                                 "site's timezone)")
     files: list[FileEntry] = Field(default=None, min_length=1,  # type: ignore[assignment]
                                    description="the table's rows (or groups:, a list of tables)")
     groups: list[Group] = Field(default_factory=list, description="the article's tables, each with title and files")
-    products: list[str] = Field(default_factory=list)
+    products: list[str] = Field(default_factory=list, description="the products the article applies to, as it lists "
+                                "them (kb import copies them)")
     # The hotfixes this one replaces, as the article names them; a catalogue also derives
     # supersedence from the files (deployer/kb/catalog.py), this declares what files cannot show.
-    supersedes: list[str] = Field(default_factory=list)
+    supersedes: list[str] = Field(default_factory=list, description="the articles of the hotfixes this one replaces, "
+                                  "such as [Q225056] (a catalogue also derives it from later files)")
     # For every entry of `files` (the flat list, groups included): its key path in the document.
     _paths: list[tuple] = PrivateAttr(default_factory=list)
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import __version__
+from ..model.owned import PLAN_FORMAT
 from ..model.state import Touched
-from ..sms.verify import Check
+from ..sms.verify import ArticleOnSite, Check
 
-PLAN_FORMAT = 1
 ABSENT = "absent"  # a service that is not installed on that server
 
 
@@ -30,13 +30,7 @@ class Skip:
 
 
 @dataclass
-class Plan:
-    kb: str
-    title: str | None
-    site: str
-    site_code: str
-    rule: str
-    timezone: str
+class Plan(ArticleOnSite):
     playbook: str
     playbook_sha256: str
     manifest: str

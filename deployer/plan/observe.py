@@ -1,13 +1,17 @@
 """Reading a site's state: one way to read a file or a service, used by the planner, by the
 re-check under the lock, by a run's checks and by the undo.
 
-`read_file` and `read_service` are the only readers. The Observer caches them during
-planning and records every reading for the plan's fingerprint; `changes` reads again what
-a plan observed and says, in words, what is different now.
+`read_file` and `read_service` read a file's state and a service's. During planning every
+read of the site goes through the Observer, which caches it and records it for the plan's
+fingerprint: a file's state (and content), a folder, a folder's listing, a service, a file
+read for what is in it (a version resource, a copy list), a log's size (where a run's
+evidence starts). `changes` reads again what a plan observed and says, in words, what is
+different now: a saved plan is refused when any reading no longer holds.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +22,7 @@ from ..errors import InputError
 from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, local_sha256, sha256_of  # noqa: F401
 from ..targets.connect import Endpoint, SiteConnection
 from ..model.state import FileState
+from ..sms.fileversion import find_version
 from .model import ABSENT
 
 
@@ -69,6 +74,8 @@ class Observer:
         self._files: dict[tuple[str, str, bool], FileState | None] = {}
         self._case: dict[str, CaseResolver] = {}
         self._listings: dict[tuple[str, str], list[FileStat] | None] = {}
+        self._contents: dict[tuple[str, str], bytes | None] = {}
+        self._versions: dict[tuple[str, str], str | None] = {}
 
     def _resolver(self, ep: Endpoint) -> CaseResolver:
         if ep.name not in self._case:
@@ -113,13 +120,75 @@ class Observer:
 
     def listdir(self, ep: Endpoint, folder: str) -> list[FileStat]:
         """The folder's entries, listed once per plan (planning writes nothing, so a listing taken
-        for the case-twin check answers a step's listing too); errors as ep.files.listdir's."""
+        for the case-twin check answers a step's listing too); errors as ep.files.listdir's.
+        The files' names are recorded, with the folder's write time: a step that plans from a
+        listing (replication copies each file of Client.src) is stale when a file appears there
+        or goes. A folder's write time changes when an entry is added, removed or renamed (NTFS,
+        Samba, Linux), so the staleness check lists the folder again only when it did: the
+        re-check under the lock costs no round trip for it."""
         listing = self._listings.get((ep.name, winpath.key(folder)))
         if listing is None:  # not listed yet, or the listing failed: ask (and raise) as before
             listing = ep.files.listdir(folder)
             self._listings[(ep.name, winpath.key(folder))] = listing
             self._resolver(ep).seed(folder, listing)
+        stat = self._resolver(ep).stat(folder)  # taken when the step asked whether it is a folder
+        self.records[("listing", ep.name, winpath.key(folder))] = {
+            "kind": "listing", "server": ep.name, "path": folder, "mtime_ns": None if stat is None else stat.mtime_ns,
+            "names": _names(listing)}
         return listing
+
+    def content(self, ep: Endpoint, rel: str, limit: int) -> bytes | None:
+        """A small file's bytes (None: missing, a folder, or over `limit`), read once; its sha256 is
+        recorded, so a change to what was read makes the plan stale."""
+        key = (ep.name, winpath.key(rel))
+        if key not in self._contents:
+            state = self.file(ep, rel, content=False)
+            data = None
+            if state is not None and 0 <= state.size <= limit:
+                data = b"".join(ep.files.read_chunks(rel))
+                self._read(ep, rel, state, hashlib.sha256(data).hexdigest())
+            self._contents[key] = data
+        return self._contents[key]
+
+    def version(self, ep: Endpoint, rel: str) -> str | None:
+        """The file version in a file's version resource (None: none, or no file), read once with
+        its sha256 in the same pass: the version is what the file's content says, so the content
+        is what the plan's staleness check compares."""
+        key = (ep.name, winpath.key(rel))
+        if key not in self._versions:
+            state = self.file(ep, rel, content=False)
+            version = None
+            if state is not None and state.size >= 0:
+                h = hashlib.sha256()
+                chunks = iter(ep.files.read_chunks(rel))
+
+                def hashed():
+                    for c in chunks:
+                        h.update(c)
+                        yield c
+
+                version = find_version(hashed())
+                for c in chunks:  # find_version stops at the version: the rest of the file is hashed too
+                    h.update(c)
+                self._read(ep, rel, state, h.hexdigest())
+            self._versions[key] = version
+        return self._versions[key]
+
+    def _read(self, ep: Endpoint, rel: str, state: FileState, sha256: str) -> None:
+        full = FileState(state.size, state.mtime_ns, sha256, state.name)
+        self._files[(ep.name, winpath.key(rel), True)] = full
+        self.records[("file", ep.name, winpath.key(rel))] = {"kind": "file", "server": ep.name, "path": rel,
+                                                              "state": asdict(full)}
+
+    def log_size(self, ep: Endpoint, rel: str) -> int:
+        """A log's size now: where the lines a run adds will start (0: no log). A log grows all the
+        time, so what is recorded is only that it is at least this long: a log replaced by a
+        shorter one since (rotated, cleared) would put the run's evidence past its end."""
+        stat = ep.files.stat(rel)
+        size = stat.size if stat is not None and not stat.is_dir else 0
+        self.records[("log", ep.name, winpath.key(rel))] = {"kind": "log", "server": ep.name, "path": rel,
+                                                             "size": size}
+        return size
 
     def _from_listing(self, ep: Endpoint, rel: str, content: bool) -> FileState | None:
         """read_file, answered from the folder's listing where the transport's listing entry is
@@ -175,7 +244,7 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
     # (SMB 2/3: one round trip for some 30 paths) instead of one stat (and spelling) per file
     by_server: dict[str, list[str]] = {}
     for rec in observations:
-        if rec["kind"] in ("file", "folder"):
+        if rec["kind"] in ("file", "folder", "log", "listing"):
             by_server.setdefault(conn.endpoint(rec["server"]).name, []).append(rec["path"])
     for name, paths in by_server.items():
         spell[name].prefetch(paths)
@@ -215,6 +284,22 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
             state = "missing" if stat is None else ("folder" if stat.is_dir else "file")
             if state != rec["state"]:
                 out.append(f"{where} was a {rec['state']}, is now {state}".replace("a missing", "missing"))
+        elif kind == "listing":
+            stat = spell[ep.name].stat(rec["path"])
+            if stat is not None and stat.is_dir and stat.mtime_ns == rec["mtime_ns"]:
+                continue  # no entry added, removed or renamed since
+            try:
+                now_names = _names(ep.files.listdir(rec["path"]))
+            except TargetError:
+                now_names = None
+            if now_names != rec["names"]:
+                out.append(_listing_change(where, rec["names"], now_names))
+        elif kind == "log":
+            stat = spell[ep.name].stat(rec["path"])
+            size = stat.size if stat is not None and not stat.is_dir else 0
+            if size < rec["size"]:
+                out.append(f"{where} is shorter than when planned ({rec['size']:,} -> {size:,} bytes): it was "
+                           "replaced, so a run's evidence would start past its end")
         elif kind == "service":
             state = read_service(ep, rec["service"])
             if state != rec["state"]:
@@ -224,3 +309,16 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
 
 def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _names(listing: list[FileStat]) -> list[str]:
+    """The files (not folders) of a listing, as a saved plan keeps them: sorted, any case."""
+    return sorted({e.name.casefold() for e in listing if not e.is_dir})
+
+
+def _listing_change(where: str, was: list[str], now: list[str] | None) -> str:
+    if now is None:
+        return f"{where} can no longer be listed"
+    gained, lost = sorted(set(now) - set(was)), sorted(set(was) - set(now))
+    what = ([f"new: {', '.join(gained)}"] if gained else []) + ([f"gone: {', '.join(lost)}"] if lost else [])
+    return f"{where} holds other files ({'; '.join(what)})"

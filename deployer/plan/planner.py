@@ -24,7 +24,9 @@ from zoneinfo import ZoneInfo
 from ..targets import standin
 from ..errors import InputError
 from ..model.inventory import SiteRef
+from ..model import winpath
 from ..model.manifest import FileEntry
+from ..model.state import Touched
 from ..steps.playbook import LoadedPlaybook
 from ..sms import fileversion, layout, platforms
 from ..sms.platforms import Platform
@@ -154,6 +156,12 @@ class Planner:
 
     def number(self) -> int:
         return len(self.actions) + 1
+
+    def planned_files(self) -> dict[tuple[str, str], Touched]:
+        """The files the actions planned so far change, by (server, winpath.key(path)), as the last
+        of them leaves each: a step plans against the site as the earlier steps leave it, whatever
+        their kinds (a site reset copies the Site.srv file a replace puts there)."""
+        return {(t.server, winpath.key(t.path)): t for a in self.actions for t in kind_of(a).touched(a)}
 
     def template_vars(self, ep: Endpoint, platform: Platform) -> dict[str, Any]:
         return template_vars(self.site, ep, platform)

@@ -38,7 +38,7 @@ def digest(data: dict[str, Any]) -> str:
 
 def save_plan(plan: Plan, path: Path, *, force: bool = False) -> None:
     """Write the plan atomically (a temporary file beside it, then a rename), or say why not."""
-    from ..report.out import write_atomic
+    from ..model.owned import write_atomic
 
     data = plan.to_json()
     data["digest"] = digest(data)
@@ -180,10 +180,27 @@ class PayloadObservation(TypedDict):
     size: int
 
 
+@with_config(ConfigDict(extra="forbid"))
+class ListingObservation(TypedDict):
+    kind: Literal["listing"]
+    server: str
+    path: str
+    mtime_ns: Optional[int]  # the folder's write time: it changes when an entry is added or removed
+    names: list[str]  # the folder's files, casefolded and sorted
+
+
+@with_config(ConfigDict(extra="forbid"))
+class LogObservation(TypedDict):
+    kind: Literal["log"]
+    server: str
+    path: str
+    size: int  # the log's size when planned: a run's evidence starts there
+
+
 _OBSERVATIONS = {"file": FileObservation, "folder": FolderObservation, "service": ServiceObservation,
-                 "payload": PayloadObservation}
-Observation = Annotated[Union[FileObservation, FolderObservation, ServiceObservation, PayloadObservation],
-                        Field(discriminator="kind")]
+                 "payload": PayloadObservation, "listing": ListingObservation, "log": LogObservation}
+Observation = Annotated[Union[FileObservation, FolderObservation, ServiceObservation, PayloadObservation,
+                              ListingObservation, LogObservation], Field(discriminator="kind")]
 
 
 def _forbid_extra(tp: Any) -> None:
@@ -309,7 +326,7 @@ def _plan_problem(data: dict[str, Any]) -> tuple[KeyPath, str] | None:
     if p:
         return p
     for i, obs in enumerate(data.get("observations", [])):
-        if obs["kind"] in ("file", "folder"):
+        if obs["kind"] in ("file", "folder", "listing", "log"):
             p = _path_problem(obs["path"], ("observations", i, "path"))
             if p:
                 return p

@@ -6,15 +6,12 @@ columns, so the two forms cannot drift apart.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Sequence
 
+from ..model.owned import NOT_OURS, check_replace, stream_path, write_atomic  # noqa: F401 (the writer lives below the layers)
 from .escape import visible
 from .log import output as log_output
 
@@ -130,92 +127,6 @@ def stderr() -> Out:
     return Out(sys.stderr, _isatty(sys.stderr), tolerant=True)
 
 
-def _umask() -> int:
-    """This process's umask, read without changing it where Linux says it (threads may be writing)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-NOT_OURS = "exists and was not written by deployer; give --force to replace it"
-
-
-def check_replace(path: Path, *, what: str, force: bool = False) -> None:
-    """Refuse, before anything runs, a path the operator named that would replace a file
-    deployer did not write (report/owned.py says how deployer's files are recognised)."""
-    from ..errors import InputError, Location
-    from .owned import replaceable
-
-    loc = Location(str(path))
-    if path.is_dir():
-        raise InputError(f"is a folder; give a file name to write {what} to", loc)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError(f"cannot write {what} here: the folder {parent} does not exist", loc)
-    if not force and not replaceable(path):
-        raise InputError(NOT_OURS, loc)
-
-
-def write_atomic(path: Path, text: str, *, what: str, force: bool = False) -> None:
-    """Write a file the operator asked for (a report, a plan) whole or not at all: a temporary
-    file beside it, then a rename. A path that cannot be written, or a file there that
-    deployer did not write (without --force), is bad input (exit 2), said in words, and
-    leaves nothing behind. The file carries its generator mark (report/owned.py)."""
-    from ..errors import InputError, Location
-    from .owned import mark
-
-    loc = Location(str(path))
-    check_replace(path, what=what, force=force)
-    text = mark(text)
-    if _special(path):
-        # /dev/null, /dev/stdout, a FIFO: written in place; a rename would replace the device.
-        # Appended: /dev/stdout may be a file the shell opened (`>>`), and reopening it for
-        # "w" would truncate what it holds.
-        try:
-            with open(path, "a", encoding="utf-8") as fh:
-                fh.write(text)
-        except OSError as exc:
-            raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
-        return
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as exc:
-        raise InputError(f"cannot write {what} here ({exc.strerror or exc})", loc) from None
-    try:
-        # every report and saved plan gets the mode a shell's `>` would give (0644 under the
-        # usual umask 022), not mkstemp's 0600: they hold no secret and are meant to be shared
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise InputError(f"cannot write {what} ({exc.strerror or exc})", loc) from None
-
-
-def _special(path: Path) -> bool:
-    """A device, a FIFO, or a stream the shell set up (/dev/stdout, /dev/fd/N, /proc/self/fd/N,
-    which may name a regular file): written in place, never renamed over."""
-    if stream_path(path):
-        return True
-    try:
-        return not stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
-
-
-def stream_path(path: Path) -> bool:
-    where = os.path.abspath(path)
-    return where.startswith(("/dev/", "/proc/"))
 
 
 class RunProgress:

@@ -23,9 +23,9 @@ from typing import Any
 
 from ..targets import temps
 from ..model import winpath
+from ..model.runpaths import RUNS_DIR, STATE_DIR, backup_path, run_dir  # noqa: F401 (the names step kinds use)
+from ..targets.temps import staged_name as temp_path  # noqa: F401
 
-STATE_DIR = ".deployer"
-RUNS_DIR = winpath.join(STATE_DIR, "runs")
 LOCK_PATH = winpath.join(STATE_DIR, "lock")
 TEMP_MARK = temps.DEPLOYER.suffix  # every temporary name is registered in deployer/targets/temps.py
 
@@ -52,25 +52,12 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.urandom(2).hex()}"
 
 
-def run_dir(run: str) -> str:
-    return winpath.join(RUNS_DIR, run)
-
-
 def journal_path(run: str) -> str:
     return winpath.join(run_dir(run), "journal.jsonl")
 
 
 def plan_path(run: str) -> str:
     return winpath.join(run_dir(run), "plan.json")
-
-
-def backup_path(run: str, number: int, name: str, copy: int | None = None) -> str:
-    tag = f"{number:03d}" if copy is None else f"{number:03d}-{copy:02d}"
-    return winpath.join(run_dir(run), "backup", f"{tag}-{name}")
-
-
-def temp_path(dest: str, run: str, purpose: str = "new") -> str:
-    return temps.temp_name(dest, temps.DEPLOYER, f"{run[-4:]}-{purpose}")
 
 
 def whoami() -> dict[str, Any]:

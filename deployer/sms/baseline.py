@@ -22,32 +22,23 @@ class BaselineFile:
 
 SP4 = "11/13/98"
 
-# Site.srv\<Platform>.bin: the server binaries
+# Site.srv\<Platform>.bin: the server binaries, one row per file: its date, then each
+# platform's time and size (every one is version 1.2.0.0)
+_SITE_ROWS = (
+    ("SITEINS.EXE", SP4, ("4:10PM", 118_544), ("4:40PM", 214_288)),
+    ("SMSEXEC.EXE", SP4, ("4:11PM", 61_712), ("4:41PM", 103_696)),
+    ("PREINST.EXE", SP4, ("4:10PM", 168_720), ("4:40PM", 296_208)),
+    ("CLICFG.EXE", SP4, ("4:09PM", 93_968), ("4:39PM", 163_600)),
+    ("INVWIN32.EXE", SP4, ("4:12PM", 251_664), ("4:42PM", 447_760)),
+    ("PCMSVC32.EXE", "1/28/99", ("3:30PM", 269_280), ("3:33PM", 798_480)),  # Q225056
+    ("BASE.DLL", SP4, ("4:08PM", 522_512), ("4:38PM", 741_648)),
+    ("BASE3.DLL", SP4, ("4:08PM", 371_984), ("4:38PM", 633_616)),
+    ("BASE4.DLL", SP4, ("4:08PM", 531_728), ("4:38PM", 910_608)),
+    ("SMSINST.DLL", SP4, ("4:13PM", 251_152), ("4:43PM", 476_944)),
+)
 SITE_BIN: dict[str, tuple[BaselineFile, ...]] = {
-    "x86": (
-        BaselineFile("SITEINS.EXE", SP4, "4:10PM", 118_544, "1.2.0.0"),
-        BaselineFile("SMSEXEC.EXE", SP4, "4:11PM", 61_712, "1.2.0.0"),
-        BaselineFile("PREINST.EXE", SP4, "4:10PM", 168_720, "1.2.0.0"),
-        BaselineFile("CLICFG.EXE", SP4, "4:09PM", 93_968, "1.2.0.0"),
-        BaselineFile("INVWIN32.EXE", SP4, "4:12PM", 251_664, "1.2.0.0"),
-        BaselineFile("PCMSVC32.EXE", "1/28/99", "3:30PM", 269_280, "1.2.0.0"),  # Q225056
-        BaselineFile("BASE.DLL", SP4, "4:08PM", 522_512, "1.2.0.0"),
-        BaselineFile("BASE3.DLL", SP4, "4:08PM", 371_984, "1.2.0.0"),
-        BaselineFile("BASE4.DLL", SP4, "4:08PM", 531_728, "1.2.0.0"),
-        BaselineFile("SMSINST.DLL", SP4, "4:13PM", 251_152, "1.2.0.0"),
-    ),
-    "alpha": (
-        BaselineFile("SITEINS.EXE", SP4, "4:40PM", 214_288, "1.2.0.0"),
-        BaselineFile("SMSEXEC.EXE", SP4, "4:41PM", 103_696, "1.2.0.0"),
-        BaselineFile("PREINST.EXE", SP4, "4:40PM", 296_208, "1.2.0.0"),
-        BaselineFile("CLICFG.EXE", SP4, "4:39PM", 163_600, "1.2.0.0"),
-        BaselineFile("INVWIN32.EXE", SP4, "4:42PM", 447_760, "1.2.0.0"),
-        BaselineFile("PCMSVC32.EXE", "1/28/99", "3:33PM", 798_480, "1.2.0.0"),  # Q225056
-        BaselineFile("BASE.DLL", SP4, "4:38PM", 741_648, "1.2.0.0"),
-        BaselineFile("BASE3.DLL", SP4, "4:38PM", 633_616, "1.2.0.0"),
-        BaselineFile("BASE4.DLL", SP4, "4:38PM", 910_608, "1.2.0.0"),
-        BaselineFile("SMSINST.DLL", SP4, "4:43PM", 476_944, "1.2.0.0"),
-    ),
+    plat: tuple(BaselineFile(name, date, row[col][0], row[col][1], "1.2.0.0") for name, date, *row in _SITE_ROWS)
+    for col, plat in enumerate(("x86", "alpha"))
 }
 
 # Site.srv\Maincfg.box\Client.src\<Platform>.bin: what workstations run

@@ -16,11 +16,9 @@ from ..model import winpath
 from ..model.inventory import SiteRef
 from . import layout
 from .platforms import lookup as platform_lookup
-from ..targets.base import FileTransport, TargetError
+from ..targets.base import TargetError
 from ..targets.connect import SiteConnection
-from ..simulator.maintman import COPY_LISTS, parse_copy_list_version
-
-READ_LIMIT = 64 * 1024  # a copy list is a few KB; never read a huge file someone put there
+from .copylists import COPY_LISTS, read_version as _read_version
 
 
 @dataclass
@@ -49,17 +47,6 @@ class ClientsReport:
     def to_json(self) -> dict:
         return {"site": self.site, "site_server": self.site_server, "current": self.current,
                 "source": self.source, "copy_lists": [asdict(c) for c in self.copy_lists], "errors": self.errors}
-
-
-def _read_version(files: FileTransport, rel: str) -> tuple[int | None, str]:
-    st = files.stat(rel)
-    if st is None:
-        return None, "missing"
-    if st.is_dir or st.size > READ_LIMIT:
-        return None, "unreadable"
-    data = b"".join(files.read_chunks(rel))
-    version = parse_copy_list_version(data)
-    return version, "unreadable" if version is None else "found"
 
 
 def report(site: SiteRef, conn: SiteConnection) -> ClientsReport:

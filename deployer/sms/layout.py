@@ -6,6 +6,7 @@ articles write Site.srv\\<Platform>.bin. Windows does not care, and neither may 
 
 from __future__ import annotations
 
+from ..model.runpaths import STATE_DIR  # noqa: F401
 from .platforms import Platform
 
 SITE_SRV = "SITE.SRV"
@@ -20,8 +21,8 @@ SYSTEM_MAP = "SYSTEM.MAP"
 LOGS = "LOGS"  # SMS trace logs, when tracing is on
 MAINTMAN_LOG = "LOGS\\MAINTMAN.LOG"
 
-# deployer's own folder on each server's SMS share: journals, backups, the site lock.
-STATE_DIR = ".deployer"
+# deployer's own folder on each server's SMS share (journals, backups, the site lock): STATE_DIR,
+# from model/runpaths.py, where a run's names live
 
 # Files workstations run (copied to the logon servers by Maintenance Manager); nothing
 # on a server holds them open. Everything else in a manifest is a server binary.

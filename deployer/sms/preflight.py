@@ -85,14 +85,9 @@ def pcm_service(ep: "Endpoint", state: str | None = None) -> CheckResult:
 
 
 def installs_pcm(playbook: "LoadedPlaybook | None") -> bool:
-    """Whether the playbook itself replaces Pcmsvc32.exe (then the version is checked after, by verify)."""
-    if playbook is None:
-        return False
-    for step in playbook.steps:
-        spec = getattr(step, "replace", None)
-        if spec is not None and any(str(f).casefold() == PCM_IMAGE.casefold() for f in spec.files):
-            return True
-    return False
+    """Whether the playbook itself replaces Pcmsvc32.exe (then the version is checked after, by verify).
+    The playbook answers, asking each step's kind (sms/ knows no step kind)."""
+    return playbook is not None and playbook.installs(PCM_IMAGE)
 
 
 def pcm_version(ep: "Endpoint", site: "SiteRef", playbook: "LoadedPlaybook | None") -> CheckResult:
@@ -133,16 +128,16 @@ def pcm_version(ep: "Endpoint", site: "SiteRef", playbook: "LoadedPlaybook | Non
 
 
 def polling_interval(ep: "Endpoint") -> CheckResult:
-    from ..simulator import sms as mock_sms
-    from ..targets.mock import MockServices
-
-    if not isinstance(ep.services, MockServices):
+    # asked of the transport's capabilities, not of its class: only one that can read the site's
+    # properties (the mock) offers site_properties()
+    properties = getattr(ep.services, "site_properties", None)
+    if properties is None:
         kind = type(ep.services).__name__
         return _r("polling-interval", "site", UNKNOWN,
                   "cannot be checked on this target: SMS 1.2 keeps the PCM Polling Interval in the site's "
                   f"properties (Site Properties > Clients), which {kind} cannot read; check it in the SMS "
                   "Administrator")
-    minutes = mock_sms.site_options(ep.services.site)["pcm_polling_interval_minutes"]
+    minutes = properties()["pcm_polling_interval_minutes"]
     if not isinstance(minutes, int) or isinstance(minutes, bool):
         return _r("polling-interval", "site", UNKNOWN, f"the mock site's polling interval {minutes!r} is not a "
                                                         "number of minutes")

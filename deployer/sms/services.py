@@ -10,10 +10,12 @@ to a stopped service with ERROR_SERVICE_NOT_ACTIVE (1062).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from ..model.suggest import did_you_mean
 
 USER_CODES = range(128, 256)
+EXECUTIVE = "SMS_EXECUTIVE"  # runs Maintenance Manager's cycles: restarting it starts one (Q181630)
 
 CODE_MEANINGS: dict[int, str] = {
     128: "start memory allocation tracking",
@@ -161,3 +163,18 @@ def lookup(name: str) -> ServiceInfo:
         raise ValueError(f"unknown service {name!r}{did_you_mean(str(name), SMS_SERVICES)}; "
                          f"allowed: {', '.join(SMS_SERVICES)}")
     return info
+
+
+def canonical(name: str, declared: dict[str, Any]) -> str:
+    """The service's name as deployer spells it: a playbook's declared service, or an SMS one."""
+    for d in declared:
+        if d.casefold() == name.casefold():
+            return d
+    return lookup(name).name
+
+
+def with_declared(msg: str, declared: dict[str, Any]) -> str:
+    """`msg` (an unknown service) with where else the service could come from: the playbook's services:."""
+    if declared:
+        return msg + f"; or a service this playbook declares under services: ({', '.join(declared)})"
+    return msg + "; other services must be declared under the playbook's services: key"

@@ -177,13 +177,20 @@ class FileResult:
 
 
 @dataclass
-class Report:
+class ArticleOnSite:
+    """Which article, on which site, by which rule, in which time zone: how a verification report
+    and a plan (plan/model.py) both begin."""
+
     kb: str
     title: str | None
     site: str
     site_code: str
     rule: str
     timezone: str
+
+
+@dataclass
+class Report(ArticleOnSite):
     files: list[FileResult] = field(default_factory=list)
 
     @property

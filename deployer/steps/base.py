@@ -15,10 +15,13 @@ import dataclasses
 import typing
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from ..model.common import Strict
+from ..model import winpath
+from ..model.common import Strict, accepts, number_in
+from ..model.runpaths import backup_path
 from ..model.state import FileState, Touched, file_state
+from ..targets.base import RUNNING, STOPPED
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -34,6 +37,8 @@ SELECTORS = ("site_server", "logon_servers", "helper_servers", "all")
 KeyPath = tuple[Union[str, int], ...]
 
 
+@accepts(lambda inner: {"anyOf": [{"enum": list(SELECTORS)}, {"type": "array", "items": {"type": "string"}}],
+                        "description": "which servers: " + ", ".join(SELECTORS) + ", or a list of server names"})
 def _selector(v: Any) -> Any:
     # One message naming every choice, instead of pydantic's two (one per branch of the union,
     # neither of which mentions the other).
@@ -51,7 +56,7 @@ Selector = Annotated[Union[Literal["site_server", "logon_servers", "helper_serve
 class StepModel(Strict):
     """Fields every step has besides its action key."""
 
-    name: str | None = None
+    name: str | None = Field(default=None, description="a label shown in plans")
     servers: Selector = "site_server"
 
 
@@ -81,6 +86,11 @@ class StepKind:
 
     def manifest_problems(self, doc: "Document", index: int, step: Any, manifest: "LoadedManifest"
                           ) -> list["InputError"]:
+        return []
+
+    def installs(self, step: Any) -> list[str]:
+        """The manifest files a step of this kind puts on the site's servers (by name): how a check
+        asks whether the playbook itself installs a file, without knowing which kind does."""
         return []
 
     # --- planning -------------------------------------------------------------------------------
@@ -130,6 +140,11 @@ class StepKind:
     def servers(self, action: Any) -> set[str]:
         return {action.server} | {t.server for t in self.touched(action)}
 
+    def server_names(self, action: Any) -> list[tuple[KeyPath, str]]:
+        """(key path inside the action, server name) for every server the action names: a saved
+        plan is checked against the site's servers before anything connects."""
+        return [(("server",), action.server)]
+
     def server_paths(self, action: Any) -> list[tuple[KeyPath, str]]:
         """(key path inside the action, path on a server) for every path a saved plan carries."""
         return []
@@ -159,6 +174,57 @@ class StepKind:
 
     def action_from_json(self, data: dict[str, Any]) -> Any:
         return from_json(self.action, data)
+
+
+class SiteWrittenKind(StepKind):
+    """A kind whose files the site's own programs write (Site Configuration Manager's Helper.srv
+    copies, Maintenance Manager's Logon.srv copies and copy lists): deployer triggers the program,
+    waits for its files, and restores them server by server. What such kinds share."""
+
+    changes_files = True
+    undo_per_server = True
+    written_by_site = True
+
+    def backup_each(self, run: "Runner", a: Any, copies: list[Any]) -> None:
+        """Back up every file of `copies` (each with server, path, before) that exists."""
+        for k, c in enumerate(copies):
+            if c.before is not None:
+                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
+                           a.number)
+
+    def restart(self, run: "Runner", server: str, service: str) -> None:
+        """Stop the service if it runs, then start it: the documented trigger of the program's work."""
+        if run.ep(server).services.query(service).state == RUNNING:
+            run.service(server, service, STOPPED)
+        run.service(server, service, RUNNING)
+
+    def copies_touched(self, copies: list[Any]) -> list[Touched]:
+        return [Touched(c.server, c.path, c.before, c.after) for c in copies]
+
+    def named_in(self, field: str, action: Any, items: list[Any]) -> list[tuple[KeyPath, str]]:
+        """The action's own server and each server of its list `field` (copies, copy lists)."""
+        return [(("server",), action.server)] + [((field, k, "server"), c.server) for k, c in enumerate(items)]
+
+    def copies_paths(self, copies: list[Any]) -> list[tuple[KeyPath, str]]:
+        """The paths a saved plan carries for copies (each with path, and source on the site server)."""
+        return [p for j, c in enumerate(copies)
+                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+
+
+class LogonWait(Strict):
+    """A bounded wait for Maintenance Manager on every logon server."""
+
+    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
+        default=900.0, description="seconds to wait for every logon server")
+    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE first, to run a Maintenance "
+                                    "Manager cycle at once")
+
+
+class LogonStepModel(Strict):
+    """Fields of a step that acts on the logon servers (by default)."""
+
+    name: str | None = Field(default=None, description="a label shown in plans")
+    servers: Selector = "logon_servers"
 
 
 def from_json(cls: type, data: dict[str, Any]) -> Any:

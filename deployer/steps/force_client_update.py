@@ -23,33 +23,23 @@ restored files.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
-
 from pydantic import Field
 
 from ..model import winpath
-from ..model.common import Strict, number_in
 from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path
+from ..model.runpaths import backup_path
 from ..sms import layout, maintman_log
-from ..targets.base import RUNNING, STOPPED, TargetError
-from ..simulator.maintman import COPY_LISTS, parse_copy_list_version
-from .base import Selector, StepKind, plural
-from .replace import ReplaceFile
-from .wait_for_replication import EXECUTIVE, WaitForReplication
-
-READ_LIMIT = 64 * 1024
+from ..sms.copylists import COPY_LISTS, READ_LIMIT, parse_copy_list_version, read_version
+from ..sms.services import EXECUTIVE
+from ..targets.base import RUNNING, TargetError
+from .base import LogonStepModel, LogonWait, SiteWrittenKind, plural
 
 
-class ClientUpdateSpec(Strict):
-    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
-        default=900.0, description="seconds to wait for the new copy lists on every logon server")
-    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE to run a cycle at once")
+class ClientUpdateSpec(LogonWait):
+    pass
 
 
-class ClientUpdateStep(Strict):
-    name: str | None = Field(default=None, description="a label shown in plans")
-    servers: Selector = "logon_servers"
+class ClientUpdateStep(LogonStepModel):
     force_client_update: ClientUpdateSpec = Field(
         default_factory=ClientUpdateSpec, description="force a site-wide client update (Q166771): give System.map a "
         "new timestamp, so Maintenance Manager writes new copy lists with a new CopyListVersion")
@@ -81,32 +71,24 @@ class ForceClientUpdate:
 
 
 def _version(files, rel: str) -> int | None:
-    st = files.stat(rel)
-    if st is None or st.is_dir or st.size > READ_LIMIT:
-        return None
-    return parse_copy_list_version(b"".join(files.read_chunks(rel)))
+    return read_version(files, rel)[0]
 
 
 def _changes_client_files(planner) -> bool:
+    """Does an earlier action change a client file: one in the site server's Client.src, or a
+    logon server's Logon.srv copy (whichever kind of step plans it)?"""
     ss = planner.conn.site_server.name
     client_src = winpath.key(layout.CLIENT_SRC) + "\\"
-    for a in planner.actions:
-        if isinstance(a, ReplaceFile) and a.server == ss and winpath.key(a.path).startswith(client_src):
-            return True
-        if isinstance(a, WaitForReplication) and a.copies:
-            return True
-    return False
+    return any((server == ss and path.startswith(client_src)) or _on_logon_srv(path)
+               for server, path in planner.planned_files())
 
 
-class ClientUpdate(StepKind):
+class ClientUpdate(SiteWrittenKind):
     key = "force_client_update"
     model = ClientUpdateStep
     action = ForceClientUpdate
     summary_rank = 30
     summary_group = "clients"
-    changes_files = True
-    undo_per_server = True
-    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.force_client_update
@@ -129,17 +111,20 @@ class ClientUpdate(StepKind):
             for plat in planner.site.site.platform_list:
                 for name in COPY_LISTS.get(plat.key, ()):
                     rel = winpath.join(folder(plat), name)
-                    before = planner.obs.file(ep, rel, content=True)
+                    before = planner.obs.file(ep, rel, content=False)
                     if before is not None and before.size < 0:
                         continue
+                    data = None
                     if before is not None:
                         rel = planner.obs.real_case(ep, rel)
+                        data = planner.obs.content(ep, rel, READ_LIMIT)  # its CopyListVersion, sha256 recorded
+                        before = planner.obs.file(ep, rel, content=True)  # (hashed by that same read)
                     lists.append(CopyListFile(ep.name, rel, ep.where(rel), before,
-                                              _version(ep.files, rel) if before else None))
+                                              None if data is None else parse_copy_list_version(data)))
         planner.add(ForceClientUpdate(planner.number(), i, ss.name, path, sysmap,
                                       FileState(sysmap.size, new_ns, sysmap.sha256, sysmap.name), lists,
                                       [ep.name for ep in targets], spec.timeout, spec.restart_executive,
-                                      maintman_log.size(ss.files)))
+                                      planner.obs.log_size(ss, layout.MAINTMAN_LOG)))
         if spec.restart_executive:
             planner.svc_state[(ss.name, EXECUTIVE)] = RUNNING
 
@@ -148,18 +133,13 @@ class ClientUpdate(StepKind):
     def prepare(self, run, a):
         run.backup(a.server, a.system_map, a.system_map_before,
                    backup_path(run.run, a.number, winpath.basename(a.system_map)), a.number)
-        for k, c in enumerate(a.copy_lists):
-            if c.before is not None:
-                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
-                           a.number)
+        self.backup_each(run, a, a.copy_lists)
 
     def execute(self, run, a):
         ss = run.ep(a.server)
         ss.files.set_mtime(a.system_map, a.system_map_after.mtime_ns)
         if a.restart_executive:
-            if ss.services.query(EXECUTIVE).state == RUNNING:
-                run.service(a.server, EXECUTIVE, STOPPED)
-            run.service(a.server, EXECUTIVE, RUNNING)
+            self.restart(run, a.server, EXECUTIVE)
         source = [c for c in a.copy_lists if c.server == a.server and not _on_logon_srv(c.path)]
         old = max((c.version for c in source if c.version is not None), default=0)
 
@@ -213,6 +193,9 @@ class ClientUpdate(StepKind):
 
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
+
+    def server_names(self, a):
+        return self.named_in("copy_lists", a, a.copy_lists)
 
     def server_paths(self, a):
         return [(("system_map",), a.system_map)] + [(("copy_lists", j, "path"), c.path)

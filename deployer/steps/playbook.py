@@ -35,18 +35,20 @@ def _kinds():
 class ServiceDecl(Strict):
     """A non-SMS service a playbook controls, with the user-defined codes it accepts."""
 
-    accepts: list[Annotated[int, number_in(128, 255, "control code")]] = Field(default_factory=list)
+    accepts: list[Annotated[int, number_in(128, 255, "control code")]] = Field(
+        default_factory=list, description="the user-defined control codes (128-255) the service accepts")
 
 
 class PlaybookHead(Strict):
-    kb: str
-    title: str | None = None
-    description: str | None = None
+    kb: str = Field(description="the KB article number, such as Q241656 (the manifest's must be the same)")
+    title: str | None = Field(default=None, description="the article's title, shown in plans and reports")
+    description: str | None = Field(default=None, description="free text for the reader")
     draft: bool = Field(False, description="true in a playbook drafted by `deployer kb import --playbook`: `apply` "
                         "refuses it until a person has finished it and removed this line")
-    manifest: str
+    manifest: str = Field(description="the manifest (the article's file attribute table), relative to this playbook")
     payloads: str = Field(description="folder with the hotfix files, one subfolder per platform")
-    services: dict[str, ServiceDecl] = Field(default_factory=dict)
+    services: dict[str, ServiceDecl] = Field(default_factory=dict, description="services other than SMS 1.2's that "
+                                             "the steps control, each with the control codes it accepts")
     steps: list[Any] = Field(min_length=1)
 
 
@@ -67,6 +69,12 @@ class LoadedPlaybook:
 
     def payload_dir(self) -> Path:
         return (self.path.parent / self.head.payloads).resolve()
+
+    def installs(self, name: str) -> bool:
+        """Does a step of this playbook put the manifest file `name` on the servers (any kind)?"""
+        from . import kind_of
+
+        return any(f.casefold() == name.casefold() for s in self.steps for f in kind_of(s).installs(s))
 
     def accepts(self, service: str) -> frozenset[int] | None:
         decl = self.head.services.get(service)

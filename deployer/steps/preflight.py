@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
 from ..errors import InputError
-from ..model.common import Strict
+from ..model import winpath
+from ..model.common import Strict, accepts
 from ..sms import layout
 from ..targets.base import TargetError
 from .base import StepKind, StepModel, plural
@@ -36,16 +37,19 @@ if TYPE_CHECKING:
 
 
 class PreflightSpec(Strict):
-    pcm_record: str | None = None
-    request: str | None = None
+    pcm_record: str | None = Field(default=None, description="the package's PCM record(s), PCMDUMP output or "
+                                   "deployer-pcm YAML, relative to the playbook")
+    request: str | None = Field(default=None, description="picks one record by its RequestID")
 
 
+@accepts(lambda inner: {"anyOf": [inner, {"type": "null"}]})  # `- preflight:` alone
 def _spec(v: Any) -> Any:
     return {} if v is None else v  # `- preflight:` alone means every check with no PCM record
 
 
 class PreflightStep(StepModel):
-    preflight: Annotated[PreflightSpec, BeforeValidator(_spec)]
+    preflight: Annotated[PreflightSpec, BeforeValidator(_spec)] = Field(
+        description="Q166765's checks before a PCM-service distribution or a hotfix (empty: every check, no PCM record)")
 
 
 @dataclass
@@ -135,10 +139,7 @@ class PreflightKind(StepKind):
         from ..sms import preflight as checks
 
         records = _records(a.pcm_record, a.request, a.pcm_record or "")
-        from .playbook import load_playbook
-
-        pb = load_playbook(run.plan.playbook)
-        failed = checks.failed(checks.run(run.site, run.conn, pb, records))
+        failed = checks.failed(checks.run(run.site, run.conn, _AsPlanned(run.manifest, run.plan), records))
         if failed:
             raise TargetError(f"preflight no longer passes, nothing was changed: {_failure_text(failed)}",
                               server=a.server)
@@ -155,3 +156,15 @@ class PreflightKind(StepKind):
 
     def render(self, a, tz):
         return [(self.describe(a), None)]
+
+
+@dataclass(frozen=True)
+class _AsPlanned:
+    """What the checks ask of the playbook, answered from the run's plan and manifest (a kind loads
+    no playbook: the loader sits above the registry). A file installs when the plan replaces it."""
+
+    manifest: Any
+    plan: Any
+
+    def installs(self, name: str) -> bool:
+        return any(winpath.basename(t.path).casefold() == name.casefold() for t in self.plan.touched())

@@ -19,8 +19,8 @@ from ..model import templating, winpath
 from ..model.common import Strict
 from ..model.manifest import FileName, PlatformField
 from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path, temp_path
-from ..sms import fileversion
+from ..model.runpaths import backup_path
+from ..targets.temps import staged_name as temp_path
 from ..model.suggest import did_you_mean
 from ..targets.base import FileStat, TargetError
 from ..model.templating import TemplateProblem, check_syntax
@@ -29,9 +29,13 @@ from .base import StepKind, StepModel, plural
 
 
 class ReplaceSpec(Strict):
-    files: list[FileName] = Field(min_length=1)
-    into: str
-    platforms: list[PlatformField] | None = None
+    files: list[FileName] = Field(min_length=1, description="file names, each listed in the manifest (which gives "
+                                  "its date, time and size)")
+    into: str = Field(description="the folder, a jinja2 template such as '{{ sms_root }}\\Site.srv\\{{ platform }}.bin'; "
+                      "variables: sms_root, platform, platform_name, platform_folder, site, site_code, server, "
+                      "server_platform, role and the site's vars; it must stay below the SMS root")
+    platforms: list[PlatformField] | None = Field(default=None, description="only these platforms (default: every "
+                                                  "platform the site carries)")
 
     @field_validator("into")
     @classmethod
@@ -44,7 +48,8 @@ class ReplaceSpec(Strict):
 
 
 class ReplaceStep(StepModel):
-    replace: ReplaceSpec
+    replace: ReplaceSpec = Field(description="replace files, for each platform the site carries, in the folder `into` "
+                                 "names")
 
 
 @dataclass
@@ -93,6 +98,9 @@ class Replace(StepKind):
 
     # --- plan -------------------------------------------------------------------------------------
 
+    def installs(self, step):
+        return [str(f) for f in step.replace.files]
+
     def plan(self, planner, i, step):
         spec = step.replace
         manifest = planner.pb.manifest.manifest
@@ -138,7 +146,7 @@ class Replace(StepKind):
         current = planner.obs.file(ep, path, content=bool(entry.sha256))
         ver = None
         if entry.version and current is not None and current.size >= 0:
-            ver = fileversion.find_version(ep.files.read_chunks(path))
+            ver = planner.obs.version(ep, path)  # read with its sha256: the saved plan's check covers it
         stat = None if current is None or current.size < 0 else \
             FileStat(current.name or name, current.size, current.mtime_ns)
         verdict = judge(entry, stat, planner.tz, sha256=current.sha256 if current else None, version=ver)

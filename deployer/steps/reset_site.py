@@ -20,14 +20,13 @@ from pydantic import Field
 
 from ..model import winpath
 from ..model.common import Strict, number_in
-from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path
+from ..model.state import FileState, describe as file_state
+from ..model.runpaths import backup_path
 from ..sms import layout
 from ..sms import services as sms
 from ..targets.base import RUNNING, STOPPED, TargetError
 from ..sms.verify import Check
-from .base import StepKind, plural
-from .replace import ReplaceFile
+from .base import SiteWrittenKind, plural
 
 SCM = "SMS_SITE_CONFIG_MANAGER"
 
@@ -38,8 +37,9 @@ class ResetSpec(Strict):
 
 
 class ResetStep(Strict):
-    name: str | None = None
-    reset_site: ResetSpec
+    name: str | None = Field(default=None, description="a label shown in plans")
+    reset_site: ResetSpec = Field(description="restart SMS_SITE_CONFIG_MANAGER and send it code 194 (Q254532): it "
+                                  "copies the Site.srv service files to every managed server's Helper.srv")
 
 
 @dataclass
@@ -64,15 +64,12 @@ class ResetSite:
     kind: str = "reset_site"
 
 
-class Reset(StepKind):
+class Reset(SiteWrittenKind):
     key = "reset_site"
     model = ResetStep
     action = ResetSite
     summary_rank = 20
     summary_group = "reset"
-    changes_files = True
-    undo_per_server = True
-    written_by_site = True
 
     # --- plan -------------------------------------------------------------------------------------
 
@@ -81,7 +78,7 @@ class Reset(StepKind):
         scm_state = planner.state(ss, SCM, i)
         copies: list[HelperCopy] = []
         helper_services: dict[str, dict[str, str]] = {}
-        replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
+        replaced = planner.planned_files()
         manifest = planner.pb.manifest.manifest
         for ep in planner.conn.endpoints.values():
             plat = ep.platform
@@ -90,7 +87,7 @@ class Reset(StepKind):
                 replace = replaced.get((ss.name, winpath.key(src)))
                 in_playbook = replace is not None or _in_playbook(planner, ss, plat, name)
                 if replace is not None:
-                    after = replace.new
+                    after = replace.after
                     src = replace.path
                 else:
                     after = planner.obs.file(ss, src, content=True)
@@ -117,17 +114,11 @@ class Reset(StepKind):
     # --- run --------------------------------------------------------------------------------------
 
     def prepare(self, run, a):
-        for k, c in enumerate(a.copies):
-            if c.before is not None:
-                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
-                           a.number)
+        self.backup_each(run, a, a.copies)
 
     def execute(self, run, a):
-        svc = run.ep(a.server).services
-        if svc.query(SCM).state == RUNNING:
-            run.service(a.server, SCM, STOPPED)
-        run.service(a.server, SCM, RUNNING)
-        svc.control(SCM, 194)
+        self.restart(run, a.server, SCM)
+        run.ep(a.server).services.control(SCM, 194)
 
         def late() -> list[HelperCopy]:
             return [c for c in a.copies if not c.after.same_content(run.read(c.server, c.path))]
@@ -163,14 +154,16 @@ class Reset(StepKind):
     # --- facts and words --------------------------------------------------------------------------
 
     def touched(self, a):
-        return [Touched(c.server, c.path, c.before, c.after) for c in a.copies]
+        return self.copies_touched(a.copies)
 
     def service_effects(self, a):
         return [(a.server, SCM, RUNNING)]
 
+    def server_names(self, a):
+        return self.named_in("copies", a, a.copies)
+
     def server_paths(self, a):
-        return [p for j, c in enumerate(a.copies)
-                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+        return self.copies_paths(a.copies)
 
     def describe(self, a):
         return (f"reset site: restart {SCM} on {a.server}, send code 194; "

@@ -13,15 +13,16 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 
-from ..model.common import Strict
+from ..model.common import NUMERIC_TEXT, Strict, accepts
 from ..sms import services as sms
 from ..targets.base import RUNNING
 from .base import StepKind, StepModel, plural
-from .stop_start import canonical_service, with_declared
 
 
+@accepts(lambda inner: {"anyOf": [{"type": "integer", "minimum": 128, "maximum": 255}, NUMERIC_TEXT],
+                        "description": "a user-defined control code, 128-255 (Q168682)"})
 def _code(v: Any) -> Any:
     # The range and the service's codes are checked against Q168682 after validation
     # (check_control); here only the type, with a message that says what a code is.
@@ -34,12 +35,13 @@ def _code(v: Any) -> Any:
 
 
 class SendcodeSpec(Strict):
-    service: str
+    service: str = Field(description="an SMS 1.2 service, or one declared under the playbook's services:")
     code: Annotated[int, BeforeValidator(_code)]
 
 
 class SendcodeStep(StepModel):
-    sendcode: SendcodeSpec
+    sendcode: SendcodeSpec = Field(description="send a user-defined control code to a service (checked against "
+                                   "Q168682)")
 
 
 @dataclass
@@ -63,9 +65,9 @@ class Sendcode(StepKind):
     def normalise(self, doc, declared, index, step):
         spec = step.sendcode
         try:
-            svc = canonical_service(spec.service, declared)
+            svc = sms.canonical(spec.service, declared)
         except ValueError as exc:
-            raise doc.error(("steps", index, "sendcode", "service"), with_declared(str(exc), declared)) from None
+            raise doc.error(("steps", index, "sendcode", "service"), sms.with_declared(str(exc), declared)) from None
         decl = declared.get(svc)
         try:
             sms.check_control(svc, spec.code, frozenset(decl.accepts) if decl else None)

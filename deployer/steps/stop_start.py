@@ -16,9 +16,14 @@ from pydantic import BeforeValidator, Field
 
 from ..sms import services as sms_services
 from ..targets.base import RUNNING, STOPPED
+from ..model.common import accepts
 from .base import StepKind, StepModel, plural
 
+SERVICE_NAME = {"type": "string", "minLength": 1}
 
+
+@accepts(lambda inner: {"anyOf": [SERVICE_NAME, {"type": "array", "items": SERVICE_NAME, "minItems": 1}],
+                        "description": "a service name, or a list of them"})
 def _services(v: Any) -> Any:
     return [v] if isinstance(v, str) else v
 
@@ -27,11 +32,13 @@ ServiceList = Annotated[list[str], BeforeValidator(_services), Field(min_length=
 
 
 class StopStep(StepModel):
-    stop: ServiceList
+    stop: ServiceList = Field(description="stop these services, waiting until each is stopped; one already stopped "
+                              "is skipped")
 
 
 class StartStep(StepModel):
-    start: ServiceList
+    start: ServiceList = Field(description="start these services, waiting until each runs; one already running is "
+                               "skipped")
 
 
 @dataclass
@@ -54,20 +61,6 @@ class StartService:
     kind: str = "start"
 
 
-def canonical_service(name: str, declared: dict[str, Any]) -> str:
-    """The service's name as deployer spells it: a playbook's declared service, or an SMS one."""
-    for d in declared:
-        if d.casefold() == name.casefold():
-            return d
-    return sms_services.lookup(name).name
-
-
-def with_declared(msg: str, declared: dict[str, Any]) -> str:
-    if declared:
-        return msg + f"; or a service this playbook declares under services: ({', '.join(declared)})"
-    return msg + "; other services must be declared under the playbook's services: key"
-
-
 class _Transition(StepKind):
     target: str
     verb: str
@@ -79,9 +72,9 @@ class _Transition(StepKind):
         names = []
         for j, n in enumerate(getattr(step, self.key)):
             try:
-                names.append(canonical_service(n, declared))
+                names.append(sms_services.canonical(n, declared))
             except ValueError as exc:
-                raise doc.error(("steps", index, self.key, j), with_declared(str(exc), declared)) from None
+                raise doc.error(("steps", index, self.key, j), sms_services.with_declared(str(exc), declared)) from None
         return step.model_copy(update={self.key: names})
 
     def plan(self, planner, index, step):

@@ -18,32 +18,24 @@ copies restored from the backups, files that did not exist removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
-
 from pydantic import Field
 
 from ..model import winpath
-from ..model.common import Strict, number_in
-from ..model.state import FileState, Touched, describe as file_state
-from ..run.store import backup_path
+from ..model.state import FileState, describe as file_state
+from ..model.runpaths import backup_path
 from ..sms import layout, maintman_log
-from ..targets.base import RUNNING, STOPPED, TargetError
+from ..sms.services import EXECUTIVE
+from ..targets.base import RUNNING, TargetError
 from ..sms.verify import Check
-from .base import Selector, StepKind, plural
-from .replace import ReplaceFile
-
-EXECUTIVE = "SMS_EXECUTIVE"
+from .base import LogonStepModel, LogonWait, SiteWrittenKind, plural
 
 
-class ReplicationSpec(Strict):
-    timeout: Annotated[float, number_in(0, 86400, "timeout", integer=False, above=True)] = Field(
-        default=900.0, description="seconds to wait for every logon server")
-    restart_executive: bool = Field(default=False, description="restart SMS_EXECUTIVE first, to trigger a cycle")
+
+class ReplicationSpec(LogonWait):
+    pass
 
 
-class ReplicationStep(Strict):
-    name: str | None = Field(default=None, description="a label shown in plans")
-    servers: Selector = "logon_servers"
+class ReplicationStep(LogonStepModel):
     wait_for_replication: ReplicationSpec = Field(
         default_factory=ReplicationSpec, description="wait (bounded) until Maintenance Manager has copied the client "
         "files to every logon server's Logon.srv")
@@ -78,22 +70,19 @@ def _same_attributes(a: FileState, b: FileState | None) -> bool:
     return b is not None and (a.size, a.mtime_ns) == (b.size, b.mtime_ns)
 
 
-class WaitReplication(StepKind):
+class WaitReplication(SiteWrittenKind):
     key = "wait_for_replication"
     model = ReplicationStep
     action = WaitForReplication
     summary_rank = 25
     summary_group = "replication"
-    changes_files = True
-    undo_per_server = True
-    written_by_site = True
 
     def plan(self, planner, i, step):
         spec = step.wait_for_replication
         ss = planner.conn.site_server
         targets = planner.servers(i, step.servers)  # the site server too when it carries LOGON.SRV
         manifest = planner.pb.manifest.manifest
-        replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
+        replaced = planner.planned_files()  # Client.src as the earlier steps leave it
         copies: list[LogonCopy] = []
         for plat in planner.site.site.platform_list:
             src_dir = layout.client_src_bin(plat)
@@ -105,7 +94,7 @@ class WaitReplication(StepKind):
                 rep = replaced.get((ss.name, winpath.key(src)))
                 # Replication goes by size and write time, and so does the decision here: contents
                 # are read only for the copies that will be awaited (backups and checks need them).
-                after = rep.new if rep is not None else planner.obs.file(ss, src, content=False)
+                after = rep.after if rep is not None else planner.obs.file(ss, src, content=False)
                 if after is None or after.size < 0:
                     continue
                 entry = manifest.entry(name, plat)
@@ -134,9 +123,7 @@ class WaitReplication(StepKind):
             planner.skip(i, ss.name, "wait for replication",
                          f"Logon.srv is current on {plural(len(targets), 'logon server')}")
             return
-        from . import kind_of  # (the registry imports this module)
-
-        if not any(c.awaited for c in copies) and not any(kind_of(x).touched(x) for x in planner.actions):
+        if not any(c.awaited for c in copies) and not planner.planned_files():
             # Only files of Maintenance Manager's own (copy lists, files no manifest lists) differ, and
             # this run changes nothing: its next cycle replicates them; no outage for that (and
             # `verify`, which passes such a site, agrees that there is nothing to do).
@@ -146,24 +133,19 @@ class WaitReplication(StepKind):
             return
         planner.add(WaitForReplication(planner.number(), i, ss.name, copies, [ep.name for ep in targets],
                                        spec.timeout, spec.restart_executive, exec_before,
-                                       maintman_log.size(ss.files)))
+                                       planner.obs.log_size(ss, layout.MAINTMAN_LOG)))
         if spec.restart_executive:
             planner.svc_state[(ss.name, EXECUTIVE)] = RUNNING
 
     # --- run --------------------------------------------------------------------------------------
 
     def prepare(self, run, a):
-        for k, c in enumerate(a.copies):
-            if c.before is not None:
-                run.backup(c.server, c.path, c.before, backup_path(run.run, a.number, winpath.basename(c.path), k),
-                           a.number)
+        self.backup_each(run, a, a.copies)
 
     def execute(self, run, a):
         ss = run.ep(a.server)
         if a.restart_executive:
-            if ss.services.query(EXECUTIVE).state == RUNNING:
-                run.service(a.server, EXECUTIVE, STOPPED)
-            run.service(a.server, EXECUTIVE, RUNNING)
+            self.restart(run, a.server, EXECUTIVE)
 
         def late() -> list[LogonCopy]:
             return [c for c in a.copies if c.awaited and not c.after.same_content(run.read(c.server, c.path))]
@@ -203,14 +185,16 @@ class WaitReplication(StepKind):
     # --- facts and words --------------------------------------------------------------------------
 
     def touched(self, a):
-        return [Touched(c.server, c.path, c.before, c.after) for c in a.copies]
+        return self.copies_touched(a.copies)
 
     def service_effects(self, a):
         return [(a.server, EXECUTIVE, RUNNING)] if a.restart_executive else []
 
+    def server_names(self, a):
+        return self.named_in("copies", a, a.copies)
+
     def server_paths(self, a):
-        return [p for j, c in enumerate(a.copies)
-                for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+        return self.copies_paths(a.copies)
 
     def describe(self, a):
         servers = sorted({c.server for c in a.copies})

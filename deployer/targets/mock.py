@@ -149,6 +149,11 @@ class MockServices:
         # asked before every write (locked_paths): the two stamped files as strings, built once
         self._stamped = (str(self.state_file), str(handles_file(self.dir)))
 
+    def site_properties(self) -> dict[str, Any]:
+        """The site's properties (SMS Administrator: Site Properties), a capability of this
+        transport alone: a real SMS 1.2 site keeps them where no transport reads them."""
+        return mock_sms.site_options(self.site)
+
     # --- state ----------------------------------------------------------------------------
 
     @contextmanager

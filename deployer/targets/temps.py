@@ -38,6 +38,11 @@ def temp_name(dest: str, kind: TempKind, tail: str = "") -> str:
     return f"{dest}{kind.suffix}{tail}"
 
 
+def staged_name(dest: str, run: str, purpose: str = "new") -> str:
+    """deployer's temporary name for `dest` during run `run`: a staged copy (`new`) or a restore."""
+    return temp_name(dest, DEPLOYER, f"{run[-4:]}-{purpose}")
+
+
 def parse(name: str) -> tuple[str, TempKind] | None:
     """(the name it is a temporary copy of, its kind) for a registered temporary name, else None."""
     low = name.casefold()

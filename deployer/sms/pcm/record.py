@@ -12,7 +12,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator
 
 from ...model.common import Strict
 
@@ -198,6 +198,16 @@ def decode_os(mask: int) -> str:
     return ", ".join(names) if names else "none"
 
 
+def _blank(v: str) -> str:
+    if v.strip(" \t"):
+        raise ValueError("end holds only spaces or tabs")
+    return v
+
+
+# what closes a transcript's last line: kept for a byte-exact re-print (PCMDUMP text and its YAML form)
+LineEnd = Annotated[str, AfterValidator(_blank)]
+
+
 class PcmFile(Strict):
     """An instruction file as PCMDUMP showed it: the file name, its records, and the transcript around them."""
 
@@ -206,18 +216,11 @@ class PcmFile(Strict):
     prompt: str | None = Field(None, description="the console line that ran PCMDUMP, when the output has it")
     banner: bool = Field(True, description="PCMDUMP's two banner lines")
     newline: str = Field("crlf", description="crlf (as PCMDUMP wrote on DOS) or lf")
-    end: str = Field("", description="spaces after the last value, kept for a byte-exact re-print")
+    end: LineEnd = Field("", description="spaces after the last value, kept for a byte-exact re-print")
 
     @field_validator("newline")
     @classmethod
     def _nl(cls, v: str) -> str:
         if v not in ("crlf", "lf"):
             raise ValueError("newline is crlf or lf")
-        return v
-
-    @field_validator("end")
-    @classmethod
-    def _end(cls, v: str) -> str:
-        if v.strip(" \t"):
-            raise ValueError("end holds only spaces or tabs")
         return v

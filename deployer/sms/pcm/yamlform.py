@@ -50,7 +50,7 @@ from pydantic import Field, field_validator
 from ...model.common import Strict, validate
 from ...model import yamlsrc
 from ...model.yamlsrc import load_yaml
-from .record import KNOWN_OS_MASK, SERVER_TYPES, PcmFile, PcmRecord, os_names
+from .record import KNOWN_OS_MASK, SERVER_TYPES, LineEnd, PcmFile, PcmRecord, os_names
 
 FORMAT = "deployer-pcm/1"
 
@@ -59,20 +59,13 @@ class Transcript(Strict):
     prompt: str | None = None
     banner: bool = True
     newline: Literal["crlf", "lf"] = "crlf"
-    end: str = Field("", description="spaces or tabs closing the last line")
+    end: LineEnd = Field("", description="spaces or tabs closing the last line")
 
     @field_validator("prompt")
     @classmethod
     def _prompt(cls, v: str | None) -> str | None:
         if v is not None and ("\n" in v or "\r" in v or not v.strip()):
             raise ValueError("the prompt is one non-empty line (the console line that ran PCMDUMP)")
-        return v
-
-    @field_validator("end")
-    @classmethod
-    def _end(cls, v: str) -> str:
-        if v.strip(" \t"):
-            raise ValueError("end holds only spaces or tabs")
         return v
 
 
