@@ -92,3 +92,8 @@ def render(rep: "ClientsReport", out: outmod.Out) -> None:
         behind = sorted({c.server for c in rep.copy_lists if c.status != "current"} | set(rep.errors))
         out.line(f"Not current on {', '.join(behind)}: clients there compare against another CopyListVersion "
                  "than the site server's.", "warn")
+
+
+from .inventory_show import EPILOG as _SHOW_EPILOG, show as _show  # noqa: E402  (its own module)
+
+inventory_app.command("show", epilog=_SHOW_EPILOG)(_show)

@@ -15,14 +15,14 @@ from typing import Any, Iterator
 
 import typer
 
-from . import resume as fleet_resume, work as fleet_work
-from ..commands import fleet_question as _question
+from ..fleet import resume as fleet_resume, work as fleet_work
+from . import fleet_question as _question
 from ..errors import ExitCode, InputError, Location
-from .engine import Fleet, FleetResult, SiteState, Work
-from .journal import FleetJournal, file_sha256
-from .options import FleetArgs
-from .report import Heading, render_file, render_summary
-from .view import FleetConsole, _stdin_tty
+from ..fleet.engine import Fleet, FleetResult, SiteState, Work
+from ..fleet.journal import FleetJournal, file_sha256
+from ..fleet.options import FleetArgs
+from ..fleet.report import Heading, render_file, render_summary
+from ..fleet.view import FleetConsole, _stdin_tty
 from ..model.inventory import LoadedInventory, SiteRef
 from ..steps.playbook import LoadedPlaybook
 from ..plan.planner import PayloadCache
@@ -100,11 +100,11 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     refuse_prompted_passwords(sites)
     stdout = outmod.stdout()
     draw = fmt == "text"
-    from ..cli import OPTIONS
+    from .common import OPTIONS
 
     view = FleetConsole(stdout if draw else outmod.stderr(), outmod.stderr(), title=title, total=len(sites),
                         draw=draw, yes=yes, live=not OPTIONS.quiet)
-    from .procs import for_fleet
+    from ..fleet.procs import for_fleet
 
     work = for_fleet(work, len(sites), args.processes, rollout.forks, rollout.max_per_host)
     fleet = Fleet(command, sites, work, rollout, view, journal=journal)
@@ -181,7 +181,7 @@ def close_unstarted(journal: FleetJournal, sites: list[SiteRef], why: str) -> No
 
 def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_lock: bool,
                   broker: str | None = None, worker_wait: float = 300.0, accept_changes: bool = False) -> int:
-    from . import workflow
+    from ..fleet import workflow
     from ..steps.playbook import load_playbook
 
     journal, playbook, inv_path, left = resume(args, fleet_id)
