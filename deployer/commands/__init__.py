@@ -94,7 +94,7 @@ COMMANDS: dict[str, CommandInfo] = {
         "validate", "validate", "Check playbooks, manifests, inventories and saved plans offline, with the messages "
         "plan and apply give (no site read).",
         ((0, 2), {0: "every file is valid", 2: "a file has errors (each printed with its file:line)"})),
-    "version": CommandInfo("common", "version_cmd", "Print deployer's version.", hidden=True),
+    "version": CommandInfo("version", "version_cmd", "Print deployer's version.", hidden=True),
     "lab": CommandInfo("lab", "app", "Lab sites on the embedded mock target, for trying deployer without a server.",
                        subs={"init": ((0, 2), {})}),
     "manifest": CommandInfo("kb", "manifest_app", "Manifests: a KB article's file attribute table as data.",

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
-from .. import __version__
 from ..fleet.options import complete_site
 from ..report import out as outmod
 
@@ -178,7 +177,3 @@ def run_context(site: str, *, fmt: Format = Format.text, yes: bool = False, show
 
         raise no_terminal(renderer.refused)
 
-
-def version_cmd() -> None:
-    """Print deployer's version."""
-    print(__version__)
