@@ -100,26 +100,6 @@ def _close_stdout() -> None:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _check_repeated(argv: list[str]) -> None:
-    """typer keeps the last of a repeated single-valued option: `sendcode --site A --site B`
-    would quietly act on B alone."""
-    command, skip = "", False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == "--log":  # the one option before the command that takes a value
-            skip = True
-        elif not a.startswith("-"):
-            command = a
-            break
-    if not registry.takes_one_site(command):
-        return
-    sites = [a for a in argv if a in ("--site", "-s") or a.startswith("--site=")]
-    if len(sites) > 1:
-        raise InputError(f"--site is given more than once; `deployer {command}` works on one site "
-                         f"({_listed(registry.fleet_commands())} take several)")
-
-
 def main() -> None:
     from .model.redact import note_command_line
 
@@ -127,7 +107,6 @@ def main() -> None:
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:
-        _check_repeated(sys.argv[1:])
         # prog_name: `python -m deployer` completes and names itself like the installed command
         result = app(standalone_mode=False, prog_name="deployer")  # a command's typer.Exit comes back as its exit code
         if isinstance(result, int) and result:
@@ -160,6 +139,3 @@ def main() -> None:
     _close_stdout()
     sys.exit(code)
 
-
-def _listed(names: list[str]) -> str:
-    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)

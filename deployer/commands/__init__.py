@@ -4,8 +4,8 @@ Modelled on pip's `commands/__init__.py`: a command's module is imported only wh
 command runs (or its own help is asked for), so `deployer --help` lists every command with
 its summary from this table alone, and a one-site `plan` does not load `scan`'s catalogue or
 the workers. Everything that needs to know about commands reads this table: the CLI's
-dispatch and help (cli.py, helpfmt.py), which commands write a log, which take several
-sites (a fleet) and which take one, and shell completion of command groups (complete.py).
+dispatch and help (cli.py, helpfmt.py), each command's exit codes, which commands write a
+log. Whether a command takes one site or several is read from its own --site option.
 
 Adding a command is one module under deployer/commands/ holding a typer command function
 (or a `typer.Typer` for a group of sub-commands) plus one entry here.
@@ -32,7 +32,7 @@ class CommandInfo:
     exits: Exits | None = None  # a command's codes; a group's are its sub-commands' (`subs`)
     subs: dict[str, Exits] = field(default_factory=dict)  # a group's sub-commands and their codes
     logged: bool = False  # works on a site: writes a log (report/log.py)
-    fleet: bool = False  # takes several sites (--site repeated, --group, --all); the others take one --site
+    fleet: bool = False  # takes several sites (--site repeated, --group, --all), as its --site option says
     hidden: bool = False
 
 
@@ -89,7 +89,7 @@ COMMANDS: dict[str, CommandInfo] = {
         "not applicable or cannot tell, with the files that decide, and the order to apply what is missing.",
         ((0, 1, 2, 3), {0: "every hotfix of the catalogue is installed, superseded or not applicable",
                         1: "a site could not be reached (the others are scanned)",
-                        3: "a hotfix is missing or partial on some site"}), logged=True),
+                        3: "a hotfix is missing or partial on some site"}), logged=True, fleet=True),
     "validate": CommandInfo(
         "validate", "validate", "Check playbooks, manifests, inventories and saved plans offline, with the messages "
         "plan and apply give (no site read).",
@@ -126,21 +126,6 @@ def exits() -> dict[str, Exits]:
 def logged(name: str) -> bool:
     info = COMMANDS.get(name)
     return bool(info and info.logged)
-
-
-def takes_one_site(name: str) -> bool:
-    """A command whose --site names one site (repeating it would quietly keep the last)."""
-    info = COMMANDS.get(name)
-    return not (info and info.fleet)
-
-
-def fleet_commands() -> list[str]:
-    return [name for name, info in COMMANDS.items() if info.fleet]
-
-
-def groups() -> set[str]:
-    """The command groups (`lab`, `kb`, ...): a Tab after one completes its sub-command."""
-    return {name for name, info in COMMANDS.items() if info.subs}
 
 
 def load(name: str) -> Any:

@@ -125,9 +125,26 @@ def _fix(path: str, cmd: Any) -> None:
         return
     for param in cmd.params:
         _readable(param)
+    if any("--site" in getattr(p, "opts", ()) and not getattr(p, "multiple", False) for p in cmd.params):
+        cmd.__class__ = type("OneSite" + type(cmd).__name__, (type(cmd),), {"parse_args": _one_site})
     if path in EXITS:
         codes, meanings = EXITS[path]
         cmd.epilog = exit_help(*codes, meanings=meanings)
+
+
+def _one_site(self: Any, ctx: Any, args: list[str]) -> Any:
+    """A command whose --site names one site: typer would keep the last of a repeated one
+    (`sendcode --site A --site B` would quietly act on B alone). Read from the command's own
+    option, so a command that takes several (plan, scan, inventory show) is never refused."""
+    given = [a for a in args if a in ("--site", "-s") or a.startswith("--site=")
+             or (a.startswith("-s") and not a.startswith("--") and len(a) > 2)]
+    if len(given) > 1:
+        from ..errors import InputError
+
+        several = [n for n, info in registry.COMMANDS.items() if info.fleet]
+        raise InputError(f"--site is given more than once; `deployer {ctx.command_path.partition(' ')[2]}` works on "
+                         f"one site ({', '.join(several[:-1])} and {several[-1]} take several)")
+    return super(type(self), self).parse_args(ctx, args)
 
 
 def _format_group(self: Any, ctx: Any, formatter: Any) -> None:
