@@ -78,7 +78,8 @@ def test_a_one_site_plan_imports_its_own_command_and_nothing_only_a_run_needs(ws
     out, modules = _modules("--no-log", "plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, cwd=ws.path)
     assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV" in out
     assert sorted(m for m in modules if m.startswith("deployer.commands.")) == [
-        "deployer.commands.common", "deployer.commands.helpfmt", "deployer.commands.plan"]
+        "deployer.commands.common", "deployer.commands.helpfmt", "deployer.commands.plan",
+        "deployer.commands.selection"]
     # applying, undoing, recovering, a saved plan, a fleet and the workers load when they are used
     assert not {"deployer.run.apply", "deployer.run.undo", "deployer.run.recover", "deployer.plan.saved",
                 "deployer.fleet.engine", "deployer.commands.fleet", "deployer.workers.broker"} & modules

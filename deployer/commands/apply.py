@@ -8,22 +8,22 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import ExitCode, InputError
-from ..fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, AcceptChangesOpt, AllOpt, BatchOpt, CanaryOpt,
-                             FleetArgs, FleetDirOpt, ForksOpt, GroupOpt, MaxFailOpt, MaxPerHostOpt, NoteOpt,
-                             ProcessesOpt, ReportOpt, ResumeOpt, SitesOpt, report_file)
+from ..fleet.options import (AcceptChangesOpt, BatchOpt, CanaryOpt, FleetDirOpt, MaxFailOpt,
+                             ResumeOpt, report_file)
 from ..model.numbers import decimal
 from ..report import out as outmod
 from ..report.owned import ForceOpt
 from ..run.store import RunState
-from .common import (OPTIONS, ApplyFormat, BreakLockOpt, Format, InventoryOpt, YesOpt, dumps, emit, load_playbook,
-                     render_report, run_context, select_sites, workflow, write_json, fleet_cli)
+from .selection import Sites, takes_sites
+from .common import (OPTIONS, ApplyFormat, BreakLockOpt, Format, YesOpt, dumps, emit, load_playbook, render_report,
+                     run_context, workflow, write_json, fleet_cli)
 from .plan import plan
 
 
+@takes_sites(reports=True)
 def apply(
     target: Annotated[Optional[Path], typer.Argument(help="Playbook YAML, or a plan saved by `deployer plan --out`.")] = None,
-    site: SitesOpt = None,
-    inventory: InventoryOpt = None,
+    sites: Sites = None,  # type: ignore[assignment]  (always given: @takes_sites fills it)
     yes: YesOpt = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the plan (same as `deployer plan`).")] = False,
     format: Annotated[ApplyFormat, typer.Option("--format", "-f", help="html: a page for the change ticket (with -o).")] = ApplyFormat.text,
@@ -31,32 +31,28 @@ def apply(
     break_lock: BreakLockOpt = False,
     broker: Annotated[Optional[str], typer.Option("--broker", help="Send sites that name a region: to that region's workers through this Redis (URL without password).")] = None,
     worker_wait: Annotated[float, typer.Option("--worker-wait", parser=decimal, help="Seconds a site may wait for a worker of its region before it is reported as not started.")] = 300.0,
-    group: GroupOpt = None,
-    all_sites: AllOpt = False,
-    forks: ForksOpt = DEFAULT_FORKS,
-    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     batch: BatchOpt = None,
     canary: CanaryOpt = 0,
     max_fail: MaxFailOpt = None,
     resume: ResumeOpt = None,
     accept_changes: AcceptChangesOpt = False,
     fleet_dir: FleetDirOpt = None,
-    report: ReportOpt = None,
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="With --dry-run: exit 5 when there "
                                                     "are changes to apply, 0 when there is nothing to do.")] = False,
     force: ForceOpt = False,
-    processes: ProcessesOpt = None,
-    note: NoteOpt = None,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from ..plan.saved import looks_like_plan
 
+    report, note = sites.report, sites.note
+
     # -f FORMAT -o FILE, or --report FILE (the format by its suffix): one spelling, site or fleet
     rfmt, output = report_file(format.value, output, report)
     format = ApplyFormat(rfmt)
-    fargs = FleetArgs(forks, batch, canary, max_fail, fleet_dir, output, max_per_host, report_format=rfmt, note=note, force=force, processes=processes)
+    fargs = sites.fleet(batch=batch, canary=canary, max_fail=max_fail, fleet_dir=fleet_dir, report=output,
+                        report_format=rfmt, note=note, force=force)
     if resume is not None:
-        if target is not None or site or group or all_sites or dry_run:
+        if target is not None or sites.site or sites.group or sites.all_sites or dry_run:
             raise InputError("--resume continues a fleet run with its own playbook and sites; give no playbook, "
                              "--site, --group, --all or --dry-run with it")
         raise typer.Exit(fleet_cli.apply_resumed(resume, fargs, fmt=format.value, yes=yes, break_lock=break_lock,
@@ -77,8 +73,8 @@ def apply(
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
         if format in (ApplyFormat.html, ApplyFormat.junit):
             raise InputError(f"--format {format.value} reports a run; --dry-run shows the plan as text or json")
-        return plan(target, site, inventory, output, Format(format.value), None, group, all_sites, forks, max_per_host,
-                    detailed_exitcode, force, processes)
+        return plan(target, sites=Sites(**{**sites.__dict__, "report": None, "note": None}), output=output, format=Format(format.value),
+                    detailed_exitcode=detailed_exitcode, force=force)
     if detailed_exitcode:
         raise InputError("--detailed-exitcode goes with --dry-run (or `deployer plan`): a run's exit code already "
                          "says what it did")
@@ -89,16 +85,16 @@ def apply(
     shown = Format.text if text else Format.json
     stdout = outmod.stdout()
     if is_plan:
-        if group or all_sites or len(site or []) > 1 or fargs.used_rollout_options():
+        if sites.group or sites.all_sites or len(sites.site or []) > 1 or fargs.used_rollout_options():
             raise InputError("a saved plan is for the one site it names; fleets apply a playbook")
-        one = site[0] if site else None
+        one = sites.site[0] if sites.site else None
         with run_context(one or "", fmt=shown, yes=yes) as ctx:
-            outcome = workflow.apply_saved(target, inventory, one, ctx, break_lock=break_lock)
+            outcome = workflow.apply_saved(target, sites.inventory, one, ctx, break_lock=break_lock)
     else:
         pb = load_playbook(target)
         pb.refuse_draft()
-        inv = workflow.inventory(inventory)
-        refs = select_sites(inv, site, group, all_sites)
+        inv = sites.inv()
+        refs = sites.refs(inv)
         if len(refs) > 1 or fargs.used_rollout_options():
             if format in (ApplyFormat.html, ApplyFormat.junit) and output is None:
                 raise InputError(f"-f {format.value} writes a report file: add -o FILE (or give --report FILE)")

@@ -1,6 +1,6 @@
 """Commands for what lies beyond the site server: `deployer inventory from-rservice` (PCM
 service hosts from an Rservice .ini) and `deployer clients` (the CopyListVersion clients
-compare against, per logon server). cli.py only registers them."""
+compare against, per logon server). The registry (commands/__init__.py) names them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..errors import EXIT_CODES_HELP, ExitCode
 from ..report import out as outmod
 from ..report.owned import ForceOpt
 
-if TYPE_CHECKING:  # imported when a command runs, as cli.py does: `deployer --help` stays light
+if TYPE_CHECKING:  # imported when the command runs: `deployer --help` stays light
     from ..sms.clients import ClientsReport
 
 inventory_app = typer.Typer(help="Inventory entries from the lists operators already keep.", no_args_is_help=True,

@@ -9,6 +9,7 @@ imported when it runs.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import signal
 import sys
@@ -17,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
 
 import typer
 
@@ -108,6 +109,15 @@ def render_report(report, out) -> None:
     from ..report.text import render_report as render
 
     render(report, out)
+
+
+def text_of(render: Callable[[Any, outmod.Out], None], what: Any, note: str | None) -> str:
+    """What `render` draws of `what`, as plain text for a report file, under the --note line."""
+    buf = io.StringIO()
+    if note:
+        outmod.Out(buf, False).line(f"Note: {note}")
+    render(what, outmod.Out(buf, False))
+    return buf.getvalue()
 
 
 def dumps(data: Any) -> str:

@@ -1,8 +1,11 @@
-"""The fleet path of the commands: several sites selected, one rollout, one report.
+"""The fleet path of the commands: several sites selected, one question, one journal, one rollout
+on the engine (fleet/engine.py), one report.
 
-cli.py parses the options (declared in fleet_options.py, so every command spells them the
-same) and hands over when more than one site is selected; one site keeps the one-site output.
-"""
+Each command module (plan.py, apply.py, ...) parses its options (the site options declared once
+in selection.py) and hands over here when more than one site is selected; one site keeps the
+one-site output. Here, in the commands layer, because a rollout asks the operator, reads the
+global options and may send sites to regional workers (workers/), which the fleet layer below
+must not import."""
 
 from __future__ import annotations
 
@@ -128,7 +131,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     return result
 
 
-# --- the commands' fleet paths (cli.py calls these when several sites are selected) -------------
+# --- the commands' fleet paths (each command calls its own when several sites are selected) -----
 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,

@@ -2,40 +2,37 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..errors import ExitCode
-from ..fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, AllOpt, FleetArgs, ForksOpt, GroupOpt, MaxPerHostOpt,
-                             NoteOpt, ProcessesOpt, ReportOpt, SitesOpt, report_file)
+from ..fleet.options import report_file
 from ..report import out as outmod
 from ..report.owned import ForceOpt
-from .common import (OPTIONS, Format, InventoryOpt, OutAlias, dumps, load_playbook, render_plan, run_context,
-                     select_sites, workflow, write_json, fleet_cli)
+from .selection import Sites, takes_sites
+from .common import (text_of, OPTIONS, Format, OutAlias, dumps, load_playbook, render_plan, run_context, workflow, write_json,
+                     fleet_cli)
 
 
+# Terraform's spelling; `apply --dry-run` takes it too, saying when
+DetailedOpt = Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to apply, 0 when "
+                                           "there is nothing to do (as Terraform's).")]
+
+
+@takes_sites(reports=True)
 def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
-    site: SitesOpt = None,
-    inventory: InventoryOpt = None,
+    sites: Sites,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
     format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     out_alias: OutAlias = None,
-    group: GroupOpt = None,
-    all_sites: AllOpt = False,
-    forks: ForksOpt = DEFAULT_FORKS,
-    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
-    detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to "
-                                                    "apply, 0 when there is nothing to do (as Terraform's).")] = False,
+    detailed_exitcode: DetailedOpt = False,
     force: ForceOpt = False,
-    processes: ProcessesOpt = None,
-    report: ReportOpt = None,
-    note: NoteOpt = None,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
+    report, note = sites.report, sites.note
     out = output or out_alias
     if out:
         outmod.check_replace(out, what="the plan", force=force)  # before the site is read, not after
@@ -45,12 +42,11 @@ def plan(
             pb.refuse_draft()
         outmod.stderr().line(f"Warning: {playbook} is a draft (draft: true): apply refuses it until it is finished.",
                              "warn")
-    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
+    refs = sites.refs()
     if len(refs) > 1:
         # a fleet's -o FILE is its report (-f text or json), as for every fleet command
         rfmt, rfile = report_file(format.value, out, report, allowed=("text", "json"))
-        fargs = FleetArgs(forks=forks, max_per_host=max_per_host, report=rfile, report_format=rfmt, note=note,
-                          force=force, processes=processes)
+        fargs = sites.fleet(report=rfile, report_format=rfmt, note=note, force=force)
         raise typer.Exit(fleet_cli.plan(pb, refs, fargs, fmt="text" if rfile else format.value,
                                         detailed=detailed_exitcode))
     if report is not None:
@@ -67,11 +63,7 @@ def plan(
         if report_file(format.value, None, report)[0] == "json":
             doc = dumps({**p.to_json(), **({"note": note} if note else {})})
         else:
-            buf = io.StringIO()
-            if note:
-                outmod.Out(buf, False).line(f"Note: {note}")
-            render_plan(p, outmod.Out(buf, False))
-            doc = buf.getvalue()
+            doc = text_of(render_plan, p, note)
         outmod.write_atomic(report, doc, what="the report", force=force)
         outmod.stderr().line(f"Report written to {report}.")
     if format == Format.json:

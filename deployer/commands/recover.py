@@ -5,36 +5,26 @@ from __future__ import annotations
 import typer
 
 from ..errors import ExitCode
-from ..fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, AllOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                             MaxPerHostOpt, NoteOpt, ProcessesOpt, ReportOpt, SitesOpt)
+from ..fleet.options import FleetDirOpt
 from ..report import out as outmod
 from ..report.owned import ForceOpt
 from ..run.store import RunState
-from .common import BreakLockOpt, InventoryOpt, YesOpt, run_context, select_sites, workflow, fleet_cli
+from .selection import Sites, takes_sites
+from .common import BreakLockOpt, YesOpt, run_context, workflow, fleet_cli
 
 
+@takes_sites(reports=True)
 def recover(
-    site: SitesOpt = None,
-    inventory: InventoryOpt = None,
+    sites: Sites,
     yes: YesOpt = False,
     break_lock: BreakLockOpt = False,
-    group: GroupOpt = None,
-    all_sites: AllOpt = False,
-    forks: ForksOpt = DEFAULT_FORKS,
-    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     fleet_dir: FleetDirOpt = None,
-    report: ReportOpt = None,
     force: ForceOpt = False,
-    processes: ProcessesOpt = None,
-    note: NoteOpt = None,
 ) -> None:
     """Finish or roll back a run that was interrupted (killed, disconnected) or could not be rolled back."""
-    inv = workflow.inventory(inventory)
-    refs = select_sites(inv, site, group, all_sites)
-    if len(refs) > 1:
-        raise typer.Exit(fleet_cli.recover(inv, refs, FleetArgs(forks, None, 0, None, fleet_dir, report, max_per_host, note=note, force=force, processes=processes), yes=yes,
-                                           break_lock=break_lock))
-    site_ref = refs[0]
+    site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.recover(
+        inv, refs, sites.fleet(fleet_dir=fleet_dir, force=force), yes=yes,
+        break_lock=break_lock))
     stdout = outmod.stdout()
     with run_context(site_ref.name, yes=yes) as ctx:
         results = workflow.recover(site_ref, ctx, break_lock=break_lock)

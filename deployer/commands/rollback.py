@@ -7,38 +7,28 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import RestoreFailed
-from ..fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, AllOpt, FleetArgs, FleetDirOpt, ForksOpt, GroupOpt,
-                             MaxFailOpt, MaxPerHostOpt, NoteOpt, ProcessesOpt, ReportOpt, SitesOpt)
+from ..fleet.options import FleetDirOpt, MaxFailOpt
 from ..report import out as outmod
 from ..run.store import RunState
-from .common import BreakLockOpt, InventoryOpt, YesOpt, run_context, select_sites, workflow, fleet_cli
+from .selection import Sites, takes_sites
+from .common import BreakLockOpt, YesOpt, run_context, workflow, fleet_cli
 
 
+@takes_sites(reports=True)
 def rollback(
-    site: SitesOpt = None,
+    sites: Sites,
     run: Annotated[Optional[str], typer.Argument(help="Run ID (default: the latest committed run).")] = None,
-    inventory: InventoryOpt = None,
     yes: YesOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Restore even files changed since the run (and replace a "
                                         "--report FILE deployer did not write).")] = False,
     break_lock: BreakLockOpt = False,
-    group: GroupOpt = None,
-    all_sites: AllOpt = False,
-    forks: ForksOpt = DEFAULT_FORKS,
-    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     max_fail: MaxFailOpt = None,
     fleet_dir: FleetDirOpt = None,
-    report: ReportOpt = None,
-    processes: ProcessesOpt = None,
-    note: NoteOpt = None,
 ) -> None:
     """Restore a run's backups: files byte for byte with their write times, services as they were."""
-    inv = workflow.inventory(inventory)
-    refs = select_sites(inv, site, group, all_sites)
-    if len(refs) > 1:
-        raise typer.Exit(fleet_cli.rollback(inv, refs, run, FleetArgs(forks, None, 0, max_fail, fleet_dir, report, max_per_host, note=note, force=force, processes=processes),
-                                            yes=yes, force=force, break_lock=break_lock))
-    site_ref = refs[0]
+    site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.rollback(
+        inv, refs, run, sites.fleet(max_fail=max_fail, fleet_dir=fleet_dir, force=force),
+        yes=yes, force=force, break_lock=break_lock))
     stdout = outmod.stdout()
     with run_context(site_ref.name, yes=yes) as ctx:
         outcome = workflow.rollback_run(site_ref, run, ctx, force=force, break_lock=break_lock)

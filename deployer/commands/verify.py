@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
@@ -11,40 +10,30 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import VerificationMismatch
-from ..fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, AllOpt, FleetArgs, ForksOpt, GroupOpt, MaxPerHostOpt,
-                             NoteOpt, ProcessesOpt, ReportOpt, SitesOpt, report_file)
+from ..fleet.options import report_file
 from ..report import out as outmod
 from ..report.owned import ForceOpt
-from .common import (OPTIONS, Format, InventoryOpt, ReportFormat, render_report, run_context, select_sites,
-                     workflow, fleet_cli)
+from .selection import Sites, takes_sites
+from .common import text_of, OPTIONS, Format, ReportFormat, render_report, run_context, workflow, fleet_cli
 
 
+@takes_sites(reports=True)
 def verify(
     target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
-    site: SitesOpt = None,
-    inventory: InventoryOpt = None,
+    sites: Sites,
     format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
-    group: GroupOpt = None,
-    all_sites: AllOpt = False,
-    forks: ForksOpt = DEFAULT_FORKS,
-    max_per_host: MaxPerHostOpt = DEFAULT_MAX_PER_HOST,
     force: ForceOpt = False,
-    processes: ProcessesOpt = None,
-    report: ReportOpt = None,
-    note: NoteOpt = None,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
+    report, note = sites.report, sites.note
     rfmt, output = report_file(format.value, output, report)
     format = ReportFormat(rfmt)
     if output is not None:
         outmod.check_replace(output, what="the report", force=force)  # before any site is read
     loaded = workflow.load_target(target)
-    refs = select_sites(workflow.inventory(inventory), site, group, all_sites)
-    if len(refs) > 1:
-        raise typer.Exit(fleet_cli.verify(loaded, refs, FleetArgs(forks=forks, max_per_host=max_per_host, note=note, force=force, processes=processes),
-                                          fmt=format.value, output=output))
-    site_ref = refs[0]
+    site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.verify(
+        loaded, refs, sites.fleet(report=None, force=force), fmt=format.value, output=output))  # -o is its report
     with run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         report = workflow.verify_target(loaded, site_ref, ctx)
     if format == ReportFormat.json:
@@ -64,11 +53,7 @@ def verify(
         outmod.stdout().line(f"Note: {note}")
     if output:
         if text is None:
-            buf = io.StringIO()
-            if note:
-                outmod.Out(buf, False).line(f"Note: {note}")
-            render_report(report, outmod.Out(buf, False))
-            text = buf.getvalue()
+            text = text_of(render_report, report, note)
         outmod.write_atomic(output, text, what="the report", force=force)
         outmod.stderr().line(f"Report written to {output}: {report.verdict}"
                              + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))

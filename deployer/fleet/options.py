@@ -1,6 +1,6 @@
 """The options that select sites and shape a fleet rollout, declared once for every command.
 
-Kept apart from fleet_cli.py so that the CLI can declare them without importing the fleet
+Kept apart from commands/fleet.py so that the CLI can declare them without importing the fleet
 machinery (a one-site command never loads it).
 """
 
