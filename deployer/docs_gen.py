@@ -205,7 +205,9 @@ def format_options() -> dict[str, list[str]]:
     import typing
     from enum import Enum
 
-    from . import cli
+    import typer
+
+    from . import commands as registry  # the one list of commands (cli.py holds none)
 
     def commands(app: Any, prefix: str) -> Iterator[tuple[str, Any]]:
         for info in app.registered_commands:
@@ -213,8 +215,13 @@ def format_options() -> dict[str, list[str]]:
         for group in app.registered_groups:
             yield from commands(group.typer_instance, f"{prefix}{group.name} ")
 
+    def every() -> Iterator[tuple[str, Any]]:
+        for name in registry.COMMANDS:
+            obj = registry.load(name)
+            yield from commands(obj, f"{name} ") if isinstance(obj, typer.Typer) else [(name, obj)]
+
     out: dict[str, list[str]] = {}
-    for name, fn in commands(cli.app, ""):
+    for name, fn in every():
         hint = typing.get_type_hints(fn, include_extras=True).get("format")
         enum = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
         if isinstance(enum, type) and issubclass(enum, Enum):

@@ -138,6 +138,17 @@ def copy_project(base: Path) -> Path:
     return base
 
 
+def lab_fleet(base: Path, count: int) -> Path:
+    """A project under `base` whose inventory is a fleet of `count` mock sites, created by `lab init`."""
+    from deployer.simulator.fleet_lab import write_fleet_inventory
+
+    copy_project(base)
+    write_fleet_inventory(base / "sites.yaml", count)
+    r = run_cli("lab", "init", "--all", "-i", base / "sites.yaml", cwd=base)
+    assert r.code == 0, r.text
+    return base
+
+
 def copy_workspace(template: Path, dest: Path) -> Path:
     """A copy of a workspace whose stand-in payloads are shared with the template (a link):
     for tests that only read them (a run uploads them, never writes them). Tests that damage

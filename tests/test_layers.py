@@ -145,18 +145,11 @@ def violations() -> set[tuple[str, str]]:
 
 
 KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ("deployer.fleet.commands", "deployer.cli"),
-    ("deployer.fleet.commands", "deployer.commands.fleet_question"),
-    ("deployer.fleet.commands", "deployer.workers.broker"),
-    ("deployer.fleet.commands", "deployer.workers.remote"),
-    ("deployer.fleet.resume", "deployer.workers.payloads"),
-    ("deployer.model.inventory_source", "deployer.complete"),
     ("deployer.simulator.lab", "deployer.run.journal"),
     ("deployer.simulator.lab", "deployer.run.lock"),
     ("deployer.simulator.lab", "deployer.run.store"),
 }
 KNOWN_CYCLES: list[set[str]] = [
-    {"deployer.cli", "deployer.commands.catalog", "deployer.commands.clients", "deployer.commands.inventory_show", "deployer.commands.preflight", "deployer.commands.sendcode", "deployer.commands.validate", "deployer.complete", "deployer.fleet.engine", "deployer.fleet.options", "deployer.fleet.report", "deployer.fleet.workflow", "deployer.model.inventory_source", "deployer.scan.judge", "deployer.workers.broker", "deployer.workers.dispatch", "deployer.workers.remote", "deployer.workers.serve", "deployer.workers.tasks"},
 ]
 
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Workspace, copy_project, run_cli
-from deployer.simulator.fleet_lab import write_fleet_inventory
+from conftest import ROOT, Workspace, lab_fleet, run_cli
 from deployer.report.owned import replaceable
 
 HAND = b"my notes: keep these\n"
@@ -108,10 +107,7 @@ def test_a_saved_plan_still_applies_after_it_was_written(ws: Workspace):
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Path:
-    base = copy_project(tmp_path / "fleet")
-    write_fleet_inventory(base / "sites.yaml", 2)
-    assert run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base).code == 0
-    return base
+    return lab_fleet(tmp_path / "fleet", 2)
 
 
 @pytest.mark.parametrize("name", ["f.txt", "f.json", "f.xml", "f.html"])

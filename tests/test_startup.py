@@ -4,6 +4,7 @@ in a fresh interpreter (modules, never seconds: timings are not asserted)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -60,3 +61,40 @@ def test_a_plan_without_a_preflight_step_loads_no_preflight_checks(ws: Workspace
     assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV" in out
     assert not {"deployer.sms.preflight", "deployer.sms.pcm.dumptext", "deployer.sms.pcm.load"} & modules
     assert not {"rich.progress", "rich.table", "rich.console"} & modules  # stdout is a pipe here: plain text
+
+
+def test_help_lists_every_command_from_the_registry_without_importing_one():
+    from deployer.commands import COMMANDS
+
+    out, modules = _modules("--help")
+    listing = out.split("Commands:", 1)[1].split("\n\n")[0]  # up to the exit codes below it
+    shown = [line.split()[0] for line in listing.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    assert shown == [name for name, info in COMMANDS.items() if not info.hidden]
+    # the registry and the help formatter are loaded; no module that holds a command is
+    assert not {f"deployer.commands.{info.module}" for info in COMMANDS.values()} & modules
+    assert not {"deployer.fleet.engine", "deployer.fleet.workflow", "deployer.workers.broker"} & modules
+
+
+def test_a_one_site_plan_imports_its_own_command_and_nothing_only_a_run_needs(ws: Workspace):
+    out, modules = _modules("--no-log", "plan", ws.playbook, "--site", "DEMO", "-i", ws.inventory, cwd=ws.path)
+    assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV" in out
+    assert sorted(m for m in modules if m.startswith("deployer.commands.")) == [
+        "deployer.commands.common", "deployer.commands.helpfmt", "deployer.commands.plan",
+        "deployer.commands.selection"]
+    # applying, undoing, recovering, a saved plan, a fleet and the workers load when they are used
+    assert not {"deployer.run.apply", "deployer.run.undo", "deployer.run.recover", "deployer.plan.saved",
+                "deployer.fleet.engine", "deployer.commands.fleet", "deployer.workers.broker"} & modules
+
+
+def test_the_command_line_scans_no_pydantic_plugins_unless_asked(ws: Workspace):
+    probe = ("import os, sys\nsys.argv = ['deployer', '--no-log', 'validate', {book!r}]\n"
+             "from deployer.__main__ import main\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+             "from pydantic.plugin import _loader\nprint('\\nSCANNED', _loader._plugins is not None)\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    r = subprocess.run([sys.executable, "-c", probe.format(book=str(ws.playbook))], capture_output=True, text=True,
+                       timeout=120, cwd=ws.path, env=env)
+    assert r.stdout.rstrip().endswith("SCANNED False"), r.stdout + r.stderr
+    # an operator who wants a plugin names it (or all) in the environment, and deployer leaves that alone
+    r = subprocess.run([sys.executable, "-c", probe.format(book=str(ws.playbook))], capture_output=True, text=True,
+                       timeout=120, cwd=ws.path, env={**env, "PYDANTIC_DISABLE_PLUGINS": "none-of-them"})
+    assert r.stdout.rstrip().endswith("SCANNED True"), r.stdout + r.stderr

@@ -32,14 +32,6 @@ app = typer.Typer(help="The hotfix catalogue: a folder of manifests, and which h
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)
 
 
-def register(root: typer.Typer) -> None:
-    """`catalog list`, `catalog graph` and `scan` on the deployer command (one line in cli.py)."""
-    app.command("list", epilog=EXIT_CODES_HELP)(catalog_list)
-    app.command("graph", epilog=EXIT_CODES_HELP)(catalog_graph)
-    root.add_typer(app, name="catalog")
-    root.command("scan", epilog=EXIT_CODES_HELP)(scan)
-
-
 class ScanFormat(str, Enum):
     text = "text"
     json = "json"
@@ -102,6 +94,7 @@ def _problems(cat: "Catalog") -> None:
                  "supersedes:); a scan counts none of that chain as installed through it", "warn")
 
 
+@app.command("list", epilog=EXIT_CODES_HELP)
 def catalog_list(catalog: CatalogOpt = None, inventory: InventoryOpt = None,
                  format: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text") -> None:
     """Each hotfix of the catalogue with its files, platforms and products; unreadable manifests are named."""
@@ -193,6 +186,7 @@ def _dot(cat: "Catalog") -> str:
     return "\n".join(out) + "\n"
 
 
+@app.command("graph", epilog=EXIT_CODES_HELP)
 def catalog_graph(catalog: CatalogOpt = None, inventory: InventoryOpt = None,
                   format: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.text) -> None:
     """Which hotfix supersedes which (derived from later files, or declared by `supersedes:`): text or DOT."""

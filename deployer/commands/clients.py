@@ -1,6 +1,6 @@
 """Commands for what lies beyond the site server: `deployer inventory from-rservice` (PCM
 service hosts from an Rservice .ini) and `deployer clients` (the CopyListVersion clients
-compare against, per logon server). cli.py only registers them."""
+compare against, per logon server). The registry (commands/__init__.py) names them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..errors import EXIT_CODES_HELP, ExitCode
 from ..report import out as outmod
 from ..report.owned import ForceOpt
 
-if TYPE_CHECKING:  # imported when a command runs, as cli.py does: `deployer --help` stays light
+if TYPE_CHECKING:  # imported when the command runs: `deployer --help` stays light
     from ..sms.clients import ClientsReport
 
 inventory_app = typer.Typer(help="Inventory entries from the lists operators already keep.", no_args_is_help=True,
@@ -92,3 +92,8 @@ def render(rep: "ClientsReport", out: outmod.Out) -> None:
         behind = sorted({c.server for c in rep.copy_lists if c.status != "current"} | set(rep.errors))
         out.line(f"Not current on {', '.join(behind)}: clients there compare against another CopyListVersion "
                  "than the site server's.", "warn")
+
+
+from .inventory_show import EPILOG as _SHOW_EPILOG, show as _show  # noqa: E402  (its own module)
+
+inventory_app.command("show", epilog=_SHOW_EPILOG)(_show)

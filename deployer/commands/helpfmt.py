@@ -3,7 +3,9 @@ value names (FILE, N, TEXT, a|b|c rather than `<list[Path]>` or `[[SITE]]`), and
 summaries given whole rather than cut with "...".
 
 Applied once to the typer app (`install`), so the commands keep their plain typer
-declarations; the table below is the one place that says which codes a command can return.
+declarations. The root group is also where the registry's commands are loaded on demand:
+`deployer --help` lists them from the registry's summaries; a command's module is imported
+only when that command (or its own help) is asked for.
 """
 
 from __future__ import annotations
@@ -12,43 +14,11 @@ from typing import Any
 
 from typer.core import TyperGroup
 
+from .. import commands as registry
 from ..errors import exit_help
 
-INTERRUPTED = 130
-_ASKS = {INTERRUPTED: "interrupted (Ctrl-C) before anything was changed"}
-
-# the codes each command can return; meanings that differ from the table's are given here
-EXITS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = {
-    "plan": ((0, 1, 2, 5), {1: "a server could not be reached (a fleet: some site could not be planned)"}),
-    "apply": ((0, 1, 2, 4, INTERRUPTED), _ASKS),
-    "verify": ((0, 1, 2, 3), {1: "a server could not be reached"}),
-    "rollback": ((0, 1, 2, 4, INTERRUPTED), {1: "a server could not be reached, or a fleet site failed", **_ASKS}),
-    "recover": ((0, 1, 2, 4, INTERRUPTED), {1: "the unfinished run was rolled back (the site is as before it)",
-                                            **_ASKS}),
-    "runs": ((0, 1, 2), {1: "a server could not be reached"}),
-    "prune": ((0, 1, 2, INTERRUPTED), {1: "a server could not be reached", **_ASKS}),
-    "schema": ((0, 2), {}),
-    "worker": ((0, 2), {0: "stopped", 2: "bad broker settings, or the workers extra is not installed"}),
-    "sendcode": ((0, 1, 2), {1: "the server could not be reached, or its Service Control Manager refused the code"}),
-    "preflight": ((0, 1, 2, 3, 6), {0: "every check passed", 3: "a check failed"}),
-    "validate": ((0, 2), {0: "every file is valid", 2: "a file has errors (each printed with its file:line)"}),
-    "clients": ((0, 1, 2), {0: "every logon server could be read", 1: "a logon server could not be read"}),
-    "lab init": ((0, 2), {}),
-    "scan": ((0, 1, 2, 3), {0: "every hotfix of the catalogue is installed, superseded or not applicable",
-                            1: "a site could not be reached (the others are scanned)",
-                            3: "a hotfix is missing or partial on some site"}),
-    "catalog list": ((0, 2), {2: "the catalogue folder is missing or not a folder"}),
-    "catalog graph": ((0, 2), {2: "the catalogue folder is missing or not a folder"}),
-    "kb import": ((0, 2, 3), {0: "every row was read exactly", 2: "an article could not be read (the others are "
-                              "written)", 3: "some rows need review (they are written, flagged)"}),
-    "manifest from-kb": ((0, 2, 3), {0: "every row was read exactly", 2: "an article could not be read", 3: "some "
-                                     "rows need review (they are written, flagged)"}),
-    "inventory from-rservice": ((0, 2), {}),
-    "inventory show": ((0, 2), {}),
-    "pcm dump": ((0, 2), {}),
-    "pcm convert": ((0, 2), {}),
-    "pcm lint": ((0, 2, 3), {0: "nothing flagged", 3: "something was flagged"}),
-}
+# the codes each command can return, from the registry (the one place that says them)
+EXITS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = registry.exits()
 
 
 def _label(param: Any) -> str | None:
@@ -82,17 +52,44 @@ def _readable(param: Any) -> None:
 
 
 class Group(TyperGroup):
-    """The root group: fixes every command under it when the CLI is built."""
+    """The root group: the registry's commands, each built (and its help fixed) when first asked for."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             _readable(param)
-        _fix(self, "")
+        for name, cmd in self._loaded.items():
+            _fix(name, cmd)
+
+    @property
+    def commands(self) -> dict[str, Any]:  # type: ignore[override]
+        """Every command, all loaded: for whoever walks the whole tree (the help tests, docs)."""
+        for name in registry.COMMANDS:
+            self.get_command(None, name)
+        return self._loaded
+
+    @commands.setter
+    def commands(self, value: dict[str, Any]) -> None:
+        self._loaded = dict(value)
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*registry.COMMANDS, *(n for n in self._loaded if n not in registry.COMMANDS)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self._loaded and cmd_name in registry.COMMANDS:
+            cmd = _build(cmd_name)
+            _fix(cmd_name, cmd)
+            self._loaded[cmd_name] = cmd
+        return self._loaded.get(cmd_name)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = []
         for name in self.list_commands(ctx):
+            info = registry.COMMANDS.get(name)
+            if info is not None and name not in self._loaded:  # its summary without importing it
+                if not info.hidden:
+                    rows.append((name, info.summary))
+                continue
             cmd = self.get_command(ctx, name)
             if cmd is not None and not cmd.hidden:
                 rows.append((name, cmd.get_short_help_str(limit=10_000)))
@@ -101,20 +98,62 @@ class Group(TyperGroup):
                 formatter.write_dl(rows)
 
 
-def _fix(group: Any, prefix: str) -> None:
-    for name, cmd in group.commands.items():
-        path = f"{prefix}{name}"
-        if isinstance(getattr(cmd, "commands", None), dict):  # a group (typer's own click, or click)
-            cmd.__class__ = type("Sub" + type(cmd).__name__, (type(cmd),),
-                                 {"format_commands": Group.format_commands})
-            cmd.epilog = None  # each of its commands says its own codes
-            _fix(cmd, path + " ")
-            continue
-        for param in cmd.params:
-            _readable(param)
-        if path in EXITS:
-            codes, meanings = EXITS[path]
-            cmd.epilog = exit_help(*codes, meanings=meanings)
+def _build(name: str) -> Any:
+    """The click command of a registry entry: its module imported now, turned into click by typer."""
+    import typer
+    import typer.main
+
+    from ..errors import EXIT_CODES_HELP
+
+    info, obj = registry.COMMANDS[name], registry.load(name)
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
+    if isinstance(obj, typer.Typer):
+        holder.add_typer(obj, name=name)
+        return typer.main.get_command(holder).commands[name]  # type: ignore[attr-defined]
+    holder.command(name, epilog=EXIT_CODES_HELP, hidden=info.hidden)(obj)
+    return typer.main.get_command(holder)  # one command and no callback: the command itself
+
+
+def _fix(path: str, cmd: Any) -> None:
+    """Readable value names, whole summaries and the command's own exit codes, down a group."""
+    if isinstance(getattr(cmd, "commands", None), dict):  # a group (typer's own click, or click)
+        cmd.__class__ = type("Sub" + type(cmd).__name__, (type(cmd),),
+                             {"format_commands": _format_group})
+        cmd.epilog = None  # each of its commands says its own codes
+        for name, sub in cmd.commands.items():
+            _fix(f"{path} {name}", sub)
+        return
+    for param in cmd.params:
+        _readable(param)
+    if any("--site" in getattr(p, "opts", ()) and not getattr(p, "multiple", False) for p in cmd.params):
+        cmd.__class__ = type("OneSite" + type(cmd).__name__, (type(cmd),), {"parse_args": _one_site})
+    if path in EXITS:
+        codes, meanings = EXITS[path]
+        cmd.epilog = exit_help(*codes, meanings=meanings)
+
+
+def _one_site(self: Any, ctx: Any, args: list[str]) -> Any:
+    """A command whose --site names one site: typer would keep the last of a repeated one
+    (`sendcode --site A --site B` would quietly act on B alone). Read from the command's own
+    option, so a command that takes several (plan, scan, inventory show) is never refused."""
+    given = [a for a in args if a in ("--site", "-s") or a.startswith("--site=")
+             or (a.startswith("-s") and not a.startswith("--") and len(a) > 2)]
+    if len(given) > 1:
+        from ..errors import InputError
+
+        several = [n for n, info in registry.COMMANDS.items() if info.fleet]
+        raise InputError(f"--site is given more than once; `deployer {ctx.command_path.partition(' ')[2]}` works on "
+                         f"one site ({', '.join(several[:-1])} and {several[-1]} take several)")
+    return super(type(self), self).parse_args(ctx, args)
+
+
+def _format_group(self: Any, ctx: Any, formatter: Any) -> None:
+    """A sub-group's listing: every command's summary whole (typer's cuts it with "...")."""
+    rows = [(name, cmd.get_short_help_str(limit=10_000)) for name in self.list_commands(ctx)
+            if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden]
+    if rows:
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def install(app: Any) -> None:

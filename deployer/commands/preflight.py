@@ -31,7 +31,7 @@ def preflight(
         raise InputError(f"--format {format!r}: allowed: text, json")
     if request and pcm_record is None:
         raise InputError("--request selects a record of --pcm-record FILE; give the file too")
-    # imported here: `deployer --help` loads only the CLI (see cli.py)
+    # imported here: `deployer --help` and the other commands do not load them
     from ..fleet import workflow
     from ..steps.playbook import load_playbook
     from ..sms import preflight as checks

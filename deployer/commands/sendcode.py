@@ -50,7 +50,7 @@ def check(service: str, code: int) -> str:
 
 def send(site: "SiteRef", service: str, code: int, server: str | None = None, *,
          break_lock: bool = False) -> SendResult:
-    # imported here: `deployer --help` loads only the CLI (see cli.py)
+    # imported here: `deployer --help` and the other commands do not load them
     from ..fleet import workflow
     from ..run.context import WARN, RunContext
     from ..targets.base import TargetError

@@ -29,7 +29,7 @@ from ..model.inventory import SiteRef
 from ..run import context as ev
 from ..run.context import Cancelled, CancelToken, Event, RunContext
 
-from .options import DEFAULT_FORKS
+from . import DEFAULT_FORKS
 from ..model.numbers import is_whole
 from ..targets import host_limits
 

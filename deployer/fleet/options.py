@@ -1,6 +1,6 @@
 """The options that select sites and shape a fleet rollout, declared once for every command.
 
-Kept apart from fleet_cli.py so that the CLI can declare them without importing the fleet
+Kept apart from commands/fleet.py so that the CLI can declare them without importing the fleet
 machinery (a one-site command never loads it).
 """
 
@@ -18,7 +18,7 @@ from ..targets.host_limits import DEFAULT_MAX_PER_HOST
 if TYPE_CHECKING:
     from .engine import Rollout
 
-DEFAULT_FORKS = 10  # real servers are I/O-bound: ten sessions keep a controller's link busy without a storm
+from . import DEFAULT_FORKS  # noqa: F401  (the commands' --forks default)
 
 def complete_site(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion: the inventory's site and group names."""

@@ -20,7 +20,7 @@ from ..errors import InputError, Location
 from .journal import FleetJournal, file_sha256
 from ..model.inventory import SiteRef
 from ..steps.playbook import LoadedPlaybook
-from ..workers.payloads import sha256_file
+from ..targets.base import local_sha256 as sha256_file  # the one hasher of local files
 
 
 def _file(path: Path) -> dict[str, Any]:

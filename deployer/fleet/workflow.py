@@ -19,20 +19,20 @@ from ..steps.playbook import LoadedPlaybook, load_playbook
 from ..plan.model import Plan
 from ..plan.observe import changes
 from ..plan.planner import PayloadCache, build_plan, site_digest
-from ..plan.saved import load_plan, locate
 from ..run import context as ev
-from ..run.apply import Runner
 from ..run.context import RunContext
 from ..run.journal import Journal, list_runs, run_plan, unfinished_runs
-from ..run.recover import close_without_plan, recover_run
 from ..run.result import RunResult
 from ..run.store import RunState, whoami
-from ..run.undo import Undo, file_differences
 from ..targets.connect import SiteConnection
 from ..run.session import (  # noqa: F401  (commands call them as workflow.X)
     locked, recover_command, refuse_if_unfinished, session, unfinished_message)
 from ..sms.verify import Report, default_checks, verify
 from ..model.yamlsrc import load_yaml
+
+# A one-site plan is the command run most, and its start-up is mostly imports: what only
+# applying, rolling back, recovering or a saved plan needs (the runner, the undo, the saved-plan
+# reader) is imported by the function that uses it (bench/startup.py measures it).
 
 
 def inventory(path: Path | None) -> LoadedInventory:
@@ -93,6 +93,8 @@ def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManife
     ctx.emit(ev.PLAN, plan=plan)
     if plan.empty:
         return ApplyOutcome(plan, RunResult(None, RunState.NOTHING))
+    from ..run.apply import Runner
+
     runner = Runner(plan, conn, site, manifest, ctx)  # refuses what must never run (stand-ins) before the question
     if not ctx.ask(f"Apply these {len(plan.actions)} actions to site {plan.site}?", plan=plan):
         return ApplyOutcome(plan, None)
@@ -117,6 +119,8 @@ def check_saved(plan_path: Path, inv_path: Path | None, site_name: str | None = 
                 ) -> tuple[Plan, SiteRef, LoadedManifest]:
     """What `apply PLAN` checks before it connects (`deployer validate PLAN` runs the same): the
     plan file itself, its site as the inventory defines it now, its servers, its manifest."""
+    from ..plan.saved import load_plan, locate
+
     plan = load_plan(plan_path)
     if site_name and site_name.casefold() != plan.site.casefold():
         raise InputError(f"the plan is for site {plan.site}, not {site_name}", locate(plan_path, "site"))
@@ -139,6 +143,8 @@ def check_saved(plan_path: Path, inv_path: Path | None, site_name: str | None = 
 def _check_servers(plan: Plan, site: SiteRef, plan_path: Path) -> None:
     """Every server a saved plan names must be a server of the site (a plan edited and re-signed,
     or a site that lost a server since, would otherwise fail half-way)."""
+    from ..plan.saved import locate
+
     known = {n.casefold() for n in [*site.site.servers, *site.site.pcm_hosts]}  # PCM service hosts too
     named: list[tuple[tuple[str | int, ...], str]] = []
     for i, a in enumerate(plan.actions):  # each kind names its servers (copies, copy lists...)
@@ -218,6 +224,7 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
         from ..run.prune import refuse_if_pruned  # (a local import: prune uses this module's session and lock)
+        from ..run.undo import Undo, file_differences
 
         refuse_if_pruned(files, run)
         plan = run_plan(files, run)
@@ -255,6 +262,8 @@ def summary_line(plan: Plan) -> str:
 
 def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list[RunResult]:
     """Finish or roll back every unfinished run of the site (see run/recover.py for the rule)."""
+    from ..run.recover import close_without_plan, recover_run
+
     with session(site, ctx) as conn, locked(conn, "recover", break_lock, ctx, allow_unfinished=True):
         files = conn.site_server.files
         out = []

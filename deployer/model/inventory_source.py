@@ -45,6 +45,6 @@ def site_names(explicit: Path | None) -> list[str]:
     """Site names (and, once the inventory has them, group names) for shell completion.
 
     Completion must never print an error into the operator's prompt: any problem yields no names."""
-    from ..complete import site_names as names  # ranges written out (S[001:030]), read as a Tab reads them
+    from .completion import site_names as names  # ranges written out (S[001:030]), read as a Tab reads them
 
     return names(str(explicit) if explicit is not None else None)

@@ -27,6 +27,10 @@ from typing import Any
 from ..errors import InputError, PayloadUnverifiable
 from .payloads import cache_dir, fetch, sha256_file
 
+# where a worker reads the inventory's relative paths (serve.py's --project sets it); here, not in
+# serve.py, because the task that reads it must not import the worker's start-up (an import cycle)
+PROJECT_ENV = "DEPLOYER_WORKER_PROJECT"
+
 
 @dataclass(frozen=True)
 class Bundle:

@@ -9,9 +9,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from .broker import broker, celery_app, check, queue
-
-
-PROJECT_ENV = "DEPLOYER_WORKER_PROJECT"
+from .bundle import PROJECT_ENV
 
 
 def project_dir(given: Path | None) -> Path:

@@ -111,8 +111,7 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
     from ..steps.playbook import load_playbook
     from ..run import lock as site_lock
     from ..run.lock import read_lock
-    from .bundle import Bundle, materialise
-    from .serve import PROJECT_ENV
+    from .bundle import PROJECT_ENV, Bundle, materialise
 
     b = task.app.deployer_broker
     redis = b.redis()

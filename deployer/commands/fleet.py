@@ -1,8 +1,11 @@
-"""The fleet path of the commands: several sites selected, one rollout, one report.
+"""The fleet path of the commands: several sites selected, one question, one journal, one rollout
+on the engine (fleet/engine.py), one report.
 
-cli.py parses the options (declared in fleet_options.py, so every command spells them the
-same) and hands over when more than one site is selected; one site keeps the one-site output.
-"""
+Each command module (plan.py, apply.py, ...) parses its options (the site options declared once
+in selection.py) and hands over here when more than one site is selected; one site keeps the
+one-site output. Here, in the commands layer, because a rollout asks the operator, reads the
+global options and may send sites to regional workers (workers/), which the fleet layer below
+must not import."""
 
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ from typing import Any, Iterator
 
 import typer
 
-from . import resume as fleet_resume, work as fleet_work
-from ..commands import fleet_question as _question
+from ..fleet import resume as fleet_resume, work as fleet_work
+from . import fleet_question as _question
 from ..errors import ExitCode, InputError, Location
-from .engine import Fleet, FleetResult, SiteState, Work
-from .journal import FleetJournal, file_sha256
-from .options import FleetArgs
-from .report import Heading, render_file, render_summary
-from .view import FleetConsole, _stdin_tty
+from ..fleet.engine import Fleet, FleetResult, SiteState, Work
+from ..fleet.journal import FleetJournal, file_sha256
+from ..fleet.options import FleetArgs
+from ..fleet.report import Heading, render_file, render_summary
+from ..fleet.view import FleetConsole, _stdin_tty
 from ..model.inventory import LoadedInventory, SiteRef
 from ..steps.playbook import LoadedPlaybook
 from ..plan.planner import PayloadCache
@@ -100,11 +103,11 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     refuse_prompted_passwords(sites)
     stdout = outmod.stdout()
     draw = fmt == "text"
-    from ..cli import OPTIONS
+    from .common import OPTIONS
 
     view = FleetConsole(stdout if draw else outmod.stderr(), outmod.stderr(), title=title, total=len(sites),
                         draw=draw, yes=yes, live=not OPTIONS.quiet)
-    from .procs import for_fleet
+    from ..fleet.procs import for_fleet
 
     work = for_fleet(work, len(sites), args.processes, rollout.forks, rollout.max_per_host)
     fleet = Fleet(command, sites, work, rollout, view, journal=journal)
@@ -128,7 +131,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     return result
 
 
-# --- the commands' fleet paths (cli.py calls these when several sites are selected) -------------
+# --- the commands' fleet paths (each command calls its own when several sites are selected) -----
 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
@@ -181,7 +184,7 @@ def close_unstarted(journal: FleetJournal, sites: list[SiteRef], why: str) -> No
 
 def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_lock: bool,
                   broker: str | None = None, worker_wait: float = 300.0, accept_changes: bool = False) -> int:
-    from . import workflow
+    from ..fleet import workflow
     from ..steps.playbook import load_playbook
 
     journal, playbook, inv_path, left = resume(args, fleet_id)

@@ -1,0 +1,78 @@
+"""`deployer plan`: what `apply` would change, for a site or a fleet (a dry run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import ExitCode
+from ..fleet.options import report_file
+from ..report import out as outmod
+from ..report.owned import ForceOpt
+from .selection import Sites, takes_sites
+from .common import (text_of, OPTIONS, Format, OutAlias, dumps, load_playbook, render_plan, run_context, workflow, write_json,
+                     fleet_cli)
+
+
+# Terraform's spelling; `apply --dry-run` takes it too, saying when
+DetailedOpt = Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 when there are changes to apply, 0 when "
+                                           "there is nothing to do (as Terraform's).")]
+
+
+@takes_sites(reports=True)
+def plan(
+    playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
+    sites: Sites,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
+    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    out_alias: OutAlias = None,
+    detailed_exitcode: DetailedOpt = False,
+    force: ForceOpt = False,
+) -> None:
+    """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
+    report, note = sites.report, sites.note
+    out = output or out_alias
+    if out:
+        outmod.check_replace(out, what="the plan", force=force)  # before the site is read, not after
+    pb = load_playbook(playbook)
+    if pb.head.draft:  # a saved plan is made to be applied: not from a draft
+        if out:
+            pb.refuse_draft()
+        outmod.stderr().line(f"Warning: {playbook} is a draft (draft: true): apply refuses it until it is finished.",
+                             "warn")
+    refs = sites.refs()
+    if len(refs) > 1:
+        # a fleet's -o FILE is its report (-f text or json), as for every fleet command
+        rfmt, rfile = report_file(format.value, out, report, allowed=("text", "json"))
+        fargs = sites.fleet(report=rfile, report_format=rfmt, note=note, force=force)
+        raise typer.Exit(fleet_cli.plan(pb, refs, fargs, fmt="text" if rfile else format.value,
+                                        detailed=detailed_exitcode))
+    if report is not None:
+        report_file(format.value, None, report, allowed=("text", "json"))  # refuses .html, .xml
+        fleet_cli.check_report_path(report, force=force)
+    site_ref = refs[0]
+    with run_context(site_ref.name, fmt=format) as ctx:
+        p = workflow.make_plan(pb, site_ref, ctx)
+    if out:
+        from ..plan.saved import save_plan
+
+        save_plan(p, out, force=force)
+    if report is not None:
+        if report_file(format.value, None, report)[0] == "json":
+            doc = dumps({**p.to_json(), **({"note": note} if note else {})})
+        else:
+            doc = text_of(render_plan, p, note)
+        outmod.write_atomic(report, doc, what="the report", force=force)
+        outmod.stderr().line(f"Report written to {report}.")
+    if format == Format.json:
+        write_json(p.to_json())
+    elif OPTIONS.quiet:
+        outmod.stdout().line(workflow.summary_line(p))
+    else:
+        render_plan(p, outmod.stdout())
+        if out:
+            outmod.stdout().line(f"Saved to {out}; apply it with: deployer apply {out}")
+    if detailed_exitcode and not p.empty:
+        raise typer.Exit(int(ExitCode.CHANGES_PENDING))

@@ -1,0 +1,69 @@
+"""`deployer verify`: every file against the manifest, for a site or a fleet."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import VerificationMismatch
+from ..fleet.options import report_file
+from ..report import out as outmod
+from ..report.owned import ForceOpt
+from .selection import Sites, takes_sites
+from .common import text_of, OPTIONS, Format, ReportFormat, render_report, run_context, workflow, fleet_cli
+
+
+@takes_sites(reports=True)
+def verify(
+    target: Annotated[Path, typer.Argument(help="Playbook or manifest YAML.")],
+    sites: Sites,
+    format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
+    report, note = sites.report, sites.note
+    rfmt, output = report_file(format.value, output, report)
+    format = ReportFormat(rfmt)
+    if output is not None:
+        outmod.check_replace(output, what="the report", force=force)  # before any site is read
+    loaded = workflow.load_target(target)
+    site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.verify(
+        loaded, refs, sites.fleet(report=None, force=force), fmt=format.value, output=output))  # -o is its report
+    with run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
+        report = workflow.verify_target(loaded, site_ref, ctx)
+    if format == ReportFormat.json:
+        text = json.dumps({**report.to_json(), "traffic": ctx.traffic, **({"note": note} if note else {})}, indent=1,
+                          sort_keys=True) + "\n"
+    elif format == ReportFormat.junit:
+        from ..report.junit import to_junit
+
+        text = to_junit(report, note=note)
+    elif format == ReportFormat.html:
+        from ..report.html import verify_page
+
+        text = verify_page(report, note=note)
+    else:
+        text = None
+    if note and text is None and output is None and not OPTIONS.quiet:
+        outmod.stdout().line(f"Note: {note}")
+    if output:
+        if text is None:
+            text = text_of(render_report, report, note)
+        outmod.write_atomic(output, text, what="the report", force=force)
+        outmod.stderr().line(f"Report written to {output}: {report.verdict}"
+                             + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))
+    elif text is None and OPTIONS.quiet:
+        c = report.to_json()["summary"]
+        outmod.stdout().line(f"Verification of {report.kb} on site {report.site}: {c['ok']} of {c['total']} files "
+                             f"match: {report.verdict}", "good" if report.ok else "bad")
+    elif text is None:
+        render_report(report, outmod.stdout())
+    else:
+        sys.stdout.write(text)
+    if not report.ok:
+        raise VerificationMismatch("")
