@@ -121,12 +121,18 @@ def test_ctrl_c_cancels_sites_running_in_workers(fw: FleetWs, started, monkeypat
     assert all(not w.process.is_alive() for m in started for w in m.workers)
 
 
+def _machine(monkeypatch, cores: int, load: float) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+
+
 def test_the_fleet_size_decides_the_worker_count(monkeypatch):
     monkeypatch.delenv(fleet_procs.ENV, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    _machine(monkeypatch, 2, 3.0)  # this project's machine: never a free core
     small, big = fleet_procs.PROCESS_MIN_SITES - 1, fleet_procs.PROCESS_MIN_SITES
     assert fleet_procs.process_count(None, small, 10, 4) == 0
-    assert fleet_procs.process_count(None, big, 10, 4) == 0  # threads unless asked (measured: README)
+    assert fleet_procs.process_count(None, big, 10, 4) == 0  # busy: threads unless asked (measured: README)
     monkeypatch.setenv(fleet_procs.ENV, "2")
     assert fleet_procs.process_count(None, big, 10, 4) == 2
     monkeypatch.setenv(fleet_procs.ENV, "²")  # not a number int() reads: ignored, never a traceback
@@ -137,6 +143,27 @@ def test_the_fleet_size_decides_the_worker_count(monkeypatch):
     assert fleet_procs.process_count(8, 100, 2, 4) == 2  # ...nor --forks
     monkeypatch.setenv(fleet_procs.ENV, "0")
     assert fleet_procs.process_count(None, 100, 10, 4) == 0
+
+
+def test_unasked_a_fleet_gets_workers_only_on_free_cores_and_when_its_work_pays(monkeypatch):
+    """The default follows the measurement: worker processes cost CPU (a second import of
+    deployer, pickled events) and gain only on cores other work leaves free, so a fleet gets one
+    per free core, two free at least, and only when its sites' CPU outweighs the start-up."""
+    monkeypatch.delenv(fleet_procs.ENV, raising=False)
+    _machine(monkeypatch, 4, 0.3)  # an idle 4-core controller: 3 cores free
+    assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 3
+    assert fleet_procs.process_count(None, 100, 2, 20, "apply_work") == 2  # never more than --forks
+    assert fleet_procs.process_count(None, 100, 10, 20, "plan_work") == 0  # 2 s of CPU: start-up eats the gain
+    assert fleet_procs.process_count(None, 300, 10, 20, "plan_work") == 3
+    assert fleet_procs.process_count(None, 20, 10, 20, "apply_work") == 0  # a small fleet: threads
+    _machine(monkeypatch, 4, 2.5)  # one core free: the command's own process has it
+    assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 0
+    _machine(monkeypatch, 2, 9.0)  # this project's machine under seven test runs
+    assert fleet_procs.process_count(None, 1000, 10, 20, "apply_work") == 0
+    assert fleet_procs.process_count(2, 100, 10, 20, "apply_work") == 2  # asked: always
+    monkeypatch.setattr(os, "getloadavg", lambda: (_ for _ in ()).throw(OSError("no load average")))
+    _ = fleet_procs.free_cores()  # unknown load: no workers, never a traceback
+    assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 0
 
 
 @pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback", "recover", "runs"])
