@@ -22,7 +22,7 @@ import pytest
 
 from conftest import run_cli
 from deployer.fleet import procs as fleet_procs
-from test_fleet import FleetWs, NAMES, fleet_template, fw, states  # noqa: F401 - fixtures
+from test_fleet import FleetWs, NAMES, fleet_template, fw, shared_fleet, states  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -207,3 +207,31 @@ def test_sigterm_to_a_worker_rolls_its_site_back_and_sighup_is_left_to_the_comma
     assert "SIGTERM" in got["SITE001"]["message"]
     assert fw.state("SITE001") == before
     assert started[0].started == 1  # the same worker ran all three
+
+
+@pytest.mark.readonly_fleet
+def test_a_fleet_resolves_and_hashes_its_playbook_once_not_per_site(fw: FleetWs, monkeypatch):
+    """What every site's plan names but that does not depend on the site (the playbook's and
+    manifest's paths and digests) is worked out once per fleet; each plan still names them."""
+    from deployer.fleet import workflow
+    from deployer.plan import planner
+    from deployer.steps.playbook import load_playbook
+
+    resolved: list[str] = []
+    real = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, *a, **k: resolved.append(self.name) or real(self, *a, **k))
+    inv = workflow.inventory(fw.inventory)
+    pb = load_playbook(fw.playbook)
+    sites = inv.all_sites()[:5]
+
+    def resolves(n: int) -> tuple[int, list]:
+        cache = planner.PayloadCache()  # one fleet's
+        resolved.clear()
+        plans = [workflow.make_plan(pb, s, payloads=cache) for s in sites[:n]]
+        return resolved.count(fw.playbook.name), plans
+
+    one, _ = resolves(1)
+    five, plans = resolves(5)
+    assert five == one  # was one more per site
+    assert {p.playbook for p in plans} == {str(fw.playbook.resolve())}
+    assert len({p.manifest_sha256 for p in plans}) == 1 and {p.site for p in plans} == {s.name for s in sites}
