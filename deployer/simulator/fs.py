@@ -478,8 +478,8 @@ def _copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
 
 
 # a folder changed less than this long ago may change again without its stamp moving (coarse
-# file system clocks tick every few milliseconds): its listing is not kept
-_RACY_NS = 100_000_000
+# file system clocks tick every 1 to 10 milliseconds): its listing is not kept
+_RACY_NS = 20_000_000
 
 
 @lru_cache(maxsize=4096)
