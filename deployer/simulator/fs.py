@@ -134,8 +134,9 @@ class MockFiles:
         if parts:
             # the folder as spelled, only the last name missing or in another case: one listing
             folder = os.path.join(self._root, *parts[:-1])
-            if os.path.isdir(folder):
-                return self._last(rel, folder, parts[-1], want_parent)
+            fs = _stat(folder)
+            if fs is not None and st.S_ISDIR(fs.st_mode):
+                return self._last(rel, folder, parts[-1], want_parent, folder_stat=fs)
             # a folder spelled in another case than on disk: found by a walk once, then remembered
             # (while it is still there: a folder renamed or removed is walked to again)
             fkey = winpath.key("\\".join(parts[:-1]))
@@ -173,10 +174,12 @@ class MockFiles:
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return cur
 
-    def _last(self, rel: str, folder: str, name: str, want_parent: bool, *, final: bool = True) -> str:
+    def _last(self, rel: str, folder: str, name: str, want_parent: bool, *, final: bool = True,
+              folder_stat: os.stat_result | None = None) -> str:
         """The entry of `folder` named `name` in any case (the exact spelling is not there);
-        `final`: the path's last name, which must not be a link."""
-        matches = self._names_in(folder).get(name.casefold(), [])
+        `final`: the path's last name, which must not be a link; `folder_stat`: the folder's, if
+        the caller has it."""
+        matches = self._names_in(folder, folder_stat).get(name.casefold(), [])
         if len(matches) > 1:
             raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
                             "a Windows folder cannot hold them", rel)
@@ -189,14 +192,13 @@ class MockFiles:
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return found
 
-    def _names_in(self, folder: str) -> dict[str, list[str]]:
+    def _names_in(self, folder: str, s: os.stat_result | None = None) -> dict[str, list[str]]:
         """The folder's names by their casefold, kept while the folder's stamp (inode, write and
         change times) stays; any entry made, removed or renamed there changes it. A listing is
         kept only once the folder is older than the file system clock's granularity could hide
         (as git does for racy entries): a name added in the same tick would not move the stamp."""
-        try:
-            s = os.stat(folder)
-        except OSError:
+        s = s or _stat(folder)
+        if s is None:
             return {}
         stamp = (s.st_ino, s.st_mtime_ns, s.st_ctime_ns)
         hit = self._names.get(folder)
