@@ -89,6 +89,7 @@ class MockFiles:
         self.server = server
         self.root = root
         self._root = str(root)
+        self._prefix = self._root + os.sep  # joined by hand: posixpath.join checks every part again
         self._folders: dict[str, str] = {}  # case-insensitive key of a folder -> its path on disk
         # folder on disk -> (its stamp, casefolded name -> the names spelled so): a path asked in
         # another case than on disk (a playbook's Pcmsvc32.exe for PCMSVC32.EXE) needs the folder's
@@ -119,7 +120,7 @@ class MockFiles:
             raise self._err(AccessDenied, str(exc), rel) from None
         # Most paths arrive in the case they have on disk: one lstat finds them. That is what the
         # walk below would find too, as it takes an exact match first at every step.
-        exact = os.path.join(self._root, *parts)
+        exact = self._prefix + os.sep.join(parts) if parts else self._root  # parts never hold a separator
         try:
             found = os.lstat(exact)
         except OSError:
@@ -265,8 +266,9 @@ class MockFiles:
         if s is None or not st.S_ISDIR(s.st_mode):
             raise self._err(NotADirectory, "is a file, not a folder", path)
         out = []
+        base = p + os.sep
         for name in sorted(_listdir(p), key=str.casefold):
-            e = os.lstat(os.path.join(p, name))
+            e = os.lstat(base + name)
             isdir = st.S_ISDIR(e.st_mode)
             out.append(FileStat(name, 0 if isdir else e.st_size, e.st_mtime_ns, isdir, not (e.st_mode & st.S_IWUSR)))
         return out
