@@ -47,13 +47,17 @@ def run(args: list[str], cwd: Path, *, command: list[str] | None = None,
     """(wall seconds, peak RSS MiB, CPU seconds) of one deployer process (or `command`). The CPU
     is user + system of the process and of every process it waited for (wait4 counts reaped
     descendants too), so worker processes of a fleet are in it."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(command or [sys.executable, "-m", "deployer", *args], cwd=cwd,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    _pid, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    # stderr to a file, not a pipe read after the wait: a tool that says more than a pipe holds
+    # (pyinfra's progress on 100 sites) would block on it forever
+    with tempfile.TemporaryFile() as errf:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(command or [sys.executable, "-m", "deployer", *args], cwd=cwd,
+                                stdout=subprocess.DEVNULL, stderr=errf, env=env)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        errf.seek(0)
+        err = errf.read().decode(errors="replace")[-4000:]
     if proc.returncode not in (0,):
         raise SystemExit(f"{' '.join(command or ['deployer', *args])} exited {proc.returncode}:\n{err}")
     return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
