@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from timing import median_seconds  # noqa: E402  bench/, the script's own folder
 
 from deployer.report import html  # noqa: E402
 from deployer.report.out import Out  # noqa: E402
@@ -36,15 +36,6 @@ def report(files: int, servers: int) -> Report:
             detail="" if ok else "written 9/9/99 7:00PM, earlier than listed", passed=ok, actual_date="9/10/99",
             actual_time="7:00PM", actual_size=535801))
     return r
-
-
-def median_seconds(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:

@@ -19,15 +19,15 @@ import contextlib
 import io
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from timing import median_seconds  # noqa: E402  bench/, the script's own folder
 
 
 def shared() -> Path:
@@ -58,15 +58,6 @@ def process(*args: str) -> None:
         sys.exit(f"deployer {' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
 
 
-def median_time(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -91,12 +82,12 @@ def main() -> None:
         cat = load_catalog(work / "kb")
         n = len(cat.hotfixes) + len(cat.problems)
         manifest = work / "manifests" / "q241656.yaml"
-        verify = median_time(lambda: workflow.verify_target(load_manifest(manifest), site), a.runs)
-        scan_only = median_time(lambda: scan(cat, [site]), a.runs)
-        scan_all = median_time(lambda: scan(load_catalog(work / "kb"), [site]), a.runs)
+        verify = median_seconds(lambda: workflow.verify_target(load_manifest(manifest), site), a.runs)
+        scan_only = median_seconds(lambda: scan(cat, [site]), a.runs)
+        scan_all = median_seconds(lambda: scan(load_catalog(work / "kb"), [site]), a.runs)
         cost = scan(cat, [site]).sites[0].cost
-        proc_verify = median_time(lambda: process("verify", str(manifest), "--site", "DEMO"), a.runs)
-        proc_scan = median_time(lambda: process("scan", "--site", "DEMO", "--catalog", "kb"), a.runs)
+        proc_verify = median_seconds(lambda: process("verify", str(manifest), "--site", "DEMO"), a.runs)
+        proc_scan = median_seconds(lambda: process("scan", "--site", "DEMO", "--catalog", "kb"), a.runs)
         os.chdir(ROOT)
     print(f"one verify of Q241656 on DEMO: {verify * 1000:.0f} ms (median of {a.runs})")
     print(f"scan of DEMO against {n} imported articles: {scan_only * 1000:.0f} ms with the catalogue loaded, "

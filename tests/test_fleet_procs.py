@@ -22,7 +22,7 @@ import pytest
 
 from conftest import run_cli
 from deployer.fleet import procs as fleet_procs
-from test_fleet import FleetWs, NAMES, fleet_template, fw, states  # noqa: F401 - fixtures
+from test_fleet import FleetWs, NAMES, fleet_template, fw, shared_fleet, states  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -121,12 +121,18 @@ def test_ctrl_c_cancels_sites_running_in_workers(fw: FleetWs, started, monkeypat
     assert all(not w.process.is_alive() for m in started for w in m.workers)
 
 
+def _machine(monkeypatch, cores: int, load: float) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+
+
 def test_the_fleet_size_decides_the_worker_count(monkeypatch):
     monkeypatch.delenv(fleet_procs.ENV, raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    _machine(monkeypatch, 2, 3.0)  # this project's machine: never a free core
     small, big = fleet_procs.PROCESS_MIN_SITES - 1, fleet_procs.PROCESS_MIN_SITES
     assert fleet_procs.process_count(None, small, 10, 4) == 0
-    assert fleet_procs.process_count(None, big, 10, 4) == 0  # threads unless asked (measured: README)
+    assert fleet_procs.process_count(None, big, 10, 4) == 0  # busy: threads unless asked (measured: README)
     monkeypatch.setenv(fleet_procs.ENV, "2")
     assert fleet_procs.process_count(None, big, 10, 4) == 2
     monkeypatch.setenv(fleet_procs.ENV, "²")  # not a number int() reads: ignored, never a traceback
@@ -137,6 +143,27 @@ def test_the_fleet_size_decides_the_worker_count(monkeypatch):
     assert fleet_procs.process_count(8, 100, 2, 4) == 2  # ...nor --forks
     monkeypatch.setenv(fleet_procs.ENV, "0")
     assert fleet_procs.process_count(None, 100, 10, 4) == 0
+
+
+def test_unasked_a_fleet_gets_workers_only_on_free_cores_and_when_its_work_pays(monkeypatch):
+    """The default follows the measurement: worker processes cost CPU (a second import of
+    deployer, pickled events) and gain only on cores other work leaves free, so a fleet gets one
+    per free core, two free at least, and only when its sites' CPU outweighs the start-up."""
+    monkeypatch.delenv(fleet_procs.ENV, raising=False)
+    _machine(monkeypatch, 4, 0.3)  # an idle 4-core controller: 3 cores free
+    assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 3
+    assert fleet_procs.process_count(None, 100, 2, 20, "apply_work") == 2  # never more than --forks
+    assert fleet_procs.process_count(None, 100, 10, 20, "plan_work") == 0  # 2 s of CPU: start-up eats the gain
+    assert fleet_procs.process_count(None, 300, 10, 20, "plan_work") == 3
+    assert fleet_procs.process_count(None, 20, 10, 20, "apply_work") == 0  # a small fleet: threads
+    _machine(monkeypatch, 4, 2.5)  # one core free: the command's own process has it
+    assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 0
+    _machine(monkeypatch, 2, 9.0)  # this project's machine under seven test runs
+    assert fleet_procs.process_count(None, 1000, 10, 20, "apply_work") == 0
+    assert fleet_procs.process_count(2, 100, 10, 20, "apply_work") == 2  # asked: always
+    monkeypatch.setattr(os, "getloadavg", lambda: (_ for _ in ()).throw(OSError("no load average")))
+    _ = fleet_procs.free_cores()  # unknown load: no workers, never a traceback
+    assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 0
 
 
 @pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback", "recover", "runs"])
@@ -180,3 +207,31 @@ def test_sigterm_to_a_worker_rolls_its_site_back_and_sighup_is_left_to_the_comma
     assert "SIGTERM" in got["SITE001"]["message"]
     assert fw.state("SITE001") == before
     assert started[0].started == 1  # the same worker ran all three
+
+
+@pytest.mark.readonly_fleet
+def test_a_fleet_resolves_and_hashes_its_playbook_once_not_per_site(fw: FleetWs, monkeypatch):
+    """What every site's plan names but that does not depend on the site (the playbook's and
+    manifest's paths and digests) is worked out once per fleet; each plan still names them."""
+    from deployer.fleet import workflow
+    from deployer.plan import planner
+    from deployer.steps.playbook import load_playbook
+
+    resolved: list[str] = []
+    real = Path.resolve
+    monkeypatch.setattr(Path, "resolve", lambda self, *a, **k: resolved.append(self.name) or real(self, *a, **k))
+    inv = workflow.inventory(fw.inventory)
+    pb = load_playbook(fw.playbook)
+    sites = inv.all_sites()[:5]
+
+    def resolves(n: int) -> tuple[int, list]:
+        cache = planner.PayloadCache()  # one fleet's
+        resolved.clear()
+        plans = [workflow.make_plan(pb, s, payloads=cache) for s in sites[:n]]
+        return resolved.count(fw.playbook.name), plans
+
+    one, _ = resolves(1)
+    five, plans = resolves(5)
+    assert five == one  # was one more per site
+    assert {p.playbook for p in plans} == {str(fw.playbook.resolve())}
+    assert len({p.manifest_sha256 for p in plans}) == 1 and {p.site for p in plans} == {s.name for s in sites}

@@ -5,9 +5,8 @@ every other import is, function-level ones included.
 
 Layers, lowest first: model -> steps -> plan -> run -> fleet -> commands (and cli), with
 targets/ (transports), simulator/ (the mock SMS site), sms/, kb/, report/ and workers/ beside
-them. A package may import only the packages ALLOWED lists for it. The edges and cycles
-that break that today are listed in KNOWN_*: each is debt to pay off (issue 20), the test
-fails on any new one, and on a listed one that has gone (so the lists only shrink).
+them. A package may import only the packages ALLOWED lists for it, and no modules import each
+other in a cycle (issue 20 paid off the last listed exceptions; there is no list of them now).
 """
 from __future__ import annotations
 
@@ -144,31 +143,14 @@ def violations() -> set[tuple[str, str]]:
     return found
 
 
-KNOWN_VIOLATIONS: set[tuple[str, str]] = {
-    ("deployer.simulator.lab", "deployer.run.journal"),
-    ("deployer.simulator.lab", "deployer.run.lock"),
-    ("deployer.simulator.lab", "deployer.run.store"),
-}
-KNOWN_CYCLES: list[set[str]] = [
-]
+def test_no_import_goes_against_the_layers():
+    found = sorted(violations())
+    assert not found, "imports against the layers:\n" + "\n".join(f"{a} -> {b}" for a, b in found)
 
 
-def test_no_new_layer_violation_and_the_known_ones_only_shrink():
-    found = violations()
-    new = sorted(found - KNOWN_VIOLATIONS)
-    gone = sorted(KNOWN_VIOLATIONS - found)
-    assert not new, "imports against the layers (fix them, do not list them):\n" + "\n".join(f"{a} -> {b}" for a, b in new)
-    assert not gone, "these listed violations are gone: remove them from KNOWN_VIOLATIONS:\n" + "\n".join(
-        f"{a} -> {b}" for a, b in gone)
-
-
-def test_no_new_import_cycle_and_the_known_ones_only_shrink():
+def test_no_import_cycle():
     cycles = _cycles(_graph())
-    known = [frozenset(c) for c in KNOWN_CYCLES]
-    for cycle in cycles:
-        assert any(cycle <= k for k in known), f"a new import cycle: {sorted(cycle)}"
-    for k in known:
-        assert any(c == k for c in cycles), f"a listed cycle shrank or went away; list what is left: {sorted(k)}"
+    assert not cycles, "import cycles:\n" + "\n".join(str(sorted(c)) for c in cycles)
 
 
 def test_the_checker_sees_a_violation_and_a_cycle():

@@ -42,7 +42,9 @@ def lab_init(
     stdout = outmod.stdout()
     patches = lab_patches(patched_with, catalog, inventory, targets, force)
     for t in targets:
-        rep = lab.init_mock_site(t, force=force, patch=patches(t) if patches else None)
+        from ..run.lab_claim import claimed  # --force deletes a site only under its lock, no run unfinished
+
+        rep = lab.init_mock_site(t, force=force, patch=patches(t) if patches else None, claim=claimed)
         if rep.created:
             servers = ", ".join(t.site.servers) + "".join(f"; PCM service host {h}" for h in t.site.pcm_hosts)
             stdout.line(f"Created mock site {t.name} ({t.code}) at {rep.created[0]}: servers {servers}; "

@@ -221,22 +221,23 @@ def outcome_of_error(site: str, exc: BaseException, seconds: float) -> SiteOutco
                        exit_code=int(ExitCode.FAILED_RESTORED))
 
 
+@dataclass(eq=False)
 class Fleet:
-    def __init__(self, command: str, sites: list[SiteRef], work: Work, rollout: Rollout, view: FleetView, *,
-                 journal: FleetJournal | None = None, cancel: CancelToken | None = None):
-        self.command = command
-        self.sites = sites
-        self.work = work
-        self.rollout = rollout
-        self.view = view
-        self.journal = journal
-        self.cancel = cancel or CancelToken()
-        self.outcomes: dict[str, SiteOutcome] = {}
-        self.bytes: dict[str, int] = {}  # site -> payload bytes sent so far
-        self.failures = 0
-        self.stop_reason: str | None = None
-        self.started_any = False  # the CLI's signal handler: before any site started, Ctrl-C just interrupts
-        self._lock = threading.RLock()  # also taken by the CLI's signal handler, on the main thread
+    command: str
+    sites: list[SiteRef]
+    work: Work
+    rollout: Rollout
+    view: FleetView
+    journal: FleetJournal | None = field(default=None, kw_only=True)
+    cancel: CancelToken = field(default_factory=CancelToken, kw_only=True)
+    outcomes: dict[str, SiteOutcome] = field(default_factory=dict, init=False)
+    bytes: dict[str, int] = field(default_factory=dict, init=False)  # site -> payload bytes sent so far
+    failures: int = field(default=0, init=False)
+    stop_reason: str | None = field(default=None, init=False)
+    # the CLI's signal handler: before any site started, Ctrl-C just interrupts
+    started_any: bool = field(default=False, init=False)
+    # also taken by the CLI's signal handler, on the main thread
+    _lock: threading.RLock = field(default_factory=threading.RLock, init=False, repr=False)
 
     # --- one site, on a worker thread ----------------------------------------------------------
 

@@ -41,24 +41,55 @@ from ..run.context import CancelToken, Event, RunContext
 # about 0.1 s of CPU a mock site, so a small fleet would pay more than it gains. One site never
 # gets here (the one-site commands do not use Fleet).
 PROCESS_MIN_SITES = 16
+# Unasked, a fleet gets worker processes only where they pay in wall time: the one process is
+# bound to one core (the GIL), so workers gain only on cores that are free, and they cost CPU
+# (the fork server imports deployer again: about 0.7 s, then pickling each site's events). Measured
+# (README, Benchmarks): CPU a mock site by command, and the work a fleet must hold for two
+# workers to gain more than their start-up costs.
+CPU_A_SITE = {"apply_work": 0.11, "rollback_work": 0.08, "recover_work": 0.05, "plan_work": 0.02,
+              "verify_work": 0.02, "runs_work": 0.005}
+AUTO_MIN_CPU_SECONDS = 5.0
 ENV = "DEPLOYER_PROCESSES"
 PRELOAD = ["deployer.fleet.work", "deployer.fleet.workflow", "deployer.targets.mock", "deployer.steps"]  # the same override as --processes, for scripts and tests
 
 
-def process_count(requested: int | None, sites: int, forks: int, max_per_host: int) -> int:
+def process_count(requested: int | None, sites: int, forks: int, max_per_host: int, kind: str | None = None) -> int:
     """How many worker processes a fleet of `sites` gets: `requested` when given (0: none),
-    else one per core once the fleet reaches PROCESS_MIN_SITES. Never more than sites run at
-    once (--forks) nor than --max-per-host, which is then split among them (each worker bounds
-    its own sessions, so the total stays within the limit)."""
+    else `auto_processes` (one per free core, when the fleet's work pays for them). Never more
+    than sites run at once (--forks) nor than --max-per-host, which is then split among them
+    (each worker bounds its own sessions, so the total stays within the limit). `kind`: the
+    work's factory (apply_work...), which says how much CPU a site costs."""
     if requested is None and re.fullmatch(r"[0-9]{1,4}", os.environ.get(ENV, "").strip()):
         requested = int(os.environ[ENV])  # ASCII digits only: str.isdigit() takes '²', which int() refuses
     if requested is None:
-        # Threads only unless asked: measured on a 2-core controller already loaded by other work,
-        # two worker processes made a 100-site apply slower (22.4 s against 12.9 s; README,
-        # Benchmarks); PROCESS_MIN_SITES is the size from which `--processes` pays on idle cores.
-        requested = 0
+        requested = auto_processes(sites, kind)
     count = min(requested, forks, max_per_host, sites)
     return count if count >= 1 else 0
+
+
+def free_cores() -> float:
+    """Cores this process may use less the run queue's last minute (load average): what other
+    work leaves. On the project's 2-core machine, shared by seven test runs, it is below 0."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return 0.0  # unknown: threads, as when busy
+    return cores - load
+
+
+def auto_processes(sites: int, kind: str | None) -> int:
+    """One worker per free core, when at least two are free (with one, the command's own
+    process already has it) and the fleet's CPU (sites x CPU_A_SITE) is at least
+    AUTO_MIN_CPU_SECONDS: an apply from about 46 mock sites, a plan or verify from 250.
+    Otherwise threads: the measured faster path on a busy controller."""
+    if sites < PROCESS_MIN_SITES or sites * CPU_A_SITE.get(kind or "", 0.05) < AUTO_MIN_CPU_SECONDS:
+        return 0
+    free = int(free_cores())
+    return free if free >= 2 else 0
 
 
 _CACHE = object()  # stands for a PayloadCache in a portable spec: each worker makes its own
@@ -237,7 +268,7 @@ def for_fleet(work: Work, sites: int, requested: int | None, forks: int, max_per
     """`work` itself, or a ProcessWork running it in workers when the fleet pays for them."""
     if getattr(work, "spec", None) is None:
         return work  # not portable (a region's dispatcher, a test's lambda): threads
-    count = process_count(requested, sites, forks, max_per_host)
+    count = process_count(requested, sites, forks, max_per_host, work.spec[1])  # type: ignore[attr-defined]
     return ProcessWork(work, count, max_per_host) if count else work
 
 

@@ -57,6 +57,15 @@ class PayloadCache:
         self._lock = threading.Lock()
         self._found: dict[tuple, tuple[tuple[int, int, int], Payload]] = {}
         self._hashes: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._once: dict[tuple, Any] = {}
+
+    def once(self, key: tuple, make) -> Any:
+        """make(), once per fleet for this key: what every site's plan repeats but that does not
+        depend on the site (the playbook's and manifest's paths and digests)."""
+        with self._lock:
+            if key not in self._once:
+                self._once[key] = make()
+            return self._once[key]
 
     def sha256(self, path: Path) -> str | None:
         """The sha256 of a local file (None: not a file), hashed once while its size, write time
@@ -284,17 +293,29 @@ class Planner:
                 for n, a in enumerate(self.actions, 1):
                     a.number = n
 
+    def _sources(self) -> tuple[str, str, str, str, str]:
+        """The playbook, manifest and inventory a plan names, with the digests of their texts:
+        the same for every site of a fleet, so resolved and hashed once per fleet."""
+        pb, inv = self.pb, self.site.inventory.path
+
+        def make() -> tuple[str, str, str, str, str]:
+            return (str(pb.path.resolve()), hashlib.sha256(pb.doc.text.encode()).hexdigest(),
+                    str(pb.manifest.path.resolve()), hashlib.sha256(pb.manifest.doc.text.encode()).hexdigest(),
+                    str(inv.resolve()))
+
+        if self.shared is None:
+            return make()
+        return self.shared.once(("sources", str(pb.path), pb.doc.text, pb.manifest.doc.text, str(inv)), make)
+
     def _finish(self) -> Plan:
         pb, site = self.pb, self.site
         observations = self.obs.list()
+        playbook, playbook_sha, manifest, manifest_sha, inventory = self._sources()
         return Plan(
             kb=pb.kb, title=pb.head.title, site=site.name, site_code=site.code,
             rule=pb.manifest.manifest.rule, timezone=self.tzname,
-            playbook=str(pb.path.resolve()), playbook_sha256=hashlib.sha256(pb.doc.text.encode()).hexdigest(),
-            manifest=str(pb.manifest.path.resolve()),
-            manifest_sha256=hashlib.sha256(pb.manifest.doc.text.encode()).hexdigest(),
-            inventory=str(site.inventory.path.resolve()),
-            site_sha256=site_digest(site),
+            playbook=playbook, playbook_sha256=playbook_sha, manifest=manifest, manifest_sha256=manifest_sha,
+            inventory=inventory, site_sha256=site_digest(site),
             actions=self.actions, skipped=self.skipped, problems=self.problems, checks=self.checks,
             observations=observations, fingerprint=fingerprint(observations),
             created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -4,7 +4,7 @@ Layout of a mock site folder (made by `deployer lab init`):
     site.json                      the site's servers, platforms and SMS roots
     <SERVER>/<drive>/<sms root>/   each server's SMS root (C/SMS for C:\\SMS)
     <SERVER>/scm.json              its Service Control Manager's state
-    <SERVER>/handles.json          files other programs hold open (see `hold_open`)
+    <SERVER>/handles.json          files other programs hold open (see `hold_open`, disk.py)
 
 Windows behaviour simulated here, because the procedures depend on it:
   - names are matched case-insensitively and keep the case they were created with;
@@ -17,66 +17,27 @@ Windows behaviour simulated here, because the procedures depend on it:
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import os
-import shutil
 import stat as st
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..model import winpath
-from ..targets.base import (CHUNK, AccessDenied, AlreadyExists, DiskFull, FileStat, NotADirectory, NotFound,
+from .disk import fsync_dir, handles_file, held_open, hold_open, windows_error, write_json_atomic  # noqa: F401 - their home was here
+from ..targets.base import (CHUNK, AccessDenied, AlreadyExists, FileStat, NotADirectory, NotFound,
                             PathNotFound, SharingViolation, TargetError, makedirs_via, sha256_of)
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, data: object, *, durable: bool = True, indent: int | None = 1) -> None:
-    """Replace `path` whole: a reader, or a crash of the writer, sees the old file or the new.
-    durable=False leaves flushing to the system, as Windows does with the registry (the SCM's
-    database, which it writes back lazily). indent=None writes one line, with json's C encoder
-    (indented JSON is encoded in Python, about ten times slower): for files rewritten on every
-    service change."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=indent, sort_keys=True))
-        if durable:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    if durable:
-        fsync_dir(path.parent)
-
-
-def windows_error(exc: OSError, server: str, rel: str) -> TargetError:
-    """The error Windows would answer for what the local disk said (ENOSPC is error 112, ...)."""
-    def err(cls: type[TargetError], msg: str) -> TargetError:
-        return cls(msg, server=server, path=rel)
-
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return err(DiskFull, "there is not enough space on the disk")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return err(AccessDenied, "access is denied")
-    if exc.errno == errno.ENOTDIR:
-        return err(NotADirectory, "a folder on the way is a file (the directory name is invalid)")
-    if exc.errno == errno.ENOENT:
-        return err(PathNotFound, "the system cannot find the path specified")
-    if exc.errno == errno.EEXIST:
-        return err(AlreadyExists, "cannot create a file when that file already exists")
-    return err(TargetError, f"{exc.strerror or exc}")
-
-
 class MockFiles:
-    """FileTransport over one mock server's SMS root."""
+    """FileTransport over one mock server's SMS root.
+
+    Paths are plain strings here, never pathlib objects: a 100-site fleet makes some 90,000
+    lookups, and a Path costs a parse and several objects per step (11% of a run's wall once).
+    Each operation stats an entry once and passes the answer on, instead of asking exists(),
+    is_dir() and stat() of the same file in turn."""
 
     accepts_standins = True  # the lab's own site: the one place lab stand-ins may go (standin.py)
 
@@ -84,7 +45,12 @@ class MockFiles:
         self.server = server
         self.root = root
         self._root = str(root)
+        self._prefix = self._root + os.sep  # joined by hand: posixpath.join checks every part again
         self._folders: dict[str, str] = {}  # case-insensitive key of a folder -> its path on disk
+        # folder on disk -> (its stamp, casefolded name -> the names spelled so): a path asked in
+        # another case than on disk (a playbook's Pcmsvc32.exe for PCMSVC32.EXE) needs the folder's
+        # names, listed again only once the folder changed (_names)
+        self._names: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
         self._locked = locked  # RelPath keys of files that are open elsewhere, asked fresh each time
 
     # --- path resolution ------------------------------------------------------------------
@@ -94,23 +60,23 @@ class MockFiles:
 
     def _resolve(self, rel: str, *, want_parent: bool = False) -> Path:
         """Find `rel` case-insensitively. With want_parent, the last component may be missing."""
-        return self._lookup(rel, want_parent)[0]
+        return Path(self._lookup_str(rel, want_parent)[0])
 
-    def _lookup(self, rel: str, want_parent: bool = False) -> tuple[Path, os.stat_result | None]:
-        """_resolve, with the entry's attributes when the lookup read them on the way."""
+    def _find(self, rel: str, want_parent: bool = False) -> tuple[str, os.stat_result | None]:
+        """_resolve as a string, with the entry's attributes (None: it is not there)."""
         found, s = self._lookup_str(rel, want_parent)
-        return (Path(found) if isinstance(found, str) else found), s
+        return found, (s if s is not None else _stat(found))
 
-    def _lookup_str(self, rel: str, want_parent: bool = False) -> tuple[str | Path, os.stat_result | None]:
-        """_lookup, the common case (the path as spelled is there) as a string: a stat, the
-        commonest call of a run, then needs no Path object at all."""
+    def _lookup_str(self, rel: str, want_parent: bool = False) -> tuple[str, os.stat_result | None]:
+        """The path of `rel` on disk, with its attributes when the lookup read them on the way:
+        the common case (the path as spelled is there) is one lstat."""
         try:
             parts = _checked_parts(rel)
         except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
             raise self._err(AccessDenied, str(exc), rel) from None
         # Most paths arrive in the case they have on disk: one lstat finds them. That is what the
         # walk below would find too, as it takes an exact match first at every step.
-        exact = os.path.join(self._root, *parts)
+        exact = self._prefix + os.sep.join(parts) if parts else self._root  # parts never hold a separator
         try:
             found = os.lstat(exact)
         except OSError:
@@ -121,43 +87,37 @@ class MockFiles:
             return exact, found
         return self._walk(rel, parts, want_parent), None
 
-    def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
+    def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> str:
         if parts:
             # the folder as spelled, only the last name missing or in another case: one listing
             folder = os.path.join(self._root, *parts[:-1])
-            try:
-                is_folder = st.S_ISDIR(os.stat(folder).st_mode)
-            except OSError:
-                is_folder = False
-            if is_folder:
-                return self._last(rel, Path(folder), parts[-1], want_parent)
+            fs = _stat(folder)
+            if fs is not None and st.S_ISDIR(fs.st_mode):
+                return self._last(rel, folder, parts[-1], want_parent, folder_stat=fs)
             # a folder spelled in another case than on disk: found by a walk once, then remembered
             # (while it is still there: a folder renamed or removed is walked to again)
             fkey = winpath.key("\\".join(parts[:-1]))
             known = self._folders.get(fkey)
             if known is not None:
-                try:
-                    if st.S_ISDIR(os.stat(known).st_mode):
-                        return self._last(rel, Path(known), parts[-1], want_parent)
-                except OSError:
-                    pass
+                if os.path.isdir(known):
+                    return self._last(rel, known, parts[-1], want_parent)
                 del self._folders[fkey]
             found = self._walk_all(rel, parts, want_parent)
             if len(parts) > 1:
-                self._folders[fkey] = str(found.parent)
+                self._folders[fkey] = os.path.dirname(found)
             return found
         return self._walk_all(rel, parts, want_parent)
 
-    def _walk_all(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> Path:
-        cur = self.root
+    def _walk_all(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> str:
+        cur = self._root
         for i, name in enumerate(parts):
-            if not cur.is_dir():
+            if not os.path.isdir(cur):
                 # Windows (and Samba) answer a path through a file with ERROR_PATH_NOT_FOUND
                 here = "\\".join(parts[:i]) or "(share root)"
                 raise self._err(PathNotFound, f"the system cannot find the path specified ({here} is a file, "
                                 "not a folder)", rel)
-            exact = cur / name
-            if exact.exists() or exact.is_symlink():
+            exact = os.path.join(cur, name)
+            if os.path.lexists(exact):
                 cur = exact
             elif i == len(parts) - 1:
                 return self._last(rel, cur, name, want_parent)
@@ -167,49 +127,79 @@ class MockFiles:
                 except NotFound:
                     raise self._err(PathNotFound, f"the system cannot find the path specified ({name} is missing)",
                                     rel) from None
-        if cur.is_symlink():
+        if os.path.islink(cur):
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return cur
 
-    def _last(self, rel: str, folder: Path, name: str, want_parent: bool, *, final: bool = True) -> Path:
+    def _last(self, rel: str, folder: str, name: str, want_parent: bool, *, final: bool = True,
+              folder_stat: os.stat_result | None = None) -> str:
         """The entry of `folder` named `name` in any case (the exact spelling is not there);
-        `final`: the path's last name, which must not be a link."""
-        matches = [e for e in _listdir(folder) if e.casefold() == name.casefold()]
+        `final`: the path's last name, which must not be a link; `folder_stat`: the folder's, if
+        the caller has it."""
+        matches = self._names_in(folder, folder_stat).get(name.casefold(), [])
         if len(matches) > 1:
             raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
                             "a Windows folder cannot hold them", rel)
         if not matches:
             if want_parent:
-                return folder / name
+                return os.path.join(folder, name)
             raise self._err(NotFound, "the system cannot find the file specified", rel)
-        found = folder / matches[0]
-        if final and found.is_symlink():
+        found = os.path.join(folder, matches[0])
+        if final and os.path.islink(found):
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
         return found
 
-    def _check_not_in_use(self, rel: str, path: Path) -> None:
+    def _names_in(self, folder: str, s: os.stat_result | None = None) -> dict[str, list[str]]:
+        """The folder's names by their casefold, kept while the folder's stamp (inode, write and
+        change times) stays; any entry made, removed or renamed there changes it. A listing is
+        kept only once the folder is older than the file system clock's granularity could hide
+        (as git does for racy entries): a name added in the same tick would not move the stamp."""
+        s = s or _stat(folder)
+        if s is None:
+            return {}
+        stamp = (s.st_ino, s.st_mtime_ns, s.st_ctime_ns)
+        hit = self._names.get(folder)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        names: dict[str, list[str]] = {}
+        for e in _listdir(folder):
+            names.setdefault(e.casefold(), []).append(e)
+        if st.S_ISDIR(s.st_mode) and time.time_ns() - max(s.st_mtime_ns, s.st_ctime_ns) > _RACY_NS:
+            self._names[folder] = (stamp, names)
+        return names
+
+    def _folder_of(self, rel: str, path: str) -> os.stat_result:
+        """The folder `path` goes into, which must be one (a missing or file parent: ERROR_PATH_NOT_FOUND)."""
+        parent = os.path.dirname(path)
+        s = _stat(parent)
+        if s is None or not st.S_ISDIR(s.st_mode):
+            raise self._err(PathNotFound, f"the system cannot find the path specified ({os.path.basename(parent)} "
+                            "is a file, not a folder)", rel)
+        return s
+
+    def _check_not_in_use(self, rel: str, path: str, isdir: bool | None = None) -> None:
         locked = self._locked()
         if not locked:
             return
-        text = str(path)
         # every resolved path lies under the root: a slice, not os.path.relpath's normalising walk
-        under = text.startswith(self._root + os.sep)
-        rel_path = text[len(self._root) + 1:] if under else os.path.relpath(text, self._root)
+        under = path.startswith(self._root + os.sep)
+        rel_path = path[len(self._root) + 1:] if under else os.path.relpath(path, self._root)
         key = winpath.key(rel_path)
         if key in locked:
             raise self._err(SharingViolation, "the process cannot access the file because it is being used "
                             "by another process", rel)
-        if path.is_dir():
+        if isdir if isdir is not None else os.path.isdir(path):
             prefix = key + "\\"
             if any(k.startswith(prefix) for k in locked):
                 raise self._err(SharingViolation, "a file in this folder is in use by another process", rel)
 
-    def _check_writable(self, rel: str, path: Path) -> None:
-        if path.exists() and not path.is_dir() and not (path.stat().st_mode & st.S_IWUSR):
+    def _check_writable(self, rel: str, s: os.stat_result | None) -> None:
+        """`s`: the file's attributes (None: not there, nothing to refuse)."""
+        if s is not None and not st.S_ISDIR(s.st_mode) and not (s.st_mode & st.S_IWUSR):
             raise self._err(AccessDenied, "access is denied (the file is read-only)", rel)
 
-    def _check_folder_writable(self, rel: str, folder: Path) -> None:
-        if not (folder.stat().st_mode & st.S_IWUSR):
+    def _check_folder_writable(self, rel: str, folder: os.stat_result) -> None:
+        if not (folder.st_mode & st.S_IWUSR):
             raise self._err(AccessDenied, "access is denied (the folder is read-only)", rel)
 
     def _os_error(self, exc: OSError, rel: str) -> TargetError:
@@ -228,19 +218,20 @@ class MockFiles:
                         not (s.st_mode & st.S_IWUSR))
 
     def listdir(self, path: str) -> list[FileStat]:
-        p = self._resolve(path)
-        if not p.is_dir():
+        p, s = self._find(path)
+        if s is None or not st.S_ISDIR(s.st_mode):
             raise self._err(NotADirectory, "is a file, not a folder", path)
         out = []
+        base = p + os.sep
         for name in sorted(_listdir(p), key=str.casefold):
-            s = (p / name).lstat()
-            isdir = st.S_ISDIR(s.st_mode)
-            out.append(FileStat(name, 0 if isdir else s.st_size, s.st_mtime_ns, isdir, not (s.st_mode & st.S_IWUSR)))
+            e = os.lstat(base + name)
+            isdir = st.S_ISDIR(e.st_mode)
+            out.append(FileStat(name, 0 if isdir else e.st_size, e.st_mtime_ns, isdir, not (e.st_mode & st.S_IWUSR)))
         return out
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
-        p = self._resolve(path)
-        if p.is_dir():
+        p, s = self._find(path)
+        if s is not None and st.S_ISDIR(s.st_mode):
             raise self._err(AccessDenied, "is a folder, not a file", path)
         try:
             fh = open(p, "rb")
@@ -255,23 +246,24 @@ class MockFiles:
 
     # --- writing --------------------------------------------------------------------------
 
+    def _into(self, rel: str, path: str, s: os.stat_result | None, *, exclusive: bool = False) -> None:
+        """What Windows checks before a file is written, copied or renamed over at `path`."""
+        folder = self._folder_of(rel, path)
+        if s is None:
+            self._check_folder_writable(rel, folder)
+            return
+        if exclusive:
+            raise self._err(AlreadyExists, "the file exists", rel)
+        if st.S_ISDIR(s.st_mode):
+            raise self._err(AccessDenied, "is a folder, not a file", rel)
+        self._check_not_in_use(rel, path, False)
+        self._check_writable(rel, s)
+
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False, durable: bool = True) -> int:
         """durable=False: for the site's own simulated programs (Maintenance Manager, the SCM's
         site reset), which write as Windows programs do, leaving the flush to the system."""
-        p = self._resolve(path, want_parent=True)
-        parent = p.parent
-        if not parent.is_dir():
-            raise self._err(PathNotFound, f"the system cannot find the path specified ({parent.name} is a file, "
-                            "not a folder)", path)
-        if p.exists():
-            if exclusive:
-                raise self._err(AlreadyExists, "the file exists", path)
-            if p.is_dir():
-                raise self._err(AccessDenied, "is a folder, not a file", path)
-            self._check_not_in_use(path, p)
-            self._check_writable(path, p)
-        else:
-            self._check_folder_writable(path, parent)
+        p, s = self._find(path, want_parent=True)
+        self._into(path, p, s, exclusive=exclusive)
         flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
         written = 0
         try:
@@ -288,9 +280,9 @@ class MockFiles:
         return written
 
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
-        p = self._resolve(path, want_parent=True)
-        if p.exists():
-            self._check_not_in_use(path, p)
+        p, s = self._find(path, want_parent=True)
+        if s is not None:
+            self._check_not_in_use(path, p, st.S_ISDIR(s.st_mode))
         try:
             fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
@@ -303,108 +295,151 @@ class MockFiles:
             raise self._os_error(exc, path) from None
 
     def copy(self, src: str, dst: str) -> None:
-        s = self._resolve(src)
-        d = self._resolve(dst, want_parent=True)
-        if d.exists():
-            self._check_not_in_use(dst, d)
-            self._check_writable(dst, d)
-        elif d.parent.is_dir():
-            self._check_folder_writable(dst, d.parent)
+        s, s_st = self._find(src)
+        d, d_st = self._find(dst, want_parent=True)
+        if s_st is None:
+            raise self._err(NotFound, "the system cannot find the file specified", src)
+        if st.S_ISDIR(s_st.st_mode):
+            raise self._err(AccessDenied, "is a folder, not a file", src)
+        if d_st is not None:
+            if d_st.st_ino == s_st.st_ino and d_st.st_dev == s_st.st_dev:
+                raise self._err(AccessDenied, "the file cannot be copied onto itself", dst)
+            self._check_not_in_use(dst, d, st.S_ISDIR(d_st.st_mode))
+            self._check_writable(dst, d_st)
+        elif os.path.isdir(os.path.dirname(d)):
+            self._check_folder_writable(dst, os.stat(os.path.dirname(d)))
         try:
-            shutil.copyfile(s, d)  # CopyFile keeps the last write time, as copy2 does
-            shutil.copystat(s, d)
-            with open(d, "rb+") as fh:
-                os.fsync(fh.fileno())
+            # one open of each file: the bytes (sendfile), then, as CopyFile does, the source's
+            # write time and attributes (read-only included), then the copy made durable
+            _copy_durably(s, d, s_st)
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
     def hard_link(self, src: str, dst: str) -> None:
         """A hard link, as NTFS makes them: allowed on a file another program has open."""
-        s = self._resolve(src)
-        if s.is_dir():
+        s, s_st = self._find(src)
+        if s_st is not None and st.S_ISDIR(s_st.st_mode):
             raise self._err(AccessDenied, "is a folder; folders cannot be linked", src)
-        d = self._resolve(dst, want_parent=True)
-        if d.exists():
+        d, d_st = self._find(dst, want_parent=True)
+        if d_st is not None:
             raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
-        self._check_folder_writable(dst, d.parent)
+        parent = os.path.dirname(d)
         try:
+            self._check_folder_writable(dst, os.stat(parent))
             os.link(s, d)
-            fsync_dir(d.parent)
+            fsync_dir(parent)
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
     def rename(self, src: str, dst: str, *, replace: bool = False, durable: bool = True) -> None:
-        s = self._resolve(src)
-        self._check_not_in_use(src, s)
-        d = self._resolve(dst, want_parent=True)
-        if not d.parent.is_dir():
-            raise self._err(PathNotFound, f"the system cannot find the path specified ({d.parent.name} is a file, "
-                            "not a folder)", dst)
+        s, s_st = self._find(src)
+        self._check_not_in_use(src, s, None if s_st is None else st.S_ISDIR(s_st.st_mode))
+        d, d_st = self._find(dst, want_parent=True)
+        d_folder = self._folder_of(dst, d)
         # moving an entry out of and into a folder needs the right to change both folders
-        self._check_folder_writable(src, s.parent)
-        self._check_folder_writable(dst, d.parent)
-        if d.exists() and str(d).casefold() != str(s).casefold():
+        self._check_folder_writable(src, os.stat(os.path.dirname(s)))
+        self._check_folder_writable(dst, d_folder)
+        if d_st is not None and d.casefold() != s.casefold():
             if not replace:
                 raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
-            if d.is_dir():
+            if st.S_ISDIR(d_st.st_mode):
                 raise self._err(AccessDenied, "cannot replace a folder", dst)
-            self._check_not_in_use(dst, d)
-            self._check_writable(dst, d)
+            self._check_not_in_use(dst, d, False)
+            self._check_writable(dst, d_st)
         try:
             os.replace(s, d)
             if durable:
-                fsync_dir(d.parent)
+                fsync_dir(os.path.dirname(d))
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
     def remove(self, path: str) -> None:
-        p = self._resolve(path)
-        if p.is_dir():
+        p, s = self._find(path)
+        if s is not None and st.S_ISDIR(s.st_mode):
             raise self._err(AccessDenied, "is a folder; use rmdir", path)
-        self._check_not_in_use(path, p)
-        self._check_writable(path, p)
-        self._check_folder_writable(path, p.parent)
+        self._check_not_in_use(path, p, False)
+        self._check_writable(path, s)
+        self._check_folder_writable(path, os.stat(os.path.dirname(p)))
         try:
-            p.unlink()
+            os.unlink(p)
         except OSError as exc:
             raise self._os_error(exc, path) from None
 
     def rmdir(self, path: str) -> None:
-        p = self._resolve(path)
-        self._check_not_in_use(path, p)
+        p, s = self._find(path)
+        self._check_not_in_use(path, p, None if s is None else st.S_ISDIR(s.st_mode))
         try:
-            p.rmdir()
+            os.rmdir(p)
         except OSError as exc:
             if exc.errno == errno.ENOTEMPTY:
                 raise self._err(TargetError, "the directory is not empty", path, ) from None
             raise self._os_error(exc, path) from None
 
     def mkdir(self, path: str) -> None:
-        p = self._resolve(path, want_parent=True)
-        if p.exists():
+        p, s = self._find(path, want_parent=True)
+        if s is not None:
             raise self._err(AlreadyExists, "cannot create a file when that file already exists", path)
-        if not p.parent.is_dir():
-            raise self._err(PathNotFound, f"the system cannot find the path specified ({p.parent.name} is a file, "
-                            "not a folder)", path)
+        self._folder_of(path, p)
         try:
-            p.mkdir()
+            os.mkdir(p)
         except OSError as exc:
             raise self._os_error(exc, path) from None
 
     def makedirs(self, path: str) -> None:
+        # the folder is there, as spelled or in another case: one lookup, not a stat per level
+        try:
+            _p, s = self._find(path)
+        except TargetError:
+            s = None
+        if s is not None and st.S_ISDIR(s.st_mode):
+            return
         makedirs_via(self, path)
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
-        p = self._resolve(path)
-        self._check_not_in_use(path, p)
-        self._check_writable(path, p)
+        p, s = self._find(path)
+        self._check_not_in_use(path, p, None if s is None else st.S_ISDIR(s.st_mode))
+        self._check_writable(path, s)
         try:
-            os.utime(p, ns=(p.stat().st_atime_ns, mtime_ns))
+            os.utime(p, ns=((s or os.stat(p)).st_atime_ns, mtime_ns))
         except OSError as exc:
             raise self._os_error(exc, path) from None
 
     def close(self) -> None:
         pass
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            left = src_st.st_size
+            offset = 0
+            while left > 0:
+                sent = os.sendfile(fout, fin, offset, min(left, 1 << 30))
+                if sent == 0:
+                    break
+                offset += sent
+                left -= sent
+            os.utime(fout, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+            os.chmod(fout, st.S_IMODE(src_st.st_mode))
+            os.fsync(fout)
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
+
+
+# a folder changed less than this long ago may change again without its stamp moving (coarse
+# file system clocks tick every 1 to 10 milliseconds): its listing is not kept
+_RACY_NS = 20_000_000
 
 
 @lru_cache(maxsize=4096)
@@ -416,38 +451,8 @@ def _checked_parts(rel: str) -> tuple[str, ...]:
     return parts
 
 
-def _listdir(p: Path) -> list[str]:
+def _listdir(p: str) -> list[str]:
     try:
         return os.listdir(p)
     except NotADirectoryError:
         return []
-
-
-# --- files held open by "other programs" -----------------------------------------------
-
-
-def handles_file(server_dir: Path) -> Path:
-    return server_dir / "handles.json"
-
-
-def held_open(server_dir: Path) -> set[str]:
-    try:
-        data = json.loads(handles_file(server_dir).read_text())
-    except FileNotFoundError:
-        return set()
-    return {winpath.key(p) for p in data.get("open", [])}
-
-
-@contextlib.contextmanager
-def hold_open(server_dir: Path, rel: str) -> Iterator[None]:
-    """Simulate another program holding `rel` open (deny write/delete), like an editor would."""
-    f = handles_file(server_dir)
-    data = json.loads(f.read_text()) if f.exists() else {"open": []}
-    data["open"].append(rel)
-    write_json_atomic(f, data)
-    try:
-        yield
-    finally:
-        data = json.loads(f.read_text())
-        data["open"].remove(rel)
-        write_json_atomic(f, data)

@@ -15,22 +15,18 @@ import os
 import random
 import shutil
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, ContextManager
 from zoneinfo import ZoneInfo
 
 from ..targets import standin
 from ..model import winpath
-from ..errors import InputError, SiteLockedError
+from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import Manifest, version_tuple
 from ..steps.playbook import LoadedPlaybook
-from ..run.journal import unfinished_runs
-from ..run.lock import SiteLock
-from ..run.store import STATE_DIR
 from ..sms import attrs, layout, platforms
 from ..sms.pcm.standin import standin_ins
 from ..sms import services as sms
@@ -162,46 +158,12 @@ def pcm_host_services(service: str, executable: str) -> dict[str, dict]:
                       "modules": [], "accepts": sorted(info.accepts)}}
 
 
-@contextmanager
-def _claimed(site: SiteRef, root: Path) -> Iterator[None]:
-    """Hold the site lock while a mock site is recreated, and refuse when a run holds it or
-    left the site unfinished: `--force` must never delete the journal, the lock and the
-    backups of a run that is still going or that `deployer recover` still has to finish."""
-    throw_away = f"or delete {root} by hand if you really mean to throw the site and its runs away"
-    try:
-        mock = MockSite(root)
-        server = next(n for n, i in mock.servers.items() if i.role == "site_server")
-        files = mock.files(server)
-    except (InputError, StopIteration, KeyError, TypeError, ValueError, AttributeError, OSError):
-        # not a mock site deployer can read: only a lock file anywhere in it tells of a run
-        if any(p.is_file() or p.is_dir() for p in root.glob(f"*/**/{STATE_DIR}/lock")):
-            raise InputError(f"mock site {site.name} at {root} holds a deployer lock; a run may be active. Let it "
-                             f"finish, {throw_away}") from None
-        yield
-        return
-    lock = SiteLock(files, site.name, "lab init --force")
-    try:
-        lock.acquire()
-    except SiteLockedError as exc:
-        raise SiteLockedError(f"{exc}. `lab init --force` would delete that run's journal and backups; "
-                              f"{throw_away}") from None
-    try:
-        pending = unfinished_runs(files)
-        if pending:
-            names = ", ".join(f"{r.run} ({r.state.replace('_', ' ')})" for r in pending)
-            raise InputError(f"site {site.name} has an unfinished run: {names}. `lab init --force` would delete its "
-                             f"journal and backups, the only record of what it changed; run `deployer recover --site "
-                             f"{site.name}` first, {throw_away}")
-        yield
-    finally:
-        if lock.held and (root / SITE_FILE).exists():
-            lock.release()
-        else:
-            lock.forget()
-
-
 def init_mock_site(site: SiteRef, *, force: bool = False,
-                   patch: Callable[[str, FileTransport], None] | None = None) -> LabReport:
+                   patch: Callable[[str, FileTransport], None] | None = None,
+                   claim: Callable[[SiteRef, Path], ContextManager[None]] | None = None) -> LabReport:
+    """claim: held while an existing site is deleted for `force` (run/lab_claim.py's `claimed`:
+    the site lock, and a refusal while a run is unfinished there). The simulator knows nothing
+    of runs, so a caller that forces without one is refused rather than risk a run's journal."""
     report = LabReport()
     root = site.mock_root()
     if (root / SITE_FILE).exists() and not force:
@@ -214,7 +176,10 @@ def init_mock_site(site: SiteRef, *, force: bool = False,
                          "mock site `deployer lab init` made, and lab init never deletes or writes into a folder it "
                          "did not make. Point the site's mock: {path: ...} at a new folder, or empty this one")
     if root.exists() and force:
-        with _claimed(site, root):
+        if claim is None:
+            raise InputError(f"mock site {site.name} at {root} exists: recreating it needs the site's claim "
+                             "(`deployer lab init --force` takes it)")
+        with claim(site, root):
             shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
     s = site.site

@@ -197,7 +197,7 @@ def _watchdog(scm: "MockServices") -> list[str]:
             logon.append(info.name)
         services = site.services(info.name)
         files = site.files(info.name)
-        state = services._read()["services"]
+        state = services.current()["services"]
         missing = sorted({p for s in state.values() for p in [s["image"], *s.get("modules", [])]
                           if files.stat(p) is None}, key=str.casefold)
         if missing:
@@ -217,7 +217,7 @@ def _watchdog(scm: "MockServices") -> list[str]:
 def _server_states(site: "MockSite") -> list[str]:
     lines = []
     for info in site.servers.values():
-        for name, svc in site.services(info.name)._read()["services"].items():
+        for name, svc in site.services(info.name).current()["services"].items():
             lines.append(f"{info.name}\t{name}\t{svc['state']}")
     return lines
 

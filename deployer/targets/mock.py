@@ -126,6 +126,9 @@ def sms_dir(server_dir: Path, sms_root: str) -> Path:
 
 # server folder -> (stamps of scm.json and handles.json, the files they lock)
 _LOCKED: dict[Path, tuple[tuple, frozenset[str]]] = {}
+# server folder -> (stamp of scm.json, the state parsed from it): a run queries services and
+# checks files in use hundreds of times a site, while scm.json changes some 14 times
+_STATE: dict[Path, tuple[tuple, dict[str, Any]]] = {}
 
 
 def _stamp(path: Path | str) -> tuple | None:
@@ -169,12 +172,27 @@ class MockServices:
                 raise windows_error(exc, self.server, "scm.json") from None
             finally:
                 _LOCKED.pop(self.dir, None)  # stamps are only as fine as the file system's clock
+                _STATE.pop(self.dir, None)
 
     def _read(self) -> dict[str, Any]:
+        """scm.json parsed afresh: what a read-modify-write (_locked_state) starts from."""
         try:
-            return json.loads(self.state_file.read_text())
+            with open(self._stamped[0], encoding="utf-8") as fh:
+                return json.load(fh)
         except FileNotFoundError:
             return {"services": {}}
+
+    def current(self) -> dict[str, Any]:
+        """scm.json as it is now, parsed once per change of the file (its stamp: another process,
+        a test or a second deployer, may replace it too). Shared: callers only read it."""
+        stamp = _stamp(self._stamped[0])
+        hit = _STATE.get(self.dir)
+        if hit is not None and stamp is not None and hit[0] == stamp:
+            return hit[1]
+        state = self._read()  # a replace between the stamp and the read only makes the next call read again
+        if stamp is not None:
+            _STATE[self.dir] = (stamp, state)
+        return state
 
     def _event(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
@@ -200,7 +218,7 @@ class MockServices:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         keys = held_open(self.dir)
-        for svc in self._read()["services"].values():
+        for svc in self.current()["services"].values():
             if svc["state"] == RUNNING:
                 keys.add(winpath.key(svc["image"]))
                 keys.update(winpath.key(m) for m in svc.get("modules", []))
@@ -211,7 +229,7 @@ class MockServices:
     # --- ServiceTransport ----------------------------------------------------------------
 
     def query(self, name: str) -> ServiceStatus:
-        key, svc = self._service(self._read(), name, "query")
+        key, svc = self._service(self.current(), name, "query")
         return ServiceStatus(key, svc["state"], svc.get("display_name"))
 
     def stop(self, name: str, timeout: float = 60.0) -> ServiceStatus:
@@ -241,8 +259,7 @@ class MockServices:
 
     def control(self, name: str, code: int) -> list[str]:
         """Send a control code; returns what the service did (mock_sms), for `deployer sendcode`."""
-        state = self._read()
-        key, svc = self._service(state, name, f"control {code}")
+        key, svc = self._service(self.current(), name, f"control {code}")
         if not 128 <= code <= 255:
             raise service_error(87, key, self.server, f"control {code}")
         if svc["state"] != RUNNING:

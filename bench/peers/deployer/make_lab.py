@@ -20,7 +20,6 @@ The sites keep the mock's own pre-hotfix files (the originals verify_lab.py expe
 up are whatever the snapshot holds). Timezone UTC: the manifest's 7:00 PM is then the
 fleet's 19:00 UTC, so deployer checks the very dates verify_fleet.py checks for the peers.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -29,20 +28,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench" / "peers")]
 
 from deployer.simulator.fleet_lab import fleet_inventory_text  # noqa: E402
+from peercheck import sha256  # noqa: E402
 
 # make_fleet.py's platform folders -> the playbook's payload folders
 PLATFORMS = {"I386": "x86", "Alpha": "alpha"}
 
 
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def snapshot(lab):

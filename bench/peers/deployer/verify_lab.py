@@ -18,21 +18,19 @@ pristine: every file under lab/ is as pristine.json recorded it (size, mtime, sh
 Prints one line and exits 0 if all is well, else lists the problems and exits 1.
 """
 import functools
-import hashlib
 import json
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import peercheck  # noqa: E402
+from peercheck import cli, verdict  # noqa: E402
+
 SENDCODE = "SMS_SITE_CONFIG_MANAGER control 194"
 
 
-@functools.lru_cache(maxsize=None)  # a site's candidate backups are compared with 9 originals
-def sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+# a site's candidate backups are compared with 9 originals
+sha256 = functools.lru_cache(maxsize=None)(peercheck.sha256)
 
 
 def resolve(root, rel):
@@ -120,13 +118,8 @@ def main(root, expect):
         bad = (check_patched(lab, s.path, files, pristine) if expect == "patched"
                else check_pristine(lab, s.path, pristine))
         problems += [(s.name, b) for b in bad]
-    for name, b in problems[:20]:
-        print(f"  {name}: {b}")
-    print(f"verify {expect}: {len(sites)} sites, {len(problems)} problems")
-    return 1 if problems or not sites else 0
+    return verdict(problems, sites, expect)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[2] not in ("patched", "pristine"):
-        sys.exit(__doc__)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    cli(main, __doc__)
