@@ -48,7 +48,8 @@ from smbprotocol.tree import TreeConnect
 from ..model import winpath
 from ..model.inventory import SmbFiles as SmbFilesSpec
 from ..model.secrets import SecretSource
-from .base import AccessDenied, NotADirectory, PathNotFound, TargetError
+from . import smbbatch
+from .base import AccessDenied, FileStat, NotADirectory, PathNotFound, TargetError
 from .connect import ConnectContext, register_files
 from .smbbase import (  # noqa: F401 - filetime_to_ns, ns_to_filetime: this module's names before the split
     APPEND_INLINE,
@@ -180,6 +181,15 @@ class SmbFileTransport(SmbReads):
             except BaseException:
                 self._close_quietly(s, generation)
                 raise
+
+    def copy_many(self, pairs: list[tuple[str, str]]) -> list[TargetError | None]:
+        """copy() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
+        return smbbatch.copy_many(self, pairs)
+
+    def stat_sha256_many(self, paths: list[str], sizes: list[int | None] | None = None
+                         ) -> list[tuple[FileStat | None, str | None]]:
+        """stat_sha256() of many files in the round trips of one (smbbatch.py)."""
+        return smbbatch.stat_sha256_many(self, paths, sizes)
 
     def _copy_into(self, tree: TreeConnect, key: bytes, size: int, write_time: int, rel: str,
                    source: Open) -> Open:
