@@ -169,8 +169,7 @@ class Runner:
         if link is None and getattr(ep.files, "copy_many", None) is not None:
             # copied with the action's other backups on this server, in the round trips of one
             self._backups.append(_Backup(server, path, before, backup, number))
-            return
-        self.flush_backups()
+            return  # a backup elsewhere, made now, is independent of the queued ones: their records may follow its
         if link is not None:
             link(path, backup)
             got = ep.files.stat(backup)
