@@ -80,3 +80,63 @@ def test_a_link_cut_while_a_batch_is_in_flight_rolls_the_site_back(wan_site: Sit
     assert wan_site.ws.state() == before
     runs = wan_site.cli("runs", "--site", "DEMO")
     assert runs.code == 0 and "rolled_back" in runs.out, runs.text
+
+
+# --- the undo, in batches -----------------------------------------------------------------------
+
+
+def _round_trips(err: str, server: str) -> int:
+    """DEMOSRV's round trips from -v's traffic line on stderr."""
+    import re
+
+    found = re.findall(rf"{server}: (\d+) round trips", err)
+    assert found, err[-2000:]
+    return int(found[-1])
+
+
+def test_a_rollback_restores_each_servers_files_in_batches(wan_site: Site, wire: Wire):
+    before = wan_site.ws.state()
+    assert wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes").code == 0
+    wire.log.clear()
+    rb = wan_site.ws.cli("-v", "rollback", "--site", "DEMO", "--yes", "-i", wan_site.ws.inventory)
+    assert rb.code == 0, rb.text
+    assert wan_site.ws.state() == before
+    # many restores per compound round: the copies back beside their files went out together
+    copies = [e for e in wire.log if e[0] == "send" and e[1] == Commands.SMB2_IOCTL and e[3] == 0x001480F2]
+    renames = [e for e in wire.log if e[0] == "send" and e[1] == Commands.SMB2_SET_INFO and e[3][1]]
+    assert len(copies) >= 15 and len(renames) >= 15, (len(copies), len(renames))
+    rt = _round_trips(rb.err, "DEMOSRV")
+    print("DEMOSRV rollback round trips:", rt)
+    assert rt <= ROLLBACK_BUDGET
+
+
+ROLLBACK_BUDGET = 260  # DEMOSRV alone (the other servers on the mock): 511 when each file was restored on its own
+
+
+def test_a_link_cut_while_restores_are_in_flight_is_recovered(wan_site: Site, monkeypatch):
+    """The run fails late (its undo restores many files); the link goes down while the restored
+    copies are being renamed into place, and stays down: the rollback cannot finish (exit 4,
+    the journal says so), and `recover` restores the site once the link is back."""
+    from deployer import failpoints
+    from servers.delay_proxy import DelayProxy
+
+    before = wan_site.ws.state()
+    failpoints.arm("apply.action.16.after")  # a late failure: the undo has many files to put back
+    cut = {"done": False}
+
+    def cut_now(name):
+        if not cut["done"]:
+            cut["done"] = True
+            wan_site.proxy.cut_after(300)  # part way into the renames' batch
+    failpoints.arm("undo.restore.written", "call", cut_now)
+    r = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes")
+    assert wan_site.proxy.cuts == 1, "the link was never cut"
+    assert r.code == 4, r.text
+    assert "deployer recover" in r.err
+    failpoints.reset()
+    port = wan_site.proxy.port
+    wan_site.proxy.stop()
+    wan_site.proxy = DelayProxy(wan_site.samba.port, delay=0.002, listen_port=port).start()  # the link is back
+    rec = wan_site.cli("recover", "--site", "DEMO", "--yes", "--break-lock")
+    assert rec.code == 1, rec.text  # rolled back: the run had not finished
+    assert wan_site.ws.state() == before

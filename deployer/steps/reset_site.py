@@ -153,9 +153,8 @@ class Reset(StepKind):
             by_server.setdefault(c.server, []).append((k, c))
         def restore(server: str, items: list[tuple[int, HelperCopy]]) -> None:
             with undo.services_stopped(server, sms.HELPER_SERVICES):  # they hold Helper.srv files open
-                for k, c in items:
-                    undo.restore_file(server, c.path, c.before,
-                                      backup_path(undo.run, a.number, winpath.basename(c.path), k))
+                undo.restore_on(server, [(c.path, c.before, backup_path(undo.run, a.number, winpath.basename(c.path), k))
+                                         for k, c in items])
 
         # the copies are on every managed server: an unreachable one never stops the others' restore
         undo.on_each_server({server: partial(restore, server, items) for server, items in by_server.items()})

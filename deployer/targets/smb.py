@@ -182,14 +182,20 @@ class SmbFileTransport(SmbReads):
                 self._close_quietly(s, generation)
                 raise
 
-    def copy_many(self, pairs: list[tuple[str, str]]) -> list[TargetError | None]:
-        """copy() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
-        return smbbatch.copy_many(self, pairs)
+    def copy_many(self, pairs: list[tuple[str, str]], mtimes: list[int | None] | None = None
+                  ) -> list[TargetError | None]:
+        """copy() of many files in the round trips of one (smbbatch.py); each pair's error or None.
+        `mtimes`: each copy's write time (ns) instead of its source's, as set_mtime would set it."""
+        return smbbatch.copy_many(self, pairs, mtimes)
 
     def stat_sha256_many(self, paths: list[str], sizes: list[int | None] | None = None
                          ) -> list[tuple[FileStat | None, str | None]]:
         """stat_sha256() of many files in the round trips of one (smbbatch.py)."""
         return smbbatch.stat_sha256_many(self, paths, sizes)
+
+    def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
+        """rename() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
+        return smbbatch.rename_many(self, pairs, replace=replace)
 
     def _copy_into(self, tree: TreeConnect, key: bytes, size: int, write_time: int, rel: str,
                    source: Open) -> Open:

@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from smbprotocol.connection import Request
 from smbprotocol.exceptions import SMBResponseException
-from smbprotocol.file_info import FileAttributes, FileBasicInformation
+from smbprotocol.file_info import FileAttributes, FileBasicInformation, FileRenameInformation
 from smbprotocol.ioctl import CtlCode, SMB2SrvCopyChunk, SMB2SrvCopyChunkCopy, SMB2SrvCopyChunkResponse, \
     SMB2SrvRequestResumeKey
 from smbprotocol.open import CreateDisposition, CreateOptions, FilePipePrinterAccessMask as File, Open, ShareAccess
 from smbprotocol.tree import TreeConnect
 
-from .base import FileStat, TargetError
-from .smbbase import _WILDCARDS, COPY_CHUNK, COPY_CHUNKS, SHARE_ALL, Action, _norm
-from .smbconn import IO_SIZE, SmbLink
+from .base import AccessDenied, FileStat, TargetError
+from .smbbase import _WILDCARDS, COPY_CHUNK, COPY_CHUNKS, SHARE_ALL, Action, _norm, ns_to_filetime
+from .smbconn import IO_SIZE, MISSING, SmbLink
 from .smbknown import version_of
 
 if TYPE_CHECKING:
@@ -61,11 +61,14 @@ def _first_error(answers: list[Any]) -> SMBResponseException | None:
     return next((a for a in answers if isinstance(a, SMBResponseException)), None)
 
 
-def copy_many(t: "SmbFileTransport", pairs: list[tuple[str, str]]) -> list[TargetError | None]:
+def copy_many(t: "SmbFileTransport", pairs: list[tuple[str, str]],
+              mtimes: list[int | None] | None = None) -> list[TargetError | None]:
     """copy(src, dst) of every pair; None where it was done, else the error copy() would have
     raised (the others are still done). Four round trips a batch: the sources opened with their
     resume keys, the destinations created and filled, their write times set and flushed, all
-    closed. A source larger than one copy request is copied on its own, as copy() does."""
+    closed. A source larger than one copy request is copied on its own, as copy() does.
+    `mtimes`: the write time (ns) each copy is to have instead of its source's, set in the same
+    request that would set the source's (copy then set_mtime, without set_mtime's round trip)."""
     out: list[TargetError | None] = [None] * len(pairs)
     alone: list[int] = []
     for start in range(0, len(pairs), BATCH):
@@ -77,17 +80,19 @@ def copy_many(t: "SmbFileTransport", pairs: list[tuple[str, str]]) -> list[Targe
                                      path=s)
         todo = [i for i in idx if out[i] is None]
         if todo:
-            alone += _copy_batch(t, pairs, todo, out)
+            alone += _copy_batch(t, pairs, todo, out, mtimes)
     for i in alone:
         try:
             t.copy(*pairs[i])
+            if mtimes is not None and mtimes[i] is not None:
+                t.set_mtime(pairs[i][1], mtimes[i])
         except TargetError as exc:
             out[i] = exc
     return out
 
 
 def _copy_batch(t: "SmbFileTransport", pairs: list[tuple[str, str]], todo: list[int],
-                out: list[TargetError | None]) -> list[int]:
+                out: list[TargetError | None], mtimes: list[int | None] | None) -> list[int]:
     """One batch of copy_many; returns the pairs too large for it (copied alone afterwards)."""
     rels = {i: (_norm(pairs[i][0]), _norm(pairs[i][1])) for i in todo}
     opened: list[Open] = []
@@ -118,7 +123,9 @@ def _copy_batch(t: "SmbFileTransport", pairs: list[tuple[str, str]], todo: list[
                 key.unpack(answers[2])
                 content = t.known.get(rels[i][0], version_of(srcs[i]))  # the source as this session knows it
                 t.known.forget(rels[i][1])
-                going[i] = (srcs[i], Open(tree, rels[i][1]), answers[1]["last_write_time"].get_value(),
+                wanted = mtimes[i] if mtimes is not None else None
+                going[i] = (srcs[i], Open(tree, rels[i][1]),
+                            ns_to_filetime(wanted) if wanted is not None else answers[1]["last_write_time"].get_value(),
                             (key["resume_key"].get_value(), content))
             # create each destination and copy into it: the copy last in its compound (it may go asynchronous)
             order = list(going)
@@ -162,7 +169,10 @@ def _copy_batch(t: "SmbFileTransport", pairs: list[tuple[str, str]], todo: list[
                     continue
                 if isinstance(answer, SMBResponseException):
                     out[i] = t._fail(answer.status, "copy to", rels[i][1])
-                elif going[i][3][1] is not None:  # every chunk and byte reported copied: see smbknown.py
+                    continue
+                if mtimes is not None and mtimes[i] is not None:
+                    t.known.saw_times_set(version_of(o))  # as set_mtime learns it
+                if going[i][3][1] is not None:  # every chunk and byte reported copied: see smbknown.py
                     t.known.remember(rels[i][1], version_of(o), going[i][3][1].sha256, wrote=going[i][3][1].wrote)
         except BaseException:
             for o in opened:
@@ -215,7 +225,8 @@ def stat_sha256_many(t: "SmbFileTransport", paths: list[str], sizes: list[int | 
             while i < len(simple) and len(batch) < BATCH * 2:
                 k = simple[i]
                 hint = hints[k]
-                first = min(IO_SIZE, max(PAYLOAD_UNIT, (hint or IO_SIZE) + 1))
+                # room for a file grown since (a patched one read for its restore): a larger one is read on
+                first = min(IO_SIZE, 2 * hint + PAYLOAD_UNIT if hint is not None else IO_SIZE)
                 charge = 6 + (first - 1) // PAYLOAD_UNIT + 1
                 if batch and charge > budget:
                     break
@@ -234,3 +245,56 @@ def stat_sha256_many(t: "SmbFileTransport", paths: list[str], sizes: list[int | 
         if isinstance(r, TargetError):
             raise r
     return results
+
+
+def rename_many(t: "SmbFileTransport", pairs: list[tuple[str, str]], *, replace: bool = False
+                ) -> list[TargetError | None]:
+    """rename(src, dst, replace=replace) of every pair, each one atomic step on the server as
+    before; None where it was done, else the error rename() would have raised. Two round trips
+    a batch: every destination checked as _check_replaceable does, then every rename."""
+    out: list[TargetError | None] = [None] * len(pairs)
+    for start in range(0, len(pairs), BATCH):
+        idx = list(range(start, min(len(pairs), start + BATCH)))
+        rels = {i: (_norm(pairs[i][0]), _norm(pairs[i][1])) for i in idx}
+        with t._op("rename", rels[idx[0]][0]):
+            for s, d in rels.values():
+                t._release_append(s, d)
+                t._forget_made(s, d)
+            tree = t._tree()
+            if replace:
+                dsts = {i: Open(tree, rels[i][1]) for i in idx}
+                checked = compounds(t.link, tree, [[
+                    t._create(dsts[i], File.DELETE | File.FILE_READ_ATTRIBUTES, SHARE_ALL, CreateDisposition.FILE_OPEN,
+                              0), dsts[i].close(send=False)] for i in idx])
+                for i, (opened, _) in zip(idx, checked):
+                    s, d = rels[i]
+                    if isinstance(opened, SMBResponseException):
+                        if opened.status not in MISSING:
+                            out[i] = t._fail(opened.status, f"rename {s} to", d)
+                    elif (dsts[i].file_attributes or 0) & FileAttributes.FILE_ATTRIBUTE_READONLY:
+                        out[i] = AccessDenied(f"rename {s} to {d}: access is denied (the file is read-only)",
+                                              server=t.server, path=d)
+            going = [i for i in idx if out[i] is None]
+            srcs = {i: Open(tree, rels[i][0]) for i in going}
+            seen: dict[int, list[Any]] = {i: [] for i in going}
+            groups = []
+            for i in going:
+                info = FileRenameInformation()
+                info["replace_if_exists"] = replace  # one atomic step on the server, as MoveFileEx does
+                info["file_name"] = rels[i][1]
+                groups.append([t._noting(srcs[i], seen[i], t._create(srcs[i], File.DELETE | File.FILE_READ_ATTRIBUTES,
+                                                                     SHARE_ALL, CreateDisposition.FILE_OPEN, 0)),
+                               t._set_info(srcs[i], info), srcs[i].close(get_attributes=True, send=False)])
+            answers = compounds(t.link, tree, groups)
+        for i, (opened, renamed, _) in zip(going, answers):
+            s, d = rels[i]
+            t.known.forget(d)
+            if isinstance(opened, SMBResponseException) or isinstance(renamed, SMBResponseException):
+                t.known.forget(s)
+            else:
+                t.known.move(s, d, seen[i][0] if seen[i] else None, version_of(srcs[i]))
+            if isinstance(opened, SMBResponseException):
+                out[i] = t._fail(opened.status, "rename", s)
+            elif isinstance(renamed, SMBResponseException):
+                out[i] = t._fail(renamed.status, f"rename {s} to", d)
+    return out
