@@ -83,6 +83,11 @@ class Reset(StepKind):
         helper_services: dict[str, dict[str, str]] = {}
         replaced = {(a.server, winpath.key(a.path)): a for a in planner.actions if isinstance(a, ReplaceFile)}
         manifest = planner.pb.manifest.manifest
+        for ep in planner.conn.endpoints.values():  # the contents compared below, each server's in one batch
+            planner.obs.prefetch(ep, [winpath.join(layout.helper_bin(ep.platform), n) for n in sms.HELPER_FILES])
+        planner.obs.prefetch(ss, [winpath.join(layout.site_bin(p), n) for p in {e.platform for e in
+                                  planner.conn.endpoints.values()} for n in sms.HELPER_FILES
+                                  if (ss.name, winpath.key(winpath.join(layout.site_bin(p), n))) not in replaced])
         for ep in planner.conn.endpoints.values():
             plat = ep.platform
             for name in sms.HELPER_FILES:
