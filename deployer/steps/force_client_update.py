@@ -22,8 +22,8 @@ restored files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, replace as with_
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -87,6 +87,25 @@ def _version(files, rel: str) -> int | None:
     return parse_copy_list_version(b"".join(files.read_chunks(rel)))
 
 
+def _versions(wanted: list[tuple[Any, str]]) -> list[int | None]:
+    """_version of each (files, path): a server whose transport reads many small files at once
+    (SMB 2/3) in one batch, the others one by one."""
+    out: list[int | None] = [None] * len(wanted)
+    by_files: dict[int, list[int]] = {}
+    for k, (files, _) in enumerate(wanted):
+        by_files.setdefault(id(files), []).append(k)
+    for ks in by_files.values():
+        files = wanted[ks[0]][0]
+        many = getattr(files, "read_many", None)
+        if many is None:
+            for k in ks:
+                out[k] = _version(files, wanted[k][1])
+            continue
+        for k, data in zip(ks, many([wanted[k][1] for k in ks], READ_LIMIT)):
+            out[k] = None if data is None else parse_copy_list_version(data)
+    return out
+
+
 def _changes_client_files(planner) -> bool:
     ss = planner.conn.site_server.name
     client_src = winpath.key(layout.CLIENT_SRC) + "\\"
@@ -125,7 +144,12 @@ class ClientUpdate(StepKind):
         # saved plan, a recovery finishing it) end in the same state.
         new_ns = sysmap.mtime_ns + 60 * 10**9
         lists: list[CopyListFile] = []
-        for ep, folder in [(ss, layout.client_src_bin), *[(ep, layout.logon_bin) for ep in targets]]:
+        reads: list[tuple[Any, str] | None] = []
+        folders = [(ss, layout.client_src_bin), *[(ep, layout.logon_bin) for ep in targets]]
+        for ep, folder in folders:  # the copy lists' contents, each server's in one batch
+            planner.obs.prefetch(ep, [winpath.join(folder(p), n) for p in planner.site.site.platform_list
+                                      for n in COPY_LISTS.get(p.key, ())])
+        for ep, folder in folders:
             for plat in planner.site.site.platform_list:
                 for name in COPY_LISTS.get(plat.key, ()):
                     rel = winpath.join(folder(plat), name)
@@ -134,8 +158,11 @@ class ClientUpdate(StepKind):
                         continue
                     if before is not None:
                         rel = planner.obs.real_case(ep, rel)
-                    lists.append(CopyListFile(ep.name, rel, ep.where(rel), before,
-                                              _version(ep.files, rel) if before else None))
+                    lists.append(CopyListFile(ep.name, rel, ep.where(rel), before, None))
+                    reads.append((ep.files, rel) if before else None)
+        # their CopyListVersions, each server's lists read in one batch
+        found = iter(_versions([r for r in reads if r is not None]))
+        lists = [with_(c, version=next(found)) if r is not None else c for c, r in zip(lists, reads)]
         planner.add(ForceClientUpdate(planner.number(), i, ss.name, path, sysmap,
                                       FileState(sysmap.size, new_ns, sysmap.sha256, sysmap.name), lists,
                                       [ep.name for ep in targets], spec.timeout, spec.restart_executive,
@@ -164,7 +191,8 @@ class ClientUpdate(StepKind):
         old = max((c.version for c in source if c.version is not None), default=0)
 
         def offered() -> dict[tuple[str, str], int | None]:
-            return {(c.server, c.path): _version(run.ep(c.server).files, c.path) for c in a.copy_lists}
+            return dict(zip(((c.server, c.path) for c in a.copy_lists),
+                            _versions([(run.ep(c.server).files, c.path) for c in a.copy_lists])))
 
         def done() -> bool:
             now = offered()

@@ -193,6 +193,11 @@ class SmbFileTransport(SmbReads):
         """stat_sha256() of many files in the round trips of one (smbbatch.py)."""
         return smbbatch.stat_sha256_many(self, paths, sizes)
 
+    def read_many(self, paths: list[str], limit: int) -> list[bytes | None]:
+        """The content of many small files in the round trips of one (smbbatch.py); None for one
+        missing, a folder, or larger than `limit`."""
+        return smbbatch.read_many(self, paths, limit)
+
     def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
         """rename() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
         return smbbatch.rename_many(self, pairs, replace=replace)

@@ -24,7 +24,7 @@ from smbprotocol.tree import TreeConnect
 
 from .base import AccessDenied, FileStat, TargetError
 from .smbbase import _WILDCARDS, COPY_CHUNK, COPY_CHUNKS, SHARE_ALL, Action, _norm, ns_to_filetime
-from .smbconn import IO_SIZE, MISSING, SmbLink
+from .smbconn import END_OF_FILE, IO_SIZE, MISSING, SmbLink
 from .smbknown import version_of
 
 if TYPE_CHECKING:
@@ -297,4 +297,42 @@ def rename_many(t: "SmbFileTransport", pairs: list[tuple[str, str]], *, replace:
                 out[i] = t._fail(opened.status, "rename", s)
             elif isinstance(renamed, SMBResponseException):
                 out[i] = t._fail(renamed.status, f"rename {s} to", d)
+    return out
+
+
+IS_A_DIRECTORY = 0xC00000BA  # STATUS_FILE_IS_A_DIRECTORY
+
+
+def read_many(t: "SmbFileTransport", paths: list[str], limit: int) -> list[bytes | None]:
+    """The content of each small file, the compounds (open, READ, close) of as many as the
+    credits allow in flight at once: one round trip for a batch. None for a file that is
+    missing, a folder, or larger than `limit` bytes (not read); other errors are raised, the
+    first in the order of `paths`, as one read at a time would."""
+    rels = [_norm(p) for p in paths]
+    out: list[Any] = [None] * len(rels)
+    length = min(limit + 1, IO_SIZE)  # one byte more than allowed: a larger file shows by its answer
+    charge = 3 + (length - 1) // PAYLOAD_UNIT + 1
+    i = 0
+    while i < len(rels):
+        with t._op("read", rels[i]):
+            tree = t._tree()
+            room = max(1, (t.link.available_credits() - SPARE_CREDITS) // charge)
+            batch = list(range(i, min(len(rels), i + min(room, BATCH * 2))))
+            handles = {k: Open(tree, rels[k]) for k in batch}
+            answers = compounds(t.link, tree, [[
+                t._create(handles[k], File.FILE_READ_DATA | File.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                          CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE),
+                t._read(handles[k], 0, length), handles[k].close(send=False)] for k in batch])
+        for k, (opened, data, _) in zip(batch, answers):
+            if isinstance(opened, SMBResponseException):
+                out[k] = None if opened.status in MISSING or opened.status == IS_A_DIRECTORY else \
+                    t._fail(opened.status, "read", rels[k])
+            elif isinstance(data, SMBResponseException):
+                out[k] = b"" if data.status == END_OF_FILE else t._fail(data.status, "read", rels[k])
+            else:
+                out[k] = data if len(data) <= limit else None
+        i = batch[-1] + 1
+    for r in out:
+        if isinstance(r, TargetError):
+            raise r
     return out
