@@ -162,7 +162,7 @@ def test_batched_copies_reads_and_renames_answer_file_by_file_as_one_at_a_time_w
     import os
     import uuid
 
-    from deployer.errors import NotFound
+    from deployer.errors import NotADirectory, NotFound
     from deployer.targets.smb import SmbFileTransport
 
     files = SmbFileTransport("SAMBA", samba.link(), "SMS_SHRC", owns_link=True)
@@ -203,6 +203,11 @@ def test_batched_copies_reads_and_renames_answer_file_by_file_as_one_at_a_time_w
         small = files.read_many([f"{rel}\\{names[0]}", f"{rel}\\folder", f"{rel}\\nothing", f"{rel}\\{names[6]}"],
                                 55_000)
         assert small == [blobs[names[0]], None, None, None]  # a folder, a missing file, one over the limit
+        start = trips()
+        listed = files.listdir_many([rel, f"{rel}\\folder", f"{rel}\\{names[0]}", f"{rel}\\nothing"])
+        assert trips() - start == 1
+        assert [e.name for e in listed[0]] == sorted([*blobs, *(f"{n}.bak" for n in names), "folder"], key=str.casefold)
+        assert listed[1] == [] and isinstance(listed[2], NotADirectory) and isinstance(listed[3], NotFound)
 
         errors = files.rename_many([(f"{rel}\\{n}.bak", f"{rel}\\{n}") for n in names[:4]]
                                    + [(f"{rel}\\missing.bak", f"{rel}\\missing.bin")], replace=True)

@@ -198,6 +198,10 @@ class SmbFileTransport(SmbReads):
         missing, a folder, or larger than `limit`."""
         return smbbatch.read_many(self, paths, limit)
 
+    def listdir_many(self, paths: list[str]) -> list[list[FileStat] | TargetError]:
+        """listdir() of many folders in one round trip (smbbatch.py); each one's entries or error."""
+        return smbbatch.listdir_many(self, paths)
+
     def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
         """rename() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
         return smbbatch.rename_many(self, pairs, replace=replace)

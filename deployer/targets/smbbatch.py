@@ -19,7 +19,8 @@ from smbprotocol.exceptions import SMBResponseException
 from smbprotocol.file_info import FileAttributes, FileBasicInformation, FileRenameInformation
 from smbprotocol.ioctl import CtlCode, SMB2SrvCopyChunk, SMB2SrvCopyChunkCopy, SMB2SrvCopyChunkResponse, \
     SMB2SrvRequestResumeKey
-from smbprotocol.open import CreateDisposition, CreateOptions, FilePipePrinterAccessMask as File, Open, ShareAccess
+from smbprotocol.open import CreateDisposition, CreateOptions, DirectoryAccessMask as Dir, \
+    FilePipePrinterAccessMask as File, Open, QueryDirectoryFlags, ShareAccess
 from smbprotocol.tree import TreeConnect
 
 from .base import AccessDenied, FileStat, TargetError
@@ -335,4 +336,42 @@ def read_many(t: "SmbFileTransport", paths: list[str], limit: int) -> list[bytes
     for r in out:
         if isinstance(r, TargetError):
             raise r
+    return out
+
+
+NO_MORE = (0x80000006, 0xC000000F)  # STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE: the listing is complete
+
+
+def listdir_many(t: "SmbFileTransport", paths: list[str]) -> list[list[FileStat] | TargetError]:
+    """listdir() of every folder, each one compound (open, two QUERY_DIRECTORYs, close) sent
+    with the others before any answer is taken: one round trip for the batch. Each folder's
+    entries or the error listdir() would have raised; a folder too large for two answers is
+    listed again on its own, as listdir() does."""
+    from .base import NotADirectory
+    from .smbconn import NOT_A_DIRECTORY
+
+    rels = [_norm(p) for p in paths]
+    out: list[Any] = [None] * len(rels)
+    not_dir = {NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")}
+    for start in range(0, len(rels), BATCH * 2):
+        batch = list(range(start, min(len(rels), start + BATCH * 2)))
+        with t._op("list", rels[batch[0]]):
+            tree = t._tree()
+            handles = {k: Open(tree, rels[k]) for k in batch}
+            answers = compounds(t.link, tree, [[
+                t._create(handles[k], Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                          CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
+                t._query_dir(handles[k], "*", QueryDirectoryFlags.SMB2_RESTART_SCANS), t._query_dir(handles[k], "*"),
+                handles[k].close(send=False)] for k in batch])
+        for k, (opened, first, second, _) in zip(batch, answers):
+            if isinstance(opened, SMBResponseException):
+                out[k] = t._fail(opened.status, "list", rels[k], override=not_dir)
+            elif isinstance(second, SMBResponseException) and second.status in NO_MORE:
+                out[k] = t._fail(first.status, "list", rels[k]) if isinstance(first, SMBResponseException) else \
+                    sorted((e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+            else:  # more than two answers' worth: the whole listing, as listdir() takes it
+                try:
+                    out[k] = t.listdir(rels[k])
+                except TargetError as exc:
+                    out[k] = exc
     return out
