@@ -76,6 +76,7 @@ class Observer:
         self._listings: dict[tuple[str, str], list[FileStat] | None] = {}
         self._contents: dict[tuple[str, str], bytes | None] = {}
         self._versions: dict[tuple[str, str], str | None] = {}
+        self._ahead: dict[tuple[str, str], str] = {}  # sha256 read ahead by prefetch(), taken by file()
 
     def _resolver(self, ep: Endpoint) -> CaseResolver:
         if ep.name not in self._case:
@@ -150,6 +151,32 @@ class Observer:
             self._contents[key] = data
         return self._contents[key]
 
+    def prefetch_contents(self, ep: Endpoint, rels: list[str], limit: int) -> None:
+        """content() of several small files, read in one batch where the transport can (SMB 2/3:
+        read_many, the round trips of one file for all of them). Each is recorded as content()
+        records it (its sha256, for the staleness check); a file whose bytes do not match the size
+        it was just seen with (it changed in between) is left for content() to read on its own."""
+        many = getattr(ep.files, "read_many", None)
+        if many is None:
+            return
+        todo: list[tuple[str, FileState]] = []
+        for rel in rels:
+            if (ep.name, winpath.key(rel)) in self._contents:
+                continue
+            state = self.file(ep, rel, content=False)
+            if state is not None and 0 <= state.size <= limit:
+                todo.append((self.real_case(ep, rel), state))
+        if len(todo) < 2:
+            return
+        try:
+            got = many([r for r, _ in todo], limit)
+        except TargetError:
+            return  # content() reads each and reports its error in its turn
+        for (rel, state), data in zip(todo, got):
+            if data is not None and len(data) == state.size:
+                self._read(ep, rel, state, hashlib.sha256(data).hexdigest())
+                self._contents[(ep.name, winpath.key(rel))] = data
+
     def version(self, ep: Endpoint, rel: str) -> str | None:
         """The file version in a file's version resource (None: none, or no file), read once with
         its sha256 in the same pass: the version is what the file's content says, so the content
@@ -203,8 +230,40 @@ class Observer:
         stat = next((e for e in listing if e.name.casefold() == name), None)
         state = state_of(stat)
         if state is not None and content and state.size >= 0:
-            state.sha256 = ep.files.sha256(rel)
+            state.sha256 = self._ahead.pop((ep.name, winpath.key(rel)), None) or ep.files.sha256(rel)
         return state
+
+    def prefetch(self, ep: Endpoint, rels: list[str]) -> None:
+        """Files a step is about to ask for with content=True, read in one batch where the
+        transport can (SMB 2/3: stat_sha256_many, one round trip for many files instead of one
+        each); file() then takes each sha256 from here. Only what the folder's listing shows as
+        that very file (same size and write time) is kept; anything else, and any error, is left
+        for file() to ask and report as before."""
+        many = getattr(ep.files, "stat_sha256_many", None)
+        if many is None or not getattr(ep.files, "listing_is_stat", False):
+            return
+        todo: list[tuple[str, FileStat]] = []
+        for rel in rels:
+            if (ep.name, winpath.key(rel), True) in self._files or not winpath.parent(rel):
+                continue
+            try:
+                self._refuse_case_twins(ep, rel)
+            except InputError:
+                continue  # file() says so, in its turn
+            listing = self._listings.get((ep.name, winpath.key(winpath.parent(rel))))
+            name = winpath.basename(rel).casefold()
+            stat = next((e for e in listing or [] if e.name.casefold() == name), None)
+            if stat is not None and not stat.is_dir:
+                todo.append((rel, stat))
+        if len(todo) < 2:
+            return
+        try:
+            got = many([r for r, _ in todo], [st.size for _, st in todo])
+        except TargetError:
+            return
+        for (rel, listed), (now, sha) in zip(todo, got):
+            if now is not None and sha is not None and (now.size, now.mtime_ns) == (listed.size, listed.mtime_ns):
+                self._ahead[(ep.name, winpath.key(rel))] = sha
 
     def folder(self, ep: Endpoint, rel: str) -> str:
         # a transport that stats several paths at once asks for every folder on the way too (which

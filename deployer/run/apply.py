@@ -16,6 +16,7 @@ complete, rollback_failed and the journal says what is left.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -32,6 +33,7 @@ from ..steps import kind_of
 from ..targets.base import STOPPED, TargetError
 from ..targets.connect import Endpoint, SiteConnection
 from ..sms.verify import Report, verify
+from .batch import read_files
 from .context import Cancelled, RunContext
 from .folders import list_folders
 from .journal import Journal
@@ -47,6 +49,15 @@ class VerificationFailed(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class _Backup:
+    server: str
+    path: str
+    before: FileState
+    backup: str
+    number: int
+
+
 class Runner:
     def __init__(self, plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManifest, ctx: RunContext,
                  command: str = "apply"):
@@ -58,6 +69,7 @@ class Runner:
         self.command = command
         self.run = new_run_id()
         self.journal = Journal(conn.site_server.files, self.run)
+        self._backups: list[_Backup] = []  # backups by server-side copy queued by backup(), see flush_backups
         # The one gate for lab stand-ins: every command that changes a site builds a Runner first
         # (a fresh plan, a saved one, a fleet's site, a worker's task), before anything is written.
         standin.refuse_on_real_servers([u for a in plan.actions for u in kind_of(a).uploads(a)],
@@ -135,7 +147,11 @@ class Runner:
             # not the action's own label: "stop SMS_EXECUTIVE" while only backing up reads as if it stopped
             self.ctx.progress(f"preparing: backups and uploads for action {a.number} of {total}", 0, total)
             failpoints.hit(f"apply.stage.{a.number}")
-            kind_of(a).prepare(self, a)
+            try:
+                kind_of(a).prepare(self, a)
+                self.flush_backups()
+            finally:
+                self._backups = []
 
     def backup(self, server: str, path: str, before: FileState, backup: str, number: int, *,
                swapped: bool = False) -> None:
@@ -151,6 +167,10 @@ class Runner:
         ep.files.makedirs(backup.rsplit("\\", 1)[0])
         failpoints.hit(f"apply.backup.{number}")  # the backup folder made, the copy not yet
         link = ep.files.hard_link if swapped and ep.can(HARD_LINK) else None  # type: ignore[attr-defined]
+        if link is None and getattr(ep.files, "copy_many", None) is not None:
+            # copied with the action's other backups on this server, in the round trips of one
+            self._backups.append(_Backup(server, path, before, backup, number))
+            return  # a backup elsewhere, made now, is independent of the queued ones: their records may follow its
         if link is not None:
             link(path, backup)
             got = ep.files.stat(backup)
@@ -164,8 +184,40 @@ class Runner:
         self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256,
                            **({"linked": True} if link is not None else {}))
 
+    def flush_backups(self) -> None:
+        """Make the backups queued by backup(), server by server, each checked against the file
+        observed when planning as one at a time would be; their journal records in one append.
+        Done before anything else of the run touches the site (an upload, a swap)."""
+        queued, self._backups = self._backups, []
+        by_server: dict[str, list[_Backup]] = {}
+        for b in queued:
+            by_server.setdefault(b.server, []).append(b)
+        for server, items in by_server.items():
+            ep = self.ep(server)
+            errors = ep.files.copy_many([(b.path, b.backup) for b in items])
+            made = [b for b, e in zip(items, errors) if e is None]
+            got = dict(zip((id(b) for b in made), read_files(ep, [b.backup for b in made],
+                                                               [b.before.size for b in made])))
+            records: list[tuple[str, dict]] = []
+            failure: TargetError | None = None
+            for b, error in zip(items, errors):
+                if error is not None:
+                    failure = error
+                elif not b.before.same_content(got[id(b)]):
+                    failure = TargetError(f"the backup of {ep.where(b.path)} does not match the file observed when "
+                                          "planning (it changed since, or the copy is damaged)", server=server,
+                                          path=b.path)
+                if failure is not None:
+                    break
+                records.append(("backup", dict(action=b.number, server=server, path=b.path, backup=b.backup,
+                                               sha256=b.before.sha256)))
+            self.journal.write_many(records)
+            if failure is not None:
+                raise failure
+
     def stage(self, server: str, path: str, source: str, new: FileState, number: int, label: str) -> None:
         """Upload `source` beside `path` under the run's temporary name, with the new write time, and check it."""
+        self.flush_backups()
         ep = self.ep(server)
         temp = temp_path(path, self.run)
         self.journal.write("staged", action=number, server=server, temp=temp)

@@ -37,16 +37,27 @@ def touched_folders(plan: Plan) -> dict[str, dict[str, dict[str, str]]]:
     return out
 
 
+def _names(files, folders: list[str]) -> dict[str, list[str] | None]:
+    """Each folder's names (None where it cannot be listed), every folder in one batch where the
+    transport lists many at once (SMB 2/3: one round trip), else one listing each."""
+    many = getattr(files, "listdir_many", None)
+    if many is not None and len(folders) > 1:
+        return {f: (None if isinstance(got, TargetError) else [e.name for e in got])
+                for f, got in zip(folders, many(list(folders)))}
+    out: dict[str, list[str] | None] = {}
+    for folder in folders:
+        try:
+            out[folder] = [e.name for e in files.listdir(folder)]
+        except TargetError:
+            out[folder] = None
+    return out
+
+
 def list_folders(plan: Plan, conn: SiteConnection) -> Listing:
     listing: Listing = {}
     for server, folders in touched_folders(plan).items():
-        files = conn.endpoint(server).files
-        for folder in folders:
-            try:
-                names: list[str] | None = sorted(e.name for e in files.listdir(folder))
-            except TargetError:
-                names = None
-            listing.setdefault(server, {})[folder] = names
+        for folder, names in _names(conn.endpoint(server).files, list(folders)).items():
+            listing.setdefault(server, {})[folder] = None if names is None else sorted(names)
     return listing
 
 
@@ -73,13 +84,12 @@ def extras(plan: Plan, conn: SiteConnection, listing: Listing | None, skip: set[
     for server, folders in touched_folders(plan).items():
         if server in skip:
             continue
-        files = conn.endpoint(server).files
+        found = _names(conn.endpoint(server).files, list(folders))
         for folder, touched in folders.items():
             before = (listing or {}).get(server, {}).get(folder) if listing else None
             had = {n.casefold() for n in before} if isinstance(before, list) else None
-            try:
-                now = [e.name for e in files.listdir(folder)]
-            except TargetError:
+            now = found[folder]
+            if now is None:
                 continue
             for name in now:
                 key = name.casefold()

@@ -176,21 +176,38 @@ class Journal:
         yield data[half:]
 
     def write(self, event: str, **data: Any) -> dict[str, Any]:
-        rec = {"seq": len(self.events.items) + len(self.events.damage) + 1,
-               "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event, **data}
-        torn = self.events.damage[-1] if self.events.damage and self.events.damage[-1].last else None
-        if torn is not None:
-            rec["after_torn_line"] = torn.line  # so readers still see it as a torn last line (Events._closed)
-        line = (json.dumps(rec, sort_keys=True) + "\n").encode()
-        if torn is not None:
-            # a torn last line has no newline: start on a line of our own, or this event is torn too
-            line = b"\n" + line
-            self.events.damage[-1] = Damage(self.events.damage[-1].line, self.events.damage[-1].reason, False)
-        self.files.append(self.path, line, durable=event not in LAZY_EVENTS)
-        _log.debug("journal %s: %s", self.run, line.decode().strip())
-        self.events.items.append(rec)
-        self.events.lines.append(len(self.events.items) + len(self.events.damage))
-        return rec
+        return self.write_many([(event, data)])[0]
+
+    def write_many(self, events: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Records appended in one write (one round trip over a network), durable if any of them
+        must be: a reader sees each as its own line, as if written one by one."""
+        if not events:
+            return []
+        lines, recs = [], []
+        for event, data in events:
+            rec = {"seq": len(self.events.items) + len(self.events.damage) + 1,
+                   "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds"), "event": event, **data}
+            torn = self.events.damage[-1] if self.events.damage and self.events.damage[-1].last else None
+            if torn is not None:
+                rec["after_torn_line"] = torn.line  # so readers still see it as a torn last line (Events._closed)
+            line = (json.dumps(rec, sort_keys=True) + "\n").encode()
+            if torn is not None:
+                # a torn last line has no newline: start on a line of our own, or this event is torn too
+                line = b"\n" + line
+                self.events.damage[-1] = Damage(self.events.damage[-1].line, self.events.damage[-1].reason, False)
+            lines.append(line)
+            recs.append(rec)
+            self.events.items.append(rec)
+            self.events.lines.append(len(self.events.items) + len(self.events.damage))
+        try:
+            self.files.append(self.path, b"".join(lines), durable=any(e not in LAZY_EVENTS for e, _ in events))
+        except BaseException:
+            del self.events.items[-len(recs):]  # not written: as if never asked
+            del self.events.lines[-len(recs):]
+            raise
+        for line in lines:
+            _log.debug("journal %s: %s", self.run, line.decode().strip())
+        return recs
 
     def set_aside_if_unreadable(self) -> str | None:
         """A journal that cannot be read or appended to (a folder in its place, a read error)

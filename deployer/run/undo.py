@@ -46,6 +46,7 @@ from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
 from .before_state import CannotStart, account, missing_file
+from .batch import existing, read_files, restore_batch
 from .context import RunContext
 from .folders import extras, journaled_listing
 from .journal import Journal
@@ -56,9 +57,17 @@ def file_differences(conn: SiteConnection, wanted: Iterable[tuple[str, str, File
                      ) -> list[tuple[str, str, FileState | None]]:
     """(server, path, found) for every (server, path, wanted state) that does not hold;
     a wanted None means the file must not exist; found is None if it does not."""
+    wanted = list(wanted)
+    by_server: dict[str, list[int]] = {}
+    for k, (server, _, _) in enumerate(wanted):
+        by_server.setdefault(server, []).append(k)
+    found: dict[int, FileState | None] = {}
+    for server, ks in by_server.items():  # each server's files in one batch where its transport can
+        found.update(zip(ks, read_files(conn.endpoint(server), [wanted[k][1] for k in ks],
+                                        [wanted[k][2].size if wanted[k][2] else None for k in ks])))
     off = []
-    for server, path, want in wanted:
-        now = read_file(conn.endpoint(server), path)
+    for k, (server, path, want) in enumerate(wanted):
+        now = found[k]
         if (want is None and now is not None) or (want is not None and not want.same_content(now)):
             off.append((server, path, now))
     return off
@@ -275,14 +284,23 @@ class Undo:
         for server, dest, before, backup in files:
             by_server.setdefault(server, []).append((dest, before, backup))
 
-        def restore(server: str) -> None:
-            for dest, before, backup in by_server[server]:
-                self.restore_file(server, dest, before, backup)
+        self.on_each_server({server: (lambda s=server: self.restore_on(s, by_server[s])) for server in by_server})
 
-        self.on_each_server({server: (lambda s=server: restore(s)) for server in by_server})
+    def restore_on(self, server: str, items: list[tuple[str, FileState | None, str]]) -> None:
+        """restore_file of each (path, before, backup) of one server: in batches where its
+        transport copies many files at once (run/batch.py), else one by one."""
+        ep = self.conn.endpoint(server)
+        if getattr(ep.files, "copy_many", None) is None:
+            for dest, before, backup in items:
+                self.restore_file(server, dest, before, backup)
+            return
+        restore_batch(self, ep, items)
 
     def restore_file(self, server: str, dest: str, before: FileState | None, backup: str) -> None:
         ep = self.conn.endpoint(server)
+        if getattr(ep.files, "copy_many", None) is not None:  # its backup and temporary name asked at once
+            restore_batch(self, ep, [(dest, before, backup)])
+            return
         now = read_file(ep, dest)
         if before is None:
             if now is not None:
@@ -351,7 +369,11 @@ class Undo:
         return list(dict.fromkeys(out))
 
     def _remove_temps(self) -> None:
-        for server, temp in self._temps():
+        temps = self._temps()
+        present = existing(self.conn, [(s, t) for s, t in temps if s not in self.unreachable])
+        for server, temp in temps:
+            if (server, temp) in present and not present[(server, temp)]:
+                continue  # asked in a batch with the server's other temporary names: not there
             try:
                 ep = self.conn.endpoint(server)
             except KeyError:

@@ -23,6 +23,8 @@ restored files.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
 from pydantic import Field
 
 from ..model import winpath
@@ -74,6 +76,25 @@ def _version(files, rel: str) -> int | None:
     return read_version(files, rel)[0]
 
 
+def _versions(wanted: list[tuple[Any, str]]) -> list[int | None]:
+    """_version of each (files, path): a server whose transport reads many small files at once
+    (SMB 2/3) in one batch, the others one by one."""
+    out: list[int | None] = [None] * len(wanted)
+    by_files: dict[int, list[int]] = {}
+    for k, (files, _) in enumerate(wanted):
+        by_files.setdefault(id(files), []).append(k)
+    for ks in by_files.values():
+        files = wanted[ks[0]][0]
+        many = getattr(files, "read_many", None)
+        if many is None:
+            for k in ks:
+                out[k] = _version(files, wanted[k][1])
+            continue
+        for k, data in zip(ks, many([wanted[k][1] for k in ks], READ_LIMIT)):
+            out[k] = None if data is None else parse_copy_list_version(data)
+    return out
+
+
 def _changes_client_files(planner) -> bool:
     """Does an earlier action change a client file: one in the site server's Client.src, or a
     logon server's Logon.srv copy (whichever kind of step plans it)?"""
@@ -107,7 +128,11 @@ class ClientUpdate(SiteWrittenKind):
         # saved plan, a recovery finishing it) end in the same state.
         new_ns = sysmap.mtime_ns + 60 * 10**9
         lists: list[CopyListFile] = []
-        for ep, folder in [(ss, layout.client_src_bin), *[(ep, layout.logon_bin) for ep in targets]]:
+        folders = [(ss, layout.client_src_bin), *[(ep, layout.logon_bin) for ep in targets]]
+        for ep, folder in folders:  # the copy lists' contents, each server's in one batch
+            planner.obs.prefetch_contents(ep, [winpath.join(folder(p), n) for p in planner.site.site.platform_list
+                                               for n in COPY_LISTS.get(p.key, ())], READ_LIMIT)
+        for ep, folder in folders:
             for plat in planner.site.site.platform_list:
                 for name in COPY_LISTS.get(plat.key, ()):
                     rel = winpath.join(folder(plat), name)
@@ -144,7 +169,8 @@ class ClientUpdate(SiteWrittenKind):
         old = max((c.version for c in source if c.version is not None), default=0)
 
         def offered() -> dict[tuple[str, str], int | None]:
-            return {(c.server, c.path): _version(run.ep(c.server).files, c.path) for c in a.copy_lists}
+            return dict(zip(((c.server, c.path) for c in a.copy_lists),
+                            _versions([(run.ep(c.server).files, c.path) for c in a.copy_lists])))
 
         def done() -> bool:
             now = offered()

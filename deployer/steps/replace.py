@@ -126,6 +126,9 @@ class Replace(StepKind):
                     planner.problems.append(f"step {i + 1}: destination folder {ep.where(folder)} "
                                             f"{'is a file' if folder_state == 'file' else 'does not exist'}; "
                                             "replacing files there will fail")
+                # the files whose content decides (the manifest lists their sha256), read in one batch
+                planner.obs.prefetch(ep, [winpath.join(folder, n) for n in spec.files
+                                          if (e := manifest.entry(n, plat)) is not None and e.sha256])
                 for j, name in enumerate(spec.files):
                     entry = manifest.entry(name, plat)
                     if entry is None:

@@ -80,6 +80,11 @@ class Reset(SiteWrittenKind):
         helper_services: dict[str, dict[str, str]] = {}
         replaced = planner.planned_files()
         manifest = planner.pb.manifest.manifest
+        for ep in planner.conn.endpoints.values():  # the contents compared below, each server's in one batch
+            planner.obs.prefetch(ep, [winpath.join(layout.helper_bin(ep.platform), n) for n in sms.HELPER_FILES])
+        planner.obs.prefetch(ss, [winpath.join(layout.site_bin(p), n) for p in {e.platform for e in
+                                  planner.conn.endpoints.values()} for n in sms.HELPER_FILES
+                                  if (ss.name, winpath.key(winpath.join(layout.site_bin(p), n))) not in replaced])
         for ep in planner.conn.endpoints.values():
             plat = ep.platform
             for name in sms.HELPER_FILES:
@@ -144,9 +149,8 @@ class Reset(SiteWrittenKind):
             by_server.setdefault(c.server, []).append((k, c))
         def restore(server: str, items: list[tuple[int, HelperCopy]]) -> None:
             with undo.services_stopped(server, sms.HELPER_SERVICES):  # they hold Helper.srv files open
-                for k, c in items:
-                    undo.restore_file(server, c.path, c.before,
-                                      backup_path(undo.run, a.number, winpath.basename(c.path), k))
+                undo.restore_on(server, [(c.path, c.before, backup_path(undo.run, a.number, winpath.basename(c.path), k))
+                                         for k, c in items])
 
         # the copies are on every managed server: an unreachable one never stops the others' restore
         undo.on_each_server({server: partial(restore, server, items) for server, items in by_server.items()})

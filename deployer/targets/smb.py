@@ -46,7 +46,8 @@ from smbprotocol.open import (
 from smbprotocol.tree import TreeConnect
 
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from .base import AccessDenied, NotADirectory, TargetError
+from . import smbbatch
+from .base import AccessDenied, FileStat, NotADirectory, TargetError
 from .connect import ConnectContext, register_files
 from .smbbase import (  # noqa: F401 - filetime_to_ns, ns_to_filetime: this module's names before the split
     APPEND_INLINE,
@@ -168,6 +169,30 @@ class SmbFileTransport(SmbReads):
             except BaseException:
                 self._close_quietly(s, generation)
                 raise
+
+    def copy_many(self, pairs: list[tuple[str, str]], mtimes: list[int | None] | None = None
+                  ) -> list[TargetError | None]:
+        """copy() of many files in the round trips of one (smbbatch.py); each pair's error or None.
+        `mtimes`: each copy's write time (ns) instead of its source's, as set_mtime would set it."""
+        return smbbatch.copy_many(self, pairs, mtimes)
+
+    def stat_sha256_many(self, paths: list[str], sizes: list[int | None] | None = None
+                         ) -> list[tuple[FileStat | None, str | None]]:
+        """stat_sha256() of many files in the round trips of one (smbbatch.py)."""
+        return smbbatch.stat_sha256_many(self, paths, sizes)
+
+    def read_many(self, paths: list[str], limit: int) -> list[bytes | None]:
+        """The content of many small files in the round trips of one (smbbatch.py); None for one
+        missing, a folder, or larger than `limit`."""
+        return smbbatch.read_many(self, paths, limit)
+
+    def listdir_many(self, paths: list[str]) -> list[list[FileStat] | TargetError]:
+        """listdir() of many folders in one round trip (smbbatch.py); each one's entries or error."""
+        return smbbatch.listdir_many(self, paths)
+
+    def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
+        """rename() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
+        return smbbatch.rename_many(self, pairs, replace=replace)
 
     def _copy_into(self, tree: TreeConnect, key: bytes, size: int, write_time: int, rel: str,
                    source: Open) -> Open:

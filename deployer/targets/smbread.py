@@ -4,7 +4,7 @@ trips as the protocol allows (see smb.py for the transport as a whole)."""
 from __future__ import annotations
 
 import hashlib
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from smbprotocol.exceptions import SMBResponseException
 from smbprotocol.open import (
@@ -15,6 +15,7 @@ from smbprotocol.open import (
     Open,
     QueryDirectoryFlags,
 )
+from smbprotocol.tree import TreeConnect
 
 from .base import CHUNK, ConnectionLost, FileStat, NotADirectory, TargetError, sha256_of
 from .smbbase import _WILDCARDS, SHARE_ALL, SmbBase, _norm, filetime_to_ns
@@ -212,49 +213,62 @@ class SmbReads(SmbBase):
         if not rel or _WILDCARDS & set(name):
             found = self.stat(rel)
             return found, (None if found is None or found.is_dir else self.sha256(rel))
-        known = self.known.might_know(rel)
         with self._op("stat", rel):
             tree = self._tree()
-            first = min(IO_SIZE, self.link.connection.max_read_size)
-            d, fh = Open(tree, parent), Open(tree, rel)
-            answers = self.link.compound(tree, [
-                self._create(d, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
-                             CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
-                self._query_dir(d, name, QueryDirectoryFlags.SMB2_RESTART_SCANS
-                                | QueryDirectoryFlags.SMB2_RETURN_SINGLE_ENTRY),
-                d.close(send=False),
-                self._create(fh, File.FILE_READ_ATTRIBUTES | (0 if known else File.FILE_READ_DATA), SHARE_ALL,
-                             CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE),
-                *([] if known else [self._read(fh, 0, first)]), fh.close(send=False)])
-        opened, entries = answers[0], answers[1]
-        for r in (opened, entries):
-            if isinstance(r, SMBResponseException):
-                if r.status in MISSING:
-                    return None, None
-                raise self._fail(r.status, "stat", rel)
-        if not entries:
-            return None, None
-        found: FileStat = entries[0]
-        if found.is_dir:
-            return found, None
-        file_opened = answers[3]
-        if isinstance(file_opened, SMBResponseException):
-            if file_opened.status in MISSING:  # gone between the two chains: as stat() then sha256() would see it
+            actions, finish = self._stat_sha256_chain(tree, rel)
+            answers = self.link.compound(tree, actions)
+        return finish(answers)
+
+    def _stat_sha256_chain(self, tree: TreeConnect, rel: str, first: int | None = None
+                           ) -> tuple[list[Any], Callable[[list[Any]], tuple[FileStat | None, str | None]]]:
+        """The compound of stat_sha256 and what turns its answers into the result (which may read
+        the rest of a large file). `first`: the first READ's length, if smaller than IO_SIZE (a
+        caller that knows the size keeps the credits a batch of reads charges low)."""
+        parent, _, name = rel.rpartition("\\")
+        known = self.known.might_know(rel)
+        first = min(first or IO_SIZE, IO_SIZE, self.link.connection.max_read_size)
+        d, fh = Open(tree, parent), Open(tree, rel)
+        actions = [
+            self._create(d, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                         CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
+            self._query_dir(d, name, QueryDirectoryFlags.SMB2_RESTART_SCANS
+                            | QueryDirectoryFlags.SMB2_RETURN_SINGLE_ENTRY),
+            d.close(send=False),
+            self._create(fh, File.FILE_READ_ATTRIBUTES | (0 if known else File.FILE_READ_DATA), SHARE_ALL,
+                         CreateDisposition.FILE_OPEN, CreateOptions.FILE_NON_DIRECTORY_FILE),
+            *([] if known else [self._read(fh, 0, first)]), fh.close(send=False)]
+
+        def finish(answers: list[Any]) -> tuple[FileStat | None, str | None]:
+            opened, entries = answers[0], answers[1]
+            for r in (opened, entries):
+                if isinstance(r, SMBResponseException):
+                    if r.status in MISSING:
+                        return None, None
+                    raise self._fail(r.status, "stat", rel)
+            if not entries:
+                return None, None
+            found: FileStat = entries[0]
+            if found.is_dir:
+                return found, None
+            file_opened = answers[3]
+            if isinstance(file_opened, SMBResponseException):
+                # gone between the two chains: as stat() then sha256() would see it
                 raise self._fail(file_opened.status, "read", rel)
-            raise self._fail(file_opened.status, "read", rel)
-        if known:
-            hit = self.known.get(rel, version_of(fh))
-            return found, (hit.sha256 if hit is not None else sha256_of(self.read_chunks(rel)))
-        data = answers[4]
-        if isinstance(data, SMBResponseException):
-            if data.status != END_OF_FILE:
-                raise self._fail(data.status, "read", rel)
-            data = b""
-        if len(data) < first:
-            digest = hashlib.sha256(data).hexdigest()
-            self.known.remember(rel, version_of(fh), digest, wrote=False)
-            return found, digest
-        h = hashlib.sha256(data)
-        for block in self._read_rest(rel, first, CHUNK):
-            h.update(block)
-        return found, h.hexdigest()
+            if known:
+                hit = self.known.get(rel, version_of(fh))
+                return found, (hit.sha256 if hit is not None else sha256_of(self.read_chunks(rel)))
+            data = answers[4]
+            if isinstance(data, SMBResponseException):
+                if data.status != END_OF_FILE:
+                    raise self._fail(data.status, "read", rel)
+                data = b""
+            if len(data) < first:
+                digest = hashlib.sha256(data).hexdigest()
+                self.known.remember(rel, version_of(fh), digest, wrote=False)
+                return found, digest
+            h = hashlib.sha256(data)
+            for block in self._read_rest(rel, first, CHUNK):
+                h.update(block)
+            return found, h.hexdigest()
+
+        return actions, finish
