@@ -381,6 +381,25 @@ def test_resume_refuses_an_unknown_run_and_a_changed_playbook(fw: FleetWs):
     assert r.code == 2 and "changed since fleet run" in r.err
 
 
+@fleet_sites(1, 2)
+def test_runs_shows_backup_space_for_a_fleet_as_for_one_site(fw: FleetWs):
+    """`runs` is one work for a site and for a fleet's sites: the Backups column and the JSON
+    backup fields a site alone shows, each site of a fleet shows too."""
+    assert fw.apply("--site", "SITE00[1-2]").code == 0
+    one = json.loads(fw.cli("runs", "--site", "SITE001", "-f", "json").out)
+    fleet = json.loads(fw.cli("runs", "--site", "SITE00[1-2]", "-f", "json").out)
+    assert [s["runs"] for s in fleet["sites"] if s["site"] == "SITE001"] == [one]
+    for s in fleet["sites"]:
+        [run] = s["runs"]
+        assert run["backup_bytes"] > 0 and run["backup_servers"] and run["pruned"] is None
+    text = fw.cli("runs", "--site", "SITE00[1-2]")
+    alone = fw.cli("runs", "--site", "SITE002")
+    assert text.code == 0 and alone.code == 0, text.text + alone.text
+    assert text.out.count("Backups") == 2 and "Backups" in alone.out
+    backups = [line for line in alone.out.splitlines() if " on " in line and "server" in line]
+    assert backups and backups[0].strip() in text.out
+
+
 @fleet_sites(1, 2, 3)
 def test_rollback_and_runs_over_a_fleet(fw: FleetWs):
     before = {n: fw.state(n) for n in NAMES[:3]}

@@ -88,6 +88,18 @@ class SiteOutcome:
 Work = Callable[[SiteRef, RunContext], SiteOutcome]
 
 
+def run_one(work: Work, site: SiteRef, ctx: RunContext | None = None) -> SiteOutcome:
+    """A fleet of one: the engine's case of one site, in-process on the calling thread. The work is
+    the fleet's (fleet/work.py), so a site alone and a site in a fleet do the same thing; what
+    differs is who draws and asks: here the caller's context (the one-site console), and an error
+    is the command's own, raised with its message and exit code rather than folded into an outcome."""
+    t0 = time.monotonic()
+    outcome = work(site, ctx if ctx is not None else RunContext(site.name))
+    if not outcome.seconds:
+        outcome.seconds = time.monotonic() - t0
+    return outcome
+
+
 class FleetView(Protocol):
     """What a fleet tells its renderer; called from site threads, so implementations lock."""
 

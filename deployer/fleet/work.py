@@ -158,11 +158,14 @@ def recover_work(*, break_lock: bool) -> Work:
 
 @portable  # may run in a worker process (fleet_procs.py)
 def runs_work() -> Work:
+    """Each run with its backups' space (detail: (RunInfo, RunSpace) pairs), alone or in a fleet."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        found = workflow.runs(site)
-        latest = f"; latest {found[-1].run} {found[-1].state}" if found else ""
+        from ..run.prune import run_row, runs_with_space
+
+        found = runs_with_space(site)
+        latest = f"; latest {found[-1][0].run} {found[-1][0].state}" if found else ""
         return SiteOutcome(site.name, SiteState.DONE, f"{len(found)} runs{latest}", detail=found,
-                           data={"runs": [r.__dict__ for r in found]})
+                           data={"runs": [run_row(r, s) for r, s in found]})
 
     return work
 
