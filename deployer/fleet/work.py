@@ -179,8 +179,9 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
     where = f" on worker {result['worker']}" if result.get("worker") else ""
     data = {k: result.get(k) for k in ("journal", "remaining", "error", "warnings", "report", "worker", "recovered",
                                        "redelivered")}
+    # detail: the worker's whole result, which a one-site `apply --broker` prints as it came
     base = dict(run=result.get("run"), seconds=float(result.get("seconds") or 0),
-                actions=int(result.get("actions_done") or 0), data=data)
+                actions=int(result.get("actions_done") or 0), data=data, detail=result)
     if status == "nothing":
         return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb}){where}", **base)
     if status in ("committed", "finished"):
