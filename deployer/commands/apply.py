@@ -173,7 +173,7 @@ def _apply_text(outcome, result, note: str | None) -> str:
 def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float, break_lock: bool) -> None:
     """One site through its region's workers: the fleet's regional work with one site (the plan is
     made and run there, events come back here), asked and shown as a one-site apply."""
-    from ..fleet.engine import run_one
+    from ..fleet.outcome import run_one
     from ..fleet.work import apply_work, regional_work
     from ..plan.planner import PayloadCache
     from ..workers.remote import dispatcher_for

@@ -14,7 +14,7 @@ from .common import Format, write_json, fleet_cli
 @takes_sites()
 def runs(sites: Sites, format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
     """List the runs journaled on a site, newest last."""
-    from ..fleet.engine import run_one
+    from ..fleet.outcome import run_one
     from ..fleet.work import runs_work
 
     site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.runs(refs, sites.fleet(), fmt=format.value))

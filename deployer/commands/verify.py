@@ -34,7 +34,7 @@ def verify(
     loaded = workflow.load_target(target)
     site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.verify(
         loaded, refs, sites.fleet(report=None, force=force), fmt=format.value, output=output))  # -o is its report
-    from ..fleet.engine import run_one
+    from ..fleet.outcome import run_one
     from ..fleet.work import verify_work
     from ..plan.planner import PayloadCache
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import workflow
 from ..errors import ExitCode
-from .engine import SiteOutcome, SiteState, Work
+from .outcome import SiteOutcome, SiteState, Work
 from .leftover import truthful
 from .procs import portable
 from ..model.inventory import SiteRef
@@ -86,15 +86,16 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
+def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True, keep_plan: bool = False) -> Work:
     """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
-    most of its memory: without a JSON report only the summary line is kept)."""
+    most of its memory: without a JSON report only the summary line is kept). keep_plan: the
+    Plan itself as the detail (a site alone: shown, saved with -o)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         p = workflow.make_plan(pb, site, ctx, payloads=payloads)
         state = SiteState.NOTHING if p.empty else SiteState.DONE
         text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
         # the plan as JSON only, for the fleet's report: the Plan object would be kept twice
-        return SiteOutcome(site.name, state, text, actions=len(p.actions),
+        return SiteOutcome(site.name, state, text, actions=len(p.actions), detail=p if keep_plan else None,
                            data={"plan": p.to_json()} if keep_plans else {})
 
     return work
