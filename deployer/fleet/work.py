@@ -120,12 +120,15 @@ def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache,
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def rollback_work(*, force: bool, break_lock: bool) -> Work:
-    @truthful
+def rollback_work(*, force: bool, break_lock: bool, run: str | None = None, alone: bool = False) -> Work:
+    """run: the run to undo (a site alone may name one; a fleet's sites undo their latest).
+    alone (a site by itself): its errors are the command's own, raised as they are, not read
+    against the site's run state as a fleet's site's are (leftover.py). The detail is the
+    RunResult (None: declined)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        result = workflow.rollback_run(site, None, ctx, force=force, break_lock=break_lock).result
+        result = workflow.rollback_run(site, run, ctx, force=force, break_lock=break_lock).result
         if result is not None and result.status == RunState.NOTHING:
-            return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})")
+            return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})", detail=result)
         if result is not None and result.status == RunState.ROLLED_BACK:
             said = ("every file is as before it; warning: " + "; ".join(result.warnings)) if result.warnings else \
                 "every file and service is as before it"  # a service the before-state cannot start is named
@@ -133,16 +136,16 @@ def rollback_work(*, force: bool, break_lock: bool) -> Work:
                                detail=result)
         return from_run(site.name, "", result)
 
-    return work
+    return work if alone else truthful(work)
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def recover_work(*, break_lock: bool) -> Work:
-    @truthful
+def recover_work(*, break_lock: bool, alone: bool = False) -> Work:
+    """alone: as rollback_work's. The detail is the list of RunResults, one per unfinished run."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         results = workflow.recover(site, ctx, break_lock=break_lock)
         if not results:
-            return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover")
+            return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover", detail=results)
         lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}"
                  + "".join(f"; warning: {w}" for w in r.warnings) for r in results]
         if any(r.status == RunState.ROLLBACK_FAILED for r in results):
@@ -154,7 +157,7 @@ def recover_work(*, break_lock: bool) -> Work:
                                detail=results)
         return SiteOutcome(site.name, SiteState.DONE, "; ".join(lines), detail=results)
 
-    return work
+    return work if alone else truthful(work)
 
 
 @portable  # may run in a worker process (fleet_procs.py)
