@@ -107,8 +107,14 @@ def apply(
                 raise InputError("-f html/junit and -o are not available yet for a site run by its region's workers "
                                  "(--broker); the workers' result is shown as text or json")
             return _apply_remote(pb, site_ref, broker, yes=yes, fmt=shown, wait=worker_wait, break_lock=break_lock)
+        from ..fleet.outcome import run_one
+        from ..fleet.work import apply_work
+        from ..plan.planner import PayloadCache
+
         with run_context(site_ref.name, fmt=shown, yes=yes) as ctx:
-            outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock, evidence=output is not None)
+            # a fleet of one: the work each site of a fleet does, the whole run kept for this command's output
+            work = apply_work(pb, PayloadCache(), break_lock=break_lock, keep_reports=output is not None, alone=True)
+            outcome = run_one(work, site_ref, ctx).detail
     result = outcome.result
     if (format != ApplyFormat.text or output is not None) and (result is not None or format == ApplyFormat.json):
         from ..report import html

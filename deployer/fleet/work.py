@@ -30,12 +30,13 @@ def _verdict(result: RunResult) -> str:
             + "".join(f"; NOT VERIFIED: {line}; apply again when it can be reached" for line in result.report.not_verified()))
 
 
-def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
+def from_run(site: str, kb: str, result: RunResult | None, *, trim: bool = True) -> SiteOutcome:
     if result is None:
         return SiteOutcome(site, SiteState.NOT_STARTED, "declined", exit_code=int(ExitCode.OK))
     # A fleet keeps every site's outcome to the end, for its report: not the run's events and
     # timings, which the site's own journal holds (they were most of a site's memory).
-    result.events, result.timings = [], []
+    if trim:
+        result.events, result.timings = [], []
     base = dict(run=result.run, seconds=result.seconds, actions=result.actions_done, detail=result,
                 data={"journal": result.journal, "remaining": result.remaining, "error": result.error,
                       "warnings": result.warnings, "report": result.report.to_json() if result.report else None})
@@ -57,15 +58,21 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
 
 @portable  # may run in a worker process (fleet_procs.py)
 def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True,
-               recover_first: bool = False) -> Work:
+               recover_first: bool = False, alone: bool = False) -> Work:
     """keep_reports: each site's verification (every file's row), for a report that shows it
     (JSON, JUnit, HTML); without one, a site's summary line says whether it passed.
     recover_first (a resumed fleet): a site left with an unfinished run under a lock whose
     holder is gone (the fleet was killed mid-site) is recovered first, as `recover` would,
-    then applied; the outcome says so (fleet_leftover.py)."""
+    then applied; the outcome says so (fleet_leftover.py).
+    alone (a site by itself): the detail is the whole ApplyOutcome (plan, run with its events and
+    report) for the command's own output, and its errors are raised as they are."""
     def apply(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads,
                                           evidence=keep_reports)
+        if alone:
+            out = from_run(site.name, outcome.plan.kb, outcome.result, trim=False)
+            out.detail = outcome
+            return out
         # the site's section as its one-site page has it (actions, rollback record), made
         # before from_run drops the run's events
         section = None
@@ -82,7 +89,7 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
             out.data.pop("report", None)
         return out
 
-    return truthful(apply, recover_first=recover_first)
+    return apply if alone else truthful(apply, recover_first=recover_first)
 
 
 @portable  # may run in a worker process (fleet_procs.py)
