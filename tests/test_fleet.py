@@ -161,6 +161,21 @@ def test_sites_are_selected_by_repeats_commas_globs_groups_and_all(fw: FleetWs):
 
 
 @readonly_fleet
+def test_a_site_alone_and_in_a_fleet_is_planned_and_verified_the_same(fw: FleetWs):
+    """One work per command (fleet/work.py): a site's plan and verification read the same alone
+    (the one-site JSON) and as one site of a fleet (its entry in the fleet's JSON report)."""
+    pair = ("--site", "SITE001", "--site", "SITE002")
+    one_plan = json.loads(fw.cli("plan", fw.playbook, "--site", "SITE002", "-f", "json").out)
+    fleet_plan = json.loads(fw.cli("plan", fw.playbook, *pair, "-f", "json").out)
+    assert [s["plan"] for s in fleet_plan["sites"] if s["site"] == "SITE002"] == [one_plan]
+    one = fw.cli("verify", fw.playbook, "--site", "SITE002", "-f", "json")
+    fleet = fw.cli("verify", fw.playbook, *pair, "-f", "json")
+    assert one.code == fleet.code == 3, one.text + fleet.text  # not patched yet: mismatch, alone and in a fleet
+    alone = {k: v for k, v in json.loads(one.out).items() if k != "traffic"}
+    assert [s["report"] for s in json.loads(fleet.out)["sites"] if s["site"] == "SITE002"] == [alone]
+
+
+@readonly_fleet
 def test_one_selected_site_keeps_the_one_site_output(fw: FleetWs):
     one = fw.cli("plan", fw.playbook, "--site", "SITE001")
     glob = fw.cli("plan", fw.playbook, "--site", "SITE00[1]")
