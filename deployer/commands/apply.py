@@ -106,9 +106,15 @@ def apply(
             if format in (ApplyFormat.html, ApplyFormat.junit) or output is not None:
                 raise InputError("-f html/junit and -o are not available yet for a site run by its region's workers "
                                  "(--broker); the workers' result is shown as text or json")
-            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=shown, wait=worker_wait)
+            return _apply_remote(pb, site_ref, broker, yes=yes, fmt=shown, wait=worker_wait, break_lock=break_lock)
+        from ..fleet.outcome import run_one
+        from ..fleet.work import apply_work
+        from ..plan.planner import PayloadCache
+
         with run_context(site_ref.name, fmt=shown, yes=yes) as ctx:
-            outcome = workflow.apply_playbook(pb, site_ref, ctx, break_lock=break_lock, evidence=output is not None)
+            # a fleet of one: the work each site of a fleet does, the whole run kept for this command's output
+            work = apply_work(pb, PayloadCache(), break_lock=break_lock, keep_reports=output is not None, alone=True)
+            outcome = run_one(work, site_ref, ctx).detail
     result = outcome.result
     if (format != ApplyFormat.text or output is not None) and (result is not None or format == ApplyFormat.json):
         from ..report import html
@@ -170,8 +176,12 @@ def _apply_text(outcome, result, note: str | None) -> str:
                      command="apply")
 
 
-def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float) -> None:
-    """One site through its region's workers: the plan is made and run there, events come back here."""
+def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float, break_lock: bool) -> None:
+    """One site through its region's workers: the fleet's regional work with one site (the plan is
+    made and run there, events come back here), asked and shown as a one-site apply."""
+    from ..fleet.outcome import run_one
+    from ..fleet.work import apply_work, regional_work
+    from ..plan.planner import PayloadCache
     from ..workers.remote import dispatcher_for
     from ..workers.tasks import exit_code_of
 
@@ -184,11 +194,12 @@ def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: fl
         d = dispatcher_for(pb, site_ref.inventory.path, broker, start_timeout=wait)
         ctx.changing = True  # from here a signal cancels the rollout: queued sites are revoked, running ones roll back
         try:
-            outcome = d.run(site_ref.name, region, ctx)
+            work = regional_work(apply_work(pb, PayloadCache(), break_lock=break_lock), d, pb.kb)
+            outcome = run_one(work, site_ref, ctx)
         finally:
             ctx.changing = False
             d.close()
-    r = outcome.result
+    r = outcome.detail
     if fmt == Format.json:
         write_json({"rollout": d.rollout, "region": region, **r})
     else:

@@ -53,8 +53,13 @@ def plan(
         report_file(format.value, None, report, allowed=("text", "json"))  # refuses .html, .xml
         fleet_cli.check_report_path(report, force=force)
     site_ref = refs[0]
+    from ..fleet.outcome import run_one
+    from ..fleet.work import plan_work
+    from ..plan.planner import PayloadCache
+
     with run_context(site_ref.name, fmt=format) as ctx:
-        p = workflow.make_plan(pb, site_ref, ctx)
+        # a fleet of one: the work each site of a fleet does, its Plan kept to show and save
+        p = run_one(plan_work(pb, PayloadCache(), keep_plans=False, keep_plan=True), site_ref, ctx).detail
     if out:
         from ..plan.saved import save_plan
 

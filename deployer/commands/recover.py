@@ -10,7 +10,7 @@ from ..report import out as outmod
 from ..report.owned import ForceOpt
 from ..run.store import RunState
 from .selection import Sites, takes_sites
-from .common import BreakLockOpt, YesOpt, run_context, workflow, fleet_cli
+from .common import BreakLockOpt, YesOpt, run_context, fleet_cli
 
 
 @takes_sites(reports=True)
@@ -26,8 +26,12 @@ def recover(
         inv, refs, sites.fleet(fleet_dir=fleet_dir, force=force), yes=yes,
         break_lock=break_lock))
     stdout = outmod.stdout()
+    from ..fleet.outcome import run_one
+    from ..fleet.work import recover_work
+
     with run_context(site_ref.name, yes=yes) as ctx:
-        results = workflow.recover(site_ref, ctx, break_lock=break_lock)
+        # a fleet of one: the work each site of a fleet does
+        results = run_one(recover_work(break_lock=break_lock, alone=True), site_ref, ctx).detail
     if not results:
         stdout.line(f"Nothing to recover: site {site_ref.name} has no unfinished run.", "good")
         return

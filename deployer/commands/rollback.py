@@ -11,7 +11,7 @@ from ..fleet.options import FleetDirOpt, MaxFailOpt
 from ..report import out as outmod
 from ..run.store import RunState
 from .selection import Sites, takes_sites
-from .common import BreakLockOpt, YesOpt, run_context, workflow, fleet_cli
+from .common import BreakLockOpt, YesOpt, run_context, fleet_cli
 
 
 @takes_sites(reports=True)
@@ -30,9 +30,12 @@ def rollback(
         inv, refs, run, sites.fleet(max_fail=max_fail, fleet_dir=fleet_dir, force=force),
         yes=yes, force=force, break_lock=break_lock))
     stdout = outmod.stdout()
+    from ..fleet.outcome import run_one
+    from ..fleet.work import rollback_work
+
     with run_context(site_ref.name, yes=yes) as ctx:
-        outcome = workflow.rollback_run(site_ref, run, ctx, force=force, break_lock=break_lock)
-    result = outcome.result
+        # a fleet of one: the work each site of a fleet does, on the run named (else the latest)
+        result = run_one(rollback_work(force=force, break_lock=break_lock, run=run, alone=True), site_ref, ctx).detail
     if result is None:
         stdout.line("Nothing was done.")
     elif result.status == RunState.NOTHING:

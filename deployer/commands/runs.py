@@ -14,15 +14,12 @@ from .common import Format, write_json, fleet_cli
 @takes_sites()
 def runs(sites: Sites, format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
     """List the runs journaled on a site, newest last."""
-    from ..run import prune as prunemod
+    from ..fleet.outcome import run_one
+    from ..fleet.work import runs_work
 
     site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.runs(refs, sites.fleet(), fmt=format.value))
-    found = prunemod.runs_with_space(site_ref)
+    outcome = run_one(runs_work(), site_ref)  # a fleet of one: the same work each site of a fleet does
     if format == Format.json:
-        write_json([{**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned,
-                "backup_unreached": s.unreached}
-               for r, s in found])
+        write_json(outcome.data["runs"])
     else:
-        from ..report.text import render_runs
-
-        render_runs(site_ref.name, [r for r, _ in found], outmod.stdout(), {r.run: prunemod.describe(s) for r, s in found})
+        fleet_cli.render_site_runs(site_ref.name, outcome.detail, outmod.stdout())

@@ -34,8 +34,13 @@ def verify(
     loaded = workflow.load_target(target)
     site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.verify(
         loaded, refs, sites.fleet(report=None, force=force), fmt=format.value, output=output))  # -o is its report
+    from ..fleet.outcome import run_one
+    from ..fleet.work import verify_work
+    from ..plan.planner import PayloadCache
+
     with run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
-        report = workflow.verify_target(loaded, site_ref, ctx)
+        # a fleet of one: the work each site of a fleet does, its report kept for this command's output
+        report = run_one(verify_work(loaded, PayloadCache()), site_ref, ctx).detail
     if format == ReportFormat.json:
         text = json.dumps({**report.to_json(), "traffic": ctx.traffic, **({"note": note} if note else {})}, indent=1,
                           sort_keys=True) + "\n"

@@ -20,72 +20,19 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from enum import Enum
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from ..errors import DeployerError, ExitCode, InputError, NetworkError, RestoreFailed
+from ..errors import ExitCode, InputError
 from .journal import FleetJournal
 from ..model.inventory import SiteRef
 from ..run import context as ev
-from ..run.context import Cancelled, CancelToken, Event, RunContext
+from ..run.context import CancelToken, Event, RunContext
 
 from . import DEFAULT_FORKS
 from ..model.numbers import is_whole
 from ..targets import host_limits
-
-
-class SiteState(str, Enum):
-    WAITING = "waiting"
-    RUNNING = "running"
-    DONE = "done"  # applied (or planned, verified, rolled back, recovered) as asked
-    NOTHING = "nothing"  # nothing to do
-    MISMATCH = "mismatch"  # verify: files do not match the manifest
-    FAILED = "failed"  # failed, and the site is as before (restored, or never changed)
-    NOT_RESTORED = "not_restored"  # failed and could not be restored: needs `deployer recover`
-    NOT_STARTED = "not_started"  # the rollout stopped before this site (max-fail, canary, Ctrl-C)
-    # a server of the site could not be reached, and nothing was touched there (Ansible's recap
-    # keeps `unreachable=` apart from `failed=`): never "restored", nothing needed restoring
-    UNREACHABLE = "unreachable"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def finished_well(self) -> bool:
-        return self in (SiteState.DONE, SiteState.NOTHING)
-
-    @property
-    def counts_as_failure(self) -> bool:
-        return self in (SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.UNREACHABLE)
-
-
-# what each state means for the exit code of the fleet command
-_EXIT = {SiteState.DONE: ExitCode.OK, SiteState.NOTHING: ExitCode.OK, SiteState.MISMATCH: ExitCode.MISMATCH,
-         SiteState.FAILED: ExitCode.FAILED_RESTORED, SiteState.NOT_RESTORED: ExitCode.NOT_RESTORED,
-         SiteState.NOT_STARTED: ExitCode.FAILED_RESTORED, SiteState.UNREACHABLE: ExitCode.FAILED_RESTORED, SiteState.WAITING: ExitCode.FAILED_RESTORED,
-         SiteState.RUNNING: ExitCode.FAILED_RESTORED}
-
-
-@dataclass
-class SiteOutcome:
-    site: str
-    state: SiteState
-    message: str = ""
-    run: str | None = None
-    seconds: float = 0.0
-    actions: int = 0
-    exit_code: int = 0  # the site's own exit code, as the one-site command would have ended
-    detail: Any = None  # the plan, RunResult or Report, for renderers (not journaled)
-    data: dict[str, Any] = field(default_factory=dict)  # JSON for the fleet report
-    bytes: int = 0  # payload bytes sent to the site's servers (staged uploads), counted from its BYTES events
-
-    def to_json(self) -> dict[str, Any]:
-        return {"site": self.site, "state": str(self.state), "message": self.message, "run": self.run,
-                "seconds": round(self.seconds, 3), "actions": self.actions, "exit_code": self.exit_code,
-                "bytes": self.bytes, **self.data}
-
-
-Work = Callable[[SiteRef, RunContext], SiteOutcome]
+# a site's outcome and the one-site case live apart, light: a one-site command imports them, not the threads
+from .outcome import _EXIT, SiteOutcome, SiteState, Work, outcome_of_error, run_one  # noqa: F401 (re-exported)
 
 
 class FleetView(Protocol):
@@ -198,27 +145,6 @@ class FleetResult:
                 "stopped": self.stopped, "paused": self.paused, "seconds": round(self.seconds, 3),
                 "journal": self.journal, "counts": self.counts(), "bytes": self.bytes,
                 "sites": [o.to_json() for o in self.outcomes]}
-
-
-def outcome_of_error(site: str, exc: BaseException, seconds: float) -> SiteOutcome:
-    """A site whose work raised: bad input for this site, unreachable, locked... Nothing was
-    changed there (a run that changed something returns its RunResult instead of raising),
-    except a RestoreFailed, which says what is left."""
-    if isinstance(exc, Cancelled):  # raised before the site's session opened (host_limits.py): nothing was done
-        return SiteOutcome(site, SiteState.NOT_STARTED, f"not started: cancelled ({exc.reason})", seconds=seconds,
-                           exit_code=int(ExitCode.FAILED_RESTORED))
-    if isinstance(exc, RestoreFailed):
-        return SiteOutcome(site, SiteState.NOT_RESTORED, str(exc), seconds=seconds,
-                           exit_code=int(ExitCode.NOT_RESTORED))
-    if isinstance(exc, NetworkError):  # raised, not a RunResult: the site was never changed
-        return SiteOutcome(site, SiteState.UNREACHABLE, str(exc) or type(exc).__name__, seconds=seconds,
-                           exit_code=int(exc.exit_code))
-    if isinstance(exc, DeployerError):
-        return SiteOutcome(site, SiteState.FAILED, str(exc) or type(exc).__name__, seconds=seconds,
-                           exit_code=int(exc.exit_code))
-    # A bug must not take the other sites down with it; the message names it for a report.
-    return SiteOutcome(site, SiteState.FAILED, f"internal error: {type(exc).__name__}: {exc}", seconds=seconds,
-                       exit_code=int(ExitCode.FAILED_RESTORED))
 
 
 @dataclass(eq=False)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from . import workflow
 from ..errors import DeployerError, ExitCode
-from .engine import SiteOutcome, SiteState, Work
+from .outcome import SiteOutcome, SiteState, Work
 from ..model.inventory import SiteRef
 from ..run.context import Cancelled, RunContext
 from ..run.lock import LockInfo, read_lock

@@ -31,7 +31,7 @@ import time
 from typing import Any, Callable
 
 from ..errors import ExitCode
-from .engine import SiteOutcome, SiteState, Work, outcome_of_error
+from .outcome import SiteOutcome, SiteState, Work, outcome_of_error
 from ..model.inventory import SiteRef
 from ..run import context as ev
 from ..run.context import CancelToken, Event, RunContext

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import workflow
 from ..errors import ExitCode
-from .engine import SiteOutcome, SiteState, Work
+from .outcome import SiteOutcome, SiteState, Work
 from .leftover import truthful
 from .procs import portable
 from ..model.inventory import SiteRef
@@ -30,12 +30,13 @@ def _verdict(result: RunResult) -> str:
             + "".join(f"; NOT VERIFIED: {line}; apply again when it can be reached" for line in result.report.not_verified()))
 
 
-def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
+def from_run(site: str, kb: str, result: RunResult | None, *, trim: bool = True) -> SiteOutcome:
     if result is None:
         return SiteOutcome(site, SiteState.NOT_STARTED, "declined", exit_code=int(ExitCode.OK))
     # A fleet keeps every site's outcome to the end, for its report: not the run's events and
     # timings, which the site's own journal holds (they were most of a site's memory).
-    result.events, result.timings = [], []
+    if trim:
+        result.events, result.timings = [], []
     base = dict(run=result.run, seconds=result.seconds, actions=result.actions_done, detail=result,
                 data={"journal": result.journal, "remaining": result.remaining, "error": result.error,
                       "warnings": result.warnings, "report": result.report.to_json() if result.report else None})
@@ -57,15 +58,21 @@ def from_run(site: str, kb: str, result: RunResult | None) -> SiteOutcome:
 
 @portable  # may run in a worker process (fleet_procs.py)
 def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True,
-               recover_first: bool = False) -> Work:
+               recover_first: bool = False, alone: bool = False) -> Work:
     """keep_reports: each site's verification (every file's row), for a report that shows it
     (JSON, JUnit, HTML); without one, a site's summary line says whether it passed.
     recover_first (a resumed fleet): a site left with an unfinished run under a lock whose
     holder is gone (the fleet was killed mid-site) is recovered first, as `recover` would,
-    then applied; the outcome says so (fleet_leftover.py)."""
+    then applied; the outcome says so (fleet_leftover.py).
+    alone (a site by itself): the detail is the whole ApplyOutcome (plan, run with its events and
+    report) for the command's own output, and its errors are raised as they are."""
     def apply(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads,
                                           evidence=keep_reports)
+        if alone:
+            out = from_run(site.name, outcome.plan.kb, outcome.result, trim=False)
+            out.detail = outcome
+            return out
         # the site's section as its one-site page has it (actions, rollback record), made
         # before from_run drops the run's events
         section = None
@@ -82,19 +89,20 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
             out.data.pop("report", None)
         return out
 
-    return truthful(apply, recover_first=recover_first)
+    return apply if alone else truthful(apply, recover_first=recover_first)
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True) -> Work:
+def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True, keep_plan: bool = False) -> Work:
     """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
-    most of its memory: without a JSON report only the summary line is kept)."""
+    most of its memory: without a JSON report only the summary line is kept). keep_plan: the
+    Plan itself as the detail (a site alone: shown, saved with -o)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         p = workflow.make_plan(pb, site, ctx, payloads=payloads)
         state = SiteState.NOTHING if p.empty else SiteState.DONE
         text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
         # the plan as JSON only, for the fleet's report: the Plan object would be kept twice
-        return SiteOutcome(site.name, state, text, actions=len(p.actions),
+        return SiteOutcome(site.name, state, text, actions=len(p.actions), detail=p if keep_plan else None,
                            data={"plan": p.to_json()} if keep_plans else {})
 
     return work
@@ -119,12 +127,15 @@ def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache,
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def rollback_work(*, force: bool, break_lock: bool) -> Work:
-    @truthful
+def rollback_work(*, force: bool, break_lock: bool, run: str | None = None, alone: bool = False) -> Work:
+    """run: the run to undo (a site alone may name one; a fleet's sites undo their latest).
+    alone (a site by itself): its errors are the command's own, raised as they are, not read
+    against the site's run state as a fleet's site's are (leftover.py). The detail is the
+    RunResult (None: declined)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        result = workflow.rollback_run(site, None, ctx, force=force, break_lock=break_lock).result
+        result = workflow.rollback_run(site, run, ctx, force=force, break_lock=break_lock).result
         if result is not None and result.status == RunState.NOTHING:
-            return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})")
+            return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})", detail=result)
         if result is not None and result.status == RunState.ROLLED_BACK:
             said = ("every file is as before it; warning: " + "; ".join(result.warnings)) if result.warnings else \
                 "every file and service is as before it"  # a service the before-state cannot start is named
@@ -132,16 +143,16 @@ def rollback_work(*, force: bool, break_lock: bool) -> Work:
                                detail=result)
         return from_run(site.name, "", result)
 
-    return work
+    return work if alone else truthful(work)
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def recover_work(*, break_lock: bool) -> Work:
-    @truthful
+def recover_work(*, break_lock: bool, alone: bool = False) -> Work:
+    """alone: as rollback_work's. The detail is the list of RunResults, one per unfinished run."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         results = workflow.recover(site, ctx, break_lock=break_lock)
         if not results:
-            return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover")
+            return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover", detail=results)
         lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}"
                  + "".join(f"; warning: {w}" for w in r.warnings) for r in results]
         if any(r.status == RunState.ROLLBACK_FAILED for r in results):
@@ -153,16 +164,19 @@ def recover_work(*, break_lock: bool) -> Work:
                                detail=results)
         return SiteOutcome(site.name, SiteState.DONE, "; ".join(lines), detail=results)
 
-    return work
+    return work if alone else truthful(work)
 
 
 @portable  # may run in a worker process (fleet_procs.py)
 def runs_work() -> Work:
+    """Each run with its backups' space (detail: (RunInfo, RunSpace) pairs), alone or in a fleet."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        found = workflow.runs(site)
-        latest = f"; latest {found[-1].run} {found[-1].state}" if found else ""
+        from ..run.prune import run_row, runs_with_space
+
+        found = runs_with_space(site)
+        latest = f"; latest {found[-1][0].run} {found[-1][0].state}" if found else ""
         return SiteOutcome(site.name, SiteState.DONE, f"{len(found)} runs{latest}", detail=found,
-                           data={"runs": [r.__dict__ for r in found]})
+                           data={"runs": [run_row(r, s) for r, s in found]})
 
     return work
 
@@ -176,8 +190,9 @@ def from_remote(site: str, kb: str, result: dict) -> SiteOutcome:
     where = f" on worker {result['worker']}" if result.get("worker") else ""
     data = {k: result.get(k) for k in ("journal", "remaining", "error", "warnings", "report", "worker", "recovered",
                                        "redelivered")}
+    # detail: the worker's whole result, which a one-site `apply --broker` prints as it came
     base = dict(run=result.get("run"), seconds=float(result.get("seconds") or 0),
-                actions=int(result.get("actions_done") or 0), data=data)
+                actions=int(result.get("actions_done") or 0), data=data, detail=result)
     if status == "nothing":
         return SiteOutcome(site, SiteState.NOTHING, f"nothing to do (already has {kb}){where}", **base)
     if status in ("committed", "finished"):

@@ -276,6 +276,12 @@ def runs_with_space(site: SiteRef) -> list[tuple[RunInfo, RunSpace]]:
         return with_space(conn)
 
 
+def run_row(r: RunInfo, s: RunSpace) -> dict:
+    """One run as `runs -f json` lists it, for a site and for each site of a fleet."""
+    return {**r.__dict__, "backup_bytes": s.bytes, "backup_servers": s.servers, "pruned": s.pruned,
+            "backup_unreached": s.unreached}
+
+
 def describe(s: RunSpace) -> str:
     """The Backups column of `runs`."""
     if s.pruned:
