@@ -104,7 +104,8 @@ def diff(a: dict, b: dict) -> list[str]:
 
 
 @dataclass
-class Workspace:
+class Project:
+    """A copy of the project's files (playbooks, manifests, an inventory and lab sites)."""
     path: Path
 
     @property
@@ -114,6 +115,11 @@ class Workspace:
     @property
     def playbook(self) -> Path:
         return self.path / "playbooks" / "q241656.yaml"
+
+
+@dataclass
+class Workspace(Project):
+    """The repository's inventory: the DEMO site and its three servers."""
 
     @property
     def site(self) -> Path:
@@ -138,6 +144,19 @@ def copy_project(base: Path) -> Path:
     return base
 
 
+def lab_project(base: Path, sites: int | None = None, groups: dict[str, list[str]] | None = None) -> Path:
+    """The project under `base` with its lab sites made (`lab init --all`): for the repository's
+    inventory, or for one of `sites` one-server mock sites in `groups` (simulator/fleet_lab.py)."""
+    copy_project(base)
+    if sites is not None:
+        from deployer.simulator.fleet_lab import write_fleet_inventory
+
+        write_fleet_inventory(base / "sites.yaml", sites, groups=groups)
+    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
+    assert r.code == 0, r.text
+    return base
+
+
 def copy_workspace(template: Path, dest: Path) -> Path:
     """A copy of a workspace whose stand-in payloads are shared with the template (a link):
     for tests that only read them (a run uploads them, never writes them). Tests that damage
@@ -149,10 +168,7 @@ def copy_workspace(template: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = copy_project(tmp_path_factory.mktemp("template"))
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
-    return base
+    return lab_project(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ from typing import Iterator
 
 import pytest
 
-from conftest import copy_project, run_cli, services, sigint_once, snapshot
+from conftest import Project, lab_project, run_cli, services, sigint_once, snapshot
 from deployer import failpoints
-from deployer.simulator.fleet_lab import site_names, write_fleet_inventory
+from deployer.simulator.fleet_lab import site_names
 
 # the twenty-site template is built once per xdist worker: its tests share one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("fleet")
@@ -31,25 +31,11 @@ GROUPS = {"EAST": ["SITE00[1-5]"], "WEST": ["SITE016", "SITE02*"]}
 
 @pytest.fixture(scope="session")
 def fleet_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = copy_project(tmp_path_factory.mktemp("fleet-template"))
-    write_fleet_inventory(base / "sites.yaml", N, groups=GROUPS)
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
-    return base
+    return lab_project(tmp_path_factory.mktemp("fleet-template"), N, GROUPS)
 
 
 @dataclass
-class FleetWs:
-    path: Path
-
-    @property
-    def inventory(self) -> Path:
-        return self.path / "sites.yaml"
-
-    @property
-    def playbook(self) -> Path:
-        return self.path / "playbooks" / "q241656.yaml"
-
+class FleetWs(Project):
     @property
     def journals(self) -> Path:
         return self.path / "fleets"

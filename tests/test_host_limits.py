@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -22,11 +21,11 @@ import pytest
 import yaml
 
 from hotfix import vendor_payloads
-from conftest import run_cli, sigint_once, snapshot
+from conftest import copy_workspace, lab_project, run_cli, sigint_once, snapshot
 from deployer.targets import credentials
 from deployer import failpoints
 from deployer.model import secrets
-from deployer.simulator.fleet_lab import site_names, write_fleet_inventory
+from deployer.simulator.fleet_lab import site_names
 from deployer.run.context import Cancelled, CancelToken
 from deployer.model.secrets import SecretSource
 from deployer.targets import host_limits
@@ -44,21 +43,14 @@ def root_of(base: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def lab_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from conftest import copy_project
-
-    base = copy_project(tmp_path_factory.mktemp("hostlimits-template"))
-    write_fleet_inventory(base / "sites.yaml", N)
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
+    base = lab_project(tmp_path_factory.mktemp("hostlimits-template"), N)
     vendor_payloads(base / "payloads")  # real servers take the vendor's files, never lab stand-ins
     return base
 
 
 @pytest.fixture
 def lab(lab_template: Path, tmp_path: Path) -> Path:
-    dest = tmp_path / "fleet"
-    shutil.copytree(lab_template, dest, symlinks=True)
-    return dest
+    return copy_workspace(lab_template, tmp_path / "fleet")  # the vendor payloads shared: runs only read them
 
 
 @pytest.fixture(autouse=True)

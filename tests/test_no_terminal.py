@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace, copy_project, run_cli, run_subprocess, snapshot
-from deployer.simulator.fleet_lab import write_fleet_inventory
+from conftest import Workspace, lab_project, run_cli, run_subprocess, snapshot
 
 
 def _refused(r, before: dict, after: dict) -> None:
@@ -70,10 +69,7 @@ def test_rollback_prune_and_recover_without_yes_are_refused(ws: Workspace):
 
 @pytest.fixture
 def fleet3(tmp_path: Path) -> Path:
-    base = copy_project(tmp_path / "fleet")
-    write_fleet_inventory(base / "sites.yaml", 3)
-    assert run_cli("lab", "init", "--all", "-i", base / "sites.yaml", cwd=base).code == 0
-    return base
+    return lab_project(tmp_path / "fleet", 3)
 
 
 def test_fleet_apply_rollback_and_recover_without_yes_are_refused(fleet3: Path):

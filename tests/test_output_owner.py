@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Workspace, copy_project, run_cli
-from deployer.simulator.fleet_lab import write_fleet_inventory
+from conftest import ROOT, Workspace, copy_workspace, lab_project, run_cli
 from deployer.report.owned import replaceable
 
 HAND = b"my notes: keep these\n"
@@ -106,12 +105,15 @@ def test_a_saved_plan_still_applies_after_it_was_written(ws: Workspace):
     assert r.code == 0, r.text
 
 
+@pytest.fixture(scope="module")
+def fleet_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return lab_project(tmp_path_factory.mktemp("fleet-template"), 2)
+
+
 @pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    base = copy_project(tmp_path / "fleet")
-    write_fleet_inventory(base / "sites.yaml", 2)
-    assert run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base).code == 0
-    return base
+def fleet(fleet_template: Path, tmp_path: Path) -> Path:
+    """A two-site fleet of its own (its stand-in payloads shared: a run only reads them)."""
+    return copy_workspace(fleet_template, tmp_path / "fleet")
 
 
 @pytest.mark.parametrize("name", ["f.txt", "f.json", "f.xml", "f.html"])

@@ -81,7 +81,11 @@ class DelayProxy:
     def _cut(self) -> None:
         """On the loop: the link goes down now."""
         self.cuts += 1
-        if not self._listen and self._server is not None:
+        self._abort(close_listener=not self._listen)
+
+    def _abort(self, *, close_listener: bool) -> None:
+        """On the loop: every connection (both legs) dropped, and the listener closed if asked."""
+        if close_listener and self._server is not None:
             self._server.close()
         for w in list(self._writers):
             try:
@@ -97,13 +101,7 @@ class DelayProxy:
         done = threading.Event()
 
         def cut() -> None:
-            if self._server is not None:
-                self._server.close()
-            for w in list(self._writers):
-                try:
-                    w.transport.abort()
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
+            self._abort(close_listener=True)
             done.set()
 
         loop.call_soon_threadsafe(cut)

@@ -329,41 +329,59 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 
 
 # --- fixtures ----------------------------------------------------------------------------
+#
+# One Samba per dialect per xdist worker (session scope); each dialect's fixtures are the same
+# steps with its own server, link and transports (the helpers below), so both dialects meet
+# the conformance suite on the same terms.
 
 
-@pytest.fixture(scope="session")
-def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
-    base = tmp_path_factory.mktemp("samba")
+def _server(tmp_path_factory: pytest.TempPathFactory, name: str, **options) -> Iterator[Samba]:
+    base = tmp_path_factory.mktemp(name)
     (base / "share").mkdir()
-    server = Samba(base / "server", {SHARE: base / "share"}).start()
+    server = Samba(base / "server", {SHARE: base / "share"}, **options).start()
     yield server
     server.stop()
 
 
+def _dialect(server: str, kind: str, connect, files_transport, services_transport, held):
+    """The fixtures `<server>_link` (session: one SMB session per worker), `<kind>_files_under_test`
+    and `<kind>_services_under_test` of one dialect, on the Samba fixture named `server`."""
+
+    @pytest.fixture(scope="session", name=f"{server}_link")
+    def link(request: pytest.FixtureRequest):
+        opened = connect(request.getfixturevalue(server))
+        yield opened
+        opened.close()
+
+    @pytest.fixture(name=f"{kind}_files_under_test")
+    def files_under_test(request: pytest.FixtureRequest) -> FilesUnderTest:
+        samba = request.getfixturevalue(server)
+        files = files_transport(request.getfixturevalue(f"{server}_link"))
+        base = f"conformance-{uuid.uuid4().hex[:8]}"
+        files.mkdir(base)
+        return FilesUnderTest(kind, files, base, lambda rel: held(samba, SHARE, rel),
+                              lambda rel: samba.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
+
+    @pytest.fixture(name=f"{kind}_services_under_test")
+    def services_under_test(request: pytest.FixtureRequest) -> ServicesUnderTest:
+        services = services_transport(request.getfixturevalue(f"{server}_link"))
+        if services.query("Spooler").state != "running":  # a previous test failed half way
+            services.start("Spooler", 30)
+        # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
+        return ServicesUnderTest(kind, services, "Spooler", accepted_code=130, refused_code=131,
+                                 differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+
+    return link, files_under_test, services_under_test
+
+
 @pytest.fixture(scope="session")
-def samba_link(samba: Samba) -> Iterator[SmbLink]:
-    link = samba.link()
-    yield link
-    link.close()
+def samba(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
+    yield from _server(tmp_path_factory, "samba")
 
 
-@pytest.fixture
-def smb_files_under_test(samba: Samba, samba_link: SmbLink) -> FilesUnderTest:
-    files = SmbFileTransport("SAMBA", samba_link, SHARE)
-    base = f"conformance-{uuid.uuid4().hex[:8]}"
-    files.mkdir(base)
-    return FilesUnderTest("smb", files, base, lambda rel: held_open(samba, SHARE, rel),
-                          lambda rel: samba.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
-
-
-@pytest.fixture
-def smb_services_under_test(samba: Samba, samba_link: SmbLink) -> ServicesUnderTest:
-    services = ScmrServiceTransport("SAMBA", samba_link)
-    if services.query("Spooler").state != "running":  # a previous test failed half way
-        services.start("Spooler", 30)
-    # Samba's SCM is not Windows': Spooler takes no user-defined code (87 for all, even when stopped)
-    return ServicesUnderTest("smb", services, "Spooler", accepted_code=130, refused_code=131,
-                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+samba_link, smb_files_under_test, smb_services_under_test = _dialect(
+    "samba", "smb", lambda samba: samba.link(), lambda link: SmbFileTransport("SAMBA", link, SHARE),
+    lambda link: ScmrServiceTransport("SAMBA", link), held_open)
 
 
 # --- the SMB1-only server: Windows NT 4.0's dialect -----------------------------------------
@@ -375,33 +393,9 @@ NT1_EXTRA = {"server signing": "auto", "ntlm auth": "ntlmv2-only"}
 
 @pytest.fixture(scope="session")
 def samba_nt1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Samba]:
-    base = tmp_path_factory.mktemp("samba-nt1")
-    (base / "share").mkdir()
-    server = Samba(base / "server", {SHARE: base / "share"}, protocol="NT1", extra=NT1_EXTRA).start()
-    yield server
-    server.stop()
+    yield from _server(tmp_path_factory, "samba-nt1", protocol="NT1", extra=NT1_EXTRA)
 
 
-@pytest.fixture(scope="session")
-def samba_nt1_link(samba_nt1: Samba) -> Iterator[Smb1Link]:
-    link = samba_nt1.smb1_link()
-    yield link
-    link.close()
-
-
-@pytest.fixture
-def smb1_files_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> FilesUnderTest:
-    files = Smb1FileTransport("SAMBA1", samba_nt1_link, SHARE)
-    base = f"conformance-{uuid.uuid4().hex[:8]}"
-    files.mkdir(base)
-    return FilesUnderTest("smb1", files, base, lambda rel: held_open_smb1(samba_nt1, SHARE, rel),
-                          lambda rel: samba_nt1.smbclient(SHARE, f'setmode "{rel}" +r'), mtime_resolution_ns=100)
-
-
-@pytest.fixture
-def smb1_services_under_test(samba_nt1: Samba, samba_nt1_link: Smb1Link) -> ServicesUnderTest:
-    services = Smb1ScmrServiceTransport("SAMBA1", samba_nt1_link)
-    if services.query("Spooler").state != "running":
-        services.start("Spooler", 30)
-    return ServicesUnderTest("smb1", services, "Spooler", accepted_code=130, refused_code=131,
-                             differences={CUSTOM_CODES_ARE_87, CONTROL_STOPPED_NOT_1062})
+samba_nt1_link, smb1_files_under_test, smb1_services_under_test = _dialect(
+    "samba_nt1", "smb1", lambda samba: samba.smb1_link(), lambda link: Smb1FileTransport("SAMBA1", link, SHARE),
+    lambda link: Smb1ScmrServiceTransport("SAMBA1", link), held_open_smb1)
