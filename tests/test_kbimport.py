@@ -8,11 +8,11 @@ article line and the reason.
 
 from __future__ import annotations
 
-from datetime import time
+import json
+from datetime import date, time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from deployer.errors import InputError
 from deployer.kb import ArticleError, ImportResult, NoTableError, import_article, parse_article
@@ -27,10 +27,13 @@ NO_TABLE = "Q168682-sendcode-service-codes.txt"  # a real article whose only tab
 
 
 def _expected() -> dict[str, tuple[int, list[tuple]]]:
-    """Each article's table line and rows, written out by hand (tests/data/kbimport-rows.yaml)."""
-    data = yaml.safe_load((ROOT / "tests" / "data" / "kbimport-rows.yaml").read_text(encoding="utf-8"))
+    """Each article's table line and rows, written out by hand from the article, not computed by
+    the parser (tests/data/kbimport-rows.json): [date, time, size, unit (B or KB), name, platform
+    key, version or null, article line] per row, in the article's order."""
+    data = json.loads((ROOT / "tests" / "data" / "kbimport-rows.json").read_text(encoding="utf-8"))
     return {name: (entry["table_line"],
-                   [(day, time.fromisoformat(at), SizeSpec(size, unit), file, platform, version, line)
+                   [(date.fromisoformat(day), time.fromisoformat(at), SizeSpec(size, unit), file, platform, version,
+                     line)
                     for day, at, size, unit, file, platform, version, line in entry["rows"]])
             for name, entry in data.items()}
 
