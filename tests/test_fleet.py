@@ -62,6 +62,15 @@ class FleetWs(Project):
         shutil.rmtree(folder)
         folder.write_bytes(b"not a folder")
 
+    def own_payloads(self) -> None:
+        """The payloads as a copy of this workspace's own, for a test that changes them (they are
+        a link to the template's, shared by every fleet test on this worker)."""
+        link = self.path / "payloads"
+        if link.is_symlink():
+            target = link.resolve()
+            link.unlink()
+            shutil.copytree(target, link)
+
     def journal(self, text: str) -> dict:
         fid = next(line.split()[1].rstrip(":") for line in text.splitlines() if line.startswith("Fleet "))
         return json.loads((self.journals / f"{fid}.json").read_text())

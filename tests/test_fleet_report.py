@@ -71,6 +71,7 @@ def _fleet_id(text: str) -> str:
     return re.search(r"Fleet (\d{8}T\d{6}Z-\w+):", text).group(1)
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_a_30_site_fleet_page_for_the_change_ticket(f30: Fleet30, tmp_path: Path):
     """The page an operator attaches: a real heading, counts by outcome at the top, the failed
     and unreachable sites first, each site's section as its one-site page has it."""

@@ -159,6 +159,7 @@ def written_bytes(lab: Path, before: dict, after: dict) -> int:
 # --- the bound on real servers --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_smb_fleet_with_max_per_host_1_opens_one_session_at_a_time(smb_lab, monkeypatch):
     lab, server, pw = smb_lab
     reads: list[Path] = []
@@ -227,6 +228,7 @@ def test_ctrl_c_ends_the_wait_of_sites_queued_for_a_busy_host(smb_lab):
     assert host_limits.LIMITER.open_now(HostKey("127.0.0.1", server.port)) == 0
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_ssh_fleet_with_max_per_host_1_opens_one_session_at_a_time(ssh_lab: Path, sshd: SshTestServer):
     inside = Inside(wait_for=2)
     failpoints.arm("apply.action.1.before", "call", inside)
