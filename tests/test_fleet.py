@@ -77,8 +77,9 @@ class FleetWs(Project):
 
 
 def _fleet_copy(template: Path, dest: Path, sites: list[str]) -> FleetWs:
-    """The project files and inventory of the template, its stand-in payloads shared (a link: no
-    fleet test writes them), and the lab folders of `sites` only."""
+    """The project files and inventory of the template, its stand-in payloads shared (a link; a
+    test that changes a payload takes its own copy first: FleetWs.own_payloads), and the lab
+    folders of `sites` only."""
     dest.mkdir()
     for name in ("playbooks", "manifests"):
         shutil.copytree(template / name, dest / name)
