@@ -44,7 +44,17 @@ class Pristine:
 
     def __init__(self, ws: Workspace, where: Path):
         self.ws, self.copy = ws, where / "pristine-site"
+        self.before = ws.state()
         shutil.copytree(ws.site, self.copy, symlinks=True)
+
+    def probe(self, run):
+        """`run()` (a run that patches the site, whose events or writes choose the points), the
+        site as it patched it, then that run's own rollback, once; `run()`'s result."""
+        result = run()
+        self.patched = self.ws.state()
+        _rollback(self.ws)
+        assert self.ws.state() == self.before
+        return result
 
     def restore(self) -> None:
         shutil.rmtree(self.ws.site)
@@ -98,24 +108,20 @@ def event_kinds(events: list[tuple[str, str]]) -> list[int]:
 
 
 def _sink_raising_at(ws: Workspace, points_of, tmp_path: Path) -> None:
-    before = ws.state()
-    pristine = Pristine(ws, tmp_path)
-    counter, outcome = _count(ws)
+    site = Pristine(ws, tmp_path)
+    counter, outcome = site.probe(lambda: _count(ws))
     total = counter.n
     assert outcome.result.status == "committed"
-    patched = ws.state()
-    _rollback(ws)  # once: a run's own rollback restores the site (between points, the copy does)
-    assert ws.state() == before
     points = points_of(counter)
     for k in points:
-        pristine.restore()
+        site.restore()
         outcome = _apply(ws, Raising(k))
         # a failing question is "no": nothing runs; any later event: the run completes
         if outcome.result is None:
-            assert ws.state() == before, f"event {k}: declined, yet the site changed"
+            assert ws.state() == site.before, f"event {k}: declined, yet the site changed"
             continue
         assert outcome.result.status == "committed", f"event {k}: {outcome.result}"
-        assert ws.state() == patched, f"event {k}: not fully patched"
+        assert ws.state() == site.patched, f"event {k}: not fully patched"
     print(f"{len(points)} of {total} events: the sink raised at each in turn; every run committed or was declined")
 
 
@@ -237,20 +243,17 @@ def write_kinds(writes: list[str]) -> list[int]:
 
 def _stdout_failing_at(ws: Workspace, code: int, points_of, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(os, "dup2", lambda *a: None)  # pytest's own stdout is not ours to close
-    before = ws.state()
-    pristine = Pristine(ws, tmp_path)
+    site = Pristine(ws, tmp_path)
     probe = FailingStream(0, code)
-    assert _cli_with_stdout(ws, probe, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory) == 0
-    patched = ws.state()
-    _rollback(ws)  # once: a run's own rollback restores the site (between points, the copy does)
-    assert ws.state() == before
+    assert site.probe(lambda: _cli_with_stdout(ws, probe, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i",
+                                               ws.inventory)) == 0
     points = points_of(probe)
     for k in points:
-        pristine.restore()
+        site.restore()
         rc = _cli_with_stdout(ws, FailingStream(k, code), "apply", ws.playbook, "--site", "DEMO", "--yes",
                               "-i", ws.inventory)
         assert rc == 0, f"write {k}: exit {rc}"
-        assert ws.state() == patched, f"write {k}: the site is not fully patched"
+        assert ws.state() == site.patched, f"write {k}: the site is not fully patched"
     print(f"{len(points)} of {probe.writes} writes to stdout failing with {errno.errorcode[code]} in turn: the site "
           "ended fully patched every time (and was put back as it was between)")
 
