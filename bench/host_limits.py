@@ -26,7 +26,6 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
@@ -94,16 +93,7 @@ def main() -> None:
         shutil.copytree(base / "lab", pristine, symlinks=True)
         samba = Samba(Path(tmp) / "smbd", {f"{n}_SMS": root_of(base, n) for n in names}).start()
         try:
-            pw = Path(tmp) / "fleet.pw"
-            pw.write_text(samba.password + "\n")
-            pw.chmod(0o600)
-            inv = yaml.safe_load((base / "sites.yaml").read_text())
-            for n in names:
-                srv = inv["sites"][n]["servers"][f"SRV{n[-3:]}"]
-                srv["files"] = {"transport": "smb", "host": samba.host, "port": samba.port, "username": samba.user,
-                                "password": {"file": str(pw)}, "share": f"{n}_SMS"}
-                srv["services"] = "mock"
-            (base / "sites-smb.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+            samba.fleet_inventory(base, names, Path(tmp) / "fleet.pw")
             print(f"deployer --max-per-host benchmark: Q241656 on {a.sites} sites on one Samba host, --forks "
                   f"{a.forks}, {os.cpu_count()} CPUs")
             print(f"{'bound':>6} {'seconds':>8} {'Samba peak sessions':>20} {'bytes uploaded':>15} {'x unbounded':>12}")

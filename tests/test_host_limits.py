@@ -69,15 +69,7 @@ def smb_lab(lab: Path, tmp_path: Path):
     server = Samba(tmp_path / "smbd", shares).start()
     pw = tmp_path / "secret" / "fleet.pw"
     pw.parent.mkdir()
-    pw.write_text(server.password + "\n")
-    pw.chmod(0o600)
-    inv = yaml.safe_load((lab / "sites.yaml").read_text())
-    for name in NAMES:
-        srv = inv["sites"][name]["servers"][f"SRV{name[-3:]}"]
-        srv["files"] = {"transport": "smb", "host": server.host, "port": server.port, "username": server.user,
-                        "password": {"file": str(pw)}, "share": f"{name}_SMS", "timeout": 20}
-        srv["services"] = "mock"
-    (lab / "sites-smb.yaml").write_text(yaml.safe_dump(inv, sort_keys=False))
+    server.fleet_inventory(lab, NAMES, pw, timeout=20)
     try:
         yield lab, server, pw
     finally:

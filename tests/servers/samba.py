@@ -251,6 +251,24 @@ class Samba:
         return SmbLink("SAMBA", self.options(**kw), Secret(password if password is not None else self.password),
                        timeout=timeout, password_source="the test fixture")
 
+    def fleet_inventory(self, base: Path, names: list[str], password_file: Path, **files: object) -> Path:
+        """base/sites-smb.yaml: the fleet of base/sites.yaml (one-server mock sites, fleet_lab.py)
+        with each site's files on this smbd (the share <SITE>_SMS; `files` adds settings) and
+        its services on the mock; the password in `password_file`, readable by its owner only."""
+        import yaml
+
+        password_file.write_text(self.password + "\n")
+        password_file.chmod(0o600)
+        inv = yaml.safe_load((base / "sites.yaml").read_text())
+        for name in names:
+            srv = inv["sites"][name]["servers"][f"SRV{name[-3:]}"]
+            srv["files"] = {"transport": "smb", "host": self.host, "port": self.port, "username": self.user,
+                            "password": {"file": str(password_file)}, "share": f"{name}_SMS", **files}
+            srv["services"] = "mock"
+        out = base / "sites-smb.yaml"
+        out.write_text(yaml.safe_dump(inv, sort_keys=False))
+        return out
+
     def smbclient(self, share: str, command: str, *, check: bool = True, extra_args: list[str] | None = None) -> str:
         """Samba's own client: an independent view of the share."""
         # the password goes in smbclient's environment (PASSWD): not on its command line, not in a file
