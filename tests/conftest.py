@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,7 +105,8 @@ def diff(a: dict, b: dict) -> list[str]:
 
 
 @dataclass
-class Workspace:
+class Project:
+    """A copy of the project's files (playbooks, manifests, an inventory and lab sites)."""
     path: Path
 
     @property
@@ -114,6 +116,11 @@ class Workspace:
     @property
     def playbook(self) -> Path:
         return self.path / "playbooks" / "q241656.yaml"
+
+
+@dataclass
+class Workspace(Project):
+    """The repository's inventory: the DEMO site and its three servers."""
 
     @property
     def site(self) -> Path:
@@ -138,13 +145,15 @@ def copy_project(base: Path) -> Path:
     return base
 
 
-def lab_fleet(base: Path, count: int) -> Path:
-    """A project under `base` whose inventory is a fleet of `count` mock sites, created by `lab init`."""
-    from deployer.simulator.fleet_lab import write_fleet_inventory
-
+def lab_project(base: Path, sites: int | None = None, groups: dict[str, list[str]] | None = None) -> Path:
+    """The project under `base` with its lab sites made (`lab init --all`): for the repository's
+    inventory, or for one of `sites` one-server mock sites in `groups` (simulator/fleet_lab.py)."""
     copy_project(base)
-    write_fleet_inventory(base / "sites.yaml", count)
-    r = run_cli("lab", "init", "--all", "-i", base / "sites.yaml", cwd=base)
+    if sites is not None:
+        from deployer.simulator.fleet_lab import write_fleet_inventory
+
+        write_fleet_inventory(base / "sites.yaml", sites, groups=groups)
+    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
     assert r.code == 0, r.text
     return base
 
@@ -160,10 +169,7 @@ def copy_workspace(template: Path, dest: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def workspace_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = copy_project(tmp_path_factory.mktemp("template"))
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
-    return base
+    return lab_project(tmp_path_factory.mktemp("template"))
 
 
 @pytest.fixture
@@ -171,6 +177,28 @@ def ws(workspace_template: Path, tmp_path: Path) -> Workspace:
     dest = tmp_path / "ws"
     shutil.copytree(workspace_template, dest, symlinks=True)
     return Workspace(dest)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_flush_to_disk() -> Iterator[None]:
+    """os.fsync in this test process checks its file descriptor and returns without waiting for
+    the disk. The mock site writes durably (fsync of each file and folder, about 250 per apply
+    and rollback); on a disk shared with other jobs that wait was half of an in-process run's
+    time, and no test can observe it: what fsync promises shows only after a power loss. The
+    calls are still made (test_speed_paths.py counts the durable writes), and runs in other
+    processes (the SIGKILL and signal tests, workers, `run_subprocess`) flush as always.
+    DEPLOYER_TEST_FSYNC=1 keeps the real fsync here too."""
+    real = os.fsync
+    if os.environ.get("DEPLOYER_TEST_FSYNC") == "1":
+        yield
+        return
+
+    def fsync(fd) -> None:
+        os.fstat(fd)  # a closed or bad descriptor fails as fsync would (EBADF)
+
+    os.fsync = fsync
+    yield
+    os.fsync = real
 
 
 @pytest.fixture(autouse=True)
@@ -231,10 +259,17 @@ def pytest_testnodedown(node, error) -> None:
 FULL_ENV = "DEPLOYER_FULL_MATRIX"
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering: this order is the one xdist hands out
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked `full` (every point of a matrix whose sample runs by default) run only when
     asked: `-m full`, or DEPLOYER_FULL_MATRIX=1 with the rest of the suite. They are left out
-    of the run, not skipped (in CI a skip is a failure, see below)."""
+    of the run, not skipped (in CI a skip is a failure, see below).
+
+    Tests marked `slow` run first. xdist hands tests to a worker as it runs short of them, in
+    this order (whole xdist_group groups before single tests): the long scenarios start while
+    the short tests can still fill in behind them on the other worker. In file order the
+    worker tests (test_workers*.py) came last and one worker ran them alone at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
     if os.environ.get(FULL_ENV) == "1" or "full" in (config.option.markexpr or ""):
         return
     keep = [item for item in items if item.get_closest_marker("full") is None]

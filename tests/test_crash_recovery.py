@@ -115,6 +115,7 @@ def _kill_and_recover(workspace_template, tmp_path, reference, points) -> tuple[
     return outcomes, finished
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 @pytest.mark.parametrize("group", sorted(SAMPLE_GROUPS))
 def test_sigkill_at_a_sample_of_kill_points_then_recover(workspace_template, tmp_path, reference, group):
     """The SIGKILL matrix, sampled deterministically (SAMPLE_GROUPS: every kind of kill point,

@@ -18,9 +18,9 @@ from typing import Iterator
 
 import pytest
 
-from conftest import copy_project, run_cli, services, sigint_once, snapshot
+from conftest import Project, lab_project, run_cli, services, sigint_once, snapshot
 from deployer import failpoints
-from deployer.simulator.fleet_lab import site_names, write_fleet_inventory
+from deployer.simulator.fleet_lab import site_names
 
 # the twenty-site template is built once per xdist worker: its tests share one worker (--dist loadgroup)
 pytestmark = pytest.mark.xdist_group("fleet")
@@ -31,25 +31,11 @@ GROUPS = {"EAST": ["SITE00[1-5]"], "WEST": ["SITE016", "SITE02*"]}
 
 @pytest.fixture(scope="session")
 def fleet_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = copy_project(tmp_path_factory.mktemp("fleet-template"))
-    write_fleet_inventory(base / "sites.yaml", N, groups=GROUPS)
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
-    return base
+    return lab_project(tmp_path_factory.mktemp("fleet-template"), N, GROUPS)
 
 
 @dataclass
-class FleetWs:
-    path: Path
-
-    @property
-    def inventory(self) -> Path:
-        return self.path / "sites.yaml"
-
-    @property
-    def playbook(self) -> Path:
-        return self.path / "playbooks" / "q241656.yaml"
-
+class FleetWs(Project):
     @property
     def journals(self) -> Path:
         return self.path / "fleets"
@@ -76,14 +62,24 @@ class FleetWs:
         shutil.rmtree(folder)
         folder.write_bytes(b"not a folder")
 
+    def own_payloads(self) -> None:
+        """The payloads as a copy of this workspace's own, for a test that changes them (they are
+        a link to the template's, shared by every fleet test on this worker)."""
+        link = self.path / "payloads"
+        if link.is_symlink():
+            target = link.resolve()
+            link.unlink()
+            shutil.copytree(target, link)
+
     def journal(self, text: str) -> dict:
         fid = next(line.split()[1].rstrip(":") for line in text.splitlines() if line.startswith("Fleet "))
         return json.loads((self.journals / f"{fid}.json").read_text())
 
 
 def _fleet_copy(template: Path, dest: Path, sites: list[str]) -> FleetWs:
-    """The project files and inventory of the template, its stand-in payloads shared (a link: no
-    fleet test writes them), and the lab folders of `sites` only."""
+    """The project files and inventory of the template, its stand-in payloads shared (a link; a
+    test that changes a payload takes its own copy first: FleetWs.own_payloads), and the lab
+    folders of `sites` only."""
     dest.mkdir()
     for name in ("playbooks", "manifests"):
         shutil.copytree(template / name, dest / name)

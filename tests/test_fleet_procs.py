@@ -22,7 +22,11 @@ import pytest
 
 from conftest import run_cli
 from deployer.fleet import procs as fleet_procs
-from test_fleet import FleetWs, NAMES, fleet_template, fw, shared_fleet, states  # noqa: F401 - fixtures
+from test_fleet import (FleetWs, NAMES, fleet_sites, fleet_template, fw, readonly_fleet,  # noqa: F401 - fixtures
+                        shared_fleet, states)
+
+# on the worker of test_fleet.py's group: its twenty-site template is built once there, not once per worker
+pytestmark = pytest.mark.xdist_group("fleet")
 
 
 @pytest.fixture
@@ -77,6 +81,7 @@ def test_processes_give_the_same_report_as_threads(fw: FleetWs, tmp_path: Path, 
     assert v.code == 3 and json.loads(v.out)["counts"]["mismatch"] == 1
 
 
+@fleet_sites(1, 2, 3)
 def test_a_worker_killed_mid_site_is_reported_needing_recover_and_recover_restores_it(fw: FleetWs, started,
                                                                                       monkeypatch):
     before = fw.state("SITE001")
@@ -96,6 +101,7 @@ def test_a_worker_killed_mid_site_is_reported_needing_recover_and_recover_restor
     assert fw.state("SITE001") == before
 
 
+@fleet_sites(1, 2, 3, 4)
 def test_ctrl_c_cancels_sites_running_in_workers(fw: FleetWs, started, monkeypatch):
     """SIGINT to the command: the site running in a worker stops at its next safe point and
     rolls back there; no new site starts; the workers end with the command."""
@@ -166,6 +172,7 @@ def test_unasked_a_fleet_gets_workers_only_on_free_cores_and_when_its_work_pays(
     assert fleet_procs.process_count(None, 100, 10, 20, "apply_work") == 0
 
 
+@readonly_fleet
 @pytest.mark.parametrize("command", ["plan", "apply", "verify", "rollback", "recover", "runs"])
 def test_every_fleet_command_takes_processes_and_refuses_a_negative_count(fw: FleetWs, command: str):
     target = [str(fw.playbook)] if command in ("plan", "apply", "verify") else []
@@ -177,6 +184,7 @@ def test_every_fleet_command_takes_processes_and_refuses_a_negative_count(fw: Fl
     assert ok is None or ok.code == 0, ok.text
 
 
+@fleet_sites(1, 2, 3)
 def test_sigterm_to_a_worker_rolls_its_site_back_and_sighup_is_left_to_the_command(fw: FleetWs, started,
                                                                                   monkeypatch):
     """A signal sent to a worker alone: SIGTERM cancels its running site, which rolls back

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from browser import SHOTS, dump_dom, parse, screenshot
-from conftest import copy_project, run_cli
-from deployer.simulator.fleet_lab import write_fleet_inventory
+from conftest import Project, copy_workspace, lab_project, run_cli
 
 N = 30
 FAILING, UNREACHABLE = "SITE007", "SITE013"
@@ -28,17 +27,11 @@ NOTE = "CHG0042 <b>weekend</b>"
 
 @pytest.fixture(scope="session")
 def fleet30_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = copy_project(tmp_path_factory.mktemp("fleet30"))
-    write_fleet_inventory(base / "sites.yaml", N)
-    r = run_cli("lab", "init", "--all", "--inventory", base / "sites.yaml", cwd=base)
-    assert r.code == 0, r.text
-    return base
+    return lab_project(tmp_path_factory.mktemp("fleet30"), N)
 
 
 @dataclass
-class Fleet30:
-    path: Path
-
+class Fleet30(Project):
     def cli(self, *args: str):
         return run_cli(*args, "-i", self.path / "sites.yaml", cwd=self.path)
 
@@ -68,9 +61,7 @@ class Fleet30:
 
 @pytest.fixture
 def f30(fleet30_template: Path, tmp_path: Path) -> Fleet30:
-    dest = tmp_path / "f30"
-    shutil.copytree(fleet30_template, dest, symlinks=True)
-    fw = Fleet30(dest)
+    fw = Fleet30(copy_workspace(fleet30_template, tmp_path / "f30"))  # payloads shared: runs only read them
     fw.break_site(FAILING)
     fw.switch_off(UNREACHABLE)
     return fw
@@ -80,6 +71,7 @@ def _fleet_id(text: str) -> str:
     return re.search(r"Fleet (\d{8}T\d{6}Z-\w+):", text).group(1)
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_a_30_site_fleet_page_for_the_change_ticket(f30: Fleet30, tmp_path: Path):
     """The page an operator attaches: a real heading, counts by outcome at the top, the failed
     and unreachable sites first, each site's section as its one-site page has it."""

@@ -14,6 +14,10 @@ import pytest
 from deployer.fleet.journal import file_sha256
 from test_fleet import NAMES, FleetWs, fw, fleet_template, states  # noqa: F401 - fixtures
 
+# on the worker of test_fleet.py's group (its twenty-site template built once there, not once per
+# worker); each test works on the first three sites only, so its workspace holds those three
+pytestmark = [pytest.mark.xdist_group("fleet"), pytest.mark.fleet_sites(*NAMES[:3])]
+
 KILLED = "apply.action.5.before=kill"  # after two stops and two swaps: the site is half-patched
 
 
@@ -82,6 +86,7 @@ def _stopped(fw: FleetWs) -> str:
 @pytest.mark.parametrize("change", ["payload_bytes", "payload_time", "manifest", "inventory", "payload_new"])
 def test_resume_refuses_what_changed_and_names_it(fw: FleetWs, change: str):
     fid = _stopped(fw)
+    fw.own_payloads()  # this test changes a payload: its own copy, never the template's
     payloads = sorted((fw.path / "payloads" / "q241656").rglob("*.*"))
     payload = next(p for p in payloads if p.is_file())
     if change == "payload_bytes":

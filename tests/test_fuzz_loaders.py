@@ -339,6 +339,7 @@ def _plan_path(factory: pytest.TempPathFactory) -> Path:
     return _PLAN_DIR[0] / "fuzz-plan.json"
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 @settings(FUZZ, max_examples=200)
 @given(data=st.data(), resign=st.booleans())
 def test_load_plan_on_mutations(tmp_path_factory: pytest.TempPathFactory, valid_plan: dict, data: st.DataObject,

@@ -144,6 +144,7 @@ def render(layout, rows, breaks, indent: str) -> tuple[str, list[int]]:
     return "\n".join(lines) + "\n", where
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(tables(), st.sampled_from(["  ", "\t  ", "    "]))
 def test_generated_tables_read_back_exactly(table, indent):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace, lab_fleet, run_cli, run_subprocess, snapshot
+from conftest import Workspace, lab_project, run_cli, run_subprocess, snapshot
 
 
 def _refused(r, before: dict, after: dict) -> None:
@@ -69,7 +69,7 @@ def test_rollback_prune_and_recover_without_yes_are_refused(ws: Workspace):
 
 @pytest.fixture
 def fleet3(tmp_path: Path) -> Path:
-    return lab_fleet(tmp_path / "fleet", 3)
+    return lab_project(tmp_path / "fleet", 3)
 
 
 def test_fleet_apply_rollback_and_recover_without_yes_are_refused(fleet3: Path):

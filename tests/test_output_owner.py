@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Workspace, lab_fleet, run_cli
+from conftest import ROOT, Workspace, copy_workspace, lab_project, run_cli
 from deployer.report.owned import replaceable
 
 HAND = b"my notes: keep these\n"
@@ -105,9 +105,15 @@ def test_a_saved_plan_still_applies_after_it_was_written(ws: Workspace):
     assert r.code == 0, r.text
 
 
+@pytest.fixture(scope="module")
+def fleet_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return lab_project(tmp_path_factory.mktemp("fleet-template"), 2)
+
+
 @pytest.fixture
-def fleet(tmp_path: Path) -> Path:
-    return lab_fleet(tmp_path / "fleet", 2)
+def fleet(fleet_template: Path, tmp_path: Path) -> Path:
+    """A two-site fleet of its own (its stand-in payloads shared: a run only reads them)."""
+    return copy_workspace(fleet_template, tmp_path / "fleet")
 
 
 @pytest.mark.parametrize("name", ["f.txt", "f.json", "f.xml", "f.html"])

@@ -43,6 +43,7 @@ def deployer(fleet: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "XDG_STATE_HOME": str(fleet / "state")})
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 @pytest.mark.parametrize("n", [1, 2])  # one site selected prints the one-site output
 def test_deployer_case_runs_every_phase_and_each_verdict_holds(tmp_path: Path, n: int) -> None:
     r = run_peers(tmp_path, str(n), TOOLS="deployer", REPS="1")

@@ -8,7 +8,9 @@ import errno
 import io
 import os
 import re
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +35,30 @@ def _rollback(ws: Workspace) -> None:
     site = workflow.inventory(ws.inventory).site("DEMO")
     out = workflow.rollback_run(site, None, _ctx(site.name, lambda e: True))
     assert out.result is not None and out.result.status == "rolled_back", out.result
+
+
+class Pristine:
+    """The site as it was before the first run, put back between the runs of a sample: a copy
+    (about a third of a rollback's time, which the sample paid once per point), and every run of
+    the sample then starts where the run its points were chosen from started."""
+
+    def __init__(self, ws: Workspace, where: Path):
+        self.ws, self.copy = ws, where / "pristine-site"
+        self.before = ws.state()
+        shutil.copytree(ws.site, self.copy, symlinks=True)
+
+    def probe(self, run):
+        """`run()` (a run that patches the site, whose events or writes choose the points), the
+        site as it patched it, then that run's own rollback, once; `run()`'s result."""
+        result = run()
+        self.patched = self.ws.state()
+        _rollback(self.ws)
+        assert self.ws.state() == self.before
+        return result
+
+    def restore(self) -> None:
+        shutil.rmtree(self.ws.site)
+        shutil.copytree(self.copy, self.ws.site, symlinks=True)
 
 
 class Raising:
@@ -81,38 +107,35 @@ def event_kinds(events: list[tuple[str, str]]) -> list[int]:
     return points
 
 
-def _sink_raising_at(ws: Workspace, points_of) -> None:
-    before = ws.state()
-    counter, outcome = _count(ws)
+def _sink_raising_at(ws: Workspace, points_of, tmp_path: Path) -> None:
+    site = Pristine(ws, tmp_path)
+    counter, outcome = site.probe(lambda: _count(ws))
     total = counter.n
     assert outcome.result.status == "committed"
-    patched = ws.state()
-    _rollback(ws)
-    assert ws.state() == before
     points = points_of(counter)
     for k in points:
+        site.restore()
         outcome = _apply(ws, Raising(k))
         # a failing question is "no": nothing runs; any later event: the run completes
         if outcome.result is None:
-            assert ws.state() == before, f"event {k}: declined, yet the site changed"
+            assert ws.state() == site.before, f"event {k}: declined, yet the site changed"
             continue
         assert outcome.result.status == "committed", f"event {k}: {outcome.result}"
-        assert ws.state() == patched, f"event {k}: not fully patched"
-        _rollback(ws)
-        assert ws.state() == before, f"event {k}: the rollback did not restore the site"
+        assert ws.state() == site.patched, f"event {k}: not fully patched"
     print(f"{len(points)} of {total} events: the sink raised at each in turn; every run committed or was declined")
 
 
-def test_a_sink_that_raises_at_each_kind_of_event_never_stops_the_run(ws: Workspace):
+@pytest.mark.slow  # started first (tests/conftest.py)
+def test_a_sink_that_raises_at_each_kind_of_event_never_stops_the_run(ws: Workspace, tmp_path: Path):
     """The sink raises at one event per run, for a deterministic sample of the events
     (event_kinds: the first of each kind, and the last). Every event is
     test_a_sink_that_raises_at_any_event_never_stops_the_run, run with -m full."""
-    _sink_raising_at(ws, lambda counter: event_kinds(counter.events))
+    _sink_raising_at(ws, lambda counter: event_kinds(counter.events), tmp_path)
 
 
 @pytest.mark.full
-def test_a_sink_that_raises_at_any_event_never_stops_the_run(ws: Workspace):
-    _sink_raising_at(ws, lambda counter: range(1, counter.n + 1))
+def test_a_sink_that_raises_at_any_event_never_stops_the_run(ws: Workspace, tmp_path: Path):
+    _sink_raising_at(ws, lambda counter: range(1, counter.n + 1), tmp_path)
 
 
 def _sink_raising_in_a_failing_run(ws: Workspace, points_of) -> None:
@@ -133,6 +156,7 @@ def _sink_raising_in_a_failing_run(ws: Workspace, points_of) -> None:
           "completed")
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_a_sink_that_raises_at_each_kind_of_event_of_a_failing_run_never_stops_its_undo(ws: Workspace):
     """As above, in a run that fails after action 8 and is undone: the events of the undo
     (restore, remove, stop again...) are kinds of their own in the sample. Every event is
@@ -217,29 +241,28 @@ def write_kinds(writes: list[str]) -> list[int]:
     return points
 
 
-def _stdout_failing_at(ws: Workspace, code: int, points_of, monkeypatch: pytest.MonkeyPatch) -> None:
+def _stdout_failing_at(ws: Workspace, code: int, points_of, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr(os, "dup2", lambda *a: None)  # pytest's own stdout is not ours to close
-    before = ws.state()
+    site = Pristine(ws, tmp_path)
     probe = FailingStream(0, code)
-    assert _cli_with_stdout(ws, probe, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory) == 0
-    patched = ws.state()
-    _rollback(ws)
-    assert ws.state() == before
+    assert site.probe(lambda: _cli_with_stdout(ws, probe, "apply", ws.playbook, "--site", "DEMO", "--yes", "-i",
+                                               ws.inventory)) == 0
     points = points_of(probe)
     for k in points:
+        site.restore()
         rc = _cli_with_stdout(ws, FailingStream(k, code), "apply", ws.playbook, "--site", "DEMO", "--yes",
                               "-i", ws.inventory)
         assert rc == 0, f"write {k}: exit {rc}"
-        assert ws.state() == patched, f"write {k}: the site is not fully patched"
-        _rollback(ws)
-        assert ws.state() == before, f"write {k}"
+        assert ws.state() == site.patched, f"write {k}: the site is not fully patched"
     print(f"{len(points)} of {probe.writes} writes to stdout failing with {errno.errorcode[code]} in turn: the site "
-          "ended fully patched every time (and was rolled back between)")
+          "ended fully patched every time (and was put back as it was between)")
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 @pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO], ids=["EPIPE", "EIO"])
 def test_standard_output_failing_at_each_kind_of_write_leaves_the_site_whole(ws: Workspace, code: int,
-                                                                             monkeypatch: pytest.MonkeyPatch):
+                                                                             monkeypatch: pytest.MonkeyPatch,
+                                                                             tmp_path: Path):
     """Standard output fails from write k on, for a deterministic sample of k (write_kinds: the
     first write of each kind of line of each section, and the last); EIO, the same code path
     behind another errno, at every other of those. Every write is
@@ -248,16 +271,16 @@ def test_standard_output_failing_at_each_kind_of_write_leaves_the_site_whole(ws:
         kinds = write_kinds(probe.texts)
         return kinds if code == errno.EPIPE else sorted({*kinds[::2], kinds[-1]})
 
-    _stdout_failing_at(ws, code, points_of, monkeypatch)
+    _stdout_failing_at(ws, code, points_of, monkeypatch, tmp_path)
 
 
 @pytest.mark.full
 @pytest.mark.parametrize("code", [errno.EPIPE, errno.EIO], ids=["EPIPE", "EIO"])
 def test_standard_output_failing_at_every_write_leaves_the_site_whole(ws: Workspace, code: int,
-                                                                      monkeypatch: pytest.MonkeyPatch):
+                                                                      monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     # every write for EPIPE (what `| head` does); every fifth for EIO, the same code path behind another errno
     _stdout_failing_at(ws, code, lambda probe: range(1, probe.writes + 1) if code == errno.EPIPE
-                       else range(1, probe.writes + 1, 5), monkeypatch)
+                       else range(1, probe.writes + 1, 5), monkeypatch, tmp_path)
 
 
 def test_the_write_sample_meets_every_section_and_kind_of_line():

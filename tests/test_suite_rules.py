@@ -83,6 +83,7 @@ def test_known_failure():
 """
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_under_xdist_leaks_fail_the_run_and_workers_have_their_own_ports_and_folders(
         suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
     """One run on two xdist workers (each nested run costs seconds of imports): a password one
@@ -123,3 +124,29 @@ def test_in_ci_a_skip_is_a_failure_and_the_full_matrix_runs_when_asked(suite: py
     assert "skipped in CI, where nothing may be skipped: no such server" in out
     assert "skipped in CI, where nothing may be skipped: not here" in out
     assert "test_every_point PASSED" in out
+
+
+ORDER_A = """
+def test_a_quick():
+    pass
+"""
+
+ORDER_Z = """
+import pytest
+
+def test_z_quick():
+    pass
+
+@pytest.mark.slow
+def test_z_long():
+    pass
+"""
+
+
+def test_slow_tests_are_handed_out_first_and_the_rest_keep_file_order(suite: pytest.Pytester):
+    """The order xdist hands tests out in: `slow` ones first (the long scenarios start early
+    instead of running alone at the end), then the others as the files list them."""
+    suite.makepyfile(test_a=ORDER_A, test_z=ORDER_Z)
+    r = suite.runpytest_subprocess("-v")
+    order = [line.split("::")[1].split()[0] for line in r.stdout.lines if "PASSED" in line and "::" in line]
+    assert order == ["test_z_long", "test_a_quick", "test_z_quick"], r.stdout.str()

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 
-from conftest import Workspace, diff, run_subprocess
+from conftest import Workspace, copy_workspace, diff, run_subprocess
 
 KILL_AT = "apply.action.8.after"
 
@@ -23,18 +23,24 @@ KILL_AT = "apply.action.8.after"
 @pytest.fixture(scope="module")
 def crashed(workspace_template: Path, tmp_path_factory: pytest.TempPathFactory):
     """A half-patched site left by a killed apply, and the site fully before and fully after."""
-    ref = Workspace(tmp_path_factory.mktemp("ref") / "ws")
-    shutil.copytree(workspace_template, ref.path, symlinks=True)
+    ref = Workspace(copy_workspace(workspace_template, tmp_path_factory.mktemp("ref") / "ws"))
     before = ref.state()
     assert ref.cli("apply", ref.playbook, "--site", "DEMO", "--yes", "-i", ref.inventory).code == 0
     after = ref.state()
-    ws = Workspace(tmp_path_factory.mktemp("crashed") / "ws")
-    shutil.copytree(workspace_template, ws.path, symlinks=True)
+    ws = Workspace(copy_workspace(workspace_template, tmp_path_factory.mktemp("crashed") / "ws"))
     r = run_subprocess("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory, cwd=ws.path,
                        env={"DEPLOYER_FAILPOINTS": f"{KILL_AT}=kill"})
     assert r.code == -signal.SIGKILL, r.text
     assert ws.state() not in (before, after)  # really half-patched
     return ws.path, before, after
+
+
+@pytest.fixture
+def copy(crashed: tuple, tmp_path: Path) -> Workspace:
+    """This test's own copy of the crashed site, to damage."""
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(crashed[0], ws.path, symlinks=True)
+    return ws
 
 
 def _journal(ws: Workspace) -> Path:
@@ -126,18 +132,16 @@ def _check_cycle(ws: Workspace, before, after, *, lock_damaged: bool) -> None:
 
 
 @pytest.mark.parametrize("damage", list(JOURNAL))
-def test_a_damaged_journal_is_recovered_from_the_plan_and_backups(crashed, tmp_path: Path, damage: str):
-    src, before, after = crashed
-    ws = Workspace(tmp_path / "ws")
-    shutil.copytree(src, ws.path, symlinks=True)
+def test_a_damaged_journal_is_recovered_from_the_plan_and_backups(crashed, copy: Workspace, damage: str):
+    _, before, after = crashed
+    ws = copy
     JOURNAL[damage](_journal(ws))
     _check_cycle(ws, before, after, lock_damaged=False)
 
 
-def test_a_journal_damaged_in_the_middle_is_not_trusted_to_say_where_the_run_stopped(crashed, tmp_path: Path):
-    src, before, _ = crashed
-    ws = Workspace(tmp_path / "ws")
-    shutil.copytree(src, ws.path, symlinks=True)
+def test_a_journal_damaged_in_the_middle_is_not_trusted_to_say_where_the_run_stopped(crashed, copy: Workspace):
+    _, before, _ = crashed
+    ws = copy
     _middle(_journal(ws))
     r = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
     assert r.code == 1
@@ -146,10 +150,9 @@ def test_a_journal_damaged_in_the_middle_is_not_trusted_to_say_where_the_run_sto
     assert "the plan and the backups on the servers say what to restore" in r.text
 
 
-def test_a_journal_that_is_a_folder_is_kept_aside_as_evidence(crashed, tmp_path: Path):
-    src, before, _ = crashed
-    ws = Workspace(tmp_path / "ws")
-    shutil.copytree(src, ws.path, symlinks=True)
+def test_a_journal_that_is_a_folder_is_kept_aside_as_evidence(crashed, copy: Workspace):
+    _, before, _ = crashed
+    ws = copy
     journal = _journal(ws)
     _folder(journal)
     r = ws.cli("recover", "--site", "DEMO", "--yes", "--break-lock", "-i", ws.inventory)
@@ -162,10 +165,9 @@ def test_a_journal_that_is_a_folder_is_kept_aside_as_evidence(crashed, tmp_path:
 
 
 @pytest.mark.parametrize("damage", list(LOCK))
-def test_a_damaged_lock_is_reported_and_broken_by_the_one_command(crashed, tmp_path: Path, damage: str):
-    src, before, after = crashed
-    ws = Workspace(tmp_path / "ws")
-    shutil.copytree(src, ws.path, symlinks=True)
+def test_a_damaged_lock_is_reported_and_broken_by_the_one_command(crashed, copy: Workspace, damage: str):
+    _, before, after = crashed
+    ws = copy
     lock = _lock(ws)
     lock.unlink()
     LOCK[damage](lock)
@@ -173,10 +175,8 @@ def test_a_damaged_lock_is_reported_and_broken_by_the_one_command(crashed, tmp_p
     assert not lock.exists()
 
 
-def test_a_damaged_plan_is_said_in_words_with_exit_4(crashed, tmp_path: Path):
-    src, _, _ = crashed
-    ws = Workspace(tmp_path / "ws")
-    shutil.copytree(src, ws.path, symlinks=True)
+def test_a_damaged_plan_is_said_in_words_with_exit_4(copy: Workspace):
+    ws = copy
     plan = _journal(ws).parent / "plan.json"
     for content in (b"\xff{ not json", b'{"actions": [{"kind": "nope"}]}', b"[]"):
         plan.write_bytes(content)

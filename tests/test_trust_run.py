@@ -11,7 +11,7 @@ import signal
 import pytest
 
 from conftest import Workspace, diff, run_subprocess
-from test_fleet import fleet_template  # noqa: F401 (fixture)
+from test_fleet import FleetWs, fleet_sites, fleet_template, fw  # noqa: F401 (fixtures)
 
 EARLY = ["run.create.folder", "run.create.plan.empty", "run.create.plan.partial", "run.create.plan.written",
          "apply.journal.run", "apply.journal.folders", "apply.backup.3"]
@@ -54,6 +54,7 @@ def _recovered_then_applied(ws: Workspace, before, what: str) -> list[str]:
     return problems
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_a_kill_before_the_first_change_is_closed_by_recover(workspace_template, tmp_path):
     problems = []
     before = None
@@ -111,6 +112,7 @@ def _temps_left(ws: Workspace) -> list:
     return [p for p in ws.site.rglob("*") if ".deployer" not in p.parts and temps.parse(p.name) is not None]
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 def test_a_kill_during_each_writer_of_a_temporary_name_is_recovered(workspace_template, tmp_path):
     problems = []
     before = None
@@ -319,11 +321,11 @@ def test_a_kill_after_the_lock_before_the_run_folder_leaves_only_a_stale_lock(ws
     assert ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory).code == 0
 
 
-def test_a_fleet_rollback_of_a_run_that_created_a_file_a_service_needs(fleet_template, tmp_path):
-    from test_fleet import FleetWs
-
-    fw = FleetWs(tmp_path / "fleet")
-    shutil.copytree(fleet_template, fw.path, symlinks=True)
+# on the worker of test_fleet.py's group, whose twenty-site template is built once there; the
+# workspace holds the two sites the test works on
+@pytest.mark.xdist_group("fleet")
+@fleet_sites(1, 2)
+def test_a_fleet_rollback_of_a_run_that_created_a_file_a_service_needs(fw: FleetWs):
     lost = fw.root("SITE002") / "SITE.SRV" / "X86.BIN" / "BASE.DLL"
     lost.unlink()
     before = {n: fw.state(n) for n in ("SITE001", "SITE002")}
@@ -357,14 +359,13 @@ def test_the_warning_of_a_file_missing_before_reaches_the_apply_report(ws: Works
         assert "SMS_EXECUTIVE ran before the run but cannot start" in text and "BASE.DLL" in text
 
 
-def test_a_fleet_apply_that_fails_on_a_site_missing_a_file_says_what_its_before_state_lacks(fleet_template, tmp_path):
+@pytest.mark.xdist_group("fleet")
+@fleet_sites(1, 2)
+def test_a_fleet_apply_that_fails_on_a_site_missing_a_file_says_what_its_before_state_lacks(fw: FleetWs):
     """The fleet's own apply, not only its rollback: the site ends restored, and the console and the
     fleet report name the service the before-state cannot start, as a one-site apply does."""
     from deployer import failpoints
-    from test_fleet import FleetWs
 
-    fw = FleetWs(tmp_path / "fleet")
-    shutil.copytree(fleet_template, fw.path, symlinks=True)
     (fw.root("SITE002") / "SITE.SRV" / "X86.BIN" / "BASE.DLL").unlink()
     report = fw.path / "fleet.json"
     failpoints.arm("apply.action.14.after")

@@ -112,6 +112,7 @@ def test_the_sample_meets_every_kind_of_boundary_and_every_signal_meets_the_edge
     assert len(points) == len(set(points)) == len(EDGES) * len(CANCELLING) + len(KINDS_MET)
 
 
+@pytest.mark.slow  # started first (tests/conftest.py)
 @pytest.mark.parametrize("sig", CANCELLING, ids=lambda s: s.name)
 def test_each_signal_at_a_sample_of_apply_boundaries(workspace_template: Path, tmp_path: Path, reference,
                                                      capsys: pytest.CaptureFixture, sig: signal.Signals):

@@ -110,3 +110,14 @@ def test_password_like_options_and_assignments_on_the_command_line_are_not_logge
     r = run_cli("--log", log, "plan", tmp_path / "nothing.yaml", *args, cwd=tmp_path)
     assert r.code == 2, r.text  # an unknown option or a stray argument: usage error, but logged first
     assert SECRET not in log.read_text() and SECRET not in r.text, log.read_text()
+
+
+def test_a_dead_workers_task_is_swept_back_every_10_s_past_the_visibility_timeout():
+    """The redelivery the README promises (after the visibility timeout, at most 10 s more) is
+    kombu's sweep of unacknowledged tasks: every 10 s, and scanning at each sweep (kombu's
+    default scans at every 10th, so a killed worker's site waited 100 s for its redelivery:
+    test_workers.py::test_a_worker_killed_mid_site_is_replaced_and_the_site_ends_whole)."""
+    from deployer.workers.broker import broker, celery_app
+
+    options = celery_app(broker("redis://127.0.0.1:1/0")).conf.broker_transport_options
+    assert options["unacked_restore_interval"] * options["unacked_restore_throttle"] == 10

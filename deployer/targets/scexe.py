@@ -20,9 +20,15 @@ the labels and numbers are not, so only those are parsed):
 
         The specified service does not exist as an installed service.
 
-    (`query` says `[SC] EnumQueryServicesStatus:OpenService FAILED 1060:`; a stopped
-    service's control is `[SC] ControlService FAILED 1062:`; a second start is
-    `[SC] StartService FAILED 1056:`). sc.exe exits with that same code (0 on success).
+    (`query` says `[SC] EnumQueryServicesStatus:OpenService FAILED 1060:`, `start`
+    `[SC] StartService: OpenService FAILED 1060:`; a stopped service's control is
+    `[SC] ControlService FAILED 1062:`; a second start is `[SC] StartService FAILED 1056:`).
+    sc.exe exits with that same code (0 on success), but a shell between may keep only its
+    low 8 bits (1056 arrives as 32): the code is read from the text, never from the exit status.
+
+Real output also carries trailing spaces (`SERVICE_NAME: X `, `TYPE : 10  WIN32_OWN_PROCESS  `,
+`STATE : 4  RUNNING `, `FLAGS : `). tests/data/scexe/ holds published transcripts this parser
+is tested against.
 
 `stop` and `start` return as soon as the Service Control Manager accepted the request,
 usually in STOP_PENDING or START_PENDING: waiting for the final state is the caller's job.
@@ -46,8 +52,13 @@ STATES = {1: "stopped", 2: "start_pending", 3: "stop_pending", 4: "running", 5: 
 # escaping correctly for an unknown one of those shells is not possible.
 _SERVICE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,255}")
 
-# "FAILED" itself is translated on localized Windows ("[SC] OpenService FEHLER 1060:")
-_FAILED = re.compile(r"^\[SC\]\s+(?P<api>\S+)\s+\S+\s+(?P<code>\d+):[ \t]*(?P<rest>.*)", re.S | re.M)
+# One line: "[SC] <API> FAILED <code>:". "FAILED" itself is translated on localized Windows
+# ("[SC] OpenService FEHLER 1060:", "... 失败 1060:"), the API may hold a space (`sc start` of a
+# missing service says "[SC] StartService: OpenService FAILED 1060:") and a localized colon may
+# have one before it ("1060 :"): the code is the number before the first colon that follows a word.
+# Kept to one line ([ \t], [^\n]) so a SUCCESS line is never read together with the next one.
+_FAILED = re.compile(r"^\[SC\][ \t]*(?P<api>[^\n]*?)[ \t]+(?P<word>[^\s]+)[ \t]+(?P<code>\d+)[ \t]*:(?P<rest>.*)",
+                     re.S | re.M)
 _FIELD = re.compile(r"^\s*(?P<key>[A-Z][A-Z0-9_]*)\s*:\s?(?P<value>.*?)\s*$")
 
 
@@ -93,8 +104,17 @@ class ScStatus:
         return _leading_int(self.fields.get("WIN32_EXIT_CODE", "0"))
 
     @property
+    def service_exit_code(self) -> int:
+        return _leading_int(self.fields.get("SERVICE_EXIT_CODE", "0"))
+
+    @property
     def wait_hint_ms(self) -> int:
         return _leading_int(self.fields.get("WAIT_HINT", "0"))
+
+    @property
+    def pid(self) -> int | None:
+        """The process id `queryex` and `start` print (0 for a kernel driver); None when not printed."""
+        return _leading_int(self.fields["PID"]) if self.fields.get("PID", "").strip() else None
 
     def to_status(self) -> ServiceStatus:
         extra = {k.lower(): v for k, v in self.fields.items() if k not in ("SERVICE_NAME", "STATE")}
@@ -111,7 +131,7 @@ def parse_failure(output: str) -> ScFailure | None:
     if not m:
         return None
     message = " ".join(line.strip() for line in m.group("rest").splitlines() if line.strip())
-    return ScFailure(m.group("api"), int(m.group("code")), message)
+    return ScFailure(m.group("api").strip(), int(m.group("code")), message)
 
 
 def parse_status(output: str) -> ScStatus | None:

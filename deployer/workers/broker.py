@@ -127,7 +127,10 @@ def celery_app(b: Broker):
         task_serializer="json", result_serializer="json", accept_content=["json"], result_accept_content=["json"],
         task_acks_late=True, task_reject_on_worker_lost=True, worker_prefetch_multiplier=1,
         task_track_started=True, result_extended=True, result_expires=7 * 24 * 3600,
-        broker_transport_options={"visibility_timeout": int(os.environ.get(ENV_VISIBILITY, "3600"))},
+        # the tasks of a dead worker are swept back into the queue every 10 s once past the
+        # visibility timeout: kombu scans only every 10th sweep by default, which came 100 s late
+        broker_transport_options={"visibility_timeout": int(os.environ.get(ENV_VISIBILITY, "3600")),
+                                  "unacked_restore_interval": 10, "unacked_restore_throttle": 1},
         broker_connection_retry_on_startup=True, worker_hijack_root_logger=False,
         worker_send_task_events=False, task_send_sent_event=False,
     )

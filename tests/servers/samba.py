@@ -360,6 +360,10 @@ def wait_for_exit(pid: int, timeout: float) -> bool:
 
 
 # --- fixtures ----------------------------------------------------------------------------
+#
+# One Samba per dialect per xdist worker (session scope); each dialect's fixtures are the same
+# steps with its own server, link and transports (the helpers below), so both dialects meet
+# the conformance suite on the same terms.
 
 
 def _one_share(tmp_path_factory: pytest.TempPathFactory, name: str, dialect: str) -> Iterator[Samba]:
