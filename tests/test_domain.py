@@ -139,6 +139,53 @@ def test_template_is_sandboxed_and_strict():
         templating.render("{{ sms_root", v)
 
 
+@pytest.mark.parametrize("template", [
+    r"{{ sms_root }}\Site.srv\{{ platform }}.bin", "{{sms_root}}", "{{\tplatform\t}}.bin", "plain", "", "plain\n",
+    "{{ n }}", "{{ missing }}", "{{ quoted }}", "{{ self }}", "{{ true }}", "{{ none }}", "{{ range }}", "{{ loop }}",
+    "{{- sms_root }}", "{{ sms_root -}} x", "{# note #}x", "{% if n %}a{% endif %}", "}} x", "a}b", "{{ sms_root }}}",
+    "{{{ sms_root }}", "{{ sms_root", "{{ sms_root }}\r", "{{ big }}", "{{ sms_root }}" * 200,
+])
+@pytest.mark.parametrize("extra", [{}, {"self": "x"}])
+def test_a_template_renders_and_fails_as_jinja2_renders_it(template, extra):
+    # text and {{ name }}s of text variables render without jinja2 (start-up); the same answer
+    from deployer.model import template_sandbox
+
+    v = {"sms_root": r"C:\SMS", "platform": "X86", "n": 5, "quoted": "a{{ b }}", "true": "T", "range": "R",
+         "big": "x" * 5000, **extra}
+
+    def outcome(render, check):
+        try:
+            check(template)
+            checked = "ok"
+        except templating.TemplateProblem as exc:
+            checked = str(exc)
+        try:
+            out = render(template, v)
+            if len(out) > templating.MAX_RENDERED:
+                return checked, "too long"
+            return checked, out
+        except templating.TemplateProblem as exc:
+            return checked, str(exc)
+
+    def sandbox_check(t):
+        if len(t) > templating.MAX_TEMPLATE:
+            raise templating.TemplateProblem("too long")
+        template_sandbox.check_syntax(t)
+
+    def sandbox_render(t, variables):
+        if len(t) > templating.MAX_TEMPLATE:
+            raise templating.TemplateProblem("too long")
+        return template_sandbox.render(t, variables)
+
+    mine, jinja = outcome(templating.render, templating.check_syntax), outcome(sandbox_render, sandbox_check)
+    if len(template) > templating.MAX_TEMPLATE:
+        assert mine[0].startswith("template is") and mine[1].startswith("template is") and jinja == ("too long",) * 2
+    elif isinstance(jinja[1], str) and jinja[1] == "too long":
+        assert mine[1].startswith("template renders to 5000 characters")
+    else:
+        assert mine == jinja
+
+
 def test_yaml_keeps_article_strings_as_strings():
     doc = parse_yaml("time: 19:00\nanswer: no\ndate: 1999-09-10\nsize: 524KB\ncode: 194\non: yes\n", Path("x.yaml"))
     assert doc.data == {"time": "19:00", "answer": "no", "date": "1999-09-10", "size": "524KB", "code": 194,

@@ -61,6 +61,8 @@ def test_a_plan_without_a_preflight_step_loads_no_preflight_checks(ws: Workspace
     assert "1. stop SMS_PACKAGE_COMMAND_MANAGER_NT on DEMOSRV" in out
     assert not {"deployer.sms.preflight", "deployer.sms.pcm.dumptext", "deployer.sms.pcm.load"} & modules
     assert not {"rich.progress", "rich.table", "rich.console"} & modules  # stdout is a pipe here: plain text
+    # its path templates are text and {{ name }}s: rendered without jinja2 and its sandbox
+    assert not {"jinja2", "deployer.model.template_sandbox"} & modules
 
 
 def test_help_lists_every_command_from_the_registry_without_importing_one():
