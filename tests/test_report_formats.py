@@ -4,6 +4,7 @@ of `--report FILE`, without another change anywhere."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,8 +29,8 @@ def fleet(doc):
 BOOT = '''
 import sys
 sys.path.insert(0, {folder!r})
-from deployer.report import formats
 if {register!r}:
+    from deployer.report import formats
     formats.register(formats.Format("csv", "csvfmt", "CSV", (".csv",), terminal=False,
                                     kinds=frozenset({{"verify", "apply"}})))
 from deployer.cli import main
@@ -107,3 +108,31 @@ def test_without_its_registry_entry_a_format_is_not_offered(project: Path):
     r = cli(project, "verify", playbook(project), "--site", "SITE001", "--report", text, register=False)
     assert r.code in (0, 3), r.err  # passed or mismatched: an earlier test may have applied the fix here
     assert text.read_text().startswith("Q241656")  # no format claims .csv: a text report
+
+
+@pytest.mark.parametrize("suffix,marker", [(".txt", "=== Site SITE002"), (".json", '"site": "SITE002"'),
+                                           (".xml", 'name="rollback"'), (".html", "SITE002")])
+def test_one_site_rollback_and_recover_write_their_report_as_a_fleet_does(project: Path, suffix: str, marker: str):
+    # --report was offered for one site and dropped: no file, while a fleet wrote one
+    assert cli(project, "apply", playbook(project), "--site", "SITE002", "--yes", register=False).code == 0
+    rolled = project / f"rollback{suffix}"
+    r = cli(project, "rollback", "--site", "SITE002", "--yes", "--report", rolled, "--note", "CHG-9 <x>",
+            register=False)
+    assert r.code == 0, r.err
+    assert f"Report written to {rolled}." in r.err
+    text = rolled.read_text()
+    assert marker in text and ("CHG-9 &lt;x&gt;" if suffix in (".xml", ".html") else "CHG-9 <x>") in text
+    recovered = project / f"recover{suffix}"
+    r = cli(project, "recover", "--site", "SITE002", "--yes", "--report", recovered, register=False)
+    assert r.code == 0, r.err
+    assert "SITE002" in recovered.read_text()
+
+
+def test_one_site_rollback_refuses_a_report_file_it_did_not_write_before_the_run(project: Path):
+    theirs = project / "theirs.txt"
+    theirs.write_text("not deployer's\n")
+    assert cli(project, "apply", playbook(project), "--site", "SITE002", "--yes", register=False).code == 0
+    r = cli(project, "rollback", "--site", "SITE002", "--yes", "--report", theirs, register=False)
+    assert r.code == 2 and theirs.read_text() == "not deployer's\n", r.err
+    r = cli(project, "runs", "--site", "SITE002", "-f", "json", register=False)
+    assert json.loads(r.out)[-1]["state"] == "committed"  # nothing was rolled back

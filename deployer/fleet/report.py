@@ -161,6 +161,15 @@ def document(result: FleetResult, head: Heading | None = None) -> FleetDoc:
         journal=result.journal, stopped=result.stopped)
 
 
+def site_report(o: SiteOutcome, command: str, fmt: str, head: Heading) -> str:
+    """`rollback`/`recover --report FILE` for one site: its section as a fleet's report has it, by
+    the format's site writer (a site alone and a site in a fleet read the same)."""
+    from ..model.secrets import redact
+
+    s = section(o, FleetResult(None, command, [o], seconds=o.seconds), head)
+    return redact(formats.write_site(fmt, command, formats.SiteReport(note=head.note, section=s, data=o.to_json())))
+
+
 def render_file(result: FleetResult, fmt: str, head: Heading | None = None) -> str:
     """The fleet's report in format `fmt` (report/formats: each format's own fleet writer)."""
     from ..model.secrets import redact

@@ -89,6 +89,7 @@ class SiteReport:
     site: str = ""  # runs: the site's name
     runs: Any = None  # runs: [(RunInfo, backup space)] as the site's work found them
     data: Any = None  # runs: the JSON the site's work made
+    section: Any = None  # rollback, recover: the site's section (report/html.SiteSection) as a fleet's has it
     scan: Any = None  # scan: the scan.model.ScanResult of the sites scanned
     chains: Any = None  # scan: () -> the catalogue's supersedence chains (made only for a writer showing them)
 

@@ -14,6 +14,8 @@ def site(kind: str, r: SiteReport) -> str:
         from ..scan_html import render
 
         return render(r.scan, r.chains())
+    if r.section is not None:  # rollback, recover
+        return html.render([r.section], command=kind, note=r.note)
     return html.apply_page(r.plan, r.result, note=r.note)
 
 

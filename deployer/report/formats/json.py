@@ -22,6 +22,8 @@ def site(kind: str, r: SiteReport) -> str:
         return dumps(r.data)
     if kind == "scan":  # as the scan always wrote it: in the scan's own key order
         return json.dumps(r.scan.to_json(), indent=1) + "\n"
+    if r.section is not None:  # rollback, recover: the site's entry of a fleet's document
+        return dumps({**r.data, **noted})
     result = r.result
     if result is None:
         return dumps({"run": None, "status": "declined", "plan": r.plan.to_json(), **noted})

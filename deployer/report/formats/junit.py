@@ -15,6 +15,9 @@ def site(kind: str, r: SiteReport) -> str:
         from ..scan_junit import to_junit as scan_junit
 
         return scan_junit(r.scan)
+    if r.section is not None:  # rollback, recover
+        return document([r.section], name=f"{r.section.kb or 'deployer ' + kind} on {r.section.site}",
+                        command=kind, note=r.note)
     return document([html.apply_section(r.plan, r.result, html.describe_actions(r.plan))],
                     name=f"{r.plan.kb} on {r.plan.site}", command=kind, note=r.note)
 

@@ -40,7 +40,7 @@ def site_lines(s: Any, out: Out) -> None:
 
 def section_lines(s: Any, out: Out, *, note: str | None, command: str) -> None:
     """A one-site report's section under the lines a fleet's text report has above it."""
-    out.line(f"{s.kb}{f': {s.title}' if s.title else ''}", "head")
+    out.line(f"{s.kb or 'deployer'}{f': {s.title}' if s.title else ''}", "head")
     out.line(f"Command: deployer {command}")
     if note:
         out.line(f"Note: {note}")
@@ -74,8 +74,8 @@ def draw(kind: str, r: SiteReport, out: Out) -> None:
             out.line(f"Note: {r.note}")
         (render_plan(r.plan, out) if kind == "plan" else render_report(r.report, out))
         return
-    section_lines(html.apply_section(r.plan, r.result, html.describe_actions(r.plan)), out, note=r.note,
-                  command=kind)
+    s = r.section or html.apply_section(r.plan, r.result, html.describe_actions(r.plan))
+    section_lines(s, out, note=r.note, command=kind)
 
 
 def site(kind: str, r: SiteReport) -> str:
