@@ -14,7 +14,7 @@ Adding a format is that module plus its entry in FORMATS.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -114,7 +114,6 @@ class FleetDoc:
     fleet_id: str | None = None
     journal: str | None = None
     stopped: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def write_site(fmt: str, kind: str, subject: SiteReport) -> str:
