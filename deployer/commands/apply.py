@@ -11,11 +11,11 @@ from ..errors import ExitCode, InputError
 from ..fleet.options import (AcceptChangesOpt, BatchOpt, CanaryOpt, FleetDirOpt, MaxFailOpt,
                              ResumeOpt, report_file)
 from ..model.numbers import decimal
-from ..report import out as outmod
+from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from ..run.store import RunState
 from .selection import Sites, takes_sites
-from .common import (OPTIONS, ApplyFormat, BreakLockOpt, Format, YesOpt, dumps, emit, load_playbook, render_report,
+from .common import (OPTIONS, ApplyFormat, BreakLockOpt, Format, YesOpt, emit, load_playbook, render_report,
                      run_context, workflow, write_json, fleet_cli)
 from .plan import plan
 
@@ -47,7 +47,7 @@ def apply(
     report, note = sites.report, sites.note
 
     # -f FORMAT -o FILE, or --report FILE (the format by its suffix): one spelling, site or fleet
-    rfmt, output = report_file(format.value, output, report)
+    rfmt, output = report_file(format.value, output, report, kind="apply")
     format = ApplyFormat(rfmt)
     fargs = sites.fleet(batch=batch, canary=canary, max_fail=max_fail, fleet_dir=fleet_dir, report=output,
                         report_format=rfmt, note=note, force=force)
@@ -71,8 +71,9 @@ def apply(
     if dry_run:
         if is_plan:
             raise InputError("--dry-run takes a playbook; a saved plan is shown by `deployer plan`")
-        if format in (ApplyFormat.html, ApplyFormat.junit):
-            raise InputError(f"--format {format.value} reports a run; --dry-run shows the plan as text or json")
+        if format.value not in formats.names("plan"):
+            raise InputError(f"--format {format.value} reports a run; --dry-run shows the plan as "
+                             + " or ".join(formats.names("plan")))
         return plan(target, sites=Sites(**{**sites.__dict__, "report": None, "note": None}), output=output, format=Format(format.value),
                     detailed_exitcode=detailed_exitcode, force=force)
     if detailed_exitcode:
@@ -96,14 +97,14 @@ def apply(
         inv = sites.inv()
         refs = sites.refs(inv)
         if len(refs) > 1 or fargs.used_rollout_options():
-            if format in (ApplyFormat.html, ApplyFormat.junit) and output is None:
+            if not formats.get(format.value).terminal and output is None:
                 raise InputError(f"-f {format.value} writes a report file: add -o FILE (or give --report FILE)")
             # with a report file the terminal shows the rollout as text
             raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt="text" if output else format.value, yes=yes,
                                              break_lock=break_lock, broker=broker, worker_wait=worker_wait))
         site_ref = refs[0]
         if broker and site_ref.site.region:
-            if format in (ApplyFormat.html, ApplyFormat.junit) or output is not None:
+            if not formats.get(format.value).terminal or output is not None:
                 raise InputError("-f html/junit and -o are not available yet for a site run by its region's workers "
                                  "(--broker); the workers' result is shown as text or json")
             return _apply_remote(pb, site_ref, broker, yes=yes, fmt=shown, wait=worker_wait, break_lock=break_lock)
@@ -117,25 +118,8 @@ def apply(
             outcome = run_one(work, site_ref, ctx).detail
     result = outcome.result
     if (format != ApplyFormat.text or output is not None) and (result is not None or format == ApplyFormat.json):
-        from ..report import html
-
-        noted = {"note": note} if note else {}
-        if format == ApplyFormat.html:
-            doc = html.apply_page(outcome.plan, result, note=note)
-        elif format == ApplyFormat.junit:
-            from ..report.junit import document
-
-            doc = document([html.apply_section(outcome.plan, result, html.describe_actions(outcome.plan))],
-                           name=f"{outcome.plan.kb} on {outcome.plan.site}", command="apply", note=note)
-        elif format == ApplyFormat.text:
-            doc = _apply_text(outcome, result, note)
-        elif result is None:
-            doc = dumps({"run": None, "status": "declined", "plan": outcome.plan.to_json(), **noted})
-        else:
-            doc = dumps({"run": result.run, "status": str(result.status), "error": result.error, "journal": result.journal,
-                          "remaining": result.remaining, "warnings": result.warnings, "seconds": round(result.seconds, 3),
-                          "plan": outcome.plan.to_json(), "report": result.report.to_json() if result.report else None,
-                          "traffic": ctx.traffic, **noted})
+        doc = formats.write_site(format.value, "apply",
+                                 formats.SiteReport(note=note, plan=outcome.plan, result=result, traffic=ctx.traffic))
         emit(doc, output, f"Report written to {output}.", force=force)
     if result is None:
         if text:
@@ -165,15 +149,6 @@ def apply(
             render_report(result.report, stdout)  # type: ignore[arg-type]
         return
     result.raise_for_status()
-
-
-def _apply_text(outcome, result, note: str | None) -> str:
-    """`apply -o FILE` as text: the site's section (actions, rollback record, files) as the fleet's text report has it."""
-    from ..fleet.report import site_text
-    from ..report import html
-
-    return site_text(html.apply_section(outcome.plan, result, html.describe_actions(outcome.plan)), note=note,
-                     command="apply")
 
 
 def _apply_remote(pb, site_ref, broker: str, *, yes: bool, fmt: Format, wait: float, break_lock: bool) -> None:

@@ -16,7 +16,7 @@ import typer
 
 from ..fleet.options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
-from ..report import out as outmod
+from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 
 if TYPE_CHECKING:
@@ -32,11 +32,8 @@ app = typer.Typer(help="The hotfix catalogue: a folder of manifests, and which h
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)
 
 
-class ScanFormat(str, Enum):
-    text = "text"
-    json = "json"
-    junit = "junit"
-    html = "html"
+# the formats a scan is written in: report/formats' registry
+ScanFormat = Enum("ScanFormat", {n: n for n in formats.names("scan")}, type=str)  # type: ignore[misc]
 
 
 class GraphFormat(str, Enum):
@@ -233,30 +230,13 @@ def scan(
     if forks < 1:
         raise InputError(f"--forks {forks}: must be 1 or more")
     result = run_scan(cat, refs, warn=lambda s, m: err.line(f"Warning: {s}: {m}", "warn"), forks=forks)
-    text: str | None
-    if format == ScanFormat.json:
-        text = json.dumps(result.to_json(), indent=1) + "\n"
-    elif format == ScanFormat.junit:
-        from ..report.scan_junit import to_junit
-
-        text = to_junit(result)
-    elif format == ScanFormat.html:
-        from ..report.scan_html import render
-
-        text = render(result, chains(cat))
+    # through report/formats, as every command's report: drawn on the terminal (text), else written
+    subject = formats.SiteReport(scan=result, chains=lambda: chains(cat))
+    text: str | None = None
+    if format.value == formats.DEFAULT and output is None:
+        formats.show(formats.DEFAULT, "scan", subject, outmod.stdout())
     else:
-        text = None
-    if text is None:
-        from ..report.scan_text import render as render_text
-
-        if output is not None:
-            import io
-
-            buf = io.StringIO()
-            render_text(result, outmod.Out(buf, False))
-            text = buf.getvalue()
-        else:
-            render_text(result, outmod.stdout())
+        text = formats.write_site(format.value, "scan", subject)
     if output is not None and text is not None:
         outmod.write_atomic(output, text, what="the report", force=force)
         err.line(f"Report written to {output}: " + ("MISSING HOTFIXES" if result.failing else "nothing missing"))

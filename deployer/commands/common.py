@@ -9,7 +9,6 @@ imported when it runs.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import signal
 import sys
@@ -18,12 +17,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Iterator, Optional
 
 import typer
 
 from ..fleet.options import complete_site
-from ..report import out as outmod
+from ..report import formats, out as outmod
 
 if TYPE_CHECKING:
     from ..plan.model import Plan
@@ -71,11 +70,9 @@ class Format(str, Enum):
     json = "json"
 
 
-class ReportFormat(str, Enum):
-    text = "text"
-    json = "json"
-    junit = "junit"
-    html = "html"
+# the formats a run's or a verification's report is written in: report/formats' registry (text,
+# json, junit, html, and any format registered there before the commands are built)
+ReportFormat = Enum("ReportFormat", {n: n for n in formats.names("verify")}, type=str)  # type: ignore[misc]
 
 
 ApplyFormat = ReportFormat  # apply reports its run in the same four formats as verify
@@ -109,15 +106,6 @@ def render_report(report, out) -> None:
     from ..report.text import render_report as render
 
     render(report, out)
-
-
-def text_of(render: Callable[[Any, outmod.Out], None], what: Any, note: str | None) -> str:
-    """What `render` draws of `what`, as plain text for a report file, under the --note line."""
-    buf = io.StringIO()
-    if note:
-        outmod.Out(buf, False).line(f"Note: {note}")
-    render(what, outmod.Out(buf, False))
-    return buf.getvalue()
 
 
 def dumps(data: Any) -> str:

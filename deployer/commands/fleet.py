@@ -29,7 +29,7 @@ from ..fleet.view import FleetConsole, _stdin_tty
 from ..model.inventory import LoadedInventory, SiteRef
 from ..steps.playbook import LoadedPlaybook
 from ..plan.planner import PayloadCache
-from ..report import out as outmod
+from ..report import formats, out as outmod
 
 
 @contextlib.contextmanager
@@ -272,14 +272,6 @@ def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes:
     return run_fleet("recover", "recover", sites, work, args, fmt="text", yes=yes, journal=journal).exit_code
 
 
-def render_site_runs(site: str, found: list, out: outmod.Out) -> None:
-    """A site's runs with their backups' space, alone or as one site of a fleet."""
-    from ..report.text import render_runs
-    from ..run.prune import describe
-
-    render_runs(site, [r for r, _ in found], out, {r.run: describe(s) for r, s in found})
-
-
 def runs(sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
     result = run_fleet("runs", "runs", sites, fleet_work.runs_work(), args, fmt="json",
                        emit=None if fmt == "json" else "none")
@@ -287,8 +279,8 @@ def runs(sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
         stdout = outmod.stdout()
         for o in result.outcomes:  # in the order asked, whichever site answered first
             stdout.line(f"Site {o.site}:", "head")
-            if isinstance(o.detail, list):
-                render_site_runs(o.site, o.detail, stdout)
+            if isinstance(o.detail, list):  # each site as `runs` shows it alone
+                formats.show("text", "runs", formats.SiteReport(site=o.site, runs=o.detail), stdout)
             else:
                 stdout.line(f"  {o.message}", "bad")
             stdout.line()

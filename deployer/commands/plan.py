@@ -9,10 +9,10 @@ import typer
 
 from ..errors import ExitCode
 from ..fleet.options import report_file
-from ..report import out as outmod
+from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import (text_of, OPTIONS, Format, OutAlias, dumps, load_playbook, render_plan, run_context, workflow, write_json,
+from .common import (OPTIONS, Format, OutAlias, load_playbook, render_plan, run_context, workflow, write_json,
                      fleet_cli)
 
 
@@ -45,12 +45,12 @@ def plan(
     refs = sites.refs()
     if len(refs) > 1:
         # a fleet's -o FILE is its report (-f text or json), as for every fleet command
-        rfmt, rfile = report_file(format.value, out, report, allowed=("text", "json"))
+        rfmt, rfile = report_file(format.value, out, report, kind="plan")
         fargs = sites.fleet(report=rfile, report_format=rfmt, note=note, force=force)
         raise typer.Exit(fleet_cli.plan(pb, refs, fargs, fmt="text" if rfile else format.value,
                                         detailed=detailed_exitcode))
     if report is not None:
-        report_file(format.value, None, report, allowed=("text", "json"))  # refuses .html, .xml
+        report_file(format.value, None, report, kind="plan")  # refuses the formats that write no plan
         fleet_cli.check_report_path(report, force=force)
     site_ref = refs[0]
     from ..fleet.outcome import run_one
@@ -65,10 +65,8 @@ def plan(
 
         save_plan(p, out, force=force)
     if report is not None:
-        if report_file(format.value, None, report)[0] == "json":
-            doc = dumps({**p.to_json(), **({"note": note} if note else {})})
-        else:
-            doc = text_of(render_plan, p, note)
+        doc = formats.write_site(report_file(format.value, None, report, kind="plan")[0], "plan",
+                                 formats.SiteReport(note=note, plan=p))
         outmod.write_atomic(report, doc, what="the report", force=force)
         outmod.stderr().line(f"Report written to {report}.")
     if format == Format.json:

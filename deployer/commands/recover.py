@@ -11,6 +11,7 @@ from ..report.owned import ForceOpt
 from ..run.store import RunState
 from .selection import Sites, takes_sites
 from .common import BreakLockOpt, YesOpt, run_context, fleet_cli
+from .rollback import report_of, write_site_report
 
 
 @takes_sites(reports=True)
@@ -26,12 +27,16 @@ def recover(
         inv, refs, sites.fleet(fleet_dir=fleet_dir, force=force), yes=yes,
         break_lock=break_lock))
     stdout = outmod.stdout()
+    rfmt = report_of(sites, "recover", force)  # refused before the site is touched, as a fleet's
     from ..fleet.outcome import run_one
     from ..fleet.work import recover_work
 
     with run_context(site_ref.name, yes=yes) as ctx:
         # a fleet of one: the work each site of a fleet does
-        results = run_one(recover_work(break_lock=break_lock, alone=True), site_ref, ctx).detail
+        outcome = run_one(recover_work(break_lock=break_lock, alone=True), site_ref, ctx)
+    if rfmt is not None:
+        write_site_report(outcome, "recover", site_ref, sites, rfmt, force)
+    results = outcome.detail
     if not results:
         stdout.line(f"Nothing to recover: site {site_ref.name} has no unfinished run.", "good")
         return

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import RestoreFailed
-from ..fleet.options import FleetDirOpt, MaxFailOpt
+from ..fleet.options import FleetDirOpt, MaxFailOpt, report_file
 from ..report import out as outmod
 from ..run.store import RunState
 from .selection import Sites, takes_sites
@@ -30,12 +30,16 @@ def rollback(
         inv, refs, run, sites.fleet(max_fail=max_fail, fleet_dir=fleet_dir, force=force),
         yes=yes, force=force, break_lock=break_lock))
     stdout = outmod.stdout()
+    rfmt = report_of(sites, "rollback", force)  # refused before the site is touched, as a fleet's
     from ..fleet.outcome import run_one
     from ..fleet.work import rollback_work
 
     with run_context(site_ref.name, yes=yes) as ctx:
         # a fleet of one: the work each site of a fleet does, on the run named (else the latest)
-        result = run_one(rollback_work(force=force, break_lock=break_lock, run=run, alone=True), site_ref, ctx).detail
+        outcome = run_one(rollback_work(force=force, break_lock=break_lock, run=run, alone=True), site_ref, ctx)
+    if rfmt is not None:
+        write_site_report(outcome, "rollback", site_ref, sites, rfmt, force)
+    result = outcome.detail
     if result is None:
         stdout.line("Nothing was done.")
     elif result.status == RunState.NOTHING:
@@ -49,3 +53,21 @@ def rollback(
                     "good")
     else:
         raise RestoreFailed(f"run {result.run} could not be fully rolled back:\n  " + "\n  ".join(result.remaining))
+
+
+def report_of(sites: Sites, command: str, force: bool) -> str | None:
+    """The format of one site's --report FILE (None: no report), its file checked before the run."""
+    if sites.report is None:
+        return None
+    fmt = report_file("text", None, sites.report, kind=command)[0]
+    fleet_cli.check_report_path(sites.report, force=force)
+    return fmt
+
+
+def write_site_report(outcome, command: str, site_ref, sites: Sites, fmt: str, force: bool) -> None:
+    """--report FILE for one site: what a fleet's report says of it (it was taken and then dropped before)."""
+    from ..fleet.report import Heading, site_report
+
+    head = Heading(note=sites.note, codes={site_ref.name: site_ref.code})
+    outmod.write_atomic(sites.report, site_report(outcome, command, fmt, head), what="the report", force=force)
+    outmod.stderr().line(f"Report written to {sites.report}.")

@@ -6,9 +6,9 @@ from typing import Annotated
 
 import typer
 
-from ..report import out as outmod
+from ..report import formats, out as outmod
 from .selection import Sites, takes_sites
-from .common import Format, write_json, fleet_cli
+from .common import Format, fleet_cli
 
 
 @takes_sites()
@@ -19,7 +19,5 @@ def runs(sites: Sites, format: Annotated[Format, typer.Option("--format", "-f")]
 
     site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.runs(refs, sites.fleet(), fmt=format.value))
     outcome = run_one(runs_work(), site_ref)  # a fleet of one: the same work each site of a fleet does
-    if format == Format.json:
-        write_json(outcome.data["runs"])
-    else:
-        fleet_cli.render_site_runs(site_ref.name, outcome.detail, outmod.stdout())
+    formats.show(format.value, "runs", formats.SiteReport(site=site_ref.name, runs=outcome.detail,
+                                                          data=outcome.data["runs"]), outmod.stdout())

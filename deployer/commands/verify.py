@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,10 +10,10 @@ import typer
 
 from ..errors import VerificationMismatch
 from ..fleet.options import report_file
-from ..report import out as outmod
+from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import text_of, OPTIONS, Format, ReportFormat, render_report, run_context, workflow, fleet_cli
+from .common import OPTIONS, Format, ReportFormat, run_context, workflow, fleet_cli
 
 
 @takes_sites(reports=True)
@@ -27,7 +26,7 @@ def verify(
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     report, note = sites.report, sites.note
-    rfmt, output = report_file(format.value, output, report)
+    rfmt, output = report_file(format.value, output, report, kind="verify")
     format = ReportFormat(rfmt)
     if output is not None:
         outmod.check_replace(output, what="the report", force=force)  # before any site is read
@@ -41,24 +40,12 @@ def verify(
     with run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         # a fleet of one: the work each site of a fleet does, its report kept for this command's output
         report = run_one(verify_work(loaded, PayloadCache()), site_ref, ctx).detail
-    if format == ReportFormat.json:
-        text = json.dumps({**report.to_json(), "traffic": ctx.traffic, **({"note": note} if note else {})}, indent=1,
-                          sort_keys=True) + "\n"
-    elif format == ReportFormat.junit:
-        from ..report.junit import to_junit
-
-        text = to_junit(report, note=note)
-    elif format == ReportFormat.html:
-        from ..report.html import verify_page
-
-        text = verify_page(report, note=note)
-    else:
-        text = None
-    if note and text is None and output is None and not OPTIONS.quiet:
-        outmod.stdout().line(f"Note: {note}")
+    # text to the terminal is drawn there (with its colours); a file or another format is written by its writer
+    text = None if format == ReportFormat.text else formats.write_site(
+        format.value, "verify", formats.SiteReport(note=note, report=report, traffic=ctx.traffic))
     if output:
         if text is None:
-            text = text_of(render_report, report, note)
+            text = formats.write_site("text", "verify", formats.SiteReport(note=note, report=report))
         outmod.write_atomic(output, text, what="the report", force=force)
         outmod.stderr().line(f"Report written to {output}: {report.verdict}"
                              + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))
@@ -66,8 +53,8 @@ def verify(
         c = report.to_json()["summary"]
         outmod.stdout().line(f"Verification of {report.kb} on site {report.site}: {c['ok']} of {c['total']} files "
                              f"match: {report.verdict}", "good" if report.ok else "bad")
-    elif text is None:
-        render_report(report, outmod.stdout())
+    elif text is None:  # drawn on the terminal, in colour, under the --note line
+        formats.show("text", "verify", formats.SiteReport(note=note, report=report), outmod.stdout())
     else:
         sys.stdout.write(text)
     if not report.ok:

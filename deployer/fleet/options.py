@@ -55,19 +55,20 @@ ProcessesOpt = Annotated[Optional[int], typer.Option("--processes", metavar="N",
 NoteOpt = Annotated[Optional[str], typer.Option("--note", metavar="TEXT", help="A line printed in every report of this "
                                                 "command (text, JSON, JUnit, HTML), e.g. the change number.")]
 
-# --report FILE picks its format by the suffix; -f FORMAT -o FILE says it
-REPORT_SUFFIX = {".json": "json", ".xml": "junit", ".html": "html", ".htm": "html"}
-
-
 def format_of(path: Path) -> str:
-    return REPORT_SUFFIX.get(path.suffix.lower(), "text")
+    """The format `--report FILE` names by its suffix (report/formats: each format's suffixes)."""
+    from ..report.formats import by_suffix
+
+    return by_suffix(path)
 
 
 def report_file(fmt: str, output: Path | None, report: Path | None, *,
-                allowed: tuple[str, ...] = ("text", "json", "junit", "html")) -> tuple[str, Path | None]:
+                kind: str | None = None) -> tuple[str, Path | None]:
     """One spelling for every command: `-f FORMAT -o FILE`, or `--report FILE` as its alias
-    (the format by the suffix). Returns the report's format and file (None: no file)."""
+    (the format by the suffix). `kind`: the command, whose report formats are offered.
+    Returns the report's format and file (None: no file)."""
     from ..errors import InputError
+    from ..report import formats
 
     if report is not None and output is not None:
         raise InputError(f"--report {report} and -o {output} both name the report file; --report FILE is "
@@ -75,12 +76,12 @@ def report_file(fmt: str, output: Path | None, report: Path | None, *,
     if report is None:
         return fmt, output
     picked = format_of(report)
-    if fmt != "text" and fmt != picked:
+    if fmt != formats.DEFAULT and fmt != picked:
         raise InputError(f"--report {report} makes a {picked} report by its suffix, but -f says {fmt}; use "
                          f"-f {fmt} -o {report}")
-    if picked not in allowed:
-        raise InputError(f"--report {report}: this command's reports are {', '.join(allowed)} "
-                         "(.json: JSON, .xml: JUnit, .html: HTML, anything else: text)")
+    if picked not in formats.names(kind):
+        raise InputError(f"--report {report}: this command's reports are {', '.join(formats.names(kind))} "
+                         f"({formats.suffix_help()})")
     return picked, report
 ResumeOpt = Annotated[Optional[str], typer.Option("--resume", metavar="FLEETRUN", help="Continue fleet run FLEETRUN: the sites not done yet "
                                                   "(failed, restored, not started), with its playbook and inventory.")]

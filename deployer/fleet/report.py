@@ -2,19 +2,19 @@
 
 Text, JSON, JUnit and HTML all start with the same heading (the command, the fleet run,
 the KB, the operator's --note) and the counts by outcome, then each site as its one-site
-report has it, the sites that need attention first. The HTML page and the JUnit document
-are rendered by the one-site writers (report/html.py's template partial, report/junit.py's
-site suites), so a site reads the same alone and in a fleet.
+report has it, the sites that need attention first. This module makes the fleet's parts
+ready (report/formats.FleetDoc); each format of report/formats writes them, each site's
+section by the writer that writes it alone, so a site reads the same alone and in a fleet.
 """
 
 from __future__ import annotations
 
-import io
-import json
 from dataclasses import dataclass, field
 
 from .engine import FleetResult, SiteOutcome, SiteState
 from ..run.prune import human
+from ..report import formats
+from ..report.formats import FleetDoc
 from ..report.out import Out
 from ..sms.verify import Report
 
@@ -80,21 +80,27 @@ def command_line(result: FleetResult) -> str:
     return f"{result.command} (fleet {result.fleet_id or f'of {len(result.outcomes)} sites'})"
 
 
-def render_summary(result: FleetResult, out: Out, *, resume_hint: bool) -> None:
+def summary_lines(result: FleetResult, *, resume_hint: bool) -> list[tuple[str, str | None]]:
     """The closing lines of a fleet command: totals, the sites that need attention, the journal."""
-    out.line()
     bad = result.by_state(SiteState.FAILED, SiteState.NOT_RESTORED, SiteState.MISMATCH, SiteState.UNREACHABLE)
-    out.line(f"Fleet{' ' + result.fleet_id if result.fleet_id else ''}: {totals(result)}",
-             "bad" if bad else ("warn" if result.by_state(SiteState.NOT_STARTED) else "good"))
+    lines: list[tuple[str, str | None]] = [("", None), (
+        f"Fleet{' ' + result.fleet_id if result.fleet_id else ''}: {totals(result)}",
+        "bad" if bad else ("warn" if result.by_state(SiteState.NOT_STARTED) else "good"))]
     for state, what in ((SiteState.FAILED, "Failed and restored"), (SiteState.MISMATCH, "Files do not match"),
                         (SiteState.UNREACHABLE, "Unreachable (nothing changed there)"),
                         (SiteState.NOT_RESTORED, "NOT restored (run `deployer recover --site NAME`)")):
         if result.by_state(state):
-            out.line(f"  {what}: {names(result, state)}", "bad")
+            lines.append((f"  {what}: {names(result, state)}", "bad"))
     if result.journal:
-        out.line(f"  Fleet journal: {result.journal}", "dim")
+        lines.append((f"  Fleet journal: {result.journal}", "dim"))
     if resume_hint and result.fleet_id and any(not o.state.finished_well for o in result.outcomes):
-        out.line(f"  Continue with: deployer apply --resume {result.fleet_id}", "dim")
+        lines.append((f"  Continue with: deployer apply --resume {result.fleet_id}", "dim"))
+    return lines
+
+
+def render_summary(result: FleetResult, out: Out, *, resume_hint: bool) -> None:
+    for text, style in summary_lines(result, resume_hint=resume_hint):
+        out.line(text, style)
 
 
 def section(o: SiteOutcome, result: FleetResult, head: Heading):
@@ -132,95 +138,41 @@ def _heading_lines(result: FleetResult, head: Heading) -> list[tuple[str, str | 
     return lines
 
 
-def site_lines(s, out: Out) -> None:
-    """One site as text: its status, failure, actions, rollback record and file tables."""
-    from ..report.text import render_report
-
-    out.line(f"=== Site {s.site}{f' ({s.site_code})' if s.site_code else ''}: {s.status}", "head")
-    if s.error:
-        out.line(("Unreachable (nothing was changed there): " if s.unreachable else "Failure: ") + s.error,
-                 "bad" if not s.good else None)
-    if s.actions:
-        out.table(["#", "Action", "Outcome"], [[str(a.number or ""), a.what, a.outcome] for a in s.actions], indent=2)
-    if s.rollback:
-        out.line(f"Rollback ({'restored' if s.rollback.status == 'rolled_back' else 'NOT fully restored'}): "
-                 f"{s.rollback.reason}", "warn")
-        for a in s.rollback.undone:
-            out.line(f"  undo {a.number}. {a.what}: {'undone' if a.outcome == 'done' else a.outcome}")
-        for x in s.rollback.remaining:
-            out.line(f"  left to fix by hand: {x}", "bad")
-    if s.report is not None:
-        render_report(s.report, out)
-
-
-def site_text(s, *, note: str | None, command: str) -> str:
-    """A one-site report as text (`apply -o FILE`), with the lines a fleet's text report has for it."""
-    buf = io.StringIO()
-    out = Out(buf, False)
-    out.line(f"{s.kb}{f': {s.title}' if s.title else ''}", "head")
-    out.line(f"Command: deployer {command}")
-    if note:
-        out.line(f"Note: {note}")
-    out.line()
-    site_lines(s, out)
-    return buf.getvalue()
-
-
-def to_text(result: FleetResult, head: Heading | None = None) -> str:
-    """The roll-up, a row per site, then each site as `deployer verify`/`apply` show it alone."""
+def document(result: FleetResult, head: Heading | None = None) -> FleetDoc:
+    """The fleet's report made ready for any format: the roll-up's parts and each site's section."""
     head = head or Heading()
-    buf = io.StringIO()
-    out = Out(buf, False)
-    for text, style in _heading_lines(result, head):
-        out.line(text, style)
-    out.line()
     sites = ordered(result)
-    out.table(["Site", "Result", "Run", "Actions", "Seconds", "Detail"],
-              [[o.site, LABEL.get(o.state, str(o.state)), o.run or "-", str(o.actions), f"{o.seconds:.1f}", o.message]
-               for o in sites], indent=0)
-    for o in sites:
-        out.line()
-        site_lines(section(o, result, head), out)
-    render_summary(result, out, resume_hint=result.command == "apply")
-    return buf.getvalue()
-
-
-def to_json(result: FleetResult, head: Heading | None = None) -> str:
-    head = head or Heading()
     data = result.to_json()
     data.update(note=head.note, kb=head.kb or None, title=head.title, command_line=f"deployer {command_line(result)}")
     for site in data["sites"]:
         site.setdefault("code", head.codes.get(site["site"]))
-    return json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
-
-
-def to_junit(result: FleetResult, head: Heading | None = None) -> str:
-    from ..report.junit import document
-
-    head = head or Heading()
     rollup = {"command": f"deployer {command_line(result)}", "fleet": result.fleet_id or "",
               **{f"sites.{str(k)}": str(v) for k, v in result.counts().items()},
               "outcome": totals(result)}
-    return document([section(o, result, head) for o in ordered(result)],
-                    name=f"deployer {result.command} {head.kb}".strip() + (f" {result.fleet_id}" if result.fleet_id
-                                                                         else ""),
-                    command=result.command, note=head.note, rollup=rollup, seconds=result.seconds)
+    return FleetDoc(
+        command=result.command,
+        name=f"deployer {result.command} {head.kb}".strip() + (f" {result.fleet_id}" if result.fleet_id else ""),
+        command_line=command_line(result), note=head.note, heading=_heading_lines(result, head),
+        table=[[o.site, LABEL.get(o.state, str(o.state)), o.run or "-", str(o.actions), f"{o.seconds:.1f}", o.message]
+               for o in sites],
+        sections=[section(o, result, head) for o in sites],
+        summary=summary_lines(result, resume_hint=result.command == "apply"),
+        data=data, rollup=rollup, counts=counts(result), seconds=result.seconds, fleet_id=result.fleet_id,
+        journal=result.journal, stopped=result.stopped)
 
 
-def to_html(result: FleetResult, head: Heading | None = None) -> str:
-    """The page for the change ticket: the roll-up, a row per site linking to its section, and
-    each site's section as the one-site page renders it (failed sites first)."""
-    from ..report import html
+def site_report(o: SiteOutcome, command: str, fmt: str, head: Heading) -> str:
+    """`rollback`/`recover --report FILE` for one site: its section as a fleet's report has it, by
+    the format's site writer (a site alone and a site in a fleet read the same)."""
+    from ..model.secrets import redact
 
-    head = head or Heading()
-    rollup = html.Rollup(result.fleet_id, result.command, counts(result), result.seconds, result.journal,
-                         result.stopped)
-    return html.render([section(o, result, head) for o in ordered(result)], command=command_line(result),
-                       note=head.note, rollup=rollup)
+    s = section(o, FleetResult(None, command, [o], seconds=o.seconds), head)
+    return redact(formats.write_site(fmt, command, formats.SiteReport(note=head.note, section=s, data=o.to_json())))
 
 
 def render_file(result: FleetResult, fmt: str, head: Heading | None = None) -> str:
+    """The fleet's report in format `fmt` (report/formats: each format's own fleet writer)."""
     from ..model.secrets import redact
 
     # a site's message may quote an error that echoed a secret (a URL with its password): never in a report
-    return redact({"json": to_json, "junit": to_junit, "html": to_html}.get(fmt, to_text)(result, head))
+    return redact(formats.write_fleet(fmt, document(result, head)))
