@@ -23,9 +23,10 @@ each is explained where it is used.
 from __future__ import annotations
 
 import functools
+import stat as st
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator
 
 import paramiko
 from paramiko.sftp import (
@@ -57,30 +58,13 @@ from .base import (
     NotFound,
     TargetError,
     TransportTimeout,
-    makedirs_via,
     sha256_of,
 )
-from .sftppaths import SftpPaths, _Found
+from .sftppaths import SftpPaths, _changes_folders, _Found, _key
 from .sftpsession import SftpSession, SftpStatusError
 from .sshconn import SshConnection
 
 LOW_SPACE = 1 << 20  # after a failed write, less free space than this means the disk is full
-T = TypeVar("T")
-
-
-def _changes_folders(method: Callable[..., T]) -> Callable[..., T]:
-    """The method adds, removes or renames entries: forget what was listed of their folders."""
-
-    @functools.wraps(method)
-    def wrapper(self: "SftpFiles", *args: object, **kwargs: object) -> T:
-        if method.__name__ != "append":  # the journal's held handle is closed before its file or folder changes
-            self._release_append(*(a for a in args if isinstance(a, str)))
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._forget(*(a for a in args if isinstance(a, str)))
-
-    return wrapper
 
 
 class SftpFiles(SftpPaths):
@@ -226,17 +210,44 @@ class SftpFiles(SftpPaths):
         return sorted((self._stat_of(e.filename, e) for e in entries), key=lambda s: s.name.casefold())
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
-        found = self._find(path)
+        found, handle = self._open_to_read(path, stored=False)
+        yield from self._read_found(found, handle, path, chunk)
+
+    def _open_to_read(self, path: str, stored: bool) -> tuple[_Found, bytes]:
+        """The file looked up and opened: the exact name's LSTAT and OPEN go together (one round
+        trip); anything that does not settle (a miss: another case or no file; a link; a folder)
+        is looked up as _find looks, and then opened."""
+        parts = self._parts(path)
+        with self._guard("open the file for reading", path):
+            sftp = self._session()
+            remote, name = self._spelled(parts)
+            attrs, handle = sftp.lstat_and_open(remote, SFTP_FLAG_READ)
+            if (handle is not None and attrs is not None and parts and not st.S_ISLNK(attrs.st_mode or 0)
+                    and not st.S_ISDIR(attrs.st_mode or 0)):
+                if stored and self.folds_case():
+                    try:
+                        name = self._names(parts[:-1], self._join(parts[:-1]), name).get(name.casefold(), name)
+                    except BaseException:
+                        self._close_quietly(handle)
+                        raise
+                return _Found(remote, attrs, name), handle
+            if handle is not None:
+                sftp.close_later(handle)
+        found = self._find(path, stored=stored, asked=attrs is None and remote == self._join(parts))
         if found.is_dir:
             raise self._err(AccessDenied, "is a folder, not a file", path)
         with self._guard("open the file for reading", path):
-            sftp = self._session()
-            handle = sftp.open_handle(found.path, SFTP_FLAG_READ)
+            return found, self._session().open_handle(found.path, SFTP_FLAG_READ)
+
+    def _read_found(self, found: _Found, handle: bytes, path: str, chunk: int) -> Iterator[bytes]:
+        """The file just looked up and opened, to its end: its READs sized by what the lookup saw
+        and one past that (read_pipelined's to_end), so no FSTAT round trip; CLOSE not waited for."""
+        assert found.attrs is not None
+        sftp = self._session()
         done = False
         try:
             with self._guard("read the file", path):
-                size = int(sftp.fstat_handle(handle).st_size or 0)
-                yield from sftp.read_pipelined(handle, size, chunk)
+                yield from sftp.read_pipelined(handle, int(found.attrs.st_size or 0), chunk, to_end=True)
             with self._guard("close the file", path):
                 sftp.close_later(handle)
             done = True
@@ -249,9 +260,24 @@ class SftpFiles(SftpPaths):
         # streamed through deployer, pipelined
         return sha256_of(self.read_chunks(path))
 
+    def stat_sha256(self, path: str) -> tuple[FileStat | None, str | None]:
+        """stat() and sha256() with one lookup and open for both (read_file asks for both)."""
+        try:
+            found, handle = self._open_to_read(path, stored=True)
+        except NotFound:
+            return None, None
+        except AccessDenied:
+            found = self._find(path, stored=True)  # a folder is (its stat, None); anything else raises again
+            if not found.is_dir:
+                raise
+            assert found.attrs is not None
+            return self._stat_of(found.name, found.attrs), None
+        assert found.attrs is not None
+        return self._stat_of(found.name, found.attrs), sha256_of(self._read_found(found, handle, path, CHUNK))
+
     # --- FileTransport: writing ---------------------------------------------------------------
 
-    @_changes_folders
+    @_changes_folders()
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         found = self._find(path, want_parent=True)
         if found.attrs is not None:
@@ -286,7 +312,7 @@ class SftpFiles(SftpPaths):
                 raise self._err(AlreadyExists, "the file exists (created meanwhile)", rel) from None
             raise
 
-    @_changes_folders
+    @_changes_folders()
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """One WRITE (+ fsync when durable) a record, one round trip, on a handle kept open
         between appends to the same file (the run's journal); closed before deployer changes
@@ -321,7 +347,7 @@ class SftpFiles(SftpPaths):
                 raise
         self._appending = (key, handle, session, offset + len(data), remote)
 
-    @_changes_folders
+    @_changes_folders(added=(1,))
     def copy(self, src: str, dst: str) -> None:
         s = self._find(src)
         if s.is_dir:
@@ -357,7 +383,7 @@ class SftpFiles(SftpPaths):
         finally:
             self._close_quietly(h_src)
 
-    @_changes_folders
+    @_changes_folders(added=(1,), removed=(0,))
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         s = self._find(src)
         d = self._find(dst, want_parent=True, stored=True)
@@ -408,7 +434,7 @@ class SftpFiles(SftpPaths):
         except SftpStatusError:
             pass  # the replace is done; a leftover .~old- file is harmless and named for what it is
 
-    @_changes_folders
+    @_changes_folders(added=(), removed=(0,))
     def remove(self, path: str) -> None:
         found = self._find(path)
         if found.is_dir:
@@ -417,7 +443,7 @@ class SftpFiles(SftpPaths):
         with self._guard("delete the file", path):
             self._session().remove(found.path)
 
-    @_changes_folders
+    @_changes_folders(added=(), removed=(0,))
     def rmdir(self, path: str) -> None:
         found = self._find(path)
         if not found.is_dir:
@@ -434,7 +460,7 @@ class SftpFiles(SftpPaths):
                                     145) from None
             raise
 
-    @_changes_folders
+    @_changes_folders()
     def mkdir(self, path: str) -> None:
         found = self._find(path, want_parent=True)
         if found.attrs is not None:
@@ -446,9 +472,7 @@ class SftpFiles(SftpPaths):
             if type(exc) is TargetError and self._lstat_quiet(found.path) is not None:
                 raise self._err(AlreadyExists, "cannot create a file when that file already exists", path) from None
             raise
-
-    def makedirs(self, path: str) -> None:
-        makedirs_via(self, path)
+        self._folders[_key(self._parts(path))] = (found.path, {})  # made empty just now: no need to list it
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         found = self._find(path)

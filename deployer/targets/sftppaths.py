@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import stat as st
 from contextlib import AbstractContextManager
+import functools
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from paramiko.sftp import SFTP_NO_SUCH_FILE
 from paramiko.sftp_attr import SFTPAttributes
 
 from ..errors import InputError
 from ..model import winpath
-from .base import AccessDenied, FileStat, NotFound, PathNotFound, TargetError
+from .base import AccessDenied, AlreadyExists, FileStat, NotFound, PathNotFound, TargetError
 from .sftpsession import SftpSession, SftpStatusError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,15 +40,42 @@ class _Found:
         return self.attrs is not None and not ((self.attrs.st_mode or 0) & st.S_IWUSR)
 
 
+def _changes_folders(added: tuple[int, ...] = (0,), removed: tuple[int, ...] = ()
+                     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """The method adds (the arguments at `added`) or removes (at `removed`) entries: the kept
+    listings of their folders are brought up to date when it succeeds, forgotten when it fails."""
+
+    def decorate(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def wrapper(self: "SftpPaths", *args: object, **kwargs: object) -> T:
+            names = [a for a in args if isinstance(a, str)]
+            if method.__name__ != "append":  # the journal's held handle is closed before its file or folder changes
+                self._release_append(*names)
+            try:
+                out = method(self, *args, **kwargs)
+            except BaseException:
+                self._forget(*names)
+                raise
+            gone = tuple(str(args[i]) for i in removed)
+            new = tuple(str(args[i]) for i in added)
+            if not (gone and new and winpath.key(gone[0]) == winpath.key(new[0])):  # a rename in case only: no change
+                self._noted(new, gone)
+            return out
+
+        return wrapper
+
+    return decorate
+
+
 class SftpPaths:
     """Path lookups of an SFTP file transport; SftpFiles supplies the session and its errors."""
 
     root: str
     _folds_case: bool | None
     # Stored names per folder, as last listed: {casefold(folder RelPath): (remote folder,
-    # {casefold: name})}. A hint only: a name found through it is confirmed with lstat, a
-    # name is declared missing only after a fresh listing, and deployer's own changes
-    # forget the folder.
+    # {casefold: name})}, taken in this session and kept up to date with deployer's own
+    # changes (a failed change forgets the folder). A name found through it is confirmed with
+    # lstat; a name missing from it (after the exact name's lstat missed) is missing in any case.
     _folders: dict[str, tuple[str, dict[str, str]]]
 
     def _session(self) -> SftpSession:
@@ -68,6 +99,61 @@ class SftpPaths:
                 raise InputError(f"path {rel!r} contains {p!r}; paths stay below the SMS root")
         return parts
 
+    def stat(self, path: str) -> FileStat | None:
+        raise NotImplementedError
+
+    def _release_append(self, *rels: str) -> None:
+        raise NotImplementedError
+
+    def mkdir(self, path: str) -> None:
+        raise NotImplementedError
+
+    def stat_many(self, paths: list[str]) -> list[FileStat | None]:
+        """stat() of several paths, their LSTATs in flight together (one round trip for up to
+        64). What one exact LSTAT does not settle as stat() would (a miss: the name in another
+        case, or the folder on the way; a link; the stored spelling on a case-folding server when
+        its folder is not listed yet) is then asked as stat() asks it."""
+        parts = [self._parts(p) for p in paths]  # a '..' is refused as stat() refuses it
+        if not paths:
+            return []
+        with self._guard("look up", paths[0]):
+            folds = self.folds_case()
+            spelled = [self._spelled(p) for p in parts]
+            got = self._session().lstat_many([remote for remote, _ in spelled])
+        out: list[FileStat | None] = []
+        for path, pp, (remote, name), attrs in zip(paths, parts, spelled, got):
+            if attrs is None and remote == self._join(pp):
+                try:  # the exact name is not there: another case, or no such file
+                    found = self._find(path, stored=True, asked=True)
+                except NotFound:
+                    out.append(None)
+                    continue
+                assert found.attrs is not None
+                out.append(self._stat_of(found.name, found.attrs))
+                continue
+            if not isinstance(attrs, SFTPAttributes) or not pp or st.S_ISLNK(attrs.st_mode or 0):
+                out.append(self.stat(path))
+                continue
+            if folds:
+                with self._guard("look up", path):
+                    name = self._names(pp[:-1], self._join(pp[:-1]), name).get(name.casefold(), name)
+            out.append(self._stat_of(name, attrs))
+        return out
+
+    def makedirs(self, path: str) -> None:
+        """Every folder on the way asked in one stat_many, the missing ones made in order."""
+        parts = self._parts(path)
+        subs = ["\\".join(parts[:i]) for i in range(1, len(parts) + 1)]
+        for sub, found in zip(subs, self.stat_many(subs)):
+            if found is None:
+                try:
+                    self.mkdir(sub)
+                except AlreadyExists:  # made by someone else meanwhile
+                    pass
+            elif not found.is_dir:
+                raise self._err(PathNotFound, f"the system cannot find the path specified ({sub} is a file, not a "
+                                "folder)", path)
+
     def _lstat(self, path: str) -> SFTPAttributes | None:
         try:
             return self._session().lstat(path)
@@ -85,13 +171,25 @@ class SftpPaths:
             self._folds_case = swapped != self.root and self._lstat(swapped) is not None
         return self._folds_case
 
-    def _find(self, rel: str, *, want_parent: bool = False, stored: bool = False) -> _Found:
+    def _find(self, rel: str, *, want_parent: bool = False, stored: bool = False, asked: bool = False) -> _Found:
+        """asked: the exact path's LSTAT has just missed (stat_many, a read): not asked again."""
         with self._guard("look up", rel):
-            return self._lookup(rel, self._parts(rel), want_parent, stored)
+            return self._lookup(rel, self._parts(rel), want_parent, stored, asked)
 
-    def _lookup(self, rel: str, parts: list[str], want_parent: bool, stored: bool) -> _Found:
+    def _spelled(self, parts: list[str]) -> tuple[str, str]:
+        """The remote path to try first and the last name in it: on a case-sensitive server, the
+        spelling the folder's kept listing has for the name (the exact one otherwise)."""
+        name = parts[-1] if parts else ""
+        if parts and self._folds_case is False:
+            seen = self._folders.get(_key(parts[:-1]))
+            spelled = seen[1].get(name.casefold()) if seen else None
+            if seen and spelled:
+                return f"{seen[0].rstrip('/')}/{spelled}", spelled
+        return self._join(parts), name
+
+    def _lookup(self, rel: str, parts: list[str], want_parent: bool, stored: bool, asked: bool = False) -> _Found:
         path = self._join(parts)
-        attrs = self._lstat(path)
+        attrs = None if asked else self._lstat(path)
         if attrs is not None:
             name = parts[-1] if parts else ""
             if parts and stored and self.folds_case():
@@ -102,13 +200,20 @@ class SftpPaths:
             raise self._err(PathNotFound, f"the SMS root {self.root} does not exist on the server", rel)
         name = parts[-1]
         if not self.folds_case():
-            # the spelling this folder had last time: one lstat instead of a listing
             seen = self._folders.get(_key(parts[:-1]))
-            if seen and name.casefold() in seen[1]:
-                candidate = f"{seen[0].rstrip('/')}/{seen[1][name.casefold()]}"
+            spelled = seen[1].get(name.casefold()) if seen else None
+            if seen and spelled is None:
+                # listed in this session and kept up to date with deployer's own changes since: no
+                # name in any case (the exact one was just asked), so no listing again
+                if want_parent:
+                    return _Found(f"{seen[0].rstrip('/')}/{name}", None, name)
+                raise self._err(NotFound, "the system cannot find the file specified", rel)
+            if seen and spelled != name:
+                # the spelling this folder had last time: one lstat instead of a listing
+                candidate = f"{seen[0].rstrip('/')}/{spelled}"
                 attrs = self._lstat(candidate)
                 if attrs is not None:
-                    return self._no_links(_Found(candidate, attrs, seen[1][name.casefold()]), rel)
+                    return self._no_links(_Found(candidate, attrs, str(spelled)), rel)
         here = "\\".join(parts[:-1])
         try:
             parent = self._lookup(rel, parts[:-1], False, False)
@@ -147,13 +252,32 @@ class SftpPaths:
         for rel in rels:
             self._folders.pop(_key(winpath.split(rel)[:-1]), None)
 
+    def _noted(self, added: tuple[str, ...], removed: tuple[str, ...]) -> None:
+        """deployer's own change succeeded: the listings kept of the folders it touched say so
+        (instead of being listed again). A name added keeps the spelling a listing already has
+        for it (a case-sensitive server resolved the name to that entry); a folder removed takes
+        the listings below it along."""
+        for rel in removed:
+            parts = winpath.split(rel)
+            seen = self._folders.get(_key(parts[:-1]))
+            if seen and parts:
+                seen[1].pop(parts[-1].casefold(), None)
+            below = _key(parts)
+            for k in [k for k in self._folders if k == below or k.startswith(below + "\\")]:
+                del self._folders[k]
+        for rel in added:
+            parts = winpath.split(rel)
+            seen = self._folders.get(_key(parts[:-1]))
+            if seen and parts:
+                seen[1].setdefault(parts[-1].casefold(), parts[-1])
+
     def _no_links(self, found: _Found, rel: str) -> _Found:
         if found.attrs is not None and st.S_ISLNK(found.attrs.st_mode or 0):
             raise self._err(AccessDenied, "links are not followed below the SMS root", rel)
         return found
 
     def _entries(self, path: str) -> list[SFTPAttributes]:
-        return [e for e in self._session().listdir_attr(path) if e.filename not in (".", "..")]
+        return [e for e in self._session().list_folder(path) if e.filename not in (".", "..")]
 
     @staticmethod
     def _stat_of(name: str, attrs: SFTPAttributes) -> FileStat:
