@@ -78,6 +78,7 @@ class SftpFiles(SftpPaths):
         self._generation = -1
         self._folds_case: bool | None = None
         self._folders: dict[str, tuple[str, dict[str, str]]] = {}
+        self._made: set[str] = set()  # folders this session made (their kept listings are complete)
         # append()'s handle, kept open between records: (casefolded RelPath, handle, the SFTP
         # session it belongs to, next offset, remote path)
         self._appending: tuple[str, bytes, SftpSession, int, str] | None = None
@@ -109,6 +110,7 @@ class SftpFiles(SftpPaths):
         self._sftp = None
         self._folds_case = None
         self._folders = {}
+        self._made = set()
 
     def close(self) -> None:
         self._release_append()
@@ -472,7 +474,9 @@ class SftpFiles(SftpPaths):
             if type(exc) is TargetError and self._lstat_quiet(found.path) is not None:
                 raise self._err(AlreadyExists, "cannot create a file when that file already exists", path) from None
             raise
-        self._folders[_key(self._parts(path))] = (found.path, {})  # made empty just now: no need to list it
+        # made empty just now: no need to list it, and no one else puts names in it (a run's backups)
+        self._folders[_key(self._parts(path))] = (found.path, {})
+        self._made.add(_key(self._parts(path)))
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         found = self._find(path)

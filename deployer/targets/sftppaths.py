@@ -75,8 +75,10 @@ class SftpPaths:
     # Stored names per folder, as last listed: {casefold(folder RelPath): (remote folder,
     # {casefold: name})}, taken in this session and kept up to date with deployer's own
     # changes (a failed change forgets the folder). A name found through it is confirmed with
-    # lstat; a name missing from it (after the exact name's lstat missed) is missing in any case.
+    # lstat; a name missing from it is declared missing only after a fresh listing, except in a
+    # folder this session made (_made), which no one else writes to.
     _folders: dict[str, tuple[str, dict[str, str]]]
+    _made: set[str]
 
     def _session(self) -> SftpSession:
         raise NotImplementedError
@@ -202,9 +204,10 @@ class SftpPaths:
         if not self.folds_case():
             seen = self._folders.get(_key(parts[:-1]))
             spelled = seen[1].get(name.casefold()) if seen else None
-            if seen and spelled is None:
-                # listed in this session and kept up to date with deployer's own changes since: no
-                # name in any case (the exact one was just asked), so no listing again
+            if seen and spelled is None and _key(parts[:-1]) in self._made:
+                # a folder this session made (a run's backups), its listing kept up to date with
+                # deployer's own changes: no name in any case (the exact one was just asked). In
+                # any other folder someone else may have added one since: listed again below
                 if want_parent:
                     return _Found(f"{seen[0].rstrip('/')}/{name}", None, name)
                 raise self._err(NotFound, "the system cannot find the file specified", rel)
@@ -265,6 +268,7 @@ class SftpPaths:
             below = _key(parts)
             for k in [k for k in self._folders if k == below or k.startswith(below + "\\")]:
                 del self._folders[k]
+                self._made.discard(k)
         for rel in added:
             parts = winpath.split(rel)
             seen = self._folders.get(_key(parts[:-1]))
