@@ -43,7 +43,6 @@ from paramiko.sftp import (
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
 )
-from paramiko.sftp_attr import SFTPAttributes
 
 from ..model import winpath
 from .temps import SFTP_ASIDE, temp_name
@@ -60,7 +59,7 @@ from .base import (
     TransportTimeout,
     sha256_of,
 )
-from .sftppaths import SftpPaths, _changes_folders, _Found, _key
+from .sftppaths import SftpPaths, _changes_folders, _folder, _Found, _key
 from .sftpsession import SftpSession, SftpStatusError
 from .sshconn import SshConnection
 
@@ -361,13 +360,14 @@ class SftpFiles(SftpPaths):
         assert s.attrs is not None
         with self._guard("open the file to copy", src):
             h_src = self._session().open_handle(s.path, SFTP_FLAG_READ)
+        src_open = True
         try:
             h_dst = self._create(d, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC, dst)
             with self._writing("copy the file", dst, _folder(d.path)):
                 sftp = self._session()
                 try:
                     if sftp.offers("copy-data"):
-                        sftp.copy_data(h_src, h_dst)  # on the server: nothing crosses the network
+                        sftp.copy_data(h_src, h_dst, durable=True)  # on the server: nothing crosses the network
                     else:
                         # Plain SFTP cannot copy on the server. A copy command over the same
                         # connection would need to know the server's shell (cmd.exe, PowerShell
@@ -375,15 +375,18 @@ class SftpFiles(SftpPaths):
                         # shell; streaming through deployer is slower but says what it does.
                         size = int(sftp.fstat_handle(h_src).st_size or 0)
                         sftp.write_pipelined(h_dst, sftp.read_pipelined(h_src, size, 1 << 20))
-                    sftp.fsync(h_dst)
+                        sftp.fsync(h_dst)
                 except BaseException:
                     self._close_quietly(h_dst)
                     raise
-                sftp.close_handle(h_dst)
-                # CopyFile keeps the last write time: so does this
-                sftp.utime(d.path, (int(s.attrs.st_atime or s.attrs.st_mtime or 0), int(s.attrs.st_mtime or 0)))
+                # CopyFile keeps the last write time: so does this (set after the copy's CLOSE,
+                # which without fsync is SFTP version 3's promise that the data is written)
+                src_open = False  # its CLOSE goes out with these
+                sftp.finish_copy(h_dst, d.path, (int(s.attrs.st_atime or s.attrs.st_mtime or 0),
+                                                 int(s.attrs.st_mtime or 0)), h_src)
         finally:
-            self._close_quietly(h_src)
+            if src_open:
+                self._close_quietly(h_src)
 
     @_changes_folders(added=(1,), removed=(0,))
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
@@ -487,14 +490,3 @@ class SftpFiles(SftpPaths):
         assert found.attrs is not None
         with self._guard("set the write time", path):
             self._session().utime(found.path, (int(found.attrs.st_atime or seconds), seconds))
-
-    def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
-        try:
-            with self._guard("look up", path):
-                return self._lstat(path)
-        except TargetError:
-            return None
-
-
-def _folder(remote: str) -> str:
-    return remote.rsplit("/", 1)[0] or "/"

@@ -156,6 +156,13 @@ class SftpPaths:
                 raise self._err(PathNotFound, f"the system cannot find the path specified ({sub} is a file, not a "
                                 "folder)", path)
 
+    def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
+        try:
+            with self._guard("look up", path):
+                return self._lstat(path)
+        except TargetError:
+            return None
+
     def _lstat(self, path: str) -> SFTPAttributes | None:
         try:
             return self._session().lstat(path)
@@ -296,3 +303,7 @@ class SftpPaths:
 
 def _key(folder: list[str]) -> str:
     return "\\".join(folder).casefold()
+
+
+def _folder(remote: str) -> str:
+    return remote.rsplit("/", 1)[0] or "/"
