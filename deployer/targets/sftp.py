@@ -45,6 +45,7 @@ from paramiko.sftp import (
 )
 
 from ..model import winpath
+from . import sftpbatch
 from .temps import SFTP_ASIDE, temp_name
 from .base import (
     CHUNK,
@@ -260,6 +261,10 @@ class SftpFiles(SftpPaths):
         # OpenSSH has no hashing extension (check-file is not implemented): the file is
         # streamed through deployer, pipelined
         return sha256_of(self.read_chunks(path))
+
+    # many files in the round trips of one: stat_sha256() of each, small files' contents
+    stat_sha256_many = sftpbatch.stat_sha256_many
+    read_many = sftpbatch.read_many
 
     def stat_sha256(self, path: str) -> tuple[FileStat | None, str | None]:
         """stat() and sha256() with one lookup and open for both (read_file asks for both)."""

@@ -281,21 +281,29 @@ class SftpSession(HookedSFTPClient):
     def lstat_and_open(self, path: str, flags: int) -> tuple[SFTPAttributes | None, bytes | None]:
         """LSTAT and OPEN of one path sent together (one round trip): its attributes (None: no
         such file) and the handle (None: the open failed; the lookup that follows says why)."""
+        return self.lstat_and_open_many([path], flags)[0]
+
+    def lstat_and_open_many(self, paths: list[str], flags: int
+                            ) -> list[tuple[SFTPAttributes | None, bytes | None]]:
+        """lstat_and_open() of each path, all sent together: one round trip."""
         replies = _Replies(self)
-        nums = [replies.send(CMD_LSTAT, path), replies.send(CMD_OPEN, path, flags, SFTPAttributes())]
-        attrs: SFTPAttributes | None = None
-        handle: bytes | None = None
-        try:
-            t, msg = replies.wait(nums[0])
-            attrs = attributes_from(msg) if t == CMD_ATTRS else None
-        except SftpStatusError:
-            pass
-        try:
-            t, msg = replies.wait(nums[1])
-            handle = msg.get_binary() if t == CMD_HANDLE else None
-        except SftpStatusError:
-            pass
-        return attrs, handle
+        nums = [(replies.send(CMD_LSTAT, p), replies.send(CMD_OPEN, p, flags, SFTPAttributes())) for p in paths]
+        out: list[tuple[SFTPAttributes | None, bytes | None]] = []
+        for n_lstat, n_open in nums:
+            attrs: SFTPAttributes | None = None
+            handle: bytes | None = None
+            try:
+                t, msg = replies.wait(n_lstat)
+                attrs = attributes_from(msg) if t == CMD_ATTRS else None
+            except SftpStatusError:
+                pass
+            try:
+                t, msg = replies.wait(n_open)
+                handle = msg.get_binary() if t == CMD_HANDLE else None
+            except SftpStatusError:
+                pass
+            out.append((attrs, handle))
+        return out
 
     def lstat_many(self, paths: list[str]) -> list[SFTPAttributes | None | SftpStatusError]:
         """LSTAT of each path, up to AT_ONCE in flight (one round trip for them): None where
