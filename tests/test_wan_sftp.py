@@ -10,7 +10,9 @@ test_ssh_target.py's, unchanged.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 from conftest import Workspace
@@ -18,6 +20,18 @@ from servers.sshd import SshTestServer
 from test_e2e_ssh import SITE, ssh_inventory
 
 from deployer.targets.base import AccessDenied
+from deployer.targets.sftp import SftpFiles
+
+
+@contextmanager
+def _sftp(sshd: SshTestServer, root: Path) -> Iterator[SftpFiles]:
+    conn = sshd.connection()
+    files = SftpFiles("SSHTEST", conn, str(root))
+    try:
+        yield files
+    finally:
+        files.close()
+        conn.close()
 
 
 def _round_trips(err: str) -> dict[str, int]:
@@ -53,16 +67,12 @@ BUDGETS = {"apply": 1450, "second run": 250, "verify": 230}
 
 def test_kept_listings_follow_deployers_own_changes_and_stat_many_answers_as_stat(sshd: SshTestServer,
                                                                                   tmp_path: Path):
-    from deployer.targets.sftp import SftpFiles
-
     root = tmp_path / "root"
     (root / "Bin").mkdir(parents=True)
     (root / "Bin" / "Base.dll").write_bytes(b"MZ1")
     (root / "Bin" / "Old.exe").write_bytes(b"MZ2")
     (root / "Bin" / "Link.dll").symlink_to(root / "Bin" / "Base.dll")
-    conn = sshd.connection()
-    files = SftpFiles("SSHTEST", conn, str(root))
-    try:
+    with _sftp(sshd, root) as files:
         asked = ["BIN\\BASE.DLL", "Bin\\Base.dll", "Bin\\Nothing.dll", "Gone\\X.dll", "Bin", "Bin\\Old.exe"]
         assert files.stat_many(asked) == [files.stat(p) for p in asked]
         with pytest.raises(AccessDenied):
@@ -105,23 +115,16 @@ def test_kept_listings_follow_deployers_own_changes_and_stat_many_answers_as_sta
         assert files.stat_sha256("bin\\GROW.dll")[0].name == "Grow.dll"
         assert files.stat_sha256("Bin") == (files.stat("Bin"), None)
         assert files.stat_sha256("Bin\\None.dll") == (None, None)
-    finally:
-        files.close()
-        conn.close()
 
 
 def test_batched_reads_answer_file_by_file_as_one_at_a_time_would(sshd: SshTestServer, tmp_path: Path):
-    from deployer.targets.sftp import SftpFiles
-
     root = tmp_path / "root"
     (root / "Bin" / "Sub").mkdir(parents=True)
     (root / "Bin" / "Base.dll").write_bytes(b"MZ" * 200_000)  # several READs
     (root / "Bin" / "Empty.txt").write_bytes(b"")
     (root / "Bin" / "Small.txt").write_bytes(b"CopyListVersion=3\n")
     (root / "Bin" / "Link.dll").symlink_to(root / "Bin" / "Base.dll")
-    conn = sshd.connection()
-    files = SftpFiles("SSHTEST", conn, str(root))
-    try:
+    with _sftp(sshd, root) as files:
         asked = ["Bin\\Base.dll", "BIN\\base.DLL", "Bin\\Empty.txt", "Bin\\Small.txt", "Bin\\Nothing.dll",
                  "Bin\\Sub", "Gone\\X.dll"]
         batched = files.stat_sha256_many(asked)
@@ -130,6 +133,3 @@ def test_batched_reads_answer_file_by_file_as_one_at_a_time_would(sshd: SshTestS
         assert files.read_many(asked, 1000) == [None, None, b"", b"CopyListVersion=3\n", None, None, None]
         with pytest.raises(AccessDenied):
             files.stat_sha256_many(["Bin\\Small.txt", "Bin\\Link.dll"])  # a link is refused, as alone
-    finally:
-        files.close()
-        conn.close()

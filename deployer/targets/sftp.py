@@ -58,6 +58,7 @@ from .base import (
     NotFound,
     TargetError,
     TransportTimeout,
+    makedirs_via,
     sha256_of,
 )
 from .sftppaths import SftpPaths, _changes_folders, _folder, _Found, _key
@@ -452,6 +453,9 @@ class SftpFiles(SftpPaths):
         self._refuse_readonly(found, path)
         with self._guard("delete the file", path):
             self._session().remove(found.path)
+
+    def makedirs(self, path: str) -> None:
+        makedirs_via(self, path)  # every folder on the way in one stat_many
 
     @_changes_folders(added=(), removed=(0,))
     def rmdir(self, path: str) -> None:

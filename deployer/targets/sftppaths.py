@@ -19,7 +19,7 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from ..errors import InputError
 from ..model import winpath
-from .base import AccessDenied, AlreadyExists, FileStat, NotFound, PathNotFound, TargetError
+from .base import AccessDenied, FileStat, NotFound, PathNotFound, TargetError
 from .sftpsession import SftpSession, SftpStatusError
 
 T = TypeVar("T")
@@ -141,20 +141,6 @@ class SftpPaths:
                     name = self._names(pp[:-1], self._join(pp[:-1]), name).get(name.casefold(), name)
             out.append(self._stat_of(name, attrs))
         return out
-
-    def makedirs(self, path: str) -> None:
-        """Every folder on the way asked in one stat_many, the missing ones made in order."""
-        parts = self._parts(path)
-        subs = ["\\".join(parts[:i]) for i in range(1, len(parts) + 1)]
-        for sub, found in zip(subs, self.stat_many(subs)):
-            if found is None:
-                try:
-                    self.mkdir(sub)
-                except AlreadyExists:  # made by someone else meanwhile
-                    pass
-            elif not found.is_dir:
-                raise self._err(PathNotFound, f"the system cannot find the path specified ({sub} is a file, not a "
-                                "folder)", path)
 
     def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
         try:
