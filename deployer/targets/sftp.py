@@ -71,6 +71,10 @@ LOW_SPACE = 1 << 20  # after a failed write, less free space than this means the
 class SftpFiles(SftpPaths):
     """FileTransport for one server's SMS root over SFTP."""
 
+    # a READDIR entry carries what LSTAT answers for the name, spelled as stored: the planner may
+    # take a file's stat from the folder listing it holds (a link is still refused when read)
+    listing_is_stat = True
+
     def __init__(self, server: str, conn: SshConnection, root: str):
         self.server = server
         self.conn = conn
