@@ -3,8 +3,8 @@ waits for an answer after sending, never timings): the DEMO site over a real Ope
 apply, a second run and verify. What keeps them low: LSTATs of many paths in flight at once
 (stat_many), a folder listed once per session and kept up to date with deployer's own changes,
 a listing in two round trips, a file read without an FSTAT first, read_file's stat and content
-with one lookup, many files read at once, the planner's stats taken from its folder listings. The durability and rollback guarantees are test_e2e_ssh.py's and
-test_ssh_target.py's, unchanged.
+with one lookup, many files read at once, the planner's stats taken from its folder listings.
+The durability and rollback guarantees are test_e2e_ssh.py's and test_ssh_target.py's, unchanged.
 """
 
 from __future__ import annotations

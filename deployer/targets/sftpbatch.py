@@ -40,7 +40,9 @@ def stat_sha256_many(files: "SftpFiles", paths: list[str], sizes: list[int | Non
             if o is None or data is None:
                 out.append(files.stat_sha256(path))
             else:
-                out.append((files._stat_of(o[0].name, o[0].attrs), hashlib.sha256(data).hexdigest()))  # type: ignore[arg-type]
+                found = o[0]
+                assert found.attrs is not None
+                out.append((files._stat_of(found.name, found.attrs), hashlib.sha256(data).hexdigest()))
     return out
 
 
@@ -128,5 +130,6 @@ def _read_all(files: "SftpFiles", opened: list[tuple[_Found, bytes]]) -> list[by
             if sftp.meter is not None:
                 sftp.meter.read(len(data))
             sftp.close_later(handle)
-            out.append(bytes(data) if whole and len(data) == int(found.attrs.st_size or 0) else None)  # type: ignore[union-attr]
+            whole = whole and len(data) == int(found.attrs.st_size or 0)  # type: ignore[union-attr]
+            out.append(bytes(data) if whole else None)
     return out
