@@ -52,17 +52,21 @@ def test_apply_second_run_and_verify_over_sftp_stay_within_their_round_trip_budg
         assert r.code == 0, r.text
         got[label] = _round_trips(r.err)
     print(got)
-    for label, budget in BUDGETS.items():
+    for label, budget in list(BUDGETS.items())[:3]:
         assert sum(got[label].values()) <= budget, (label, got[label])
-    r = ws.cli("rollback", "--site", SITE, "--yes", "-i", inventory)
+    r = ws.cli("-v", "rollback", "--site", SITE, "--yes", "-i", inventory)
     assert r.code == 0, r.text
     assert ws.state() == before
+    got["rollback"] = _round_trips(r.err)
+    print(got["rollback"])
+    assert sum(got["rollback"].values()) <= BUDGETS["rollback"], got["rollback"]
 
 
-# the three servers together (1,320, 179 and 160 now); before this work (one LSTAT at a time, a
-# listing again after each own change, four round trips a listing, an FSTAT before each read):
-# apply 3,044, second run 520, verify 433
-BUDGETS = {"apply": 1370, "second run": 190, "verify": 170}
+# the three servers together (apply 1,296, second run 179, verify 160, rollback 1,985 now); before
+# this work (one LSTAT at a time, a listing again after each own change, four round trips a
+# listing, an FSTAT before each read): apply 3,044, second run 520, verify 433 (rollback: 3,570
+# turns of bench/wan.py's proxy)
+BUDGETS = {"apply": 1340, "second run": 190, "verify": 170, "rollback": 2100}
 
 
 def test_kept_listings_follow_deployers_own_changes_and_stat_many_answers_as_stat(sshd: SshTestServer,

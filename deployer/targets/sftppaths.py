@@ -79,6 +79,7 @@ class SftpPaths:
     # folder this session made (_made), which no one else writes to.
     _folders: dict[str, tuple[str, dict[str, str]]]
     _made: set[str]
+    _fresh: set[str] | None = None  # folders listed during the stat_many under way
 
     def _session(self) -> SftpSession:
         raise NotImplementedError
@@ -123,24 +124,31 @@ class SftpPaths:
             spelled = [self._spelled(p) for p in parts]
             got = self._session().lstat_many([remote for remote, _ in spelled])
         out: list[FileStat | None] = []
-        for path, pp, (remote, name), attrs in zip(paths, parts, spelled, got):
-            if attrs is None and remote == self._join(pp):
-                try:  # the exact name is not there: another case, or no such file
-                    found = self._find(path, stored=True, asked=True)
-                except NotFound:
-                    out.append(None)
-                    continue
-                assert found.attrs is not None
-                out.append(self._stat_of(found.name, found.attrs))
-                continue
-            if not isinstance(attrs, SFTPAttributes) or not pp or st.S_ISLNK(attrs.st_mode or 0):
-                out.append(self.stat(path))
-                continue
-            if folds:
-                with self._guard("look up", path):
-                    name = self._names(pp[:-1], self._join(pp[:-1]), name).get(name.casefold(), name)
-            out.append(self._stat_of(name, attrs))
+        # a folder listed for one miss of this batch answers its other misses: the batch is one look
+        self._fresh = set()
+        try:
+            for path, pp, (remote, name), attrs in zip(paths, parts, spelled, got):
+                out.append(self._settle(path, pp, remote, name, attrs, folds))
+        finally:
+            self._fresh = None
         return out
+
+    def _settle(self, path: str, pp: list[str], remote: str, name: str,
+                attrs: SFTPAttributes | None | SftpStatusError, folds: bool) -> FileStat | None:
+        """One stat_many answer as stat() would give it."""
+        if attrs is None and remote == self._join(pp):
+            try:  # the exact name is not there: another case, or no such file
+                found = self._find(path, stored=True, asked=True)
+            except NotFound:
+                return None
+            assert found.attrs is not None
+            return self._stat_of(found.name, found.attrs)
+        if not isinstance(attrs, SFTPAttributes) or not pp or st.S_ISLNK(attrs.st_mode or 0):
+            return self.stat(path)
+        if folds:
+            with self._guard("look up", path):
+                name = self._names(pp[:-1], self._join(pp[:-1]), name).get(name.casefold(), name)
+        return self._stat_of(name, attrs)
 
     def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
         try:
@@ -197,10 +205,12 @@ class SftpPaths:
         if not self.folds_case():
             seen = self._folders.get(_key(parts[:-1]))
             spelled = seen[1].get(name.casefold()) if seen else None
-            if seen and spelled is None and _key(parts[:-1]) in self._made:
+            trusted = _key(parts[:-1]) in self._made or _key(parts[:-1]) in (self._fresh or ())
+            if seen and spelled is None and trusted:
                 # a folder this session made (a run's backups), its listing kept up to date with
-                # deployer's own changes: no name in any case (the exact one was just asked). In
-                # any other folder someone else may have added one since: listed again below
+                # deployer's own changes, or one listed during the same stat_many: no name in any
+                # case (the exact one was just asked). In any other folder someone else may have
+                # added one since: listed again below
                 if want_parent:
                     return _Found(f"{seen[0].rstrip('/')}/{name}", None, name)
                 raise self._err(NotFound, "the system cannot find the file specified", rel)
@@ -236,6 +246,8 @@ class SftpPaths:
     def _remember(self, folder: list[str], remote: str, entries: list[SFTPAttributes]) -> dict[str, str]:
         names = {e.filename.casefold(): e.filename for e in entries}
         self._folders[_key(folder)] = (remote, names)
+        if self._fresh is not None:
+            self._fresh.add(_key(folder))
         return names
 
     def _names(self, folder: list[str], remote: str, need: str) -> dict[str, str]:
