@@ -21,6 +21,7 @@ from test_e2e_ssh import SITE, ssh_inventory
 
 from deployer.targets.base import AccessDenied
 from deployer.targets.sftp import SftpFiles
+from deployer.targets.sftpbatch import read_found
 
 
 @contextmanager
@@ -81,7 +82,9 @@ def test_kept_listings_follow_deployers_own_changes_and_stat_many_answers_as_sta
         assert files.stat_many(asked) == [files.stat(p) for p in asked]
         with pytest.raises(AccessDenied):
             files.stat_many(["Bin\\Link.dll"])  # a link below the SMS root is refused, as stat refuses it
-        files.listdir("Bin")
+        assert files.listing_is_stat
+        files.listdir("Bin")  # holds a link: the planner is to ask stat(), which refuses it
+        assert not files.listing_is_stat
         # each of deployer's own changes is in the kept listing: found in any case, or gone
         files.write_file("Bin\\New.dll", [b"new"])
         files.copy("Bin\\New.dll", "Bin\\Copy.dll")
@@ -111,11 +114,11 @@ def test_kept_listings_follow_deployers_own_changes_and_stat_many_answers_as_sta
         (root / "Bin" / "Grow.dll").write_bytes(b"c" * 700_000)
         with files._guard("open", "Bin\\Grow.dll"):
             handle = files._session().open_handle(found.path, 1)
-        assert b"".join(files._read_found(found, handle, "Bin\\Grow.dll", 1 << 16)) == b"c" * 700_000
+        assert b"".join(read_found(files, found, handle, "Bin\\Grow.dll", 1 << 16)) == b"c" * 700_000
         (root / "Bin" / "Grow.dll").write_bytes(b"d" * 5)
         with files._guard("open", "Bin\\Grow.dll"):
             handle = files._session().open_handle(found.path, 1)
-        assert b"".join(files._read_found(found, handle, "Bin\\Grow.dll", 1 << 16)) == b"d" * 5
+        assert b"".join(read_found(files, found, handle, "Bin\\Grow.dll", 1 << 16)) == b"d" * 5
         assert files.stat_sha256("bin\\GROW.dll")[0].name == "Grow.dll"
         assert files.stat_sha256("Bin") == (files.stat("Bin"), None)
         assert files.stat_sha256("Bin\\None.dll") == (None, None)

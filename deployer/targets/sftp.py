@@ -72,7 +72,8 @@ class SftpFiles(SftpPaths):
     """FileTransport for one server's SMS root over SFTP."""
 
     # a READDIR entry carries what LSTAT answers for the name, spelled as stored: the planner may
-    # take a file's stat from the folder listing it holds (a link is still refused when read)
+    # take a file's stat from the folder listing it holds. Not once a listing showed a link: stat()
+    # refuses a link, and the planner must then ask stat() to be refused as before
     listing_is_stat = True
 
     def __init__(self, server: str, conn: SshConnection, root: str):
@@ -214,11 +215,13 @@ class SftpFiles(SftpPaths):
             raise self._err(NotADirectory, "is a file, not a folder", path)
         with self._guard("list the folder", path):
             entries = self._entries(found.path)
+        if any(st.S_ISLNK(e.st_mode or 0) for e in entries):
+            self.listing_is_stat = False
         return sorted((self._stat_of(e.filename, e) for e in entries), key=lambda s: s.name.casefold())
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
         found, handle = self._open_to_read(path, stored=False)
-        yield from self._read_found(found, handle, path, chunk)
+        yield from sftpbatch.read_found(self, found, handle, path, chunk)
 
     def _open_to_read(self, path: str, stored: bool) -> tuple[_Found, bytes]:
         """The file looked up and opened: the exact name's LSTAT and OPEN go together (one round
@@ -246,22 +249,6 @@ class SftpFiles(SftpPaths):
         with self._guard("open the file for reading", path):
             return found, self._session().open_handle(found.path, SFTP_FLAG_READ)
 
-    def _read_found(self, found: _Found, handle: bytes, path: str, chunk: int) -> Iterator[bytes]:
-        """The file just looked up and opened, to its end: its READs sized by what the lookup saw
-        and one past that (read_pipelined's to_end), so no FSTAT round trip; CLOSE not waited for."""
-        assert found.attrs is not None
-        sftp = self._session()
-        done = False
-        try:
-            with self._guard("read the file", path):
-                yield from sftp.read_pipelined(handle, int(found.attrs.st_size or 0), chunk, to_end=True)
-            with self._guard("close the file", path):
-                sftp.close_later(handle)
-            done = True
-        finally:
-            if not done:  # failed, or the reader stopped early
-                self._close_quietly(handle)
-
     def sha256(self, path: str) -> str:
         # OpenSSH has no hashing extension (check-file is not implemented): the file is
         # streamed through deployer, pipelined
@@ -284,7 +271,7 @@ class SftpFiles(SftpPaths):
             assert found.attrs is not None
             return self._stat_of(found.name, found.attrs), None
         assert found.attrs is not None
-        return self._stat_of(found.name, found.attrs), sha256_of(self._read_found(found, handle, path, CHUNK))
+        return self._stat_of(found.name, found.attrs), sha256_of(sftpbatch.read_found(self, found, handle, path, CHUNK))
 
     # --- FileTransport: writing ---------------------------------------------------------------
 

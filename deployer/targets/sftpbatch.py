@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import stat as st
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from paramiko.sftp import CMD_READ, SFTP_FLAG_READ, int64
 
@@ -68,6 +68,23 @@ def read_many(files: "SftpFiles", paths: list[str], limit: int) -> list[bytes | 
             data = got.pop(0) if o is not None else None
             out.append(data if data is not None and len(data) <= limit else _read_alone(files, path, limit))
     return out
+
+
+def read_found(files: "SftpFiles", found: _Found, handle: bytes, path: str, chunk: int) -> Iterator[bytes]:
+    """The file just looked up and opened, to its end: its READs sized by what the lookup saw
+    and one past that (read_pipelined's to_end), so no FSTAT round trip; CLOSE not waited for."""
+    assert found.attrs is not None
+    sftp = files._session()
+    done = False
+    try:
+        with files._guard("read the file", path):
+            yield from sftp.read_pipelined(handle, int(found.attrs.st_size or 0), chunk, to_end=True)
+        with files._guard("close the file", path):
+            sftp.close_later(handle)
+        done = True
+    finally:
+        if not done:  # failed, or the reader stopped early
+            files._close_quietly(handle)
 
 
 def _read_alone(files: "SftpFiles", path: str, limit: int) -> bytes | None:
