@@ -18,6 +18,7 @@ copies restored from the backups, files that did not exist removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from pydantic import Field
 
 from ..model import winpath
@@ -84,6 +85,7 @@ class WaitReplication(SiteWrittenKind):
         manifest = planner.pb.manifest.manifest
         replaced = planner.planned_files()  # Client.src as the earlier steps leave it
         copies: list[LogonCopy] = []
+        differ: list[tuple[Any, str, str, FileState | None, FileState, str, bool]] = []
         for plat in planner.site.site.platform_list:
             src_dir = layout.client_src_bin(plat)
             if planner.obs.folder(ss, src_dir) != "folder":
@@ -111,13 +113,24 @@ class WaitReplication(SiteWrittenKind):
                                                     source_server=ss.name, source=src))
                     if _same_attributes(after, before):
                         continue
-                    if after.sha256 is None:
-                        after = planner.obs.file(ss, src, content=True) or after
-                    if before is not None and before.size >= 0:
-                        before = planner.obs.file(ep, dst, content=True)
-                    copies.append(LogonCopy(ep.name, dst, ep.where(dst), src, before,
-                                            FileState(after.size, after.mtime_ns, after.sha256, name),
-                                            awaited=entry is not None))
+                    differ.append((ep, dst, src, before, after, name, entry is not None))
+        # the contents of the copies that differ (backups and checks need them), each server's read
+        # in one batch where its transport can (Observer.prefetch records each read as file() does)
+        wanted: dict[str, tuple[Any, dict[str, str]]] = {}
+        for ep, dst, src, before, after, _, _ in differ:
+            if after.sha256 is None:
+                wanted.setdefault(ss.name, (ss, {}))[1].setdefault(winpath.key(src), src)
+            if before is not None and before.size >= 0:
+                wanted.setdefault(ep.name, (ep, {}))[1].setdefault(winpath.key(dst), dst)
+        for ep, rels in wanted.values():
+            planner.obs.prefetch(ep, list(rels.values()))
+        for ep, dst, src, before, after, name, awaited in differ:
+            if after.sha256 is None:
+                after = planner.obs.file(ss, src, content=True) or after
+            if before is not None and before.size >= 0:
+                before = planner.obs.file(ep, dst, content=True)
+            copies.append(LogonCopy(ep.name, dst, ep.where(dst), src, before,
+                                    FileState(after.size, after.mtime_ns, after.sha256, name), awaited=awaited))
         exec_before = planner.state(ss, EXECUTIVE, i)
         if not copies:
             planner.skip(i, ss.name, "wait for replication",

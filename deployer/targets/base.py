@@ -224,9 +224,13 @@ def makedirs_via(files: FileTransport, path: str) -> None:
     from ..model.winpath import split
 
     parts = split(path)
-    for i in range(1, len(parts) + 1):
-        sub = "\\".join(parts[:i])
-        st = files.stat(sub)
+    subs = ["\\".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    # a transport that stats many paths at once (SFTP) is asked for every folder on the way in one
+    # go; any other one folder at a time, stopping at the first that is a file
+    many = getattr(files, "stat_many", None)
+    stats = iter(many(subs)) if many is not None else None
+    for sub in subs:
+        st = next(stats) if stats is not None else files.stat(sub)
         if st is None:
             try:
                 files.mkdir(sub)

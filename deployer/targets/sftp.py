@@ -23,9 +23,10 @@ each is explained where it is used.
 from __future__ import annotations
 
 import functools
+import stat as st
 import uuid
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import Iterable, Iterator
 
 import paramiko
 from paramiko.sftp import (
@@ -42,9 +43,9 @@ from paramiko.sftp import (
     SFTP_OP_UNSUPPORTED,
     SFTP_PERMISSION_DENIED,
 )
-from paramiko.sftp_attr import SFTPAttributes
 
 from ..model import winpath
+from . import sftpbatch
 from .temps import SFTP_ASIDE, temp_name
 from .base import (
     CHUNK,
@@ -60,31 +61,20 @@ from .base import (
     makedirs_via,
     sha256_of,
 )
-from .sftppaths import SftpPaths, _Found
+from .sftppaths import SftpPaths, _changes_folders, _folder, _Found, _key
 from .sftpsession import SftpSession, SftpStatusError
 from .sshconn import SshConnection
 
 LOW_SPACE = 1 << 20  # after a failed write, less free space than this means the disk is full
-T = TypeVar("T")
-
-
-def _changes_folders(method: Callable[..., T]) -> Callable[..., T]:
-    """The method adds, removes or renames entries: forget what was listed of their folders."""
-
-    @functools.wraps(method)
-    def wrapper(self: "SftpFiles", *args: object, **kwargs: object) -> T:
-        if method.__name__ != "append":  # the journal's held handle is closed before its file or folder changes
-            self._release_append(*(a for a in args if isinstance(a, str)))
-        try:
-            return method(self, *args, **kwargs)
-        finally:
-            self._forget(*(a for a in args if isinstance(a, str)))
-
-    return wrapper
 
 
 class SftpFiles(SftpPaths):
     """FileTransport for one server's SMS root over SFTP."""
+
+    # a READDIR entry carries what LSTAT answers for the name, spelled as stored: the planner may
+    # take a file's stat from the folder listing it holds. Not once a listing showed a link: stat()
+    # refuses a link, and the planner must then ask stat() to be refused as before
+    listing_is_stat = True
 
     def __init__(self, server: str, conn: SshConnection, root: str):
         self.server = server
@@ -94,6 +84,7 @@ class SftpFiles(SftpPaths):
         self._generation = -1
         self._folds_case: bool | None = None
         self._folders: dict[str, tuple[str, dict[str, str]]] = {}
+        self._made: set[str] = set()  # folders this session made (their kept listings are complete)
         # append()'s handle, kept open between records: (casefolded RelPath, handle, the SFTP
         # session it belongs to, next offset, remote path)
         self._appending: tuple[str, bytes, SftpSession, int, str] | None = None
@@ -125,6 +116,7 @@ class SftpFiles(SftpPaths):
         self._sftp = None
         self._folds_case = None
         self._folders = {}
+        self._made = set()
 
     def close(self) -> None:
         self._release_append()
@@ -223,35 +215,67 @@ class SftpFiles(SftpPaths):
             raise self._err(NotADirectory, "is a file, not a folder", path)
         with self._guard("list the folder", path):
             entries = self._entries(found.path)
+        if any(st.S_ISLNK(e.st_mode or 0) for e in entries):
+            self.listing_is_stat = False
         return sorted((self._stat_of(e.filename, e) for e in entries), key=lambda s: s.name.casefold())
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:
-        found = self._find(path)
+        found, handle = self._open_to_read(path, stored=False)
+        yield from sftpbatch.read_found(self, found, handle, path, chunk)
+
+    def _open_to_read(self, path: str, stored: bool) -> tuple[_Found, bytes]:
+        """The file looked up and opened: the exact name's LSTAT and OPEN go together (one round
+        trip); anything that does not settle (a miss: another case or no file; a link; a folder)
+        is looked up as _find looks, and then opened."""
+        parts = self._parts(path)
+        with self._guard("open the file for reading", path):
+            sftp = self._session()
+            remote, name = self._spelled(parts)
+            attrs, handle = sftp.lstat_and_open(remote, SFTP_FLAG_READ)
+            if (handle is not None and attrs is not None and parts and not st.S_ISLNK(attrs.st_mode or 0)
+                    and not st.S_ISDIR(attrs.st_mode or 0)):
+                if stored and self.folds_case():
+                    try:
+                        name = self._names(parts[:-1], self._join(parts[:-1]), name).get(name.casefold(), name)
+                    except BaseException:
+                        self._close_quietly(handle)
+                        raise
+                return _Found(remote, attrs, name), handle
+            if handle is not None:
+                sftp.close_later(handle)
+        found = self._find(path, stored=stored, asked=attrs is None and remote == self._join(parts))
         if found.is_dir:
             raise self._err(AccessDenied, "is a folder, not a file", path)
         with self._guard("open the file for reading", path):
-            sftp = self._session()
-            handle = sftp.open_handle(found.path, SFTP_FLAG_READ)
-        done = False
-        try:
-            with self._guard("read the file", path):
-                size = int(sftp.fstat_handle(handle).st_size or 0)
-                yield from sftp.read_pipelined(handle, size, chunk)
-            with self._guard("close the file", path):
-                sftp.close_later(handle)
-            done = True
-        finally:
-            if not done:  # failed, or the reader stopped early
-                self._close_quietly(handle)
+            return found, self._session().open_handle(found.path, SFTP_FLAG_READ)
 
     def sha256(self, path: str) -> str:
         # OpenSSH has no hashing extension (check-file is not implemented): the file is
         # streamed through deployer, pipelined
         return sha256_of(self.read_chunks(path))
 
+    # many files in the round trips of one: stat_sha256() of each, small files' contents
+    stat_sha256_many = sftpbatch.stat_sha256_many
+    read_many = sftpbatch.read_many
+
+    def stat_sha256(self, path: str) -> tuple[FileStat | None, str | None]:
+        """stat() and sha256() with one lookup and open for both (read_file asks for both)."""
+        try:
+            found, handle = self._open_to_read(path, stored=True)
+        except NotFound:
+            return None, None
+        except AccessDenied:
+            found = self._find(path, stored=True)  # a folder is (its stat, None); anything else raises again
+            if not found.is_dir:
+                raise
+            assert found.attrs is not None
+            return self._stat_of(found.name, found.attrs), None
+        assert found.attrs is not None
+        return self._stat_of(found.name, found.attrs), sha256_of(sftpbatch.read_found(self, found, handle, path, CHUNK))
+
     # --- FileTransport: writing ---------------------------------------------------------------
 
-    @_changes_folders
+    @_changes_folders()
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         found = self._find(path, want_parent=True)
         if found.attrs is not None:
@@ -286,7 +310,7 @@ class SftpFiles(SftpPaths):
                 raise self._err(AlreadyExists, "the file exists (created meanwhile)", rel) from None
             raise
 
-    @_changes_folders
+    @_changes_folders()
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         """One WRITE (+ fsync when durable) a record, one round trip, on a handle kept open
         between appends to the same file (the run's journal); closed before deployer changes
@@ -321,7 +345,7 @@ class SftpFiles(SftpPaths):
                 raise
         self._appending = (key, handle, session, offset + len(data), remote)
 
-    @_changes_folders
+    @_changes_folders(added=(1,))
     def copy(self, src: str, dst: str) -> None:
         s = self._find(src)
         if s.is_dir:
@@ -333,13 +357,14 @@ class SftpFiles(SftpPaths):
         assert s.attrs is not None
         with self._guard("open the file to copy", src):
             h_src = self._session().open_handle(s.path, SFTP_FLAG_READ)
+        src_open = True
         try:
             h_dst = self._create(d, SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_TRUNC, dst)
             with self._writing("copy the file", dst, _folder(d.path)):
                 sftp = self._session()
                 try:
                     if sftp.offers("copy-data"):
-                        sftp.copy_data(h_src, h_dst)  # on the server: nothing crosses the network
+                        sftp.copy_data(h_src, h_dst, durable=True)  # on the server: nothing crosses the network
                     else:
                         # Plain SFTP cannot copy on the server. A copy command over the same
                         # connection would need to know the server's shell (cmd.exe, PowerShell
@@ -347,17 +372,20 @@ class SftpFiles(SftpPaths):
                         # shell; streaming through deployer is slower but says what it does.
                         size = int(sftp.fstat_handle(h_src).st_size or 0)
                         sftp.write_pipelined(h_dst, sftp.read_pipelined(h_src, size, 1 << 20))
-                    sftp.fsync(h_dst)
+                        sftp.fsync(h_dst)
                 except BaseException:
                     self._close_quietly(h_dst)
                     raise
-                sftp.close_handle(h_dst)
-                # CopyFile keeps the last write time: so does this
-                sftp.utime(d.path, (int(s.attrs.st_atime or s.attrs.st_mtime or 0), int(s.attrs.st_mtime or 0)))
+                # CopyFile keeps the last write time: so does this (set after the copy's CLOSE,
+                # which without fsync is SFTP version 3's promise that the data is written)
+                src_open = False  # its CLOSE goes out with these
+                sftp.finish_copy(h_dst, d.path, (int(s.attrs.st_atime or s.attrs.st_mtime or 0),
+                                                 int(s.attrs.st_mtime or 0)), h_src)
         finally:
-            self._close_quietly(h_src)
+            if src_open:
+                self._close_quietly(h_src)
 
-    @_changes_folders
+    @_changes_folders(added=(1,), removed=(0,))
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         s = self._find(src)
         d = self._find(dst, want_parent=True, stored=True)
@@ -408,7 +436,7 @@ class SftpFiles(SftpPaths):
         except SftpStatusError:
             pass  # the replace is done; a leftover .~old- file is harmless and named for what it is
 
-    @_changes_folders
+    @_changes_folders(added=(), removed=(0,))
     def remove(self, path: str) -> None:
         found = self._find(path)
         if found.is_dir:
@@ -417,7 +445,10 @@ class SftpFiles(SftpPaths):
         with self._guard("delete the file", path):
             self._session().remove(found.path)
 
-    @_changes_folders
+    def makedirs(self, path: str) -> None:
+        makedirs_via(self, path)  # every folder on the way in one stat_many
+
+    @_changes_folders(added=(), removed=(0,))
     def rmdir(self, path: str) -> None:
         found = self._find(path)
         if not found.is_dir:
@@ -434,7 +465,7 @@ class SftpFiles(SftpPaths):
                                     145) from None
             raise
 
-    @_changes_folders
+    @_changes_folders()
     def mkdir(self, path: str) -> None:
         found = self._find(path, want_parent=True)
         if found.attrs is not None:
@@ -446,9 +477,9 @@ class SftpFiles(SftpPaths):
             if type(exc) is TargetError and self._lstat_quiet(found.path) is not None:
                 raise self._err(AlreadyExists, "cannot create a file when that file already exists", path) from None
             raise
-
-    def makedirs(self, path: str) -> None:
-        makedirs_via(self, path)
+        # made empty just now: no need to list it, and no one else puts names in it (a run's backups)
+        self._folders[_key(self._parts(path))] = (found.path, {})
+        self._made.add(_key(self._parts(path)))
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         found = self._find(path)
@@ -459,14 +490,3 @@ class SftpFiles(SftpPaths):
         assert found.attrs is not None
         with self._guard("set the write time", path):
             self._session().utime(found.path, (int(found.attrs.st_atime or seconds), seconds))
-
-    def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
-        try:
-            with self._guard("look up", path):
-                return self._lstat(path)
-        except TargetError:
-            return None
-
-
-def _folder(remote: str) -> str:
-    return remote.rsplit("/", 1)[0] or "/"

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import stat as st
 from contextlib import AbstractContextManager
+import functools
 from dataclasses import dataclass
+from typing import Callable, TypeVar
 
 from paramiko.sftp import SFTP_NO_SUCH_FILE
 from paramiko.sftp_attr import SFTPAttributes
@@ -19,6 +21,8 @@ from ..errors import InputError
 from ..model import winpath
 from .base import AccessDenied, FileStat, NotFound, PathNotFound, TargetError
 from .sftpsession import SftpSession, SftpStatusError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,16 +40,46 @@ class _Found:
         return self.attrs is not None and not ((self.attrs.st_mode or 0) & st.S_IWUSR)
 
 
+def _changes_folders(added: tuple[int, ...] = (0,), removed: tuple[int, ...] = ()
+                     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """The method adds (the arguments at `added`) or removes (at `removed`) entries: the kept
+    listings of their folders are brought up to date when it succeeds, forgotten when it fails."""
+
+    def decorate(method: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def wrapper(self: "SftpPaths", *args: object, **kwargs: object) -> T:
+            names = [a for a in args if isinstance(a, str)]
+            if method.__name__ != "append":  # the journal's held handle is closed before its file or folder changes
+                self._release_append(*names)
+            try:
+                out = method(self, *args, **kwargs)
+            except BaseException:
+                self._forget(*names)
+                raise
+            gone = tuple(str(args[i]) for i in removed)
+            new = tuple(str(args[i]) for i in added)
+            if not (gone and new and winpath.key(gone[0]) == winpath.key(new[0])):  # a rename in case only: no change
+                self._noted(new, gone)
+            return out
+
+        return wrapper
+
+    return decorate
+
+
 class SftpPaths:
     """Path lookups of an SFTP file transport; SftpFiles supplies the session and its errors."""
 
     root: str
     _folds_case: bool | None
     # Stored names per folder, as last listed: {casefold(folder RelPath): (remote folder,
-    # {casefold: name})}. A hint only: a name found through it is confirmed with lstat, a
-    # name is declared missing only after a fresh listing, and deployer's own changes
-    # forget the folder.
+    # {casefold: name})}, taken in this session and kept up to date with deployer's own
+    # changes (a failed change forgets the folder). A name found through it is confirmed with
+    # lstat; a name missing from it is declared missing only after a fresh listing, except in a
+    # folder this session made (_made), which no one else writes to.
     _folders: dict[str, tuple[str, dict[str, str]]]
+    _made: set[str]
+    _fresh: set[str] | None = None  # folders listed during the stat_many under way
 
     def _session(self) -> SftpSession:
         raise NotImplementedError
@@ -68,6 +102,61 @@ class SftpPaths:
                 raise InputError(f"path {rel!r} contains {p!r}; paths stay below the SMS root")
         return parts
 
+    def stat(self, path: str) -> FileStat | None:
+        raise NotImplementedError
+
+    def _release_append(self, *rels: str) -> None:
+        raise NotImplementedError
+
+    def mkdir(self, path: str) -> None:
+        raise NotImplementedError
+
+    def stat_many(self, paths: list[str]) -> list[FileStat | None]:
+        """stat() of several paths, their LSTATs in flight together (one round trip for up to
+        64). What one exact LSTAT does not settle as stat() would (a miss: the name in another
+        case, or the folder on the way; a link; the stored spelling on a case-folding server when
+        its folder is not listed yet) is then asked as stat() asks it."""
+        parts = [self._parts(p) for p in paths]  # a '..' is refused as stat() refuses it
+        if not paths:
+            return []
+        with self._guard("look up", paths[0]):
+            folds = self.folds_case()
+            spelled = [self._spelled(p) for p in parts]
+            got = self._session().lstat_many([remote for remote, _ in spelled])
+        out: list[FileStat | None] = []
+        # a folder listed for one miss of this batch answers its other misses: the batch is one look
+        self._fresh = set()
+        try:
+            for path, pp, (remote, name), attrs in zip(paths, parts, spelled, got):
+                out.append(self._settle(path, pp, remote, name, attrs, folds))
+        finally:
+            self._fresh = None
+        return out
+
+    def _settle(self, path: str, pp: list[str], remote: str, name: str,
+                attrs: SFTPAttributes | None | SftpStatusError, folds: bool) -> FileStat | None:
+        """One stat_many answer as stat() would give it."""
+        if attrs is None and remote == self._join(pp):
+            try:  # the exact name is not there: another case, or no such file
+                found = self._find(path, stored=True, asked=True)
+            except NotFound:
+                return None
+            assert found.attrs is not None
+            return self._stat_of(found.name, found.attrs)
+        if not isinstance(attrs, SFTPAttributes) or not pp or st.S_ISLNK(attrs.st_mode or 0):
+            return self.stat(path)
+        if folds:
+            with self._guard("look up", path):
+                name = self._names(pp[:-1], self._join(pp[:-1]), name).get(name.casefold(), name)
+        return self._stat_of(name, attrs)
+
+    def _lstat_quiet(self, path: str) -> SFTPAttributes | None:
+        try:
+            with self._guard("look up", path):
+                return self._lstat(path)
+        except TargetError:
+            return None
+
     def _lstat(self, path: str) -> SFTPAttributes | None:
         try:
             return self._session().lstat(path)
@@ -85,13 +174,25 @@ class SftpPaths:
             self._folds_case = swapped != self.root and self._lstat(swapped) is not None
         return self._folds_case
 
-    def _find(self, rel: str, *, want_parent: bool = False, stored: bool = False) -> _Found:
+    def _find(self, rel: str, *, want_parent: bool = False, stored: bool = False, asked: bool = False) -> _Found:
+        """asked: the exact path's LSTAT has just missed (stat_many, a read): not asked again."""
         with self._guard("look up", rel):
-            return self._lookup(rel, self._parts(rel), want_parent, stored)
+            return self._lookup(rel, self._parts(rel), want_parent, stored, asked)
 
-    def _lookup(self, rel: str, parts: list[str], want_parent: bool, stored: bool) -> _Found:
+    def _spelled(self, parts: list[str]) -> tuple[str, str]:
+        """The remote path to try first and the last name in it: on a case-sensitive server, the
+        spelling the folder's kept listing has for the name (the exact one otherwise)."""
+        name = parts[-1] if parts else ""
+        if parts and self._folds_case is False:
+            seen = self._folders.get(_key(parts[:-1]))
+            spelled = seen[1].get(name.casefold()) if seen else None
+            if seen and spelled:
+                return f"{seen[0].rstrip('/')}/{spelled}", spelled
+        return self._join(parts), name
+
+    def _lookup(self, rel: str, parts: list[str], want_parent: bool, stored: bool, asked: bool = False) -> _Found:
         path = self._join(parts)
-        attrs = self._lstat(path)
+        attrs = None if asked else self._lstat(path)
         if attrs is not None:
             name = parts[-1] if parts else ""
             if parts and stored and self.folds_case():
@@ -102,13 +203,23 @@ class SftpPaths:
             raise self._err(PathNotFound, f"the SMS root {self.root} does not exist on the server", rel)
         name = parts[-1]
         if not self.folds_case():
-            # the spelling this folder had last time: one lstat instead of a listing
             seen = self._folders.get(_key(parts[:-1]))
-            if seen and name.casefold() in seen[1]:
-                candidate = f"{seen[0].rstrip('/')}/{seen[1][name.casefold()]}"
+            spelled = seen[1].get(name.casefold()) if seen else None
+            trusted = _key(parts[:-1]) in self._made or _key(parts[:-1]) in (self._fresh or ())
+            if seen and spelled is None and trusted:
+                # a folder this session made (a run's backups), its listing kept up to date with
+                # deployer's own changes, or one listed during the same stat_many: no name in any
+                # case (the exact one was just asked). In any other folder someone else may have
+                # added one since: listed again below
+                if want_parent:
+                    return _Found(f"{seen[0].rstrip('/')}/{name}", None, name)
+                raise self._err(NotFound, "the system cannot find the file specified", rel)
+            if seen and spelled != name:
+                # the spelling this folder had last time: one lstat instead of a listing
+                candidate = f"{seen[0].rstrip('/')}/{spelled}"
                 attrs = self._lstat(candidate)
                 if attrs is not None:
-                    return self._no_links(_Found(candidate, attrs, seen[1][name.casefold()]), rel)
+                    return self._no_links(_Found(candidate, attrs, str(spelled)), rel)
         here = "\\".join(parts[:-1])
         try:
             parent = self._lookup(rel, parts[:-1], False, False)
@@ -135,6 +246,8 @@ class SftpPaths:
     def _remember(self, folder: list[str], remote: str, entries: list[SFTPAttributes]) -> dict[str, str]:
         names = {e.filename.casefold(): e.filename for e in entries}
         self._folders[_key(folder)] = (remote, names)
+        if self._fresh is not None:
+            self._fresh.add(_key(folder))
         return names
 
     def _names(self, folder: list[str], remote: str, need: str) -> dict[str, str]:
@@ -147,13 +260,33 @@ class SftpPaths:
         for rel in rels:
             self._folders.pop(_key(winpath.split(rel)[:-1]), None)
 
+    def _noted(self, added: tuple[str, ...], removed: tuple[str, ...]) -> None:
+        """deployer's own change succeeded: the listings kept of the folders it touched say so
+        (instead of being listed again). A name added keeps the spelling a listing already has
+        for it (a case-sensitive server resolved the name to that entry); a folder removed takes
+        the listings below it along."""
+        for rel in removed:
+            parts = winpath.split(rel)
+            seen = self._folders.get(_key(parts[:-1]))
+            if seen and parts:
+                seen[1].pop(parts[-1].casefold(), None)
+            below = _key(parts)
+            for k in [k for k in self._folders if k == below or k.startswith(below + "\\")]:
+                del self._folders[k]
+                self._made.discard(k)
+        for rel in added:
+            parts = winpath.split(rel)
+            seen = self._folders.get(_key(parts[:-1]))
+            if seen and parts:
+                seen[1].setdefault(parts[-1].casefold(), parts[-1])
+
     def _no_links(self, found: _Found, rel: str) -> _Found:
         if found.attrs is not None and st.S_ISLNK(found.attrs.st_mode or 0):
             raise self._err(AccessDenied, "links are not followed below the SMS root", rel)
         return found
 
     def _entries(self, path: str) -> list[SFTPAttributes]:
-        return [e for e in self._session().listdir_attr(path) if e.filename not in (".", "..")]
+        return [e for e in self._session().list_folder(path) if e.filename not in (".", "..")]
 
     @staticmethod
     def _stat_of(name: str, attrs: SFTPAttributes) -> FileStat:
@@ -168,3 +301,7 @@ class SftpPaths:
 
 def _key(folder: list[str]) -> str:
     return "\\".join(folder).casefold()
+
+
+def _folder(remote: str) -> str:
+    return remote.rsplit("/", 1)[0] or "/"

@@ -109,7 +109,7 @@ class ReplyCollector:
         self.got[num] = (t, msg)
 
 
-def attributes_from(msg: Message) -> SFTPAttributes:
-    """The SFTPAttributes of an ATTRS answer."""
-    return SFTPAttributes._from_msg(msg)
+def attributes_from(msg: Message, filename: str | None = None, longname: str | None = None) -> SFTPAttributes:
+    """The SFTPAttributes of an ATTRS answer (or of one entry of a NAME answer, with its names)."""
+    return SFTPAttributes._from_msg(msg, filename, longname)
 
