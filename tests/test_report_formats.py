@@ -136,3 +136,23 @@ def test_one_site_rollback_refuses_a_report_file_it_did_not_write_before_the_run
     assert r.code == 2 and theirs.read_text() == "not deployer's\n", r.err
     r = cli(project, "runs", "--site", "SITE002", "-f", "json", register=False)
     assert json.loads(r.out)[-1]["state"] == "committed"  # nothing was rolled back
+
+
+@pytest.mark.parametrize("sites", [["SITE001"], ["SITE001", "SITE002"]], ids=["site", "fleet"])
+def test_a_rollback_report_names_the_hotfix_and_each_action_it_restored(tmp_path: Path, sites: list[str]):
+    """The change ticket's record of a rollback: which hotfix the run had applied and what the undo
+    put back, action by action, for a site alone and for each site of a fleet (it said only the run)."""
+    project = lab_project(tmp_path / "fleet", 2)  # its own: the module's project is other tests' to change
+    selected = [a for s in sites for a in ("--site", s)]
+    assert cli(project, "apply", playbook(project), *selected, "--yes", register=False).code == 0
+    page = project / f"rollback-{len(sites)}.html"
+    r = cli(project, "rollback", *selected, "--yes", "--report", page, register=False)
+    assert r.code == 0, r.err
+    html = page.read_text()
+    assert "Q241656" in html and "Undone action" in html
+    for s in sites:
+        assert f"replace SRV{s[-3:]} C:\\SMS\\SITE.SRV\\X86.BIN\\PCMSVC32.EXE" in html, html
+    assert html.count("<td>undone</td>") >= 5 * len(sites)
+    text = project / f"rollback-{len(sites)}.txt"
+    r = cli(project, "rollback", *selected, "--yes", "--report", text, register=False)
+    assert r.code == 0  # nothing left to roll back now: said, and the report still written

@@ -60,6 +60,7 @@ class SiteOutcome:
     detail: Any = None  # the plan, RunResult or Report, for renderers (not journaled)
     data: dict[str, Any] = field(default_factory=dict)  # JSON for the fleet report
     bytes: int = 0  # payload bytes sent to the site's servers (staged uploads), counted from its BYTES events
+    section: Any = None  # the site's report section where its work built one (a rollback's undo record)
 
     def to_json(self) -> dict[str, Any]:
         return {"site": self.site, "state": str(self.state), "message": self.message, "run": self.run,

@@ -108,6 +108,8 @@ def section(o: SiteOutcome, result: FleetResult, head: Heading):
     (apply: actions, rollback record), else one made from what the outcome holds."""
     from ..report import html
 
+    if o.section is not None:
+        return o.section
     detail = o.detail
     if isinstance(detail, html.SiteSection):
         return detail

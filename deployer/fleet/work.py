@@ -133,15 +133,26 @@ def rollback_work(*, force: bool, break_lock: bool, run: str | None = None, alon
     against the site's run state as a fleet's site's are (leftover.py). The detail is the
     RunResult (None: declined)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        result = workflow.rollback_run(site, run, ctx, force=force, break_lock=break_lock).result
+        done = workflow.rollback_run(site, run, ctx, force=force, break_lock=break_lock)
+        result = done.result
         if result is not None and result.status == RunState.NOTHING:
             return SiteOutcome(site.name, SiteState.NOTHING, f"nothing to roll back ({result.error})", detail=result)
         if result is not None and result.status == RunState.ROLLED_BACK:
             said = ("every file is as before it; warning: " + "; ".join(result.warnings)) if result.warnings else \
                 "every file and service is as before it"  # a service the before-state cannot start is named
-            return SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: {said}", run=result.run,
-                               detail=result)
-        return from_run(site.name, "", result)
+            out = SiteOutcome(site.name, SiteState.DONE, f"run {result.run} rolled back: {said}", run=result.run,
+                              detail=result)
+        else:
+            out = from_run(site.name, "", result, trim=False)
+        if result is not None and done.plan is not None:
+            # the report's section: which hotfix the run had applied and what the undo restored, action
+            # by action (the change ticket's record), made before the run's events are let go
+            from ..report.html import describe_actions, undo_section
+
+            out.section = undo_section(done.plan, result, describe_actions(done.plan), out.message)
+            if not alone:
+                result.events = []
+        return out
 
     return work if alone else truthful(work)
 

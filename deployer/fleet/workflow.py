@@ -246,7 +246,7 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
         status = RunState.ROLLED_BACK if undo.ok else RunState.ROLLBACK_FAILED
         result = RunResult(run, status, None if undo.ok else "the rollback could not complete",
                            journal=conn.site_server.where(journal.dir), remaining=undo.remaining,
-                           warnings=undo.warnings)
+                           warnings=undo.warnings, events=list(journal.events.items))  # the undo's timings
         ctx.emit(ev.RESULT, result=result)
         return RollbackOutcome(plan, result)
 

@@ -210,6 +210,24 @@ def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSecti
                        seconds=result.seconds, error=result.error, actions=actions, rollback=rollback)
 
 
+def undo_section(plan: Any, result: Any, describe: dict[int, str], reason: str) -> SiteSection | None:
+    """The section of a `rollback`: what the run had applied (`plan`) and what the undo restored,
+    action by action from the journal's undo records (None: the journal holds none to show)."""
+    undone = _timings(result.events, "undo_begin", "undone", "undo_failed", describe)
+    if not undone:
+        return None
+    state = str(result.status)
+    record = RollbackRecord(reason, state, undone, list(result.remaining), list(result.warnings))
+    # how long the undo took, by the journal's clock: from the rollback's first record to its last
+    began = [e["ts"] for e in result.events if e.get("event") == "rollback_begin"]
+    ended = [e["ts"] for e in result.events if e.get("event") in ("undone", "undo_failed")]
+    seconds = (_ts(ended[-1]) - _ts(began[-1])).total_seconds() if began and ended else None
+    # the command did what it was asked when every file is back: DONE, as its exit code says
+    return SiteSection(plan.site, plan.site_code, plan.kb, plan.title,
+                       "DONE" if state == "rolled_back" else "NOT RESTORED", run=result.run, seconds=seconds,
+                       error=None if state == "rolled_back" else result.error, rollback=record)
+
+
 def _duration(s: float | None) -> str:
     if s is None:
         return "-"
