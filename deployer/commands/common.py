@@ -9,7 +9,6 @@ imported when it runs.
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import sys
 import threading
@@ -109,7 +108,9 @@ def render_report(report, out) -> None:
 
 
 def dumps(data: Any) -> str:
-    return json.dumps(data, indent=1, sort_keys=True, default=str) + "\n"
+    from ..report.formats.json import dumps as as_json  # the JSON report format's one spelling
+
+    return as_json(data)
 
 
 def write_json(data: Any) -> None:

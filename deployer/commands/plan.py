@@ -51,7 +51,7 @@ def plan(
                                         detailed=detailed_exitcode))
     if report is not None:
         report_file(format.value, None, report, kind="plan")  # refuses the formats that write no plan
-        fleet_cli.check_report_path(report, force=force)
+        outmod.check_replace(report, what="the fleet report", force=force)
     site_ref = refs[0]
     from ..fleet.outcome import run_one
     from ..fleet.work import plan_work

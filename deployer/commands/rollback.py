@@ -60,7 +60,7 @@ def report_of(sites: Sites, command: str, force: bool) -> str | None:
     if sites.report is None:
         return None
     fmt = report_file("text", None, sites.report, kind=command)[0]
-    fleet_cli.check_report_path(sites.report, force=force)
+    outmod.check_replace(sites.report, what="the fleet report", force=force)
     return fmt
 
 

@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..model import winpath
 from ..errors import InputError
-from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, local_sha256, sha256_of  # noqa: F401
+from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, local_sha256
 from ..targets.connect import Endpoint, SiteConnection
 from ..model.state import FileState
 from ..sms.fileversion import find_version
@@ -226,12 +226,16 @@ class Observer:
         if (listing is None or not getattr(ep.files, "listing_is_stat", False) or not winpath.parent(rel)
                 or set('*?<>"') & set(winpath.basename(rel))):  # stat says what is wrong with such a name
             return read_file(ep, rel, content=content)
-        name = winpath.basename(rel).casefold()
-        stat = next((e for e in listing if e.name.casefold() == name), None)
-        state = state_of(stat)
+        state = state_of(self._listed(ep, rel))
         if state is not None and content and state.size >= 0:
             state.sha256 = self._ahead.pop((ep.name, winpath.key(rel)), None) or ep.files.sha256(rel)
         return state
+
+    def _listed(self, ep: Endpoint, rel: str) -> FileStat | None:
+        """The file's entry in the listing this plan took of its folder (None: not listed, or no listing)."""
+        name = winpath.basename(rel).casefold()
+        listing = self._listings.get((ep.name, winpath.key(winpath.parent(rel)))) or []
+        return next((e for e in listing if e.name.casefold() == name), None)
 
     def prefetch(self, ep: Endpoint, rels: list[str]) -> None:
         """Files a step is about to ask for with content=True, read in one batch where the
@@ -250,9 +254,7 @@ class Observer:
                 self._refuse_case_twins(ep, rel)
             except InputError:
                 continue  # file() says so, in its turn
-            listing = self._listings.get((ep.name, winpath.key(winpath.parent(rel))))
-            name = winpath.basename(rel).casefold()
-            stat = next((e for e in listing or [] if e.name.casefold() == name), None)
+            stat = self._listed(ep, rel)
             if stat is not None and not stat.is_dir:
                 todo.append((rel, stat))
         if len(todo) < 2:

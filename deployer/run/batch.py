@@ -9,7 +9,7 @@ from .. import failpoints
 from ..model import winpath
 from ..model.state import FileState
 from ..plan.observe import read_file
-from ..targets.base import TargetError
+from ..targets.base import TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
 from .store import temp_path
 
@@ -74,7 +74,7 @@ def restore_batch(undo: "Undo", ep: Endpoint, items: Sequence[tuple[str, FileSta
         return
     temps = [temp_path(dest, undo.run, "restore") for dest, _, _ in todo]
     asked = [b for _, _, b in todo] + temps
-    stats = files.stat_many(asked) if hasattr(files, "stat_many") else [files.stat(p) for p in asked]
+    stats = stat_many(files, asked)
     failure: TargetError | None = None
     ready: list[tuple[str, FileState, str, str]] = []
     for k, (dest, before, backup) in enumerate(todo):

@@ -146,10 +146,13 @@ class Replace(StepKind):
         # The content is read only where it decides something: a manifest that lists sha256s, or
         # a file that will be replaced (its backup and restore are checked against it). A file the
         # manifest's size and date already pass is not read at all.
-        current = planner.obs.file(ep, path, content=bool(entry.sha256))
         ver = None
-        if entry.version and current is not None and current.size >= 0:
-            ver = planner.obs.version(ep, path)  # read with its sha256: the saved plan's check covers it
+        if entry.version:
+            seen = planner.obs.file(ep, path, content=False)
+            if seen is not None and seen.size >= 0:
+                ver = planner.obs.version(ep, path)  # read with its sha256: the saved plan's check covers it
+        # after version(): its one read also answers content=True (the file is not read twice)
+        current = planner.obs.file(ep, path, content=bool(entry.sha256))
         stat = None if current is None or current.size < 0 else \
             FileStat(current.name or name, current.size, current.mtime_ns)
         verdict = judge(entry, stat, planner.tz, sha256=current.sha256 if current else None, version=ver)
