@@ -45,7 +45,7 @@ from paramiko.sftp import (
 )
 
 from ..model import winpath
-from . import sftpbatch
+from . import sftpbatch, sftpmany
 from .temps import SFTP_ASIDE, temp_name
 from .base import (
     CHUNK,
@@ -58,7 +58,6 @@ from .base import (
     NotFound,
     TargetError,
     TransportTimeout,
-    makedirs_via,
     sha256_of,
 )
 from .sftppaths import SftpPaths, _changes_folders, _folder, _Found, _key
@@ -85,6 +84,7 @@ class SftpFiles(SftpPaths):
         self._folds_case: bool | None = None
         self._folders: dict[str, tuple[str, dict[str, str]]] = {}
         self._made: set[str] = set()  # folders this session made (their kept listings are complete)
+        self._present: set[str] = set()  # folders makedirs made or found (sftpmany.makedirs)
         # append()'s handle, kept open between records: (casefolded RelPath, handle, the SFTP
         # session it belongs to, next offset, remote path)
         self._appending: tuple[str, bytes, SftpSession, int, str] | None = None
@@ -117,6 +117,7 @@ class SftpFiles(SftpPaths):
         self._folds_case = None
         self._folders = {}
         self._made = set()
+        self._present = set()
 
     def close(self) -> None:
         self._release_append()
@@ -446,7 +447,12 @@ class SftpFiles(SftpPaths):
             self._session().remove(found.path)
 
     def makedirs(self, path: str) -> None:
-        makedirs_via(self, path)  # every folder on the way in one stat_many
+        sftpmany.makedirs(self, path)  # every folder on the way in one stat_many, once a session
+
+    # many files or folders in the round trips of one (sftpmany.py)
+    copy_many = sftpmany.copy_many
+    rename_many = sftpmany.rename_many
+    listdir_many = sftpmany.listdir_many
 
     @_changes_folders(added=(), removed=(0,))
     def rmdir(self, path: str) -> None:

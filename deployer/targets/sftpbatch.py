@@ -56,7 +56,7 @@ def read_many(files: "SftpFiles", paths: list[str], limit: int) -> list[bytes | 
         small: list[tuple[_Found, bytes] | None] = []
         for o in opened:
             if o is not None and int(o[0].attrs.st_size or 0) > limit:  # type: ignore[union-attr]
-                files._close_quietly(o[1])
+                files._session().close_later(o[1])  # not read: nothing to wait for
                 small.append(None)
             else:
                 small.append(o)
@@ -146,7 +146,10 @@ def _read_all(files: "SftpFiles", opened: list[tuple[_Found, bytes]]) -> list[by
                 data += got
             if sftp.meter is not None:
                 sftp.meter.read(len(data))
-            sftp.close_later(handle)
             whole = whole and len(data) == int(found.attrs.st_size or 0)  # type: ignore[union-attr]
             out.append(bytes(data) if whole else None)
+        for _, handle in opened:
+            # after every answer is taken: a CLOSE sent between two files' answers would make the
+            # wait for the next one, already in flight, a round trip of its own
+            sftp.close_later(handle)
     return out

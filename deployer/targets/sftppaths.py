@@ -79,6 +79,7 @@ class SftpPaths:
     # folder this session made (_made), which no one else writes to.
     _folders: dict[str, tuple[str, dict[str, str]]]
     _made: set[str]
+    _present: set[str]  # folders makedirs made or found: taken as there until deployer removes or renames them
     _fresh: set[str] | None = None  # folders listed during the stat_many under way
 
     def _session(self) -> SftpSession:
@@ -214,7 +215,7 @@ class SftpPaths:
                 if want_parent:
                     return _Found(f"{seen[0].rstrip('/')}/{name}", None, name)
                 raise self._err(NotFound, "the system cannot find the file specified", rel)
-            if seen and spelled != name:
+            if seen and spelled is not None and spelled != name:
                 # the spelling this folder had last time: one lstat instead of a listing
                 candidate = f"{seen[0].rstrip('/')}/{spelled}"
                 attrs = self._lstat(candidate)
@@ -259,6 +260,12 @@ class SftpPaths:
     def _forget(self, *rels: str) -> None:
         for rel in rels:
             self._folders.pop(_key(winpath.split(rel)[:-1]), None)
+            self._unpresent(rel)
+
+    def _unpresent(self, rel: str) -> None:
+        """makedirs asks again for this folder and those below it."""
+        key = _key(winpath.split(rel))
+        self._present = {k for k in self._present if key and k != key and not k.startswith(key + "\\")}
 
     def _noted(self, added: tuple[str, ...], removed: tuple[str, ...]) -> None:
         """deployer's own change succeeded: the listings kept of the folders it touched say so
@@ -271,6 +278,7 @@ class SftpPaths:
             if seen and parts:
                 seen[1].pop(parts[-1].casefold(), None)
             below = _key(parts)
+            self._unpresent(rel)
             for k in [k for k in self._folders if k == below or k.startswith(below + "\\")]:
                 del self._folders[k]
                 self._made.discard(k)

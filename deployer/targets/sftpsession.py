@@ -278,6 +278,52 @@ class SftpSession(HookedSFTPClient):
         self.close_later(handle)
         return out
 
+    def list_folders(self, paths: list[str]) -> list[list[SFTPAttributes] | SftpStatusError]:
+        """list_folder() of each path, every folder's requests in flight with the others': all
+        OPENDIRs, then two READDIRs of each open folder (again while any has more); handles
+        closed without waiting. Each folder's entries (with . and ..) or the error its OPENDIR met."""
+        replies = _Replies(self)
+        opened = [replies.send(CMD_OPENDIR, p) for p in paths]
+        out: list[list[SFTPAttributes] | SftpStatusError] = []
+        handles: dict[int, bytes] = {}
+        for k, num in enumerate(opened):
+            try:
+                t, msg = replies.wait(num)
+            except SftpStatusError as exc:
+                out.append(exc)
+                continue
+            if t != CMD_HANDLE:
+                raise SFTPError("Expected handle")
+            handles[k] = msg.get_binary()
+            out.append([])
+        try:
+            going = list(handles)
+            while going:
+                nums = {k: [replies.send(CMD_READDIR, handles[k]) for _ in range(2)] for k in going}
+                going = []
+                for k, pair in nums.items():
+                    done = False
+                    for num in pair:
+                        try:
+                            t, msg = replies.wait(num)
+                        except EOFError:
+                            done = True
+                            continue
+                        if t != CMD_NAME:
+                            raise SFTPError("Expected name response")
+                        entries = out[k]
+                        assert isinstance(entries, list)
+                        for _ in range(msg.get_int()):
+                            filename = msg.get_text()
+                            longname = msg.get_text()
+                            entries.append(attributes_from(msg, filename, longname))
+                    if not done:
+                        going.append(k)
+        finally:
+            for handle in handles.values():
+                self.close_later(handle)
+        return out
+
     def lstat_and_open(self, path: str, flags: int) -> tuple[SFTPAttributes | None, bytes | None]:
         """LSTAT and OPEN of one path sent together (one round trip): its attributes (None: no
         such file) and the handle (None: the open failed; the lookup that follows says why)."""
