@@ -437,3 +437,35 @@ def test_names_remembered_from_a_listing_are_checked_again(sshd: SshTestServer, 
     assert files.stat("base.dll") is None
     assert not files.folds_case()  # a Linux host: the listing does the matching
     conn.close()
+
+
+def test_an_sc_exe_command_costs_two_round_trips_once_the_server_has_accepted_an_exec(ws: Workspace,
+                                                                                     sshd: SshTestServer,
+                                                                                     tmp_path: Path):
+    """Counted on the wire (a proxy's turns: the server answering after deployer sent), never
+    timed: the channel's open, then the command with its output. The first command of a connection
+    still asks the server to confirm its exec (a server that refuses one says so only when asked),
+    each later one sends it without waiting (was: open, exec confirmed, output: three each)."""
+    from servers.delay_proxy import DelayProxy
+
+    from deployer.targets.ssh import ScServices
+
+    sshd.serve_site(ws.site)
+    proxy = DelayProxy(sshd.port, delay=0.001).start()
+    conn = sshd.connection(port=proxy.port, trust_on_first_use=True, known_hosts=str(tmp_path / "known_hosts"))
+    try:
+        services = ScServices("SSHTEST", conn)
+        assert services.query("SMS_EXECUTIVE").state == "running"  # connects; the exec confirmed once
+        before = proxy.stats().turns
+        for _ in range(4):
+            assert services.query("SMS_EXECUTIVE").state == "running"
+        with pytest.raises(ServiceError) as e:
+            services.query("NO_SUCH_SERVICE")  # a failure is still read from the output
+        assert e.value.winerror == 1060
+        turns = proxy.stats().turns - before
+        assert sum(t.round_trips for t in conn.meter.by_server.values()) >= 10  # deployer counts what it waits for
+    finally:
+        conn.close()
+        proxy.stop()
+    print("turns for five sc.exe commands:", turns)
+    assert turns <= 5 * 2, turns

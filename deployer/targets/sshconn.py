@@ -47,6 +47,7 @@ from .base import (
     TargetError,
     TransportTimeout,
 )
+from .adapters.paramiko_internals import exec_without_reply
 from .traffic import Meter
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -217,6 +218,7 @@ class SshConnection:
         self.meter = Meter(server)  # round trips and bytes (targets/traffic.py)
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
+        self._exec_accepted = -1  # the generation on which the server confirmed an exec request
         if re.search(r"[\s,]", self.host) or not self.host:
             raise InputError(f"SSH host {self.host!r} must be a host name or address without spaces or commas")
 
@@ -428,12 +430,20 @@ class SshConnection:
         """Run a command on the server; its exit code and output (stdout and stderr together)."""
         limit = timeout if timeout is not None else self.timeout
         chan = self.open_channel(f"`{command}`")
-        for _ in range(2):  # the channel's open and the exec each wait for the server; the output one more
+        generation = self.generation
+        # the channel's open waits for the server; the exec too the first time on a connection
+        # (a server that refuses exec says so only when asked), then it goes out with the output's wait
+        confirmed = self._exec_accepted != generation
+        for _ in range(2 if confirmed else 1):
             self.meter.exchange(1)
         try:
             with self.bounded(f"`{command}`", chan.close, limit) as dog:
                 chan.set_combine_stderr(True)
-                chan.exec_command(command)
+                if confirmed:
+                    chan.exec_command(command)
+                    self._exec_accepted = generation
+                else:
+                    exec_without_reply(chan, command)
                 chan.shutdown_write()  # nothing to say on stdin: a command that reads it gets EOF
                 out = bytearray()
                 while chunk := chan.recv(65536):

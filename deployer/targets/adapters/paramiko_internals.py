@@ -113,3 +113,19 @@ def attributes_from(msg: Message, filename: str | None = None, longname: str | N
     """The SFTPAttributes of an ATTRS answer (or of one entry of a NAME answer, with its names)."""
     return SFTPAttributes._from_msg(msg, filename, longname)
 
+
+
+def exec_without_reply(chan: paramiko.Channel, command: str) -> None:
+    """Channel.exec_command without asking the server to confirm (want-reply false, RFC 4254
+    6.5): the request goes out with what follows it, and the command's output is the answer,
+    one round trip fewer. paramiko's exec_command always asks and waits. Only for a server that
+    has accepted an exec on this connection already: one that refuses sends no word of it."""
+    from paramiko.common import cMSG_CHANNEL_REQUEST
+
+    m = Message()
+    m.add_byte(cMSG_CHANNEL_REQUEST)
+    m.add_int(chan.remote_chanid)
+    m.add_string("exec")
+    m.add_boolean(False)
+    m.add_string(command)
+    chan.transport._send_user_message(m)  # type: ignore[union-attr]
