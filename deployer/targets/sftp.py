@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import stat as st
-import uuid
 from contextlib import contextmanager
 from typing import Iterable, Iterator
 
@@ -46,7 +45,6 @@ from paramiko.sftp import (
 
 from ..model import winpath
 from . import sftpbatch, sftpmany
-from .temps import SFTP_ASIDE, temp_name
 from .base import (
     CHUNK,
     AccessDenied,
@@ -348,10 +346,11 @@ class SftpFiles(SftpPaths):
 
     @_changes_folders(added=(1,))
     def copy(self, src: str, dst: str) -> None:
-        s = self._find(src)
+        s, d = sftpmany.find_pair(self, src, dst)
         if s.is_dir:
             raise self._err(AccessDenied, "is a folder, not a file", src)
-        d = self._find(dst, want_parent=True)
+        if isinstance(d, TargetError):
+            raise d
         if d.is_dir:
             raise self._err(AccessDenied, "is a folder, not a file", dst)
         self._refuse_readonly(d, dst)
@@ -388,8 +387,9 @@ class SftpFiles(SftpPaths):
 
     @_changes_folders(added=(1,), removed=(0,))
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
-        s = self._find(src)
-        d = self._find(dst, want_parent=True, stored=True)
+        s, d = sftpmany.find_pair(self, src, dst)
+        if isinstance(d, TargetError):
+            raise d
         same = d.path == s.path or (self.folds_case() and d.path.casefold() == s.path.casefold())
         if d.attrs is not None and same:
             # the same entry (the names differ only in case): nothing to move. Renaming a file
@@ -414,28 +414,7 @@ class SftpFiles(SftpPaths):
                 # still refused. deployer's backup of the file covers that window.
                 self._session().posix_rename(s.path, d.path)
             else:
-                self._replace_in_two_steps(s.path, d.path)
-
-    def _replace_in_two_steps(self, src: str, dst: str) -> None:
-        """Replace without posix-rename: SFTP version 3's RENAME refuses an existing target.
-
-        The old file steps aside under a unique name, the new one takes its place, the old
-        one is deleted. Not atomic: for a moment nothing is at `dst`, but both contents exist
-        under some name at every instant, and if the second step fails the old file goes
-        back.
-        """
-        sftp = self._session()
-        aside = temp_name(dst, SFTP_ASIDE, uuid.uuid4().hex[:8])
-        sftp.rename(dst, aside)
-        try:
-            sftp.rename(src, dst)
-        except BaseException:
-            sftp.rename(aside, dst)
-            raise
-        try:
-            sftp.remove(aside)
-        except SftpStatusError:
-            pass  # the replace is done; a leftover .~old- file is harmless and named for what it is
+                sftpmany.replace_in_two_steps(self, s.path, d.path)
 
     @_changes_folders(added=(), removed=(0,))
     def remove(self, path: str) -> None:

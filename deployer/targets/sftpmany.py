@@ -26,6 +26,7 @@ pair's error never stops the others.
 from __future__ import annotations
 
 import stat as st
+import uuid
 from typing import TYPE_CHECKING, Iterator
 
 from paramiko.sftp import (
@@ -48,6 +49,7 @@ from ..model import winpath
 from .base import AccessDenied, AlreadyExists, FileStat, NotADirectory, TargetError, makedirs_via
 from .sftppaths import _Found, _key
 from .sftpsession import AT_ONCE, SftpStatusError, _Replies
+from .temps import SFTP_ASIDE, temp_name
 
 if TYPE_CHECKING:
     from .sftp import SftpFiles
@@ -60,7 +62,8 @@ def _batches(n: int, size: int) -> Iterator[list[int]]:
         yield list(range(start, min(n, start + size)))
 
 
-def find_many(files: "SftpFiles", rels: list[str], *, want_parent: bool = False) -> list[_Found | TargetError]:
+def find_many(files: "SftpFiles", rels: list[str], *, want_parent: bool | list[bool] = False
+              ) -> list[_Found | TargetError]:
     """_find() of each path, the exact spellings' LSTATs in flight together (one round trip);
     each path's _Found or the error _find() raises. On a server that matches names in any case,
     a destination's folder is asked in the same round trip, so a name not there yet needs no
@@ -69,33 +72,95 @@ def find_many(files: "SftpFiles", rels: list[str], *, want_parent: bool = False)
     parts = [files._parts(r) for r in rels]  # a '..' is refused as _find() refuses it
     if not rels:
         return []
+    wants = want_parent if isinstance(want_parent, list) else [want_parent] * len(rels)
     with files._guard("look up", rels[0]):
         folds = files.folds_case()
         spelled = [files._spelled(p) for p in parts]
         asked = [remote for remote, _ in spelled]
-        parents = [files._join(p[:-1]) for p in parts] if want_parent and folds else []
+        parents = [files._join(p[:-1]) for p in parts] if any(wants) and folds else []
         got = files._session().lstat_many(asked + parents)
-    out: list[_Found | TargetError] = []
+    out: list[_Found | TargetError | None] = [None] * len(rels)
+    respelled: list[tuple[int, str, str]] = []  # (index, remote path, name) to ask together
     files._fresh = set()
     try:
         for i, (rel, pp, (remote, name)) in enumerate(zip(rels, parts, spelled)):
             attrs = got[i]
             try:
                 if isinstance(attrs, SFTPAttributes) and pp and not st.S_ISLNK(attrs.st_mode or 0):
-                    out.append(_Found(remote, attrs, name))
+                    out[i] = _Found(remote, attrs, name)
                     continue
-                parent = got[len(rels) + i] if parents and attrs is None and pp else None
+                parent = got[len(rels) + i] if parents and wants[i] and attrs is None and pp else None
                 if isinstance(parent, SFTPAttributes) and st.S_ISDIR(parent.st_mode or 0):
                     # a server that matches any case found no such name: a new file in an existing folder
-                    out.append(_Found(f"{parents[i].rstrip('/')}/{name}", None, name))
+                    out[i] = _Found(f"{parents[i].rstrip('/')}/{name}", None, name)
                     continue
-                out.append(files._find(rel, want_parent=want_parent,
-                                       asked=attrs is None and remote == files._join(pp)))
+                missed = attrs is None and remote == files._join(pp)
+                if missed and pp and not folds:
+                    # a case-sensitive server: the folder's kept listing (one listed by an earlier
+                    # miss of this batch) gives the stored spelling, asked with the others below
+                    seen = files._folders.get(_key(pp[:-1]))
+                    stored = seen[1].get(name.casefold()) if seen else None
+                    if seen and stored is not None and stored != name:
+                        respelled.append((i, f"{seen[0].rstrip('/')}/{stored}", stored))
+                        continue
+                out[i] = files._find(rel, want_parent=wants[i], asked=missed)
             except TargetError as exc:
-                out.append(exc)
+                out[i] = exc
+        if respelled:
+            with files._guard("look up", rels[respelled[0][0]]):
+                again = files._session().lstat_many([remote for _, remote, _ in respelled])
+            for (i, remote, name), attrs in zip(respelled, again):
+                try:
+                    if isinstance(attrs, SFTPAttributes) and not st.S_ISLNK(attrs.st_mode or 0):
+                        out[i] = _Found(remote, attrs, name)
+                    else:  # gone or changed since the listing: looked up as _find() looks
+                        out[i] = files._find(rels[i], want_parent=wants[i])
+                except TargetError as exc:
+                    out[i] = exc
     finally:
         files._fresh = None
-    return out
+    assert all(o is not None for o in out)
+    return out  # type: ignore[return-value]
+
+
+def find_pair(files: "SftpFiles", src: str, dst: str) -> tuple[_Found, _Found | TargetError]:
+    """_find(src) and _find(dst, want_parent=True) with their LSTATs in one round trip (copy(),
+    rename()): the source's error raised, the destination's returned for the caller to raise in
+    its turn (after what it says of the source)."""
+    s, d = find_many(files, [src, dst], want_parent=[False, True])
+    if isinstance(s, TargetError):
+        raise s
+    return s, d
+
+
+def replace_in_two_steps(files: "SftpFiles", src: str, dst: str) -> None:
+    """Replace without posix-rename: SFTP version 3's RENAME refuses an existing target.
+
+    The old file steps aside under a unique name, the new one takes its place, the old
+    one is deleted. Not atomic: for a moment nothing is at `dst`, but both contents exist
+    under some name at every instant, and if the second step fails the old file goes
+    back.
+    """
+    sftp = files._session()
+    aside = temp_name(dst, SFTP_ASIDE, uuid.uuid4().hex[:8])
+    sftp.rename(dst, aside)
+    try:
+        sftp.rename(src, dst)
+    except BaseException:
+        sftp.rename(aside, dst)
+        raise
+    try:
+        sftp.remove(aside)
+    except SftpStatusError:
+        pass  # the replace is done; a leftover .~old- file is harmless and named for what it is
+
+
+def _pairs_found(files: "SftpFiles", pairs: list[tuple[str, str]]
+                 ) -> tuple[list[_Found | TargetError], list[_Found | TargetError]]:
+    """Each pair's source and destination (as copy() and rename() look them up), all in one find_many."""
+    found = find_many(files, [s for s, _ in pairs] + [d for _, d in pairs],
+                      want_parent=[False] * len(pairs) + [True] * len(pairs))
+    return found[:len(pairs)], found[len(pairs):]
 
 
 def makedirs(files: "SftpFiles", path: str) -> None:
@@ -135,8 +200,7 @@ def copy_many(files: "SftpFiles", pairs: list[tuple[str, str]], mtimes: list[int
 def _copy_batch(files: "SftpFiles", pairs: list[tuple[str, str]], idx: list[int], out: list[TargetError | None],
                 mtimes: list[int | None] | None) -> list[int]:
     """One batch of copy_many; returns the pairs to copy alone."""
-    srcs = find_many(files, [pairs[i][0] for i in idx])
-    dsts = find_many(files, [pairs[i][1] for i in idx], want_parent=True)
+    srcs, dsts = _pairs_found(files, [pairs[i] for i in idx])
     going: list[tuple[int, _Found, _Found, tuple[int, int]]] = []
     alone: list[int] = []
     for i, s, d in zip(idx, srcs, dsts):
@@ -245,8 +309,7 @@ def rename_many(files: "SftpFiles", pairs: list[tuple[str, str]], *, replace: bo
     alone: list[int] = []
     files._release_append(*(p for pair in pairs for p in pair))
     for idx in _batches(len(pairs), PAIRS):
-        srcs = find_many(files, [pairs[i][0] for i in idx])
-        dsts = find_many(files, [pairs[i][1] for i in idx], want_parent=True)
+        srcs, dsts = _pairs_found(files, [pairs[i] for i in idx])
         going: list[tuple[int, _Found, _Found, bool]] = []  # i, source, destination, whether it replaces
         for i, s, d in zip(idx, srcs, dsts):
             src, dst = pairs[i]
