@@ -47,7 +47,7 @@ from .base import (
     TargetError,
     TransportTimeout,
 )
-from .adapters.paramiko_internals import exec_without_reply
+from .sshexec import CommandRunner
 from .traffic import Meter
 
 DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
@@ -202,7 +202,7 @@ class Credentials:
     allow_agent: bool
 
 
-class SshConnection:
+class SshConnection(CommandRunner):
     """An authenticated SSH transport to one server, opened on first use and reopened if it drops."""
 
     def __init__(self, settings: SshSettings, server: str, credentials: Credentials, known_hosts: Path):
@@ -219,6 +219,8 @@ class SshConnection:
         self._transport: paramiko.Transport | None = None
         self._lock = threading.Lock()
         self._exec_accepted = -1  # the generation on which the server confirmed an exec request
+        self._spare = None  # the next command's channel, opened ahead (sshexec.py): (generation, future)
+        self._spare_lock = threading.Lock()
         if re.search(r"[\s,]", self.host) or not self.host:
             raise InputError(f"SSH host {self.host!r} must be a host name or address without spaces or commas")
 
@@ -237,6 +239,8 @@ class SshConnection:
             return self._transport
 
     def close(self) -> None:
+        with self._spare_lock:
+            self._spare = None  # closed with the transport
         with self._lock:
             if self._transport is not None:
                 self._transport.close()
@@ -425,38 +429,6 @@ class SshConnection:
                                  server=self.server) from None
         chan.settimeout(self.timeout)
         return chan
-
-    def run(self, command: str, timeout: float | None = None) -> tuple[int, str]:
-        """Run a command on the server; its exit code and output (stdout and stderr together)."""
-        limit = timeout if timeout is not None else self.timeout
-        chan = self.open_channel(f"`{command}`")
-        generation = self.generation
-        # the channel's open waits for the server; the exec too the first time on a connection
-        # (a server that refuses exec says so only when asked), then it goes out with the output's wait
-        confirmed = self._exec_accepted != generation
-        for _ in range(2 if confirmed else 1):
-            self.meter.exchange(1)
-        try:
-            with self.bounded(f"`{command}`", chan.close, limit) as dog:
-                chan.set_combine_stderr(True)
-                if confirmed:
-                    chan.exec_command(command)
-                    self._exec_accepted = generation
-                else:
-                    exec_without_reply(chan, command)
-                chan.shutdown_write()  # nothing to say on stdin: a command that reads it gets EOF
-                out = bytearray()
-                while chunk := chan.recv(65536):
-                    out += chunk
-                code = chan.recv_exit_status()
-                self.meter.exchange(0)
-                if dog.fired:
-                    raise TransportTimeout(f"`{command}` did not finish within {limit:g} s", server=self.server)
-        finally:
-            chan.close()
-        # sc.exe writes the console's OEM code page; only its ASCII labels and numbers are parsed
-        return code, out.decode("utf-8", errors="replace")
-
 
 def _scrub(text: str, secret: str | None) -> str:
     if secret:
