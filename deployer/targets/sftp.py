@@ -347,14 +347,8 @@ class SftpFiles(SftpPaths):
     @_changes_folders(added=(1,))
     def copy(self, src: str, dst: str) -> None:
         s, d = sftpmany.find_pair(self, src, dst)
-        if s.is_dir:
-            raise self._err(AccessDenied, "is a folder, not a file", src)
-        if isinstance(d, TargetError):
-            raise d
-        if d.is_dir:
-            raise self._err(AccessDenied, "is a folder, not a file", dst)
-        self._refuse_readonly(d, dst)
-        assert s.attrs is not None
+        sftpmany.check_copy(self, s, d, src, dst)
+        assert s.attrs is not None and not isinstance(d, TargetError)
         with self._guard("open the file to copy", src):
             h_src = self._session().open_handle(s.path, SFTP_FLAG_READ)
         src_open = True

@@ -133,6 +133,18 @@ def find_pair(files: "SftpFiles", src: str, dst: str) -> tuple[_Found, _Found | 
     return s, d
 
 
+def check_copy(files: "SftpFiles", s: _Found, d: "_Found | TargetError", src: str, dst: str) -> None:
+    """What copy() refuses before it opens anything, in its order: a folder to copy, the
+    destination's lookup error, a folder or a read-only file to copy over."""
+    if s.is_dir:
+        raise files._err(AccessDenied, "is a folder, not a file", src)
+    if isinstance(d, TargetError):
+        raise d
+    if d.is_dir:
+        raise files._err(AccessDenied, "is a folder, not a file", dst)
+    files._refuse_readonly(d, dst)
+
+
 def replace_in_two_steps(files: "SftpFiles", src: str, dst: str) -> None:
     """Replace without posix-rename: SFTP version 3's RENAME refuses an existing target.
 
@@ -208,13 +220,7 @@ def _copy_batch(files: "SftpFiles", pairs: list[tuple[str, str]], idx: list[int]
         try:
             if isinstance(s, TargetError):
                 raise s
-            if s.is_dir:
-                raise files._err(AccessDenied, "is a folder, not a file", src)
-            if isinstance(d, TargetError):
-                raise d
-            if d.is_dir:
-                raise files._err(AccessDenied, "is a folder, not a file", dst)
-            files._refuse_readonly(d, dst)
+            check_copy(files, s, d, src, dst)
         except TargetError as exc:
             out[i] = exc
             files._forget(src, dst)

@@ -247,36 +247,10 @@ class SftpSession(HookedSFTPClient):
         """A folder's entries (with . and ..): OPENDIR, then READDIRs two at a time (the second
         usually answers the end of the listing), the handle closed without waiting: two round
         trips for a folder of up to some hundred entries, where paramiko's listdir_attr takes four."""
-        t, msg = self.request(CMD_OPENDIR, path)
-        if t != CMD_HANDLE:
-            raise SFTPError("Expected handle")
-        handle = msg.get_binary()
-        replies = _Replies(self)
-        out: list[SFTPAttributes] = []
-        try:
-            done = False
-            while not done:
-                nums = [replies.send(CMD_READDIR, handle) for _ in range(2)]
-                for num in nums:
-                    try:
-                        t, msg = replies.wait(num)
-                    except EOFError:
-                        done = True
-                        continue
-                    if t != CMD_NAME:
-                        raise SFTPError("Expected name response")
-                    for _ in range(msg.get_int()):
-                        filename = msg.get_text()
-                        longname = msg.get_text()
-                        out.append(attributes_from(msg, filename, longname))
-        except BaseException:
-            try:
-                self.close_handle(handle)
-            except Exception:  # the first error is the one to report
-                pass
-            raise
-        self.close_later(handle)
-        return out
+        got = self.list_folders([path])[0]
+        if isinstance(got, SftpStatusError):
+            raise got
+        return got
 
     def list_folders(self, paths: list[str]) -> list[list[SFTPAttributes] | SftpStatusError]:
         """list_folder() of each path, every folder's requests in flight with the others': all
