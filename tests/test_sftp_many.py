@@ -24,6 +24,7 @@ from test_wan_sftp import _sftp
 
 from deployer.targets.adapters import paramiko_internals
 from deployer.targets.base import AccessDenied, AlreadyExists, NotADirectory, NotFound, PathNotFound
+from deployer.targets.sftp import SftpFiles
 
 
 def _rt(files) -> int:
@@ -253,3 +254,87 @@ def test_a_missing_backup_does_not_stop_the_restore_of_the_servers_other_files(w
     files_before, files_after = before[0], after[0]
     off = sorted(k for k in set(files_before) | set(files_after) if files_before.get(k) != files_after.get(k))
     assert off and all(str(k).replace("\\", "/").rsplit("/", 1)[-1].casefold() == lost for k in off), off
+
+
+def _through_a_proxy(inventory: Path, server: str, tmp_path: Path) -> "DelayProxy":
+    """The inventory's `server` reached through a delay proxy on 127.0.0.1 (its key learned on
+    first contact: the proxy's port is not the one known_hosts names)."""
+    import yaml
+    from servers.delay_proxy import DelayProxy
+
+    inv = yaml.safe_load(inventory.read_text())
+    entry = inv["sites"][SITE]["servers"][server]
+    proxy = DelayProxy(entry["files"]["port"], delay=0.001).start()
+    for part in ("files", "services"):
+        entry[part].update(port=proxy.port, trust_on_first_use=True, known_hosts=str(tmp_path / "proxied_hosts"))
+    inventory.write_text(yaml.safe_dump(inv, sort_keys=False))
+    return proxy
+
+
+def test_a_link_cut_while_a_batch_of_backups_is_in_flight_rolls_the_site_back(ws: Workspace, sshd: SshTestServer,
+                                                                              tmp_path: Path, monkeypatch):
+    """The site server's link goes down while a batch's copy-data, fsync and CLOSE requests are
+    on their way (every OPEN answered): the apply fails, reconnects and rolls the site back."""
+    from deployer.targets import sftpmany
+
+    inventory = ssh_inventory(ws, sshd)
+    proxy = _through_a_proxy(inventory, "DEMOSRV", tmp_path)
+    before = ws.state()
+    real = sftpmany._handle
+    armed = {"done": False}
+
+    def opened(replies, num):
+        got = real(replies, num)
+        if not armed["done"]:  # the batch's OPENs are all sent: its copies are next
+            armed["done"] = True
+            proxy.cut_after(150, stay_down=False)
+        return got
+
+    monkeypatch.setattr(sftpmany, "_handle", opened)
+    try:
+        r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-i", inventory)
+        runs = ws.cli("runs", "--site", SITE, "-i", inventory)
+    finally:
+        proxy.stop()
+    assert proxy.cuts == 1, "the link was never cut"
+    assert r.code == 1, r.text
+    assert "connection" in r.err.lower(), r.err
+    assert ws.state() == before
+    assert runs.code == 0 and "rolled_back" in runs.out, runs.text
+
+
+def test_a_link_cut_while_restores_are_in_flight_is_recovered(ws: Workspace, sshd: SshTestServer, tmp_path: Path,
+                                                               monkeypatch):
+    """The run fails late (its undo restores many files); the site server's link goes down while
+    the restored copies' renames are on their way and stays down: the rollback cannot finish
+    (exit 4, the way forward named), and `recover` restores the site once the link is back."""
+    from servers.delay_proxy import DelayProxy
+
+    from deployer import failpoints
+
+    inventory = ssh_inventory(ws, sshd)
+    proxy = _through_a_proxy(inventory, "DEMOSRV", tmp_path)
+    before = ws.state()
+    failpoints.arm("apply.action.16.after")  # a late failure: the undo has many files to put back
+    real = SftpFiles.rename_many
+    armed = {"done": False}
+
+    def renaming(files, pairs, *, replace=False):
+        if not armed["done"] and len(pairs) > 1:
+            armed["done"] = True
+            proxy.cut_after(200)  # part way into the batch's lookups and renames
+        return real(files, pairs, replace=replace)
+
+    monkeypatch.setattr(SftpFiles, "rename_many", renaming)
+    try:
+        r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-i", inventory)
+        assert (proxy.cuts, r.code, "deployer recover" in r.err) == (1, 4, True), r.text
+        failpoints.reset()
+        port = proxy.port
+        proxy.stop()
+        proxy = DelayProxy(sshd.port_for("DEMOSRV"), delay=0.001, listen_port=port).start()  # the link is back
+        rec = ws.cli("recover", "--site", SITE, "--yes", "--break-lock", "-i", inventory)
+    finally:
+        failpoints.reset()
+        proxy.stop()
+    assert (rec.code, ws.state() == before) == (1, True), rec.text  # recover rolled the run back

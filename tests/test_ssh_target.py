@@ -489,3 +489,39 @@ def test_an_sc_exe_command_costs_one_round_trip_once_the_server_has_accepted_an_
     assert len(main) == 1, opened_by  # only the first command's channel was opened while deployer waited
     assert waited == 5, waited
     assert turns <= 5 * 2, turns
+
+
+def test_a_channel_opened_ahead_never_outlives_its_connection(ws: Workspace, sshd: SshTestServer, tmp_path: Path):
+    """The channel opened ahead for the next sc.exe command belongs to its connection: a link cut
+    meanwhile makes the next command reconnect (as before, once), and a connection closed meanwhile
+    is not opened again from the background."""
+    from servers.delay_proxy import DelayProxy
+
+    from deployer.targets.ssh import ScServices
+
+    sshd.serve_site(ws.site)
+    proxy = DelayProxy(sshd.port, delay=0.001).start()
+    conn = sshd.connection(port=proxy.port, trust_on_first_use=True, known_hosts=str(tmp_path / "known_hosts"))
+    try:
+        services = ScServices("SSHTEST", conn)
+        assert services.query("SMS_EXECUTIVE").state == "running"
+        conn._spare[1].result(timeout=10)
+        proxy.cut_after(0, stay_down=False)  # the next byte to the server cuts the link; it comes back
+        conn.transport().send_ignore()  # a byte goes out: the link is cut under the spare channel
+        deadline = time.monotonic() + 10
+        while conn._transport is not None and conn._transport.is_active() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert services.query("SMS_EXECUTIVE").state == "running"  # reconnected, on a new channel
+        assert (proxy.cuts, conn.generation) == (1, 2)
+        conn._spare[1].result(timeout=10)
+        conn.close()
+        ahead = conn._spare
+        assert ahead is None and conn._transport is None
+        services_after = proxy.stats().connections
+        conn._open_ahead()  # as a command ending just as the site closes would
+        with pytest.raises(TargetError):
+            conn._spare[1].result(timeout=10)
+        assert conn._transport is None and proxy.stats().connections == services_after  # nothing reopened
+    finally:
+        conn.close()
+        proxy.stop()

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TYPE_CHECKING, Callable, ContextManager
 
 import paramiko
 
 from .adapters.paramiko_internals import exec_without_reply
-from .base import TransportTimeout
+from .base import ConnectionLost, TargetError, TransportTimeout
 
 if TYPE_CHECKING:
     from .sshconn import Watchdog
@@ -27,7 +28,9 @@ class CommandRunner:
     """SshConnection's commands; the connection supplies the channel, its time limits and meter."""
 
     server: str
+    where: str
     timeout: float
+    _transport: "paramiko.Transport | None"
     generation: int
     meter: "Meter"
     _exec_accepted: int
@@ -51,8 +54,14 @@ class CommandRunner:
             ready = future.done()
             try:
                 chan = future.result(timeout=self.timeout)
-            except Exception:  # noqa: BLE001 - a spare that could not open: a new one says why
-                chan = None
+            except FutureTimeout:  # one time limit, as a channel opened now would have
+                raise TransportTimeout(f"{what}: no SSH channel from {self.where} within {self.timeout:g} s",
+                                       server=self.server) from None
+            except TargetError:
+                transport = self._transport
+                if generation == self.generation and transport is not None and transport.is_active():
+                    raise  # the server is there and opened no channel: asking again would wait as long
+                chan = None  # the connection dropped meanwhile: a new channel reconnects
             if chan is not None and generation == self.generation and chan.active and not chan.closed:
                 return chan, not ready
             if chan is not None:
@@ -69,10 +78,20 @@ class CommandRunner:
             future: Future[paramiko.Channel] = Future()
             self._spare = (self.generation, future)
 
+        transport = self._transport  # never reconnects from the background: close() may run meanwhile
+
         def opening() -> None:
             try:
-                future.set_result(self.open_channel("a channel for the next command"))
-            except BaseException as exc:  # noqa: BLE001 - handed to the taker, who opens anew
+                if transport is None or not transport.is_active():
+                    raise ConnectionLost(f"the next command: the SSH connection to {self.where} is closed",
+                                         server=self.server)
+                chan = transport.open_session(timeout=self.timeout)
+                chan.settimeout(self.timeout)
+                future.set_result(chan)
+            except (paramiko.SSHException, EOFError, OSError) as exc:
+                future.set_exception(ConnectionLost(f"the next command: cannot open an SSH channel to {self.where} "
+                                                    f"({exc})", server=self.server))
+            except BaseException as exc:  # noqa: BLE001 - handed to the command that takes the channel
                 future.set_exception(exc)
         threading.Thread(target=opening, name=f"ssh-channel-ahead-{self.server}", daemon=True).start()
 
