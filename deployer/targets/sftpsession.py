@@ -283,6 +283,11 @@ class SftpSession(HookedSFTPClient):
                         except EOFError:
                             done = True
                             continue
+                        except SftpStatusError as exc:  # this folder's error; the others are listed
+                            out[k], done = exc, True
+                            continue
+                        if isinstance(out[k], SftpStatusError):
+                            continue  # its second answer, after its first failed
                         if t != CMD_NAME:
                             raise SFTPError("Expected name response")
                         entries = out[k]
