@@ -140,6 +140,27 @@ def test_a_kept_listing_never_answers_a_missing_name_with_a_file_named_none(sshd
             files.sha256("Bin\\Missing.dll")
 
 
+def test_a_runs_own_temporary_name_missing_from_a_kept_listing_costs_one_lookup(sshd: SshTestServer,
+                                                                                 tmp_path: Path):
+    """On a case-sensitive server a name missing from a folder's kept listing is asked again by
+    listing the folder (someone may have added it in another case since), except a run's own
+    staged or restored copy (`NAME.~dpl-<run>-<purpose>`), which only deployer writes: its LSTAT
+    is the answer (a rollback's temporary names used to list every touched folder again)."""
+    root = _tree(tmp_path)
+    with _sftp(sshd, root) as files:
+        assert files.stat("Bin\\f1.DLL").name == "F1.dll"  # the folder listed (another case), kept
+        before = _rt(files)
+        assert files.stat_many(["Bin\\F1.dll.~dpl-ab12-restore", "Bin\\F2.dll.~dpl-ab12-new"]) == [None, None]
+        assert files.stat("Bin\\F3.dll.~dpl-ab12-restore") is None
+        own = _rt(files) - before
+        (root / "Bin" / "new.DLL").write_bytes(b"added by someone else since the listing")
+        before = _rt(files)
+        assert files.stat("Bin\\New.dll").name == "new.DLL"  # any other name: the folder is listed again
+        other = _rt(files) - before
+    assert own == 2, own  # one LSTAT round for the two, one for the third: no listing
+    assert other >= 3, other
+
+
 # --- a whole run, on the wire -----------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ from paramiko.sftp_attr import SFTPAttributes
 
 from ..errors import InputError
 from ..model import winpath
+from . import temps
 from .base import AccessDenied, FileStat, NotFound, PathNotFound, TargetError
 from .sftpsession import SftpSession, SftpStatusError
 
@@ -206,12 +207,14 @@ class SftpPaths:
         if not self.folds_case():
             seen = self._folders.get(_key(parts[:-1]))
             spelled = seen[1].get(name.casefold()) if seen else None
-            trusted = _key(parts[:-1]) in self._made or _key(parts[:-1]) in (self._fresh or ())
+            trusted = (_key(parts[:-1]) in self._made or _key(parts[:-1]) in (self._fresh or ())
+                       or _deployers_own(name))
             if seen and spelled is None and trusted:
                 # a folder this session made (a run's backups), its listing kept up to date with
-                # deployer's own changes, or one listed during the same stat_many: no name in any
-                # case (the exact one was just asked). In any other folder someone else may have
-                # added one since: listed again below
+                # deployer's own changes, or one listed during the same stat_many; or a name only
+                # deployer writes (a run's staged or restored copy): no name in any case (the exact
+                # one was just asked). In any other case someone else may have added one since:
+                # listed again below
                 if want_parent:
                     return _Found(f"{seen[0].rstrip('/')}/{name}", None, name)
                 raise self._err(NotFound, "the system cannot find the file specified", rel)
@@ -305,6 +308,14 @@ class SftpPaths:
     def _refuse_readonly(self, found: _Found, rel: str) -> None:
         if found.attrs is not None and not found.is_dir and found.readonly:
             raise self._err(AccessDenied, "access is denied (the file is read-only)", rel)
+
+
+def _deployers_own(name: str) -> bool:
+    """A run's staged or restored copy (`NAME.~dpl-<run>-<purpose>`): no one but deployer names a
+    file so, and deployer spells it the same way each time, so the exact name's LSTAT is the
+    whole answer once a listing of its folder is kept (deployer's own changes keep it up to date)."""
+    found = temps.parse(name)
+    return found is not None and found[1] is temps.DEPLOYER
 
 
 def _key(folder: list[str]) -> str:
