@@ -16,7 +16,7 @@ import pytest
 from servers.mock_target import make_mock_server
 
 from deployer.simulator import fs as fs_mod
-from deployer.simulator.fs import write_json_atomic
+from deployer.simulator.fs import hold_open, write_json_atomic
 from deployer.targets import mock as mock_mod
 from deployer.targets.base import AccessDenied, STOPPED, RUNNING, TargetError
 
@@ -145,3 +145,65 @@ def test_a_copy_onto_itself_is_refused_and_leaves_the_file(site):
     with pytest.raises(AccessDenied, match="onto itself"):
         files.copy(src, src.lower())  # the same file in another case: CopyFile refuses it
     assert b"".join(files.read_chunks(src)) == b"MZ keep me"
+
+
+def test_a_service_change_reads_and_writes_scm_json_once_and_the_next_queries_read_nothing(site, monkeypatch):
+    """Write-through: a stop or start reads scm.json once (under its lock) and writes it once;
+    the queries and in-use checks after it use what was written, and handles.json is not read
+    again for a service change. A change by another writer is still seen."""
+    reads, held = [], []
+    real_read, real_held = mock_mod.MockServices._read, mock_mod.held_open
+    monkeypatch.setattr(mock_mod.MockServices, "_read", lambda self: reads.append(1) or real_read(self))
+    monkeypatch.setattr(mock_mod, "held_open", lambda d: held.append(1) or real_held(d))
+    scm = site.services("TESTSRV")
+    name = next(iter(scm.current()["services"]))
+    scm.locked_paths()
+    reads.clear()
+    held.clear()
+    scm.stop(name)
+    for _ in range(10):
+        assert scm.query(name).state == STOPPED
+        scm.locked_paths()
+    scm.start(name)
+    for _ in range(10):
+        assert scm.query(name).state == RUNNING
+        assert scm.locked_paths()  # the running services' images are locked again
+    assert len(reads) == 2  # one per change (its read-modify-write); was four: each change read twice
+    assert held == []  # handles.json unchanged: not read again (was once per service change)
+    # another program holds a file open (handles.json replaced): seen at once
+    with hold_open(site.root / "TESTSRV", r"SITE.SRV\X86.BIN\HELD.DLL"):
+        assert r"site.srv\x86.bin\held.dll" in {k.casefold() for k in scm.locked_paths()}
+    assert r"site.srv\x86.bin\held.dll" not in {k.casefold() for k in scm.locked_paths()}
+    # another writer (a second process, a test) replaces scm.json: seen on the next query
+    state = json.loads((site.root / "TESTSRV" / "scm.json").read_text())
+    state["services"][name]["state"] = STOPPED
+    write_json_atomic(site.root / "TESTSRV" / "scm.json", state, durable=False)
+    assert scm.query(name).state == STOPPED
+
+
+def test_a_site_hands_out_one_files_and_services_per_server_and_asks_reachability_each_time(site):
+    files, scm = site.files("TESTSRV"), site.services("TESTSRV")
+    # one object per server: its folder listings are kept (was a new MockFiles per call, listing again)
+    assert site.files("testsrv") is files and site.services("TESTSRV") is scm
+    (site.root / "TESTSRV" / mock_mod.OFFLINE).write_text("")
+    with pytest.raises(mock_mod.ConnectFailed):
+        site.files("TESTSRV")  # a machine turned off is refused though its transport is kept
+    with pytest.raises(mock_mod.ConnectFailed):
+        site.services("TESTSRV")
+
+
+def test_maintenance_managers_log_lines_make_the_logs_folder_only_when_it_is_missing(site, monkeypatch):
+    from deployer.simulator import maintman as mock_maintman
+    from deployer.simulator.fs import MockFiles
+
+    made = []
+    real = MockFiles.makedirs
+    monkeypatch.setattr(MockFiles, "makedirs", lambda self, p: made.append(p) or real(self, p))
+    log = mock_maintman._Log(site.files("TESTSRV"))
+    log.line("first")  # no Logs folder yet: made
+    assert made == ["LOGS"]
+    for i in range(5):
+        log.line(f"line {i}")
+    assert made == ["LOGS"]  # was one makedirs (a lookup) before each line
+    text = b"".join(site.files("TESTSRV").read_chunks(r"LOGS\MAINTMAN.LOG")).decode()
+    assert "first" in text and "line 4" in text

@@ -29,8 +29,19 @@ _ASSIGNMENT = re.compile(r"(?i)\b([a-z0-9_]*(?:passw(?:or)?d|passphrase|secret|t
                          r"[a-z0-9_]*)=([^\s'\"&]+)")
 
 
+# Each shape above needs one of these words (or "://") in the text. A log line without any
+# (a journal record: most of a fleet's log) skips the three patterns, which cost 3% of a fleet
+# apply's CPU. The words are looked for in the casefolded text, which finds every spelling the
+# patterns' (?i) matches, but the dotless i (U+0131), which (?i) takes for "i" and casefold
+# keeps: a text holding one takes the patterns.
+_SHAPE_WORDS = ("passw", "passphrase", "secret", "token", "api", "://")
+
+
 def scrub(text: str) -> str:
     """`text` with secrets given away by their shape masked (see above)."""
+    folded = text.casefold()
+    if "\u0131" not in folded and not any(w in folded for w in _SHAPE_WORDS):
+        return text
     text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
     text = _OPTION.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     return _ASSIGNMENT.sub(lambda m: f"{m.group(1)}={MASK}", text)

@@ -101,7 +101,7 @@ class MockFiles:
             if known is not None:
                 if os.path.isdir(known):
                     return self._last(rel, known, parts[-1], want_parent)
-                del self._folders[fkey]
+                self._folders.pop(fkey, None)  # pop: Maintenance Manager's thread shares this object
             found = self._walk_all(rel, parts, want_parent)
             if len(parts) > 1:
                 self._folders[fkey] = os.path.dirname(found)

@@ -156,9 +156,15 @@ class _Log:
 
     def line(self, text: str) -> None:
         stamp = time.strftime("%m-%d-%Y %H:%M:%S", time.localtime())
+        data = maintman_log.format_line(text, stamp).encode()
         try:
-            self.files.makedirs(layout.LOGS)
-            self.files.append(layout.MAINTMAN_LOG, maintman_log.format_line(text, stamp).encode(), durable=False)
+            try:
+                self.files.append(layout.MAINTMAN_LOG, data, durable=False)
+            except TargetError:
+                # the Logs folder is made only when the line could not be written (it is missing):
+                # not looked up again before each of a cycle's lines
+                self.files.makedirs(layout.LOGS)
+                self.files.append(layout.MAINTMAN_LOG, data, durable=False)
         except TargetError:
             pass  # SMS carries on when its trace log cannot be written; so does the mock
 

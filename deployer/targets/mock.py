@@ -60,6 +60,9 @@ class MockSite:
     def __init__(self, root: Path):
         self.root = Path(root)
         self._work_cycle: mock_maintman.WorkCycle | None = None
+        # per server: the transports handed out (stateless but for caches that check their stamps)
+        self._files: dict[str, MockFiles] = {}
+        self._services: dict[str, MockServices] = {}
         try:
             self.meta: dict[str, Any] = json.loads((self.root / SITE_FILE).read_text())
         except FileNotFoundError:
@@ -100,13 +103,24 @@ class MockSite:
                                  server=self.server_info(name).name, winerror=53)
 
     def files(self, name: str) -> MockFiles:
+        """The server's files, one MockFiles per server for as long as this site is open: its
+        folder listings and case lookups are kept (checked against each folder's stamp), where a
+        new one for each call (Maintenance Manager's cycle, the site reset, every service start)
+        listed the same folders again. Reachability is asked afresh on every call."""
         self._reachable(name)
-        scm = self.services(name)
-        return MockFiles(self.server_info(name).name, self.sms_dir(name), scm.locked_paths)
+        info = self.server_info(name)
+        hit = self._files.get(info.name)
+        if hit is None:
+            hit = self._files[info.name] = MockFiles(info.name, self.sms_dir(name), self.services(name).locked_paths)
+        return hit
 
     def services(self, name: str) -> "MockServices":
         self._reachable(name)
-        return MockServices(self, self.server_info(name).name)
+        info = self.server_info(name)
+        hit = self._services.get(info.name)
+        if hit is None:
+            hit = self._services[info.name] = MockServices(self, info.name)
+        return hit
 
     def start_work_cycle(self) -> None:
         """Run Maintenance Manager's work cycle while this site is open (see mock_maintman)."""
@@ -126,6 +140,9 @@ def sms_dir(server_dir: Path, sms_root: str) -> Path:
 
 # server folder -> (stamps of scm.json and handles.json, the files they lock)
 _LOCKED: dict[Path, tuple[tuple, frozenset[str]]] = {}
+# server folder -> (stamp of handles.json, the files other programs hold open): apart from the
+# services' locks, so that a service started or stopped does not read handles.json again
+_HELD: dict[Path, tuple[tuple | None, frozenset[str]]] = {}
 # server folder -> (stamp of scm.json, the state parsed from it): a run queries services and
 # checks files in use hundreds of times a site, while scm.json changes some 14 times
 _STATE: dict[Path, tuple[tuple, dict[str, Any]]] = {}
@@ -164,15 +181,25 @@ class MockServices:
         """Read-modify-write of scm.json under an exclusive lock (two deployer processes may race)."""
         with open(self.dir / "scm.lock", "a+") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            state = self._read()
-            yield state
+            state = self._read()  # under the lock, from the file: another process may have changed it
+            written = False
             try:
-                write_json_atomic(self.state_file, state, durable=False, indent=None)  # the registry, written back lazily
-            except OSError as exc:  # a full disk under the SCM's database: the change did not happen
-                raise windows_error(exc, self.server, "scm.json") from None
+                yield state
+                try:
+                    write_json_atomic(self.state_file, state, durable=False, indent=None)  # the registry, written back lazily
+                except OSError as exc:  # a full disk under the SCM's database: the change did not happen
+                    raise windows_error(exc, self.server, "scm.json") from None
+                written = True
             finally:
-                _LOCKED.pop(self.dir, None)  # stamps are only as fine as the file system's clock
+                _LOCKED.pop(self.dir, None)
                 _STATE.pop(self.dir, None)
+                # write-through: the state just written is what the next query or in-use check
+                # reads, under the new file's stamp (a new inode: write_json_atomic replaces
+                # the file), instead of opening and parsing scm.json again. Still under the lock,
+                # so no other writer's file can be stamped in between.
+                stamp = _stamp(self._stamped[0]) if written else None
+                if stamp is not None:
+                    _STATE[self.dir] = (stamp, state)
 
     def _read(self) -> dict[str, Any]:
         """scm.json parsed afresh: what a read-modify-write (_locked_state) starts from."""
@@ -217,7 +244,7 @@ class MockServices:
         cached = _LOCKED.get(self.dir)
         if cached is not None and cached[0] == stamp:
             return cached[1]
-        keys = held_open(self.dir)
+        keys = set(self._held(stamp[1]))
         for svc in self.current()["services"].values():
             if svc["state"] == RUNNING:
                 keys.add(winpath.key(svc["image"]))
@@ -225,6 +252,15 @@ class MockServices:
         frozen = frozenset(keys)
         _LOCKED[self.dir] = (stamp, frozen)
         return frozen  # type: ignore[return-value]
+
+    def _held(self, stamp: tuple | None) -> frozenset[str]:
+        """handles.json's files, read again only once its stamp changed (hold_open replaces it whole)."""
+        hit = _HELD.get(self.dir)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        keys = frozenset(held_open(self.dir))
+        _HELD[self.dir] = (stamp, keys)
+        return keys
 
     # --- ServiceTransport ----------------------------------------------------------------
 
