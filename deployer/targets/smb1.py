@@ -28,7 +28,9 @@ from typing import Any, Iterable, Iterator
 
 from .temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
+from . import smb1batch
 from .adapters import impacket_internals as lib
+from .adapters import impacket_pipeline as pipe
 from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime, sha256_of
 from .connect import ConnectContext, register_files
 from .smb1conn import Smb1Link, Smb1Options
@@ -173,6 +175,32 @@ class Smb1FileTransport(ShareBase):
     def sha256(self, path: str) -> str:
         return sha256_of(self.read_chunks(path))
 
+    # --- many at once (smb1batch.py: the requests of a batch in flight together) -------------
+
+    def stat_many(self, paths: list[str]) -> list[FileStat | None]:
+        return smb1batch.stat_many(self, paths)
+
+    def stat_sha256(self, path: str) -> tuple[FileStat | None, str | None]:
+        """stat() and sha256() in three round trips (FIND and open; READs; close), not four."""
+        return smb1batch.stat_sha256_many(self, [path])[0]
+
+    def stat_sha256_many(self, paths: list[str], sizes: list[int | None] | None = None
+                         ) -> list[tuple[FileStat | None, str | None]]:
+        return smb1batch.stat_sha256_many(self, paths, sizes)
+
+    def read_many(self, paths: list[str], limit: int) -> list[bytes | None]:
+        return smb1batch.read_many(self, paths, limit)
+
+    def listdir_many(self, paths: list[str]) -> list[list[FileStat] | TargetError]:
+        return smb1batch.listdir_many(self, paths)
+
+    def copy_many(self, pairs: list[tuple[str, str]], mtimes: list[int | None] | None = None
+                  ) -> list[TargetError | None]:
+        return smb1batch.copy_many(self, pairs, mtimes)
+
+    def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
+        return smb1batch.rename_many(self, pairs, replace=replace)
+
     # --- writing ----------------------------------------------------------------------------
 
     def _write_all(self, fid: int, chunks: Iterable[bytes], offset: int, rel: str, what: str) -> int:
@@ -296,8 +324,8 @@ class Smb1FileTransport(ShareBase):
                 o = self._open(s_rel, "rename", lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN, 0)
                 generation = self.link.generation
                 try:
-                    self._call(f"rename {s_rel} to", d_rel, self.link.conn.rename_fid, self._tree(), o.fid,
-                               d_rel.rpartition("\\")[2], True)
+                    self._call(f"rename {s_rel} to", d_rel, pipe.one, self.link.conn,
+                               pipe.rename_fid(self._tree(), o.fid, d_rel.rpartition("\\")[2], True))
                 finally:
                     self._close_quietly(o.fid, generation)
                 return
@@ -379,8 +407,8 @@ class Smb1FileTransport(ShareBase):
                            lib.FILE_OPEN, 0)
             generation = self.link.generation
             try:
-                self._call("set write time", rel, self.link.conn.set_write_time, self._tree(), o.fid,
-                           ns_to_filetime(mtime_ns))
+                self._call("set write time", rel, pipe.one, self.link.conn,
+                           pipe.set_write_time(self._tree(), o.fid, ns_to_filetime(mtime_ns)))
                 self._close(o.fid, "set write time", rel)
             except BaseException:
                 self._close_quietly(o.fid, generation)
