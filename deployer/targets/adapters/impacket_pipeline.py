@@ -24,8 +24,10 @@ VERSION = require("impacket", TESTED, "the SMB1 transport sends its requests thr
 
 @dataclass(frozen=True)
 class Request:
-    """One request: how it is sent (returns its Mid) and how its answer is taken."""
+    """One request: what it is (a command's name), how it is sent (returns its Mid) and how its
+    answer is taken."""
 
+    what: str
     send: Callable[[SignedSMB], int]
     take: Callable[[SignedSMB, int], Any]
 
@@ -58,26 +60,30 @@ def round_trip(conn: SignedSMB, requests: list[Request]) -> list[Any]:
 def create(tid: int, path: str, access: int, share: int, disposition: int, options: int,
            attributes: int = 0) -> Request:
     """NT_CREATE_ANDX; its answer an impacket_internals.Opened."""
-    return Request(lambda c: c.send(c.create_packet(tid, path, access, share, disposition, options, attributes)),
-                   lambda c, mid: c.take_create(mid))
+    return Request("create", lambda c: c.send(c.create_packet(tid, path, access, share, disposition, options,
+                                                              attributes)), lambda c, mid: c.take_create(mid))
 
 
 def close(tid: int, fid: int) -> Request:
-    return Request(lambda c: c.send(c.close_packet(tid, fid)), lambda c, mid: c.take(SMB.SMB_COM_CLOSE, mid))
+    return Request("close", lambda c: c.send(c.close_packet(tid, fid)),
+                   lambda c, mid: c.take(SMB.SMB_COM_CLOSE, mid))
 
 
 def flush(tid: int, fid: int) -> Request:
-    return Request(lambda c: c.send(c.flush_packet(tid, fid)), lambda c, mid: c.take(SMB.SMB_COM_FLUSH, mid))
+    return Request("flush", lambda c: c.send(c.flush_packet(tid, fid)),
+                   lambda c, mid: c.take(SMB.SMB_COM_FLUSH, mid))
 
 
 def read(tid: int, fid: int, offset: int, length: int) -> Request:
     """READ_ANDX; its answer the bytes read."""
-    return Request(lambda c: c.send_read(tid, fid, offset, length), lambda c, mid: c.receive_read({mid})[1])
+    return Request("read", lambda c: c.send_read(tid, fid, offset, length),
+                   lambda c, mid: c.receive_read({mid})[1])
 
 
 def write(tid: int, fid: int, offset: int, data: bytes | memoryview) -> Request:
     """WRITE_ANDX, write-through; its answer the count written."""
-    return Request(lambda c: c.send_write(tid, fid, offset, data), lambda c, mid: c.receive_write({mid})[1])
+    return Request("write", lambda c: c.send_write(tid, fid, offset, data),
+                   lambda c, mid: c.receive_write({mid})[1])
 
 
 def find(pattern: str, tid: int, *, single: bool) -> Request:
@@ -86,13 +92,13 @@ def find(pattern: str, tid: int, *, single: bool) -> Request:
     def take(c: SignedSMB, mid: int) -> tuple[bytes, bool]:
         params, data = c.take_trans2(mid)
         return data, bool(struct.unpack_from("<HHHHH", params)[2])
-    return Request(lambda c: c.send_trans2_request(tid, SMB.TRANS2_FIND_FIRST2, c.find_first(pattern, single, True),
-                                                   b""), take)
+    return Request("find", lambda c: c.send_trans2_request(tid, SMB.TRANS2_FIND_FIRST2,
+                                                           c.find_first(pattern, single, True), b""), take)
 
 
 def _set_info(tid: int, fid: int, level: int, data: bytes) -> Request:
-    return Request(lambda c: c.send_trans2_request(tid, SMB.TRANS2_SET_FILE_INFORMATION,
-                                                   struct.pack("<HHH", fid, level, 0), data),
+    return Request("set_info", lambda c: c.send_trans2_request(tid, SMB.TRANS2_SET_FILE_INFORMATION,
+                                                               struct.pack("<HHH", fid, level, 0), data),
                    lambda c, mid: c.take_trans2(mid))
 
 
