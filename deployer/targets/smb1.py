@@ -203,7 +203,8 @@ class Smb1FileTransport(ShareBase):
 
     # --- writing ----------------------------------------------------------------------------
 
-    def _write_all(self, fid: int, chunks: Iterable[bytes], offset: int, rel: str, what: str) -> int:
+    def _write_all(self, fid: int, chunks: Iterable[bytes], offset: int, rel: str, what: str,
+                   flush: bool = True) -> int:
         conn = self.link.conn
         tid = self._tree()
         size = conn.io_unit(write=True)
@@ -244,8 +245,19 @@ class Smb1FileTransport(ShareBase):
         except BaseException:
             conn.forget(pending)
             raise
-        self._call(what, rel, conn.flush, tid, fid)
+        if flush:
+            self._call(what, rel, conn.flush, tid, fid)
         return written
+
+    def _finish(self, fid: int, rel: str, *steps: tuple[str, "pipe.Request"]) -> None:
+        """The last requests on a handle, its CLOSE behind them, in one round trip: the server runs
+        them in order, and none may go asynchronous under the CLOSE (every READ and WRITE on the
+        handle is answered before; Samba crashes closing a file under its asynchronous reads).
+        Raises the first failure, as one request at a time would."""
+        answers = pipe.round_trip(self.link.conn, [r for _, r in steps] + [pipe.close(self._tree(), fid)])
+        for what, got in zip([w for w, _ in steps] + [steps[-1][0] if steps else "close"], answers):
+            if isinstance(got, lib.SessionError):
+                raise status_error(lib.status_of(got), what, server=self.server, path=rel)
 
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         rel = _norm(path)
@@ -256,8 +268,8 @@ class Smb1FileTransport(ShareBase):
                            lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE)
             generation = self.link.generation
             try:
-                written = self._write_all(o.fid, chunks, 0, rel, "write")
-                self._close(o.fid, "write", rel)
+                written = self._write_all(o.fid, chunks, 0, rel, "write", flush=False)
+                self._finish(o.fid, rel, ("write", pipe.flush(self._tree(), o.fid)))  # flushed, then closed
             except BaseException:
                 self._close_quietly(o.fid, generation)
                 raise
@@ -318,17 +330,13 @@ class Smb1FileTransport(ShareBase):
             if not replace:
                 self._rename_path(s_rel, d_rel)
                 return
-            exists = self._check_replaceable(s_rel, d_rel)
             same_folder = s_rel.rpartition("\\")[0].casefold() == d_rel.rpartition("\\")[0].casefold()
-            if self._passthru() and same_folder:
-                o = self._open(s_rel, "rename", lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN, 0)
-                generation = self.link.generation
-                try:
-                    self._call(f"rename {s_rel} to", d_rel, pipe.one, self.link.conn,
-                               pipe.rename_fid(self._tree(), o.fid, d_rel.rpartition("\\")[2], True))
-                finally:
-                    self._close_quietly(o.fid, generation)
+            if self._passthru() and same_folder:  # checked, renamed and closed in two round trips
+                error = smb1batch.rename_many(self, [(s_rel, d_rel)], replace=True)[0]
+                if error is not None:
+                    raise error
                 return
+            exists = self._check_replaceable(s_rel, d_rel)
             if not exists:
                 self._rename_path(s_rel, d_rel)
                 if not self._passthru() and self.stat(d_rel + ASIDE_SUFFIX) is not None:
@@ -407,9 +415,8 @@ class Smb1FileTransport(ShareBase):
                            lib.FILE_OPEN, 0)
             generation = self.link.generation
             try:
-                self._call("set write time", rel, pipe.one, self.link.conn,
-                           pipe.set_write_time(self._tree(), o.fid, ns_to_filetime(mtime_ns)))
-                self._close(o.fid, "set write time", rel)
+                self._finish(o.fid, rel, ("set write time", pipe.set_write_time(self._tree(), o.fid,
+                                                                               ns_to_filetime(mtime_ns))))
             except BaseException:
                 self._close_quietly(o.fid, generation)
                 raise

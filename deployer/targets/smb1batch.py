@@ -293,9 +293,9 @@ def read_many(t: "Smb1FileTransport", paths: list[str], limit: int) -> list[byte
 def copy_many(t: "Smb1FileTransport", pairs: list[tuple[str, str]],
               mtimes: list[int | None] | None = None) -> list[TargetError | None]:
     """copy(src, dst) of every pair; None where it was done, else the error copy() would have
-    raised (the others are still done). SMB1 has no server-side copy: six round trips a batch,
+    raised (the others are still done). SMB1 has no server-side copy: five round trips a batch,
     the sources opened; read; closed with the destinations created; written through; their
-    write times set (the source's, or `mtimes`) and flushed; closed. A source larger than a
+    write times set (the source's, or `mtimes`), flushed and closed. A source larger than a
     batch holds is copied on its own, as copy() does."""
     out: list[TargetError | None] = [None] * len(pairs)
     rels = [(_norm(s), _norm(d)) for s, d in pairs]
@@ -376,8 +376,8 @@ def _copy_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: list[
                 elif out[k] is None and got != want:
                     out[k] = TargetError(f"write: the server wrote {got} of {want} bytes", server=t.server,
                                          path=rels[k][1])
-            # CopyFile keeps the source's write time; then each copy flushed, then closed (a round
-            # of its own: the FLUSH may be asynchronous, and Samba must not close under it)
+            # CopyFile keeps the source's write time; then each copy flushed and closed, in this
+            # order (every WRITE answered: nothing asynchronous left under the CLOSE)
             finishing: list[tuple[int, str]] = []
             requests = []
             for k, o in dests.items():
@@ -386,10 +386,9 @@ def _copy_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: list[
                     when = ns_to_filetime(wanted) if wanted is not None else times[k]
                     requests += [pipe.set_write_time(tid, o.fid, when), pipe.flush(tid, o.fid)]
                     finishing += [(k, "set write time"), (k, "write")]
-            answers = pipe.round_trip(conn, requests) if requests else []
-            closing = list(dests.items())
-            answers += pipe.round_trip(conn, [pipe.close(tid, o.fid) for _, o in closing])
-            finishing += [(k, "write") for k, _ in closing]
+                requests.append(pipe.close(tid, o.fid))
+                finishing.append((k, "write"))
+            answers = pipe.round_trip(conn, requests)
             dests = {}
             for (k, what), got in zip(finishing, answers):
                 if out[k] is None and _status(got) is not None:
@@ -439,18 +438,16 @@ def _rename_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: lis
         answers = pipe.round_trip(conn, requests)
         sources = {k: got for k, got in zip(part, answers) if isinstance(got, lib.Opened)}
         checks = {k: got for k, got in zip(part, answers[len(part):]) if isinstance(got, lib.Opened)}
-        for j, k in enumerate(part):
+        for j, k in enumerate(part):  # what rename() reports first: the destination's check, then the source
             s, d = rels[k]
-            if k not in sources:
-                out[k] = status_error(_status(answers[j]) or 0, "rename", server=t.server, path=s)
-            elif not replace:
-                continue
-            elif k in checks and checks[k].attributes & lib.ATTR_READONLY:
+            if replace and k in checks and checks[k].attributes & lib.ATTR_READONLY:
                 out[k] = AccessDenied(f"rename {s} to {d}: access is denied (the file is read-only)",
                                       server=t.server, path=d)
-            elif k not in checks and (_status(answers[len(part) + j]) or 0) not in MISSING:
+            elif replace and k not in checks and (_status(answers[len(part) + j]) or 0) not in MISSING:
                 out[k] = status_error(_status(answers[len(part) + j]) or 0, f"rename {s} to", server=t.server,
                                       path=d)
+            elif k not in sources:
+                out[k] = status_error(_status(answers[j]) or 0, "rename", server=t.server, path=s)
         # the checks' handles closed first: the server refuses to replace a file still open
         requests = [pipe.close(tid, o.fid) for o in checks.values()]
         steps: list[int | None] = [None] * len(requests)

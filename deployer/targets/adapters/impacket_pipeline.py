@@ -114,10 +114,3 @@ def rename_fid(tid: int, fid: int, new_name: str, replace: bool) -> Request:
     name = new_name.encode("utf-16le")
     return _set_info(tid, fid, PASSTHRU_RENAME, struct.pack("<B3xII", int(replace), 0, len(name)) + name)
 
-
-def one(conn: SignedSMB, request: Request) -> Any:
-    """A single request and its answer (SessionError raised)."""
-    got = round_trip(conn, [request])[0]
-    if isinstance(got, SessionError):
-        raise got
-    return got
