@@ -276,7 +276,7 @@ def _round_trips(err: str, server: str = "DEMOSRV") -> int:
 
 
 # DEMOSRV alone (the other servers on the mock): one request at a time before the batches took
-# apply 1,131, second run 132, verify 99, rollback 1,189; in batches 429, 46, 39, 268
+# apply 1,131, second run 132, verify 99, rollback 1,189; in batches 419, 46, 39, 258
 BUDGETS = {"apply": 500, "again": 60, "verify": 50, "rollback": 320}
 
 

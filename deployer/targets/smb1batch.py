@@ -153,6 +153,18 @@ def _content(t: "Smb1FileTransport", rel: str, o: lib.Opened, unit: int, answers
     return answers
 
 
+def _read_requests(tid: int, opened: dict[int, lib.Opened], unit: int
+                   ) -> tuple[list[pipe.Request], dict[int, tuple[int, int]]]:
+    """The READs of every opened file, whole; where each file's are: (first, count)."""
+    requests: list[pipe.Request] = []
+    spans: dict[int, tuple[int, int]] = {}
+    for k, o in opened.items():
+        reads = _reads(tid, o, unit)
+        spans[k] = (len(requests), len(reads))
+        requests += reads
+    return requests, spans
+
+
 def _read_round(t: "Smb1FileTransport", tid: int, rels: list[str], opened: dict[int, lib.Opened],
                 extra: list[pipe.Request] | None = None) -> tuple[dict[int, list[bytes] | TargetError], list[Any]]:
     """Every opened file read whole, then closed (with `extra` requests after the closes): two
@@ -160,12 +172,7 @@ def _read_round(t: "Smb1FileTransport", tid: int, rels: list[str], opened: dict[
     out while a READ of its file is unanswered: Samba (4.17) crashes closing a file whose
     asynchronous reads are still running."""
     unit = t.link.conn.io_unit(write=False)
-    requests: list[pipe.Request] = []
-    spans: dict[int, tuple[int, int]] = {}
-    for k, o in opened.items():
-        reads = _reads(tid, o, unit)
-        spans[k] = (len(requests), len(reads))
-        requests += reads
+    requests, spans = _read_requests(tid, opened, unit)
     answers = pipe.round_trip(t.link.conn, requests) if requests else []
     closed = pipe.round_trip(t.link.conn, [pipe.close(tid, o.fid) for o in opened.values()] + (extra or []))
     out: dict[int, list[bytes] | TargetError] = {}
@@ -293,9 +300,10 @@ def read_many(t: "Smb1FileTransport", paths: list[str], limit: int) -> list[byte
 def copy_many(t: "Smb1FileTransport", pairs: list[tuple[str, str]],
               mtimes: list[int | None] | None = None) -> list[TargetError | None]:
     """copy(src, dst) of every pair; None where it was done, else the error copy() would have
-    raised (the others are still done). SMB1 has no server-side copy: five round trips a batch,
-    the sources opened; read; closed with the destinations created; written through; their
-    write times set (the source's, or `mtimes`), flushed and closed. A source larger than a
+    raised (the others are still done). SMB1 has no server-side copy: four round trips a batch,
+    the sources opened; read, with the destinations created; closed, with the destinations
+    written through; the destinations' write times set (the source's, or `mtimes`), flushed
+    and closed. A source larger than a
     batch holds is copied on its own, as copy() does."""
     out: list[TargetError | None] = [None] * len(pairs)
     rels = [(_norm(s), _norm(d)) for s, d in pairs]
@@ -344,33 +352,45 @@ def _copy_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: list[
             sources = going
             times = {k: o.write_time for k, o in sources.items()}  # FILETIMEs, as copy() gives them
             # each source read whole and closed; each destination created behind them
+            # each source read whole, each destination created beside the READs (another file)
             creates = [pipe.create(tid, rels[k][1], lib.WRITE_DATA | lib.APPEND_DATA | lib.WRITE_ATTRIBUTES
                                    | lib.READ_ATTRIBUTES, lib.SHARE_READ, lib.FILE_OVERWRITE_IF,
                                    lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE) for k in sources]
-            data, made = _read_round(t, tid, [s for s, _ in rels], sources,
-                                     [pipe.close(tid, fid) for fid in large] + creates)
-            sources = {}
-            for k, got in zip(list(data), made[len(large):]):
+            unit = conn.io_unit(write=False)
+            reads, spans = _read_requests(tid, sources, unit)
+            answers = pipe.round_trip(conn, reads + [pipe.close(tid, fid) for fid in large] + creates)
+            data: dict[int, Any] = {}
+            for k, got in zip(list(sources), answers[len(reads) + len(large):]):
                 if isinstance(got, lib.Opened):
                     dests[k] = got  # closed below whatever else happens to it
-                got_data = data[k]
-                if isinstance(got_data, TargetError):
-                    out[k] = got_data
-                elif not isinstance(got, lib.Opened):
+                at, n = spans[k]
+                try:
+                    data[k] = _content(t, rels[k][0], sources[k], unit, answers[at:at + n])
+                except TargetError as exc:
+                    out[k] = exc
+                    continue
+                if not isinstance(got, lib.Opened):
                     out[k] = status_error(_status(got) or 0, "write", server=t.server, path=rels[k][1])
+            # the sources closed (every READ answered) with the destinations' WRITEs, written through
+            closing = list(sources)
+            requests = [pipe.close(tid, sources[k].fid) for k in closing]
+            sources = {}
             unit = conn.io_unit(write=True)
             writes: list[tuple[int, int]] = []  # (pair, bytes) of each WRITE
-            requests = []
             for k, o in dests.items():
                 if out[k] is None:
                     offset = 0
-                    for chunk in data[k]:  # type: ignore[union-attr]
+                    for chunk in data[k]:
                         for at in range(0, len(chunk), unit):
                             piece = chunk[at:at + unit]
                             requests.append(pipe.write(tid, o.fid, offset, piece))
                             writes.append((k, len(piece)))
                             offset += len(piece)
-            for (k, want), got in zip(writes, pipe.round_trip(conn, requests)):
+            answers = pipe.round_trip(conn, requests)
+            for k, got in zip(closing, answers):
+                if out[k] is None and _status(got) is not None:
+                    out[k] = status_error(_status(got) or 0, "read", server=t.server, path=rels[k][0])
+            for (k, want), got in zip(writes, answers[len(closing):]):
                 if out[k] is None and _status(got) is not None:
                     out[k] = status_error(_status(got) or 0, "write", server=t.server, path=rels[k][1])
                 elif out[k] is None and got != want:
