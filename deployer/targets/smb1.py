@@ -37,6 +37,7 @@ from .smb1conn import Smb1Link, Smb1Options
 from .smbsession import MISSING, NO_MORE_FILES, NOT_A_DIRECTORY, status_error
 from .smbshare import Held, ShareBase, _norm, check_name, dir_entries, files_from_inventory
 
+ROUND = 32  # READs or WRITEs of a transfer sent together, then all answered (at most MaxMpxCount - 1)
 ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/targets/temps.py, so recovery knows it
 
 
@@ -135,7 +136,7 @@ class Smb1FileTransport(ShareBase):
         try:
             conn = self.link.conn
             step = conn.io_unit(write=False)
-            depth = max(1, min(16, conn.max_mpx - 1))
+            depth = max(1, min(ROUND, conn.max_mpx - 1))
             offset = 0
             buf = bytearray()
             arrived: dict[int, bytes] = {}
@@ -145,10 +146,13 @@ class Smb1FileTransport(ShareBase):
                         raise TargetError("read: the connection was lost while reading", server=self.server,
                                           path=rel, winerror=64)
                     tid = self._tree()
-                    while offset < o.size and len(pending) < depth:
-                        n = min(step, o.size - offset)
-                        pending.append((conn.send_read(tid, o.fid, offset, n), n))
-                        offset += n
+                    # in rounds (sent together, then all taken): a window refilled answer by answer
+                    # would wait once per answer
+                    if not pending:
+                        while offset < o.size and len(pending) < depth:
+                            n = min(step, o.size - offset)
+                            pending.append((conn.send_read(tid, o.fid, offset, n), n))
+                            offset += n
                     mid, want = pending.popleft()
                     while mid not in arrived:  # replies may come out of order: keep them until their turn
                         got_mid, got = self._call("read", rel, conn.receive_read, {m for m, _ in pending} | {mid})
@@ -208,7 +212,7 @@ class Smb1FileTransport(ShareBase):
         conn = self.link.conn
         tid = self._tree()
         size = conn.io_unit(write=True)
-        depth = max(1, min(16, conn.max_mpx - 1))
+        depth = max(1, min(ROUND, conn.max_mpx - 1))
         pending: dict[int, int] = {}  # Mid -> bytes sent
         written = 0
         buf = bytearray()
@@ -223,8 +227,9 @@ class Smb1FileTransport(ShareBase):
 
         def send(data: bytes | memoryview) -> None:
             nonlocal offset
-            while len(pending) >= depth:
-                reap()
+            if len(pending) >= depth:  # in rounds: a window refilled answer by answer waits once per answer
+                while pending:
+                    reap()
             pending[conn.send_write(tid, fid, offset, data)] = len(data)
             offset += len(data)
 
