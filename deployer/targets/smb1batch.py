@@ -186,6 +186,18 @@ def _read_round(t: "Smb1FileTransport", tid: int, rels: list[str], opened: dict[
     return out, closed[len(opened):]
 
 
+def _read_or_close(t: "Smb1FileTransport", tid: int, rels: list[str], opened: dict[int, lib.Opened],
+                   unread: list[int], generation: int) -> dict[int, list[bytes] | TargetError]:
+    """_read_round of the opened files, the FIDs of `unread` closed with them; on any failure
+    every opened file is closed before the error goes on."""
+    try:
+        return _read_round(t, tid, rels, opened, [pipe.close(tid, fid) for fid in unread])[0]
+    except BaseException:
+        for o in opened.values():
+            t._close_quietly(o.fid, generation)
+        raise
+
+
 def _read_access(tid: int, rel: str) -> pipe.Request:
     return pipe.create(tid, rel, lib.READ_DATA | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN,
                        lib.FILE_NON_DIRECTORY_FILE)
@@ -240,12 +252,7 @@ def stat_sha256_many(t: "Smb1FileTransport", paths: list[str], sizes: list[int |
                                       bool(got.attributes & lib.ATTR_READONLY))
                 else:  # gone between the two requests: as stat() then sha256() would see it
                     out[k] = status_error(_status(got) or 0xC0000034, "read", server=t.server, path=rels[k])
-            try:
-                data, _ = _read_round(t, tid, rels, opened, [pipe.close(tid, fid) for fid in stale])
-            except BaseException:
-                for o in opened.values():
-                    t._close_quietly(o.fid, generation)
-                raise
+            data = _read_or_close(t, tid, rels, opened, stale, generation)
         for k, chunks in data.items():
             out[k] = chunks if isinstance(chunks, TargetError) else (out[k], _sha256(chunks))
     for k in large:
@@ -285,12 +292,7 @@ def read_many(t: "Smb1FileTransport", paths: list[str], limit: int) -> list[byte
                     too_large.append(got.fid)
                 else:
                     opened[k] = got
-            try:
-                data, _ = _read_round(t, tid, rels, opened, [pipe.close(tid, fid) for fid in too_large])
-            except BaseException:
-                for o in opened.values():
-                    t._close_quietly(o.fid, generation)
-                raise
+            data = _read_or_close(t, tid, rels, opened, too_large, generation)
         for k, chunks in data.items():
             out[k] = chunks if isinstance(chunks, TargetError) else b"".join(chunks)
     _raise_first(out)
@@ -314,14 +316,19 @@ def copy_many(t: "Smb1FileTransport", pairs: list[tuple[str, str]],
     todo = [k for k in range(len(pairs)) if out[k] is None]
     for start in range(0, len(todo), BATCH):
         alone += _copy_batch(t, rels, todo[start:start + BATCH], out, mtimes)
-    for k in alone:
-        try:
-            t.copy(*pairs[k])
-            if mtimes is not None and mtimes[k] is not None:
-                t.set_mtime(pairs[k][1], mtimes[k])
-        except TargetError as exc:
-            out[k] = exc
+    for k in alone:  # too large for a batch: as copy() and set_mtime() one at a time
+        out[k] = _copy_alone(t, pairs[k], mtimes[k] if mtimes is not None else None)
     return out
+
+
+def _copy_alone(t: "Smb1FileTransport", pair: tuple[str, str], mtime: int | None) -> TargetError | None:
+    try:
+        t.copy(*pair)
+        if mtime is not None:
+            t.set_mtime(pair[1], mtime)
+    except TargetError as exc:
+        return exc
+    return None
 
 
 def _copy_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: list[int], out: list[TargetError | None],
