@@ -57,6 +57,20 @@ def test_stats_listings_and_reads_in_batches_are_those_of_one_at_a_time(batched:
         made["A.DLL"], b"", None, made["d.srv"], None, None]
 
 
+def test_a_listing_longer_than_one_answer_and_a_copy_longer_than_one_round(batched: FilesUnderTest):
+    t = batched
+    t.files.mkdir(p(t, "MANY"))
+    names = sorted((f"file-with-a-long-name-{i:04}.dll" for i in range(300)), key=str.casefold)
+    for name in names:
+        t.files.write_file(p(t, "MANY", name), [name.encode()])
+    listed = t.files.listdir_many([p(t, "MANY"), t.base])
+    assert [e.name for e in listed[0]] == names and listed[0] == t.files.listdir(p(t, "MANY"))
+    big = os.urandom(4 * (1 << 20) + 7)  # more WRITEs than the server lets be in flight at once
+    t.files.write_file(p(t, "BIG.DLL"), [big])
+    assert t.files.copy_many([(p(t, "BIG.DLL"), p(t, "BIG.BAK"))]) == [None]
+    assert t.files.stat_sha256_many([p(t, "BIG.BAK"), p(t, "MANY", names[0])])[0][1] == hashlib.sha256(big).hexdigest()
+
+
 def test_copies_and_renames_in_batches_are_those_of_one_at_a_time(batched: FilesUnderTest):
     t = batched
     made = _files(t)
