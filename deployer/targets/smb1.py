@@ -108,13 +108,15 @@ class Smb1FileTransport(ShareBase):
         return found[0] if found else None
 
     def listdir(self, path: str) -> list[FileStat]:
-        rel = _norm(path)
+        """The folder's one-name FIND (is it a folder?) and its listing's FIND_FIRST2 in one round trip."""
+        got = smb1batch.listdir_many(self, [path])[0]
+        if isinstance(got, TargetError):
+            raise got
+        return got
+
+    def _list_entries(self, rel: str) -> list[FileStat]:
+        """A folder's whole listing, FIND_NEXT2 after FIND_FIRST2 (one known to be a folder)."""
         with self._op("list", rel):
-            st = self.stat(rel) if rel else FileStat("", 0, 0, True)
-            if st is None:
-                raise status_error(0xC000003A, "list", server=self.server, path=rel)
-            if not st.is_dir:
-                raise NotADirectory("list: is a file, not a folder", server=self.server, path=rel)
             pattern = f"{rel}\\*" if rel else "*"
             entries = []
             try:

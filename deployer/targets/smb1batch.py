@@ -84,7 +84,7 @@ def listdir_many(t: "Smb1FileTransport", paths: list[str]) -> list[list[FileStat
     """listdir() of every folder: each folder's one-name FIND (is it a folder?) and its listing's
     FIND_FIRST2 in flight with the others', one round trip for the batch. Each folder's entries
     or the error listdir() would have raised; a folder too large for one answer is listed again
-    on its own, as listdir() does."""
+    on its own, page after page."""
     rels = [_norm(p) for p in paths]
     out: list[Any] = [None] * len(rels)
     for start in range(0, len(rels), BATCH):
@@ -114,8 +114,8 @@ def listdir_many(t: "Smb1FileTransport", paths: list[str]) -> list[list[FileStat
                         entries: list[FileStat] = []
                     elif listing[1]:
                         entries = dir_entries(listing[0], unicode)
-                    else:  # more than one answer holds: listed on its own, as listdir() does
-                        out[k] = t.listdir(rel)
+                    else:  # more than one answer holds: listed again, page after page
+                        out[k] = t._list_entries(rel)
                         continue
                     out[k] = sorted((e for e in entries if e.name not in (".", "..")), key=lambda e: e.name.casefold())
                 except TargetError as exc:

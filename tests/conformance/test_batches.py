@@ -46,6 +46,8 @@ def test_stats_listings_and_reads_in_batches_are_those_of_one_at_a_time(batched:
     folders = [t.base, p(t, "SUB"), p(t, "A.DLL"), p(t, "gone")]
     listed = t.files.listdir_many(folders)
     assert listed[0] == t.files.listdir(t.base) and listed[1] == []
+    assert [(e.name, e.size, e.is_dir) for e in listed[0]] == sorted(
+        [(n, len(d), False) for n, d in made.items()] + [("SUB", 0, True)], key=lambda e: e[0].casefold())
     assert isinstance(listed[2], NotADirectory) and isinstance(listed[3], NotFound)
     files = [p(t, n) for n in made]
     got = t.files.stat_sha256_many(files + [p(t, "nope.dll"), p(t, "SUB")], [10, None, 5, 65 << 10, None, None])
