@@ -94,3 +94,23 @@ def test_copies_and_renames_in_batches_are_those_of_one_at_a_time(batched: Files
     assert isinstance(errors[1], AccessDenied) and isinstance(errors[2], NotFound)
     assert b"".join(t.files.read_chunks(p(t, "SUB", "C.BAK"))) == made["A.DLL"]
     assert t.files.stat(p(t, "SUB", "A.BAK")) is None and t.files.stat(p(t, "C.SYS")) is not None
+
+
+@pytest.mark.parametrize("dialect", BATCHED)
+def test_the_folders_of_a_server_lost_mid_batch_are_unlisted_as_one_at_a_time(request, dialect: str):
+    """run/folders.py asks a batch of listings at once: a server that fails (here a closed
+    connection) leaves each folder unlisted, as asking one folder at a time does, instead of
+    failing the whole check."""
+    from deployer.run.folders import _names
+    from deployer.targets.smb import SmbFileTransport
+    from deployer.targets.smb1 import Smb1FileTransport
+    from servers.samba import SHARE
+
+    if dialect == "smb1":
+        files = Smb1FileTransport("LOST", request.getfixturevalue("samba_nt1").smb1_link(), SHARE, owns_link=True)
+    else:
+        files = SmbFileTransport("LOST", request.getfixturevalue("samba").link(), SHARE, owns_link=True)
+    files.connect()
+    files.close()
+    assert _names(files, ["SITE.SRV", "LOGON.SRV"]) == {"SITE.SRV": None, "LOGON.SRV": None} == {
+        **_names(files, ["SITE.SRV"]), **_names(files, ["LOGON.SRV"])}
