@@ -19,6 +19,11 @@ The same contract as the SMB 2/3 transport (smb.py), with what SMB1 offers:
   trip through deployer, and the copy gets the source's write time.
 - **sharing violations, read-only files** as smb.py: a replace checks the destination first,
   because Samba's rename does not apply other clients' share modes (Windows does).
+- **many files at once** (stat_many, listdir_many, stat_sha256_many, read_many, copy_many,
+  rename_many: smb1batch.py): independent requests sent together, each answered under its own
+  Mid, so a batch costs the round trips of one file; a handle's last requests go with its
+  CLOSE, but never a CLOSE while a READ of its file is unanswered (Samba crashes closing a file
+  under its asynchronous reads).
 """
 
 from __future__ import annotations

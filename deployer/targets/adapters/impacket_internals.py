@@ -11,11 +11,13 @@ SMBConnection does not offer, built here from impacket's own packet classes:
 - **NTLMv2 only, unless told.** impacket's `login()` silently retries with NTLMv1; here the
   caller picks, and LM/NTLMv1 are used only when the inventory allows them.
 - **Exact write times.** NT_CREATE_ANDX replies and FIND_FIRST2 entries carry FILETIMEs;
-  TRANS2_SET_FILE_INFORMATION (SMB_SET_FILE_BASIC_INFO) sets one to the 100 ns.
+  TRANS2_SET_FILE_INFORMATION (SMB_SET_FILE_BASIC_INFO, impacket_pipeline.py) sets one to the 100 ns.
 - **Pipelined reads and writes** (several READ_ANDX/WRITE_ANDX in flight, up to the server's
   MaxMpxCount), where impacket waits for each answer.
 - **Rename with replace** through the pass-through information level (FileRenameInformation,
   servers with CAP_INFOLEVEL_PASSTHRU: Windows 2000 and Samba).
+- **Requests sent now, answered later** (`send`/`take`, `create_packet`/`take_create`,
+  `send_trans2_request`/`take_trans2`): impacket_pipeline.py builds batches from them.
 """
 
 from __future__ import annotations
