@@ -24,6 +24,7 @@ ADAPTERS = {  # adapter module -> (distribution, versions outside its tested ran
     "deployer.targets.adapters.paramiko_internals": ("paramiko", ["5.2.0", "6.0.0", "3.3.2", "2.12.0"]),
     "deployer.targets.adapters.impacket_internals": ("impacket", ["0.14.0", "0.12.0", "0.9.24", "1.0.0"]),
     "deployer.targets.adapters.impacket_scmr": ("impacket", ["0.14.0", "0.12.0", "0.9.24", "1.0.0"]),
+    "deployer.targets.adapters.impacket_pipeline": ("impacket", ["0.14.0", "0.12.0", "0.9.24", "1.0.0"]),
 }
 # the name under which each adapter keeps the installed version it accepted
 VERSION_ATTR = {"deployer.targets.adapters.impacket_internals": "IMPACKET_VERSION"}

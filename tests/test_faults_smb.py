@@ -209,3 +209,34 @@ def test_logon_server_hung_for_good_during_the_rollback(ws: Workspace, tmp_path:
         assert ws.state() == before
     finally:
         samba.stop()
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_server_that_hangs_during_the_rollback_is_waited_for_once(ws: Workspace, tmp_path: Path, monkeypatch,
+                                                                     dialect):
+    """Counted, not timed: the undo's first bounded wait on the hung logon server (while it
+    compares what the run changed) marks the server unreachable, so neither the batch of stats
+    for the temporary names nor anything after it waits for that server again."""
+    from deployer.errors import TransportTimeout
+
+    waits: list[str] = []
+    real_init = TransportTimeout.__init__
+
+    def counted(self, *args, **kw):
+        real_init(self, *args, **kw)
+        if kw.get("server") == "DEMOLOG1":
+            waits.append(str(self))
+
+    monkeypatch.setattr(TransportTimeout, "__init__", counted)
+    logon = start_samba(tmp_path / "smbd-logon", {SHARE: ws.server("DEMOLOG1")}, dialect)
+    try:
+        monkeypatch.setenv(ENV, logon.password)
+        serve_over_smb(ws.inventory, "DEMOLOG1", files_spec(logon, SHARE, ENV, dialect, timeout=BOUND))
+        failpoints.arm("apply.action.14.after")  # the site reset has installed DEMOLOG1's Helper.srv copies
+        failpoints.arm("apply.rollback", "call", lambda name: logon.signal(signal.SIGSTOP))
+        r = ws.cli("apply", ws.playbook, "--site", "DEMO", "--yes", "-i", ws.inventory)
+        assert r.code == 4 and "DEMOLOG1 could not be reached" in r.err, r.text
+        assert len(waits) == 1, waits
+    finally:
+        logon.signal(signal.SIGCONT)
+        logon.stop()

@@ -42,8 +42,11 @@ def _names(files, folders: list[str]) -> dict[str, list[str] | None]:
     transport lists many at once (SMB 2/3: one round trip), else one listing each."""
     many = getattr(files, "listdir_many", None)
     if many is not None and len(folders) > 1:
-        return {f: (None if isinstance(got, TargetError) else [e.name for e in got])
-                for f, got in zip(folders, many(list(folders)))}
+        try:
+            listed = many(list(folders))
+        except TargetError:  # the server, not a folder, failed (lost, hung): none of them listed, as one by one
+            return {f: None for f in folders}
+        return {f: (None if isinstance(got, TargetError) else [e.name for e in got]) for f, got in zip(folders, listed)}
     out: dict[str, list[str] | None] = {}
     for folder in folders:
         try:

@@ -169,7 +169,9 @@ class Undo:
                   if t.server not in self.unreachable]
         try:
             return bool(file_differences(self.conn, wanted))
-        except TargetError:
+        except TargetError as exc:
+            if isinstance(exc, TransportTimeout):  # hung: waited for once, not again by each step after
+                self._note_unreachable(exc, action.server)
             return True  # its undo says what it meets
 
     def run_all(self, numbers: list[int] | None = None) -> UndoResult:

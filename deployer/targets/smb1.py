@@ -19,6 +19,11 @@ The same contract as the SMB 2/3 transport (smb.py), with what SMB1 offers:
   trip through deployer, and the copy gets the source's write time.
 - **sharing violations, read-only files** as smb.py: a replace checks the destination first,
   because Samba's rename does not apply other clients' share modes (Windows does).
+- **many files at once** (stat_many, listdir_many, stat_sha256_many, read_many, copy_many,
+  rename_many: smb1batch.py): independent requests sent together, each answered under its own
+  Mid, so a batch costs the round trips of one file; a handle's last requests go with its
+  CLOSE, but never a CLOSE while a READ of its file is unanswered (Samba crashes closing a file
+  under its asynchronous reads).
 """
 
 from __future__ import annotations
@@ -28,13 +33,16 @@ from typing import Any, Iterable, Iterator
 
 from .temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
+from . import smb1batch
 from .adapters import impacket_internals as lib
+from .adapters import impacket_pipeline as pipe
 from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime, sha256_of
 from .connect import ConnectContext, register_files
 from .smb1conn import Smb1Link, Smb1Options
 from .smbsession import MISSING, NO_MORE_FILES, NOT_A_DIRECTORY, status_error
 from .smbshare import Held, ShareBase, _norm, check_name, dir_entries, files_from_inventory
 
+ROUND = 32  # READs or WRITEs of a transfer sent together, then all answered (at most MaxMpxCount - 1)
 ASIDE_SUFFIX = SMB1_ASIDE.suffix  # registered in deployer/targets/temps.py, so recovery knows it
 
 
@@ -105,13 +113,15 @@ class Smb1FileTransport(ShareBase):
         return found[0] if found else None
 
     def listdir(self, path: str) -> list[FileStat]:
-        rel = _norm(path)
+        """The folder's one-name FIND (is it a folder?) and its listing's FIND_FIRST2 in one round trip."""
+        got = smb1batch.listdir_many(self, [path])[0]
+        if isinstance(got, TargetError):
+            raise got
+        return got
+
+    def _list_entries(self, rel: str) -> list[FileStat]:
+        """A folder's whole listing, FIND_NEXT2 after FIND_FIRST2 (one known to be a folder)."""
         with self._op("list", rel):
-            st = self.stat(rel) if rel else FileStat("", 0, 0, True)
-            if st is None:
-                raise status_error(0xC000003A, "list", server=self.server, path=rel)
-            if not st.is_dir:
-                raise NotADirectory("list: is a file, not a folder", server=self.server, path=rel)
             pattern = f"{rel}\\*" if rel else "*"
             entries = []
             try:
@@ -133,7 +143,7 @@ class Smb1FileTransport(ShareBase):
         try:
             conn = self.link.conn
             step = conn.io_unit(write=False)
-            depth = max(1, min(16, conn.max_mpx - 1))
+            depth = max(1, min(ROUND, conn.max_mpx - 1))
             offset = 0
             buf = bytearray()
             arrived: dict[int, bytes] = {}
@@ -143,10 +153,13 @@ class Smb1FileTransport(ShareBase):
                         raise TargetError("read: the connection was lost while reading", server=self.server,
                                           path=rel, winerror=64)
                     tid = self._tree()
-                    while offset < o.size and len(pending) < depth:
-                        n = min(step, o.size - offset)
-                        pending.append((conn.send_read(tid, o.fid, offset, n), n))
-                        offset += n
+                    # in rounds (sent together, then all taken): a window refilled answer by answer
+                    # would wait once per answer
+                    if not pending:
+                        while offset < o.size and len(pending) < depth:
+                            n = min(step, o.size - offset)
+                            pending.append((conn.send_read(tid, o.fid, offset, n), n))
+                            offset += n
                     mid, want = pending.popleft()
                     while mid not in arrived:  # replies may come out of order: keep them until their turn
                         got_mid, got = self._call("read", rel, conn.receive_read, {m for m, _ in pending} | {mid})
@@ -173,13 +186,40 @@ class Smb1FileTransport(ShareBase):
     def sha256(self, path: str) -> str:
         return sha256_of(self.read_chunks(path))
 
+    # --- many at once (smb1batch.py: the requests of a batch in flight together) -------------
+
+    def stat_many(self, paths: list[str]) -> list[FileStat | None]:
+        return smb1batch.stat_many(self, paths)
+
+    def stat_sha256(self, path: str) -> tuple[FileStat | None, str | None]:
+        """stat() and sha256() in three round trips (FIND and open; READs; close), not four."""
+        return smb1batch.stat_sha256_many(self, [path])[0]
+
+    def stat_sha256_many(self, paths: list[str], sizes: list[int | None] | None = None
+                         ) -> list[tuple[FileStat | None, str | None]]:
+        return smb1batch.stat_sha256_many(self, paths, sizes)
+
+    def read_many(self, paths: list[str], limit: int) -> list[bytes | None]:
+        return smb1batch.read_many(self, paths, limit)
+
+    def listdir_many(self, paths: list[str]) -> list[list[FileStat] | TargetError]:
+        return smb1batch.listdir_many(self, paths)
+
+    def copy_many(self, pairs: list[tuple[str, str]], mtimes: list[int | None] | None = None
+                  ) -> list[TargetError | None]:
+        return smb1batch.copy_many(self, pairs, mtimes)
+
+    def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
+        return smb1batch.rename_many(self, pairs, replace=replace)
+
     # --- writing ----------------------------------------------------------------------------
 
-    def _write_all(self, fid: int, chunks: Iterable[bytes], offset: int, rel: str, what: str) -> int:
+    def _write_all(self, fid: int, chunks: Iterable[bytes], offset: int, rel: str, what: str,
+                   flush: bool = True) -> int:
         conn = self.link.conn
         tid = self._tree()
         size = conn.io_unit(write=True)
-        depth = max(1, min(16, conn.max_mpx - 1))
+        depth = max(1, min(ROUND, conn.max_mpx - 1))
         pending: dict[int, int] = {}  # Mid -> bytes sent
         written = 0
         buf = bytearray()
@@ -194,8 +234,9 @@ class Smb1FileTransport(ShareBase):
 
         def send(data: bytes | memoryview) -> None:
             nonlocal offset
-            while len(pending) >= depth:
-                reap()
+            if len(pending) >= depth:  # in rounds: a window refilled answer by answer waits once per answer
+                while pending:
+                    reap()
             pending[conn.send_write(tid, fid, offset, data)] = len(data)
             offset += len(data)
 
@@ -216,8 +257,19 @@ class Smb1FileTransport(ShareBase):
         except BaseException:
             conn.forget(pending)
             raise
-        self._call(what, rel, conn.flush, tid, fid)
+        if flush:
+            self._call(what, rel, conn.flush, tid, fid)
         return written
+
+    def _finish(self, fid: int, rel: str, *steps: tuple[str, "pipe.Request"]) -> None:
+        """The last requests on a handle, its CLOSE behind them, in one round trip: the server runs
+        them in order, and none may go asynchronous under the CLOSE (every READ and WRITE on the
+        handle is answered before; Samba crashes closing a file under its asynchronous reads).
+        Raises the first failure, as one request at a time would."""
+        answers = pipe.round_trip(self.link.conn, [r for _, r in steps] + [pipe.close(self._tree(), fid)])
+        for what, got in zip([w for w, _ in steps] + [steps[-1][0] if steps else "close"], answers):
+            if isinstance(got, lib.SessionError):
+                raise status_error(lib.status_of(got), what, server=self.server, path=rel)
 
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         rel = _norm(path)
@@ -228,8 +280,8 @@ class Smb1FileTransport(ShareBase):
                            lib.FILE_NON_DIRECTORY_FILE, lib.ATTR_ARCHIVE)
             generation = self.link.generation
             try:
-                written = self._write_all(o.fid, chunks, 0, rel, "write")
-                self._close(o.fid, "write", rel)
+                written = self._write_all(o.fid, chunks, 0, rel, "write", flush=False)
+                self._finish(o.fid, rel, ("write", pipe.flush(self._tree(), o.fid)))  # flushed, then closed
             except BaseException:
                 self._close_quietly(o.fid, generation)
                 raise
@@ -290,17 +342,13 @@ class Smb1FileTransport(ShareBase):
             if not replace:
                 self._rename_path(s_rel, d_rel)
                 return
-            exists = self._check_replaceable(s_rel, d_rel)
             same_folder = s_rel.rpartition("\\")[0].casefold() == d_rel.rpartition("\\")[0].casefold()
-            if self._passthru() and same_folder:
-                o = self._open(s_rel, "rename", lib.DELETE | lib.READ_ATTRIBUTES, lib.SHARE_ALL, lib.FILE_OPEN, 0)
-                generation = self.link.generation
-                try:
-                    self._call(f"rename {s_rel} to", d_rel, self.link.conn.rename_fid, self._tree(), o.fid,
-                               d_rel.rpartition("\\")[2], True)
-                finally:
-                    self._close_quietly(o.fid, generation)
+            if self._passthru() and same_folder:  # checked, renamed and closed in two round trips
+                error = smb1batch.rename_many(self, [(s_rel, d_rel)], replace=True)[0]
+                if error is not None:
+                    raise error
                 return
+            exists = self._check_replaceable(s_rel, d_rel)
             if not exists:
                 self._rename_path(s_rel, d_rel)
                 if not self._passthru() and self.stat(d_rel + ASIDE_SUFFIX) is not None:
@@ -379,9 +427,8 @@ class Smb1FileTransport(ShareBase):
                            lib.FILE_OPEN, 0)
             generation = self.link.generation
             try:
-                self._call("set write time", rel, self.link.conn.set_write_time, self._tree(), o.fid,
-                           ns_to_filetime(mtime_ns))
-                self._close(o.fid, "set write time", rel)
+                self._finish(o.fid, rel, ("set write time", pipe.set_write_time(self._tree(), o.fid,
+                                                                               ns_to_filetime(mtime_ns))))
             except BaseException:
                 self._close_quietly(o.fid, generation)
                 raise

@@ -11,11 +11,13 @@ SMBConnection does not offer, built here from impacket's own packet classes:
 - **NTLMv2 only, unless told.** impacket's `login()` silently retries with NTLMv1; here the
   caller picks, and LM/NTLMv1 are used only when the inventory allows them.
 - **Exact write times.** NT_CREATE_ANDX replies and FIND_FIRST2 entries carry FILETIMEs;
-  TRANS2_SET_FILE_INFORMATION (SMB_SET_FILE_BASIC_INFO) sets one to the 100 ns.
+  TRANS2_SET_FILE_INFORMATION (SMB_SET_FILE_BASIC_INFO, impacket_pipeline.py) sets one to the 100 ns.
 - **Pipelined reads and writes** (several READ_ANDX/WRITE_ANDX in flight, up to the server's
   MaxMpxCount), where impacket waits for each answer.
 - **Rename with replace** through the pass-through information level (FileRenameInformation,
   servers with CAP_INFOLEVEL_PASSTHRU: Windows 2000 and Samba).
+- **Requests sent now, answered later** (`send`/`take`, `create_packet`/`take_create`,
+  `send_trans2_request`/`take_trans2`): impacket_pipeline.py builds batches from them.
 """
 
 from __future__ import annotations
@@ -254,6 +256,12 @@ class SignedSMB(SMB):
 
     def create(self, tid: int, path: str, access: int, share: int, disposition: int, options: int,
                attributes: int = 0) -> Opened:
+        return self.take_create(self.send(self.create_packet(tid, path, access, share, disposition, options,
+                                                             attributes)))
+
+    def create_packet(self, tid: int, path: str, access: int, share: int, disposition: int, options: int,
+                      attributes: int = 0) -> Any:
+        """An NT_CREATE_ANDX request, not yet sent (`send` it; impacket_pipeline sends many at once)."""
         flags2 = self.get_flags()[1]
         name = self._name(path)
         cmd = smb.SMBCommand(SMB.SMB_COM_NT_CREATE_ANDX)
@@ -274,14 +282,23 @@ class SignedSMB(SMB):
             cmd["Data"]["Pad"] = 0x0
         p = self._packet(tid)
         p.addCommand(cmd)
-        reply = self._reply(SMB.SMB_COM_NT_CREATE_ANDX, self._send(p))
+        return p
+
+    def take_create(self, mid: int) -> Opened:
+        """The answer to an NT_CREATE_ANDX sent earlier (SessionError: the server's status)."""
+        reply = self._reply(SMB.SMB_COM_NT_CREATE_ANDX, mid)
         r = smb.SMBNtCreateAndXResponse_Parameters(smb.SMBCommand(reply["Data"][0])["Parameters"])
         return Opened(r["Fid"], r["FileAttributes"], r["EndOfFile"], r["LastWriteTime"], bool(r["IsDirectory"]))
 
-    def _send(self, packet: Any) -> int:
+    def send(self, packet: Any) -> int:
+        """Send a request without waiting for its answer: its Mid, for `take` (or _reply)."""
         self.sendSMB(packet)
         self._awaited.add(self._mid)
         return self._mid
+
+    def take(self, command: int, mid: int) -> Any:
+        """The answer to a request `send` sent (SessionError: the server's status)."""
+        return self._reply(command, mid)
 
     def _reply(self, command: int, mids: int | set[int]) -> Any:
         """The reply to one of `mids` (several requests may be in flight, of several transfers)."""
@@ -309,21 +326,27 @@ class SignedSMB(SMB):
             self._stash.pop(mid, None)
 
     def close_fid(self, tid: int, fid: int) -> None:
+        self._reply(SMB.SMB_COM_CLOSE, self.send(self.close_packet(tid, fid)))
+
+    def close_packet(self, tid: int, fid: int) -> Any:
         cmd = smb.SMBCommand(SMB.SMB_COM_CLOSE)
         cmd["Parameters"] = smb.SMBClose_Parameters()
         cmd["Parameters"]["FID"] = fid
         cmd["Parameters"]["Time"] = 0xFFFFFFFF  # leave the write time as it is (MS-CIFS 2.2.4.5.1)
         p = self._packet(tid)
         p.addCommand(cmd)
-        self._reply(SMB.SMB_COM_CLOSE, self._send(p))
+        return p
 
     def flush(self, tid: int, fid: int) -> None:
+        self._reply(SMB.SMB_COM_FLUSH, self.send(self.flush_packet(tid, fid)))
+
+    def flush_packet(self, tid: int, fid: int) -> Any:
         cmd = smb.SMBCommand(SMB.SMB_COM_FLUSH)
         cmd["Parameters"] = smb.SMBFlush_Parameters()
         cmd["Parameters"]["FID"] = fid
         p = self._packet(tid)
         p.addCommand(cmd)
-        self._reply(SMB.SMB_COM_FLUSH, self._send(p))
+        return p
 
     def rename_path(self, tid: int, old: str, new: str) -> None:
         """SMB_COM_RENAME: fails if `new` exists (no replace in this command)."""
@@ -335,13 +358,21 @@ class SignedSMB(SMB):
         cmd["Data"]["NewFileName"] = self._name(new)
         p = self._packet(tid)
         p.addCommand(cmd)
-        self._reply(SMB.SMB_COM_RENAME, self._send(p))
+        self._reply(SMB.SMB_COM_RENAME, self.send(p))
 
     def _trans2(self, tid: int, setup: int, params: bytes, data: bytes, max_data: int = FIND_DATA_MAX
                 ) -> tuple[bytes, bytes]:
-        self.send_trans2(tid, setup, "\x00", params, data)  # impacket lays out the request
+        return self.take_trans2(self.send_trans2_request(tid, setup, params, data))
+
+    def send_trans2_request(self, tid: int, setup: int, params: bytes, data: bytes) -> int:
+        """A TRANSACTION2 request sent without waiting (impacket lays it out): its Mid."""
+        self.send_trans2(tid, setup, "\x00", params, data)
         self._awaited.add(self._mid)
-        reply = self._reply(SMB.SMB_COM_TRANSACTION2, self._mid)
+        return self._mid
+
+    def take_trans2(self, mid: int) -> tuple[bytes, bytes]:
+        """(parameters, data) of the answer to a TRANSACTION2 request."""
+        reply = self._reply(SMB.SMB_COM_TRANSACTION2, mid)
         resp = smb.SMBCommand(reply["Data"][0])
         rp = smb.SMBTransaction2Response_Parameters(resp["Parameters"])
         raw = reply.getData()
@@ -349,27 +380,16 @@ class SignedSMB(SMB):
         r_data = raw[rp["DataOffset"]:rp["DataOffset"] + rp["DataCount"]]
         return r_params, r_data
 
-    def set_file_info(self, tid: int, fid: int, level: int, data: bytes) -> None:  # type: ignore[override]
-        self._trans2(tid, SMB.TRANS2_SET_FILE_INFORMATION, struct.pack("<HHH", fid, level, 0), data, 0)
-
-    def set_write_time(self, tid: int, fid: int, filetime: int) -> None:
-        # FILE_BASIC_INFO: creation, access, write, change times, attributes; 0 leaves a field alone
-        self.set_file_info(tid, fid, SET_FILE_BASIC_INFO, struct.pack("<qqqqII", 0, 0, filetime, 0, 0, 0))
-
-    def rename_fid(self, tid: int, fid: int, new_name: str, replace: bool) -> None:
-        """Pass-through FileRenameInformation: one atomic rename that may replace the target."""
-        name = new_name.encode("utf-16le")
-        data = struct.pack("<B3xII", int(replace), 0, len(name)) + name
-        self.set_file_info(tid, fid, PASSTHRU_RENAME, data)
+    def find_first(self, pattern: str, single: bool, once: bool = False) -> bytes:
+        """FIND_FIRST2's parameters; `once`: the search closed after this request whatever it found."""
+        name = pattern.encode("utf-16le") + b"\x00\x00" if self._unicode() else pattern.encode("latin-1") + b"\x00"
+        flags = 0x02 | (0x01 if single or once else 0)  # close at end of search (and after this request)
+        return struct.pack("<HHHHI", 0x16, 1 if single else 512, flags | 0x04, FIND_DIRECTORY_INFO, 0) + name
 
     def find(self, tid: int, pattern: str, single: bool = False) -> Iterator[bytes]:
         """FIND_FIRST2/FIND_NEXT2 with SMB_FIND_FILE_DIRECTORY_INFO: yields each reply's entries."""
-        name = pattern.encode("utf-16le") + b"\x00\x00" if self._unicode() else pattern.encode("latin-1") + b"\x00"
-        flags = 0x02 | (0x01 if single else 0)  # close at end of search (and after this request)
         count = 1 if single else 512
-        params, data = self._trans2(tid, SMB.TRANS2_FIND_FIRST2,
-                                    struct.pack("<HHHHI", 0x16, count, flags | 0x04, FIND_DIRECTORY_INFO, 0) + name,
-                                    b"")
+        params, data = self._trans2(tid, SMB.TRANS2_FIND_FIRST2, self.find_first(pattern, single), b"")
         sid, _n, end, _ea, _last = struct.unpack_from("<HHHHH", params)
         yield data
         while not end and not single:
@@ -444,7 +464,7 @@ class SignedSMB(SMB):
         params["_reserved"] = length >> 16  # MaxCountHigh (MS-SMB 2.2.4.2.1)
         params["Remaining"] = 0
         p.addCommand(cmd)
-        return self._send(p)
+        return self.send(p)
 
     def receive_read(self, mids: set[int]) -> tuple[int, bytes]:
         """(Mid, data) of the next READ_ANDX reply to one of `mids`."""
