@@ -183,3 +183,27 @@ def test_every_runs_journal_is_read_in_one_round_trip(wan_site: Site):
 
 
 RUNS_BUDGET = 10  # logon and share (3), the runs folder listed, every journal read, the backup space listed per depth, logoff (20 one at a time)
+
+
+def test_a_kill_between_the_batched_begins_and_their_swaps_is_recovered_with_the_append_torn(wan_site: Site):
+    """apply is SIGKILLed after the swaps' begin records are durable and before any swap went
+    out (action 5's `before` point, in the middle of the run of swaps), and that multi-record
+    append is then torn part way through its third record (as a crash of the server mid-append
+    would leave it: no change can have followed it). `recover` reads the journal as it is and
+    restores the site."""
+    import signal
+
+    from conftest import run_subprocess
+
+    before = wan_site.ws.state()
+    r = run_subprocess("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-i", wan_site.ws.inventory,
+                       cwd=wan_site.ws.path, env={"DEPLOYER_FAILPOINTS": "apply.action.5.before=kill"})
+    assert r.code == -signal.SIGKILL, r.text
+    (journal,) = wan_site.share_dir.glob(".deployer/runs/*/journal.jsonl")
+    lines = journal.read_bytes().split(b"\n")
+    batch = [i for i, line in enumerate(lines) if b'"event": "begin"' in line and json.loads(line)["action"] >= 3]
+    assert len(batch) >= 9 and batch == list(range(batch[0], batch[0] + len(batch))), lines  # written together
+    journal.write_bytes(b"\n".join(lines[:batch[2]]) + b"\n" + lines[batch[2]][:25])
+    rec = wan_site.cli("recover", "--site", "DEMO", "--yes", "--break-lock")
+    assert rec.code == 1, rec.text  # rolled back
+    assert wan_site.ws.state() == before
