@@ -16,6 +16,7 @@ complete, rollback_failed and the journal says what is left.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -30,7 +31,7 @@ from ..model.transport import HARD_LINK
 from ..plan.model import Plan
 from ..plan.observe import read_file
 from ..steps import kind_of
-from ..targets.base import STOPPED, TargetError
+from ..targets.base import STOPPED, TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
 from ..sms.verify import Report, verify
 from .batch import read_files
@@ -56,6 +57,17 @@ class _Backup:
     before: FileState
     backup: str
     number: int
+    linked: bool = False  # a hard link (the file is swapped by a rename), not a copy
+
+
+@dataclass(frozen=True)
+class _Stage:
+    server: str
+    path: str
+    source: str
+    new: FileState
+    number: int
+    label: str
 
 
 class Runner:
@@ -70,6 +82,10 @@ class Runner:
         self.run = new_run_id()
         self.journal = Journal(conn.site_server.files, self.run)
         self._backups: list[_Backup] = []  # backups by server-side copy queued by backup(), see flush_backups
+        self._stages: list[_Stage] = []  # uploads queued by stage(), see flush_stages
+        self._done: list[tuple[str, dict]] = []  # the last action's "done", sent with the next record (_append)
+        # where the journal's transport pays per round trip and batches (SMB 2/3): elsewhere each record at once
+        self._join_done = getattr(self.journal.files, "deferred_writes", None) is not None
         # The one gate for lab stand-ins: every command that changes a site builds a Runner first
         # (a fresh plan, a saved one, a fleet's site, a worker's task), before anything is written.
         standin.refuse_on_real_servers([u for a in plan.actions for u in kind_of(a).uploads(a)],
@@ -100,10 +116,10 @@ class Runner:
         timings: list[tuple[int, float]] = []
         try:
             self.prepare()
-            for action in self.plan.actions:
+            for group in self._groups():
                 t0 = time.monotonic()
-                self.do(action)
-                timings.append((action.number, time.monotonic() - t0))
+                self.do(group[0]) if len(group) == 1 else self.do_many(group)
+                timings += [(a.number, (time.monotonic() - t0) / len(group)) for a in group]
             self.ctx.progress("verifying", len(self.plan.actions), len(self.plan.actions))
             report = self.verify()
             failpoints.hit("apply.commit")
@@ -125,7 +141,7 @@ class Runner:
         self.ctx.say("Rolling back...")
         try:
             failpoints.hit("apply.rollback")
-            self.journal.write("failed", error=reason)
+            self._append([("failed", {"error": reason})])
         except Exception as jexc:  # the journal itself may be what failed; undo anyway
             self.ctx.say(f"  (could not journal the failure: {jexc})")
         try:
@@ -142,16 +158,18 @@ class Runner:
 
     def prepare(self) -> None:
         total = len(self.plan.actions)
-        for a in self.plan.actions:
-            self.ctx.cancel.check()
-            # not the action's own label: "stop SMS_EXECUTIVE" while only backing up reads as if it stopped
-            self.ctx.progress(f"preparing: backups and uploads for action {a.number} of {total}", 0, total)
-            failpoints.hit(f"apply.stage.{a.number}")
-            try:
+        try:
+            for a in self.plan.actions:
+                self.ctx.cancel.check()
+                # not the action's own label: "stop SMS_EXECUTIVE" while only backing up reads as if it stopped
+                self.ctx.progress(f"preparing: backups and uploads for action {a.number} of {total}", 0, total)
+                failpoints.hit(f"apply.stage.{a.number}")
                 kind_of(a).prepare(self, a)
-                self.flush_backups()
-            finally:
-                self._backups = []
+            # what transports queued (backups, uploads) goes out together: nothing visible changes
+            # in prepare, so no action's work waits for another's (a batch costs one file's round trips)
+            self.flush_stages()
+        finally:
+            self._backups, self._stages = [], []
 
     def backup(self, server: str, path: str, before: FileState, backup: str, number: int, *,
                swapped: bool = False) -> None:
@@ -167,6 +185,9 @@ class Runner:
         ep.files.makedirs(backup.rsplit("\\", 1)[0])
         failpoints.hit(f"apply.backup.{number}")  # the backup folder made, the copy not yet
         link = ep.files.hard_link if swapped and ep.can(HARD_LINK) else None  # type: ignore[attr-defined]
+        if link is not None and getattr(ep.files, "hard_link_many", None) is not None:
+            self._backups.append(_Backup(server, path, before, backup, number, linked=True))  # see flush_backups
+            return
         if link is None and getattr(ep.files, "copy_many", None) is not None:
             # copied with the action's other backups on this server, in the round trips of one
             self._backups.append(_Backup(server, path, before, backup, number))
@@ -184,41 +205,53 @@ class Runner:
         self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256,
                            **({"linked": True} if link is not None else {}))
 
-    def flush_backups(self) -> None:
+    def flush_backups(self, then: list[tuple[str, dict]] | None = None) -> None:
         """Make the backups queued by backup(), server by server, each checked against the file
-        observed when planning as one at a time would be; their journal records in one append.
-        Done before anything else of the run touches the site (an upload, a swap)."""
+        observed when planning as one at a time would be; their journal records (and `then`'s,
+        if every backup was made) in one append. Done before anything else of the run touches
+        the site (an upload, a swap)."""
         queued, self._backups = self._backups, []
         by_server: dict[str, list[_Backup]] = {}
         for b in queued:
             by_server.setdefault(b.server, []).append(b)
+        records: list[tuple[str, dict]] = []
+        failure: TargetError | None = None
         for server, items in by_server.items():
             ep = self.ep(server)
-            errors = ep.files.copy_many([(b.path, b.backup) for b in items])
-            made = [b for b, e in zip(items, errors) if e is None]
+            links = [b for b in items if b.linked]
+            copies = [b for b in items if not b.linked]
+            errors = dict(zip(map(id, links), ep.files.hard_link_many([(b.path, b.backup) for b in links]))) \
+                if links else {}
+            linked = [b for b in links if errors[id(b)] is None]
+            stats = dict(zip(map(id, linked), stat_many(ep.files, [b.backup for b in linked])))
+            errors.update(zip(map(id, copies), ep.files.copy_many([(b.path, b.backup) for b in copies]) if copies else []))
+            made = [b for b in copies if errors[id(b)] is None]
             got = dict(zip((id(b) for b in made), read_files(ep, [b.backup for b in made],
                                                                [b.before.size for b in made])))
-            records: list[tuple[str, dict]] = []
-            failure: TargetError | None = None
-            for b, error in zip(items, errors):
-                if error is not None:
-                    failure = error
-                elif not b.before.same_content(got[id(b)]):
+            for b in items:
+                if errors[id(b)] is not None:
+                    failure = errors[id(b)]
+                elif not (_same_stat(b.before, stats[id(b)]) if b.linked else b.before.same_content(got[id(b)])):
                     failure = TargetError(f"the backup of {ep.where(b.path)} does not match the file observed when "
                                           "planning (it changed since, or the copy is damaged)", server=server,
                                           path=b.path)
                 if failure is not None:
                     break
                 records.append(("backup", dict(action=b.number, server=server, path=b.path, backup=b.backup,
-                                               sha256=b.before.sha256)))
-            self.journal.write_many(records)
+                                               sha256=b.before.sha256, **({"linked": True} if b.linked else {}))))
             if failure is not None:
-                raise failure
+                break
+        self.journal.write_many(records + (then or [] if failure is None else []))
+        if failure is not None:
+            raise failure
 
     def stage(self, server: str, path: str, source: str, new: FileState, number: int, label: str) -> None:
         """Upload `source` beside `path` under the run's temporary name, with the new write time, and check it."""
-        self.flush_backups()
         ep = self.ep(server)
+        if getattr(ep.files, "deferred_writes", None) is not None:
+            self._stages.append(_Stage(server, path, source, new, number, label))  # see flush_stages
+            return
+        self.flush_backups()
         temp = temp_path(path, self.run)
         self.journal.write("staged", action=number, server=server, temp=temp)
         with open(Path(source), "rb") as fh:
@@ -226,11 +259,31 @@ class Runner:
         failpoints.hit(f"apply.stage.{number}.written")
         ep.files.set_mtime(temp, new.mtime_ns)
         got = self.read(server, temp)
-        if not new.same_content(got):
-            have = f"{got.size:,} bytes, sha256 {(got.sha256 or '')[:12]}..." if got else "nothing"
-            raise TargetError(f"the uploaded copy of {label} does not match the hotfix file ({have}; expected "
-                              f"{new.size:,} bytes, sha256 {(new.sha256 or '')[:12]}...): damaged in transit, "
-                              "nothing was replaced", server=server, path=temp)
+        _check_staged(server, temp, new, label, got)
+
+    def flush_stages(self) -> None:
+        """The queued backups, then the uploads stage() queued, server by server: every file's
+        bytes and write time sent together (the transport's deferred_writes), then every staged
+        file read back and checked at once, as stage() checks one. Their "staged" records go
+        out with the backups' before any upload."""
+        queued, self._stages = self._stages, []
+        self.flush_backups([("staged", dict(action=s.number, server=s.server, temp=temp_path(s.path, self.run)))
+                            for s in queued])
+        by_server: dict[str, list[_Stage]] = {}
+        for s in queued:
+            by_server.setdefault(s.server, []).append(s)
+        for server, items in by_server.items():
+            ep = self.ep(server)
+            temps = [temp_path(s.path, self.run) for s in items]
+            with ExitStack() as sources, ep.files.deferred_writes():  # type: ignore[attr-defined]
+                for s, temp in zip(items, temps):  # each read as its upload goes out (the sources open till then)
+                    fh = sources.enter_context(open(Path(s.source), "rb"))
+                    ep.files.write_file(temp, self._chunks(fh, f"apply.stage.{s.number}.midcopy"), exclusive=True)
+                    ep.files.set_mtime(temp, s.new.mtime_ns)
+            for s in items:
+                failpoints.hit(f"apply.stage.{s.number}.written")
+            for s, temp, got in zip(items, temps, read_files(ep, temps, [s.new.size for s in items])):
+                _check_staged(server, temp, s.new, s.label, got)
 
     def _chunks(self, fh, failpoint: str, size: int = 256 << 10) -> Iterator[bytes]:
         """The payload in chunks; cancellation is honoured between them, and the fail point fires
@@ -251,14 +304,78 @@ class Runner:
         kind = kind_of(a)
         self.ctx.progress(kind.describe(a), a.number - 1, len(self.plan.actions))
         self.ctx.say(f"[{a.number}/{len(self.plan.actions)}] {kind.describe(a)}")
-        self.journal.write("begin", action=a.number)
+        self._append([("begin", {"action": a.number})])
         failpoints.hit(f"apply.action.{a.number}.before")
         kind.execute(self, a)
         failpoints.hit(f"apply.action.{a.number}.after")
-        self.journal.write("done", action=a.number)
+        self._ended([a])
+
+    def _ended(self, actions: list) -> None:
+        done = [("done", {"action": a.number}) for a in actions]
+        if self._join_done:
+            self._done = done
+        else:
+            self.journal.write_many(done)
+
+    def _append(self, records: list[tuple[str, dict]]) -> None:
+        """Journal records, the last action's "done" first: it is lazy, and the next record (the
+        next action's begin, the run's verify or its failure) follows it at once, so both cost
+        one append (a round trip over a network). Kept for the next try if the append fails."""
+        self.journal.write_many(self._done + records)
+        self._done = []
+
+    def _groups(self) -> list[list]:
+        """The plan's actions in runs to execute together: consecutive actions of a kind that can
+        (its `execute_many`, where its `batchable` says the action's transport allows it), none
+        touching a file another of the run touches; every other action alone."""
+        groups: list[list] = []
+        seen: set[tuple[str, str]] = set()
+        open_batch = False
+        for a in self.plan.actions:
+            kind = kind_of(a)
+            many = getattr(kind, "batchable", None) is not None and kind.batchable(self, a)
+            keys = {(t.server, t.path.casefold()) for t in kind.touched(a)}
+            if many and open_batch and kind_of(groups[-1][0]) is kind and not keys & seen:
+                groups[-1].append(a)
+                seen |= keys
+            else:
+                groups.append([a])
+                seen = keys
+            open_batch = many
+        return groups
+
+    def do_many(self, group: list) -> None:
+        """do() of independent actions together: their begin records in one durable append
+        before any of them changes anything, their changes sent together by their kind, their
+        done records in one append."""
+        self.ctx.cancel.check()
+        kind = kind_of(group[0])
+        for a in group:
+            self.ctx.progress(kind.describe(a), a.number - 1, len(self.plan.actions))
+            self.ctx.say(f"[{a.number}/{len(self.plan.actions)}] {kind.describe(a)}")
+        self._append([("begin", {"action": a.number}) for a in group])
+        for a in group:
+            failpoints.hit(f"apply.action.{a.number}.before")
+        kind.execute_many(self, group)
+        for a in group:
+            failpoints.hit(f"apply.action.{a.number}.after")
+        self._ended(group)
 
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.ep(server), path)
+
+    def read_all(self, items: list[tuple[str, str, int | None]]) -> list[FileState | None]:
+        """read() of each (server, path, expected size), each server's files in one batch where its
+        transport can (run/batch.py)."""
+        by_server: dict[str, list[int]] = {}
+        for k, (server, _, _) in enumerate(items):
+            by_server.setdefault(server, []).append(k)
+        out: list[FileState | None] = [None] * len(items)
+        for server, ks in by_server.items():
+            got = read_files(self.ep(server), [items[k][1] for k in ks], [items[k][2] for k in ks])
+            for k, state in zip(ks, got):
+                out[k] = state
+        return out
 
     def service(self, server: str, name: str, want: str) -> None:
         svc = self.ep(server).services
@@ -295,13 +412,26 @@ class Runner:
     # --- verify ---------------------------------------------------------------------------------
 
     def verify(self) -> Report:
-        self.journal.write("verify")
+        self._append([("verify", {})])
         failpoints.hit("apply.verify")
         report = verify(self.manifest, self.site, self.conn, self.plan.checks)
         if report.mismatched:  # a machine the plan skipped as unreachable is reported, not a reason to undo
             bad = [f"{f.server} {f.path}: {f.status} {f.detail}".strip() for f in report.mismatched]
             raise VerificationFailed("verification after the run failed: " + "; ".join(bad))
         return report
+
+
+def _same_stat(before: FileState, got) -> bool:
+    """A hard-linked backup is the file itself under another name: its size and write time show it."""
+    return got is not None and (got.size, got.mtime_ns) == (before.size, before.mtime_ns)
+
+
+def _check_staged(server: str, temp: str, new: FileState, label: str, got: FileState | None) -> None:
+    if not new.same_content(got):
+        have = f"{got.size:,} bytes, sha256 {(got.sha256 or '')[:12]}..." if got else "nothing"
+        raise TargetError(f"the uploaded copy of {label} does not match the hotfix file ({have}; expected "
+                          f"{new.size:,} bytes, sha256 {(new.sha256 or '')[:12]}...): damaged in transit, "
+                          "nothing was replaced", server=server, path=temp)
 
 
 def _reason(exc: BaseException) -> str:

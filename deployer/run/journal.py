@@ -40,8 +40,12 @@ OPENING = {"run", "rollback_begin", "recover_begin"}
 # visible changes on the site, by an event that does wait ("folders", "begin", "committed",
 # every undo and recovery event), and flushing a file flushes all that was appended to it
 # before: so a crash of the server loses none of them that mattered. A crash of deployer
-# loses none at all (each is written to the file at once). This takes a run's fsyncs from
-# one per event to one per action boundary.
+# loses none at all (each is written to the file at once), but for an action's "done",
+# which the Runner sends over SMB 2/3 with the record that follows it at once (the next action's
+# "begin", the run's "verify" or "failed": one append, one round trip, for both): a kill in
+# between loses the "done" of an action whose successor had not begun, and recovery rolls
+# such a run back as it would have (not every action was done). This takes a run's fsyncs
+# from one per event to one per action boundary.
 LAZY_EVENTS = frozenset({"run", "staged", "backup", "done", "verify", "failed"})
 
 
@@ -134,7 +138,28 @@ def parse_events(data: bytes) -> Events:
     return out
 
 
+JOURNAL_AT_ONCE = 256 << 10  # a journal up to this size is read with others in one batch (read_many)
+
+
 def read_events(files: FileTransport, run: str) -> Events:
+    return _read_all_events(files, [run])[0]
+
+
+def _read_all_events(files: FileTransport, runs: list[str]) -> list[Events]:
+    """read_events of each run: where the transport reads many small files at once (read_many),
+    every journal in one round trip; one it does not answer (missing, a folder, larger, an
+    error) is read on its own, and says what is wrong with it."""
+    many = getattr(files, "read_many", None)
+    got: list[bytes | None] = [None] * len(runs)
+    if many is not None and runs:
+        try:
+            got = many([journal_path(r) for r in runs], JOURNAL_AT_ONCE)
+        except TargetError:
+            pass  # each journal on its own, which names its error
+    return [parse_events(data) if data is not None else _read_events_alone(files, run) for run, data in zip(runs, got)]
+
+
+def _read_events_alone(files: FileTransport, run: str) -> Events:
     path = journal_path(run)
     stat = files.stat(path)
     if stat is None:
@@ -300,27 +325,34 @@ def _text(v: Any) -> str | None:
 
 
 def list_runs(files: FileTransport) -> list[RunInfo]:
-    if files.stat(RUNS_DIR) is None:
-        return []
+    try:
+        entries = files.listdir(RUNS_DIR)  # one round trip where a stat came first
+    except TargetError:
+        if files.stat(RUNS_DIR) is None:
+            return []
+        raise
+    names = [e.name for e in entries if e.is_dir]
+    try:
+        journals = dict(zip(names, _read_all_events(files, names)))
+    except TargetError:
+        journals = {}  # each run read on its own below, its error kept with it
     out = []
-    for entry in files.listdir(RUNS_DIR):
-        if not entry.is_dir:
-            continue
+    for name in names:
         try:
-            events = read_events(files, entry.name)
+            events = journals[name] if name in journals else read_events(files, name)
         except TargetError as exc:  # never drop a run from the list: it may have left the site half-done
             events = Events(damage=[Damage(0, f"cannot be read ({exc})", False)])
         damaged = [str(d) for d in events.damage]
         if not events.items:
-            out.append(RunInfo(entry.name, RunState.INTERRUPTED.value, _planned_kb(files, entry.name), None, None,
+            out.append(RunInfo(name, RunState.INTERRUPTED.value, _planned_kb(files, name), None, None,
                                None, None, 0, damaged=damaged))
             continue
         first = events.items[0]
         state = state_of(events)
         ended = _text(events.items[-1].get("ts")) if state != RunState.INTERRUPTED else None
         who = f"{first.get('user')}@{first.get('host')}" if first.get("user") else None
-        kb = _text(first.get("kb")) if first["event"] == "run" else _planned_kb(files, entry.name)
-        out.append(RunInfo(entry.name, state.value, kb, _text(first.get("command")),
+        kb = _text(first.get("kb")) if first["event"] == "run" else _planned_kb(files, name)
+        out.append(RunInfo(name, state.value, kb, _text(first.get("command")),
                            _text(first.get("ts")), ended, who, len(events.actions("done")),
                            _text(first.get("fingerprint")), damaged))
     # by when they started (to the millisecond): run ids name the second only, and two runs of one

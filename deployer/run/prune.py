@@ -43,20 +43,50 @@ def parse_age(text: str) -> timedelta:
     return {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
 
 
+def _listing(files: FileTransport, path: str) -> list | None:
+    """The folder's entries, None if there is no such folder: one request where a stat came first
+    (the stat is asked only when the listing fails, to tell a missing folder from an error)."""
+    try:
+        return files.listdir(path)
+    except TargetError:
+        if files.stat(path) is None:
+            return None
+        raise
+
+
 def tree_size(files: FileTransport, path: str) -> int:
-    if files.stat(path) is None:
-        return 0
-    total = 0
-    for entry in files.listdir(path):
-        child = winpath.join(path, entry.name)
-        total += tree_size(files, child) if entry.is_dir else entry.size
-    return total
+    return tree_sizes(files, [path])[0]
+
+
+def tree_sizes(files: FileTransport, paths: list[str]) -> list[int]:
+    """The bytes under each path (0 if missing); every folder of one depth, of all the paths,
+    listed in one batch where the transport can (listdir_many), else one at a time."""
+    many = getattr(files, "listdir_many", None)
+    totals = [0] * len(paths)
+    level = list(enumerate(paths))
+    while level:
+        got = many([p for _, p in level]) if many is not None else \
+            [_listing(files, p) for _, p in level]
+        deeper = []
+        for (k, path), entries in zip(level, got):
+            if isinstance(entries, TargetError):
+                if files.stat(path) is None:
+                    continue
+                raise entries
+            for entry in entries or []:
+                if entry.is_dir:
+                    deeper.append((k, winpath.join(path, entry.name)))
+                else:
+                    totals[k] += entry.size
+        level = deeper
+    return totals
 
 
 def remove_tree(files: FileTransport, path: str) -> None:
-    if files.stat(path) is None:
+    entries = _listing(files, path)
+    if entries is None:
         return
-    for entry in files.listdir(path):
+    for entry in entries:
         child = winpath.join(path, entry.name)
         if entry.is_dir:
             remove_tree(files, child)
@@ -102,15 +132,9 @@ def space(conn: SiteConnection, runs: list[RunInfo]) -> dict[str, RunSpace]:
 
 
 def _sizes(files: FileTransport, runs: dict[str, RunSpace]) -> dict[str, int]:
-    if files.stat(RUNS_DIR) is None:
-        return {}
-    out = {}
-    for entry in files.listdir(RUNS_DIR):
-        if entry.is_dir and entry.name in runs:
-            size = tree_size(files, winpath.join(run_dir(entry.name), BACKUP))
-            if size:
-                out[entry.name] = size
-    return out
+    names = [e.name for e in _listing(files, RUNS_DIR) or [] if e.is_dir and e.name in runs]
+    sizes = tree_sizes(files, [winpath.join(run_dir(n), BACKUP) for n in names])
+    return {n: size for n, size in zip(names, sizes) if size}
 
 
 def pruned_event(files: FileTransport, run: str) -> dict | None:

@@ -134,9 +134,12 @@ class Undo:
         self.warnings: list[str] = []
 
     def note(self, event: str, **data) -> None:
-        """Journal an undo event; a journal that cannot be written is noted once, and the undo goes on."""
+        self.note_many([(event, data)])
+
+    def note_many(self, records: list[tuple[str, dict]]) -> None:
+        """Journal undo events (one append); a journal that cannot be written is noted once, and the undo goes on."""
         try:
-            self.journal.write(event, **data)
+            self.journal.write_many(records)
         except Exception as exc:  # noqa: BLE001 - restoring the site matters more than its record
             if self.journal_error is None:
                 self.journal_error = str(exc)
@@ -185,7 +188,11 @@ class Undo:
         self._remove_temps()
         self._remove_leftovers()
         self._quiesce([self.plan.action(n) for n in numbers])
+        runs, done_together = self._undo_runs(sorted(numbers, reverse=True)), set()
         for n in sorted(numbers, reverse=True):
+            if n in done_together or (n in runs and self._undo_run(runs[n])):
+                done_together |= {a.number for a in runs.get(n, [])}
+                continue
             action = self.plan.action(n)
             kind = kind_of(action)
             self.note("undo_begin", action=n)
@@ -212,6 +219,39 @@ class Undo:
             return UndoResult(False, remaining, self.journal_error, self.warnings)
         self.note("rolled_back", **({"warnings": self.warnings} if self.warnings else {}))
         return UndoResult(True, journal_error=self.journal_error, warnings=self.warnings)
+
+    def _undo_runs(self, numbers: list[int]) -> dict[int, list]:
+        """Runs of consecutive actions (undo order) a kind undoes at once (`undo_many`), by first number."""
+        runs: list[list] = []
+        for n in numbers:
+            a = self.plan.action(n)
+            kind = kind_of(a)
+            ok = getattr(kind, "undo_many", None) is not None and kind.undo_batchable(self, a) \
+                and not kind.servers(a) & set(self.unreachable)
+            if ok and runs and runs[-1] and kind_of(runs[-1][-1]) is kind:
+                runs[-1].append(a)
+            else:
+                runs.append([a] if ok else [])
+        return {r[0].number: r for r in runs if len(r) > 1}
+
+    def _undo_run(self, group: list) -> bool:
+        """Undo a run at once, in its place in the undo order: its undo_begin records in one durable
+        append before any restore, its undone records in one after. False if it failed: the
+        one-by-one loop then says which action failed (each undo does nothing where the file is
+        already back)."""
+        try:
+            self.journal.write_many([("undo_begin", {"action": a.number}) for a in group])
+        except Exception:  # noqa: BLE001 - one by one, each noting what it can
+            return False
+        try:
+            for a in group:
+                failpoints.hit(f"undo.action.{a.number}.before")
+            kind_of(group[0]).undo_many(self, group)
+        except Exception as exc:  # noqa: BLE001 - the one-by-one loop says which action failed
+            self._note_unreachable(exc, group[0].server)
+            return False
+        self.note_many([("undone", {"action": a.number}) for a in group])
+        return True
 
     # --- what the kinds call ----------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from ..model.state import FileState, Touched, describe as file_state
 from ..model.runpaths import backup_path
 from ..targets.temps import staged_name as temp_path
 from ..model.suggest import did_you_mean
-from ..targets.base import FileStat, TargetError
+from ..targets.base import FileStat, TargetError, stat_many
 from ..model.templating import TemplateProblem, check_syntax
 from ..sms.verify import Check, Judgement, judge
 from .base import StepKind, StepModel, plural
@@ -185,10 +185,35 @@ class Replace(StepKind):
     def execute(self, run, a):
         ep = run.ep(a.server)
         ep.files.rename(temp_path(a.path, run.run), a.path, replace=True)
-        got = ep.files.stat(a.path)
-        if got is None or (got.size, got.mtime_ns) != (a.new.size, a.new.mtime_ns):
-            raise TargetError("after the swap the file does not have the new size and write time",
-                              server=a.server, path=a.path)
+        _check_swapped(a, ep.files.stat(a.path))
+
+    def batchable(self, run, a):
+        """Several replaces run together where the server's transport renames many files at once."""
+        return getattr(run.ep(a.server).files, "rename_many", None) is not None
+
+    def execute_many(self, run, actions):
+        """execute() of several actions: each server's swaps sent together (rename_many), then
+        their files' stats in one batch; the first failure is raised once its server's batch is in."""
+        by_server: dict[str, list] = {}
+        for a in actions:
+            by_server.setdefault(a.server, []).append(a)
+        for server, items in by_server.items():
+            files = run.ep(server).files
+            errors = files.rename_many([(temp_path(a.path, run.run), a.path) for a in items], replace=True)
+            swapped = [a for a, e in zip(items, errors) if e is None]
+            got = dict(zip((a.number for a in swapped), stat_many(files, [a.path for a in swapped])))
+            for a, error in zip(items, errors):
+                if error is not None:
+                    raise error
+                _check_swapped(a, got[a.number])
+
+    def undo_batchable(self, undo, a):
+        """Several undone together where the server's transport restores in batches (Undo.restore_on)."""
+        return getattr(undo.conn.endpoint(a.server).files, "copy_many", None) is not None
+
+    def undo_many(self, undo, actions):
+        """undo() of several actions at once: each server's files restored in one batch."""
+        undo.restore_files([(a.server, a.path, a.before, backup_path(undo.run, a.number, a.file)) for a in actions])
 
     def undo(self, undo, a):
         undo.restore_file(a.server, a.path, a.before, backup_path(undo.run, a.number, a.file))
@@ -219,6 +244,12 @@ class Replace(StepKind):
 
     def summarize(self, actions):
         return plural(len(actions), "file") + " to replace"
+
+
+def _check_swapped(a: ReplaceFile, got: FileStat | None) -> None:
+    if got is None or (got.size, got.mtime_ns) != (a.new.size, a.new.mtime_ns):
+        raise TargetError("after the swap the file does not have the new size and write time",
+                          server=a.server, path=a.path)
 
 
 def plat_key(entry) -> str:

@@ -18,6 +18,7 @@ a file that another client holds open, so rename(replace=True) checks the destin
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
 from smbprotocol.exceptions import SMBResponseException
@@ -46,7 +47,7 @@ from smbprotocol.open import (
 from smbprotocol.tree import TreeConnect
 
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from . import smbbatch
+from . import smbbatch, smbpipe
 from .base import AccessDenied, FileStat, NotADirectory, TargetError
 from .connect import ConnectContext, register_files
 from .smbbase import (  # noqa: F401 - filetime_to_ns, ns_to_filetime: this module's names before the split
@@ -70,8 +71,55 @@ from .smbshare import files_from_inventory
 class SmbFileTransport(SmbReads):
     """FileTransport rooted at one share of an SMB server."""
 
+    _deferred: list[smbpipe.Pending] | None = None  # see deferred_writes()
+
+    @contextmanager
+    def deferred_writes(self) -> Iterator[None]:
+        """write_file calls of the block (and set_mtime of a file written in it) are queued and
+        sent together on leaving it, in the round trips of one file (smbpipe.py); the first
+        error is raised then. Any other request sends the queue first; a block left by an
+        exception sends nothing of it."""
+        outer = self._deferred is not None
+        if not outer:
+            self._deferred = []
+        try:
+            yield
+            if not outer:
+                self._send_deferred()
+        finally:
+            if not outer:
+                self._deferred = None
+
+    def _send_deferred(self) -> None:
+        queued, self._deferred = self._deferred, ([] if self._deferred is not None else None)
+        if queued:
+            smbpipe.write_many(self, queued)
+
+    def _op(self, what: str, path: str | None = None):
+        if self._deferred:  # nothing is reordered around the queued writes
+            self._send_deferred()
+        return super()._op(what, path)
+
+    def write_many(self, items: list[smbpipe.Pending]) -> list[int]:
+        """Many small files written (and given their write times) in two round trips (smbpipe.py)."""
+        return smbpipe.write_many(self, items)
+
+    def hard_link_many(self, pairs: list[tuple[str, str]]) -> list[TargetError | None]:
+        """hard_link() of many files in one round trip (smbpipe.py); each pair's error or None."""
+        return smbpipe.hard_link_many(self, pairs)
+
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
-        rel = _norm(path)
+        """A file that fits one WRITE goes in one compound with its open and flush, then a close:
+        two round trips, not four (smbpipe.py); a larger one is streamed. Inside deferred_writes()
+        it is queued (its chunks read when it is sent; 0 returned)."""
+        item = smbpipe.Pending(_norm(path), chunks, exclusive)
+        if self._deferred is not None:
+            self.known.forget(item.rel)
+            self._deferred.append(item)
+            return 0
+        return smbpipe.write_many(self, [item])[0]
+
+    def _write_streamed(self, rel: str, chunks: Iterable[bytes], exclusive: bool) -> int:
         with self._op("write", rel):
             self._release_append(rel)
             tree = self._tree()
@@ -340,6 +388,29 @@ class SmbFileTransport(SmbReads):
                              options),
                 self._set_info(fh, info), fh.close(send=False)]), what, rel, override=override)
 
+    def makedirs(self, path: str) -> None:
+        """Every folder of the path opened or made in one related compound, parents first (the
+        server runs a compound's requests in order): one round trip where one folder at a time
+        took one a level. Anything but success, and it is done the base's way, level by level
+        (which says which part is a file)."""
+        rel = _norm(path)
+        if not rel or rel.casefold() in self._made:
+            return
+        parts = rel.split("\\")
+        with self._op("makedirs", rel):
+            tree = self._tree()
+            actions: list[Action] = []
+            for i in range(1, len(parts) + 1):
+                fh = Open(tree, "\\".join(parts[:i]))
+                actions += [self._create(fh, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                                         CreateDisposition.FILE_OPEN_IF, CreateOptions.FILE_DIRECTORY_FILE,
+                                         FileAttributes.FILE_ATTRIBUTE_DIRECTORY), fh.close(send=False)]
+            answers = self.link.compound(tree, actions)
+        if any(isinstance(a, SMBResponseException) for a in answers):
+            super().makedirs(rel)
+            return
+        self._made.update("\\".join(parts[:i]).casefold() for i in range(1, len(parts) + 1))
+
     def mkdir(self, path: str) -> None:
         rel = _norm(path)
         with self._op("mkdir", rel):
@@ -355,6 +426,10 @@ class SmbFileTransport(SmbReads):
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
         rel = _norm(path)
+        queued = next((p for p in reversed(self._deferred or []) if p.rel.casefold() == rel.casefold()), None)
+        if queued is not None:  # set in the same compound as the write itself
+            queued.mtime_ns = mtime_ns
+            return
         basic = FileBasicInformation()
         basic["last_write_time"] = ns_to_filetime(mtime_ns)  # 0 in the other fields: leave them as they are
         with self._op("set write time", rel):

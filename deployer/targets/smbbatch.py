@@ -31,7 +31,7 @@ from .smbknown import version_of
 if TYPE_CHECKING:
     from .smb import SmbFileTransport
 
-BATCH = 16  # files whose requests are in flight at once (about 5 requests and credits each for a copy)
+BATCH = 32  # files whose requests are in flight at once (up to 3 requests and credits each a round for a copy)
 PAYLOAD_UNIT = 65536  # a READ of this much charges one credit (MS-SMB2 3.1.5.2)
 SPARE_CREDITS = 16  # kept back from a batch of reads for the requests that follow
 
@@ -39,12 +39,20 @@ SPARE_CREDITS = 16  # kept back from a batch of reads for the requests that foll
 def compounds(link: SmbLink, tree: TreeConnect, groups: list[list[Action]], related: bool = True) -> list[list[Any]]:
     """Each group sent as one compound, all of them before any answer is taken: one round trip.
     Every answer is taken even after a failure (smbprotocol keeps unreceived ones forever)."""
+    sent = [send(link, tree, g, related) for g in groups]
+    return take(link, groups, sent)
+
+
+def send(link: SmbLink, tree: TreeConnect, group: list[Action], related: bool = True) -> list[Request]:
+    """One group sent as one compound, its answers not waited for (take() them)."""
     conn = link.connection
     sid, tid = link.session.session_id, tree.tree_connect_id
-    sent: list[list[Request]] = []
-    for g in groups:
-        sent.append([conn.send(g[0][0], sid, tid)] if len(g) == 1
-                    else conn.send_compound([m for m, _ in g], sid, tid, related=related))
+    return [conn.send(group[0][0], sid, tid)] if len(group) == 1 else \
+        conn.send_compound([m for m, _ in group], sid, tid, related=related)
+
+
+def take(link: SmbLink, groups: list[list[Action]], sent: list[list[Request]]) -> list[list[Any]]:
+    """The answers of groups sent by send(), each unpacked or its status error, every one taken."""
     out = []
     for g, requests in zip(groups, sent):
         answers = []
@@ -223,7 +231,7 @@ def stat_sha256_many(t: "SmbFileTransport", paths: list[str], sizes: list[int | 
             tree = t._tree()
             budget = max(1, t.link.available_credits() - SPARE_CREDITS)
             batch, finishes = [], []
-            while i < len(simple) and len(batch) < BATCH * 2:
+            while i < len(simple) and len(batch) < BATCH:
                 k = simple[i]
                 hint = hints[k]
                 # room for a file grown since (a patched one read for its restore): a larger one is read on
@@ -318,7 +326,7 @@ def read_many(t: "SmbFileTransport", paths: list[str], limit: int) -> list[bytes
         with t._op("read", rels[i]):
             tree = t._tree()
             room = max(1, (t.link.available_credits() - SPARE_CREDITS) // charge)
-            batch = list(range(i, min(len(rels), i + min(room, BATCH * 2))))
+            batch = list(range(i, min(len(rels), i + min(room, BATCH))))
             handles = {k: Open(tree, rels[k]) for k in batch}
             answers = compounds(t.link, tree, [[
                 t._create(handles[k], File.FILE_READ_DATA | File.FILE_READ_ATTRIBUTES, SHARE_ALL,
@@ -353,8 +361,8 @@ def listdir_many(t: "SmbFileTransport", paths: list[str]) -> list[list[FileStat]
     rels = [_norm(p) for p in paths]
     out: list[Any] = [None] * len(rels)
     not_dir = {NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")}
-    for start in range(0, len(rels), BATCH * 2):
-        batch = list(range(start, min(len(rels), start + BATCH * 2)))
+    for start in range(0, len(rels), BATCH):
+        batch = list(range(start, min(len(rels), start + BATCH)))
         with t._op("list", rels[batch[0]]):
             tree = t._tree()
             handles = {k: Open(tree, rels[k]) for k in batch}

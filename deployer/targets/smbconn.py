@@ -25,6 +25,7 @@ the worker's state) goes through adapters/smbprotocol_internals.py.
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 import time
@@ -34,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
-from smbprotocol.connection import Connection, Request
+from smbprotocol.connection import Connection, Request, SMB2Echo
 from smbprotocol.exceptions import SMBAuthenticationError, SMBConnectionClosed, SMBException, SMBResponseException
 from smbprotocol.open import Open, SMB2ReadResponse, SMB2WriteResponse
 from smbprotocol.session import Session
@@ -130,6 +131,7 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
         self._watch = _Watchdog(self._expire, server)
         self._conn: Connection | None = None
         self._session: Session | None = None
+        self._echo: Request | None = None  # the credit ECHO sent on connecting, answered with the first tree connect
 
     # --- the bounded operation --------------------------------------------------------------
 
@@ -161,7 +163,9 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
             return self._status(exc.status, what, path, server)
         if isinstance(exc, SMBAuthenticationError):
             return self._logon_failed(str(exc), server, what)
-        if isinstance(exc, (SMBConnectionClosed, ConnectionError)):
+        # EBADF: a pipelined send found the socket the library's receiver closed when the link dropped
+        if isinstance(exc, (SMBConnectionClosed, ConnectionError)) or (isinstance(exc, OSError)
+                                                                       and exc.errno in (errno.EBADF, errno.ENOTCONN)):
             return self._lost(what, path, server)
         failed = internals.connect_failure(exc)
         if failed is not None:
@@ -186,6 +190,7 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
         internals.meter_connection(conn, self.meter, lambda: self._op_server)
         try:
             conn.connect(timeout=seconds)
+            internals.no_delay(conn)
         except Exception as exc:
             # negotiation failed: an SMB1-only server (it closes the connection) or no SMB at all? ask it
             from .smb1probe import mismatch, quick
@@ -205,11 +210,12 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
             raise self._guest(name)
         self._session = session
         self.generation += 1
-        # A wide credit window lets transfers keep several large requests in flight.
-        conn.echo(sid=session.session_id, timeout=seconds, credit_request=CREDIT_TARGET)
+        # A wide credit window lets transfers keep several large requests in flight: asked with an
+        # ECHO whose answer is taken with the first tree connect's (one round trip for both)
+        self._echo = conn.send(SMB2Echo(), sid=session.session_id, credit_request=CREDIT_TARGET)
 
     def _drop(self) -> None:
-        conn, self._conn, self._session = self._conn, None, None
+        conn, self._conn, self._session, self._echo = self._conn, None, None, None
         self._trees = {}
         if conn is not None and conn.transport is not None:
             try:
@@ -222,7 +228,12 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
         return conn is not None and conn.transport is not None and conn.transport.connected
 
     def _logoff(self) -> None:
-        self.connection.disconnect(close=True, timeout=self.timeout)
+        # LOGOFF alone: the server closes the session's tree connects and opens with it (MS-SMB2
+        # 3.3.5.6), where smbprotocol's disconnect(close=True) waits for each tree's own first
+        conn = self.connection
+        for session in list(conn.session_table.values()):
+            session.disconnect(close=False, timeout=self.timeout)
+        conn.disconnect(close=False)
 
     def _closed_hook(self) -> None:
         self._watch.close()
@@ -257,9 +268,17 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
 
     def _connect_tree(self, unc: str) -> TreeConnect:
         tree = TreeConnect(self.session, unc)
-        with self.signed_tree_connects():
-            tree.connect()
+        try:
+            with self.signed_tree_connects():
+                tree.connect()
+        finally:
+            self._take_echo()
         return tree
+
+    def _take_echo(self) -> None:
+        echo, self._echo = self._echo, None
+        if echo is not None:
+            self.connection.receive(echo, timeout=self._op_timeout)
 
     def _tree_status(self, exc: Exception) -> int | None:
         return exc.status if isinstance(exc, SMBResponseException) else None

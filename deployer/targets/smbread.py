@@ -24,6 +24,7 @@ from .smbknown import version_of
 
 
 STATS_AT_ONCE = 32  # stat_many's chains in one compound (3 requests and about 300 bytes each)
+NO_MORE = (0x80000006, 0xC000000F)  # STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE: a listing is complete
 
 
 class SmbReads(SmbBase):
@@ -62,10 +63,22 @@ class SmbReads(SmbBase):
                 raise self._fail(r.status, "stat", rel)
         return found[0] if found else None
 
+    _ahead: tuple[str, int, list[FileStat]] | None = None  # see stat_many
+
+    def _requests(self) -> int:
+        """Requests sent so far for this server (its share, its services): a listing taken ahead is
+        good only while it is the last thing asked of the server. (Servers that are one machine
+        share the link; each has its own share, and asking another server is no change here.)"""
+        t = self.link.meter.by_server.get(self.server)
+        return t.requests if t is not None else 0
+
     def listdir(self, path: str) -> list[FileStat]:
         rel = _norm(path)
         not_dir = {NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")}
         with self._op("list", rel):
+            ahead, self._ahead = self._ahead, None
+            if ahead is not None and ahead[0] == rel.casefold() and ahead[1] == self._requests():
+                return list(ahead[2])  # listed in the round trip of the stats just before, nothing sent since
             tree = self._tree()
             # open, two QUERY_DIRECTORYs and close in one round trip: enough for any folder whose
             # entries fit in two answers (64 KiB each, some 600 names); a larger one is listed again
@@ -105,9 +118,17 @@ class SmbReads(SmbBase):
 
     def stat_many(self, paths: list[str]) -> list[FileStat | None]:
         """stat() of several paths in one round trip (a related chain each: open the folder,
-        ask for the one name, close). CaseResolver asks this for every folder on a path."""
+        ask for the one name, close). CaseResolver asks this for every folder on a path.
+
+        Asked for the folders down one path (a chain of prefixes, as CaseResolver asks before a
+        folder is used), the deepest is listed in the same round trip too: the planner lists a
+        folder right after asking whether it is one. The listing answers listdir() only if that
+        is the very next request for this server (nothing sent to it in between, its own changes
+        included): it is then what a listing sent at that moment would have found."""
         rels = [_norm(p) for p in paths]
         plain = [r for r in rels if r and not _WILDCARDS & set(r.rpartition("\\")[2])]
+        deepest = plain[-1].casefold() if plain else ""
+        chain = all(deepest == r.casefold() or deepest.startswith(r.casefold() + "\\") for r in plain)
         out: dict[str, FileStat | None] = {}
         for i in range(0, len(plain), STATS_AT_ONCE):
             batch = plain[i:i + STATS_AT_ONCE]
@@ -122,7 +143,20 @@ class SmbReads(SmbBase):
                                 self._query_dir(d, name, QueryDirectoryFlags.SMB2_RESTART_SCANS
                                                 | QueryDirectoryFlags.SMB2_RETURN_SINGLE_ENTRY),
                                 d.close(send=False)]
+                listing = chain and i + STATS_AT_ONCE >= len(plain)
+                if listing:
+                    d = Open(tree, batch[-1])
+                    actions += [self._create(d, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                                             CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
+                                self._query_dir(d, "*", QueryDirectoryFlags.SMB2_RESTART_SCANS),
+                                self._query_dir(d, "*"), d.close(send=False)]
                 answers = self.link.compound(tree, actions)
+                if listing:
+                    opened, first, second, _ = answers[-4:]
+                    if not isinstance(opened, SMBResponseException) and not isinstance(first, SMBResponseException) \
+                            and isinstance(second, SMBResponseException) and second.status in NO_MORE:
+                        self._ahead = (deepest, self._requests(), sorted(
+                            (e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold()))
             for k, rel in enumerate(batch):
                 opened, found = answers[3 * k], answers[3 * k + 1]
                 bad = next((r for r in (opened, found) if isinstance(r, SMBResponseException)), None)

@@ -16,6 +16,9 @@ deployer sends, except for three needs it has no public answer to:
   `TreeConnect.connect()` signs only when the session requires signing, so the session's
   flag is raised around it.
 
+- **Pipelined requests on the wire at once**: TCP_NODELAY on its socket (`Tcp._sock`), which
+  smbprotocol leaves to Nagle's algorithm.
+
 It also reads smbprotocol's texts for two failures it raises as plain exceptions (a TCP
 connect that failed or timed out, a negotiation that timed out).
 """
@@ -70,6 +73,15 @@ def alive(conn: Connection | None) -> bool:
     """Connected, and its receiving worker has not died."""
     return (conn is not None and conn.transport is not None and conn.transport.connected
             and getattr(conn, "_t_exc", None) is None)
+
+
+def no_delay(conn: Connection) -> None:
+    """Send each message at once (TCP_NODELAY): smbprotocol leaves Nagle's algorithm on, which
+    holds every pipelined request after the first until the first is acknowledged (a delayed
+    ACK: up to 40 ms, and the batch reaches the server in two pieces, two turns over a WAN)."""
+    sock = getattr(getattr(conn, "transport", None), "_sock", None)
+    if sock is not None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def shutdown_socket(conn: Connection | None) -> None:
