@@ -165,10 +165,12 @@ def test_a_runs_own_temporary_name_missing_from_a_kept_listing_costs_one_lookup(
 
 
 class _Wire:
-    """Every SFTP packet each way, in order: (direction, type, request id, what it carries)."""
+    """Every SFTP packet each way, in order: (direction, type, (client, request id), what it carries).
+    A run may hold several SFTP sessions to one server (the journal's and a server's own), whose
+    request ids and handles overlap: each is told apart by its client."""
 
     def __init__(self) -> None:
-        self.log: list[tuple[str, int, int, object]] = []
+        self.log: list[tuple[str, int, tuple[int, int], object]] = []
 
 
 @pytest.fixture
@@ -179,12 +181,14 @@ def sftp_wire(monkeypatch) -> _Wire:
 
     def send(self, t, packet):
         raw = packet.asbytes() if hasattr(packet, "asbytes") else bytes(packet)
-        wire.log.append(("send", int(t), struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else -1, raw[4:]))
+        wire.log.append(("send", int(t), (id(self), struct.unpack(">I", raw[:4])[0] if len(raw) >= 4 else -1),
+                         raw[4:]))
         return real_send(self, t, packet)
 
     def read(self):
         t, data = real_read(self)
-        wire.log.append(("answer", int(t), struct.unpack(">I", data[:4])[0] if len(data) >= 4 else -1, data[4:]))
+        wire.log.append(("answer", int(t), (id(self), struct.unpack(">I", data[:4])[0] if len(data) >= 4 else -1),
+                         data[4:]))
         return t, data
 
     monkeypatch.setattr(paramiko_internals.HookedSFTPClient, "_send_packet", send)
@@ -204,7 +208,7 @@ def test_a_backups_journal_record_goes_out_only_after_its_copy_is_durable(ws: Wo
     assert r.code == 0, r.text
     log = sftp_wire.log
     opened: dict[int, str] = {}  # OPEN request id -> path
-    handles: dict[bytes, str] = {}  # handle -> path
+    handles: dict[tuple[int, bytes], str] = {}  # (client, handle) -> path
     asked: dict[int, tuple[str, str]] = {}  # request id -> (what, path)
     ok: list[tuple[int, str, str]] = []  # (index, what, path) of each answered-OK fsync or copy-data
     records: list[tuple[int, dict]] = []
@@ -212,19 +216,19 @@ def test_a_backups_journal_record_goes_out_only_after_its_copy_is_durable(ws: Wo
         if way == "send" and t == CMD_OPEN:
             opened[num] = _string(raw)[0].decode()
         elif way == "answer" and t == CMD_HANDLE and num in opened:
-            handles[_string(raw)[0]] = opened.pop(num)
+            handles[num[0], _string(raw)[0]] = opened.pop(num)
         elif way == "send" and t == CMD_EXTENDED:
             name, pos = _string(raw)
             if name in (b"fsync@openssh.com", b"copy-data"):
                 handle = _string(raw, pos)[0]
                 if name == b"copy-data":  # source handle, offset, length, then the destination's
                     handle = _string(raw, pos + len(handle) + 4 + 16)[0]
-                asked[num] = (name.decode(), handles.get(handle, "?"))
+                asked[num] = (name.decode(), handles.get((num[0], handle), "?"))
         elif way == "answer" and t == CMD_STATUS and num in asked and struct.unpack(">I", raw[:4])[0] == 0:
             ok.append((i, *asked.pop(num)))
         elif way == "send" and t == CMD_WRITE:
             handle, pos = _string(raw)
-            if handles.get(handle, "").endswith("journal.jsonl"):
+            if handles.get((num[0], handle), "").endswith("journal.jsonl"):
                 data = _string(raw, pos + 8)[0]
                 records += [(i, json.loads(line)) for line in data.decode().splitlines() if line.strip()]
     backups = [(i, rec) for i, rec in records if rec["event"] == "backup"]
