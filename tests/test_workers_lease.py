@@ -41,7 +41,7 @@ def _deliver_again(inv: Path, redis_url: str, rollout: str, site: str, region: s
     from deployer.workers.bundle import make_bundle
 
     pb = load_playbook(inv.parent / "playbooks" / "q241656.yaml")
-    bundle = make_bundle(pb.path, pb.manifest.path, inv, pb.payload_dir())
+    bundle = make_bundle(pb, inv)
     app = celery_app(broker(redis_url))
     request = {"rollout": rollout, "site": site, "bundle": bundle.to_json(), "break_lock": False}
     app.send_task(TASK, args=[request], queue=queue(region), task_id=f"{rollout}:{site}")
