@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Workspace, copy_workspace, lab_project, run_cli
-from deployer.report.owned import replaceable
+from deployer.model.owned import replaceable
 
 HAND = b"my notes: keep these\n"
 SEED = ROOT.parent / "shared" / "seeds" / "Q123499-pcmdump-instruction-files.txt"

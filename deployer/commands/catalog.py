@@ -18,6 +18,7 @@ from ..fleet.options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
+from .common import InventoryOpt
 
 if TYPE_CHECKING:
     from ..kb.catalog import Catalog
@@ -25,8 +26,6 @@ if TYPE_CHECKING:
 CatalogOpt = Annotated[Optional[Path], typer.Option(
     "--catalog", "-c", help="Folder of manifests, one hotfix each (default: manifests/ beside the inventory, "
                             "else ./manifests).")]
-InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: "
-                                                      "$DEPLOYER_INVENTORY, else ./sites.yaml).")]
 
 app = typer.Typer(help="The hotfix catalogue: a folder of manifests, and which hotfix supersedes which.",
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)

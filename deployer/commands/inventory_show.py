@@ -6,12 +6,13 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..errors import ExitCode, exit_help
+from ..fleet.options import GroupOpt, SitesOpt
+from .common import InventoryOpt
 
 
 class ShowFormat(str, Enum):
@@ -32,12 +33,9 @@ def _yaml(data: Any) -> str:
 
 
 def show(
-    site: Annotated[Optional[list[str]], typer.Option("--site", "-s", metavar="NAME", help="Only these sites "
-                    "(repeat, NAME,NAME or a glob such as 'EU*').")] = None,
-    group: Annotated[Optional[list[str]], typer.Option("--group", "-g", metavar="GROUP", help="Only the sites of "
-                     "this group.")] = None,
-    inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", metavar="FILE", help="Site inventory "
-                         "(default: $DEPLOYER_INVENTORY, else ./sites.yaml).")] = None,
+    site: SitesOpt = None,  # the options every command shares: the same spelling, help and completion
+    group: GroupOpt = None,
+    inventory: InventoryOpt = None,
     format: Annotated[ShowFormat, typer.Option("--format", "-f", help="yaml (the default) or json.")] = ShowFormat.yaml,
 ) -> None:
     """Print the inventory with ranges, defaults: and group fields expanded, as every command reads it."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Sequence
 
-from ..model.owned import NOT_OURS, check_replace, stream_path, write_atomic  # noqa: F401 (the writer lives below the layers)
+from ..model.owned import check_replace, write_atomic  # noqa: F401 (the writer lives below the layers)
 from .escape import visible
 from .log import output as log_output
 
