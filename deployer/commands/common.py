@@ -69,12 +69,14 @@ class Format(str, Enum):
     json = "json"
 
 
-# the formats a run's or a verification's report is written in: report/formats' registry (text,
-# json, junit, html, and any format registered there before the commands are built)
-ReportFormat = Enum("ReportFormat", {n: n for n in formats.names("verify")}, type=str)  # type: ignore[misc]
+def format_choices(kind: str, name: str) -> Any:
+    """`-f`'s choices for command `kind`: the formats of report/formats' registry that write its
+    report (text, json, junit, html, and any format registered there before the commands are built)."""
+    return Enum(name, {n: n for n in formats.names(kind)}, type=str)  # type: ignore[misc]
 
 
-ApplyFormat = ReportFormat  # apply reports its run in the same four formats as verify
+ReportFormat = format_choices("verify", "ReportFormat")
+ApplyFormat = format_choices("apply", "ApplyFormat")
 
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: $DEPLOYER_INVENTORY, else ./sites.yaml).")]
 SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.", autocompletion=complete_site)]

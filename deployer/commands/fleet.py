@@ -273,9 +273,10 @@ def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes:
 
 
 def runs(sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
+    # text: each site's table, as `runs` shows a site alone; any other format: the fleet's document in it
     result = run_fleet("runs", "runs", sites, fleet_work.runs_work(), args, fmt="json",
-                       emit=None if fmt == "json" else "none")
-    if fmt != "json":
+                       emit="none" if fmt == "text" else fmt)
+    if fmt == "text":
         stdout = outmod.stdout()
         for o in result.outcomes:  # in the order asked, whichever site answered first
             stdout.line(f"Site {o.site}:", "head")
