@@ -99,3 +99,17 @@ def test_a_hostile_ini_file_name_is_escaped_in_the_yaml_written(tmp_path: Path):
     assert r.code == 0, r.text
     _clean(r.out + r.err, "from-rservice")
     assert "pcm\\x1b[2J\\x07.ini" in r.out
+
+
+def test_a_table_cell_of_outside_text_stays_on_its_row():
+    """A cell kept its newlines (only control characters were escaped): an error quoting a file,
+    a server's name, could start a false row in a table (runs, a fleet's report, the scan's matrix)."""
+    import io
+
+    from deployer.report.out import Out
+
+    buf = io.StringIO()
+    Out(buf, False).table(["Site", "Detail"], [["S1", "failed\nS2  PASSED  \u202eok\tx"]])
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 3, lines  # the headers, the rule, one row
+    assert lines[2].split() == ["S1", "failed\\nS2", "PASSED", "\\u202eok\\tx"], lines

@@ -119,13 +119,17 @@ def write_json(data: Any) -> None:
     sys.stdout.write(dumps(data))
 
 
-def emit(text: str, output: Path | None, done: str | None = None, *, force: bool = False) -> None:
-    """`text` on stdout, or written to `output` (never over a file deployer did not write, without --force)."""
+def emit(text: str, output: Path | None, done: str | None = None, *, what: str = "the output",
+         force: bool = False) -> None:
+    """`text` on stdout, or written to `output`: every file a command writes for the operator goes
+    through here (whole or not at all, with deployer's mark, never over a file deployer did not
+    write without --force: model/owned.py), then `done` on stderr ("" when the caller says it)."""
     if output is None:
         sys.stdout.write(text)
         return
-    outmod.write_atomic(output, text, what="the output", force=force)
-    outmod.stderr().line(done or f"Wrote {output}.")
+    outmod.write_atomic(output, text, what=what, force=force)
+    if done != "":
+        outmod.stderr().line(done or f"Wrote {output}.")
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from ..model.inventory import LoadedInventory, SiteRef
 from ..steps.playbook import LoadedPlaybook
 from ..plan.planner import PayloadCache
 from ..report import formats, out as outmod
+from .common import emit as write_output  # (run_fleet has an `emit` argument of its own)
 
 
 @contextlib.contextmanager
@@ -119,8 +120,8 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     head = head or Heading()
     head.note, head.codes = args.note, {s.name: s.code for s in sites}
     if args.report is not None:
-        outmod.write_atomic(args.report, render_file(result, args.report_fmt, head), what="the fleet report",
-                            force=args.force)
+        write_output(render_file(result, args.report_fmt, head), args.report, "", what="the fleet report",
+             force=args.force)  # said below, with the totals
     emit = emit or ("json" if fmt == "json" else "summary")
     if emit == "summary":
         render_summary(result, stdout, resume_hint=command == "apply")
@@ -244,7 +245,7 @@ def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, outp
     result = run_fleet("verify", f"{kb} verify".strip(), sites, work, args, fmt="text" if fmt == "text" else "json",
                        emit="none" if output else (None if fmt == "text" else fmt), head=head)
     if output:
-        outmod.write_atomic(output, render_file(result, fmt, head), what="the report", force=args.force)
+        write_output(render_file(result, fmt, head), output, "", what="the report", force=args.force)
         if fmt == "text":
             render_summary(result, outmod.stdout(), resume_hint=False)
         outmod.stderr().line(f"Report written to {output}: {'PASSED' if result.exit_code == 0 else 'FAILED'}")

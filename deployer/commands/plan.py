@@ -12,7 +12,7 @@ from ..fleet.options import report_file
 from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import (OPTIONS, Format, OutAlias, load_playbook, render_plan, run_context, workflow, write_json,
+from .common import (OPTIONS, Format, OutAlias, emit, load_playbook, render_plan, run_context, workflow, write_json,
                      fleet_cli)
 
 
@@ -67,8 +67,7 @@ def plan(
     if report is not None:
         doc = formats.write_site(report_file(format.value, None, report, kind="plan")[0], "plan",
                                  formats.SiteReport(note=note, plan=p))
-        outmod.write_atomic(report, doc, what="the report", force=force)
-        outmod.stderr().line(f"Report written to {report}.")
+        emit(doc, report, f"Report written to {report}.", what="the report", force=force)
     if format == Format.json:
         write_json(p.to_json())
     elif OPTIONS.quiet:
