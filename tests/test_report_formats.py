@@ -213,7 +213,7 @@ def test_report_and_format_help_list_the_registrys_formats(project: Path, kinds:
         assert (".xml: JUnit" in shown) == (command != "plan"), (command, shown)  # JUnit writes no plan
         plain = " ".join(cli(project, command, "--help", register=False).out.split())
         assert ".csv" not in plain, (command, plain)
-    for command in ("verify", "apply", "runs"):
+    for command in ("verify", "apply", "runs", "plan"):
         choices = cli(project, command, "--help", kinds=kinds).out
         line = next(ln for ln in choices.splitlines() if "--format" in ln)
         assert ("csv" in line) == (command in kinds), (command, line)

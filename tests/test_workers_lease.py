@@ -47,20 +47,27 @@ def _deliver_again(inv: Path, redis_url: str, rollout: str, site: str, region: s
     app.send_task(TASK, args=[request], queue=queue(region), task_id=f"{rollout}:{site}")
 
 
+def _held_up(base: Path, site: str, worker) -> float:
+    """Wait until the worker's run of `site` is held up at its second action (the failpoint's
+    sleep); the deadline the rest of the test keeps to."""
+    deadline = time.monotonic() + 60
+    journals = f"lab/{site}/SRV/C/SMS/.deployer/runs/*/journal.jsonl"
+    while not any('"action": 2, "event": "begin"' in p.read_text() for p in base.glob(journals)):
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        time.sleep(0.1)
+    return deadline
+
+
 def test_a_redelivered_site_never_breaks_the_live_lock_of_the_worker_still_running_it(
         fleet_template: Path, tmp_path: Path, workers, redis_server, monkeypatch: pytest.MonkeyPatch):
     sites = {"V01": "east"}
     inv = _fleet(fleet_template, tmp_path, sites)
     monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
     slow = workers.start("east", concurrency=1, env={"DEPLOYER_FAILPOINTS": "apply.action.2.before=sleep:20"})
-    journal_glob = "lab/V01/SRV/C/SMS/.deployer/runs/*/journal.jsonl"
     rollout = f"lease-{time.time_ns()}"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(_apply_all, inv, ["V01"], redis_server.url, wait=120, rollout=rollout)
-        deadline = time.monotonic() + 60
-        while not any('"action": 2, "event": "begin"' in p.read_text() for p in tmp_path.glob(journal_glob)):
-            assert time.monotonic() < deadline, slow.log.read_text()[-3000:]
-            time.sleep(0.1)
+        deadline = _held_up(tmp_path, "V01", slow)
         second = workers.start("east", concurrency=1)  # another jump host of the region, free
         _deliver_again(inv, redis_server.url, rollout, "V01", "east")
         while "received" not in second.log.read_text():
@@ -149,16 +156,12 @@ def test_a_site_run_longer_than_its_lease_ttl_keeps_the_lease_and_its_lock(
     monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
     env = {"DEPLOYER_WORKER_LEASE_TTL": "2"}
     slow = workers.start("east", concurrency=1, env={**env, "DEPLOYER_FAILPOINTS": "apply.action.2.before=sleep:8"})
-    journal_glob = "lab/W01/SRV/C/SMS/.deployer/runs/*/journal.jsonl"
     rollout = f"ttl-{time.time_ns()}"
     store = broker(redis_server.url).redis()
     key = LEASE.format(rollout, "W01")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(_apply_all, inv, ["W01"], redis_server.url, wait=120, rollout=rollout)
-        deadline = time.monotonic() + 60
-        while not any('"action": 2, "event": "begin"' in p.read_text() for p in tmp_path.glob(journal_glob)):
-            assert time.monotonic() < deadline, slow.log.read_text()[-3000:]
-            time.sleep(0.1)
+        _held_up(tmp_path, "W01", slow)
         holder = store.get(key)
         assert holder is not None and 0 < store.pttl(key) <= 2000, store.pttl(key)  # the TTL the worker was given
         second = workers.start("east", concurrency=1, env=env)

@@ -1,5 +1,5 @@
 """Symbolic links in a project, on a site, a fleet and a worker. A `payloads/` folder (or
-`playbooks/`, `manifests/`, a platform folder, one hotfix file) that is a link, inside the
+`playbooks/`, `manifests/`, a platform folder, one hotfix file, the inventory) that is a link, inside the
 project or leading out of it, is followed: the files are read where the link points, on the
 controller, and a worker receives plain files where the playbook looks for them. The files are
 the manifest's either way (size, and sha256 or version where it lists them). A rollout through
@@ -39,11 +39,14 @@ def _links(base: Path, outside: Path, layout: str) -> None:
             shutil.move(base / d, outside / d)  # read beside the link's target, as the OS reads them
             (base / d).symlink_to(outside / d, target_is_directory=True)
         (outside / "payloads").symlink_to(base / "payloads", target_is_directory=True)
+    elif layout == "inventory":  # its relative paths still read from the project (the link's folder)
+        shutil.move(base / "fleet.yaml", outside / "fleet.yaml")
+        (base / "fleet.yaml").symlink_to(outside / "fleet.yaml")
     else:
         raise AssertionError(layout)
 
 
-LAYOUTS = ["payloads-outside", "payloads-inside", "platform-and-file", "playbooks-and-manifests"]
+LAYOUTS = ["payloads-outside", "payloads-inside", "platform-and-file", "playbooks-and-manifests", "inventory"]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -64,7 +67,7 @@ def test_a_worker_applies_from_a_project_whose_folders_are_links(fleet_template:
     assert v.code == 0, v.text
 
 
-@pytest.mark.parametrize("layout", ["payloads-outside", "playbooks-and-manifests"])
+@pytest.mark.parametrize("layout", ["payloads-outside", "playbooks-and-manifests", "inventory"])
 def test_a_site_and_a_fleet_apply_from_a_project_whose_folders_are_links(fleet_template: Path, tmp_path: Path,
                                                                          layout: str):
     base, outside = tmp_path / "project", tmp_path / "elsewhere"

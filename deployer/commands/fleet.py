@@ -227,9 +227,10 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
 
 
 def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False) -> int:
-    json_report = fmt == "json" or (args.report is not None and args.report_fmt == "json")
+    json_report = fmt != "text" or (args.report is not None and args.report_fmt != "text")
     work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report)
-    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt, head=Heading(pb.kb, pb.head.title))
+    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt="text" if fmt == "text" else "json",
+                       emit=None if fmt in ("text", "json") else fmt, head=Heading(pb.kb, pb.head.title))
     # --detailed-exitcode: every site planned and some site has actions (a plan_work DONE)
     if detailed and result.exit_code == ExitCode.OK and result.by_state(SiteState.DONE):
         return int(ExitCode.CHANGES_PENDING)
