@@ -98,3 +98,28 @@ def test_a_rollout_through_workers_refuses_an_absolute_payloads_folder(fleet_tem
     assert r.code == 2, r.text
     assert "payloads:" in r.err and "absolute path" in r.err and "Traceback" not in r.text, r.err
     assert not list((base / "lab" / "L01").rglob("journal.jsonl"))  # nothing sent, nothing journaled
+
+
+def test_a_worker_receives_the_pcm_record_a_preflight_step_names(fleet_template: Path, tmp_path: Path, workers,
+                                                                 redis_server, monkeypatch):
+    """A file a step names relative to the playbook (a preflight's pcm_record, PCMDUMP output that
+    may be UTF-16 or in the DOS code page) travels with the rollout, byte for byte: the worker
+    read its own disk and failed the site."""
+    from test_pcm_records import article_sample
+
+    base = tmp_path / "project"
+    base.mkdir()
+    inv = _fleet(fleet_template, base, {"L02": "east"})
+    (base / "records").mkdir()
+    (base / "records" / "mdm00005.txt").write_bytes(b"\xff\xfe" + article_sample().encode("utf-16-le"))
+    book = base / "playbooks" / "q241656.yaml"
+    text = book.read_text()
+    book.write_text(text.replace("steps:\n", "steps:\n  - preflight: {pcm_record: ../records/mdm00005.txt, "
+                                 "request: BPC005Q}\n", 1))
+    assert run_cli("plan", book, "--site", "L02", "-i", inv, cwd=base).code == 0  # as a site reads it
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    workers.start("east", concurrency=1)
+    results, events = _apply_all(inv, ["L02"], redis_server.url)
+    r = results["L02"].result
+    assert r["status"] == "committed", (r, events["L02"])
+    assert any("preflight" in e for e in events["L02"]), events["L02"]

@@ -69,14 +69,16 @@ def make_bundle(pb: "LoadedPlaybook", inventory_path: Path) -> Bundle:
     out of it, is followed on the controller exactly as a one-site run follows it, and the
     worker receives plain files where the playbook looks for them. The hotfix files sent are
     the ones a site's plan reads (`<payloads>/<platform folder>/<file>`); their bytes are
-    still checked against the manifest on the worker, as on a site."""
-    refs = {"manifest": pb.head.manifest, "payloads": pb.head.payloads}
-    for key, ref in refs.items():
+    still checked against the manifest on the worker, as on a site. Any other file a step names
+    relative to the playbook (a preflight's `pcm_record`) travels as a hotfix file does, by its
+    sha256, its bytes as they are (a PCMDUMP text may be UTF-16 or in the DOS code page)."""
+    refs: dict[Any, str] = {("manifest",): pb.head.manifest, ("payloads",): pb.head.payloads, **_step_files(pb)}
+    for where, ref in refs.items():
         if posixpath.isabs(ref.replace("\\", "/")) or ntpath.isabs(ref):
             # the worker would read its own disk's path of that name, not the controller's file
-            raise InputError(f"{key}: {ref!r} is an absolute path; a rollout through workers needs it relative "
+            raise InputError(f"{where[-1]}: {ref!r} is an absolute path; a rollout through workers needs it relative "
                              "to the playbook (the worker rebuilds the playbook's folder, not the controller's disk)",
-                             pb.doc.location((key,)))
+                             pb.doc.location(where))
     norm = {k: posixpath.normpath(v.replace("\\", "/")) for k, v in refs.items()}
     up = max(len(list(itertools.takewhile(lambda part: part == "..", v.split("/")))) for v in norm.values())
     book = Path(os.path.abspath(pb.path))
@@ -84,9 +86,13 @@ def make_bundle(pb: "LoadedPlaybook", inventory_path: Path) -> Bundle:
     folders += [f"_{i}" for i in range(up - len(folders))]  # a playbook too near / for its '..': named apart
     playbook = "/".join([*folders, book.name])
     here = posixpath.dirname(playbook)
-    manifest = posixpath.normpath(posixpath.join(here, norm["manifest"]))
-    payload_root = posixpath.normpath(posixpath.join(here, norm["payloads"]))
+    manifest = posixpath.normpath(posixpath.join(here, norm[("manifest",)]))
+    payload_root = posixpath.normpath(posixpath.join(here, norm[("payloads",)]))
     payloads, sources = {}, {}
+    for where, ref in refs.items():
+        if where[0] == "steps":  # read where the controller's step read it (links followed)
+            rel, src = posixpath.normpath(posixpath.join(here, norm[where])), pb.path.parent / ref
+            payloads[rel], sources[rel] = sha256_file(src), str(src)
     folder = pb.payload_dir()
     for d in sorted(folder.iterdir()) if folder.is_dir() else []:
         for f in sorted(d.iterdir()) if d.is_dir() else []:
@@ -98,6 +104,17 @@ def make_bundle(pb: "LoadedPlaybook", inventory_path: Path) -> Bundle:
     texts = {playbook: pb.doc.text, manifest: pb.manifest.doc.text,
              inventory: inventory_path.read_text(encoding="utf-8")}
     return Bundle(playbook, inventory, texts, payloads, sources)
+
+
+def _step_files(pb: "LoadedPlaybook") -> dict[tuple[Any, ...], str]:
+    """The files the playbook's steps name relative to it, by their place in the playbook."""
+    steps = pb.doc.data.get("steps") if isinstance(pb.doc.data, dict) else None
+    found = {}
+    for i, raw in enumerate(steps if isinstance(steps, list) else []):
+        spec = raw.get("preflight") if isinstance(raw, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("pcm_record"), str):
+            found[("steps", i, "preflight", "pcm_record")] = spec["pcm_record"]
+    return found
 
 
 def _inside(root: Path, relpath: str) -> Path:
