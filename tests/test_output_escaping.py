@@ -113,3 +113,17 @@ def test_a_table_cell_of_outside_text_stays_on_its_row():
     lines = buf.getvalue().splitlines()
     assert len(lines) == 3, lines  # the headers, the rule, one row
     assert lines[2].split() == ["S1", "failed\\nS2", "PASSED", "\\u202eok\\tx"], lines
+
+
+def test_a_fleet_live_panel_row_stays_one_row_whatever_a_site_is_doing():
+    """The live panel's rows escaped control characters but kept newlines: a step quoting a file
+    named with one drew a false row under the site's."""
+    import io
+
+    from deployer.fleet.view import FleetConsole
+    from deployer.report.out import Out
+
+    view = FleetConsole(Out(io.StringIO(), False), Out(io.StringIO(), False), title="t", total=1)
+    view.running["S1"] = "replace C:\\SMS\\A\nS2: DONE \u202e\x1b[2J"
+    rows = [t.plain for t in view._panel().renderables[1:]]
+    assert rows == ["  S1: replace C:\\SMS\\A\\nS2: DONE \\u202e\\x1b[2J"], rows
