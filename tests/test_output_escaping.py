@@ -127,3 +127,21 @@ def test_a_fleet_live_panel_row_stays_one_row_whatever_a_site_is_doing():
     view.running["S1"] = "replace C:\\SMS\\A\nS2: DONE \u202e\x1b[2J"
     rows = [t.plain for t in view._panel().renderables[1:]]
     assert rows == ["  S1: replace C:\\SMS\\A\\nS2: DONE \\u202e\\x1b[2J"], rows
+
+
+def test_inventory_show_writes_bidi_controls_as_yaml_escapes_that_load_back_the_same(tmp_path: Path):
+    """`inventory show` (YAML) let PyYAML write a bidi override and a line separator raw, on the
+    terminal; they are written as YAML escapes now, and the output still loads back the same."""
+    import yaml
+
+    from conftest import run_cli
+
+    inv = tmp_path / "sites.yaml"
+    inv.write_text('sites:\n  S01:\n    code: S01\n    platforms: [x86]\n    mock: {path: lab/S01}\n'
+                   '    vars: {note: "caf\\u00e9 \\u202eevil\\u2028x \\e[2J"}\n'
+                   "    servers:\n      SRV: {role: site_server, platform: x86, sms_root: 'C:\\SMS'}\n", encoding="utf-8")
+    r = run_cli("inventory", "show", "-i", inv)
+    assert r.code == 0, r.text
+    _clean(r.out, "inventory show")
+    assert not re.search("[\u2028\u202e]", r.out), r.out
+    assert yaml.safe_load(r.out)["sites"]["S01"]["vars"]["note"] == "caf\u00e9 \u202eevil\u2028x \x1b[2J"

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import ExitCode, exit_help
+from ..report.escape import visible_line, yaml_text
 from ..fleet.options import GroupOpt, SitesOpt
 from .common import InventoryOpt
 
@@ -29,7 +30,8 @@ def _yaml(data: Any) -> str:
     # block style, keys in the order written, and a quoted string wherever YAML 1.1 would read
     # it as something else (a code of digits, `no`, a time), so the output loads back the same
     _Dumper.add_representer(dict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items()))
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
+    return yaml_text(lambda **unicode: yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                                                width=100, **unicode))
 
 
 def show(
@@ -52,7 +54,7 @@ def show(
     if format == ShowFormat.json:
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
-        sys.stdout.write(f"# {inv.path}, expanded: {len(names)} site{'s' if len(names) != 1 else ''}\n" + _yaml(out))
+        sys.stdout.write(f"# {visible_line(str(inv.path))}, expanded: {len(names)} site{'s' if len(names) != 1 else ''}\n" + _yaml(out))
 
 
 EPILOG = exit_help(ExitCode.OK, ExitCode.BAD_INPUT)
