@@ -217,3 +217,20 @@ def test_report_and_format_help_list_the_registrys_formats(project: Path, kinds:
         choices = cli(project, command, "--help", kinds=kinds).out
         line = next(ln for ln in choices.splitlines() if "--format" in ln)
         assert ("csv" in line) == (command in kinds), (command, line)
+
+
+def test_a_recover_report_of_a_run_found_complete_lists_the_actions_it_finished(tmp_path: Path):
+    project = lab_project(tmp_path / "finished", 1)
+    proc = subprocess.run([sys.executable, "-m", "deployer", "--no-log", "apply", str(playbook(project)), "--site",
+                           "SITE001", "--yes", "--inventory", str(project / "sites.yaml")], cwd=project,
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "DEPLOYER_FAILPOINTS":
+                                                                          "apply.commit=kill"})
+    assert proc.returncode == -9, proc.stderr
+    run = json.loads(cli(project, "runs", "--site", "SITE001", "-f", "json", register=False).out)[-1]["run"]
+    path = project / "finished.json"
+    r = cli(project, "recover", "--site", "SITE001", "--yes", "--break-lock", "--report", path, register=False)
+    assert r.code == 0, r.err
+    section = json.loads(path.read_text())["section"]
+    assert section["status"] == "FINISHED" and section["run"] == run and section["kb"] == "Q241656", section
+    done = [a["what"] for a in section["actions"] if a["outcome"] == "done"]
+    assert "replace SRV001 C:\\SMS\\SITE.SRV\\X86.BIN\\PCMSVC32.EXE" in done and len(done) >= 16, done

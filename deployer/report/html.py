@@ -244,7 +244,7 @@ def recover_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSec
     state = str(result.status)
     if state == "finished":  # every action had completed: the run is closed as committed
         section = apply_section(plan, result, describe)
-        section.status, section.error = "FINISHED", None
+        section.status, section.error, section.seconds = "FINISHED", None, None  # the run's time is not known here
         return section
     status = "ROLLED BACK" if state == "rolled_back" else "NOT RESTORED"
     section = undo_section(plan, result, describe, result.error or "", start="recover_begin")
