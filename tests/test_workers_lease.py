@@ -185,7 +185,7 @@ def test_a_site_run_longer_than_its_lease_ttl_keeps_the_lease_and_its_lock(
     assert f"'run': '{r['run']}'" in second.log.read_text()  # the second delivery's answer: the same run
 
 
-@pytest.mark.parametrize("value", ["abc", "0.5", "-3"])
+@pytest.mark.parametrize("value", ["abc", "0.5", "-3", "inf", "nan"])
 def test_a_worker_refuses_a_lease_ttl_that_is_no_number_of_seconds(tmp_path: Path, redis_server, monkeypatch,
                                                                    value: str):
     monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)

@@ -67,9 +67,9 @@ def lease_ttl() -> float:
     try:
         ttl = float(raw) if raw else float(LEASE_TTL)
     except ValueError:
-        raise InputError(f"{LEASE_ENV}={raw!r} is not a number of seconds; allowed: a number, at least 1") from None
-    if not ttl >= 1:
-        raise InputError(f"{LEASE_ENV}={raw!r} is too short; allowed: a number of seconds, at least 1")
+        raise InputError(f"{LEASE_ENV}={raw!r} is not a number of seconds; allowed: 1 to 604800 (a week)") from None
+    if not 1 <= ttl <= 7 * 24 * 3600:  # NaN and infinity too: no lease could be set with them
+        raise InputError(f"{LEASE_ENV}={raw!r} is out of range; allowed: a number of seconds, 1 to 604800 (a week)")
     return ttl
 
 
