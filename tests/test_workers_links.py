@@ -123,3 +123,17 @@ def test_a_worker_receives_the_pcm_record_a_preflight_step_names(fleet_template:
     r = results["L02"].result
     assert r["status"] == "committed", (r, events["L02"])
     assert any("preflight" in e for e in events["L02"]), events["L02"]
+
+
+def test_a_rollout_through_workers_refuses_a_payloads_link_that_points_nowhere(fleet_template: Path, tmp_path: Path,
+                                                                               redis_server, monkeypatch):
+    base = tmp_path / "project"
+    base.mkdir()
+    inv = _fleet(fleet_template, base, {"L01": "east"})
+    shutil.rmtree(base / "payloads")
+    (base / "payloads").symlink_to(tmp_path / "unmounted-share", target_is_directory=True)
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    book = base / "playbooks" / "q241656.yaml"
+    r = run_cli("apply", book, "--site", "L01", "-i", inv, "--yes", "--broker", redis_server.url, cwd=base)
+    assert r.code == 2 and "unmounted-share" in r.err and "does not exist" in r.err and "Traceback" not in r.text, r.err
+    assert not list((base / "lab" / "L01").rglob("journal.jsonl"))  # nothing sent, nothing journaled

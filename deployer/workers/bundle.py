@@ -90,6 +90,12 @@ def make_bundle(pb: "LoadedPlaybook", inventory_path: Path) -> Bundle:
     payload_root = posixpath.normpath(posixpath.join(here, norm[("payloads",)]))
     payloads, sources = {}, {}
     for where, ref in refs.items():
+        named = pb.path.parent / ref
+        # a link on the way that points nowhere: each worker would say "not found" in its own cache
+        dangling = next((p for p in (named, *named.parents) if os.path.islink(p) and not p.exists()), None)
+        if dangling is not None:
+            raise InputError(f"{where[-1]}: {ref!r}: {dangling} is a symbolic link to {os.readlink(dangling)}, which "
+                             "does not exist: nothing was sent; point the link at the folder", pb.doc.location(where))
         if where[0] == "steps":  # read where the controller's step read it (links followed)
             rel, src = posixpath.normpath(posixpath.join(here, norm[where])), pb.path.parent / ref
             payloads[rel], sources[rel] = sha256_file(src), str(src)
