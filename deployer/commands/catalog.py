@@ -238,8 +238,8 @@ def scan(
     else:
         text = formats.write_site(format.value, "scan", subject)
     if output is not None and text is not None:
-        emit(text, output, f"Report written to {output}: " + ("MISSING HOTFIXES" if result.failing else "nothing missing"),
-             what="the report", force=force)
+        verdict = "MISSING HOTFIXES" if result.failing else "nothing missing"
+        emit(text, output, f"Report written to {output}: {verdict}", what="the report", force=force)
     elif text is not None:
         sys.stdout.write(text)
     if result.failing:

@@ -40,8 +40,8 @@ def from_rservice(
     for note in result.notes:
         err.line(f"note: {note}", "warn")
     if output:
-        emit(text, output, f"Wrote {output}: {len(result.hosts)} PCM service host{'s' if len(result.hosts) != 1 else ''} "
-             f"from {ini}.", what="the entries", force=force)
+        hosts = f"{len(result.hosts)} PCM service host{'s' if len(result.hosts) != 1 else ''}"
+        emit(text, output, f"Wrote {output}: {hosts} from {ini}.", what="the entries", force=force)
     else:
         sys.stdout.write(text)
 

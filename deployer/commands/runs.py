@@ -14,7 +14,9 @@ RunsFormat = format_choices("runs", "RunsFormat")
 
 
 @takes_sites()
-def runs(sites: Sites, format: Annotated[RunsFormat, typer.Option("--format", "-f")] = RunsFormat.text) -> None:  # type: ignore[valid-type]
+def runs(sites: Sites,
+         format: Annotated[RunsFormat, typer.Option("--format", "-f")] = RunsFormat.text,  # type: ignore[valid-type]
+         ) -> None:
     """List the runs journaled on a site, newest last."""
     from ..fleet.outcome import run_one
     from ..fleet.work import runs_work
