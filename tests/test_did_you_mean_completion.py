@@ -195,3 +195,17 @@ def test_servers_hosts_and_manifest_files_get_the_closest_names(ws: Workspace):
                                                     "update_pcm_hosts: {hosts: [DEMOWKS2], files: [Pcmsvc32.exe],"))
     r = ws.cli("plan", book, "--site", "DEMO")
     assert r.code == 2 and "no PCM service host 'DEMOWKS2' in site DEMO (did you mean 'DEMOWKS1'?)" in r.err, r.err
+
+
+def test_inventory_show_takes_the_shared_site_options_with_their_completion(tmp_path: Path):
+    """`inventory show` declared its own --site/--group/--inventory: no completion, its own help."""
+    base = copy_project(tmp_path)
+    write_fleet_inventory(base / "sites.yaml", 3)
+    assert _offered("deployer inventory show --site SITE00", base) == ["SITE001", "SITE002", "SITE003"]
+    assert _offered("deployer inventory show -s SITE002", base) == ["SITE002"]
+    shown = run_cli("inventory", "show", "--help", cwd=base).out
+    applied = run_cli("apply", "--help", cwd=base).out
+    for option in ("-i, --inventory FILE", "-g, --group NAME"):
+        line = next(ln for ln in shown.splitlines() if option in ln)
+        assert line.split(option)[1].split()[:3] == next(ln for ln in applied.splitlines()
+                                                         if option in ln).split(option)[1].split()[:3], option

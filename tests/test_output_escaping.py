@@ -99,3 +99,49 @@ def test_a_hostile_ini_file_name_is_escaped_in_the_yaml_written(tmp_path: Path):
     assert r.code == 0, r.text
     _clean(r.out + r.err, "from-rservice")
     assert "pcm\\x1b[2J\\x07.ini" in r.out
+
+
+def test_a_table_cell_of_outside_text_stays_on_its_row():
+    """A cell kept its newlines (only control characters were escaped): an error quoting a file,
+    a server's name, could start a false row in a table (runs, a fleet's report, the scan's matrix)."""
+    import io
+
+    from deployer.report.out import Out
+
+    buf = io.StringIO()
+    Out(buf, False).table(["Site", "Detail"], [["S1", "failed\nS2  PASSED  \u202eok\tx"]])
+    lines = buf.getvalue().splitlines()
+    assert len(lines) == 3, lines  # the headers, the rule, one row
+    assert lines[2].split() == ["S1", "failed\\nS2", "PASSED", "\\u202eok\\tx"], lines
+
+
+def test_a_fleet_live_panel_row_stays_one_row_whatever_a_site_is_doing():
+    """The live panel's rows escaped control characters but kept newlines: a step quoting a file
+    named with one drew a false row under the site's."""
+    import io
+
+    from deployer.fleet.view import FleetConsole
+    from deployer.report.out import Out
+
+    view = FleetConsole(Out(io.StringIO(), False), Out(io.StringIO(), False), title="t", total=1)
+    view.running["S1"] = "replace C:\\SMS\\A\nS2: DONE \u202e\x1b[2J"
+    rows = [t.plain for t in view._panel().renderables[1:]]
+    assert rows == ["  S1: replace C:\\SMS\\A\\nS2: DONE \\u202e\\x1b[2J"], rows
+
+
+def test_inventory_show_writes_bidi_controls_as_yaml_escapes_that_load_back_the_same(tmp_path: Path):
+    """`inventory show` (YAML) let PyYAML write a bidi override and a line separator raw, on the
+    terminal; they are written as YAML escapes now, and the output still loads back the same."""
+    import yaml
+
+    from conftest import run_cli
+
+    inv = tmp_path / "sites.yaml"
+    inv.write_text('sites:\n  S01:\n    code: S01\n    platforms: [x86]\n    mock: {path: lab/S01}\n'
+                   '    vars: {note: "caf\\u00e9 \\u202eevil\\u2028x \\e[2J"}\n'
+                   "    servers:\n      SRV: {role: site_server, platform: x86, sms_root: 'C:\\SMS'}\n", encoding="utf-8")
+    r = run_cli("inventory", "show", "-i", inv)
+    assert r.code == 0, r.text
+    _clean(r.out, "inventory show")
+    assert not re.search("[\u2028\u202e]", r.out), r.out
+    assert yaml.safe_load(r.out)["sites"]["S01"]["vars"]["note"] == "caf\u00e9 \u202eevil\u2028x \x1b[2J"

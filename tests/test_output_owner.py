@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, Workspace, copy_workspace, lab_project, run_cli
-from deployer.report.owned import replaceable
+from deployer.model.owned import replaceable
 
 HAND = b"my notes: keep these\n"
 SEED = ROOT.parent / "shared" / "seeds" / "Q123499-pcmdump-instruction-files.txt"
@@ -46,6 +46,18 @@ CASES = [
     ("from-rservice", "h.yaml", lambda ws, o: ["inventory", "from-rservice", ROOT / "tests/data/rservice/pcm.ini",
                                                "-o", o], {0}),
     ("pcm-yaml", "r.yaml", lambda ws, o: ["pcm", "convert", _pcm_sample(ws), "-o", o], {0}),
+    # every other file a command writes for the operator, through the one writer (commands/common.emit)
+    ("plan-report", "p.txt", lambda ws, o: ["plan", ws.playbook, "-s", "DEMO", "-i", ws.inventory, "--report", o], {0}),
+    ("recover-report", "r.json", lambda ws, o: ["recover", "-s", "DEMO", "-i", ws.inventory, "--yes", "--report", o],
+     {0}),
+    ("rollback-report", "r.html", lambda ws, o: ["rollback", "-s", "DEMO", "-i", ws.inventory, "--yes", "--report",
+                                                 o], {0}),
+    ("apply-report", "a.xml", lambda ws, o: ["apply", ws.playbook, "-s", "DEMO", "-i", ws.inventory, "--yes",
+                                             "--report", o], {0}),
+    ("plan-report-noted", "p.txt", lambda ws, o: ["plan", ws.playbook, "-s", "DEMO", "-i", ws.inventory, "--note",
+                                                  "CHG-1", "--report", o], {0}),
+    ("verify-report-noted", "v.txt", lambda ws, o: ["verify", ws.playbook, "-s", "DEMO", "-i", ws.inventory, "--note",
+                                                    "CHG-1", "--report", o], {3}),
 ]
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, {folder!r})
 if {register!r}:
     from deployer.report import formats
     formats.register(formats.Format("csv", "csvfmt", "CSV", (".csv",), terminal=False,
-                                    kinds=frozenset({{"verify", "apply"}})))
+                                    kinds=frozenset({kinds!r})))
 from deployer.cli import main
 sys.argv = ["deployer", *sys.argv[1:]]
 main()
@@ -46,8 +46,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
-def cli(project: Path, *args: str, register: bool = True) -> Result:
-    boot = BOOT.format(folder=str(project), register=register)
+def cli(project: Path, *args: str, register: bool = True, kinds: tuple[str, ...] = ("verify", "apply")) -> Result:
+    boot = BOOT.format(folder=str(project), register=register, kinds=set(kinds))
     proc = subprocess.run([sys.executable, "-c", boot, *map(str, args), "--inventory", str(project / "sites.yaml")],
                           cwd=project, capture_output=True, text=True, timeout=180, env={**os.environ})
     return Result(proc.returncode, proc.stdout, proc.stderr)
@@ -156,3 +156,81 @@ def test_a_rollback_report_names_the_hotfix_and_each_action_it_restored(tmp_path
     text = project / f"rollback-{len(sites)}.txt"
     r = cli(project, "rollback", *selected, "--yes", "--report", text, register=False)
     assert r.code == 0  # nothing left to roll back now: said, and the report still written
+
+
+def _killed(project: Path, site: str) -> str:
+    """A run of `site` killed half-way (after three files were replaced): its run id."""
+    proc = subprocess.run([sys.executable, "-m", "deployer", "--no-log", "apply", str(playbook(project)), "--site",
+                           site, "--yes", "--inventory", str(project / "sites.yaml")], cwd=project,
+                          capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "DEPLOYER_FAILPOINTS": "apply.action.6.before=kill"})
+    assert proc.returncode == -9, proc.stderr
+    runs = cli(project, "runs", "--site", site, "-f", "json", register=False)
+    return json.loads(runs.out)[-1]["run"]
+
+
+@pytest.mark.parametrize("sites", [["SITE001"], ["SITE001", "SITE002"]], ids=["site", "fleet"])
+def test_a_recover_report_names_the_hotfix_the_run_and_each_action_it_undid(tmp_path: Path, sites: list[str]):
+    """`recover --report FILE` wrote only its outcome lines: it has the section a rollback's report
+    has (the hotfix, the run, each action undone), in every format of the registry, alone and in a fleet."""
+    project = lab_project(tmp_path / "recover", 2)
+    for fmt in ("text", "json", "junit", "html"):
+        runs = {s: _killed(project, s) for s in sites}
+        path = project / f"recover-{fmt}-{len(sites)}{'.txt' if fmt == 'text' else '.xml' if fmt == 'junit' else '.' + fmt}"
+        r = cli(project, "recover", "--site", ",".join(sites), "--yes", "--break-lock", "--report", path,
+                register=False)
+        assert r.code == 1, r.err  # rolled back: every file as before
+        text = path.read_text()
+        if fmt == "json":
+            data = json.loads(text)
+            entries = {s["site"]: s["section"] for s in data["sites"]} if len(sites) > 1 else {sites[0]: data["section"]}
+            for s in sites:
+                section = entries[s]
+                assert section["kb"] == "Q241656" and section["run"] == runs[s], section
+                undone = [a["what"] for a in section["rollback"]["undone"] if a["outcome"] == "done"]
+                assert f"replace SRV{s[-3:]} C:\\SMS\\SITE.SRV\\X86.BIN\\PCMSVC32.EXE" in undone, undone
+                assert len(undone) >= 5, undone
+            continue
+        assert "Q241656" in text, text
+        for s in sites:
+            assert runs[s] in text, (fmt, text)
+            assert f"SRV{s[-3:]} C:\\SMS\\SITE.SRV\\X86.BIN\\PCMSVC32.EXE" in text, (fmt, text)
+        if fmt == "text":
+            assert text.count(": undone") >= 5 * len(sites), text
+        if fmt == "html":
+            assert text.count("<td>undone</td>") >= 5 * len(sites), text
+
+
+@pytest.mark.parametrize("kinds", [("verify", "apply"), ("rollback", "recover", "plan"), ("runs",)])
+def test_report_and_format_help_list_the_registrys_formats(project: Path, kinds: tuple[str, ...]):
+    """--report's help listed its suffixes as fixed text, and runs' -f two fixed names: both come
+    from the registry, per command (a format is offered where it writes the command's report)."""
+    takes_report = ("verify", "apply", "plan", "rollback", "recover")
+    for command in takes_report:
+        shown = " ".join(cli(project, command, "--help", kinds=kinds).out.split())
+        assert ".json: JSON" in shown and "anything else: text" in shown, (command, shown)
+        assert (".csv: CSV" in shown) == (command in kinds), (command, kinds, shown)
+        assert (".xml: JUnit" in shown) == (command != "plan"), (command, shown)  # JUnit writes no plan
+        plain = " ".join(cli(project, command, "--help", register=False).out.split())
+        assert ".csv" not in plain, (command, plain)
+    for command in ("verify", "apply", "runs", "plan"):
+        choices = cli(project, command, "--help", kinds=kinds).out
+        line = next(ln for ln in choices.splitlines() if "--format" in ln)
+        assert ("csv" in line) == (command in kinds), (command, line)
+
+
+def test_a_recover_report_of_a_run_found_complete_lists_the_actions_it_finished(tmp_path: Path):
+    project = lab_project(tmp_path / "finished", 1)
+    proc = subprocess.run([sys.executable, "-m", "deployer", "--no-log", "apply", str(playbook(project)), "--site",
+                           "SITE001", "--yes", "--inventory", str(project / "sites.yaml")], cwd=project,
+                          capture_output=True, text=True, timeout=180, env={**os.environ, "DEPLOYER_FAILPOINTS":
+                                                                          "apply.commit=kill"})
+    assert proc.returncode == -9, proc.stderr
+    run = json.loads(cli(project, "runs", "--site", "SITE001", "-f", "json", register=False).out)[-1]["run"]
+    path = project / "finished.json"
+    r = cli(project, "recover", "--site", "SITE001", "--yes", "--break-lock", "--report", path, register=False)
+    assert r.code == 0, r.err
+    section = json.loads(path.read_text())["section"]
+    assert section["status"] == "FINISHED" and section["run"] == run and section["kb"] == "Q241656", section
+    done = [a["what"] for a in section["actions"] if a["outcome"] == "done"]
+    assert "replace SRV001 C:\\SMS\\SITE.SRV\\X86.BIN\\PCMSVC32.EXE" in done and len(done) >= 16, done

@@ -342,7 +342,8 @@ def test_outside_text_is_escaped_in_the_graph_and_the_list(ws: Workspace):
     q = cat / "q225056.yaml"  # in the graph: Q241656 and Q255284 supersede it
     q.write_text(q.read_text().replace('title: "SMS: PCMSVC32', 'title: "\\e[2J\\"quoted\\" \\\\ SMS: PCMSVC32'))
     dot = ws.cli("catalog", "graph", "--catalog", cat, "-f", "dot").out
-    assert "\x1b" not in dot and 'tooltip=" [2J\\"quoted\\" \\\\ SMS: PCMSVC32' in dot
+    # shown as every output shows it (`\x1b`, its backslash doubled in a DOT string), not blanked
+    assert "\x1b" not in dot and 'tooltip="\\\\x1b[2J\\"quoted\\" \\\\ SMS: PCMSVC32' in dot
     for args in (("graph",), ("list",)):
         out = ws.cli("catalog", *args, "--catalog", cat).out
         assert "\x1b" not in out and '\\x1b[2J"quoted" \\ SMS: PCMSVC32' in out
@@ -360,3 +361,30 @@ def test_a_catalogue_with_draft_playbooks_beside_its_manifests(ws: Workspace, tm
     assert data["problems"] == []
     assert {h["kb"]: Path(h["playbook"]).name for h in data["hotfixes"]} == {
         "Q255284": "q255284.playbook.yaml", "Q226891": "q226891.playbook.yaml"}  # its own draft first
+
+
+def test_bidi_controls_and_newlines_in_an_article_are_shown_one_way_in_every_format(ws: Workspace):
+    """The scan's text writer escaped by itself: a bidi override came out as `\\x202e` (read as a
+    space and "2e"), a newline as `\\x0a`, and a right-to-left mark raw. Every output now uses
+    report/escape.py's one escape, and no format carries a raw control character."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    raw = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+    cat = catalog_copy(ws)
+    q = cat / "q168130.yaml"
+    q.write_text(q.read_text().replace('title: "SMS: Despooler', 'title: "\\u202eevil\\u200f\\nFAKE LINE\\e[2J SMS: Despooler'))
+    text = scan(ws, "--catalog", str(cat)).out
+    assert not raw.search(text), raw.search(text)
+    assert "\\u202eevil\\u200f\\nFAKE LINE\\x1b[2J SMS: Despooler" in text, text
+    assert "\\x202e" not in text and not any(line.startswith("FAKE LINE") for line in text.splitlines())
+    for fmt in ("json", "junit", "html"):
+        out = ws.path / f"bidi.{fmt}"
+        r = scan(ws, "--catalog", str(cat), "-f", fmt, "-o", out)
+        assert r.code in (0, 3), r.text
+        written = out.read_text(encoding="utf-8")
+        assert not raw.search(written), (fmt, raw.search(written))
+        if fmt == "junit":
+            ET.fromstring(written.encode("utf-8"))  # well-formed XML
+        if fmt == "json":
+            assert "\u202eevil" in written or "\\u202eevil" in written  # the text kept, as JSON escapes it

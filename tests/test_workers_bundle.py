@@ -131,3 +131,29 @@ def test_a_lock_held_under_a_renewed_lease_is_alive_from_any_host_and_dead_once_
     assert info.stale() is True  # lapsed
     no_lease = site_lock.LockInfo({"host": "jump-2", "pid": 4242}, "x", "apply", None)
     assert no_lease.stale() is None  # without a lease, another host still cannot be judged
+
+
+def test_a_lease_is_renewed_only_by_its_holder_and_a_lost_one_stops_the_run(store):
+    """One beat of the renewal, against a real Redis: it renews its own lease, takes a lapsed one
+    back when nobody holds it, never takes another delivery's, and a task whose lease went to
+    another delivery is cancelled (it rolls back at its next safe point instead of racing it)."""
+    from deployer.run.context import RunContext
+    from deployer.workers.tasks import LEASE, _renew, renew
+
+    key = LEASE.format("r-renew-test", "S02")
+    store.set(key, "me#1", px=5000)
+    assert renew(store, key, "me#1", 30) == "renewed" and store.pttl(key) > 5000
+    store.delete(key)  # lapsed: a beat missed for longer than the TTL
+    assert renew(store, key, "me#1", 30) == "retaken" and store.get(key) == b"me#1"
+    store.set(key, "another-delivery#2", px=30000)
+    assert renew(store, key, "me#1", 30) == "lost" and store.get(key) == b"another-delivery#2"
+    said: list[str] = []
+    ctx = RunContext("S02", lambda e: said.append(e.text) or True)
+    stop = threading.Event()
+    beats = threading.Thread(target=_renew, args=(store, key, "me#1", 1.5, ctx, stop), daemon=True)
+    beats.start()
+    beats.join(30)
+    stop.set()
+    assert ctx.cancel.cancelled and "went to another delivery" in ctx.cancel.why()
+    assert store.get(key) == b"another-delivery#2"  # never taken back from it
+    store.delete(key)

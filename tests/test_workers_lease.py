@@ -41,10 +41,21 @@ def _deliver_again(inv: Path, redis_url: str, rollout: str, site: str, region: s
     from deployer.workers.bundle import make_bundle
 
     pb = load_playbook(inv.parent / "playbooks" / "q241656.yaml")
-    bundle = make_bundle(pb.path, pb.manifest.path, inv, pb.payload_dir())
+    bundle = make_bundle(pb, inv)
     app = celery_app(broker(redis_url))
     request = {"rollout": rollout, "site": site, "bundle": bundle.to_json(), "break_lock": False}
     app.send_task(TASK, args=[request], queue=queue(region), task_id=f"{rollout}:{site}")
+
+
+def _held_up(base: Path, site: str, worker) -> float:
+    """Wait until the worker's run of `site` is held up at its second action (the failpoint's
+    sleep); the deadline the rest of the test keeps to."""
+    deadline = time.monotonic() + 60
+    journals = f"lab/{site}/SRV/C/SMS/.deployer/runs/*/journal.jsonl"
+    while not any('"action": 2, "event": "begin"' in p.read_text() for p in base.glob(journals)):
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        time.sleep(0.1)
+    return deadline
 
 
 def test_a_redelivered_site_never_breaks_the_live_lock_of_the_worker_still_running_it(
@@ -53,14 +64,10 @@ def test_a_redelivered_site_never_breaks_the_live_lock_of_the_worker_still_runni
     inv = _fleet(fleet_template, tmp_path, sites)
     monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
     slow = workers.start("east", concurrency=1, env={"DEPLOYER_FAILPOINTS": "apply.action.2.before=sleep:20"})
-    journal_glob = "lab/V01/SRV/C/SMS/.deployer/runs/*/journal.jsonl"
     rollout = f"lease-{time.time_ns()}"
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         future = pool.submit(_apply_all, inv, ["V01"], redis_server.url, wait=120, rollout=rollout)
-        deadline = time.monotonic() + 60
-        while not any('"action": 2, "event": "begin"' in p.read_text() for p in tmp_path.glob(journal_glob)):
-            assert time.monotonic() < deadline, slow.log.read_text()[-3000:]
-            time.sleep(0.1)
+        deadline = _held_up(tmp_path, "V01", slow)
         second = workers.start("east", concurrency=1)  # another jump host of the region, free
         _deliver_again(inv, redis_server.url, rollout, "V01", "east")
         while "received" not in second.log.read_text():
@@ -135,3 +142,53 @@ def test_a_worker_refusing_a_half_patched_site_reports_it_not_restored(fleet_tem
     outcome = from_remote("H01", "Q241656", r)
     assert str(outcome.state) == "not_restored" and outcome.exit_code == 4, outcome
     assert "deployer recover --site H01 --break-lock" in outcome.message, outcome.message
+
+
+def test_a_site_run_longer_than_its_lease_ttl_keeps_the_lease_and_its_lock(
+        fleet_template: Path, tmp_path: Path, workers, redis_server, monkeypatch: pytest.MonkeyPatch):
+    """A slow site (an upload over a WAN) held up for four times the lease's TTL: the lease is
+    renewed within its TTL whatever it is set to, never lapses, and a second delivery of the site
+    waits instead of breaking the live lock (the TTL was a fixed 30 s, renewed every 5 s)."""
+    from deployer.workers.broker import broker
+    from deployer.workers.tasks import LEASE
+
+    inv = _fleet(fleet_template, tmp_path, {"W01": "east"})
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    env = {"DEPLOYER_WORKER_LEASE_TTL": "2"}
+    slow = workers.start("east", concurrency=1, env={**env, "DEPLOYER_FAILPOINTS": "apply.action.2.before=sleep:8"})
+    rollout = f"ttl-{time.time_ns()}"
+    store = broker(redis_server.url).redis()
+    key = LEASE.format(rollout, "W01")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(_apply_all, inv, ["W01"], redis_server.url, wait=120, rollout=rollout)
+        _held_up(tmp_path, "W01", slow)
+        holder = store.get(key)
+        assert holder is not None and 0 < store.pttl(key) <= 2000, store.pttl(key)  # the TTL the worker was given
+        second = workers.start("east", concurrency=1, env=env)
+        _deliver_again(inv, redis_server.url, rollout, "W01", "east")
+        held = []
+        while not future.done():  # sampled while the first delivery sleeps: always its holder
+            held.append(store.get(key))
+            time.sleep(0.2)
+        results, events = future.result(timeout=180)
+    r = results["W01"].result
+    assert r["status"] == "committed" and not r["redelivered"] and not r["recovered"], r
+    assert len(_runs(tmp_path, "W01")) == 1  # never broken, rolled back or redone
+    while held and held[-1] is None:  # released once the run ended
+        held.pop()
+    assert len(held) > 10 and set(held) == {holder}, (held, holder)  # never lapsed, never another's
+    assert not any("lease" in e and "lapsed" in e for e in events["W01"]), events["W01"]
+    deadline = time.monotonic() + 30
+    while "succeeded" not in second.log.read_text():
+        assert time.monotonic() < deadline, second.log.read_text()[-3000:]
+        time.sleep(0.1)
+    assert f"'run': '{r['run']}'" in second.log.read_text()  # the second delivery's answer: the same run
+
+
+@pytest.mark.parametrize("value", ["abc", "0.5", "-3", "inf", "nan"])
+def test_a_worker_refuses_a_lease_ttl_that_is_no_number_of_seconds(tmp_path: Path, redis_server, monkeypatch,
+                                                                   value: str):
+    monkeypatch.setenv("DEPLOYER_BROKER_PASSWORD", redis_server.password)
+    monkeypatch.setenv("DEPLOYER_WORKER_LEASE_TTL", value)
+    r = run_cli("worker", "--region", "east", "--broker", redis_server.url, cwd=tmp_path)
+    assert r.code == 2 and "DEPLOYER_WORKER_LEASE_TTL" in r.err and "Traceback" not in r.text, r.text

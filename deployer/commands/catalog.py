@@ -17,7 +17,9 @@ import typer
 from ..fleet.options import DEFAULT_FORKS, AllOpt, ForksOpt, GroupOpt, SitesOpt
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import formats, out as outmod
+from ..report.escape import visible_line
 from ..report.owned import ForceOpt
+from .common import InventoryOpt, emit
 
 if TYPE_CHECKING:
     from ..kb.catalog import Catalog
@@ -25,8 +27,6 @@ if TYPE_CHECKING:
 CatalogOpt = Annotated[Optional[Path], typer.Option(
     "--catalog", "-c", help="Folder of manifests, one hotfix each (default: manifests/ beside the inventory, "
                             "else ./manifests).")]
-InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: "
-                                                      "$DEPLOYER_INVENTORY, else ./sites.yaml).")]
 
 app = typer.Typer(help="The hotfix catalogue: a folder of manifests, and which hotfix supersedes which.",
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)
@@ -167,8 +167,8 @@ def chains(cat: "Catalog") -> list[str]:
 def _dot(cat: "Catalog") -> str:
     from ..kb.catalog import reduced
 
-    def q(text: str) -> str:  # a DOT string: quotes and backslashes escaped, no line breaks
-        flat = "".join(c if c.isprintable() else " " for c in text)
+    def q(text: str) -> str:  # a DOT string: control characters shown as every output shows them, one line
+        flat = visible_line(text)
         return '"' + flat.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     edges = reduced(cat)
@@ -238,8 +238,8 @@ def scan(
     else:
         text = formats.write_site(format.value, "scan", subject)
     if output is not None and text is not None:
-        outmod.write_atomic(output, text, what="the report", force=force)
-        err.line(f"Report written to {output}: " + ("MISSING HOTFIXES" if result.failing else "nothing missing"))
+        verdict = "MISSING HOTFIXES" if result.failing else "nothing missing"
+        emit(text, output, f"Report written to {output}: {verdict}", what="the report", force=force)
     elif text is not None:
         sys.stdout.write(text)
     if result.failing:

@@ -14,6 +14,7 @@ import typer
 from ..errors import EXIT_CODES_HELP, ExitCode
 from ..report import out as outmod
 from ..report.owned import ForceOpt
+from .common import emit
 
 if TYPE_CHECKING:  # imported when the command runs: `deployer --help` stays light
     from ..sms.clients import ClientsReport
@@ -39,9 +40,8 @@ def from_rservice(
     for note in result.notes:
         err.line(f"note: {note}", "warn")
     if output:
-        outmod.write_atomic(output, text, what="the entries", force=force)
-        err.line(f"Wrote {output}: {len(result.hosts)} PCM service host{'s' if len(result.hosts) != 1 else ''} "
-                 f"from {ini}.")
+        hosts = f"{len(result.hosts)} PCM service host{'s' if len(result.hosts) != 1 else ''}"
+        emit(text, output, f"Wrote {output}: {hosts} from {ini}.", what="the entries", force=force)
     else:
         sys.stdout.write(text)
 

@@ -69,12 +69,14 @@ class Format(str, Enum):
     json = "json"
 
 
-# the formats a run's or a verification's report is written in: report/formats' registry (text,
-# json, junit, html, and any format registered there before the commands are built)
-ReportFormat = Enum("ReportFormat", {n: n for n in formats.names("verify")}, type=str)  # type: ignore[misc]
+def format_choices(kind: str, name: str) -> Any:
+    """`-f`'s choices for command `kind`: the formats of report/formats' registry that write its
+    report (text, json, junit, html, and any format registered there before the commands are built)."""
+    return Enum(name, {n: n for n in formats.names(kind)}, type=str)  # type: ignore[misc]
 
 
-ApplyFormat = ReportFormat  # apply reports its run in the same four formats as verify
+ReportFormat = format_choices("verify", "ReportFormat")
+ApplyFormat = format_choices("apply", "ApplyFormat")
 
 InventoryOpt = Annotated[Optional[Path], typer.Option("--inventory", "-i", help="Site inventory (default: $DEPLOYER_INVENTORY, else ./sites.yaml).")]
 SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the inventory.", autocompletion=complete_site)]
@@ -117,13 +119,17 @@ def write_json(data: Any) -> None:
     sys.stdout.write(dumps(data))
 
 
-def emit(text: str, output: Path | None, done: str | None = None, *, force: bool = False) -> None:
-    """`text` on stdout, or written to `output` (never over a file deployer did not write, without --force)."""
+def emit(text: str, output: Path | None, done: str | None = None, *, what: str = "the output",
+         force: bool = False) -> None:
+    """`text` on stdout, or written to `output`: every file a command writes for the operator goes
+    through here (whole or not at all, with deployer's mark, never over a file deployer did not
+    write without --force: model/owned.py), then `done` on stderr ("" when the caller says it)."""
     if output is None:
         sys.stdout.write(text)
         return
-    outmod.write_atomic(output, text, what="the output", force=force)
-    outmod.stderr().line(done or f"Wrote {output}.")
+    outmod.write_atomic(output, text, what=what, force=force)
+    if done != "":
+        outmod.stderr().line(done or f"Wrote {output}.")
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from ..model.inventory import LoadedInventory, SiteRef
 from ..steps.playbook import LoadedPlaybook
 from ..plan.planner import PayloadCache
 from ..report import formats, out as outmod
+from .common import emit as write_output  # (run_fleet has an `emit` argument of its own)
 
 
 @contextlib.contextmanager
@@ -119,8 +120,8 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
     head = head or Heading()
     head.note, head.codes = args.note, {s.name: s.code for s in sites}
     if args.report is not None:
-        outmod.write_atomic(args.report, render_file(result, args.report_fmt, head), what="the fleet report",
-                            force=args.force)
+        write_output(render_file(result, args.report_fmt, head), args.report, "", what="the fleet report",
+             force=args.force)  # said below, with the totals
     emit = emit or ("json" if fmt == "json" else "summary")
     if emit == "summary":
         render_summary(result, stdout, resume_hint=command == "apply")
@@ -226,9 +227,10 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
 
 
 def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False) -> int:
-    json_report = fmt == "json" or (args.report is not None and args.report_fmt == "json")
+    json_report = fmt != "text" or (args.report is not None and args.report_fmt != "text")
     work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report)
-    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt=fmt, head=Heading(pb.kb, pb.head.title))
+    result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt="text" if fmt == "text" else "json",
+                       emit=None if fmt in ("text", "json") else fmt, head=Heading(pb.kb, pb.head.title))
     # --detailed-exitcode: every site planned and some site has actions (a plan_work DONE)
     if detailed and result.exit_code == ExitCode.OK and result.by_state(SiteState.DONE):
         return int(ExitCode.CHANGES_PENDING)
@@ -244,7 +246,7 @@ def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, outp
     result = run_fleet("verify", f"{kb} verify".strip(), sites, work, args, fmt="text" if fmt == "text" else "json",
                        emit="none" if output else (None if fmt == "text" else fmt), head=head)
     if output:
-        outmod.write_atomic(output, render_file(result, fmt, head), what="the report", force=args.force)
+        write_output(render_file(result, fmt, head), output, "", what="the report", force=args.force)
         if fmt == "text":
             render_summary(result, outmod.stdout(), resume_hint=False)
         outmod.stderr().line(f"Report written to {output}: {'PASSED' if result.exit_code == 0 else 'FAILED'}")
@@ -273,9 +275,10 @@ def recover(inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, yes:
 
 
 def runs(sites: list[SiteRef], args: FleetArgs, *, fmt: str) -> int:
+    # text: each site's table, as `runs` shows a site alone; any other format: the fleet's document in it
     result = run_fleet("runs", "runs", sites, fleet_work.runs_work(), args, fmt="json",
-                       emit=None if fmt == "json" else "none")
-    if fmt != "json":
+                       emit="none" if fmt == "text" else fmt)
+    if fmt == "text":
         stdout = outmod.stdout()
         for o in result.outcomes:  # in the order asked, whichever site answered first
             stdout.line(f"Site {o.site}:", "head")

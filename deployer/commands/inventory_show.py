@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
 from ..errors import ExitCode, exit_help
+from ..report.escape import visible_line, yaml_text
+from ..fleet.options import GroupOpt, SitesOpt
+from .common import InventoryOpt
 
 
 class ShowFormat(str, Enum):
@@ -28,16 +30,14 @@ def _yaml(data: Any) -> str:
     # block style, keys in the order written, and a quoted string wherever YAML 1.1 would read
     # it as something else (a code of digits, `no`, a time), so the output loads back the same
     _Dumper.add_representer(dict, lambda d, v: d.represent_mapping("tag:yaml.org,2002:map", v.items()))
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100)
+    return yaml_text(lambda **unicode: yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
+                                                width=100, **unicode))
 
 
 def show(
-    site: Annotated[Optional[list[str]], typer.Option("--site", "-s", metavar="NAME", help="Only these sites "
-                    "(repeat, NAME,NAME or a glob such as 'EU*').")] = None,
-    group: Annotated[Optional[list[str]], typer.Option("--group", "-g", metavar="GROUP", help="Only the sites of "
-                     "this group.")] = None,
-    inventory: Annotated[Optional[Path], typer.Option("--inventory", "-i", metavar="FILE", help="Site inventory "
-                         "(default: $DEPLOYER_INVENTORY, else ./sites.yaml).")] = None,
+    site: SitesOpt = None,  # the options every command shares: the same spelling, help and completion
+    group: GroupOpt = None,
+    inventory: InventoryOpt = None,
     format: Annotated[ShowFormat, typer.Option("--format", "-f", help="yaml (the default) or json.")] = ShowFormat.yaml,
 ) -> None:
     """Print the inventory with ranges, defaults: and group fields expanded, as every command reads it."""
@@ -54,7 +54,7 @@ def show(
     if format == ShowFormat.json:
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
     else:
-        sys.stdout.write(f"# {inv.path}, expanded: {len(names)} site{'s' if len(names) != 1 else ''}\n" + _yaml(out))
+        sys.stdout.write(f"# {visible_line(str(inv.path))}, expanded: {len(names)} site{'s' if len(names) != 1 else ''}\n" + _yaml(out))
 
 
 EPILOG = exit_help(ExitCode.OK, ExitCode.BAD_INPUT)

@@ -14,6 +14,7 @@ import typer
 from ..errors import EXIT_CODES_HELP, ExitCode, InputError
 from ..report import out as outmod
 from ..report.owned import ForceOpt
+from .common import emit
 
 app = typer.Typer(help="PCM instruction records (Q123499): PCMDUMP's text output and deployer's YAML form.",
                   no_args_is_help=True, epilog=EXIT_CODES_HELP)
@@ -26,7 +27,7 @@ def _write(text: str, output: Path | None, force: bool = False) -> None:
         sys.stdout.buffer.write(text.encode("utf-8")) if hasattr(sys.stdout, "buffer") else sys.stdout.write(text)
         sys.stdout.flush()
         return
-    outmod.write_atomic(output, text, what="the records", force=force)
+    emit(text, output, "", what="the records", force=force)  # the caller says what it wrote
 
 
 @app.command("dump", epilog=EXIT_CODES_HELP)

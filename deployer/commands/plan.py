@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +13,7 @@ from ..fleet.options import report_file
 from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import (OPTIONS, Format, OutAlias, load_playbook, render_plan, run_context, workflow, write_json,
+from .common import (OPTIONS, Format, OutAlias, emit, format_choices, load_playbook, render_plan, run_context, workflow, write_json,
                      fleet_cli)
 
 
@@ -21,12 +22,15 @@ DetailedOpt = Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 5 w
                                            "there is nothing to do (as Terraform's).")]
 
 
+PlanFormat = format_choices("plan", "PlanFormat")  # what stdout shows (-o FILE is the saved plan)
+
+
 @takes_sites(reports=True)
 def plan(
     playbook: Annotated[Path, typer.Argument(help="Playbook YAML.")],
     sites: Sites,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Save the plan; `deployer apply FILE` applies exactly it.")] = None,
-    format: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
+    format: Annotated[PlanFormat, typer.Option("--format", "-f")] = PlanFormat.text,  # type: ignore[valid-type]
     out_alias: OutAlias = None,
     detailed_exitcode: DetailedOpt = False,
     force: ForceOpt = False,
@@ -57,7 +61,7 @@ def plan(
     from ..fleet.work import plan_work
     from ..plan.planner import PayloadCache
 
-    with run_context(site_ref.name, fmt=format) as ctx:
+    with run_context(site_ref.name, fmt=Format.text if format.value == "text" else Format.json) as ctx:
         # a fleet of one: the work each site of a fleet does, its Plan kept to show and save
         p = run_one(plan_work(pb, PayloadCache(), keep_plans=False, keep_plan=True), site_ref, ctx).detail
     if out:
@@ -67,10 +71,11 @@ def plan(
     if report is not None:
         doc = formats.write_site(report_file(format.value, None, report, kind="plan")[0], "plan",
                                  formats.SiteReport(note=note, plan=p))
-        outmod.write_atomic(report, doc, what="the report", force=force)
-        outmod.stderr().line(f"Report written to {report}.")
-    if format == Format.json:
+        emit(doc, report, f"Report written to {report}.", what="the report", force=force)
+    if format.value == "json":
         write_json(p.to_json())
+    elif format.value != "text":  # a format of the registry's: its writer's plan
+        sys.stdout.write(formats.write_site(format.value, "plan", formats.SiteReport(note=note, plan=p)))
     elif OPTIONS.quiet:
         outmod.stdout().line(workflow.summary_line(p))
     else:

@@ -11,7 +11,7 @@ from ..fleet.options import FleetDirOpt, MaxFailOpt, report_file
 from ..report import out as outmod
 from ..run.store import RunState
 from .selection import Sites, takes_sites
-from .common import BreakLockOpt, YesOpt, run_context, fleet_cli
+from .common import BreakLockOpt, YesOpt, emit, run_context, fleet_cli
 
 
 @takes_sites(reports=True)
@@ -69,5 +69,5 @@ def write_site_report(outcome, command: str, site_ref, sites: Sites, fmt: str, f
     from ..fleet.report import Heading, site_report
 
     head = Heading(note=sites.note, codes={site_ref.name: site_ref.code})
-    outmod.write_atomic(sites.report, site_report(outcome, command, fmt, head), what="the report", force=force)
-    outmod.stderr().line(f"Report written to {sites.report}.")
+    emit(site_report(outcome, command, fmt, head), sites.report, f"Report written to {sites.report}.",
+         what="the report", force=force)

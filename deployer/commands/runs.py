@@ -8,11 +8,15 @@ import typer
 
 from ..report import formats, out as outmod
 from .selection import Sites, takes_sites
-from .common import Format, fleet_cli
+from .common import fleet_cli, format_choices
+
+RunsFormat = format_choices("runs", "RunsFormat")
 
 
 @takes_sites()
-def runs(sites: Sites, format: Annotated[Format, typer.Option("--format", "-f")] = Format.text) -> None:
+def runs(sites: Sites,
+         format: Annotated[RunsFormat, typer.Option("--format", "-f")] = RunsFormat.text,  # type: ignore[valid-type]
+         ) -> None:
     """List the runs journaled on a site, newest last."""
     from ..fleet.outcome import run_one
     from ..fleet.work import runs_work

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import typer
 
 from ..fleet.options import (DEFAULT_FORKS, DEFAULT_MAX_PER_HOST, AllOpt, FleetArgs, ForksOpt, GroupOpt,
-                             MaxPerHostOpt, NoteOpt, ProcessesOpt, ReportOpt, SitesOpt)
+                             MaxPerHostOpt, NoteOpt, ProcessesOpt, SitesOpt, report_option)
 from .common import InventoryOpt, select_sites, workflow
 
 
@@ -57,17 +57,19 @@ class Sites:
 # each option as typer declares it, in the order --help lists them
 OPTIONS: dict[str, Any] = {"site": SitesOpt, "inventory": InventoryOpt, "group": GroupOpt, "all_sites": AllOpt,
                            "forks": ForksOpt, "max_per_host": MaxPerHostOpt, "processes": ProcessesOpt}
-REPORTS: dict[str, Any] = {"report": ReportOpt, "note": NoteOpt}  # listed last, after the command's own
+REPORTS = ("report", "note")  # listed last, after the command's own
 DEFAULTS = {f.name: f.default for f in fields(Sites)}
 
 
 def takes_sites(*names: str, reports: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Put the site options (all, or those named) in place of the command's `sites` parameter;
-    with `reports`, --report and --note after the command's own options."""
+    with `reports`, --report and --note after the command's own options (--report's help lists the
+    formats of the command's reports: the function's name is the command's)."""
     chosen = list(names or OPTIONS)
     last = list(REPORTS) if reports else []
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        declared = {"report": report_option(func.__name__), "note": NoteOpt}
         sig = inspect.signature(func, eval_str=True)  # typer reads evaluated annotations
         params: list[inspect.Parameter] = []
         for p in sig.parameters.values():
@@ -76,7 +78,7 @@ def takes_sites(*names: str, reports: bool = False) -> Callable[[Callable[..., A
                                              annotation=OPTIONS[n]) for n in chosen]
             else:
                 params.append(p)
-        params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=REPORTS[n])
+        params += [inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=declared[n])
                    for n in last]
 
         @functools.wraps(func)

@@ -13,7 +13,7 @@ from ..fleet.options import report_file
 from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import OPTIONS, Format, ReportFormat, run_context, workflow, fleet_cli
+from .common import OPTIONS, Format, ReportFormat, emit, run_context, workflow, fleet_cli
 
 
 @takes_sites(reports=True)
@@ -46,9 +46,8 @@ def verify(
     if output:
         if text is None:
             text = formats.write_site("text", "verify", formats.SiteReport(note=note, report=report))
-        outmod.write_atomic(output, text, what="the report", force=force)
-        outmod.stderr().line(f"Report written to {output}: {report.verdict}"
-                             + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()))
+        emit(text, output, f"Report written to {output}: {report.verdict}"
+             + "".join(f"\nNOT VERIFIED: {line}" for line in report.not_verified()), what="the report", force=force)
     elif text is None and OPTIONS.quiet:
         c = report.to_json()["summary"]
         outmod.stdout().line(f"Verification of {report.kb} on site {report.site}: {c['ok']} of {c['total']} files "

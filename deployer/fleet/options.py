@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -45,10 +45,12 @@ MaxFailOpt = Annotated[Optional[str], typer.Option("--max-fail", metavar="N|P%",
                                                    "failed, start no new site; running ones finish or roll back.")]
 FleetDirOpt = Annotated[Optional[Path], typer.Option("--fleet-dir", metavar="DIR", help="Fleet journals folder (default "
                                                      "~/.local/state/deployer/fleets).")]
-ReportOpt = Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help="Write the report to FILE, its format "
-                                                   "picked by the suffix (.html, .htm: the page for the change ticket; "
-                                                   ".json; .xml: JUnit; anything else: text). The same as "
-                                                   "-f FORMAT -o FILE.")]
+def report_option(kind: str) -> Any:
+    """`--report FILE` of command `kind`: its help names the suffixes of the formats that command
+    writes, from report/formats' registry (a format registered before the command is built is listed)."""
+    from ..report.formats import report_help
+
+    return Annotated[Optional[Path], typer.Option("--report", metavar="FILE", help=report_help(kind))]
 ProcessesOpt = Annotated[Optional[int], typer.Option("--processes", metavar="N", min=0, help="Fleet: spread the sites "
                                                   "over N worker processes (0: threads of this one process only). "
                                                   "Default: 0 (measured slower on a loaded 2-core controller: README, Benchmarks).")]

@@ -143,11 +143,19 @@ def _heading_lines(result: FleetResult, head: Heading) -> list[tuple[str, str | 
 def document(result: FleetResult, head: Heading | None = None) -> FleetDoc:
     """The fleet's report made ready for any format: the roll-up's parts and each site's section."""
     head = head or Heading()
+    found = {(o.section.kb, o.section.title) for o in result.outcomes if o.section is not None and o.section.kb}
+    if not head.kb and len(found) == 1:  # rollback, recover: no playbook named, each run's hotfix is known
+        from dataclasses import replace
+
+        (kb, title), = found
+        head = replace(head, kb=kb, title=title)
     sites = ordered(result)
     data = result.to_json()
     data.update(note=head.note, kb=head.kb or None, title=head.title, command_line=f"deployer {command_line(result)}")
-    for site in data["sites"]:
+    for site, o in zip(data["sites"], result.outcomes):
         site.setdefault("code", head.codes.get(site["site"]))
+        if o.section is not None:  # rollback, recover: the hotfix, the run, each action undone or finished
+            site["section"] = o.section.to_json()
     rollup = {"command": f"deployer {command_line(result)}", "fleet": result.fleet_id or "",
               **{f"sites.{str(k)}": str(v) for k, v in result.counts().items()},
               "outcome": totals(result)}

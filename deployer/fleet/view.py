@@ -25,7 +25,7 @@ from .engine import SiteOutcome, SiteState
 from ..run.prune import human
 from ..report.heartbeat import Heartbeat, describe
 from ..report.log import output as log_output
-from ..report.escape import visible
+from ..report.escape import visible_line
 from ..report.out import Out
 from ..run import context as ev
 from ..run.context import Event
@@ -86,7 +86,8 @@ class FleetConsole:
                              *([(f"{unreachable} unreachable", "bold red"), ", "] if unreachable else []),
                              f"{len(running)} running, {waiting} waiting, {human(self.bytes)} uploaded",
                              f"  ({ended}/{self.total}, {time.monotonic() - self.started_at:.0f} s)")
-        rows = [Text(visible(f"  {site}: {what}") + (f" ({human(site_bytes[site])})" if site_bytes.get(site) else ""),
+        # one row a site: a newline in a step's text (a file's name) would draw a false row
+        rows = [Text(visible_line(f"  {site}: {what}") + (f" ({human(site_bytes[site])})" if site_bytes.get(site) else ""),
                      style="dim", overflow="ellipsis", no_wrap=True)
                 for site, what in list(running.items())[:MAX_RUNNING_SHOWN]]
         if len(running) > MAX_RUNNING_SHOWN:

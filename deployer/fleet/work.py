@@ -161,7 +161,19 @@ def rollback_work(*, force: bool, break_lock: bool, run: str | None = None, alon
 def recover_work(*, break_lock: bool, alone: bool = False) -> Work:
     """alone: as rollback_work's. The detail is the list of RunResults, one per unfinished run."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        results = workflow.recover(site, ctx, break_lock=break_lock)
+        runs = workflow.recover_runs(site, ctx, break_lock=break_lock)
+        out = outcome(site, [r for _, r in runs])
+        for plan, result in runs:  # the report's section: the hotfix, the run, what the recovery did
+            if plan is not None:
+                from ..report.html import describe_actions, recover_section
+
+                out.section = recover_section(plan, result, describe_actions(plan))
+                out.run = out.run or result.run
+            if not alone:
+                result.events = []  # a fleet keeps each site's section, not its journal records
+        return out
+
+    def outcome(site: SiteRef, results: list[RunResult]) -> SiteOutcome:
         if not results:
             return SiteOutcome(site.name, SiteState.NOTHING, "nothing to recover", detail=results)
         lines = [f"run {r.run} {str(r.status).replace('_', ' ')}: {r.error}"

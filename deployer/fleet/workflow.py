@@ -262,6 +262,12 @@ def summary_line(plan: Plan) -> str:
 
 def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list[RunResult]:
     """Finish or roll back every unfinished run of the site (see run/recover.py for the rule)."""
+    return [result for _, result in recover_runs(site, ctx, break_lock=break_lock)]
+
+
+def recover_runs(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list[tuple[Plan | None, RunResult]]:
+    """recover's results, each with the plan of the run it recovered (None: the run's plan could
+    not be read) and the run's journal records (what a report of the recovery shows)."""
     from ..run.recover import close_without_plan, recover_run
 
     with session(site, ctx) as conn, locked(conn, "recover", break_lock, ctx, allow_unfinished=True):
@@ -280,7 +286,7 @@ def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list
                 finally:
                     ctx.changing = False
                 ctx.emit(ev.RESULT, result=result)
-                out.append(result)
+                out.append((None, result))
                 continue
             ctx.changing = True
             try:
@@ -290,6 +296,7 @@ def recover(site: SiteRef, ctx: RunContext, *, break_lock: bool = False) -> list
                 result = recover_run(plan, conn, journal, ctx)
             finally:
                 ctx.changing = False
+            result.events = list(journal.events.items)  # the recovery's timings, for its report
             ctx.emit(ev.RESULT, result=result)
-            out.append(result)
+            out.append((plan, result))
         return out

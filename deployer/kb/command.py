@@ -174,7 +174,8 @@ def _write(path: Path, text: str, force: bool = False) -> None:
     if path.exists() and not force and not written_by_import(path):
         raise InputError("exists and was not written by `deployer kb import` (or was edited since): not "
                          "overwritten; give -o another path, or --force to replace it", Location(str(path)))
-    try:
-        path.write_text(marked(text), encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot write the file ({exc.strerror or exc})", Location(str(path))) from None
+    from ..model.owned import write_atomic
+
+    # whole or not at all (a temporary file beside it, then a rename), as every file deployer writes;
+    # whose file it is was decided above, by kb import's own stricter rule (unchanged since written)
+    write_atomic(path, marked(text), what="the file", force=True)

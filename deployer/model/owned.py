@@ -48,7 +48,9 @@ _HEADLINES = [
     re.compile(r'<!DOCTYPE html>.*?<meta name="generator" content="deployer[ "]', re.S | re.I),
     re.compile(r"# PCM service hosts from "),                                # inventory from-rservice
     re.compile(r"# PCM instruction records \(Q123499\) in deployer's form"),  # pcm convert --to yaml
-    re.compile(r"[^\n]*\nFile attribute verification on site "),             # verify (text)
+    # verify and plan (text), under the --note line when one was given
+    re.compile(r"(Note: [^\n]*\n)?[^\n]*\nFile attribute verification on site "),
+    re.compile(r"(Note: [^\n]*\n)?Plan: [^\n]* on site "),
     re.compile(r"Scan against \d+ hotfix"),                                  # scan (text)
     re.compile(r"Site +Result +Run +Actions +Seconds +Detail\n"),            # fleet --report FILE (text), before
     re.compile(r"[^\n]*\nCommand: deployer "),                                # fleet --report FILE (text): heading

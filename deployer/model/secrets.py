@@ -24,7 +24,7 @@ from pydantic import model_validator
 from ..errors import InputError
 from .common import Strict
 
-from .redact import _SEEN, MASK, note_command_line, redact, scrub  # noqa: F401  (the one place they live)
+from .redact import _SEEN, MASK, redact  # noqa: F401  (redact: imported from here by the fleet's report and journal)
 
 
 class Secret:

@@ -13,6 +13,7 @@ it was, and nothing acts on it. Tab and newline stay (they are layout, not comma
 from __future__ import annotations
 
 import re
+from typing import Callable
 
 # C0 but tab and newline, DEL, C1 (CSI \x9b and OSC \x9d included), the bidirectional
 # overrides and isolates that reorder what a reader sees, line and paragraph separators,
@@ -38,6 +39,15 @@ def visible_line(text: str) -> str:
 
 def has_unsafe(text: str) -> bool:
     return UNSAFE.search(text) is not None
+
+
+def yaml_text(dump: Callable[..., str]) -> str:
+    """YAML from `dump(allow_unicode=...)`, as readable as it can be and as safe as every output:
+    PyYAML writes a bidi control or a line separator raw when it may write Unicode, so a document
+    holding one is dumped again with every non-ASCII character as a YAML escape (`"\\u202e"`),
+    which loads back the very same text."""
+    text = dump(allow_unicode=True)
+    return dump(allow_unicode=False) if has_unsafe(text) else text
 
 
 # A whole terminal sequence (CSI ... final byte; OSC ... BEL or ST; ESC and one byte), so that

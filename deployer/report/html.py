@@ -19,7 +19,7 @@ from ..run.store import whoami
 from ..sms.verify import STATUSES, FileResult, Report
 from .escape import visible
 
-GOOD = ("PASSED", "NOTHING TO DO", "COMMITTED", "DONE")
+GOOD = ("PASSED", "NOTHING TO DO", "COMMITTED", "DONE", "FINISHED")
 STATUS_LABEL = {"ok": "OK", "newer": "NEWER", "older": "OLDER", "missing": "MISSING", "mismatch": "MISMATCH",
                 "unchecked": "NOT VERIFIED"}
 
@@ -84,6 +84,14 @@ class SiteSection:
     @property
     def anchor(self) -> str:
         return "site-" + "".join(c if c.isalnum() else "-" for c in self.site)
+
+    def to_json(self) -> dict[str, Any]:
+        """What the section says, for a JSON report (the verification's files are the report's own key)."""
+        from dataclasses import asdict
+
+        return {"kb": self.kb or None, "title": self.title, "status": self.status, "run": self.run,
+                "seconds": self.seconds, "error": self.error, "actions": [asdict(a) for a in self.actions],
+                "rollback": asdict(self.rollback) if self.rollback else None}
 
     @property
     def good(self) -> bool:
@@ -210,7 +218,8 @@ def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSecti
                        seconds=result.seconds, error=result.error, actions=actions, rollback=rollback)
 
 
-def undo_section(plan: Any, result: Any, describe: dict[int, str], reason: str) -> SiteSection | None:
+def undo_section(plan: Any, result: Any, describe: dict[int, str], reason: str, *, start: str = "rollback_begin"
+                 ) -> SiteSection | None:
     """The section of a `rollback`: what the run had applied (`plan`) and what the undo restored,
     action by action from the journal's undo records (None: the journal holds none to show)."""
     undone = _timings(result.events, "undo_begin", "undone", "undo_failed", describe)
@@ -219,13 +228,31 @@ def undo_section(plan: Any, result: Any, describe: dict[int, str], reason: str) 
     state = str(result.status)
     record = RollbackRecord(reason, state, undone, list(result.remaining), list(result.warnings))
     # how long the undo took, by the journal's clock: from the rollback's first record to its last
-    began = [e["ts"] for e in result.events if e.get("event") == "rollback_begin"]
+    began = [e["ts"] for e in result.events if e.get("event") == start]  # (recover: its recover_begin)
     ended = [e["ts"] for e in result.events if e.get("event") in ("undone", "undo_failed")]
     seconds = (_ts(ended[-1]) - _ts(began[-1])).total_seconds() if began and ended else None
     # the command did what it was asked when every file is back: DONE, as its exit code says
     return SiteSection(plan.site, plan.site_code, plan.kb, plan.title,
                        "DONE" if state == "rolled_back" else "NOT RESTORED", run=result.run, seconds=seconds,
                        error=None if state == "rolled_back" else result.error, rollback=record)
+
+
+def recover_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSection:
+    """The section of a `recover`: the hotfix the interrupted run was applying, the run, and what
+    the recovery did, from the journal: the actions it finished (a run found complete) or each
+    action it undid, as a rollback's section has them."""
+    state = str(result.status)
+    if state == "finished":  # every action had completed: the run is closed as committed
+        section = apply_section(plan, result, describe)
+        section.status, section.error, section.seconds = "FINISHED", None, None  # the run's time is not known here
+        return section
+    status = "ROLLED BACK" if state == "rolled_back" else "NOT RESTORED"
+    section = undo_section(plan, result, describe, result.error or "", start="recover_begin")
+    if section is None:  # stopped before its first change: nothing to undo but what it staged
+        record = RollbackRecord(result.error or "", state, [], list(result.remaining), list(result.warnings))
+        return SiteSection(plan.site, plan.site_code, plan.kb, plan.title, status, run=result.run, rollback=record)
+    section.status, section.error = status, None if state == "rolled_back" else result.error
+    return section
 
 
 def _duration(s: float | None) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Sequence
 
-from ..model.owned import NOT_OURS, check_replace, stream_path, write_atomic  # noqa: F401 (the writer lives below the layers)
-from .escape import visible
+from ..model.owned import check_replace, write_atomic  # noqa: F401 (the writer lives below the layers)
+from .escape import visible, visible_line
 from .log import output as log_output
 
 # rich is imported where a terminal is drawn on, not with this module: every command imports
@@ -86,8 +86,9 @@ class Out:
 
     def _table(self, headers: Sequence[str], rows: Sequence[Sequence[str]], styles: Sequence[str | None] | None,
                indent: int) -> None:
-        headers = [visible(h) for h in headers]
-        rows = [[visible(c) for c in r] for r in rows]
+        # a cell is one line: a newline in outside text (an error quoting a file) would start a false row
+        headers = [visible_line(h) for h in headers]
+        rows = [[visible_line(c) for c in r] for r in rows]
         if self.tolerant:
             log_output("  " + "  ".join(headers))
             for r in rows:

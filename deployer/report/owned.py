@@ -1,9 +1,7 @@
-"""Which files deployer wrote (model/owned.py holds the rule and the writer), and the --force
-option of every command that writes a file the operator names."""
+"""The --force option of every command that writes a file the operator names (which files
+deployer wrote, and the writer, are model/owned.py's)."""
 
 from __future__ import annotations
-
-from ..model.owned import GENERATOR, SCHEMA_ID, mark, replaceable, written_by_deployer  # noqa: F401
 
 
 def _force_option():

@@ -12,6 +12,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from .. import __version__
 from ..run.store import whoami
 from ..scan.model import FAILING, MEANING, NOT_APPLICABLE, SHORT, STATUSES, ScanResult
+from .escape import visible
 
 CELL = {"partial": "bad", "missing": "bad", "cannot tell": "warn", "superseded": "soft", "installed": "good",
         "not applicable": "none"}
@@ -30,9 +31,11 @@ def render(result: ScanResult, chains: list[str], *, when: datetime | None = Non
     env = Environment(loader=PackageLoader("deployer.report", "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     overall = "MISSING HOTFIXES" if result.failing else ("NOT SCANNED" if result.unreachable else "PASSED")
-    return env.get_template("scan.html.j2").render(
+    # autoescape handles markup; control characters (a bidi override in an article's title) are made
+    # visible on the whole page, as the run's page does (html.py)
+    return visible(env.get_template("scan.html.j2").render(
         r=result, sites=sites, shown=shown,
         bad_rows={kb for kb in shown if any(s.status_of(kb) in FAILING for s in sites)}, titles=titles,
         hidden=len(result.kbs) - len(shown), chains=chains,
         when=when.strftime("%Y-%m-%d %H:%M:%S UTC"), who=who, overall=overall, good=overall == "PASSED",
-        statuses=STATUSES, meaning=MEANING, short=SHORT, cell=CELL, failing=FAILING, version=__version__)
+        statuses=STATUSES, meaning=MEANING, short=SHORT, cell=CELL, failing=FAILING, version=__version__))

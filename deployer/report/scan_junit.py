@@ -6,6 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from ..scan.model import CANNOT_TELL, FAILING, ScanResult
+from .escape import visible
 from .scan_text import safe
 
 
@@ -34,4 +35,5 @@ def to_junit(result: ScanResult) -> str:
             elif h.status == CANNOT_TELL:
                 ET.SubElement(case, "skipped", message=safe(h.why))
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    # every value's control characters shown (a bidi override, ESC), as the run's JUnit does (junit.py)
+    return visible('<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n")

@@ -3,19 +3,17 @@ each, and the order to apply what is missing; for several sites a hotfix x site 
 
 from __future__ import annotations
 
-import re
-
 from ..scan.model import FAILING, NOT_APPLICABLE, SHORT, STATUSES, ScanResult, SiteScan
+from .escape import visible_line
 from .out import Out
 
 FILES_SHOWN = 6  # per hotfix in text; JSON and HTML have them all
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
 
 def safe(text: str | None) -> str:
-    """Text from manifests and sites, with control characters shown, never obeyed by a terminal."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text or "")
+    """Text from manifests and sites on one line, its control characters shown (report/escape.py's
+    one escape: `\\x1b`, `\\u202e`, `\\n`), never obeyed by a terminal."""
+    return visible_line(text or "")
 
 
 def _apply_command(step, site: str) -> str:

@@ -21,7 +21,8 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from ..errors import BrokerUnreachable, InputError
-from ..model.secrets import Secret, read_secret_file, scrub
+from ..model.redact import scrub
+from ..model.secrets import Secret, read_secret_file
 
 ENV_URL = "DEPLOYER_BROKER"
 ENV_PASSWORD = "DEPLOYER_BROKER_PASSWORD"

@@ -16,16 +16,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
+import ntpath
 import os
+import posixpath
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, PayloadUnverifiable
 from .payloads import cache_dir, fetch, sha256_file
+
+if TYPE_CHECKING:
+    from ..steps.playbook import LoadedPlaybook
 
 # where a worker reads the inventory's relative paths (serve.py's --project sets it); here, not in
 # serve.py, because the task that reads it must not import the worker's start-up (an import cycle)
@@ -38,6 +44,8 @@ class Bundle:
     inventory: str
     texts: dict[str, str]  # relative path -> text
     payloads: dict[str, str]  # relative path -> sha256
+    # relative path -> the controller's file its bytes are read from (to publish them); never sent
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {"playbook": self.playbook, "inventory": self.inventory, "texts": self.texts,
@@ -52,17 +60,67 @@ class Bundle:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()
 
 
-def make_bundle(playbook_path: Path, manifest_path: Path, inventory_path: Path, payload_dir: Path) -> Bundle:
-    """The bundle of a playbook (with its manifest and hotfix files) and an inventory."""
-    files = [playbook_path.resolve(), manifest_path.resolve(), inventory_path.resolve()]
-    payloads = sorted(p.resolve() for p in payload_dir.rglob("*") if p.is_file()) if payload_dir.is_dir() else []
-    root = Path(os.path.commonpath([str(p.parent) for p in files] + ([str(payload_dir.resolve())] if payloads else [])))
+def make_bundle(pb: "LoadedPlaybook", inventory_path: Path) -> Bundle:
+    """The bundle of a playbook (with its manifest and hotfix files) and an inventory.
 
-    def rel(p: Path) -> str:
-        return p.relative_to(root).as_posix()
+    Laid out as the playbook names its manifest and hotfix folder (`manifest:`, `payloads:`,
+    relative to it), not where the controller's files physically are: a `payloads/` (or
+    `playbooks/`, `manifests/`) folder that is a symbolic link, inside the project or leading
+    out of it, is followed on the controller exactly as a one-site run follows it, and the
+    worker receives plain files where the playbook looks for them. The hotfix files sent are
+    the ones a site's plan reads (`<payloads>/<platform folder>/<file>`); their bytes are
+    still checked against the manifest on the worker, as on a site. Any other file a step names
+    relative to the playbook (a preflight's `pcm_record`) travels as a hotfix file does, by its
+    sha256, its bytes as they are (a PCMDUMP text may be UTF-16 or in the DOS code page)."""
+    refs: dict[Any, str] = {("manifest",): pb.head.manifest, ("payloads",): pb.head.payloads, **_step_files(pb)}
+    for where, ref in refs.items():
+        if posixpath.isabs(ref.replace("\\", "/")) or ntpath.isabs(ref):
+            # the worker would read its own disk's path of that name, not the controller's file
+            raise InputError(f"{where[-1]}: {ref!r} is an absolute path; a rollout through workers needs it relative "
+                             "to the playbook (the worker rebuilds the playbook's folder, not the controller's disk)",
+                             pb.doc.location(where))
+    norm = {k: posixpath.normpath(v.replace("\\", "/")) for k, v in refs.items()}
+    up = max(len(list(itertools.takewhile(lambda part: part == "..", v.split("/")))) for v in norm.values())
+    book = Path(os.path.abspath(pb.path))
+    folders = [p.name or f"_{i}" for i, p in enumerate(list(book.parents)[:up])][::-1]
+    folders += [f"_{i}" for i in range(up - len(folders))]  # a playbook too near / for its '..': named apart
+    playbook = "/".join([*folders, book.name])
+    here = posixpath.dirname(playbook)
+    manifest = posixpath.normpath(posixpath.join(here, norm[("manifest",)]))
+    payload_root = posixpath.normpath(posixpath.join(here, norm[("payloads",)]))
+    payloads, sources = {}, {}
+    for where, ref in refs.items():
+        named = pb.path.parent / ref
+        # a link on the way that points nowhere: each worker would say "not found" in its own cache
+        dangling = next((p for p in (named, *named.parents) if os.path.islink(p) and not p.exists()), None)
+        if dangling is not None:
+            raise InputError(f"{where[-1]}: {ref!r}: {dangling} is a symbolic link to {os.readlink(dangling)}, which "
+                             "does not exist: nothing was sent; point the link at the folder", pb.doc.location(where))
+        if where[0] == "steps":  # read where the controller's step read it (links followed)
+            rel, src = posixpath.normpath(posixpath.join(here, norm[where])), pb.path.parent / ref
+            payloads[rel], sources[rel] = sha256_file(src), str(src)
+    folder = pb.payload_dir()
+    for d in sorted(folder.iterdir()) if folder.is_dir() else []:
+        for f in sorted(d.iterdir()) if d.is_dir() else []:
+            if f.is_file():  # a link to a file counts as the file: a site's plan reads it so too
+                rel = posixpath.join(payload_root, d.name, f.name)
+                payloads[rel], sources[rel] = sha256_file(f), str(f)
+    inv = Path(os.path.abspath(inventory_path))
+    inventory = inv.name if inv.name not in (playbook, manifest) else f".inventory/{inv.name}"
+    texts = {playbook: pb.doc.text, manifest: pb.manifest.doc.text,
+             inventory: inventory_path.read_text(encoding="utf-8")}
+    return Bundle(playbook, inventory, texts, payloads, sources)
 
-    texts = {rel(p): p.read_text(encoding="utf-8") for p in files}
-    return Bundle(rel(files[0]), rel(files[2]), texts, {rel(p): sha256_file(p) for p in payloads})
+
+def _step_files(pb: "LoadedPlaybook") -> dict[tuple[Any, ...], str]:
+    """The files the playbook's steps name relative to it, by their place in the playbook."""
+    steps = pb.doc.data.get("steps") if isinstance(pb.doc.data, dict) else None
+    found = {}
+    for i, raw in enumerate(steps if isinstance(steps, list) else []):
+        spec = raw.get("preflight") if isinstance(raw, dict) else None
+        if isinstance(spec, dict) and isinstance(spec.get("pcm_record"), str):
+            found[("steps", i, "preflight", "pcm_record")] = spec["pcm_record"]
+    return found
 
 
 def _inside(root: Path, relpath: str) -> Path:

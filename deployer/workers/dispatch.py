@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..run.context import RunContext
@@ -44,7 +45,7 @@ class RemoteOutcome:
 class Dispatcher:
     """One rollout's link to the broker: payloads, tasks, the event relay, cancellation."""
 
-    def __init__(self, broker: Broker, rollout: str, bundle: Bundle, payload_root, *, start_timeout: float = 300.0):
+    def __init__(self, broker: Broker, rollout: str, bundle: Bundle, *, start_timeout: float = 300.0):
         self.broker = broker
         self.rollout = rollout
         self.bundle = bundle
@@ -59,7 +60,7 @@ class Dispatcher:
         self._relay = threading.Thread(target=self._relay_events, daemon=True, name="deployer-events")
         self._relay.start()
         for relpath, sha in bundle.payloads.items():
-            publish(self.redis, payload_root / relpath, sha)
+            publish(self.redis, Path(bundle.sources[relpath]), sha)  # the controller's file, links followed
 
     def _relay_events(self) -> None:
         while not self._stop.is_set():

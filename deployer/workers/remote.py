@@ -23,18 +23,8 @@ def dispatcher_for(pb: LoadedPlaybook, inventory_path: Path, broker_url: str | N
     """A dispatcher for one rollout of `pb` over `inventory_path`'s sites (payloads published once)."""
     b = broker(broker_url)
     check(b)  # a refused password or a broker out of reach is said in words before anything is sent
-    bundle = make_bundle(pb.path, pb.manifest.path, inventory_path, pb.payload_dir())
-    root = _root_of(bundle, pb.path)
-    return Dispatcher(b, rollout or new_rollout_id(), bundle, root, start_timeout=start_timeout)
-
-
-def _root_of(bundle, playbook_path: Path) -> Path:
-    """The folder the bundle's relative paths start from (the playbook's own path tells it)."""
-    depth = len(Path(bundle.playbook).parts) - 1
-    root = playbook_path.resolve().parent
-    for _ in range(depth):
-        root = root.parent
-    return root
+    bundle = make_bundle(pb, inventory_path)
+    return Dispatcher(b, rollout or new_rollout_id(), bundle, start_timeout=start_timeout)
 
 
 def regional(site: SiteRef) -> str | None:

@@ -32,12 +32,16 @@ def serve(region: str, concurrency: int, url: str | None, *, loglevel: str = "IN
 
     redact_every_record()  # Celery logs its broker URL and connection errors with its own handlers
     folder = project_dir(project)
+    from .tasks import lease_ttl
+
+    ttl = lease_ttl()  # a bad $DEPLOYER_WORKER_LEASE_TTL stops the worker at start, not each site
     b = broker(url)
     check(b)  # Celery would retry a refused password for ever, logging the URL each time
     app = celery_app(b)
     app.conf.deployer_project = str(folder)  # read by each task, in the worker's child processes
     print(f"deployer worker for region {region}: queue {queue(region)} on {b.describe()}, "
-          f"{concurrency} site(s) at a time; the inventory's relative paths are read from {folder}", flush=True)
+          f"{concurrency} site(s) at a time, a site's lease renewed every {ttl / 3:g} s (lapsing {ttl:g} s after its "
+          f"last beat); the inventory's relative paths are read from {folder}", flush=True)
     # prefork: each site in its own process, so one site's crash never takes another's run with it
     app.worker_main(["worker", "-Q", queue(region), "-c", str(concurrency), "-P", "prefork",
                      "-n", f"deployer-{region}-{os.getpid()}@{socket.gethostname()}", "--loglevel", loglevel,

@@ -13,13 +13,14 @@ cancel token, so a running site rolls back at its next safe point).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
 from dataclasses import replace
 from typing import Any
 
-from ..errors import DeployerError, ExitCode, NetworkError
+from ..errors import DeployerError, ExitCode, InputError, NetworkError
 from ..run.context import Event, RunContext
 
 EVENTS = "deployer:events:{}"
@@ -54,8 +55,22 @@ def _watch_cancel(redis, rollout: str, ctx: RunContext, stop: threading.Event) -
 
 LEASE = "deployer:lease:{}:{}"  # rollout, site: who runs it now; renewed while it runs
 RESULT = "deployer:result:{}:{}"  # rollout, site: the result of the delivery that ran it
-LEASE_TTL = 30  # seconds a lease outlives its last renewal: a worker gone is known within this
-RENEW_EVERY = 5
+# seconds a lease outlives its last renewal: a worker gone is known within this. Renewed three
+# times within it, whatever it is set to, so one missed beat (a broker blip) never loses it
+LEASE_ENV = "DEPLOYER_WORKER_LEASE_TTL"
+LEASE_TTL = 30
+
+
+def lease_ttl() -> float:
+    """The lease's time to live on this worker ($DEPLOYER_WORKER_LEASE_TTL, default 30 s)."""
+    raw = os.environ.get(LEASE_ENV, "")
+    try:
+        ttl = float(raw) if raw else float(LEASE_TTL)
+    except ValueError:
+        raise InputError(f"{LEASE_ENV}={raw!r} is not a number of seconds; allowed: 1 to 604800 (a week)") from None
+    if not 1 <= ttl <= 7 * 24 * 3600:  # NaN and infinity too: no lease could be set with them
+        raise InputError(f"{LEASE_ENV}={raw!r} is out of range; allowed: a number of seconds, 1 to 604800 (a week)")
+    return ttl
 
 
 def _lease_checker(redis):
@@ -73,21 +88,47 @@ def _lease_checker(redis):
     return check
 
 
-def _renew(redis, key: str, me: str, stop: threading.Event) -> None:
-    while not stop.wait(RENEW_EVERY):
+# compare-and-renew in one step: between a separate GET and SET the lease could lapse and go to
+# another delivery, and the SET would then take it back from under that one
+_RENEW = """
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then
+  if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 2 end
+end
+return 0
+"""
+
+
+def renew(redis, key: str, me: str, ttl: float) -> str:
+    """One beat: "renewed"; "retaken" (it had lapsed, and no other delivery holds it: this task
+    still holds the site lock, so taking it back is safe); "lost" (another delivery holds it)."""
+    got = int(redis.eval(_RENEW, 1, key, me, int(ttl * 1000)))
+    return {1: "renewed", 2: "retaken"}.get(got, "lost")
+
+
+def _renew(redis, key: str, me: str, ttl: float, ctx: RunContext, stop: threading.Event) -> None:
+    while not stop.wait(ttl / 3):
         try:
-            if (redis.get(key) or b"").decode("utf-8", "replace") == me:
-                redis.set(key, me, ex=LEASE_TTL)
+            state = renew(redis, key, me, ttl)
         except Exception:  # noqa: BLE001 - a broker blip: the next beat renews it
             continue
+        if state == "retaken":
+            ctx.say(f"the site's lease in the broker had lapsed (a beat was missed for over {ttl:g} s); taken back")
+        elif state == "lost":
+            # another delivery holds the lease: it may judge this task's site lock dead, so this
+            # run stops at its next safe point and rolls back rather than race it on the site
+            ctx.cancel.cancel(f"the site's lease in the broker went to another delivery (no beat for over {ttl:g} s)")
+            return
 
 
-def _take_lease(redis, key: str, result_key: str, me: str, ctx: RunContext) -> dict[str, Any] | None:
+def _take_lease(redis, key: str, result_key: str, me: str, ctx: RunContext, ttl: float
+                ) -> dict[str, Any] | None:
     """Hold the site's lease of this rollout; None once held. While another delivery of the same
     site (the broker's redelivery after its visibility timeout) holds it alive, wait, touching
     nothing; if that one finishes, its result is this one's too (the same result, reported once)."""
     said = False
-    while not redis.set(key, me, nx=True, ex=LEASE_TTL):
+    while not redis.set(key, me, nx=True, px=int(ttl * 1000)):
         if (done := redis.get(result_key)) is not None:
             return json.loads(done)
         if ctx.cancel.cancelled:
@@ -104,7 +145,6 @@ def _take_lease(redis, key: str, result_key: str, me: str, ctx: RunContext) -> d
 
 def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
     """Celery task body (bound): run one site of a rollout and return its result as JSON data."""
-    import os
     from pathlib import Path
 
     from ..fleet import workflow
@@ -134,11 +174,12 @@ def run_site(task, request: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] | None = None
     held = False
     try:
-        if (earlier := _take_lease(redis, lease_key, result_key, me, ctx)) is not None:
+        ttl = lease_ttl()
+        if (earlier := _take_lease(redis, lease_key, result_key, me, ctx, ttl)) is not None:
             # another delivery's result: returned as it is (result stays None: never stored again)
             return {"site": site_name, **earlier} if "site" not in earlier else earlier
         held = True
-        threading.Thread(target=_renew, args=(redis, lease_key, me, stop), daemon=True).start()
+        threading.Thread(target=_renew, args=(redis, lease_key, me, ttl, ctx, stop), daemon=True).start()
         if (done := redis.get(result_key)) is not None:  # an earlier delivery finished just before
             return json.loads(done)
         site_lock.LEASE = {"key": lease_key, "holder": me}  # written into the site lock this task takes

@@ -71,10 +71,17 @@ def by_suffix(path: Path) -> str:
     return next((f.name for f in FORMATS.values() if suffix in f.suffixes), DEFAULT)
 
 
-def suffix_help() -> str:
-    """`.json: JSON, .xml: JUnit, .html: HTML, anything else: text`: the suffixes, each format's first."""
-    return ", ".join([f"{f.suffixes[0]}: {f.label}" for f in FORMATS.values() if f.suffixes]
-                     + [f"anything else: {get(DEFAULT).label}"])
+def suffix_help(kind: str | None = None) -> str:
+    """`.json: JSON, .xml: JUnit, .html: HTML, anything else: text`: the suffixes, each format's first
+    (of the formats that write `kind`'s report, when given)."""
+    return ", ".join([f"{f.suffixes[0]}: {f.label}" for n, f in FORMATS.items()
+                      if f.suffixes and n in names(kind)] + [f"anything else: {get(DEFAULT).label}"])
+
+
+def report_help(kind: str) -> str:
+    """`--report FILE`'s help for command `kind`, from the registry as it is when the command is built."""
+    return (f"Write the report to FILE, its format picked by the suffix ({suffix_help(kind)}). The same as "
+            "-f FORMAT -o FILE.")
 
 
 @dataclass

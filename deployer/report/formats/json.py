@@ -23,7 +23,8 @@ def site(kind: str, r: SiteReport) -> str:
     if kind == "scan":  # as the scan always wrote it: in the scan's own key order
         return json.dumps(r.scan.to_json(), indent=1) + "\n"
     if r.section is not None:  # rollback, recover: the site's entry of a fleet's document
-        return dumps({**r.data, **noted})
+        return dumps({**r.data, **({"section": r.section.to_json()} if hasattr(r.section, "to_json") else {}),
+                      **noted})
     result = r.result
     if result is None:
         return dumps({"run": None, "status": "declined", "plan": r.plan.to_json(), **noted})

@@ -22,6 +22,8 @@ def site_lines(s: Any, out: Out) -> None:
     from ..text import render_report
 
     out.line(f"=== Site {s.site}{f' ({s.site_code})' if s.site_code else ''}: {s.status}", "head")
+    if s.run:  # the run a change ticket names (HTML and JUnit say it too)
+        out.line(f"Run {s.run}" + (f", {s.seconds:.1f} s" if s.seconds is not None else ""))
     if s.error:
         out.line(("Unreachable (nothing was changed there): " if s.unreachable else "Failure: ") + s.error,
                  "bad" if not s.good else None)

@@ -50,6 +50,7 @@ from pydantic import Field, field_validator
 from ...model.common import Strict, validate
 from ...model import yamlsrc
 from ...model.yamlsrc import load_yaml
+from ...report.escape import yaml_text
 from .record import KNOWN_OS_MASK, SERVER_TYPES, LineEnd, PcmFile, PcmRecord, os_names
 
 FORMAT = "deployer-pcm/1"
@@ -131,4 +132,5 @@ def to_yaml(f: PcmFile) -> str:
     data["records"] = [record_data(r) for r in f.records]
     data["transcript"] = {"prompt": f.prompt, "banner": f.banner, "newline": f.newline, "end": f.end}
     head = "# PCM instruction records (Q123499) in deployer's form; `deployer pcm convert` turns it into PCMDUMP's\n"
-    return head + yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=1000)
+    # (report/escape.yaml_text: a bidi control in a record's text is written as its YAML escape, not raw)
+    return head + yaml_text(lambda **unicode: yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=1000, **unicode))
