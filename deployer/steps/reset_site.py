@@ -126,7 +126,7 @@ class Reset(SiteWrittenKind):
         run.ep(a.server).services.control(SCM, 194)
 
         def late() -> list[HelperCopy]:
-            return [c for c in a.copies if not c.after.same_content(run.read(c.server, c.path))]
+            return [c for c in a.copies if not run.holds(c.server, c.path, c.after)]
 
         if a.copies and not run.wait_for(lambda: not late(), a.timeout, what="the site reset's Helper.srv copies"):
             names = ", ".join(run.ep(c.server).where(c.path) for c in late())
@@ -140,12 +140,10 @@ class Reset(SiteWrittenKind):
                 by_server.setdefault(c.server, [])  # on_each_server names it as not restored
                 continue
             try:
-                now = undo.read(c.server, c.path)
+                if undo.holds(c.server, c.path, c.before):  # read only when size and time say it may be
+                    continue
             except TargetError:
-                by_server.setdefault(c.server, []).append((k, c))  # its restore says what it meets
-                continue
-            if (c.before is not None and c.before.same_content(now)) or (c.before is None and now is None):
-                continue
+                pass  # its restore says what it meets
             by_server.setdefault(c.server, []).append((k, c))
         def restore(server: str, items: list[tuple[int, HelperCopy]]) -> None:
             with undo.services_stopped(server, sms.HELPER_SERVICES):  # they hold Helper.srv files open
