@@ -145,9 +145,11 @@ class KnownHashes:
             self._all()[self._key(server, path)] = (fingerprint(stat), moved.sha256, path)
             self.dirty = True
 
-    def moved(self, server: str, src: str, dst: str) -> None:
+    def moved(self, server: str, src: str, dst: str, *, linked: bool = False) -> None:
+        """src is now dst (linked: dst is a second name of src, an NTFS hard link)."""
         rec = None if self._records is None else self._records.get(self._key(server, src))
-        self.forget(server, src, below=True)
+        if not linked:
+            self.forget(server, src, below=True)
         self.forget(server, dst, below=True)
         if rec is not None:
             fp, sha, _ = rec
@@ -307,7 +309,7 @@ class KnownFiles:
         return self._inner.copy_many(pairs, *args, **kw)  # type: ignore[attr-defined]
 
     def _hard_link(self, src: str, dst: str) -> None:
-        self._known.forget(self._server, dst)
+        self._known.moved(self._server, src, dst, linked=True)  # one file, two names: its record for both
         self._inner.hard_link(src, dst)  # type: ignore[attr-defined]
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
