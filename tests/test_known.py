@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 from conftest import Workspace
@@ -73,6 +74,12 @@ def test_second_run_verify_and_rollback_read_no_file_twice_over_smb(wan_site: Si
     c = wan_site.cli("verify", wan_site.ws.playbook, "--site", "DEMO", "-f", "json", "--checksum")
     assert c.code == 0, c.text
     assert _read(c)["DEMOSRV"]["bytes_read"] > meta + 1_000_000
+    # the rollback: the files, their hard-linked backups and the restored copies all recorded
+    rb = wan_site.cli("-v", "rollback", "--site", "DEMO", "--yes")
+    assert rb.code == 0, rb.text
+    read = re.search(r"DEMOSRV: \d+ round trips, \d+ requests, [\d,]+ bytes written, ([\d,]+) bytes read", rb.err)
+    assert read is not None, rb.err
+    assert int(read.group(1).replace(",", "")) <= _state_bytes(wan_site.share_dir)
 
 
 def test_a_rewrite_with_another_time_is_caught_by_default_and_one_with_the_times_put_back_by_checksum(

@@ -43,16 +43,24 @@ def read_file(ep: Endpoint, rel: str, *, content: bool = True) -> FileState | No
     return FileState(stat.size, stat.mtime_ns, sha, stat.name)
 
 
-def holds(ep: Endpoint, rel: str, want: FileState | None) -> bool:
+def holds(ep: Endpoint, rel: str, want: FileState | None, *, copied: bool = False) -> bool:
     """Whether the file is `want` (None: absent), read only when its size and write time say it
     may be: a file of another size or time is not `want`, whatever its bytes (a site reset's
-    copy not made yet, a restore still to do), so its content is not downloaded to say so."""
+    copy not made yet, a restore still to do), so its content is not downloaded to say so.
+    copied: the file is a copy the site's own programs make of content deployer knows (the site
+    reset's Helper.srv copies, Maintenance Manager's Logon.srv ones): with that content's size
+    and write time it is taken as that content, as rsync's quick check and verify's comparison
+    with the source take it (run/known.py records it so; --checksum reads it)."""
     stat = ep.files.stat(rel)
     if want is None or stat is None:
         return want is None and stat is None
     if stat.is_dir or (stat.size, stat.mtime_ns) != (want.size, want.mtime_ns):
         return False
-    return want.sha256 is None or sha256_seen(ep.files, rel, stat) == want.sha256
+    if want.sha256 is None:
+        return True
+    quick = getattr(ep.files, "sha256_as_copied", None) if copied else None
+    sha = quick(rel, stat, want.sha256) if quick is not None else None
+    return (sha or sha256_seen(ep.files, rel, stat)) == want.sha256
 
 
 def state_of(stat: FileStat | None) -> FileState | None:

@@ -266,9 +266,9 @@ class Runner:
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.ep(server), path)
 
-    def holds(self, server: str, path: str, want: FileState | None) -> bool:
-        """Whether the file is `want`, its content read only when its size and time agree."""
-        return holds(self.ep(server), path, want)
+    def holds(self, server: str, path: str, want: FileState | None, *, copied: bool = False) -> bool:
+        """Whether the file is `want`, its content read only when its size and time agree (observe.holds)."""
+        return holds(self.ep(server), path, want, copied=copied)
 
     def service(self, server: str, name: str, want: str) -> None:
         svc = self.ep(server).services

@@ -241,6 +241,17 @@ class KnownFiles:
         (vouched_sources), whose size and write time came out as the source's."""
         self._known.note(self._server, path, stat, sha256, read=False)
 
+    def sha256_as_copied(self, path: str, stat: FileStat, sha256: str) -> str | None:
+        """A copy the site's programs made of content known (`sha256`), found with that content's
+        size and write time (observe.holds, copied=True): its record if one holds, else `sha256`,
+        recorded unread. None with --checksum: read it."""
+        if not self._known.trust:
+            return None
+        known = self._known.lookup(self._server, path, stat)
+        if known is None:
+            self._known.note(self._server, path, stat, sha256, read=False)
+        return known or sha256
+
     def sha256_seen(self, path: str, stat: FileStat) -> str:
         sha = self._known.lookup(self._server, path, stat)
         if sha is None:

@@ -126,7 +126,7 @@ class Reset(SiteWrittenKind):
         run.ep(a.server).services.control(SCM, 194)
 
         def late() -> list[HelperCopy]:
-            return [c for c in a.copies if not run.holds(c.server, c.path, c.after)]
+            return [c for c in a.copies if not run.holds(c.server, c.path, c.after, copied=True)]
 
         if a.copies and not run.wait_for(lambda: not late(), a.timeout, what="the site reset's Helper.srv copies"):
             names = ", ".join(run.ep(c.server).where(c.path) for c in late())

@@ -161,7 +161,7 @@ class WaitReplication(SiteWrittenKind):
             self.restart(run, a.server, EXECUTIVE)
 
         def late() -> list[LogonCopy]:
-            return [c for c in a.copies if c.awaited and not run.holds(c.server, c.path, c.after)]
+            return [c for c in a.copies if c.awaited and not run.holds(c.server, c.path, c.after, copied=True)]
 
         pending: list[LogonCopy] = []  # as of the last poll: the heartbeat names the servers still waited for
 
