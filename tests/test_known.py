@@ -62,7 +62,6 @@ def test_second_run_verify_and_rollback_read_no_file_twice_over_smb(wan_site: Si
     reads no file whose record holds: before, each re-read every file it compared (4.5 MB)."""
     first = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-f", "json")
     assert first.code == 0, first.text
-    assert (wan_site.share_dir / ".deployer" / "known.json").is_file()
     again = wan_site.cli("apply", wan_site.ws.playbook, "--site", "DEMO", "--yes", "-f", "json")
     assert again.code == 0, again.text
     meta = _state_bytes(wan_site.share_dir)
@@ -79,7 +78,10 @@ def test_second_run_verify_and_rollback_read_no_file_twice_over_smb(wan_site: Si
     assert rb.code == 0, rb.text
     read = re.search(r"DEMOSRV: \d+ round trips, \d+ requests, [\d,]+ bytes written, ([\d,]+) bytes read", rb.err)
     assert read is not None, rb.err
-    assert int(read.group(1).replace(",", "")) <= _state_bytes(wan_site.share_dir)
+    # deployer's own state is read a few times over (the unfinished-run check, the run listing, the
+    # plan, the undo's journal); before, every replaced file and its restored copy was read too (5 MB)
+    assert int(read.group(1).replace(",", "")) <= 3 * _state_bytes(wan_site.share_dir)
+    assert (wan_site.share_dir / ".deployer" / "known.json").is_file()
 
 
 def test_a_rewrite_with_another_time_is_caught_by_default_and_one_with_the_times_put_back_by_checksum(
