@@ -37,11 +37,12 @@ from ..model import winpath
 from ..model.runpaths import STATE_DIR
 from ..model.state import FileState
 from ..model.transport import SERVER_COPY
-from ..targets.base import FileStat, FileTransport, TargetError, stat_many
+from ..targets.base import FileStat, FileTransport, stat_many
 from ..targets.connect import Endpoint, SiteConnection
+from ..targets.temps import DEPLOYER, temp_name
 
 STORE = winpath.join(STATE_DIR, "known.json")
-STORE_TEMP = winpath.join(STATE_DIR, "known.json.~new")
+STORE_TEMP = temp_name(STORE, DEPLOYER, "known")  # a registered temporary name (targets/temps.py)
 FORMAT = 1
 LIMIT = 50_000  # records kept per site (a site server holds a few hundred files deployer ever reads)
 
@@ -74,7 +75,7 @@ class KnownHashes:
         self._moved: dict[tuple[str, str], _Moved] = {}
         self._gone: list[tuple[tuple[str, str], bool]] = []  # forgotten before the records were read
         self.dirty = False
-        self.hits = 0  # hashes answered from a record (tests and -v count them)
+        self.hits = 0  # hashes answered from a record (the session's debug line, `-v --log`)
         self.reads = 0  # hashes read
 
     @staticmethod
@@ -92,7 +93,7 @@ class KnownHashes:
                             for path, r in files.items():
                                 fp = (int(r["size"]), int(r["mtime_ns"]), r.get("change_ns"), r.get("file_id"))
                                 self._records[self._key(server, path)] = (fp, str(r["sha256"]), path)
-            except (TargetError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a record file that cannot be read is no records, never a failure
                 log.debug("known hashes not read (%s): every file is read", exc)
                 self._records = {}
             gone, self._gone = self._gone, []
@@ -392,6 +393,14 @@ def attach(conn: SiteConnection, *, checksum: bool = False) -> KnownHashes:
         ep.files = KnownFiles(ep.files, known, ep.name)  # type: ignore[assignment]
     conn.known = known
     return known
+
+
+def describe(conn: SiteConnection) -> str | None:
+    """What the session's records spared, for the log."""
+    k = conn.known
+    if not isinstance(k, KnownHashes):
+        return None
+    return f"{k.hits} hashes from known fingerprints, {k.reads} read" + ("" if k.trust else " (--checksum)")
 
 
 def save(conn: SiteConnection) -> None:

@@ -44,7 +44,8 @@ def _count_traffic(conn: SiteConnection, ctx: RunContext | None) -> None:
     except Exception:  # noqa: BLE001 - counting never decides a run's outcome
         logging.getLogger("deployer.traffic").debug("counting the traffic failed", exc_info=True)
         return
-    logging.getLogger("deployer.traffic").info("site %s traffic: %s", conn.site.name, describe_traffic(used))
+    logging.getLogger("deployer.traffic").info("site %s traffic: %s; %s", conn.site.name, describe_traffic(used),
+                                               known.describe(conn))
     if ctx is not None:
         ctx.traffic = merge_traffic(ctx.traffic, used)
 
