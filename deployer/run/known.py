@@ -216,6 +216,12 @@ class KnownFiles:
     def __repr__(self) -> str:
         return f"Known({self._inner!r})"
 
+    @property
+    def quick_check(self) -> bool:
+        """Whether a file with its source's size and write time may be taken as a copy of it
+        (rsync's quick check: the site reset's plan); False with --checksum: contents compared."""
+        return self._known.trust
+
     # --- reading ---------------------------------------------------------------------------------
 
     def stat(self, path: str) -> FileStat | None:
