@@ -15,7 +15,7 @@ from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from ..run.store import RunState
 from .selection import Sites, takes_sites
-from .common import (OPTIONS, ApplyFormat, BreakLockOpt, Format, YesOpt, emit, load_playbook, render_report,
+from .common import (OPTIONS, ApplyFormat, BreakLockOpt, ChecksumOpt, Format, YesOpt, emit, load_playbook, render_report,
                      run_context, workflow, write_json, fleet_cli)
 from .plan import plan
 
@@ -40,6 +40,7 @@ def apply(
     detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode", help="With --dry-run: exit 5 when there "
                                                     "are changes to apply, 0 when there is nothing to do.")] = False,
     force: ForceOpt = False,
+    checksum: ChecksumOpt = False,
 ) -> None:
     """Apply a playbook (or a saved plan) to a site or a fleet: back up, stage, swap, verify; roll back on any failure."""
     from ..plan.saved import looks_like_plan
@@ -67,6 +68,9 @@ def apply(
         from ..workers.broker import broker as parse_broker
 
         parse_broker(broker)
+        if checksum:  # a region's workers read the records as they are: they take no --checksum yet
+            raise InputError("--checksum is not available with --broker: a region's workers trust the recorded "
+                             "hashes; run `deployer verify --checksum` for those sites instead")
     is_plan = looks_like_plan(target)
     if dry_run:
         if is_plan:
@@ -75,7 +79,7 @@ def apply(
             raise InputError(f"--format {format.value} reports a run; --dry-run shows the plan as "
                              + " or ".join(formats.names("plan")))
         return plan(target, sites=Sites(**{**sites.__dict__, "report": None, "note": None}), output=output, format=Format(format.value),
-                    detailed_exitcode=detailed_exitcode, force=force)
+                    detailed_exitcode=detailed_exitcode, force=force, checksum=checksum)
     if detailed_exitcode:
         raise InputError("--detailed-exitcode goes with --dry-run (or `deployer plan`): a run's exit code already "
                          "says what it did")
@@ -90,7 +94,7 @@ def apply(
             raise InputError("a saved plan is for the one site it names; fleets apply a playbook")
         one = sites.site[0] if sites.site else None
         with run_context(one or "", fmt=shown, yes=yes) as ctx:
-            outcome = workflow.apply_saved(target, sites.inventory, one, ctx, break_lock=break_lock)
+            outcome = workflow.apply_saved(target, sites.inventory, one, ctx, break_lock=break_lock, checksum=checksum)
     else:
         pb = load_playbook(target)
         pb.refuse_draft()
@@ -101,7 +105,8 @@ def apply(
                 raise InputError(f"-f {format.value} writes a report file: add -o FILE (or give --report FILE)")
             # with a report file the terminal shows the rollout as text
             raise typer.Exit(fleet_cli.apply(pb, inv, refs, fargs, fmt="text" if output else format.value, yes=yes,
-                                             break_lock=break_lock, broker=broker, worker_wait=worker_wait))
+                                             break_lock=break_lock, broker=broker, worker_wait=worker_wait,
+                                             checksum=checksum))
         site_ref = refs[0]
         if broker and site_ref.site.region:
             if not formats.get(format.value).terminal or output is not None:
@@ -114,7 +119,8 @@ def apply(
 
         with run_context(site_ref.name, fmt=shown, yes=yes) as ctx:
             # a fleet of one: the work each site of a fleet does, the whole run kept for this command's output
-            work = apply_work(pb, PayloadCache(), break_lock=break_lock, keep_reports=output is not None, alone=True)
+            work = apply_work(pb, PayloadCache(), break_lock=break_lock, keep_reports=output is not None, alone=True,
+                              checksum=checksum)
             outcome = run_one(work, site_ref, ctx).detail
     result = outcome.result
     if (format != ApplyFormat.text or output is not None) and (result is not None or format == ApplyFormat.json):

@@ -83,6 +83,9 @@ SiteOpt = Annotated[str, typer.Option("--site", "-s", help="Site name from the i
 OutAlias = Annotated[Optional[Path], typer.Option("--out", hidden=True)]  # the old spelling of --output
 BreakLockOpt = Annotated[bool, typer.Option("--break-lock", help="Break a site lock left by a run that is gone.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before acting.")]
+ChecksumOpt = Annotated[bool, typer.Option("--checksum", help="Read every file whose content decides, trusting no hash "
+                                           "recorded with its size and times (.deployer\\known.json on the site "
+                                           "server); catches a rewrite in place that put them back.")]
 
 
 def select_sites(inv, sites, groups, all_sites):

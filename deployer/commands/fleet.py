@@ -137,7 +137,7 @@ def run_fleet(command: str, title: str, sites: list[SiteRef], work: Work, args: 
 
 def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: FleetArgs, *, fmt: str, yes: bool,
           break_lock: bool, journal: FleetJournal | None = None, broker: str | None = None,
-          worker_wait: float = 300.0, recover_first: bool = False) -> int:
+          worker_wait: float = 300.0, recover_first: bool = False, checksum: bool = False) -> int:
     args.rollout(yes)  # bad input is refused before the question
     check_report_path(args.report, force=args.force)
     refuse_prompted_passwords(sites)
@@ -152,7 +152,7 @@ def apply(pb: LoadedPlaybook, inv: LoadedInventory, sites: list[SiteRef], args: 
                 f"{_question.describe(_question.planned(pb, sites, args.forks)) if asks else preview(sites)}?", yes, canary=args.canary > 0)
         journal = new_journal(args, "apply", sites, pb.path, inv, yes, fingerprint=fleet_resume.fingerprint(pb, sites))
     work = fleet_work.apply_work(pb, PayloadCache(), break_lock=break_lock, recover_first=recover_first,
-                                 keep_reports=fmt == "json" or args.report is not None)
+                                 keep_reports=fmt == "json" or args.report is not None, checksum=checksum)
     dispatcher = None
     if regional:
         from ..workers.remote import dispatcher_for
@@ -226,9 +226,10 @@ def apply_resumed(fleet_id: str, args: FleetArgs, *, fmt: str, yes: bool, break_
                  worker_wait=worker_wait, recover_first=True)
 
 
-def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False) -> int:
+def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str, detailed: bool = False,
+         checksum: bool = False) -> int:
     json_report = fmt != "text" or (args.report is not None and args.report_fmt != "text")
-    work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report)
+    work = fleet_work.plan_work(pb, PayloadCache(), keep_plans=json_report, checksum=checksum)
     result = run_fleet("plan", f"{pb.kb} plan", sites, work, args, fmt="text" if fmt == "text" else "json",
                        emit=None if fmt in ("text", "json") else fmt, head=Heading(pb.kb, pb.head.title))
     # --detailed-exitcode: every site planned and some site has actions (a plan_work DONE)
@@ -237,8 +238,9 @@ def plan(pb: LoadedPlaybook, sites: list[SiteRef], args: FleetArgs, *, fmt: str,
     return result.exit_code
 
 
-def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, output: Path | None) -> int:
-    work = fleet_work.verify_work(target, PayloadCache(),
+def verify(target: Any, sites: list[SiteRef], args: FleetArgs, *, fmt: str, output: Path | None,
+           checksum: bool = False) -> int:
+    work = fleet_work.verify_work(target, PayloadCache(), checksum=checksum,
                                   keep_reports=fmt != "text" or output is not None or args.report is not None)
     kb = getattr(getattr(target, "manifest", None), "kb", None) or getattr(target, "kb", "")
     loaded = getattr(target, "manifest", target)  # a playbook's manifest, or the manifest itself

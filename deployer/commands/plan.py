@@ -13,7 +13,7 @@ from ..fleet.options import report_file
 from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import (OPTIONS, Format, OutAlias, emit, format_choices, load_playbook, render_plan, run_context, workflow, write_json,
+from .common import (OPTIONS, ChecksumOpt, Format, OutAlias, emit, format_choices, load_playbook, render_plan, run_context, workflow, write_json,
                      fleet_cli)
 
 
@@ -34,6 +34,7 @@ def plan(
     out_alias: OutAlias = None,
     detailed_exitcode: DetailedOpt = False,
     force: ForceOpt = False,
+    checksum: ChecksumOpt = False,
 ) -> None:
     """Show exactly what `apply` would change (a dry run: nothing on the site is written)."""
     report, note = sites.report, sites.note
@@ -52,7 +53,7 @@ def plan(
         rfmt, rfile = report_file(format.value, out, report, kind="plan")
         fargs = sites.fleet(report=rfile, report_format=rfmt, note=note, force=force)
         raise typer.Exit(fleet_cli.plan(pb, refs, fargs, fmt="text" if rfile else format.value,
-                                        detailed=detailed_exitcode))
+                                        detailed=detailed_exitcode, checksum=checksum))
     if report is not None:
         report_file(format.value, None, report, kind="plan")  # refuses the formats that write no plan
         outmod.check_replace(report, what="the fleet report", force=force)
@@ -63,7 +64,7 @@ def plan(
 
     with run_context(site_ref.name, fmt=Format.text if format.value == "text" else Format.json) as ctx:
         # a fleet of one: the work each site of a fleet does, its Plan kept to show and save
-        p = run_one(plan_work(pb, PayloadCache(), keep_plans=False, keep_plan=True), site_ref, ctx).detail
+        p = run_one(plan_work(pb, PayloadCache(), keep_plans=False, keep_plan=True, checksum=checksum), site_ref, ctx).detail
     if out:
         from ..plan.saved import save_plan
 

@@ -13,7 +13,7 @@ from ..fleet.options import report_file
 from ..report import formats, out as outmod
 from ..report.owned import ForceOpt
 from .selection import Sites, takes_sites
-from .common import OPTIONS, Format, ReportFormat, emit, run_context, workflow, fleet_cli
+from .common import OPTIONS, ChecksumOpt, Format, ReportFormat, emit, run_context, workflow, fleet_cli
 
 
 @takes_sites(reports=True)
@@ -23,6 +23,7 @@ def verify(
     format: Annotated[ReportFormat, typer.Option("--format", "-f")] = ReportFormat.text,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the report to FILE.")] = None,
     force: ForceOpt = False,
+    checksum: ChecksumOpt = False,
 ) -> None:
     """Check every file's date, time and size (version, hash where listed) against the manifest. Exit 3 on mismatch."""
     report, note = sites.report, sites.note
@@ -32,14 +33,14 @@ def verify(
         outmod.check_replace(output, what="the report", force=force)  # before any site is read
     loaded = workflow.load_target(target)
     site_ref = sites.one_or_fleet(lambda inv, refs: fleet_cli.verify(
-        loaded, refs, sites.fleet(report=None, force=force), fmt=format.value, output=output))  # -o is its report
+        loaded, refs, sites.fleet(report=None, force=force), fmt=format.value, output=output, checksum=checksum))  # -o is its report
     from ..fleet.outcome import run_one
     from ..fleet.work import verify_work
     from ..plan.planner import PayloadCache
 
     with run_context(site_ref.name, fmt=Format.json if format != ReportFormat.text else Format.text) as ctx:
         # a fleet of one: the work each site of a fleet does, its report kept for this command's output
-        report = run_one(verify_work(loaded, PayloadCache()), site_ref, ctx).detail
+        report = run_one(verify_work(loaded, PayloadCache(), checksum=checksum), site_ref, ctx).detail
     # text to the terminal is drawn there (with its colours); a file or another format is written by its writer
     text = None if format == ReportFormat.text else formats.write_site(
         format.value, "verify", formats.SiteReport(note=note, report=report, traffic=ctx.traffic))

@@ -58,7 +58,7 @@ def from_run(site: str, kb: str, result: RunResult | None, *, trim: bool = True)
 
 @portable  # may run in a worker process (fleet_procs.py)
 def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, keep_reports: bool = True,
-               recover_first: bool = False, alone: bool = False) -> Work:
+               recover_first: bool = False, alone: bool = False, checksum: bool = False) -> Work:
     """keep_reports: each site's verification (every file's row), for a report that shows it
     (JSON, JUnit, HTML); without one, a site's summary line says whether it passed.
     recover_first (a resumed fleet): a site left with an unfinished run under a lock whose
@@ -68,7 +68,7 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
     report) for the command's own output, and its errors are raised as they are."""
     def apply(site: SiteRef, ctx: RunContext) -> SiteOutcome:
         outcome = workflow.apply_playbook(pb, site, ctx, break_lock=break_lock, payloads=payloads,
-                                          evidence=keep_reports)
+                                          evidence=keep_reports, checksum=checksum)
         if alone:
             out = from_run(site.name, outcome.plan.kb, outcome.result, trim=False)
             out.detail = outcome
@@ -93,12 +93,13 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True, keep_plan: bool = False) -> Work:
+def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = True, keep_plan: bool = False,
+              checksum: bool = False) -> Work:
     """keep_plans: each site's plan, as JSON, for a JSON report (a 1000-site fleet's plans are
     most of its memory: without a JSON report only the summary line is kept). keep_plan: the
     Plan itself as the detail (a site alone: shown, saved with -o)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        p = workflow.make_plan(pb, site, ctx, payloads=payloads)
+        p = workflow.make_plan(pb, site, ctx, payloads=payloads, checksum=checksum)
         state = SiteState.NOTHING if p.empty else SiteState.DONE
         text = f"nothing to do (already has {p.kb})" if p.empty else summary(p)
         # the plan as JSON only, for the fleet's report: the Plan object would be kept twice
@@ -109,11 +110,12 @@ def plan_work(pb: LoadedPlaybook, payloads: PayloadCache, *, keep_plans: bool = 
 
 
 @portable  # may run in a worker process (fleet_procs.py)
-def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache, *, keep_reports: bool = True) -> Work:
+def verify_work(target: LoadedPlaybook | LoadedManifest, payloads: PayloadCache, *, keep_reports: bool = True,
+                checksum: bool = False) -> Work:
     """keep_reports: every site's table, for a report that shows it; without one, only the
     tables of sites that do not match are kept (a 1000-site fleet's tables are most of its memory)."""
     def work(site: SiteRef, ctx: RunContext) -> SiteOutcome:
-        report = workflow.verify_target(target, site, ctx, payloads=payloads)
+        report = workflow.verify_target(target, site, ctx, payloads=payloads, checksum=checksum)
         c = report.counts
         text = (f"{len(report.files)} files: " + ", ".join(f"{n} {s}" for s, n in c.items() if s != "unchecked")
                 + (f", {c['unchecked']} not verified" if report.unchecked else "") + f". {report.verdict}"

@@ -54,9 +54,10 @@ def load_target(path: Path) -> LoadedPlaybook | LoadedManifest:
 
 
 def make_plan(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext | None = None, *,
-              payloads: PayloadCache | None = None) -> Plan:
+              payloads: PayloadCache | None = None, checksum: bool = False) -> Plan:
+    """checksum: every file whose content decides is read, no recorded hash trusted (run/known.py)."""
     ctx = ctx or RunContext(site.name)
-    with session(site, ctx) as conn:
+    with session(site, ctx, checksum=checksum) as conn:
         if msg := unfinished_message(conn):
             ctx.warn(f"Warning: {msg}.")
         return build_plan(pb, site, conn, payloads)
@@ -69,10 +70,11 @@ class ApplyOutcome:
 
 
 def apply_playbook(pb: LoadedPlaybook, site: SiteRef, ctx: RunContext, *, break_lock: bool = False,
-                   payloads: PayloadCache | None = None, evidence: bool = False) -> ApplyOutcome:
+                   payloads: PayloadCache | None = None, evidence: bool = False, checksum: bool = False) -> ApplyOutcome:
     """evidence: when there is nothing to do, verify the site in the same session, so a report
-    shows each file as found (the proof that nothing needed doing), not one sentence."""
-    with session(site, ctx) as conn:
+    shows each file as found (the proof that nothing needed doing), not one sentence.
+    checksum: as make_plan's."""
+    with session(site, ctx, checksum=checksum) as conn:
         # Plan before locking, so that bad input is refused without writing anything to the
         # site (not even the lock); then hold the lock and make sure the plan still holds.
         plan = build_plan(pb, site, conn, payloads)
@@ -104,11 +106,11 @@ def _run(plan: Plan, conn: SiteConnection, site: SiteRef, manifest: LoadedManife
 
 
 def apply_saved(plan_path: Path, inv_path: Path | None, site_name: str | None, ctx: RunContext, *,
-                break_lock: bool = False) -> ApplyOutcome:
+                break_lock: bool = False, checksum: bool = False) -> ApplyOutcome:
     plan, site, manifest = check_saved(plan_path, inv_path, site_name)
     loc = Location(str(plan_path))
     ctx.site = site.name
-    with session(site, ctx) as conn:
+    with session(site, ctx, checksum=checksum) as conn:
         _refuse_if_changed(conn, plan, loc)  # before the lock is taken (it is a write), and again after
         with locked(conn, "apply", break_lock, ctx):
             _refuse_if_changed(conn, plan, loc)
@@ -174,9 +176,9 @@ def _refuse_if_changed(conn: SiteConnection, plan: Plan, loc: Location) -> None:
 
 
 def verify_target(target: LoadedPlaybook | LoadedManifest, site: SiteRef, ctx: RunContext | None = None, *,
-                  payloads: PayloadCache | None = None) -> Report:
+                  payloads: PayloadCache | None = None, checksum: bool = False) -> Report:
     ctx = ctx or RunContext(site.name)
-    with session(site, ctx) as conn:
+    with session(site, ctx, checksum=checksum) as conn:
         if msg := unfinished_message(conn):
             ctx.warn(f"Warning: {msg}.")
         if isinstance(target, LoadedPlaybook):

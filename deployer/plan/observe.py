@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..model import winpath
 from ..errors import InputError
-from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, local_sha256
+from ..targets.base import CaseResolver, FileStat, ServiceError, TargetError, local_sha256, sha256_seen, stat_many
 from ..targets.connect import Endpoint, SiteConnection
 from ..model.state import FileState
 from ..sms.fileversion import find_version
@@ -39,8 +39,38 @@ def read_file(ep: Endpoint, rel: str, *, content: bool = True) -> FileState | No
     if stat.is_dir:
         return FileState(-1, stat.mtime_ns, None, stat.name)
     if content and sha is None:
-        sha = ep.files.sha256(rel)
+        sha = sha256_seen(ep.files, rel, stat)
     return FileState(stat.size, stat.mtime_ns, sha, stat.name)
+
+
+def holds(ep: Endpoint, rel: str, want: FileState | None, *, copied: bool = False) -> bool:
+    """Whether the file is `want` (None: absent), read only when its size and write time say it
+    may be: a file of another size or time is not `want`, whatever its bytes (a site reset's
+    copy not made yet, a restore still to do), so its content is not downloaded to say so.
+    copied: the file is a copy the site's own programs make of content deployer knows (the site
+    reset's Helper.srv copies, Maintenance Manager's Logon.srv ones): with that content's size
+    and write time it is taken as that content, as rsync's quick check and verify's comparison
+    with the source take it (run/known.py records it so; --checksum reads it)."""
+    return _holds(ep, rel, want, ep.files.stat(rel), copied)
+
+
+def holds_many(ep: Endpoint, items: list[tuple[str, FileState | None]], *, copied: bool = False) -> list[bool]:
+    """holds() of each (path, want) on one server, their stats in one batch where the transport
+    can (a poll of many copies costs one round trip while none of them is there yet)."""
+    stats = stat_many(ep.files, [rel for rel, _ in items])
+    return [_holds(ep, rel, want, stat, copied) for (rel, want), stat in zip(items, stats)]
+
+
+def _holds(ep: Endpoint, rel: str, want: FileState | None, stat: FileStat | None, copied: bool) -> bool:
+    if want is None or stat is None:
+        return want is None and stat is None
+    if stat.is_dir or (stat.size, stat.mtime_ns) != (want.size, want.mtime_ns):
+        return False
+    if want.sha256 is None:
+        return True
+    quick = getattr(ep.files, "sha256_as_copied", None) if copied else None
+    sha = quick(rel, stat, want.sha256) if quick is not None else None
+    return (sha or sha256_seen(ep.files, rel, stat)) == want.sha256
 
 
 def state_of(stat: FileStat | None) -> FileState | None:
@@ -226,9 +256,10 @@ class Observer:
         if (listing is None or not getattr(ep.files, "listing_is_stat", False) or not winpath.parent(rel)
                 or set('*?<>"') & set(winpath.basename(rel))):  # stat says what is wrong with such a name
             return read_file(ep, rel, content=content)
-        state = state_of(self._listed(ep, rel))
-        if state is not None and content and state.size >= 0:
-            state.sha256 = self._ahead.pop((ep.name, winpath.key(rel)), None) or ep.files.sha256(rel)
+        listed = self._listed(ep, rel)
+        state = state_of(listed)
+        if listed is not None and state is not None and content and state.size >= 0:
+            state.sha256 = self._ahead.pop((ep.name, winpath.key(rel)), None) or sha256_seen(ep.files, rel, listed)
         return state
 
     def _listed(self, ep: Endpoint, rel: str) -> FileStat | None:
@@ -256,7 +287,12 @@ class Observer:
                 continue  # file() says so, in its turn
             stat = self._listed(ep, rel)
             if stat is not None and not stat.is_dir:
-                todo.append((rel, stat))
+                known = getattr(ep.files, "sha256_if_known", None)  # run/known.py: a recorded hash that holds
+                sha = known(rel, stat) if known is not None else None
+                if sha is not None:
+                    self._ahead[(ep.name, winpath.key(rel))] = sha
+                else:
+                    todo.append((rel, stat))
         if len(todo) < 2:
             return
         try:
@@ -338,7 +374,8 @@ def changes(conn: SiteConnection, observations: list[dict[str, Any]], *, content
                 if now.mtime_ns != was["mtime_ns"]:
                     what.append(f"write time {_iso(was['mtime_ns'])} -> {_iso(now.mtime_ns)}")
                 out.append(f"{where} changed: {', '.join(what)}")
-            elif content and was.get("sha256") and ep.files.sha256(rec["path"]) != was["sha256"]:
+            elif content and was.get("sha256") and sha256_seen(ep.files, rec["path"], spell[ep.name].stat(rec["path"])
+                                                               ) != was["sha256"]:
                 out.append(f"{where} content changed (same size and time)")
         elif kind == "folder":
             stat = spell[ep.name].stat(rec["path"])

@@ -29,7 +29,7 @@ from ..model.manifest import LoadedManifest
 from ..model.state import FileState
 from ..model.transport import HARD_LINK
 from ..plan.model import Plan
-from ..plan.observe import read_file
+from ..plan.observe import holds, holds_many, read_file
 from ..steps import kind_of
 from ..targets.base import STOPPED, TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
@@ -37,6 +37,7 @@ from ..sms.verify import Report, verify
 from .batch import read_files
 from .context import Cancelled, RunContext
 from .folders import list_folders
+from . import known
 from .journal import Journal
 from .result import RunResult
 from .store import RunState, new_run_id, temp_path, whoami
@@ -197,8 +198,10 @@ class Runner:
             got = ep.files.stat(backup)
             same = got is not None and (got.size, got.mtime_ns) == (before.size, before.mtime_ns)
         else:
+            vouched = known.vouched_sources(ep, [(path, before)])  # then the copy need not be read back
             ep.files.copy(path, backup)
-            same = before.same_content(self.read(server, backup))
+            same = before.same_content(known.vouched_copies(ep, [(backup, before)], vouched)[0]
+                                       or self.read(server, backup))
         if not same:
             raise TargetError(f"the backup of {ep.where(path)} does not match the file observed when planning "
                               "(it changed since, or the copy is damaged)", server=server, path=path)
@@ -224,10 +227,14 @@ class Runner:
                 if links else {}
             linked = [b for b in links if errors[id(b)] is None]
             stats = dict(zip(map(id, linked), stat_many(ep.files, [b.backup for b in linked])))
-            errors.update(zip(map(id, copies), ep.files.copy_many([(b.path, b.backup) for b in copies]) if copies else []))
+            vouched = known.vouched_sources(ep, [(b.path, b.before) for b in copies])  # known.py: no read-back
+            copy_errors = ep.files.copy_many([(b.path, b.backup) for b in copies]) if copies else []
+            errors.update(zip(map(id, copies), copy_errors))
             made = [b for b in copies if errors[id(b)] is None]
-            got = dict(zip((id(b) for b in made), read_files(ep, [b.backup for b in made],
-                                                               [b.before.size for b in made])))
+            got = dict(zip((id(b) for b in made), known.vouched_copies(
+                ep, [(b.backup, b.before) for b in made], [v for v, e in zip(vouched, copy_errors) if e is None])))
+            rest = [b for b in made if got[id(b)] is None]
+            got.update(zip((id(b) for b in rest), read_files(ep, [b.backup for b in rest], [b.before.size for b in rest])))
             for b in items:
                 if errors[id(b)] is not None:
                     failure = errors[id(b)]
@@ -364,17 +371,21 @@ class Runner:
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.ep(server), path)
 
-    def read_all(self, items: list[tuple[str, str, int | None]]) -> list[FileState | None]:
-        """read() of each (server, path, expected size), each server's files in one batch where its
-        transport can (run/batch.py)."""
+    def holds(self, server: str, path: str, want: FileState | None, *, copied: bool = False) -> bool:
+        """Whether the file is `want`, its content read only when its size and time agree (observe.holds)."""
+        return holds(self.ep(server), path, want, copied=copied)
+
+    def holds_all(self, items: list[tuple[str, str, FileState | None]], *, copied: bool = False) -> list[bool]:
+        """holds() of each (server, path, want), each server's stats in one batch where its
+        transport can (a poll of a site reset's or replication's copies)."""
         by_server: dict[str, list[int]] = {}
         for k, (server, _, _) in enumerate(items):
             by_server.setdefault(server, []).append(k)
-        out: list[FileState | None] = [None] * len(items)
+        out = [False] * len(items)
         for server, ks in by_server.items():
-            got = read_files(self.ep(server), [items[k][1] for k in ks], [items[k][2] for k in ks])
-            for k, state in zip(ks, got):
-                out[k] = state
+            got = holds_many(self.ep(server), [(items[k][1], items[k][2]) for k in ks], copied=copied)
+            for k, ok in zip(ks, got):
+                out[k] = ok
         return out
 
     def service(self, server: str, name: str, want: str) -> None:

@@ -11,6 +11,7 @@ from ..model.state import FileState
 from ..plan.observe import read_file
 from ..targets.base import TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
+from . import known
 from .store import temp_path
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ def restore_batch(undo: "Undo", ep: Endpoint, items: Sequence[tuple[str, FileSta
             files.remove(temps[k])
         undo.say(f"  restore {ep.where(dest)} from its backup")
         ready.append((dest, before, backup, temps[k]))
+    found = {b: stats[k] for k, (_, _, b) in enumerate(todo)}  # each backup's stat: whether its record holds
+    vouched = known.vouched_sources(ep, [(b, before) for _, before, b, _ in ready], [found[b] for _, _, b, _ in ready])
     errors = files.copy_many([(b, t) for _, _, b, t in ready], [before.mtime_ns for _, before, _, _ in ready])
     copied = []
     for item, error in zip(ready, errors):
@@ -94,7 +97,11 @@ def restore_batch(undo: "Undo", ep: Endpoint, items: Sequence[tuple[str, FileSta
             continue
         failpoints.hit("undo.restore.written")  # the restored copy beside the file, not yet renamed
         copied.append(item)
-    sums = read_files(ep, [t for _, _, _, t in copied], [before.size for _, before, _, _ in copied])
+    sums = known.vouched_copies(ep, [(t, before) for _, before, _, t in copied],
+                                [v for (item, error), v in zip(zip(ready, errors), vouched) if error is None])
+    rest = [k for k, s in enumerate(sums) if s is None]  # read back only the copies no record vouched for
+    for k, s in zip(rest, read_files(ep, [copied[k][3] for k in rest], [copied[k][1].size for k in rest])):
+        sums[k] = s
     checked = []
     for (dest, before, backup, tmp), got in zip(copied, sums):
         if before.sha256 and (got is None or got.sha256 != before.sha256):

@@ -16,16 +16,20 @@ from ..targets.base import TargetError
 from ..targets.connect import SiteConnection, connect
 from ..targets.traffic import describe as describe_traffic
 from ..targets.traffic import merge as merge_traffic
+from . import known
 from .context import RunContext
 from .journal import unfinished_runs
 from .lock import SiteLock, read_lock
 
 
 @contextmanager
-def session(site: SiteRef, ctx: RunContext | None = None) -> Iterator[SiteConnection]:
+def session(site: SiteRef, ctx: RunContext | None = None, *, checksum: bool = False) -> Iterator[SiteConnection]:
+    """checksum: read every file deployer hashes, trusting no recorded hash (known.py); what is read
+    is recorded all the same."""
     # connect's notices (SMB1, a wait for a busy host) go to the run's sink
     conn = connect(site, warn=ctx.warn if ctx is not None else None, cancel=ctx.cancel if ctx is not None else None,
                    note=ctx.say if ctx is not None else None)
+    known.attach(conn, checksum=checksum)
     try:
         yield conn
     finally:
@@ -40,7 +44,8 @@ def _count_traffic(conn: SiteConnection, ctx: RunContext | None) -> None:
     except Exception:  # noqa: BLE001 - counting never decides a run's outcome
         logging.getLogger("deployer.traffic").debug("counting the traffic failed", exc_info=True)
         return
-    logging.getLogger("deployer.traffic").info("site %s traffic: %s", conn.site.name, describe_traffic(used))
+    logging.getLogger("deployer.traffic").info("site %s traffic: %s; %s", conn.site.name, describe_traffic(used),
+                                               known.describe(conn))
     if ctx is not None:
         ctx.traffic = merge_traffic(ctx.traffic, used)
 
@@ -56,6 +61,7 @@ def locked(conn: SiteConnection, command: str, break_lock: bool, ctx: RunContext
             refuse_if_unfinished(conn)
         yield lock
     finally:
+        known.save(conn)  # the one writer of the site's known hashes is the lock's holder
         try:
             lock.release()
         except TargetError as exc:

@@ -6,6 +6,7 @@ On each server's SMS share deployer owns one folder, `.deployer`:
     .deployer\\runs\\<run>\\plan.json         the plan the run carries out (site server)
     .deployer\\runs\\<run>\\journal.jsonl     one JSON line per event (site server)
     .deployer\\runs\\<run>\\backup\\NNN-name  the files a run replaced, on their own server
+    .deployer\\known.json                    the site's known hashes (site server; known.py)
 
 and, for the few moments between upload and swap, a temporary name beside each file it
 replaces (`<file>.~dpl-<run tail>-new`, `-restore` while undoing). Nothing else under an

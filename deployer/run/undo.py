@@ -41,7 +41,7 @@ from .. import failpoints
 from ..model import winpath
 from ..model.state import FileState
 from ..plan.model import Plan
-from ..plan.observe import read_file
+from ..plan.observe import holds, read_file
 from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
@@ -49,6 +49,7 @@ from .before_state import CannotStart, account, missing_file
 from .batch import existing, read_files, restore_batch
 from .context import RunContext
 from .folders import extras, journaled_listing
+from . import known
 from .journal import Journal
 from .store import TEMP_MARK, temp_path
 
@@ -277,6 +278,10 @@ class Undo:
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.conn.endpoint(server), path)
 
+    def holds(self, server: str, path: str, want: FileState | None) -> bool:
+        """Whether the file is `want`, its content read only when its size and time agree."""
+        return holds(self.conn.endpoint(server), path, want)
+
     def stop_if_running(self, server: str, service: str, why: str) -> None:
         svc = self.conn.endpoint(server).services
         try:
@@ -343,13 +348,12 @@ class Undo:
         if getattr(ep.files, "copy_many", None) is not None:  # its backup and temporary name asked at once
             restore_batch(self, ep, [(dest, before, backup)])
             return
-        now = read_file(ep, dest)
         if before is None:
-            if now is not None:
+            if ep.files.stat(dest) is not None:
                 self.say(f"  remove {ep.where(dest)} (it did not exist before)")
                 ep.files.remove(dest)
             return
-        if before.same_content(now):
+        if holds(ep, dest, before):  # read only when its size and time say it may be as before
             return
         self.say(f"  restore {ep.where(dest)} from its backup")
         self._put_back(server, dest, backup, before)
@@ -358,16 +362,19 @@ class Undo:
         """Restore `dest` from `backup` atomically: server-side copy to a temporary name beside
         it, write time set, content checked, then one rename over the destination."""
         ep = self.conn.endpoint(server)
-        if ep.files.stat(backup) is None:
+        found = ep.files.stat(backup)
+        if found is None:
             raise TargetError(f"backup {winpath.absolute(ep.sms_root, backup)} is missing; cannot restore",
                               server=ep.name, path=dest)
         tmp = temp_path(dest, self.run, "restore")
         if ep.files.stat(tmp) is not None:
             ep.files.remove(tmp)
+        vouched = known.vouched_sources(ep, [(backup, before)], [found])  # then the copy need not be read back
         ep.files.copy(backup, tmp)
         ep.files.set_mtime(tmp, before.mtime_ns)
         failpoints.hit("undo.restore.written")  # the restored copy beside the file, not yet renamed
-        if before.sha256 and ep.files.sha256(tmp) != before.sha256:
+        if before.sha256 and known.vouched_copies(ep, [(tmp, before)], vouched)[0] is None \
+                and ep.files.sha256(tmp) != before.sha256:
             ep.files.remove(tmp)
             raise TargetError(f"backup {backup} does not match the original's sha256; not restored", server=ep.name,
                               path=dest)

@@ -215,7 +215,7 @@ class MockFiles:
         s = s or os.stat(p)
         isdir = st.S_ISDIR(s.st_mode)
         return FileStat(os.path.basename(p), 0 if isdir else s.st_size, s.st_mtime_ns, isdir,
-                        not (s.st_mode & st.S_IWUSR))
+                        not (s.st_mode & st.S_IWUSR), s.st_ctime_ns, s.st_ino)
 
     def listdir(self, path: str) -> list[FileStat]:
         p, s = self._find(path)
@@ -226,7 +226,8 @@ class MockFiles:
         for name in sorted(_listdir(p), key=str.casefold):
             e = os.lstat(base + name)
             isdir = st.S_ISDIR(e.st_mode)
-            out.append(FileStat(name, 0 if isdir else e.st_size, e.st_mtime_ns, isdir, not (e.st_mode & st.S_IWUSR)))
+            out.append(FileStat(name, 0 if isdir else e.st_size, e.st_mtime_ns, isdir, not (e.st_mode & st.S_IWUSR),
+                                e.st_ctime_ns, e.st_ino))
         return out
 
     def read_chunks(self, path: str, chunk: int = CHUNK) -> Iterator[bytes]:

@@ -29,7 +29,7 @@ from ..model.inventory import SiteRef
 from . import attrs, fileversion, layout
 from . import services as sms
 from ..errors import NetworkError, TargetError
-from ..targets.base import CaseResolver, FileStat
+from ..targets.base import CaseResolver, FileStat, sha256_seen
 from ..targets.connect import SiteConnection
 
 OK, NEWER, OLDER, MISSING, MISMATCH = "ok", "newer", "older", "missing", "mismatch"
@@ -279,8 +279,8 @@ def verify(manifest: LoadedManifest, site: SiteRef, conn: SiteConnection, checks
             try:
                 stat = spell[ep.name].stat(c.path)
                 if stat is not None and not stat.is_dir:
-                    if entry.sha256:
-                        sha = ep.files.sha256(c.path)
+                    if entry.sha256:  # read only when no recorded hash holds for this stat (run/known.py)
+                        sha = sha256_seen(ep.files, c.path, stat)
                     if entry.version:
                         ver = fileversion.find_version(ep.files.read_chunks(c.path))
                 path = spell[ep.name](c.path)

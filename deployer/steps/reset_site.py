@@ -80,11 +80,18 @@ class Reset(SiteWrittenKind):
         helper_services: dict[str, dict[str, str]] = {}
         replaced = planner.planned_files()
         manifest = planner.pb.manifest.manifest
-        for ep in planner.conn.endpoints.values():  # the contents compared below, each server's in one batch
-            planner.obs.prefetch(ep, [winpath.join(layout.helper_bin(ep.platform), n) for n in sms.HELPER_FILES])
-        planner.obs.prefetch(ss, [winpath.join(layout.site_bin(p), n) for p in {e.platform for e in
-                                  planner.conn.endpoints.values()} for n in sms.HELPER_FILES
-                                  if (ss.name, winpath.key(winpath.join(layout.site_bin(p), n))) not in replaced])
+        # A copy whose size and write time are its source's is current (rsync's quick check, and the
+        # replication wait's): contents are read only for the copies that will change (backups and
+        # checks need them), where the session trusts fingerprints (run/known.py; not --checksum).
+        # Otherwise every content is compared, each server's read in one batch.
+        quick = bool(getattr(ss.files, "quick_check", False))
+        if not quick:
+            for ep in planner.conn.endpoints.values():
+                planner.obs.prefetch(ep, [winpath.join(layout.helper_bin(ep.platform), n) for n in sms.HELPER_FILES])
+            planner.obs.prefetch(ss, [winpath.join(layout.site_bin(p), n) for p in {e.platform for e in
+                                      planner.conn.endpoints.values()} for n in sms.HELPER_FILES
+                                      if (ss.name, winpath.key(winpath.join(layout.site_bin(p), n))) not in replaced])
+        differ: list[tuple] = []
         for ep in planner.conn.endpoints.values():
             plat = ep.platform
             for name in sms.HELPER_FILES:
@@ -95,19 +102,30 @@ class Reset(SiteWrittenKind):
                     after = replace.after
                     src = replace.path
                 else:
-                    after = planner.obs.file(ss, src, content=True)
+                    after = planner.obs.file(ss, src, content=not quick)
                     if after is None or after.size < 0:
                         continue
                 dst = winpath.join(layout.helper_bin(plat), name)
-                before = planner.obs.file(ep, dst, content=True)
+                before = planner.obs.file(ep, dst, content=not quick)
                 dst = planner.obs.real_case(ep, dst)
                 entry = manifest.entry(name, plat)
                 if entry is not None and in_playbook:  # a file this playbook puts in Site.srv
                     planner.checks.append(Check(ep.name, dst, manifest.files.index(entry), "reset"))
-                if before is not None and after.same_content(before):
+                if before is not None and (after.same_content(before) if not quick else
+                                           (after.size, after.mtime_ns) == (before.size, before.mtime_ns)):
                     continue
-                copies.append(HelperCopy(ep.name, dst, ep.where(dst), src, before,
-                                         FileState(after.size, after.mtime_ns, after.sha256, after.name)))
+                differ.append((ep, dst, src, before, after))
+        for ep in planner.conn.endpoints.values():  # the contents of the copies that change, a server's in one batch
+            planner.obs.prefetch(ep, [d for e, d, _, b, _ in differ if e is ep and b is not None and b.size >= 0])
+        planner.obs.prefetch(ss, [s for _, _, s, _, a in differ if a.sha256 is None])
+        for ep, dst, src, before, after in differ:
+            if after.sha256 is None:
+                after = planner.obs.file(ss, src, content=True) or after
+            if before is not None and before.size >= 0 and before.sha256 is None:
+                before = planner.obs.file(ep, dst, content=True)
+            copies.append(HelperCopy(ep.name, dst, ep.where(dst), src, before,
+                                     FileState(after.size, after.mtime_ns, after.sha256, after.name)))
+        for ep in planner.conn.endpoints.values():
             if any(c.server == ep.name for c in copies):
                 helper_services[ep.name] = {svc: planner.obs.service(ep, svc) for svc in sms.HELPER_SERVICES}
         if scm_state not in (RUNNING, STOPPED):
@@ -126,8 +144,8 @@ class Reset(SiteWrittenKind):
         run.ep(a.server).services.control(SCM, 194)
 
         def late() -> list[HelperCopy]:
-            got = run.read_all([(c.server, c.path, c.after.size) for c in a.copies])  # a batch a server
-            return [c for c, now in zip(a.copies, got) if not c.after.same_content(now)]
+            ok = run.holds_all([(c.server, c.path, c.after) for c in a.copies], copied=True)  # a batch a server
+            return [c for c, held in zip(a.copies, ok) if not held]
 
         if a.copies and not run.wait_for(lambda: not late(), a.timeout, what="the site reset's Helper.srv copies"):
             names = ", ".join(run.ep(c.server).where(c.path) for c in late())
@@ -141,12 +159,10 @@ class Reset(SiteWrittenKind):
                 by_server.setdefault(c.server, [])  # on_each_server names it as not restored
                 continue
             try:
-                now = undo.read(c.server, c.path)
+                if undo.holds(c.server, c.path, c.before):  # read only when size and time say it may be
+                    continue
             except TargetError:
-                by_server.setdefault(c.server, []).append((k, c))  # its restore says what it meets
-                continue
-            if (c.before is not None and c.before.same_content(now)) or (c.before is None and now is None):
-                continue
+                pass  # its restore says what it meets
             by_server.setdefault(c.server, []).append((k, c))
         def restore(server: str, items: list[tuple[int, HelperCopy]]) -> None:
             with undo.services_stopped(server, sms.HELPER_SERVICES):  # they hold Helper.srv files open

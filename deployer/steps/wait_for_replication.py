@@ -162,8 +162,8 @@ class WaitReplication(SiteWrittenKind):
 
         def late() -> list[LogonCopy]:
             awaited = [c for c in a.copies if c.awaited]
-            got = run.read_all([(c.server, c.path, c.after.size) for c in awaited])  # a batch a server
-            return [c for c, now in zip(awaited, got) if not c.after.same_content(now)]
+            ok = run.holds_all([(c.server, c.path, c.after) for c in awaited], copied=True)  # a batch a server
+            return [c for c, held in zip(awaited, ok) if not held]
 
         pending: list[LogonCopy] = []  # as of the last poll: the heartbeat names the servers still waited for
 

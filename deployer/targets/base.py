@@ -87,6 +87,11 @@ class FileStat:
     mtime_ns: int  # last write time, UTC nanoseconds since 1970 (FILETIME has 100 ns steps)
     is_dir: bool = False
     readonly: bool = False
+    # What else tells one version of a file from another, where the transport gives it (the mock:
+    # the inode's change time and number). Left out of equality: two stats of one file compare by
+    # what every transport reports; run/known.py's fingerprints compare these too.
+    change_ns: int | None = field(default=None, compare=False)
+    file_id: int | None = field(default=None, compare=False)
 
 
 RUNNING, STOPPED = "running", "stopped"
@@ -250,6 +255,13 @@ def stat_many(files: FileTransport, paths: list[str]) -> list[FileStat | None]:
     if many is not None:
         return list(many(list(paths)))
     return [files.stat(p) for p in paths]
+
+
+def sha256_seen(files: FileTransport, path: str, stat: FileStat) -> str:
+    """The sha256 of a file just stat'ed: from the site's known hashes when that stat is the file's
+    recorded fingerprint (run/known.py, when the session keeps them), else read."""
+    seen = getattr(files, "sha256_seen", None)
+    return seen(path, stat) if seen is not None else files.sha256(path)
 
 
 class CaseResolver:

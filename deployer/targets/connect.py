@@ -109,6 +109,7 @@ class SiteConnection:
     # is in `unreachable` with the reason, and the site is still worked on.
     hosts: dict[str, Endpoint] = field(default_factory=dict)
     unreachable: dict[str, str] = field(default_factory=dict)
+    known: Any = None  # the site's known hashes, when the session keeps them (run/known.py)
 
     @property
     def site_server(self) -> Endpoint:
