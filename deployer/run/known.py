@@ -197,7 +197,8 @@ class KnownFiles:
     """A server's FileTransport whose sha256 questions go through the site's known hashes."""
 
     # optional transport methods (their presence is a capability): wrapped when the inner one has them
-    _OPTIONAL = ("stat_many", "stat_sha256", "stat_sha256_many", "copy_many", "rename_many", "hard_link")
+    _OPTIONAL = ("stat_many", "stat_sha256", "stat_sha256_many", "copy_many", "rename_many", "hard_link",
+                 "hard_link_many")
 
     def __init__(self, inner: FileTransport, known: KnownHashes, server: str):
         self._inner = inner
@@ -329,6 +330,15 @@ class KnownFiles:
     def _hard_link(self, src: str, dst: str) -> None:
         self._known.moved(self._server, src, dst, linked=True)  # one file, two names: its record for both
         self._inner.hard_link(src, dst)  # type: ignore[attr-defined]
+
+    def _hard_link_many(self, pairs: list[tuple[str, str]]) -> list[Any]:
+        for src, dst in pairs:
+            self._known.moved(self._server, src, dst, linked=True)
+        errors = self._inner.hard_link_many(pairs)  # type: ignore[attr-defined]
+        for (src, dst), error in zip(pairs, errors):
+            if error is not None:  # not linked: nothing is known of the new name
+                self._known.forget(self._server, dst)
+        return errors
 
     def rename(self, src: str, dst: str, *, replace: bool = False) -> None:
         self._known.moved(self._server, src, dst)
