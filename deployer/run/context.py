@@ -108,6 +108,7 @@ class RunContext:
         self.changing = False
         self.undoing = False  # an undo is running: it finishes whatever signal comes
         self.traffic: dict[str, Any] | None = None  # round trips and bytes of its sessions (targets/traffic.py)
+        self.declined = False  # a question was answered no (or could not be asked): see ask
 
     def emit(self, kind: str, text: str = "", **data: Any) -> Any:
         if self.sink is None or self.detached is not None:
@@ -139,5 +140,8 @@ class RunContext:
         self.emit(BYTES, bytes=count)
 
     def ask(self, question: str, **data: Any) -> bool:
-        """A question for the operator; no answer (no renderer, or a failed one) is a no."""
-        return self.emit(QUESTION, question, **data) is True
+        """A question for the operator; no answer (no renderer, or a failed one) is a no, and a
+        command answered no leaves the site as it found it (`declined`: the session writes nothing)."""
+        yes = self.emit(QUESTION, question, **data) is True
+        self.declined = self.declined or not yes
+        return yes

@@ -56,12 +56,17 @@ def locked(conn: SiteConnection, command: str, break_lock: bool, ctx: RunContext
     """Hold the site lock; refuse to work on a site that an unfinished run left behind."""
     lock = SiteLock(conn.site_server.files, conn.site.name, command)
     lock.acquire(break_lock=break_lock)
+    refused = False
     try:
         if not allow_unfinished:
             refuse_if_unfinished(conn)
         yield lock
+    except InputError:
+        refused = True  # bad input or a refusal (no --yes, a stand-in) touches nothing, known hashes included
+        raise
     finally:
-        known.save(conn)  # the one writer of the site's known hashes is the lock's holder
+        if not refused and not ctx.declined:
+            known.save(conn)  # the one writer of the site's known hashes is the lock's holder
         try:
             lock.release()
         except TargetError as exc:

@@ -88,6 +88,12 @@ class StepKind:
                           ) -> list["InputError"]:
         return []
 
+    def files_named(self, spec: Any) -> dict[str, str]:
+        """The files a step of this kind names relative to the playbook, read on the controller
+        ({field: path}, from the step's raw mapping): what a rollout through workers must send
+        with the playbook, without knowing which kind names which file."""
+        return {}
+
     def installs(self, step: Any) -> list[str]:
         """The manifest files a step of this kind puts on the site's servers (by name): how a check
         asks whether the playbook itself installs a file, without knowing which kind does."""

@@ -89,6 +89,10 @@ class PreflightKind(StepKind):
     action = Preflight
     summary_rank = 5
 
+    def files_named(self, spec: Any) -> dict[str, str]:
+        record = spec.get("pcm_record") if isinstance(spec, dict) else None
+        return {"pcm_record": record} if isinstance(record, str) else {}
+
     def normalise(self, doc, declared, index, step):
         spec = step.preflight
         if spec.pcm_record is None:

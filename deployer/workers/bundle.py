@@ -114,12 +114,15 @@ def make_bundle(pb: "LoadedPlaybook", inventory_path: Path) -> Bundle:
 
 def _step_files(pb: "LoadedPlaybook") -> dict[tuple[Any, ...], str]:
     """The files the playbook's steps name relative to it, by their place in the playbook."""
+    from ..steps import KINDS  # each kind says which files it names (steps/base.py files_named)
+
     steps = pb.doc.data.get("steps") if isinstance(pb.doc.data, dict) else None
     found = {}
     for i, raw in enumerate(steps if isinstance(steps, list) else []):
-        spec = raw.get("preflight") if isinstance(raw, dict) else None
-        if isinstance(spec, dict) and isinstance(spec.get("pcm_record"), str):
-            found[("steps", i, "preflight", "pcm_record")] = spec["pcm_record"]
+        for key, spec in raw.items() if isinstance(raw, dict) else ():
+            kind = KINDS.get(key)
+            for name, ref in (kind.files_named(spec) if kind is not None else {}).items():
+                found[("steps", i, key, name)] = ref
     return found
 
 
