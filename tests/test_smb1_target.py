@@ -19,7 +19,7 @@ from deployer.run.journal import Journal
 from deployer.run.store import temp_path
 from deployer.run.undo import Undo
 from deployer.sms.platforms import PLATFORMS
-from deployer.targets.base import ConnectionLost
+from deployer.targets.base import ConnectionLost, TargetError
 from deployer.targets.connect import Endpoint, SiteConnection
 from deployer.targets.smb1 import ASIDE_SUFFIX, Smb1FileTransport
 from deployer.errors import SigningUnavailable
@@ -270,3 +270,20 @@ def test_a_replace_cut_off_between_its_steps_is_undone_by_restoring_from_the_bac
 def _empty_plan() -> Plan:
     return Plan(kb="Q0", title=None, site="TEST", site_code="TST", rule="exact", timezone="UTC", playbook="",
                 playbook_sha256="", manifest="", manifest_sha256="", inventory="", site_sha256="")
+
+
+def test_a_folder_listing_refused_in_a_batch_is_that_folders_error_not_the_next_ones(samba_nt1_link: Smb1Link):
+    """listdir_many sends each folder's one-name FIND and its listing together: a folder whose
+    FIND the server refuses (here a name Windows forbids: ERROR_INVALID_NAME; on a real server,
+    access denied) still has its listing's answer due, which must not be taken for the next
+    folder's."""
+    files = Smb1FileTransport("NT4", samba_nt1_link, SHARE)
+    base = f"many-{uuid.uuid4().hex[:8]}"
+    files.mkdir(base)
+    for name in ("A", "B"):
+        files.mkdir(f"{base}\\{name}")
+        files.write_file(f"{base}\\{name}\\{name}.txt", [name.encode()])
+    got = files.listdir_many([f"{base}\\bad|name", f"{base}\\A", f"{base}\\B"])
+    assert isinstance(got[0], TargetError) and got[0].winerror == 123, got[0]
+    assert [e.name for e in got[1]] == ["A.txt"], got[1]
+    assert [e.name for e in got[2]] == ["B.txt"], got[2]

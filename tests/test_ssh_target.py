@@ -23,7 +23,7 @@ from servers.sshd import SshTestServer
 from deployer.errors import ExitCode, InputError
 from deployer.model.inventory import load_inventory
 from deployer.targets import scexe
-from deployer.targets.base import DiskFull, ServiceError, TargetError, TransportTimeout
+from deployer.targets.base import ConnectionLost, DiskFull, ServiceError, TargetError, TransportTimeout
 from deployer.targets.connect import connect
 from deployer.targets.sftp import SftpFiles
 from deployer.targets.sftpsession import SftpSession
@@ -342,6 +342,26 @@ def test_a_command_that_never_finishes_times_out(sshd: SshTestServer, tmp_path: 
     assert time.monotonic() - t0 < 3
     assert conn.run("echo still here")[1].strip() == "still here"  # the connection survives
     conn.close()
+
+
+def test_a_connection_lost_during_a_command_is_a_lost_connection_not_an_exit_code(sshd: SshTestServer):
+    """The server's end of the connection killed while a command runs (here by the command
+    itself): no exit status comes, which is a lost connection (the command may or may not have
+    run), not sc.exe's failure with exit code -1; whether the exec was confirmed (the first on a
+    connection) or sent without asking (the later ones). A command killed on a live connection
+    still answers with its code."""
+    conn = sshd.connection("TESTSRV", timeout=5)
+    try:
+        for _ in range(2):
+            with pytest.raises(ConnectionLost, match="was lost before the command ended"):
+                conn.run("kill -9 $PPID")  # the first exec on this connection: confirmed
+            assert conn.run("echo again") == (0, "again\n")  # reconnected
+            with pytest.raises(ConnectionLost, match="was lost before the command ended"):
+                conn.run("kill -9 $PPID")  # a later exec: sent without asking
+            assert conn.run("true")[0] == 0
+            assert conn.run("kill -9 $$") == (-1, "")  # the command killed, the connection alive
+    finally:
+        conn.close()
 
 
 def _descendants(pid: int) -> list[int]:

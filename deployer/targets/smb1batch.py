@@ -100,9 +100,12 @@ def listdir_many(t: "Smb1FileTransport", paths: list[str]) -> list[list[FileStat
             unicode = t.link.conn._unicode()
             for k in part:
                 rel = rels[k]
+                # both of the folder's answers taken before either is judged: a refused FIND must
+                # not leave its listing's answer to be taken for the next folder's
+                found = next(answers) if rel else None
+                listing = next(answers)
                 try:
-                    st = _found(t, rel, next(answers), unicode) if rel else FileStat("", 0, 0, True)
-                    listing = next(answers)
+                    st = _found(t, rel, found, unicode) if rel else FileStat("", 0, 0, True)
                     if st is None:
                         raise status_error(0xC000003A, "list", server=t.server, path=rel)
                     if not st.is_dir:

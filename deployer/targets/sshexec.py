@@ -122,8 +122,14 @@ class CommandRunner:
                 self.meter.exchange(0)
                 if dog.fired:
                     raise TransportTimeout(f"`{command}` did not finish within {limit:g} s", server=self.server)
+            # no exit status and no end of output from the server: the channel went with its
+            # connection (a command killed on a live one still ends with the server's EOF)
+            lost = code == -1 and not chan.eof_received
         finally:
             chan.close()
+        if lost:
+            raise ConnectionLost(f"`{command}`: the SSH connection to {self.where} was lost before the command "
+                                 "ended (it may or may not have run)", server=self.server)
         self._open_ahead()
         # sc.exe writes the console's OEM code page; only its ASCII labels and numbers are parsed
         return code, out.decode("utf-8", errors="replace")

@@ -114,3 +114,30 @@ def test_the_folders_of_a_server_lost_mid_batch_are_unlisted_as_one_at_a_time(re
     files.close()
     assert _names(files, ["SITE.SRV", "LOGON.SRV"]) == {"SITE.SRV": None, "LOGON.SRV": None} == {
         **_names(files, ["SITE.SRV"]), **_names(files, ["LOGON.SRV"])}
+
+
+def test_a_path_the_server_refuses_in_a_batch_is_answered_as_its_own_error(batched: FilesUnderTest):
+    """Each path's answers are its own even when the server refuses one path of the batch (here
+    a name Windows forbids, ERROR_INVALID_NAME; on a site server also a folder the account may
+    not read): the paths after it are answered as one call at a time answers them."""
+    t = batched
+    made = _files(t)
+    bad = p(t, "bad|name")
+    folders = [bad, p(t, "SUB"), t.base, p(t, "A.DLL")]
+    listed = t.files.listdir_many(folders)
+    assert isinstance(listed[0], TargetError) and listed[0].winerror == 123, listed[0]
+    assert listed[1] == [] and listed[2] == t.files.listdir(t.base), listed[1:3]
+    assert isinstance(listed[3], NotADirectory), listed[3]
+    asked = [*(p(t, n) for n in made), bad]
+
+    def answer(call):
+        try:
+            return call()
+        except TargetError as exc:  # compared by kind and text: whose error it is
+            return type(exc), str(exc)
+
+    # the rest of the interface says of the refused path what one call at a time says
+    assert answer(lambda: t.files.stat_many(asked)) == answer(lambda: [t.files.stat(x) for x in asked])
+    assert answer(lambda: t.files.stat_sha256_many(asked)) == answer(lambda: [t.files.stat_sha256(x) for x in asked])
+    assert answer(lambda: t.files.read_many(asked, 100_000)) == answer(
+        lambda: [t.files.read_many([x], 100_000)[0] for x in asked])
