@@ -149,6 +149,26 @@ class Observer:
                              f"case: {', '.join(sorted(twins))}. Windows treats them as one file, so deployer cannot "
                              "tell which one is in use; remove or rename all but one, then plan again")
 
+    def prefetch_listings(self, ep: Endpoint, folders: list[str]) -> None:
+        """The folders a step is about to read files of, listed in one batch where the transport
+        can (listdir_many: SMB 2/3 one round trip for all, instead of one a folder); each listing is
+        kept as _refuse_case_twins keeps its own (a folder that cannot be listed: None, and file()
+        and listdir() then ask and report as before). Records nothing: the reads that use a
+        listing record what they take from it."""
+        many = getattr(ep.files, "listdir_many", None)
+        todo = list({winpath.key(f): f for f in folders if (ep.name, winpath.key(f)) not in self._listings}.values())
+        if many is None or len(todo) < 2:
+            return
+        try:
+            got = many(todo)
+        except TargetError:
+            return  # each is listed, and its error reported, in its turn
+        for folder, listing in zip(todo, got):
+            if isinstance(listing, TargetError):
+                continue
+            self._listings[(ep.name, winpath.key(folder))] = listing
+            self._resolver(ep).seed(folder, listing)
+
     def listdir(self, ep: Endpoint, folder: str) -> list[FileStat]:
         """The folder's entries, listed once per plan (planning writes nothing, so a listing taken
         for the case-twin check answers a step's listing too); errors as ep.files.listdir's.
