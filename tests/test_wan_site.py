@@ -3,24 +3,30 @@ bench/wan.py serves them (one host, one account: the servers share one SMB sessi
 
 - The tree connects of the servers that share a session go out together: connecting the
   three-server site costs the round trips of connecting one server.
+- A rollback of the whole site lists the touched folders of every server together (the
+  leftovers' check: run/folders.py), not one round trip a server.
 - A second run and verify of the whole site stay within their budgets (the deployer's own
-  count in the JSON report; counts, never times): the copies' folders of a server are listed
-  in one batch (Observer.prefetch_listings), the shares connected in one round trip.
+  count in the JSON report; counts, never times): the Logon.srv and Helper.srv folders of
+  every server are listed in one batch (Observer.prefetch_listings; the servers share one
+  session, so one round trip for all), the shares connected in one round trip.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from conftest import Workspace
 from deployer.model.inventory import load_inventory
 from deployer.targets.connect import connect
-from test_e2e_smb import SERVERS, cli, share_of
+from test_e2e_smb import SERVERS, cli, share_of, shares
 from test_e2e_smb import dialect, site_root, site_samba, smb_ws  # noqa: F401 - the SMB site's fixtures
 
 # the whole DEMO site's round trips (deployer's count; bench/wan.py shows the same at 50 ms):
-SITE_SECOND_RUN_BUDGET = 27  # 32 when each share's tree connect and each Logon.srv folder's listing waited alone
-SITE_VERIFY_BUDGET = 22  # 27 before the same
+SITE_SECOND_RUN_BUDGET = 23  # 32 when each share's tree connect and each Logon.srv folder's listing waited alone, 27 when each server's folders were listed in a round trip of their own
+SITE_VERIFY_BUDGET = 18  # 27 and 22 before the same
+SITE_ROLLBACK_BUDGET = 154  # 160 when each server's touched folders were listed in a round trip of its own (three times a rollback)
 
 
 def _connect_round_trips(ws: Workspace, servers: list[str]) -> tuple[int, set[str]]:
@@ -75,3 +81,14 @@ def test_second_run_and_verify_of_the_whole_site_stay_within_their_budgets(smb_w
     print(f"DEMO site round trips: second run {second}, verify {verify}")
     assert 0 < second <= SITE_SECOND_RUN_BUDGET
     assert 0 < verify <= SITE_VERIFY_BUDGET
+
+
+def test_a_rollback_of_the_whole_site_lists_its_servers_folders_together(smb_ws: Workspace, site_root: Path):
+    before = shares(site_root)
+    assert cli(smb_ws, "apply", smb_ws.playbook, "--site", "DEMO", "--yes").code == 0
+    rb = cli(smb_ws, "-v", "rollback", "--site", "DEMO", "--yes")
+    assert rb.code == 0, rb.text
+    assert shares(site_root) == before
+    rt = int(re.findall(r"total: (\d+) round trips", rb.err)[-1])
+    print("DEMO site rollback round trips:", rt)
+    assert rt <= SITE_ROLLBACK_BUDGET
