@@ -72,11 +72,13 @@ def _names_by_server(conn: SiteConnection, wanted: dict[str, list[str]]) -> dict
         first = conn.endpoint(servers[0]).files
         try:
             got = first.listdir_many_together([(conn.endpoint(s).files, wanted[s]) for s in servers])
-        except TargetError:  # the session, not a folder, failed: none of them listed, as one by one
-            got = [[None] * len(wanted[s]) for s in servers]
+        except TargetError:  # the session (or one server's share) failed: each server asked on its own, as before
+            for server in servers:
+                out[server] = _names(conn.endpoint(server).files, wanted[server])
+            continue
         for server, listed in zip(servers, got):
-            out[server] = {f: (None if listed_one is None or isinstance(listed_one, TargetError)
-                               else [e.name for e in listed_one]) for f, listed_one in zip(wanted[server], listed)}
+            out[server] = {f: (None if isinstance(one, TargetError) else [e.name for e in one])
+                           for f, one in zip(wanted[server], listed)}
     return out
 
 
