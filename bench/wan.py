@@ -10,7 +10,9 @@ Services stay on the mock for SMB (as in tests/test_e2e_smb.py); over SSH they a
 over the same proxied connection.
 
 Printed per transport and command: wall seconds, the proxy's turns (server answers after
-client sends: the round trips the link charged), bytes each way, and deployer's own count
+client sends: the round trips the link charged, counted per connection: servers asked together
+on one connection cost one turn, servers on separate connections a turn each however much
+their waits overlap, which only the wall time shows), bytes each way, and deployer's own count
 of round trips and payload bytes from its JSON report (`traffic`); then the ratios to the
 plain copy.
 

@@ -149,6 +149,35 @@ class Observer:
                              f"case: {', '.join(sorted(twins))}. Windows treats them as one file, so deployer cannot "
                              "tell which one is in use; remove or rename all but one, then plan again")
 
+    def prefetch_listings(self, wanted: list[tuple[Endpoint, list[str]]]) -> None:
+        """The folders steps are about to read files of, listed in batches where the transports
+        can: a server's in one listdir_many (SMB 2/3: one round trip for all, not one a folder),
+        and servers that share one SMB 2/3 session together (listdir_many_together: one round
+        trip for all of them). Each listing is kept as _refuse_case_twins keeps its own; a folder
+        that cannot be listed is left for file() and listdir() to ask and report as before.
+        Records nothing: the reads that use a listing record what they take from it."""
+        groups: dict[int, list[tuple[Endpoint, list[str]]]] = {}
+        for ep, folders in wanted:
+            todo = list({winpath.key(f): f for f in folders if (ep.name, winpath.key(f)) not in self._listings}.values())
+            if todo and getattr(ep.files, "listdir_many", None) is not None:
+                shared = getattr(ep.files, "listdir_many_together", None) is not None
+                groups.setdefault(id(ep.files.link) if shared else id(ep), []).append((ep, todo))
+        for group in groups.values():
+            if sum(len(todo) for _, todo in group) < 2:
+                continue
+            try:
+                if len(group) > 1:
+                    got = group[0][0].files.listdir_many_together([(ep.files, todo) for ep, todo in group])
+                else:
+                    got = [group[0][0].files.listdir_many(group[0][1])]
+            except TargetError:
+                continue  # each is listed, and its error reported, in its turn
+            for (ep, todo), listings in zip(group, got):
+                for folder, listing in zip(todo, listings):
+                    if not isinstance(listing, TargetError):
+                        self._listings[(ep.name, winpath.key(folder))] = listing
+                        self._resolver(ep).seed(folder, listing)
+
     def listdir(self, ep: Endpoint, folder: str) -> list[FileStat]:
         """The folder's entries, listed once per plan (planning writes nothing, so a listing taken
         for the case-twin check answers a step's listing too); errors as ep.files.listdir's.

@@ -56,10 +56,38 @@ def _names(files, folders: list[str]) -> dict[str, list[str] | None]:
     return out
 
 
+def _names_by_server(conn: SiteConnection, wanted: dict[str, list[str]]) -> dict[str, dict[str, list[str] | None]]:
+    """_names() of each server's folders; servers whose transports share one session (SMB 2/3:
+    one host, one account) listed together, one round trip for all of them, not one each."""
+    out: dict[str, dict[str, list[str] | None]] = {}
+    groups: dict[int, list[str]] = {}
+    for server in wanted:
+        files = conn.endpoint(server).files
+        together = getattr(files, "listdir_many_together", None) is not None
+        groups.setdefault(id(files.link) if together else id(files), []).append(server)
+    for servers in groups.values():
+        if len(servers) < 2:
+            out[servers[0]] = _names(conn.endpoint(servers[0]).files, wanted[servers[0]])
+            continue
+        first = conn.endpoint(servers[0]).files
+        try:
+            got = first.listdir_many_together([(conn.endpoint(s).files, wanted[s]) for s in servers])
+        except TargetError:  # the session (or one server's share) failed: each server asked on its own, as before
+            for server in servers:
+                out[server] = _names(conn.endpoint(server).files, wanted[server])
+            continue
+        for server, listed in zip(servers, got):
+            out[server] = {f: (None if isinstance(one, TargetError) else [e.name for e in one])
+                           for f, one in zip(wanted[server], listed)}
+    return out
+
+
 def list_folders(plan: Plan, conn: SiteConnection) -> Listing:
     listing: Listing = {}
-    for server, folders in touched_folders(plan).items():
-        for folder, names in _names(conn.endpoint(server).files, list(folders)).items():
+    touched = touched_folders(plan)
+    listed = _names_by_server(conn, {s: list(f) for s, f in touched.items()})
+    for server in touched:  # in the plan's order, as before
+        for folder, names in listed[server].items():
             listing.setdefault(server, {})[folder] = None if names is None else sorted(names)
     return listing
 
@@ -84,10 +112,10 @@ def extras(plan: Plan, conn: SiteConnection, listing: Listing | None, skip: set[
     """Names in the touched folders that were not there when the run began. Without a
     journaled listing only temporary copies of touched files can be recognised."""
     out = []
-    for server, folders in touched_folders(plan).items():
-        if server in skip:
-            continue
-        found = _names(conn.endpoint(server).files, list(folders))
+    touched = {s: f for s, f in touched_folders(plan).items() if s not in skip}
+    listed = _names_by_server(conn, {s: list(f) for s, f in touched.items()})
+    for server, folders in touched.items():
+        found = listed[server]
         for folder, touched in folders.items():
             before = (listing or {}).get(server, {}).get(folder) if listing else None
             had = {n.casefold() for n in before} if isinstance(before, list) else None

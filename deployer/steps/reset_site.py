@@ -92,6 +92,8 @@ class Reset(SiteWrittenKind):
                                       planner.conn.endpoints.values()} for n in sms.HELPER_FILES
                                       if (ss.name, winpath.key(winpath.join(layout.site_bin(p), n))) not in replaced])
         differ: list[tuple] = []
+        # every server's Helper.srv folder listed in one batch (servers that share a session together)
+        planner.obs.prefetch_listings([(ep, [layout.helper_bin(ep.platform)]) for ep in planner.conn.endpoints.values()])
         for ep in planner.conn.endpoints.values():
             plat = ep.platform
             for name in sms.HELPER_FILES:

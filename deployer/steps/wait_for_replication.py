@@ -86,6 +86,9 @@ class WaitReplication(SiteWrittenKind):
         replaced = planner.planned_files()  # Client.src as the earlier steps leave it
         copies: list[LogonCopy] = []
         differ: list[tuple[Any, str, str, FileState | None, FileState, str, bool]] = []
+        # the copies' folders listed in one batch (servers that share a session together), not one round trip each
+        planner.obs.prefetch_listings([(ep, [layout.logon_bin(p) for p in planner.site.site.platform_list])
+                                       for ep in targets])
         for plat in planner.site.site.platform_list:
             src_dir = layout.client_src_bin(plat)
             if planner.obs.folder(ss, src_dir) != "folder":

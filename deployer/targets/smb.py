@@ -238,6 +238,11 @@ class SmbFileTransport(SmbReads):
         """listdir() of many folders in one round trip (smbbatch.py); each one's entries or error."""
         return smbbatch.listdir_many(self, paths)
 
+    def listdir_many_together(self, parts: list[tuple[Any, list[str]]]) -> list[list[list[FileStat] | TargetError]]:
+        """listdir_many() of several transports that share this one's session (`link`), all in one
+        round trip (smbbatch.listdir_together); each part's listings or errors."""
+        return smbbatch.listdir_together(parts)
+
     def rename_many(self, pairs: list[tuple[str, str]], *, replace: bool = False) -> list[TargetError | None]:
         """rename() of many files in the round trips of one (smbbatch.py); each pair's error or None."""
         return smbbatch.rename_many(self, pairs, replace=replace)

@@ -355,31 +355,48 @@ def listdir_many(t: "SmbFileTransport", paths: list[str]) -> list[list[FileStat]
     with the others before any answer is taken: one round trip for the batch. Each folder's
     entries or the error listdir() would have raised; a folder too large for two answers is
     listed again on its own, as listdir() does."""
+    return listdir_together([(t, paths)])[0]
+
+
+def listdir_together(parts: list[tuple["SmbFileTransport", list[str]]]) -> list[list[list[FileStat] | TargetError]]:
+    """listdir_many() of several servers' shares reached through ONE session (the servers of a
+    site that are one machine): every folder's compound, whatever its share, sent before any
+    answer is taken, so the servers' listings cost one round trip together, not one each.
+    Each part's result is its listdir_many(); the round trip is counted to the first server."""
+    first = parts[0][0]
+    assert all(t.link is first.link for t, _ in parts), "one session only: each link is its own connection"
+    todo = [(p, k, t, _norm(rel)) for p, (t, paths) in enumerate(parts) for k, rel in enumerate(paths)]
+    out: list[list[Any]] = [[None] * len(paths) for _, paths in parts]
+    for start in range(0, len(todo), BATCH):
+        batch = todo[start:start + BATCH]
+        with first._op("list", batch[0][3]):
+            opened = []
+            for _, _, t, rel in batch:
+                tree = t._tree()
+                fh = Open(tree, rel)
+                opened.append((tree, [
+                    t._create(fh, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
+                              CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
+                    t._query_dir(fh, "*", QueryDirectoryFlags.SMB2_RESTART_SCANS), t._query_dir(fh, "*"),
+                    fh.close(send=False)]))
+            sent = [send(first.link, tree, group) for tree, group in opened]
+            answers = take(first.link, [group for _, group in opened], sent)
+        for (p, k, t, rel), got in zip(batch, answers):
+            out[p][k] = _listing(t, rel, got)
+    return out
+
+
+def _listing(t: "SmbFileTransport", rel: str, answers: list[Any]) -> list[FileStat] | TargetError:
     from .base import NotADirectory
     from .smbconn import NOT_A_DIRECTORY
 
-    rels = [_norm(p) for p in paths]
-    out: list[Any] = [None] * len(rels)
-    not_dir = {NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")}
-    for start in range(0, len(rels), BATCH):
-        batch = list(range(start, min(len(rels), start + BATCH)))
-        with t._op("list", rels[batch[0]]):
-            tree = t._tree()
-            handles = {k: Open(tree, rels[k]) for k in batch}
-            answers = compounds(t.link, tree, [[
-                t._create(handles[k], Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
-                          CreateDisposition.FILE_OPEN, CreateOptions.FILE_DIRECTORY_FILE),
-                t._query_dir(handles[k], "*", QueryDirectoryFlags.SMB2_RESTART_SCANS), t._query_dir(handles[k], "*"),
-                handles[k].close(send=False)] for k in batch])
-        for k, (opened, first, second, _) in zip(batch, answers):
-            if isinstance(opened, SMBResponseException):
-                out[k] = t._fail(opened.status, "list", rels[k], override=not_dir)
-            elif isinstance(second, SMBResponseException) and second.status in NO_MORE:
-                out[k] = t._fail(first.status, "list", rels[k]) if isinstance(first, SMBResponseException) else \
-                    sorted((e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold())
-            else:  # more than two answers' worth: the whole listing, as listdir() takes it
-                try:
-                    out[k] = t.listdir(rels[k])
-                except TargetError as exc:
-                    out[k] = exc
-    return out
+    opened, first, second, _ = answers
+    if isinstance(opened, SMBResponseException):
+        return t._fail(opened.status, "list", rel, override={NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")})
+    if isinstance(second, SMBResponseException) and second.status in NO_MORE:
+        return t._fail(first.status, "list", rel) if isinstance(first, SMBResponseException) else \
+            sorted((e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+    try:  # more than two answers' worth: the whole listing, as listdir() takes it
+        return t.listdir(rel)
+    except TargetError as exc:
+        return exc

@@ -267,13 +267,32 @@ class SmbLink(LinkBase[SmbOptions, TreeConnect]):
             yield
 
     def _connect_tree(self, unc: str) -> TreeConnect:
-        tree = TreeConnect(self.session, unc)
+        """The tree connect to `unc`, with those of the other shares the site reaches through this
+        session (expect()) sent in the same round trip: three servers that are one machine cost
+        one round trip for their shares, not three. A sibling share that fails is not kept: its
+        own server asks again when it connects, and gets its own error there."""
+        host = "\\\\" + self.options.host + "\\"
+        siblings = [rf"{host}{s}" for s in self._expected
+                    if s.casefold() not in self._trees and rf"{host}{s}".casefold() != unc.casefold()]
+        trees = [TreeConnect(self.session, u) for u in [unc, *siblings]]
         try:
             with self.signed_tree_connects():
-                tree.connect()
+                requests = [internals.send_tree_connect(t) for t in trees]
+            errors: list[Exception | None] = []
+            for t, request in zip(trees, requests):  # every answer taken, even after a failure
+                try:
+                    internals.finish_tree_connect(t, request)
+                    errors.append(None)
+                except SMBResponseException as exc:
+                    errors.append(exc)
         finally:
             self._take_echo()
-        return tree
+        if errors[0] is not None:
+            raise errors[0]
+        for t, err in zip(trees[1:], errors[1:]):
+            if err is None:
+                self._trees[t.share_name.rpartition("\\")[2].casefold()] = t
+        return trees[0]
 
     def _take_echo(self) -> None:
         echo, self._echo = self._echo, None

@@ -164,6 +164,7 @@ class LinkBase(Generic[O, T]):
         self._lock = threading.RLock()
         self._depth = 0
         self._trees: dict[str, T] = {}
+        self._expected: list[str] = []  # shares other servers on this link will ask for (expect())
         self.generation = 0  # bumped at each new session: handles opened on an older one are gone
         self._closed = False
         self._op_timeout = timeout
@@ -302,6 +303,12 @@ class LinkBase(Generic[O, T]):
                                     "account; check the user name and password", server=server)
 
     # --- the session ------------------------------------------------------------------------
+
+    def expect(self, share: str) -> None:
+        """Another server of the site reaches `share` through this link: a dialect that can send
+        several tree connects at once (SMB 2/3) connects it with the first share asked for."""
+        if share.casefold() not in (s.casefold() for s in self._expected):
+            self._expected.append(share)
 
     def tree(self, share: str) -> T:
         """The tree connect to `share` (inside op())."""

@@ -169,8 +169,14 @@ def files_from_inventory(ctx: ConnectContext, link: type[LinkBase], options_of: 
     """The server's file transport, connected to its share (a wrong password or share shows up first)."""
     spec = ctx.server.files
     assert isinstance(spec, SmbFilesSpec)
-    files = transport(ctx.name, shared_link(ctx, link, options_of(spec), spec.password, spec.timeout), spec.share,
-                      timeout=spec.timeout)
+    options = options_of(spec)
+    shared = shared_link(ctx, link, options, spec.password, spec.timeout)
+    for other in ctx.site.site.servers.values():  # the site's other shares on this link: connected together
+        theirs = other.files
+        if isinstance(theirs, SmbFilesSpec) and theirs.smb1 == spec.smb1 and \
+                theirs.share.casefold() != spec.share.casefold() and options_of(theirs).key == options.key:
+            shared.expect(theirs.share)
+    files = transport(ctx.name, shared, spec.share, timeout=spec.timeout)
     files.connect()
     return files
 

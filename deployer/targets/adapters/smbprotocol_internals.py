@@ -16,6 +16,11 @@ deployer sends, except for three needs it has no public answer to:
   `TreeConnect.connect()` signs only when the session requires signing, so the session's
   flag is raised around it.
 
+- **Tree connects sent together**: `TreeConnect.connect()` sends its request and waits for
+  the answer; the shares of one session (the servers of a site that are one machine) are
+  connected with their requests sent at once, the answer taken as connect() takes it
+  (send_tree_connect / finish_tree_connect, its steps as smbprotocol 1.13-1.17 has them).
+
 - **Pipelined requests on the wire at once**: TCP_NODELAY on its socket (`Tcp._sock`), which
   smbprotocol leaves to Nagle's algorithm.
 
@@ -33,7 +38,9 @@ from smbprotocol.connection import Connection, Request
 from smbprotocol.exceptions import SMBConnectionClosed, SMBException
 from smbprotocol.header import Commands, SMB2HeaderRequest
 from smbprotocol.open import SMB2WriteRequest
+from smbprotocol.connection import Dialects
 from smbprotocol.session import Session
+from smbprotocol.tree import ShareCapabilities, ShareFlags, SMB2TreeConnectRequest, SMB2TreeConnectResponse, TreeConnect
 
 from . import TestedRange, require
 
@@ -202,3 +209,35 @@ def meter_connection(conn: Connection, meter, server_of) -> None:
         return response
 
     conn.send, conn.send_compound, conn.receive = counted_send, counted_compound, counted_receive
+
+
+# --- tree connects sent together ------------------------------------------------------------------
+
+
+def send_tree_connect(tree: TreeConnect) -> Request:
+    """TreeConnect.connect()'s request, sent without waiting for its answer: the tree connects of
+    the shares one session reaches go out together (one round trip for all) and are finished by
+    finish_tree_connect in the order sent. The request is smbprotocol's own."""
+    message = SMB2TreeConnectRequest()
+    message["buffer"] = tree.share_name.encode("utf-16-le")
+    return tree.session.connection.send(message, sid=tree.session.session_id)
+
+
+def finish_tree_connect(tree: TreeConnect, request: Request) -> None:
+    """The rest of TreeConnect.connect() (smbprotocol 1.13-1.17, tree.py): the answer taken (an
+    error status raises SMBResponseException, as connect() does), the tree registered with its
+    session, its share flags read, and the negotiation verified on SMB 3.0/3.0.2."""
+    response = tree.session.connection.receive(request)
+    answer = SMB2TreeConnectResponse()
+    answer.unpack(response["data"].get_value())
+    tree.tree_connect_id = response["tree_id"].get_value()
+    tree._connected = True
+    tree.session.tree_connect_table[tree.tree_connect_id] = tree
+    capabilities = answer["capabilities"]
+    tree.is_dfs_share = capabilities.has_flag(ShareCapabilities.SMB2_SHARE_CAP_DFS)
+    tree.is_ca_share = capabilities.has_flag(ShareCapabilities.SMB2_SHARE_CAP_CONTINUOUS_AVAILABILITY)
+    connection = tree.session.connection
+    if connection.dialect >= Dialects.SMB_3_0_0 and connection.supports_encryption:
+        tree.encrypt_data = answer["share_flags"].has_flag(ShareFlags.SMB2_SHAREFLAG_ENCRYPT_DATA)
+        tree.is_scaleout_share = capabilities.has_flag(ShareCapabilities.SMB2_SHARE_CAP_SCALEOUT)
+    tree._verify_dialect_negotiate()  # a no-op past SMB 3.0.2 (3.1.1 checks the negotiation itself)
