@@ -126,11 +126,10 @@ class Replace(StepKind):
                     planner.problems.append(f"step {i + 1}: destination folder {ep.where(folder)} "
                                             f"{'is a file' if folder_state == 'file' else 'does not exist'}; "
                                             "replacing files there will fail")
-                # the files whose content decides (the manifest lists their sha256, and, where a
-                # replaced file is identified by size and time, their date and size pass), in one batch
+                # the files whose content _plan_file reads, in one batch
                 planner.obs.prefetch(ep, [winpath.join(folder, n) for n in spec.files
-                                          if (e := manifest.entry(n, plat)) is not None and e.sha256
-                                          and self._content_decides(planner, ep, winpath.join(folder, n), e)])
+                                          if (e := manifest.entry(n, plat)) is not None
+                                          and self._content_read(planner, ep, winpath.join(folder, n), e)])
                 for j, name in enumerate(spec.files):
                     entry = manifest.entry(name, plat)
                     if entry is None:
@@ -139,15 +138,23 @@ class Replace(StepKind):
                                             f"{planner.site.name}; limit the step with platforms: [...]")
                     self._plan_file(planner, i, j, ep, folder, name, entry)
 
-    def _content_decides(self, planner, ep, path, entry) -> bool:
-        """Whether the file's content can change its verdict: it is read at plan time anyway
-        (not by_identity), or its date and size already pass the manifest's."""
-        if not by_identity(ep, swapped=True):
-            return True
+    def _content_read(self, planner, ep, path, entry) -> bool:
+        """Whether _plan_file reads the file's content (asked only where a batch can read it,
+        Observer.prefetch): the manifest lists its sha256 and that
+        can change the verdict (not by_identity, or its date and size pass), or it will be
+        replaced and its backup is checked against its sha256 (not by_identity). A file with a
+        version resource is read by version() instead (one read answers both)."""
+        if entry.version or not getattr(ep.files, "listing_is_stat", False):
+            return False  # (without a listing to answer it, the stat below would cost a round trip)
         seen = planner.obs.file(ep, path, content=False)
-        stat = None if seen is None or seen.size < 0 else FileStat(seen.name or winpath.basename(path), seen.size,
-                                                                  seen.mtime_ns)
-        return stat is not None and judge(entry, stat, planner.tz).status == "ok"
+        if seen is None or seen.size < 0:
+            return False
+        identity = by_identity(ep, swapped=True)
+        if entry.sha256 and not identity:
+            return True
+        verdict = judge(entry, FileStat(seen.name or winpath.basename(path), seen.size, seen.mtime_ns), planner.tz)
+        return (bool(entry.sha256) and verdict.status == "ok") or (
+            not identity and not verdict.passes(planner.pb.manifest.manifest.rule))
 
     def _plan_file(self, planner, i, j, ep, folder, name, entry):
         manifest = planner.pb.manifest.manifest
