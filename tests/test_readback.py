@@ -123,3 +123,23 @@ def test_a_damaged_backup_identified_by_size_and_time_is_not_restored(wan_site: 
     assert rb.code != 0, rb.text
     assert "does not match the original's size and write time" in rb.text, rb.text
     assert _find(site.share_dir, Path(*b["path"].split("\\"))).read_bytes() == current
+
+
+def test_over_ssh_no_file_the_run_copies_on_the_server_is_read_at_plan_and_rollback_restores_it(
+        ws, sshd):
+    """The same over SSH (server-side copies, no hard links): the files the run replaces are
+    identified by size and write time too (their date or size fails the manifest, so their
+    content decides nothing), the Helper.srv and Logon.srv copies likewise; the whole apply
+    reads back at most 1.2x what it writes, and a rollback restores every file byte for byte."""
+    from conftest import services
+    from test_e2e_ssh import SITE, ssh_inventory
+
+    inventory = ssh_inventory(ws, sshd)
+    start, running = snapshot(ws.site), services(ws.site)
+    r = ws.cli("apply", ws.playbook, "--site", SITE, "--yes", "-f", "json", "-i", inventory)
+    assert r.code == 0, r.text
+    total = json.loads(r.out)["traffic"]["total"]
+    assert total["bytes_read"] <= 1.2 * total["bytes_written"], total
+    rb = ws.cli("rollback", "--site", SITE, "--yes", "-i", inventory)
+    assert rb.code == 0, rb.text
+    assert snapshot(ws.site) == start and services(ws.site) == running
