@@ -25,6 +25,14 @@ class FileState:
     def same_content(self, other: "FileState | None") -> bool:
         return other is not None and (self.size, self.mtime_ns, self.sha256) == (other.size, other.mtime_ns, other.sha256)
 
+    def matches(self, other: "FileState | None") -> bool:
+        """Whether `other` is this state: its content where this one's sha256 is known; else (a
+        before-state identified by fingerprint only, steps/base.py `by_identity`) its size and
+        write time, the quick check (the sha256 `other` may carry decides nothing then)."""
+        if self.sha256 is not None:
+            return self.same_content(other)
+        return other is not None and (self.size, self.mtime_ns) == (other.size, other.mtime_ns)
+
 
 @dataclass(frozen=True)
 class Touched:

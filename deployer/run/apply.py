@@ -200,13 +200,13 @@ class Runner:
         else:
             vouched = known.vouched_sources(ep, [(path, before)])  # then the copy need not be read back
             ep.files.copy(path, backup)
-            same = before.same_content(known.vouched_copies(ep, [(backup, before)], vouched)[0]
-                                       or self.read(server, backup))
+            same = before.matches(known.vouched_copies(ep, [(backup, before)], vouched)[0]
+                                  or self.read(server, backup))
         if not same:
             raise TargetError(f"the backup of {ep.where(path)} does not match the file observed when planning "
                               "(it changed since, or the copy is damaged)", server=server, path=path)
         self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256,
-                           **({"linked": True} if link is not None else {}))
+                           **_identity(before), **({"linked": True} if link is not None else {}))
 
     def flush_backups(self, then: list[tuple[str, dict]] | None = None) -> None:
         """Make the backups queued by backup(), server by server, each checked against the file
@@ -238,14 +238,15 @@ class Runner:
             for b in items:
                 if errors[id(b)] is not None:
                     failure = errors[id(b)]
-                elif not (_same_stat(b.before, stats[id(b)]) if b.linked else b.before.same_content(got[id(b)])):
+                elif not (_same_stat(b.before, stats[id(b)]) if b.linked else b.before.matches(got[id(b)])):
                     failure = TargetError(f"the backup of {ep.where(b.path)} does not match the file observed when "
                                           "planning (it changed since, or the copy is damaged)", server=server,
                                           path=b.path)
                 if failure is not None:
                     break
                 records.append(("backup", dict(action=b.number, server=server, path=b.path, backup=b.backup,
-                                               sha256=b.before.sha256, **({"linked": True} if b.linked else {}))))
+                                               sha256=b.before.sha256, **_identity(b.before),
+                                               **({"linked": True} if b.linked else {}))))
             if failure is not None:
                 break
         self.journal.write_many(records + (then or [] if failure is None else []))
@@ -435,6 +436,13 @@ class Runner:
 def _same_stat(before: FileState, got) -> bool:
     """A hard-linked backup is the file itself under another name: its size and write time show it."""
     return got is not None and (got.size, got.mtime_ns) == (before.size, before.mtime_ns)
+
+
+def _identity(before: FileState) -> dict:
+    """A backup record's word on how the file backed up was identified: by its sha256 (the
+    record's `sha256`), or, read by no one (steps/base.py by_identity), by size and write time:
+    rollback and recover check the backup and the restore the same way (FileState.matches)."""
+    return {} if before.sha256 else {"identity": "size+time", "size": before.size, "mtime_ns": before.mtime_ns}
 
 
 def _check_staged(server: str, temp: str, new: FileState, label: str, got: FileState | None) -> None:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Sequence
 from .. import failpoints
 from ..model import winpath
 from ..model.state import FileState
-from ..plan.observe import read_file
+from ..plan.observe import read_file, state_of
 from ..targets.base import TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
 from . import known
@@ -33,6 +33,23 @@ def read_files(ep: Endpoint, paths: Sequence[str], sizes: Sequence[int | None] |
             out.append(FileState(-1, stat.mtime_ns, None, stat.name))
         else:
             out.append(FileState(stat.size, stat.mtime_ns, sha, stat.name))
+    return out
+
+
+def compared(ep: Endpoint, paths: Sequence[str], wants: Sequence[FileState | None]) -> list[FileState | None]:
+    """What each path holds, read as far as comparing it with its wanted state needs: its
+    sha256 where the wanted one has a sha256; a stat alone where the wanted state is identified
+    by size and write time (steps/base.py by_identity: FileState.matches looks at nothing else)
+    or is no file at all, so a rollback's checks read back no more than the apply's backups did."""
+    out: list[FileState | None] = [None] * len(paths)
+    quick = [k for k, w in enumerate(wants) if w is None or w.sha256 is None]
+    rest = sorted(set(range(len(paths))) - set(quick))
+    if quick:
+        for k, st in zip(quick, stat_many(ep.files, [paths[k] for k in quick])):
+            out[k] = state_of(st)
+    if rest:
+        for k, got in zip(rest, read_files(ep, [paths[k] for k in rest], [wants[k].size for k in rest])):  # type: ignore[union-attr]
+            out[k] = got
     return out
 
 
@@ -62,14 +79,14 @@ def restore_batch(undo: "Undo", ep: Endpoint, items: Sequence[tuple[str, FileSta
     over its file, one atomic step each, as before. A file that cannot be restored does not stop
     the others; the first such failure is raised at the end."""
     files = ep.files
-    nows = read_files(ep, [d for d, _, _ in items], [b.size if b else None for _, b, _ in items])
+    nows = compared(ep, [d for d, _, _ in items], [b for _, b, _ in items])
     todo: list[tuple[str, FileState, str]] = []
     for (dest, before, backup), now in zip(items, nows):
         if before is None:
             if now is not None:
                 undo.say(f"  remove {ep.where(dest)} (it did not exist before)")
                 files.remove(dest)
-        elif not before.same_content(now):
+        elif not before.matches(now):  # by size and time where the plan identified it so
             todo.append((dest, before, backup))
     if not todo:
         return
@@ -104,9 +121,11 @@ def restore_batch(undo: "Undo", ep: Endpoint, items: Sequence[tuple[str, FileSta
         sums[k] = s
     checked = []
     for (dest, before, backup, tmp), got in zip(copied, sums):
-        if before.sha256 and (got is None or got.sha256 != before.sha256):
+        # its sha256; else (a before-state identified by fingerprint, steps/base.py by_identity) its size and time
+        if (got is None or got.sha256 != before.sha256) if before.sha256 else not before.matches(got):
             files.remove(tmp)
-            failure = failure or TargetError(f"backup {backup} does not match the original's sha256; not restored",
+            what = "sha256" if before.sha256 else "size and write time"
+            failure = failure or TargetError(f"backup {backup} does not match the original's {what}; not restored",
                                              server=ep.name, path=dest)
             continue
         checked.append((tmp, dest))

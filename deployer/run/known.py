@@ -380,8 +380,9 @@ def vouched_sources(ep: Endpoint, items: Sequence[tuple[str, FileState]],
         return [False] * len(items)
     if stats is None:
         stats = stat_many(ep.files, [src for src, _ in items])
-    return [st is not None and not st.is_dir and want.sha256 is not None
-            and (st.size, st.mtime_ns) == (want.size, want.mtime_ns) and seen(src, st) == want.sha256
+    # a content identified by fingerprint only (steps/base.py by_identity: no sha256 read) is vouched for by it
+    return [st is not None and not st.is_dir and (st.size, st.mtime_ns) == (want.size, want.mtime_ns)
+            and (want.sha256 is None or seen(src, st) == want.sha256)
             for (src, want), st in zip(items, stats)]
 
 
@@ -396,8 +397,9 @@ def vouched_copies(ep: Endpoint, items: Sequence[tuple[str, FileState]], vouched
         return out
     for k, st in zip(asked, stat_many(ep.files, [items[k][0] for k in asked])):
         dst, want = items[k]
-        if st is not None and not st.is_dir and (st.size, st.mtime_ns) == (want.size, want.mtime_ns) and want.sha256:
-            ep.files.vouch(dst, st, want.sha256)  # type: ignore[attr-defined]
+        if st is not None and not st.is_dir and (st.size, st.mtime_ns) == (want.size, want.mtime_ns):
+            if want.sha256:
+                ep.files.vouch(dst, st, want.sha256)  # type: ignore[attr-defined]
             out[k] = FileState(st.size, st.mtime_ns, want.sha256, st.name)
     return out
 

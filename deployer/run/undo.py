@@ -41,12 +41,12 @@ from .. import failpoints
 from ..model import winpath
 from ..model.state import FileState
 from ..plan.model import Plan
-from ..plan.observe import holds, read_file
+from ..plan.observe import holds, read_file, state_of
 from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
 from .before_state import CannotStart, account, missing_file
-from .batch import existing, read_files, restore_batch
+from .batch import compared, existing, restore_batch
 from .context import RunContext
 from .folders import extras, journaled_listing
 from . import known
@@ -64,12 +64,11 @@ def file_differences(conn: SiteConnection, wanted: Iterable[tuple[str, str, File
         by_server.setdefault(server, []).append(k)
     found: dict[int, FileState | None] = {}
     for server, ks in by_server.items():  # each server's files in one batch where its transport can
-        found.update(zip(ks, read_files(conn.endpoint(server), [wanted[k][1] for k in ks],
-                                        [wanted[k][2].size if wanted[k][2] else None for k in ks])))
+        found.update(zip(ks, compared(conn.endpoint(server), [wanted[k][1] for k in ks], [wanted[k][2] for k in ks])))
     off = []
     for k, (server, path, want) in enumerate(wanted):
         now = found[k]
-        if (want is None and now is not None) or (want is not None and not want.same_content(now)):
+        if (want is None and now is not None) or (want is not None and not want.matches(now)):
             off.append((server, path, now))
     return off
 
@@ -373,11 +372,15 @@ class Undo:
         ep.files.copy(backup, tmp)
         ep.files.set_mtime(tmp, before.mtime_ns)
         failpoints.hit("undo.restore.written")  # the restored copy beside the file, not yet renamed
-        if before.sha256 and known.vouched_copies(ep, [(tmp, before)], vouched)[0] is None \
-                and ep.files.sha256(tmp) != before.sha256:
+        got = known.vouched_copies(ep, [(tmp, before)], vouched)[0]
+        if before.sha256 and got is None and ep.files.sha256(tmp) != before.sha256:
             ep.files.remove(tmp)
             raise TargetError(f"backup {backup} does not match the original's sha256; not restored", server=ep.name,
                               path=dest)
+        if not before.sha256 and not before.matches(got or state_of(ep.files.stat(tmp))):  # by fingerprint (steps/base.py by_identity)
+            ep.files.remove(tmp)
+            raise TargetError(f"backup {backup} does not match the original's size and write time; not restored",
+                              server=ep.name, path=dest)
         ep.files.rename(tmp, dest, replace=True)
 
     # --- around the actions -----------------------------------------------------------------

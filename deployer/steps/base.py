@@ -20,6 +20,7 @@ from pydantic import BeforeValidator, Field
 from ..model import winpath
 from ..model.common import Strict, accepts, number_in
 from ..model.runpaths import backup_path
+from ..model.transport import HARD_LINK, SERVER_COPY
 from ..model.state import FileState, Touched, file_state
 from ..targets.base import RUNNING, STOPPED
 
@@ -215,6 +216,23 @@ class SiteWrittenKind(StepKind):
         """The paths a saved plan carries for copies (each with path, and source on the site server)."""
         return [p for j, c in enumerate(copies)
                 for p in ((("copies", j, "path"), c.path), (("copies", j, "source"), c.source))]
+
+
+def by_identity(ep: Any, *, swapped: bool = False) -> bool:
+    """Whether a plan may identify a file it is about to back up and may restore by its
+    fingerprint (size and write time) instead of reading its sha256: the session trusts
+    fingerprints (not --checksum) and the server copies files itself (SERVER_COPY), so the
+    backup, the restore and their checks never move the bytes over the wire: each copy is
+    checked against that identity (run/known.py vouched_sources, vouched_copies; FileState.matches), a
+    source changed since the plan (another size or time) is refused as before. What it cannot
+    see is what the quick check cannot: a rewrite that keeps the size and puts the time back.
+    The journal's backup record then says `identity: size+time` (no sha256).
+
+    `swapped`: the file is replaced by a rename, and its backup is a hard link where the target
+    can make one (run/apply.py backup): that backup shares its bytes with the live file until
+    the swap, so a program writing into the file in between (size and time kept) would change
+    it unseen by any fingerprint; such a file keeps its sha256, which the restore checks."""
+    return bool(getattr(ep.files, "quick_check", False)) and ep.can(SERVER_COPY) and not (swapped and ep.can(HARD_LINK))
 
 
 class LogonWait(Strict):

@@ -25,7 +25,7 @@ from ..model.suggest import did_you_mean
 from ..targets.base import FileStat, TargetError, stat_many
 from ..model.templating import TemplateProblem, check_syntax
 from ..sms.verify import Check, Judgement, judge
-from .base import StepKind, StepModel, plural
+from .base import StepKind, StepModel, by_identity, plural
 
 
 class ReplaceSpec(Strict):
@@ -126,9 +126,10 @@ class Replace(StepKind):
                     planner.problems.append(f"step {i + 1}: destination folder {ep.where(folder)} "
                                             f"{'is a file' if folder_state == 'file' else 'does not exist'}; "
                                             "replacing files there will fail")
-                # the files whose content decides (the manifest lists their sha256), read in one batch
+                # the files whose content _plan_file reads, in one batch
                 planner.obs.prefetch(ep, [winpath.join(folder, n) for n in spec.files
-                                          if (e := manifest.entry(n, plat)) is not None and e.sha256])
+                                          if (e := manifest.entry(n, plat)) is not None
+                                          and self._content_read(planner, ep, winpath.join(folder, n), e)])
                 for j, name in enumerate(spec.files):
                     entry = manifest.entry(name, plat)
                     if entry is None:
@@ -136,6 +137,24 @@ class Replace(StepKind):
                                             f"the manifest has no {name} for {plat.key}, a platform of site "
                                             f"{planner.site.name}; limit the step with platforms: [...]")
                     self._plan_file(planner, i, j, ep, folder, name, entry)
+
+    def _content_read(self, planner, ep, path, entry) -> bool:
+        """Whether _plan_file reads the file's content (asked only where a batch can read it,
+        Observer.prefetch): the manifest lists its sha256 and that
+        can change the verdict (not by_identity, or its date and size pass), or it will be
+        replaced and its backup is checked against its sha256 (not by_identity). A file with a
+        version resource is read by version() instead (one read answers both)."""
+        if entry.version or not getattr(ep.files, "listing_is_stat", False):
+            return False  # (without a listing to answer it, the stat below would cost a round trip)
+        seen = planner.obs.file(ep, path, content=False)
+        if seen is None or seen.size < 0:
+            return False
+        identity = by_identity(ep, swapped=True)
+        if entry.sha256 and not identity:
+            return True
+        verdict = judge(entry, FileStat(seen.name or winpath.basename(path), seen.size, seen.mtime_ns), planner.tz)
+        return (bool(entry.sha256) and verdict.status == "ok") or (
+            not identity and not verdict.passes(planner.pb.manifest.manifest.rule))
 
     def _plan_file(self, planner, i, j, ep, folder, name, entry):
         manifest = planner.pb.manifest.manifest
@@ -151,11 +170,18 @@ class Replace(StepKind):
             seen = planner.obs.file(ep, path, content=False)
             if seen is not None and seen.size >= 0:
                 ver = planner.obs.version(ep, path)  # read with its sha256: the saved plan's check covers it
-        # after version(): its one read also answers content=True (the file is not read twice)
-        current = planner.obs.file(ep, path, content=bool(entry.sha256))
+        # after version(): its one read also answers content=True (the file is not read twice).
+        # The listed sha256 decides only for a file whose date and size already pass: any other is
+        # not the manifest's file whatever its bytes, so its content is not read to say so.
+        # (Where the file, if replaced, is identified by its content anyway, it is read at once.)
+        content_first = bool(entry.sha256) and not by_identity(ep, swapped=True)
+        current = planner.obs.file(ep, path, content=content_first)
         stat = None if current is None or current.size < 0 else \
             FileStat(current.name or name, current.size, current.mtime_ns)
         verdict = judge(entry, stat, planner.tz, sha256=current.sha256 if current else None, version=ver)
+        if entry.sha256 and stat is not None and current.sha256 is None and verdict.status == "ok":
+            current = planner.obs.file(ep, path, content=True)
+            verdict = judge(entry, stat, planner.tz, sha256=current.sha256 if current else None, version=ver)
         if current is not None and current.size < 0:
             verdict = Judgement("mismatch", "is a folder, not a file")
             planner.problems.append(f"{ep.where(path)} is a folder; it cannot be replaced by a file")
@@ -166,7 +192,9 @@ class Replace(StepKind):
                          f"already {'at' if verdict.status == 'ok' else 'later than'} the manifest"
                          + (f" ({verdict.detail})" if verdict.detail else ""))
             return
-        if current is not None and current.size >= 0 and current.sha256 is None:
+        # the file to be replaced: identified by size and write time where its backup and restore
+        # never cross the wire (by_identity), else by its content, which they are checked against
+        if current is not None and current.size >= 0 and current.sha256 is None and not by_identity(ep, swapped=True):
             current = planner.obs.file(ep, path, content=True)
         planner.add(ReplaceFile(
             number=planner.number(), step=i, server=ep.name, path=path, where=ep.where(path),

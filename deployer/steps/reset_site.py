@@ -26,7 +26,7 @@ from ..sms import layout
 from ..sms import services as sms
 from ..targets.base import RUNNING, STOPPED, TargetError
 from ..sms.verify import Check
-from .base import SiteWrittenKind, plural
+from .base import SiteWrittenKind, by_identity, plural
 
 SCM = "SMS_SITE_CONFIG_MANAGER"
 
@@ -117,13 +117,19 @@ class Reset(SiteWrittenKind):
                                            (after.size, after.mtime_ns) == (before.size, before.mtime_ns)):
                     continue
                 differ.append((ep, dst, src, before, after))
-        for ep in planner.conn.endpoints.values():  # the contents of the copies that change, a server's in one batch
-            planner.obs.prefetch(ep, [d for e, d, _, b, _ in differ if e is ep and b is not None and b.size >= 0])
+        # The copies that change are backed up and may be restored: identified by size and write
+        # time where the server copies them itself and fingerprints are trusted (steps.base.by_identity:
+        # the backup and the restore are checked against that identity, no bytes cross the wire);
+        # else by their contents, a server's read in one batch.
+        read_before = {ep.name: not by_identity(ep) for ep in planner.conn.endpoints.values()}
+        for ep in planner.conn.endpoints.values():
+            if read_before[ep.name]:
+                planner.obs.prefetch(ep, [d for e, d, _, b, _ in differ if e is ep and b is not None and b.size >= 0])
         planner.obs.prefetch(ss, [s for _, _, s, _, a in differ if a.sha256 is None])
         for ep, dst, src, before, after in differ:
             if after.sha256 is None:
                 after = planner.obs.file(ss, src, content=True) or after
-            if before is not None and before.size >= 0 and before.sha256 is None:
+            if before is not None and before.size >= 0 and before.sha256 is None and read_before[ep.name]:
                 before = planner.obs.file(ep, dst, content=True)
             copies.append(HelperCopy(ep.name, dst, ep.where(dst), src, before,
                                      FileState(after.size, after.mtime_ns, after.sha256, after.name)))

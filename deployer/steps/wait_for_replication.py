@@ -28,7 +28,7 @@ from ..sms import layout, maintman_log
 from ..sms.services import EXECUTIVE
 from ..targets.base import RUNNING, TargetError
 from ..sms.verify import Check
-from .base import LogonStepModel, LogonWait, SiteWrittenKind, plural
+from .base import LogonStepModel, LogonWait, SiteWrittenKind, by_identity, plural
 
 
 
@@ -123,14 +123,16 @@ class WaitReplication(SiteWrittenKind):
         for ep, dst, src, before, after, _, _ in differ:
             if after.sha256 is None:
                 wanted.setdefault(ss.name, (ss, {}))[1].setdefault(winpath.key(src), src)
-            if before is not None and before.size >= 0:
+            if before is not None and before.size >= 0 and not by_identity(ep):
                 wanted.setdefault(ep.name, (ep, {}))[1].setdefault(winpath.key(dst), dst)
         for ep, rels in wanted.values():
             planner.obs.prefetch(ep, list(rels.values()))
         for ep, dst, src, before, after, name, awaited in differ:
             if after.sha256 is None:
                 after = planner.obs.file(ss, src, content=True) or after
-            if before is not None and before.size >= 0:
+            # identified by size and write time where its backup and restore never cross the wire
+            # (steps.base.by_identity); else by its content
+            if before is not None and before.size >= 0 and not by_identity(ep):
                 before = planner.obs.file(ep, dst, content=True)
             copies.append(LogonCopy(ep.name, dst, ep.where(dst), src, before,
                                     FileState(after.size, after.mtime_ns, after.sha256, name), awaited=awaited))
