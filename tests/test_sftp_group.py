@@ -15,20 +15,18 @@ Counts, never timings.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import struct
 from pathlib import Path
 
-import pytest
 from conftest import Workspace, run_subprocess
-from paramiko.sftp import CMD_CLOSE, CMD_EXTENDED, CMD_HANDLE, CMD_OPEN, CMD_RENAME, CMD_STATUS, CMD_WRITE
+from deferred_check import check_deferred_writes
+from paramiko.sftp import CMD_EXTENDED, CMD_HANDLE, CMD_OPEN, CMD_RENAME, CMD_STATUS, CMD_WRITE
 from servers.sshd import SshTestServer
 from test_e2e_ssh import SITE, ssh_inventory
 from test_sftp_many import _rt, _string, sftp_wire  # noqa: F401 - the fixture
 from test_wan_sftp import _sftp
 
-from deployer.targets.base import AlreadyExists
 from deployer.targets.temps import staged_name
 
 
@@ -36,39 +34,14 @@ def test_deferred_writes_go_out_together_with_their_write_times_and_errors_at_th
                                                                                        tmp_path: Path):
     root = tmp_path / "root"
     (root / "Bin").mkdir(parents=True)
-    # a run's staged names: no one else names a file so, so a kept listing's miss needs no new listing
-    blobs = {staged_name(f"f{i}.dll", "20261207T200000Z-abcd"): os.urandom(40_000 + 7_000 * i) for i in range(10)}
     with _sftp(sshd, root) as files:
         files.listdir("Bin")  # the session up and the folder known, as a run's prepare has them
-        start = _rt(files)
-        with files.deferred_writes():
-            for i, (name, data) in enumerate(blobs.items()):
-                files.write_file(f"Bin\\{name}", iter([data[:1000], data[1000:]]), exclusive=True)
-                files.set_mtime(f"Bin\\{name}", 917_566_200_000_000_000 + i * 10_000_000_000)
-            assert _rt(files) == start and not any((root / "Bin").iterdir())  # nothing sent yet
-        # looked up (find_many: as write_file looks up a name it does not know), opened, then written,
-        # fsynced, closed and timed together: one at a time, ten files cost 60
-        assert _rt(files) - start <= 8, _rt(files) - start
-        for i, (name, data) in enumerate(blobs.items()):
-            assert (root / "Bin" / name).read_bytes() == data
-            assert (root / "Bin" / name).stat().st_mtime_ns == 917_566_200_000_000_000 + i * 10_000_000_000
-        assert sorted(e.name for e in files.listdir("Bin")) == sorted(blobs)  # the kept listing follows
-        first = next(iter(blobs))
-        # another request sends the queue first; an existing file refused at the end, the others written
-        with pytest.raises(AlreadyExists):
-            with files.deferred_writes():
-                files.write_file("Bin\\new.bin", [b"new"])
-                assert files.stat("Bin\\new.bin") is not None
-                files.write_file(f"Bin\\{first}", [b"clash"], exclusive=True)
-                files.write_file("Bin\\late.bin", [b"late"])
-        assert (root / "Bin" / first).read_bytes() == blobs[first]
-        assert (root / "Bin" / "late.bin").read_bytes() == b"late"
-        # a block left by an exception sends nothing it queued
-        with pytest.raises(RuntimeError):
-            with files.deferred_writes():
-                files.write_file("Bin\\never.bin", [b"x"])
-                raise RuntimeError("cancelled")
-        assert not (root / "Bin" / "never.bin").exists()
+        # a run's staged names: no one else names a file so, so a kept listing's miss needs no new listing.
+        # Looked up (find_many, as write_file looks up a name), opened, then written, fsynced, closed
+        # and timed together: one at a time, ten files cost 60
+        names = [staged_name(f"f{i}.dll", "20261207T200000Z-abcd") for i in range(10)]
+        check_deferred_writes(files, "Bin", root / "Bin", names, lambda: _rt(files), 8)
+        assert sorted(e.name for e in files.listdir("Bin") if e.name in names) == sorted(names)  # kept listing
 
 
 def _journal_and_renames(log: list[tuple]) -> tuple[list[tuple[int, int, list[dict]]], dict[int, int], list[int]]:

@@ -14,18 +14,17 @@ Counts, never timings.
 
 from __future__ import annotations
 
-import os
+import shutil
 import signal
 import uuid
 
-import pytest
 from conftest import run_subprocess
+from deferred_check import check_deferred_writes
 from servers.samba import SHARE, Samba
 from test_wan import Site
 from test_wan_smb1 import SMB, _is_journal, _records, smb1_site, wire  # noqa: F401 - the fixtures
 
 from deployer.targets.adapters import impacket_internals as lib
-from deployer.targets.base import AlreadyExists
 from deployer.targets.smb1 import Smb1FileTransport
 
 
@@ -39,37 +38,11 @@ def test_deferred_writes_go_out_together_with_their_write_times_and_errors_at_th
     top = f"defer-{uuid.uuid4().hex[:8]}"
     root = samba_nt1.shares[SHARE] / top
     root.mkdir()
-    blobs = {f"f{i}.bin": os.urandom(40_000 + 7_000 * i) for i in range(10)}
     try:
         files.connect()
-        start = _trips(files)
-        with files.deferred_writes():
-            for i, (name, data) in enumerate(blobs.items()):
-                files.write_file(f"{top}\\{name}", iter([data[:1000], data[1000:]]), exclusive=True)
-                files.set_mtime(f"{top}\\{name}", 917_566_200_000_000_000 + i * 10_000_000)
-            assert _trips(files) == start and not any(root.iterdir())  # nothing sent yet
         # created; written; timed, flushed and closed: ten files in three rounds (one at a time: 40)
-        assert _trips(files) - start <= 4, _trips(files) - start
-        for i, (name, data) in enumerate(blobs.items()):
-            assert (root / name).read_bytes() == data
-            assert (root / name).stat().st_mtime_ns == 917_566_200_000_000_000 + i * 10_000_000
-        # another request sends the queue first; an existing file refused at the end, the others written
-        with pytest.raises(AlreadyExists):
-            with files.deferred_writes():
-                files.write_file(f"{top}\\new.bin", [b"new"])
-                assert files.stat(f"{top}\\new.bin") is not None
-                files.write_file(f"{top}\\f0.bin", [b"clash"], exclusive=True)
-                files.write_file(f"{top}\\late.bin", [b"late"])
-        assert (root / "f0.bin").read_bytes() == blobs["f0.bin"] and (root / "late.bin").read_bytes() == b"late"
-        # a block left by an exception sends nothing it queued
-        with pytest.raises(RuntimeError):
-            with files.deferred_writes():
-                files.write_file(f"{top}\\never.bin", [b"x"])
-                raise RuntimeError("cancelled")
-        assert not (root / "never.bin").exists()
+        check_deferred_writes(files, top, root, [f"f{i}.bin" for i in range(10)], lambda: _trips(files), 4)
     finally:
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
         link.close()
 

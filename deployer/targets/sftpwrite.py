@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from paramiko.sftp import (CMD_CLOSE, CMD_EXTENDED, CMD_OPEN, CMD_SETSTAT, CMD_WRITE, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL,
                            SFTP_FLAG_TRUNC, SFTP_FLAG_WRITE, int64)
 from paramiko.sftp_attr import SFTPAttributes
 
-from ..model import winpath
 from .base import TargetError
+from .deferred import Pending
 from .sftpmany import _handle, find_many
 from .sftppaths import _folder, _Found
 from .sftpsession import IN_FLIGHT, SftpStatusError, _Replies
@@ -38,66 +36,8 @@ if TYPE_CHECKING:
     from .sftp import SftpFiles
 
 
-@dataclass
-class Pending:
-    path: str
-    chunks: Iterable[bytes]
-    exclusive: bool
-    mtime_ns: int | None = None  # set_mtime of the queued file, sent after its last write
-
-
-@contextmanager
-def deferred_writes(files: "SftpFiles") -> Iterator[None]:
-    """write_file calls of the block (and set_mtime of a file written in it) are queued and sent
-    together on leaving it; the first error is raised then. Any other request sends the queue
-    first (SftpFiles._session); a block left by an exception sends nothing of it."""
-    outer = files._deferred is not None
-    if not outer:
-        files._deferred = []
-    try:
-        yield
-        if not outer:
-            send_deferred(files)
-    finally:
-        if not outer:
-            files._deferred = None
-
-
-def queue(files: "SftpFiles", path: str, chunks: Iterable[bytes], exclusive: bool) -> bool:
-    """write_file inside deferred_writes(): queued (True), else False."""
-    if files._deferred is None:
-        return False
-    files._deferred.append(Pending(path, chunks, exclusive))
-    return True
-
-
-def queue_mtime(files: "SftpFiles", path: str, mtime_ns: int) -> bool:
-    """set_mtime of a file queued by this block: sent with it (True), else False."""
-    key = winpath.key(path)
-    item = next((p for p in reversed(files._deferred or []) if winpath.key(p.path) == key), None)
-    if item is None:
-        return False
-    item.mtime_ns = mtime_ns
-    return True
-
-
-def send_deferred(files: "SftpFiles") -> None:
-    """Send what the block queued so far (called inside deferred_writes() only)."""
-    queued = files._deferred
-    if not queued:
-        return
-    files._deferred = None  # what goes out now (a file written alone among them too) is not queued again
-    try:
-        errors = write_many(files, queued)
-    finally:
-        files._deferred = []  # the block goes on queueing; deferred_writes() ends it
-    first = next((e for e in errors if e is not None), None)
-    if first is not None:
-        raise first
-
-
 def write_many(files: "SftpFiles", items: list[Pending]) -> list[TargetError | None]:
-    """write_file (and set_mtime where given) of each item; each one's error or None."""
+    """write_file (and set_mtime where given) of each item (deferred.py's queue); each one's error or None."""
     out: list[TargetError | None] = [None] * len(items)
     files._release_append(*(p.path for p in items))
     found = find_many(files, [p.path for p in items], want_parent=True)
