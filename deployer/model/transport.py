@@ -45,7 +45,16 @@ FILES, SERVICES = "files", "services"
 HARD_LINK = "hard_link"  # files.hard_link(src, dst): a second name, no bytes moved (Runner.backup)
 SERVER_COPY = "server_copy"  # files.copy runs on the server: the bytes make no round trip through deployer
 DURABLE_APPEND = "durable_append"  # append(durable=True) reaches stable storage before it returns
-CAPABILITIES = (HARD_LINK, SERVER_COPY, DURABLE_APPEND)
+# append() of several records costs what one costs (one write, one round trip) and is durable
+# as a whole: the Runner lets an action's "done" ride with the next record and sends grouped
+# swaps' "begin" records in one append (run/apply.py). Where each append is cheap (local
+# files), records go one at a time.
+GROUPED_APPEND = "grouped_append"
+RENAME_MANY = "rename_many"  # files.rename_many(pairs): many renames in the round trips of one (grouped swaps)
+# the prepare's uploads are queued and sent together at its end: files.deferred_writes() holds
+# write_file and set_mtime of its block and sends them in the round trips of about one file
+DEFERRED_WRITES = "deferred_writes"
+CAPABILITIES = (HARD_LINK, SERVER_COPY, DURABLE_APPEND, GROUPED_APPEND, RENAME_MANY, DEFERRED_WRITES)
 
 
 class TransportSettings(Strict):

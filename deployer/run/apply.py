@@ -16,7 +16,7 @@ complete, rollback_failed and the journal says what is left.
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..model.inventory import SiteRef
 from ..model.manifest import LoadedManifest
 from ..model.state import FileState
-from ..model.transport import HARD_LINK
+from ..model.transport import DEFERRED_WRITES, GROUPED_APPEND, HARD_LINK
 from ..plan.model import Plan
 from ..plan.observe import holds, holds_many, read_file
 from ..steps import kind_of
@@ -85,8 +85,9 @@ class Runner:
         self._backups: list[_Backup] = []  # backups by server-side copy queued by backup(), see flush_backups
         self._stages: list[_Stage] = []  # uploads queued by stage(), see flush_stages
         self._done: list[tuple[str, dict]] = []  # the last action's "done", sent with the next record (_append)
-        # where the journal's transport pays per round trip and batches (SMB 2/3): elsewhere each record at once
-        self._join_done = getattr(self.journal.files, "deferred_writes", None) is not None
+        # where the journal's transport appends records together at the cost of one (its declared
+        # GROUPED_APPEND: SMB 2/3, SMB1, SFTP): elsewhere (local files) each record at once
+        self._join_done = conn.site_server.can(GROUPED_APPEND)
         # The one gate for lab stand-ins: every command that changes a site builds a Runner first
         # (a fresh plan, a saved one, a fleet's site, a worker's task), before anything is written.
         standin.refuse_on_real_servers([u for a in plan.actions for u in kind_of(a).uploads(a)],
@@ -256,8 +257,10 @@ class Runner:
     def stage(self, server: str, path: str, source: str, new: FileState, number: int, label: str) -> None:
         """Upload `source` beside `path` under the run's temporary name, with the new write time, and check it."""
         ep = self.ep(server)
-        if getattr(ep.files, "deferred_writes", None) is not None:
-            self._stages.append(_Stage(server, path, source, new, number, label))  # see flush_stages
+        if ep.can(DEFERRED_WRITES) or self._join_done:
+            # see flush_stages: the uploads go out together where the transport defers writes, and
+            # where the journal groups records their "staged" records ride in one append
+            self._stages.append(_Stage(server, path, source, new, number, label))
             return
         self.flush_backups()
         temp = temp_path(path, self.run)
@@ -271,9 +274,10 @@ class Runner:
 
     def flush_stages(self) -> None:
         """The queued backups, then the uploads stage() queued, server by server: every file's
-        bytes and write time sent together (the transport's deferred_writes), then every staged
-        file read back and checked at once, as stage() checks one. Their "staged" records go
-        out with the backups' before any upload."""
+        bytes and write time sent together where the transport declares DEFERRED_WRITES (its
+        deferred_writes()), else one after another; then every staged file read back and checked
+        at once, as stage() checks one. Their "staged" records go out with the backups' before
+        any upload."""
         queued, self._stages = self._stages, []
         self.flush_backups([("staged", dict(action=s.number, server=s.server, temp=temp_path(s.path, self.run)))
                             for s in queued])
@@ -283,7 +287,8 @@ class Runner:
         for server, items in by_server.items():
             ep = self.ep(server)
             temps = [temp_path(s.path, self.run) for s in items]
-            with ExitStack() as sources, ep.files.deferred_writes():  # type: ignore[attr-defined]
+            together = ep.files.deferred_writes() if ep.can(DEFERRED_WRITES) else nullcontext()  # type: ignore
+            with ExitStack() as sources, together:
                 for s, temp in zip(items, temps):  # each read as its upload goes out (the sources open till then)
                     fh = sources.enter_context(open(Path(s.source), "rb"))
                     ep.files.write_file(temp, self._chunks(fh, f"apply.stage.{s.number}.midcopy"), exclusive=True)

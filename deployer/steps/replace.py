@@ -20,6 +20,7 @@ from ..model.common import Strict
 from ..model.manifest import FileName, PlatformField
 from ..model.state import FileState, Touched, describe as file_state
 from ..model.runpaths import backup_path
+from ..model.transport import RENAME_MANY
 from ..targets.temps import staged_name as temp_path
 from ..model.suggest import did_you_mean
 from ..targets.base import FileStat, TargetError, stat_many
@@ -216,8 +217,9 @@ class Replace(StepKind):
         _check_swapped(a, ep.files.stat(a.path))
 
     def batchable(self, run, a):
-        """Several replaces run together where the server's transport renames many files at once."""
-        return getattr(run.ep(a.server).files, "rename_many", None) is not None
+        """Several replaces run together where the server's transport renames many files at once
+        (declares RENAME_MANY)."""
+        return run.ep(a.server).can(RENAME_MANY)
 
     def execute_many(self, run, actions):
         """execute() of several actions: each server's swaps sent together (rename_many), then
@@ -236,8 +238,10 @@ class Replace(StepKind):
                 _check_swapped(a, got[a.number])
 
     def undo_batchable(self, undo, a):
-        """Several undone together where the server's transport restores in batches (Undo.restore_on)."""
-        return getattr(undo.conn.endpoint(a.server).files, "copy_many", None) is not None
+        """Several undone together where the server's transport restores in batches (Undo.restore_on):
+        its copies by copy_many, its swaps back by rename_many (declared RENAME_MANY)."""
+        ep = undo.conn.endpoint(a.server)
+        return ep.can(RENAME_MANY) and getattr(ep.files, "copy_many", None) is not None
 
     def undo_many(self, undo, actions):
         """undo() of several actions at once: each server's files restored in one batch."""

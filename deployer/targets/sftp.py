@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import stat as st
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Iterable, Iterator
 
 import paramiko
@@ -44,7 +44,7 @@ from paramiko.sftp import (
 )
 
 from ..model import winpath
-from . import sftpbatch, sftpmany
+from . import deferred, sftpbatch, sftpmany, sftpwrite
 from .base import (
     CHUNK,
     AccessDenied,
@@ -86,10 +86,17 @@ class SftpFiles(SftpPaths):
         # append()'s handle, kept open between records: (casefolded RelPath, handle, the SFTP
         # session it belongs to, next offset, remote path)
         self._appending: tuple[str, bytes, SftpSession, int, str] | None = None
+        self._deferred: list[deferred.Pending] | None = None  # see deferred_writes()
+
+    def deferred_writes(self) -> AbstractContextManager[None]:
+        """The prepare's uploads queued and sent together (deferred.py, sftpwrite.py)."""
+        return deferred.deferred_writes(self, sftpwrite.write_many)
 
     # --- session ----------------------------------------------------------------------------
 
     def _session(self) -> SftpSession:
+        if self._deferred:  # nothing is reordered around the queued writes: they go out first
+            deferred.send_deferred(self, sftpwrite.write_many)
         self.conn.transport()  # reconnects if the connection dropped (and bumps its generation)
         if self._sftp is not None and self._generation == self.conn.generation and not self._sftp.sock.closed:
             return self._sftp
@@ -274,8 +281,14 @@ class SftpFiles(SftpPaths):
 
     # --- FileTransport: writing ---------------------------------------------------------------
 
-    @_changes_folders()
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
+        """Inside deferred_writes() queued (its chunks read when it is sent; 0 returned)."""
+        if deferred.queue(self, path, chunks, exclusive):
+            return 0
+        return self._write_file(path, chunks, exclusive=exclusive)
+
+    @_changes_folders()
+    def _write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
         found = self._find(path, want_parent=True)
         if found.attrs is not None:
             if exclusive:
@@ -461,6 +474,8 @@ class SftpFiles(SftpPaths):
         self._made.add(_key(self._parts(path)))
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
+        if deferred.queue_mtime(self, path, mtime_ns):
+            return  # sent after the queued file's last write
         found = self._find(path)
         self._refuse_readonly(found, path)
         seconds = mtime_ns // 10**9  # SFTP version 3 carries whole seconds

@@ -29,11 +29,12 @@ The same contract as the SMB 2/3 transport (smb.py), with what SMB1 offers:
 from __future__ import annotations
 
 from collections import deque
+from contextlib import AbstractContextManager
 from typing import Any, Iterable, Iterator
 
 from .temps import SMB1_ASIDE
 from ..model.inventory import SmbFiles as SmbFilesSpec
-from . import smb1batch
+from . import deferred, smb1batch, smb1write
 from .adapters import impacket_internals as lib
 from .adapters import impacket_pipeline as pipe
 from .base import CHUNK, AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime, sha256_of
@@ -56,6 +57,16 @@ class Smb1FileTransport(ShareBase):
                  owns_link: bool = False):
         super().__init__(server, link, share, timeout=timeout, owns_link=owns_link)
         self.atomic_replace: bool | None = None  # None: as the server's capabilities say
+        self._deferred: list[deferred.Pending] | None = None  # see deferred_writes()
+
+    def deferred_writes(self) -> AbstractContextManager[None]:
+        """The prepare's uploads queued and sent together (deferred.py, smb1write.py)."""
+        return deferred.deferred_writes(self, smb1write.write_many)
+
+    def _op(self, what: str, path: str | None = None) -> Any:
+        if self._deferred:  # nothing is reordered around the queued writes: they go out first
+            deferred.send_deferred(self, smb1write.write_many)
+        return super()._op(what, path)
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -272,6 +283,9 @@ class Smb1FileTransport(ShareBase):
                 raise status_error(lib.status_of(got), what, server=self.server, path=rel)
 
     def write_file(self, path: str, chunks: Iterable[bytes], *, exclusive: bool = False) -> int:
+        """Inside deferred_writes() queued (its chunks read when it is sent; 0 returned)."""
+        if deferred.queue(self, path, chunks, exclusive):
+            return 0
         rel = _norm(path)
         with self._op("write", rel):
             self._release_append(rel)
@@ -420,6 +434,8 @@ class Smb1FileTransport(ShareBase):
         self._close(o.fid, "mkdir", rel)
 
     def set_mtime(self, path: str, mtime_ns: int) -> None:
+        if deferred.queue_mtime(self, path, mtime_ns):
+            return  # set with the queued file's FLUSH
         rel = _norm(path)
         with self._op("set write time", rel):
             self._release_append(rel)

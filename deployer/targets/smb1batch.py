@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .adapters import impacket_internals as lib
 from .adapters import impacket_pipeline as pipe
 from .base import AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime
+from .smb1rounds import _status, check_written, finish_written
 from .smbsession import MISSING, NO_MORE_FILES, status_error
 from .smbshare import _WILDCARDS, _norm, dir_entries
 
@@ -35,10 +36,6 @@ LIST_DONE = (NO_MORE_FILES, 0xC000000F)  # STATUS_NO_MORE_FILES, STATUS_NO_SUCH_
 def _plain(rel: str) -> bool:
     """A path a one-name FIND answers as stat() does (not the share's root, not a pattern)."""
     return bool(rel) and not _WILDCARDS & set(rel.rpartition("\\")[2])
-
-
-def _status(answer: Any) -> int | None:
-    return lib.status_of(answer) if isinstance(answer, lib.SessionError) else None
 
 
 def _found(t: "Smb1FileTransport", rel: str, answer: Any, unicode: bool) -> FileStat | None:
@@ -401,28 +398,13 @@ def _copy_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: list[
                 if out[k] is None and _status(got) is not None:
                     out[k] = status_error(_status(got) or 0, "read", server=t.server, path=rels[k][0])
             for (k, want), got in zip(writes, answers[len(closing):]):
-                if out[k] is None and _status(got) is not None:
-                    out[k] = status_error(_status(got) or 0, "write", server=t.server, path=rels[k][1])
-                elif out[k] is None and got != want:
-                    out[k] = TargetError(f"write: the server wrote {got} of {want} bytes", server=t.server,
-                                         path=rels[k][1])
-            # CopyFile keeps the source's write time; then each copy flushed and closed, in this
-            # order (every WRITE answered: nothing asynchronous left under the CLOSE)
-            finishing: list[tuple[int, str]] = []
-            requests = []
-            for k, o in dests.items():
                 if out[k] is None:
-                    wanted = mtimes[k] if mtimes is not None else None
-                    when = ns_to_filetime(wanted) if wanted is not None else times[k]
-                    requests += [pipe.set_write_time(tid, o.fid, when), pipe.flush(tid, o.fid)]
-                    finishing += [(k, "set write time"), (k, "write")]
-                requests.append(pipe.close(tid, o.fid))
-                finishing.append((k, "write"))
-            answers = pipe.round_trip(conn, requests)
+                    out[k] = check_written(t, rels[k][1], want, got)
+            # CopyFile keeps the source's write time
+            when = {k: ns_to_filetime(mtimes[k]) if mtimes is not None and mtimes[k] is not None  # type: ignore[arg-type]
+                    else times[k] for k in dests}
+            finish_written(t, tid, dests, when, out, lambda k: rels[k][1])
             dests = {}
-            for (k, what), got in zip(finishing, answers):
-                if out[k] is None and _status(got) is not None:
-                    out[k] = status_error(_status(got) or 0, what, server=t.server, path=rels[k][1])
         except BaseException:
             for o in [*sources.values(), *dests.values()]:
                 t._close_quietly(o.fid, generation)

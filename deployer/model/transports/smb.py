@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from ..common import Strict, matching
-from ..transport import (DURABLE_APPEND, HARD_LINK, SERVER_COPY, Implementation, Password, Port, Timeout, Transport,
-                         TransportSettings)
+from ..transport import (DEFERRED_WRITES, DURABLE_APPEND, GROUPED_APPEND, HARD_LINK, RENAME_MANY, SERVER_COPY,
+                         Implementation, Password, Port, Timeout, Transport, TransportSettings)
 
 
 def _dialect(v: Any) -> Any:
@@ -79,9 +79,13 @@ TRANSPORT = Transport(
     "smb", "a Windows share over SMB 2/3, or SMB1 with dialect: smb1", files=SmbFiles,
     implementations={
         # FSCTL_SRV_COPYCHUNK copies on the server; FileLinkInformation makes hard links; FLUSH after an append
-        "smb": Implementation("deployer.targets.smb", frozenset({HARD_LINK, SERVER_COPY, DURABLE_APPEND})),
-        # SMB1 has no server-side copy (the bytes make a round trip) and deployer makes no hard links over it
-        "smb1": Implementation("deployer.targets.smb1", frozenset({DURABLE_APPEND})),
+        # (compounded with its WRITE: records grouped in one append cost one round trip); requests pipelined
+        "smb": Implementation("deployer.targets.smb", frozenset({HARD_LINK, SERVER_COPY, DURABLE_APPEND, GROUPED_APPEND,
+                                                                 RENAME_MANY, DEFERRED_WRITES})),
+        # SMB1 has no server-side copy (the bytes make a round trip) and deployer makes no hard links over it;
+        # a WRITE_ANDX is write-through (one round trip, durable, for records grouped), requests pipelined by Mid
+        "smb1": Implementation("deployer.targets.smb1", frozenset({DURABLE_APPEND, GROUPED_APPEND, RENAME_MANY,
+                                                                   DEFERRED_WRITES})),
     },
     labels={"files": "SMB 2/3"},
 )

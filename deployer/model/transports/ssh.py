@@ -11,8 +11,9 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ..common import Strict
-from ..transport import (DURABLE_APPEND, SERVER_COPY, Implementation, OptionalPassword, Port, Timeout, Transport,
-                         TransportSettings)
+from ..transport import (DEFERRED_WRITES, DURABLE_APPEND, GROUPED_APPEND, RENAME_MANY, SERVER_COPY, Implementation,
+                         OptionalPassword,
+                         Port, Timeout, Transport, TransportSettings)
 
 
 class SshSettings(Strict):
@@ -46,7 +47,9 @@ class SshServices(SshSettings, TransportSettings):
 TRANSPORT = Transport(
     "ssh", "a Windows host running OpenSSH: files over SFTP, services by sc.exe", files=SshFiles,
     services=SshServices,
-    # copy-data and fsync@openssh.com, where the server offers them (OpenSSH does); else a round trip and CLOSE
-    implementations={"ssh": Implementation("deployer.targets.ssh", frozenset({SERVER_COPY, DURABLE_APPEND}))},
+    # copy-data and fsync@openssh.com, where the server offers them (OpenSSH does); else a round trip and CLOSE.
+    # An append's WRITE and fsync go out together (records grouped: one round trip); renames pipelined
+    implementations={"ssh": Implementation("deployer.targets.ssh", frozenset({SERVER_COPY, DURABLE_APPEND, DEFERRED_WRITES,
+                                                                             GROUPED_APPEND, RENAME_MANY}))},
     labels={"files": "SFTP", "services": "sc.exe"},
 )
