@@ -131,6 +131,8 @@ class MockSite:
         if self._work_cycle is not None:
             self._work_cycle.stop()
             self._work_cycle = None
+        for files in self._files.values():  # after the work cycle: its thread appends too
+            files.close()
 
 
 def sms_dir(server_dir: Path, sms_root: str) -> Path:
@@ -168,6 +170,7 @@ class MockServices:
         self.state_file = self.dir / "scm.json"
         # asked before every write (locked_paths): the two stamped files as strings, built once
         self._stamped = (str(self.state_file), str(handles_file(self.dir)))
+        self._log = str(self.dir / "scm.log")
 
     def site_properties(self) -> dict[str, Any]:
         """The site's properties (SMS Administrator: Site Properties), a capability of this
@@ -224,8 +227,13 @@ class MockServices:
     def _event(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         try:
-            with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
-                fh.write(f"{stamp} {self.server} {text}\n")
+            # one unbuffered append: a text file object would ask the fd for its size, whether it
+            # is a terminal and where it stands (fstat, ioctl, lseek) for one line
+            fd = os.open(self._log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.write(fd, f"{stamp} {self.server} {text}\n".encode("utf-8"))
+            finally:
+                os.close(fd)
         except OSError:
             pass  # as on Windows, a full event log never fails the service operation it records
 
