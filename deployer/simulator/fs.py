@@ -20,14 +20,14 @@ from __future__ import annotations
 import errno
 import os
 import stat as st
-import threading
 import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..model import winpath
-from .disk import fsync_dir, handles_file, held_open, hold_open, windows_error, write_json_atomic  # noqa: F401 - their home was here
+from .disk import (KeptAppends, copy_durably, fsync_dir, handles_file, held_open, hold_open,  # noqa: F401 - their home was here
+                   windows_error, write_all, write_json_atomic)
 from ..targets.base import (CHUNK, AccessDenied, AlreadyExists, FileStat, NotADirectory, NotFound,
                             PathNotFound, SharingViolation, TargetError, makedirs_via, sha256_of)
 
@@ -53,13 +53,8 @@ class MockFiles:
         # names, listed again only once the folder changed (_names)
         self._names: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
         self._locked = locked  # RelPath keys of files that are open elsewhere, asked fresh each time
-        # files appended to (a run's journal, Maintman.log), kept open for as long as this object
-        # is: path on disk -> (fd, device, inode). A run appends some 75 records a site; one open
-        # each was half the opens the mock made. Each append still looks its path up, and the fd is
-        # used only while the path names the file it holds (see _append_fd). The lock: Maintenance
-        # Manager's thread appends through this object too, and an fd must not be closed under it.
-        self._appends: dict[str, tuple[int, int, int]] = {}
-        self._append_lock = threading.Lock()
+        # files appended to (a run's journal, Maintman.log), kept open while this object is (disk.py)
+        self._appends = KeptAppends()
 
     # --- path resolution ------------------------------------------------------------------
 
@@ -298,7 +293,7 @@ class MockFiles:
             fd = os.open(p, flags, 0o644)
             try:  # unbuffered, as read_chunks: no fdopen's fstat, ioctl and lseek
                 for block in chunks:
-                    _write_all(fd, block)
+                    write_all(fd, block)
                     written += len(block)
                 if durable:
                     os.fsync(fd)
@@ -313,40 +308,9 @@ class MockFiles:
         if s is not None:
             self._check_not_in_use(path, p, st.S_ISDIR(s.st_mode))
         try:
-            with self._append_lock:
-                fd = self._append_fd(p, s)
-                _write_all(fd, data)
-                if durable:
-                    os.fsync(fd)
+            self._appends.append(p, s, data, durable=durable)
         except OSError as exc:
             raise self._os_error(exc, path) from None
-
-    def _append_fd(self, p: str, s: os.stat_result | None) -> int:
-        """An O_APPEND fd on the file at `p`, whose lookup found `s` (None: not there yet).
-
-        The kept fd serves while `p` still names the file it was opened on: same device and inode
-        (the fd keeps that inode alive, so its number cannot be handed to another file). A journal
-        renamed or removed, by the mock or by another process, is not written through its old fd:
-        the lookup finds another file or none, and the path is opened afresh."""
-        hit = self._appends.get(p)
-        if hit is not None:
-            if s is not None and (s.st_dev, s.st_ino) == hit[1:]:
-                return hit[0]
-            del self._appends[p]
-            os.close(hit[0])
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            # the file opened (made now, or raced in since the lookup): its identity from the fd
-            f = os.fstat(fd) if s is None or not st.S_ISREG(s.st_mode) else s
-        except OSError:
-            os.close(fd)
-            raise
-        if len(self._appends) >= _APPENDS_KEPT:  # a run appends to two or three files: keep a few
-            _path, (old, *_rest) = next(iter(self._appends.items()))
-            del self._appends[_path]
-            os.close(old)
-        self._appends[p] = (fd, f.st_dev, f.st_ino)
-        return fd
 
     def copy(self, src: str, dst: str) -> None:
         s, s_st = self._find(src)
@@ -365,7 +329,7 @@ class MockFiles:
         try:
             # one open of each file: the bytes (sendfile), then, as CopyFile does, the source's
             # write time and attributes (read-only included), then the copy made durable
-            _copy_durably(s, d, s_st)
+            copy_durably(s, d, s_st)
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
@@ -463,14 +427,7 @@ class MockFiles:
 
     def close(self) -> None:
         """Close the files kept open for appending (a later append opens its file again)."""
-        with self._append_lock:
-            kept, self._appends = self._appends, {}
-            for fd, _dev, _ino in kept.values():
-                os.close(fd)
-
-
-# files an object keeps open for appending; more are closed, oldest first
-_APPENDS_KEPT = 4
+        self._appends.close()
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -478,12 +435,6 @@ def _stat(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:
         return None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -495,28 +446,6 @@ def _lstat(path: str) -> os.stat_result | None:
 
 # a lookup that did not read the entry's attributes (_find stats it)
 _UNREAD = object()
-
-
-def _copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
-    fin = os.open(src, os.O_RDONLY)
-    try:
-        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            left = src_st.st_size
-            offset = 0
-            while left > 0:
-                sent = os.sendfile(fout, fin, offset, min(left, 1 << 30))
-                if sent == 0:
-                    break
-                offset += sent
-                left -= sent
-            os.utime(fout, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
-            os.chmod(fout, st.S_IMODE(src_st.st_mode))
-            os.fsync(fout)
-        finally:
-            os.close(fout)
-    finally:
-        os.close(fin)
 
 
 # a folder changed less than this long ago may change again without its stamp moving (coarse
