@@ -14,7 +14,7 @@ import os
 import stat as st
 import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..model import winpath
 from ..targets.base import AccessDenied, AlreadyExists, DiskFull, NotADirectory, PathNotFound, TargetError
@@ -47,21 +47,26 @@ class KeptAppends:
     def values(self):
         return self._fds.values()
 
-    def append(self, p: str, s: os.stat_result | None, data: bytes, *, durable: bool) -> None:
-        """Append `data` to `p`, which the caller's lookup found as `s` (None: not there yet)."""
+    def append(self, p: str, s: os.stat_result | None, data: bytes, *, durable: bool,
+               on_open: Callable[[], None] | None = None) -> None:
+        """Append `data` to `p`, which the caller's lookup found as `s` (None: not there yet);
+        `on_open`: what must hold before the file is opened (raises if not), as Windows checks
+        sharing when a handle is opened, not on each write through it."""
         with self._lock:
-            fd = self._fd(p, s)
+            fd = self._fd(p, s, on_open)
             write_all(fd, data)
             if durable:
                 os.fsync(fd)
 
-    def _fd(self, p: str, s: os.stat_result | None) -> int:
+    def _fd(self, p: str, s: os.stat_result | None, on_open: Callable[[], None] | None) -> int:
         hit = self._fds.get(p)
         if hit is not None:
             if s is not None and (s.st_dev, s.st_ino) == hit[1:]:
                 return hit[0]
             del self._fds[p]
             os.close(hit[0])
+        if on_open is not None:
+            on_open()
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             # the file opened (made now, or raced in since the lookup): its identity from the fd

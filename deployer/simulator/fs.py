@@ -305,10 +305,13 @@ class MockFiles:
 
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         p, s = self._find(path, want_parent=True)
-        if s is not None:
-            self._check_not_in_use(path, p, st.S_ISDIR(s.st_mode))
+        # Windows checks sharing when a file is opened: the in-use check runs when the kept fd is
+        # (re)opened, not on every record written through the handle deployer already holds (a
+        # program that opens the file later, denying writes, is the one refused). Was two stats
+        # (scm.json's and handles.json's) on each of some 75 appends a site.
+        check = None if s is None else (lambda: self._check_not_in_use(path, p, st.S_ISDIR(s.st_mode)))
         try:
-            self._appends.append(p, s, data, durable=durable)
+            self._appends.append(p, s, data, durable=durable, on_open=check)
         except OSError as exc:
             raise self._os_error(exc, path) from None
 
