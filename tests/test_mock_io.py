@@ -21,35 +21,21 @@ from deployer.targets.base import SharingViolation
 
 @pytest.fixture
 def disk(monkeypatch):
-    """Counts of opens (os.open and open()), os.stat + os.lstat and os.fsync, by path (fsync: by call)."""
+    """Counts of opens (os.open and open()) and of os.stat + os.lstat by path, and the fsyncs."""
     counts: dict[str, collections.Counter] = {"open": collections.Counter(), "stat": collections.Counter()}
-    fsyncs = []
-    real_open, real_stat, real_lstat, real_fsync = os.open, os.stat, os.lstat, os.fsync
-    real_fopen = builtins.open
+    fsyncs: list[int] = []
 
-    def fopened(path, *a, **k):
-        if not isinstance(path, int):
-            counts["open"][os.fspath(path)] += 1
-        return real_fopen(path, *a, **k)
+    def counted(kind: str, real):
+        def call(path, *a, **k):
+            if not isinstance(path, int):  # an fd: not a lookup of a path
+                counts[kind][os.fspath(path)] += 1
+            return real(path, *a, **k)
+        return call
 
-    def opened(path, *a, **k):
-        counts["open"][os.fspath(path)] += 1
-        return real_open(path, *a, **k)
-
-    def stat(path, *a, **k):
-        if not isinstance(path, int):
-            counts["stat"][os.fspath(path)] += 1
-        return real_stat(path, *a, **k)
-
-    def lstat(path, *a, **k):
-        counts["stat"][os.fspath(path)] += 1
-        return real_lstat(path, *a, **k)
-
-    monkeypatch.setattr(os, "open", opened)
-    monkeypatch.setattr(builtins, "open", fopened)
-    monkeypatch.setattr(io, "open", fopened)
-    monkeypatch.setattr(os, "stat", stat)
-    monkeypatch.setattr(os, "lstat", lstat)
+    real_fopen, real_fsync = builtins.open, os.fsync
+    for mod, name, kind in ((os, "open", "open"), (builtins, "open", "open"), (io, "open", "open"),
+                            (os, "stat", "stat"), (os, "lstat", "stat")):
+        monkeypatch.setattr(mod, name, counted(kind, real_fopen if mod is not os else getattr(os, name)))
     monkeypatch.setattr(os, "fsync", lambda fd: fsyncs.append(fd) or real_fsync(fd))
     counts["fsync"] = fsyncs  # type: ignore[assignment]
     return counts
