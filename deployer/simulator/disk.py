@@ -86,6 +86,14 @@ class KeptAppends:
             for fd, _dev, _ino in kept.values():
                 os.close(fd)
 
+    def __del__(self) -> None:
+        # a site dropped without close() (lab init's own MockSite, a test's) leaks no fd
+        for fd, _dev, _ino in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
 
 def copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
     fin = os.open(src, os.O_RDONLY)
