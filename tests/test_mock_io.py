@@ -177,3 +177,22 @@ def test_a_site_dropped_without_close_leaves_no_file_open(tmp_path):
     del site, files
     gc.collect()
     assert not any(_still_open(*k) for k in kept)
+
+
+def test_the_scm_event_log_is_opened_once_and_a_replaced_log_is_followed(tmp_path, disk):
+    """Each service change appended its line to scm.log by open, write and close; the log is kept
+    open now, and a log replaced or removed behind the mock's back (a test, a second process)
+    gets the next lines, not the old file."""
+    site = make_mock_server(tmp_path / "mock")
+    scm = site.services("TESTSRV")
+    name = next(iter(scm.current()["services"]))
+    log = site.root / "TESTSRV" / "scm.log"
+    for _ in range(3):
+        scm.stop(name)
+        scm.start(name)
+    assert disk["open"][str(log)] == 1  # was six
+    log.rename(log.with_name("scm.old"))
+    scm.stop(name)
+    assert log.read_text().count(" stopped") == 1
+    assert log.with_name("scm.old").read_text().count(" stopped") == 3
+    site.close()

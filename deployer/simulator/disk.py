@@ -117,6 +117,13 @@ def copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
         os.close(fin)
 
 
+def lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
 def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:

@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Iterator
 
 from ..model import winpath
 from .disk import (KeptAppends, copy_durably, fsync_dir, handles_file, held_open, hold_open,  # noqa: F401 - their home was here
-                   windows_error, write_all, write_json_atomic)
+                   lstat_or_none, windows_error, write_all, write_json_atomic)
 from ..targets.base import (CHUNK, AccessDenied, AlreadyExists, FileStat, NotADirectory, NotFound,
                             PathNotFound, SharingViolation, TargetError, makedirs_via, sha256_of)
 
@@ -440,11 +440,7 @@ def _stat(path: str) -> os.stat_result | None:
         return None
 
 
-def _lstat(path: str) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except OSError:
-        return None
+_lstat = lstat_or_none
 
 
 # a lookup that did not read the entry's attributes (_find stats it)
