@@ -1,5 +1,6 @@
 """The local disk under a mock site: JSON replaced whole, a folder's entries made durable, the
-local OS's errors as the errors Windows would answer, and files held open by "other programs".
+local OS's errors as the errors Windows would answer, files held open by "other programs", files
+kept open for appending (KeptAppends) and a copy made durable in one open of each end.
 
     <SERVER>/handles.json          files other programs hold open (see `hold_open`)
 """
@@ -10,8 +11,10 @@ import contextlib
 import errno
 import json
 import os
+import stat as st
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ..model import winpath
 from ..targets.base import AccessDenied, AlreadyExists, DiskFull, NotADirectory, PathNotFound, TargetError
@@ -23,6 +26,108 @@ def fsync_dir(path: Path | str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class KeptAppends:
+    """Files appended to (a run's journal, Maintman.log), kept open: path on disk -> (fd, device,
+    inode). A run appends some 75 records a site; opening the journal for each was half the opens
+    the mock made. The caller looks the path up before each append (as Windows opens it), and the
+    kept fd is used only while that lookup finds the file it holds: same device and inode (the fd
+    keeps its inode alive, so the number cannot pass to another file). A journal renamed or removed,
+    by the mock or by another process, is never written through its old fd: the path is opened
+    afresh. The lock: Maintenance Manager's thread appends through the same transport, and an fd
+    must not be closed under a write."""
+
+    KEPT = 4  # a run appends to two or three files; more are closed, oldest first
+
+    def __init__(self) -> None:
+        self._fds: dict[str, tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def values(self):
+        return self._fds.values()
+
+    def append(self, p: str, s: os.stat_result | None, data: bytes, *, durable: bool,
+               on_open: Callable[[], None] | None = None) -> None:
+        """Append `data` to `p`, which the caller's lookup found as `s` (None: not there yet);
+        `on_open`: what must hold before the file is opened (raises if not), as Windows checks
+        sharing when a handle is opened, not on each write through it."""
+        with self._lock:
+            fd = self._fd(p, s, on_open)
+            write_all(fd, data)
+            if durable:
+                os.fsync(fd)
+
+    def _fd(self, p: str, s: os.stat_result | None, on_open: Callable[[], None] | None) -> int:
+        hit = self._fds.get(p)
+        if hit is not None:
+            if s is not None and (s.st_dev, s.st_ino) == hit[1:]:
+                return hit[0]
+            del self._fds[p]
+            os.close(hit[0])
+        if on_open is not None:
+            on_open()
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            # the file opened (made now, or raced in since the lookup): its identity from the fd
+            f = os.fstat(fd) if s is None or not st.S_ISREG(s.st_mode) else s
+        except OSError:
+            os.close(fd)
+            raise
+        if len(self._fds) >= self.KEPT:
+            oldest = next(iter(self._fds))
+            os.close(self._fds.pop(oldest)[0])
+        self._fds[p] = (fd, f.st_dev, f.st_ino)
+        return fd
+
+    def close(self) -> None:
+        with self._lock:
+            kept, self._fds = self._fds, {}
+            for fd, _dev, _ino in kept.values():
+                os.close(fd)
+
+    def __del__(self) -> None:
+        # a site dropped without close() (lab init's own MockSite, a test's) leaks no fd
+        for fd, _dev, _ino in self._fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
+    fin = os.open(src, os.O_RDONLY)
+    try:
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            left = src_st.st_size
+            offset = 0
+            while left > 0:
+                sent = os.sendfile(fout, fin, offset, min(left, 1 << 30))
+                if sent == 0:
+                    break
+                offset += sent
+                left -= sent
+            os.utime(fout, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+            os.chmod(fout, st.S_IMODE(src_st.st_mode))
+            os.fsync(fout)
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
+
+
+def lstat_or_none(path: str) -> os.stat_result | None:
+    try:
+        return os.lstat(path)
+    except OSError:
+        return None
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def write_json_atomic(path: Path, data: object, *, durable: bool = True, indent: int | None = 1) -> None:

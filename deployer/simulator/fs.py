@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from ..model import winpath
-from .disk import fsync_dir, handles_file, held_open, hold_open, windows_error, write_json_atomic  # noqa: F401 - their home was here
+from .disk import (KeptAppends, copy_durably, fsync_dir, handles_file, held_open, hold_open,  # noqa: F401 - their home was here
+                   lstat_or_none, windows_error, write_all, write_json_atomic)
 from ..targets.base import (CHUNK, AccessDenied, AlreadyExists, FileStat, NotADirectory, NotFound,
                             PathNotFound, SharingViolation, TargetError, makedirs_via, sha256_of)
 
@@ -52,6 +53,8 @@ class MockFiles:
         # names, listed again only once the folder changed (_names)
         self._names: dict[str, tuple[tuple[int, int, int], dict[str, list[str]]]] = {}
         self._locked = locked  # RelPath keys of files that are open elsewhere, asked fresh each time
+        # files appended to (a run's journal, Maintman.log), kept open while this object is (disk.py)
+        self._appends = KeptAppends()
 
     # --- path resolution ------------------------------------------------------------------
 
@@ -64,18 +67,17 @@ class MockFiles:
 
     def _find(self, rel: str, want_parent: bool = False) -> tuple[str, os.stat_result | None]:
         """_resolve as a string, with the entry's attributes (None: it is not there)."""
-        found, s = self._lookup_str(rel, want_parent)
-        return found, (s if s is not None else _stat(found))
+        found, s = self._lookup(rel, want_parent)
+        return found, (_stat(found) if s is _UNREAD else s)  # type: ignore[return-value]
 
-    def _lookup_str(self, rel: str, want_parent: bool = False) -> tuple[str, os.stat_result | None]:
-        """The path of `rel` on disk, with its attributes when the lookup read them on the way:
-        the common case (the path as spelled is there) is one lstat."""
+    def _lookup(self, rel: str, want_parent: bool = False) -> tuple[str, os.stat_result | None | object]:
+        """_lookup_str, saying also when it learnt that the entry is not there (None) or did not
+        read it (_UNREAD): a name found in another case is lstat'ed by the walk (is it a link?),
+        a name missing from its folder's listing is known missing; neither is stat'ed again."""
         try:
             parts = _checked_parts(rel)
         except winpath.PathRuleError as exc:  # '..' would leave the share; callers never send it
             raise self._err(AccessDenied, str(exc), rel) from None
-        # Most paths arrive in the case they have on disk: one lstat finds them. That is what the
-        # walk below would find too, as it takes an exact match first at every step.
         exact = self._prefix + os.sep.join(parts) if parts else self._root  # parts never hold a separator
         try:
             found = os.lstat(exact)
@@ -85,9 +87,17 @@ class MockFiles:
             if st.S_ISLNK(found.st_mode):
                 raise self._err(AccessDenied, "links are not followed on a mock site", rel)
             return exact, found
-        return self._walk(rel, parts, want_parent), None
+        return self._walk(rel, parts, want_parent)
 
-    def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> str:
+    def _lookup_str(self, rel: str, want_parent: bool = False) -> tuple[str, os.stat_result | None]:
+        """The path of `rel` on disk, with its attributes when the lookup read them on the way:
+        the common case (the path as spelled is there) is one lstat. Most paths arrive in the
+        case they have on disk: one lstat finds them. That is what the walk would find too, as it
+        takes an exact match first at every step."""
+        found, s = self._lookup(rel, want_parent)
+        return found, (None if s is _UNREAD else s)  # type: ignore[return-value]
+
+    def _walk(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> tuple[str, object]:
         if parts:
             # the folder as spelled, only the last name missing or in another case: one listing
             folder = os.path.join(self._root, *parts[:-1])
@@ -104,11 +114,11 @@ class MockFiles:
                 self._folders.pop(fkey, None)  # pop: Maintenance Manager's thread shares this object
             found = self._walk_all(rel, parts, want_parent)
             if len(parts) > 1:
-                self._folders[fkey] = os.path.dirname(found)
+                self._folders[fkey] = os.path.dirname(found[0])
             return found
         return self._walk_all(rel, parts, want_parent)
 
-    def _walk_all(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> str:
+    def _walk_all(self, rel: str, parts: tuple[str, ...], want_parent: bool) -> tuple[str, object]:
         cur = self._root
         for i, name in enumerate(parts):
             if not os.path.isdir(cur):
@@ -123,31 +133,36 @@ class MockFiles:
                 return self._last(rel, cur, name, want_parent)
             else:
                 try:
-                    cur = self._last(rel, cur, name, False, final=False)
+                    cur = self._last(rel, cur, name, False, final=False)[0]
                 except NotFound:
                     raise self._err(PathNotFound, f"the system cannot find the path specified ({name} is missing)",
                                     rel) from None
-        if os.path.islink(cur):
+        s = _lstat(cur)  # is it a link? and the entry's attributes, read once
+        if s is not None and st.S_ISLNK(s.st_mode):
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
-        return cur
+        return cur, (_UNREAD if s is None else s)
 
     def _last(self, rel: str, folder: str, name: str, want_parent: bool, *, final: bool = True,
-              folder_stat: os.stat_result | None = None) -> str:
-        """The entry of `folder` named `name` in any case (the exact spelling is not there);
-        `final`: the path's last name, which must not be a link; `folder_stat`: the folder's, if
-        the caller has it."""
+              folder_stat: os.stat_result | None = None) -> tuple[str, object]:
+        """The entry of `folder` named `name` in any case (the exact spelling is not there), with
+        its attributes (None: not there; _UNREAD: not read); `final`: the path's last name, which
+        must not be a link; `folder_stat`: the folder's, if the caller has it."""
         matches = self._names_in(folder, folder_stat).get(name.casefold(), [])
         if len(matches) > 1:
             raise self._err(TargetError, f"{len(matches)} entries differ only in case ({', '.join(matches)}); "
                             "a Windows folder cannot hold them", rel)
         if not matches:
             if want_parent:
-                return os.path.join(folder, name)
+                return os.path.join(folder, name), None
             raise self._err(NotFound, "the system cannot find the file specified", rel)
         found = os.path.join(folder, matches[0])
-        if final and os.path.islink(found):
+        if not final:
+            return found, _UNREAD
+        # the lstat that tells a link is the entry's attributes too: the caller need not stat it
+        s = _lstat(found)
+        if s is not None and st.S_ISLNK(s.st_mode):
             raise self._err(AccessDenied, "links are not followed on a mock site", rel)
-        return found
+        return found, (_UNREAD if s is None else s)
 
     def _names_in(self, folder: str, s: os.stat_result | None = None) -> dict[str, list[str]]:
         """The folder's names by their casefold, kept while the folder's stamp (inode, write and
@@ -177,8 +192,11 @@ class MockFiles:
                             "is a file, not a folder)", rel)
         return s
 
-    def _check_not_in_use(self, rel: str, path: str, isdir: bool | None = None) -> None:
-        locked = self._locked()
+    def _check_not_in_use(self, rel: str, path: str, isdir: bool | None = None,
+                          locked: set[str] | None = None) -> None:
+        """`locked`: the files in use as this operation found them, when it checks two paths
+        (a rename): one answer for one operation, as Windows opens both ends at once."""
+        locked = self._locked() if locked is None else locked
         if not locked:
             return
         # every resolved path lies under the root: a slice, not os.path.relpath's normalising walk
@@ -209,10 +227,10 @@ class MockFiles:
 
     def stat(self, path: str) -> FileStat | None:
         try:
-            p, s = self._lookup_str(path)
+            p, s = self._lookup(path)
         except NotFound:
             return None
-        s = s or os.stat(p)
+        s = os.stat(p) if s is _UNREAD or s is None else s
         isdir = st.S_ISDIR(s.st_mode)
         return FileStat(os.path.basename(p), 0 if isdir else s.st_size, s.st_mtime_ns, isdir,
                         not (s.st_mode & st.S_IWUSR), s.st_ctime_ns, s.st_ino)
@@ -235,12 +253,16 @@ class MockFiles:
         if s is not None and st.S_ISDIR(s.st_mode):
             raise self._err(AccessDenied, "is a folder, not a file", path)
         try:
-            fh = open(p, "rb")
+            # os.open, not open(): a buffered file object asks the fd for its size and whether it is
+            # a terminal (fstat, ioctl, lseek) on every open, three calls a read that say nothing
+            fd = os.open(p, os.O_RDONLY)
         except OSError as exc:
             raise self._os_error(exc, path) from None
-        with fh:
-            while block := fh.read(chunk):
+        try:
+            while block := os.read(fd, chunk):
                 yield block
+        finally:
+            os.close(fd)
 
     def sha256(self, path: str) -> str:
         return sha256_of(self.read_chunks(path))
@@ -249,10 +271,10 @@ class MockFiles:
 
     def _into(self, rel: str, path: str, s: os.stat_result | None, *, exclusive: bool = False) -> None:
         """What Windows checks before a file is written, copied or renamed over at `path`."""
-        folder = self._folder_of(rel, path)
         if s is None:
-            self._check_folder_writable(rel, folder)
+            self._check_folder_writable(rel, self._folder_of(rel, path))
             return
+        # there, it was found in its folder: no stat of the folder (a file is replaced in place)
         if exclusive:
             raise self._err(AlreadyExists, "the file exists", rel)
         if st.S_ISDIR(s.st_mode):
@@ -269,29 +291,27 @@ class MockFiles:
         written = 0
         try:
             fd = os.open(p, flags, 0o644)
-            with os.fdopen(fd, "wb") as fh:
+            try:  # unbuffered, as read_chunks: no fdopen's fstat, ioctl and lseek
                 for block in chunks:
-                    fh.write(block)
+                    write_all(fd, block)
                     written += len(block)
                 if durable:
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise self._os_error(exc, path) from None
         return written
 
     def append(self, path: str, data: bytes, *, durable: bool = True) -> None:
         p, s = self._find(path, want_parent=True)
-        if s is not None:
-            self._check_not_in_use(path, p, st.S_ISDIR(s.st_mode))
+        # Windows checks sharing when a file is opened: the in-use check runs when the kept fd is
+        # (re)opened, not on every record written through the handle deployer already holds (a
+        # program that opens the file later, denying writes, is the one refused). Was two stats
+        # (scm.json's and handles.json's) on each of some 75 appends a site.
+        check = None if s is None else (lambda: self._check_not_in_use(path, p, st.S_ISDIR(s.st_mode)))
         try:
-            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            try:
-                os.write(fd, data)
-                if durable:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._appends.append(p, s, data, durable=durable, on_open=check)
         except OSError as exc:
             raise self._os_error(exc, path) from None
 
@@ -307,12 +327,12 @@ class MockFiles:
                 raise self._err(AccessDenied, "the file cannot be copied onto itself", dst)
             self._check_not_in_use(dst, d, st.S_ISDIR(d_st.st_mode))
             self._check_writable(dst, d_st)
-        elif os.path.isdir(os.path.dirname(d)):
-            self._check_folder_writable(dst, os.stat(os.path.dirname(d)))
+        elif (folder := _stat(os.path.dirname(d))) is not None and st.S_ISDIR(folder.st_mode):
+            self._check_folder_writable(dst, folder)  # one stat: is it a folder, may it change
         try:
             # one open of each file: the bytes (sendfile), then, as CopyFile does, the source's
             # write time and attributes (read-only included), then the copy made durable
-            _copy_durably(s, d, s_st)
+            copy_durably(s, d, s_st)
         except OSError as exc:
             raise self._os_error(exc, dst) from None
 
@@ -334,18 +354,21 @@ class MockFiles:
 
     def rename(self, src: str, dst: str, *, replace: bool = False, durable: bool = True) -> None:
         s, s_st = self._find(src)
-        self._check_not_in_use(src, s, None if s_st is None else st.S_ISDIR(s_st.st_mode))
+        locked = self._locked()
+        self._check_not_in_use(src, s, None if s_st is None else st.S_ISDIR(s_st.st_mode), locked)
         d, d_st = self._find(dst, want_parent=True)
         d_folder = self._folder_of(dst, d)
-        # moving an entry out of and into a folder needs the right to change both folders
-        self._check_folder_writable(src, os.stat(os.path.dirname(s)))
+        # moving an entry out of and into a folder needs the right to change both folders (one
+        # stat when it is the same folder: a staged file swapped in beside its original)
+        s_dir = os.path.dirname(s)
+        self._check_folder_writable(src, d_folder if s_dir == os.path.dirname(d) else os.stat(s_dir))
         self._check_folder_writable(dst, d_folder)
         if d_st is not None and d.casefold() != s.casefold():
             if not replace:
                 raise self._err(AlreadyExists, "cannot create a file when that file already exists", dst)
             if st.S_ISDIR(d_st.st_mode):
                 raise self._err(AccessDenied, "cannot replace a folder", dst)
-            self._check_not_in_use(dst, d, False)
+            self._check_not_in_use(dst, d, False, locked)
             self._check_writable(dst, d_st)
         try:
             os.replace(s, d)
@@ -406,7 +429,8 @@ class MockFiles:
             raise self._os_error(exc, path) from None
 
     def close(self) -> None:
-        pass
+        """Close the files kept open for appending (a later append opens its file again)."""
+        self._appends.close()
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -416,26 +440,11 @@ def _stat(path: str) -> os.stat_result | None:
         return None
 
 
-def _copy_durably(src: str, dst: str, src_st: os.stat_result) -> None:
-    fin = os.open(src, os.O_RDONLY)
-    try:
-        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            left = src_st.st_size
-            offset = 0
-            while left > 0:
-                sent = os.sendfile(fout, fin, offset, min(left, 1 << 30))
-                if sent == 0:
-                    break
-                offset += sent
-                left -= sent
-            os.utime(fout, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
-            os.chmod(fout, st.S_IMODE(src_st.st_mode))
-            os.fsync(fout)
-        finally:
-            os.close(fout)
-    finally:
-        os.close(fin)
+_lstat = lstat_or_none
+
+
+# a lookup that did not read the entry's attributes (_find stats it)
+_UNREAD = object()
 
 
 # a folder changed less than this long ago may change again without its stamp moving (coarse

@@ -39,6 +39,7 @@ from ..sms import services as sms
 from ..sms.platforms import lookup as platform_lookup
 from ..simulator import maintman as mock_maintman, sms as mock_sms
 from .base import RUNNING, STOPPED, ConnectFailed, ServiceStatus, TargetError, service_error
+from ..simulator.disk import KeptAppends, lstat_or_none
 from ..simulator.fs import MockFiles, handles_file, held_open, windows_error, write_json_atomic
 
 SITE_FILE = "site.json"
@@ -131,6 +132,10 @@ class MockSite:
         if self._work_cycle is not None:
             self._work_cycle.stop()
             self._work_cycle = None
+        for files in self._files.values():  # after the work cycle: its thread appends too
+            files.close()
+        for services in self._services.values():
+            services.close()
 
 
 def sms_dir(server_dir: Path, sms_root: str) -> Path:
@@ -168,6 +173,8 @@ class MockServices:
         self.state_file = self.dir / "scm.json"
         # asked before every write (locked_paths): the two stamped files as strings, built once
         self._stamped = (str(self.state_file), str(handles_file(self.dir)))
+        self._log = str(self.dir / "scm.log")
+        self._log_fd = KeptAppends()
 
     def site_properties(self) -> dict[str, Any]:
         """The site's properties (SMS Administrator: Site Properties), a capability of this
@@ -224,8 +231,11 @@ class MockServices:
     def _event(self, text: str) -> None:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         try:
-            with open(self.dir / "scm.log", "a", encoding="utf-8") as fh:
-                fh.write(f"{stamp} {self.server} {text}\n")
+            # kept open, as the journal is (disk.KeptAppends): one lstat tells it is still the file
+            # the kept fd holds (a test or a second process may replace or remove the log), where
+            # each event opened, appended and closed it (some 18 a site)
+            self._log_fd.append(self._log, lstat_or_none(self._log), f"{stamp} {self.server} {text}\n".encode("utf-8"),
+                                durable=False)
         except OSError:
             pass  # as on Windows, a full event log never fails the service operation it records
 
@@ -306,7 +316,7 @@ class MockServices:
         return mock_sms.react(self, key, code)  # 194 to SMS_SITE_CONFIG_MANAGER: _site_reset
 
     def close(self) -> None:
-        pass
+        self._log_fd.close()
 
     # --- Site Configuration Manager's site reset ------------------------------------------
 
