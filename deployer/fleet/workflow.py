@@ -226,7 +226,8 @@ def rollback_run(site: SiteRef, run: str | None, ctx: RunContext, *, force: bool
             raise InputError(f"run {run} is {state}; only a committed run can be rolled back "
                              f"(see `deployer recover`)")
         from ..run.prune import refuse_if_pruned  # (a local import: prune uses this module's session and lock)
-        from ..run.undo import Undo, file_differences
+        from ..run.differences import file_differences
+        from ..run.undo import Undo
 
         refuse_if_pruned(files, run)
         plan = run_plan(files, run)

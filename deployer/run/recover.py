@@ -21,7 +21,8 @@ from .context import RunContext
 from .journal import Journal
 from .result import RunResult
 from .store import TEMP_MARK, RunState, run_dir, whoami
-from .undo import Undo, file_differences, planned_services, service_differences
+from .differences import file_differences, planned_services, service_differences
+from .undo import Undo
 
 
 def end_state_differences(plan: Plan, conn) -> list[str]:

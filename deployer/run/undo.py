@@ -46,60 +46,13 @@ from ..steps import kind_of
 from ..targets.base import RUNNING, STOPPED, ConnectionLost, TargetError, TransportTimeout
 from ..targets.connect import SiteConnection
 from .before_state import CannotStart, account, missing_file
-from .batch import compared, existing, restore_batch
+from .differences import file_differences, original_services, service_differences
+from .batch import existing, restore_batch
 from .context import RunContext
 from .folders import extras, journaled_listing
 from . import known
 from .journal import Journal
 from .store import TEMP_MARK, temp_path
-
-
-def file_differences(conn: SiteConnection, wanted: Iterable[tuple[str, str, FileState | None]]
-                     ) -> list[tuple[str, str, FileState | None]]:
-    """(server, path, found) for every (server, path, wanted state) that does not hold;
-    a wanted None means the file must not exist; found is None if it does not."""
-    wanted = list(wanted)
-    by_server: dict[str, list[int]] = {}
-    for k, (server, _, _) in enumerate(wanted):
-        by_server.setdefault(server, []).append(k)
-    found: dict[int, FileState | None] = {}
-    for server, ks in by_server.items():  # each server's files in one batch where its transport can
-        found.update(zip(ks, compared(conn.endpoint(server), [wanted[k][1] for k in ks], [wanted[k][2] for k in ks])))
-    off = []
-    for k, (server, path, want) in enumerate(wanted):
-        now = found[k]
-        if (want is None and now is not None) or (want is not None and not want.matches(now)):
-            off.append((server, path, now))
-    return off
-
-
-def service_differences(conn: SiteConnection, wanted: dict[tuple[str, str], str], wanted_word: str) -> list[str]:
-    """Services not in their wanted state (running or stopped), in words."""
-    off = []
-    for (server, name), want in wanted.items():
-        if want not in (RUNNING, STOPPED):
-            continue
-        try:
-            now = conn.endpoint(server).services.query(name).state
-        except TargetError as exc:
-            off.append(f"{server} service {name}: cannot be queried ({exc})")
-            continue
-        if now != want:
-            off.append(f"{server} service {name} is {now}, {wanted_word} {want}")
-    return off
-
-
-def original_services(plan: Plan) -> dict[tuple[str, str], str]:
-    return {(o["server"], o["service"]): o["state"] for o in plan.observations if o["kind"] == "service"}
-
-
-def planned_services(plan: Plan) -> dict[tuple[str, str], str]:
-    """Each observed service's state at the end of the plan."""
-    states = original_services(plan)
-    for a in plan.actions:
-        for server, service, state in kind_of(a).service_effects(a):
-            states[(server, service)] = state
-    return states
 
 
 @dataclass
