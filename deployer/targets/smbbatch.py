@@ -23,16 +23,17 @@ from smbprotocol.open import CreateDisposition, CreateOptions, DirectoryAccessMa
     FilePipePrinterAccessMask as File, Open, QueryDirectoryFlags, ShareAccess
 from smbprotocol.tree import TreeConnect
 
-from .base import AccessDenied, FileStat, TargetError
+from .base import AccessDenied, FileStat, NotADirectory, TargetError
 from .smbbase import _WILDCARDS, COPY_CHUNK, COPY_CHUNKS, SHARE_ALL, Action, _norm, ns_to_filetime
-from .smbconn import END_OF_FILE, IO_SIZE, MISSING, SmbLink
+from .smbconn import END_OF_FILE, IO_SIZE, MISSING, NOT_A_DIRECTORY, SmbLink
+from .smbfast import PAYLOAD_UNIT  # a READ of this much charges one credit
 from .smbknown import version_of
+from .smbread import NO_MORE, listed
 
 if TYPE_CHECKING:
     from .smb import SmbFileTransport
 
 BATCH = 32  # files whose requests are in flight at once (up to 3 requests and credits each a round for a copy)
-PAYLOAD_UNIT = 65536  # a READ of this much charges one credit (MS-SMB2 3.1.5.2)
 SPARE_CREDITS = 16  # kept back from a batch of reads for the requests that follow
 
 
@@ -347,9 +348,6 @@ def read_many(t: "SmbFileTransport", paths: list[str], limit: int) -> list[bytes
     return out
 
 
-NO_MORE = (0x80000006, 0xC000000F)  # STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE: the listing is complete
-
-
 def listdir_many(t: "SmbFileTransport", paths: list[str]) -> list[list[FileStat] | TargetError]:
     """listdir() of every folder, each one compound (open, two QUERY_DIRECTORYs, close) sent
     with the others before any answer is taken: one round trip for the batch. Each folder's
@@ -387,15 +385,11 @@ def listdir_together(parts: list[tuple["SmbFileTransport", list[str]]]) -> list[
 
 
 def _listing(t: "SmbFileTransport", rel: str, answers: list[Any]) -> list[FileStat] | TargetError:
-    from .base import NotADirectory
-    from .smbconn import NOT_A_DIRECTORY
-
     opened, first, second, _ = answers
     if isinstance(opened, SMBResponseException):
         return t._fail(opened.status, "list", rel, override={NOT_A_DIRECTORY: (NotADirectory, "is a file, not a folder")})
     if isinstance(second, SMBResponseException) and second.status in NO_MORE:
-        return t._fail(first.status, "list", rel) if isinstance(first, SMBResponseException) else \
-            sorted((e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+        return t._fail(first.status, "list", rel) if isinstance(first, SMBResponseException) else listed(first)
     try:  # more than two answers' worth: the whole listing, as listdir() takes it
         return t.listdir(rel)
     except TargetError as exc:

@@ -30,16 +30,15 @@ from smbprotocol.file_info import FileAttributes, FileBasicInformation, FileLink
 from smbprotocol.open import CreateDisposition, CreateOptions, FilePipePrinterAccessMask as File, Open, ShareAccess
 
 from . import smbbatch
+from .smbbatch import SPARE_CREDITS  # kept back for the requests that follow a batch
 from .base import TargetError
 from .smbbase import SHARE_ALL, Action, _norm, ns_to_filetime
 from .smbconn import IO_SIZE
+from .smbfast import PAYLOAD_UNIT  # a WRITE of this much charges one credit
 from .smbknown import version_of
 
 if TYPE_CHECKING:
     from .smb import SmbFileTransport
-
-PAYLOAD_UNIT = 65536  # a WRITE of this much charges one credit (MS-SMB2 3.1.5.2)
-SPARE_CREDITS = 16  # kept back for the requests that follow a batch
 
 
 @dataclass

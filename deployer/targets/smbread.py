@@ -27,6 +27,11 @@ STATS_AT_ONCE = 32  # stat_many's chains in one compound (3 requests and about 3
 NO_MORE = (0x80000006, 0xC000000F)  # STATUS_NO_MORE_FILES, STATUS_NO_SUCH_FILE: a listing is complete
 
 
+def listed(entries: list[FileStat]) -> list[FileStat]:
+    """A folder's entries as listdir() returns them: without "." and "..", sorted by name."""
+    return sorted((e for e in entries if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+
+
 class SmbReads(SmbBase):
     """The reading half of SmbFileTransport."""
 
@@ -90,10 +95,10 @@ class SmbReads(SmbBase):
                 fh.close(send=False)])
             if isinstance(opened, SMBResponseException):
                 raise self._fail(opened.status, "list", rel, override=not_dir)
-            if isinstance(second, SMBResponseException) and second.status in (0x80000006, 0xC000000F):
+            if isinstance(second, SMBResponseException) and second.status in NO_MORE:
                 if isinstance(first, SMBResponseException):
                     raise self._fail(first.status, "list", rel)
-                return sorted((e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+                return listed(first)
             fh = Open(tree, rel)
             opened, first = self.link.compound(tree, [
                 self._create(fh, Dir.FILE_LIST_DIRECTORY | Dir.FILE_READ_ATTRIBUTES, SHARE_ALL,
@@ -108,13 +113,13 @@ class SmbReads(SmbBase):
                 while not isinstance(batch, SMBResponseException):
                     entries.extend(batch)
                     (batch,) = self.link.compound(tree, [self._query_dir(fh, "*")], related=False)
-                if batch.status not in (0x80000006, 0xC000000F):  # NO_MORE_FILES, NO_SUCH_FILE
+                if batch.status not in NO_MORE:
                     raise self._fail(batch.status, "list", rel)
                 self.link.compound(tree, [fh.close(send=False)], related=False)
             except BaseException:
                 self._close_quietly(fh, generation)
                 raise
-        return sorted((e for e in entries if e.name not in (".", "..")), key=lambda e: e.name.casefold())
+        return listed(entries)
 
     def stat_many(self, paths: list[str]) -> list[FileStat | None]:
         """stat() of several paths in one round trip (a related chain each: open the folder,
@@ -155,8 +160,7 @@ class SmbReads(SmbBase):
                     opened, first, second, _ = answers[-4:]
                     if not isinstance(opened, SMBResponseException) and not isinstance(first, SMBResponseException) \
                             and isinstance(second, SMBResponseException) and second.status in NO_MORE:
-                        self._ahead = (deepest, self._requests(), sorted(
-                            (e for e in first if e.name not in (".", "..")), key=lambda e: e.name.casefold()))
+                        self._ahead = (deepest, self._requests(), listed(first))
             for k, rel in enumerate(batch):
                 opened, found = answers[3 * k], answers[3 * k + 1]
                 bad = next((r for r in (opened, found) if isinstance(r, SMBResponseException)), None)
