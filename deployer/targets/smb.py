@@ -91,7 +91,7 @@ class SmbFileTransport(SmbReads):
                 self._deferred = None
 
     def _send_deferred(self) -> None:
-        queued, self._deferred = self._deferred, ([] if self._deferred is not None else None)
+        queued, self._deferred = self._deferred, []  # only called with a queue open
         if queued:
             smbpipe.write_many(self, queued)
 

@@ -156,7 +156,7 @@ def _copy_batch(t: "SmbFileTransport", pairs: list[tuple[str, str]], todo: list[
                 size = going[i][0].end_of_file
                 got = SMB2SrvCopyChunkResponse()
                 got.unpack(answers[1])
-                chunks = max(0, (size - 1) // COPY_CHUNK + 1) if size else 0
+                chunks = (size - 1) // COPY_CHUNK + 1  # not empty: see the first step
                 if got["chunks_written"].get_value() != chunks or got["total_bytes_written"].get_value() != size:
                     out[i] = TargetError(f"copy to: the server copied {got['total_bytes_written'].get_value()} of "
                                          f"{size} bytes", server=t.server, path=rels[i][1])
