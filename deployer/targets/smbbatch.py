@@ -171,10 +171,11 @@ def _copy_batch(t: "SmbFileTransport", pairs: list[tuple[str, str]], todo: list[
                     out[i] = t._fail(bad.status, "copy to", rels[i][1])
             closing = list(opened)
             opened.clear()
-            closed = compounds(t.link, tree, [[o.close(get_attributes=o in [going[i][1] for i in done], send=False)
+            copied = {id(going[i][1]): i for i in done}  # a destination's handle -> its pair
+            closed = compounds(t.link, tree, [[o.close(get_attributes=id(o) in copied, send=False)
                                                for o in closing]], related=False)[0] if closing else []
             for o, answer in zip(closing, closed):
-                i = next((i for i in done if going[i][1] is o), None)
+                i = copied.get(id(o))
                 if i is None or out[i] is not None:
                     continue
                 if isinstance(answer, SMBResponseException):
