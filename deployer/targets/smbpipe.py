@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from smbprotocol.exceptions import SMBResponseException
-from smbprotocol.file_info import FileAttributes, FileBasicInformation, FileLinkInformation
+from smbprotocol.file_info import FileAttributes, FileLinkInformation
 from smbprotocol.open import CreateDisposition, CreateOptions, FilePipePrinterAccessMask as File, Open, ShareAccess
 
 from . import smbbatch
@@ -106,9 +106,7 @@ class _Batch:
             write, _ = fh.write(p.data, 0, send=False)
             group.append((write, _caught(t._written(len(p.data), p.rel))))
         if p.mtime_ns is not None:
-            basic = FileBasicInformation()
-            basic["last_write_time"] = ns_to_filetime(p.mtime_ns)  # 0 elsewhere: left as they are
-            group.append(t._set_info(fh, basic))
+            group.append(t._set_info(fh, smbbatch._write_time(ns_to_filetime(p.mtime_ns))))
         group.append(fh.flush(send=False))  # last: it may go asynchronous
         self.items.append(k)
         self.handles[k] = fh
