@@ -22,7 +22,6 @@ each is explained where it is used.
 
 from __future__ import annotations
 
-import functools
 import stat as st
 from contextlib import AbstractContextManager, contextmanager
 from typing import Iterable, Iterator

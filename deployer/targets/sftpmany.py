@@ -48,7 +48,7 @@ from paramiko.sftp_attr import SFTPAttributes
 from ..model import winpath
 from .base import AccessDenied, AlreadyExists, FileStat, NotADirectory, TargetError, makedirs_via
 from .sftppaths import _Found, _key
-from .sftpsession import AT_ONCE, SftpStatusError, _Replies
+from .sftpsession import AT_ONCE, SftpStatusError, _Replies, _wait_all
 from .temps import SFTP_ASIDE, temp_name
 
 if TYPE_CHECKING:
@@ -297,13 +297,11 @@ def _handle(replies: _Replies, num: int) -> bytes | None:
 
 def _any_failed(replies: _Replies, nums: list[int]) -> bool:
     """Every answer taken (none left in flight); whether any was an error."""
-    bad = False
-    for num in nums:
-        try:
-            replies.wait(num)
-        except SftpStatusError:
-            bad = True
-    return bad
+    try:
+        _wait_all(replies, nums)
+    except SftpStatusError:
+        return True
+    return False
 
 
 def rename_many(files: "SftpFiles", pairs: list[tuple[str, str]], *, replace: bool = False

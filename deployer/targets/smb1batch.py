@@ -14,12 +14,11 @@ ahead of the server.
 
 from __future__ import annotations
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from .adapters import impacket_internals as lib
 from .adapters import impacket_pipeline as pipe
-from .base import AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime
+from .base import AccessDenied, FileStat, NotADirectory, TargetError, filetime_to_ns, ns_to_filetime, sha256_of
 from .smb1rounds import _status, check_written, finish_written
 from .smbsession import MISSING, NO_MORE_FILES, status_error
 from .smbshare import _WILDCARDS, _norm, dir_entries
@@ -203,6 +202,12 @@ def _read_access(tid: int, rel: str) -> pipe.Request:
                        lib.FILE_NON_DIRECTORY_FILE)
 
 
+def _stat_sha256_alone(t: "Smb1FileTransport", rel: str) -> tuple[FileStat | None, str | None]:
+    """stat() then sha256(), one request at a time (the root, a pattern, a file too large for a batch)."""
+    found = t.stat(rel)
+    return found, None if found is None or found.is_dir else t.sha256(rel)
+
+
 def stat_sha256_many(t: "Smb1FileTransport", paths: list[str], sizes: list[int | None] | None = None
                      ) -> list[tuple[FileStat | None, str | None]]:
     """stat_sha256() of every path: three round trips a batch (each file's one-name FIND and open;
@@ -213,8 +218,7 @@ def stat_sha256_many(t: "Smb1FileTransport", paths: list[str], sizes: list[int |
     out: list[Any] = [None] * len(rels)
     simple = [k for k, r in enumerate(rels) if _plain(r)]
     for k in sorted(set(range(len(rels))) - set(simple)):
-        found = t.stat(rels[k])
-        out[k] = (found, None if found is None or found.is_dir else t.sha256(rels[k]))
+        out[k] = _stat_sha256_alone(t, rels[k])
     large: list[int] = []
     for a, b in _groups([hints[k] for k in simple]):
         part = simple[a:b]
@@ -254,19 +258,11 @@ def stat_sha256_many(t: "Smb1FileTransport", paths: list[str], sizes: list[int |
                     out[k] = status_error(_status(got) or 0xC0000034, "read", server=t.server, path=rels[k])
             data = _read_or_close(t, tid, rels, opened, stale, generation)
         for k, chunks in data.items():
-            out[k] = chunks if isinstance(chunks, TargetError) else (out[k], _sha256(chunks))
+            out[k] = chunks if isinstance(chunks, TargetError) else (out[k], sha256_of(chunks))
     for k in large:
-        found = t.stat(rels[k])
-        out[k] = (found, None if found is None or found.is_dir else t.sha256(rels[k]))
+        out[k] = _stat_sha256_alone(t, rels[k])
     _raise_first(out)
     return out
-
-
-def _sha256(chunks: list[bytes]) -> str:
-    h = hashlib.sha256()
-    for c in chunks:
-        h.update(c)
-    return h.hexdigest()
 
 
 def read_many(t: "Smb1FileTransport", paths: list[str], limit: int) -> list[bytes | None]:
@@ -358,7 +354,6 @@ def _copy_batch(t: "Smb1FileTransport", rels: list[tuple[str, str]], part: list[
                     budget -= o.size
             sources = going
             times = {k: o.write_time for k, o in sources.items()}  # FILETIMEs, as copy() gives them
-            # each source read whole and closed; each destination created behind them
             # each source read whole, each destination created beside the READs (another file)
             creates = [pipe.create(tid, rels[k][1], lib.WRITE_DATA | lib.APPEND_DATA | lib.WRITE_ATTRIBUTES
                                    | lib.READ_ATTRIBUTES, lib.SHARE_READ, lib.FILE_OVERWRITE_IF,
