@@ -29,7 +29,7 @@ from ..model.manifest import LoadedManifest
 from ..model.state import FileState
 from ..model.transport import DEFERRED_WRITES, GROUPED_APPEND, HARD_LINK
 from ..plan.model import Plan
-from ..plan.observe import holds, holds_many, read_file
+from ..plan.observe import holds_many, read_file
 from ..steps import kind_of
 from ..targets.base import STOPPED, TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
@@ -373,12 +373,9 @@ class Runner:
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.ep(server), path)
 
-    def holds(self, server: str, path: str, want: FileState | None, *, copied: bool = False) -> bool:
-        """Whether the file is `want`, its content read only when its size and time agree (observe.holds)."""
-        return holds(self.ep(server), path, want, copied=copied)
-
     def holds_all(self, items: list[tuple[str, str, FileState | None]], *, copied: bool = False) -> list[bool]:
-        """holds() of each (server, path, want), each server's stats in one batch where its
+        """observe.holds of each (server, path, want): whether the file is `want`, its content read only
+        when its size and time agree; each server's stats in one batch where its
         transport can (a poll of a site reset's or replication's copies)."""
         by_server: dict[str, list[int]] = {}
         for k, (server, _, _) in enumerate(items):
