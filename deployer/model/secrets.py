@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 import stat
 import sys
 from pathlib import Path

@@ -29,7 +29,7 @@ from ..model.manifest import LoadedManifest
 from ..model.state import FileState
 from ..model.transport import DEFERRED_WRITES, GROUPED_APPEND, HARD_LINK
 from ..plan.model import Plan
-from ..plan.observe import holds, holds_many, read_file
+from ..plan.observe import holds_many, read_file
 from ..steps import kind_of
 from ..targets.base import STOPPED, TargetError, stat_many
 from ..targets.connect import Endpoint, SiteConnection
@@ -196,16 +196,14 @@ class Runner:
             return  # a backup elsewhere, made now, is independent of the queued ones: their records may follow its
         if link is not None:
             link(path, backup)
-            got = ep.files.stat(backup)
-            same = got is not None and (got.size, got.mtime_ns) == (before.size, before.mtime_ns)
+            same = _same_stat(before, ep.files.stat(backup))
         else:
             vouched = known.vouched_sources(ep, [(path, before)])  # then the copy need not be read back
             ep.files.copy(path, backup)
             same = before.matches(known.vouched_copies(ep, [(backup, before)], vouched)[0]
                                   or self.read(server, backup))
         if not same:
-            raise TargetError(f"the backup of {ep.where(path)} does not match the file observed when planning "
-                              "(it changed since, or the copy is damaged)", server=server, path=path)
+            raise _backup_differs(ep, server, path)
         self.journal.write("backup", action=number, server=server, path=path, backup=backup, sha256=before.sha256,
                            **_identity(before), **({"linked": True} if link is not None else {}))
 
@@ -240,9 +238,7 @@ class Runner:
                 if errors[id(b)] is not None:
                     failure = errors[id(b)]
                 elif not (_same_stat(b.before, stats[id(b)]) if b.linked else b.before.matches(got[id(b)])):
-                    failure = TargetError(f"the backup of {ep.where(b.path)} does not match the file observed when "
-                                          "planning (it changed since, or the copy is damaged)", server=server,
-                                          path=b.path)
+                    failure = _backup_differs(ep, server, b.path)
                 if failure is not None:
                     break
                 records.append(("backup", dict(action=b.number, server=server, path=b.path, backup=b.backup,
@@ -377,12 +373,9 @@ class Runner:
     def read(self, server: str, path: str) -> FileState | None:
         return read_file(self.ep(server), path)
 
-    def holds(self, server: str, path: str, want: FileState | None, *, copied: bool = False) -> bool:
-        """Whether the file is `want`, its content read only when its size and time agree (observe.holds)."""
-        return holds(self.ep(server), path, want, copied=copied)
-
     def holds_all(self, items: list[tuple[str, str, FileState | None]], *, copied: bool = False) -> list[bool]:
-        """holds() of each (server, path, want), each server's stats in one batch where its
+        """observe.holds of each (server, path, want): whether the file is `want`, its content read only
+        when its size and time agree; each server's stats in one batch where its
         transport can (a poll of a site reset's or replication's copies)."""
         by_server: dict[str, list[int]] = {}
         for k, (server, _, _) in enumerate(items):
@@ -441,6 +434,11 @@ class Runner:
 def _same_stat(before: FileState, got) -> bool:
     """A hard-linked backup is the file itself under another name: its size and write time show it."""
     return got is not None and (got.size, got.mtime_ns) == (before.size, before.mtime_ns)
+
+
+def _backup_differs(ep: Endpoint, server: str, path: str) -> TargetError:
+    return TargetError(f"the backup of {ep.where(path)} does not match the file observed when planning "
+                       "(it changed since, or the copy is damaged)", server=server, path=path)
 
 
 def _identity(before: FileState) -> dict:

@@ -54,10 +54,6 @@ def _listing(files: FileTransport, path: str) -> list | None:
         raise
 
 
-def tree_size(files: FileTransport, path: str) -> int:
-    return tree_sizes(files, [path])[0]
-
-
 def tree_sizes(files: FileTransport, paths: list[str]) -> list[int]:
     """The bytes under each path (0 if missing); every folder of one depth, of all the paths,
     listed in one batch where the transport can (listdir_many), else one at a time."""
