@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -78,7 +79,7 @@ def apply(
         if format.value not in formats.names("plan"):
             raise InputError(f"--format {format.value} reports a run; --dry-run shows the plan as "
                              + " or ".join(formats.names("plan")))
-        return plan(target, sites=Sites(**{**sites.__dict__, "report": None, "note": None}), output=output, format=Format(format.value),
+        return plan(target, sites=replace(sites, report=None, note=None), output=output, format=Format(format.value),
                     detailed_exitcode=detailed_exitcode, force=force, checksum=checksum)
     if detailed_exitcode:
         raise InputError("--detailed-exitcode goes with --dry-run (or `deployer plan`): a run's exit code already "

@@ -55,7 +55,7 @@ def plan(
         raise typer.Exit(fleet_cli.plan(pb, refs, fargs, fmt="text" if rfile else format.value,
                                         detailed=detailed_exitcode, checksum=checksum))
     if report is not None:
-        report_file(format.value, None, report, kind="plan")  # refuses the formats that write no plan
+        rfmt = report_file(format.value, None, report, kind="plan")[0]  # refuses the formats that write no plan
         outmod.check_replace(report, what="the fleet report", force=force)
     site_ref = refs[0]
     from ..fleet.outcome import run_one
@@ -70,8 +70,7 @@ def plan(
 
         save_plan(p, out, force=force)
     if report is not None:
-        doc = formats.write_site(report_file(format.value, None, report, kind="plan")[0], "plan",
-                                 formats.SiteReport(note=note, plan=p))
+        doc = formats.write_site(rfmt, "plan", formats.SiteReport(note=note, plan=p))
         emit(doc, report, f"Report written to {report}.", what="the report", force=force)
     if format.value == "json":
         write_json(p.to_json())

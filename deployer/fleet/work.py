@@ -77,9 +77,9 @@ def apply_work(pb: LoadedPlaybook, payloads: PayloadCache, *, break_lock: bool, 
         # before from_run drops the run's events
         section = None
         if keep_reports and outcome.result is not None:
-            from ..report.html import apply_section, describe_actions
+            from ..report.html import apply_section
 
-            section = apply_section(outcome.plan, outcome.result, describe_actions(outcome.plan))
+            section = apply_section(outcome.plan, outcome.result)
         out = from_run(site.name, outcome.plan.kb, outcome.result)
         if section is not None:
             out.detail = section

@@ -192,9 +192,11 @@ def _preparation(events: Sequence[dict[str, Any]]) -> ActionTiming | None:
                         "done" if first else "failed", start, (_ts(end) - _ts(start)).total_seconds() if end else None)
 
 
-def apply_section(plan: Any, result: Any, describe: dict[int, str]) -> SiteSection:
+def apply_section(plan: Any, result: Any, describe: dict[int, str] | None = None) -> SiteSection:
     """The section of an `apply`: `plan` is the Plan, `result` its RunResult, `describe` each
-    action number's one-line description."""
+    action number's one-line description (default: describe_actions(plan))."""
+    if describe is None:
+        describe = describe_actions(plan)
     state = str(result.status)
     status = {"nothing": "NOTHING TO DO", "committed": "PASSED" if result.report is None else result.report.verdict, "rolled_back": "ROLLED BACK", "rollback_failed": "NOT RESTORED"}.get(state, state.upper())
     events = list(result.events)
@@ -300,7 +302,7 @@ def describe_actions(plan: Any) -> dict[int, str]:
 
 
 def apply_page(plan: Any, result: Any, note: str | None = None) -> str:
-    return render([apply_section(plan, result, describe_actions(plan))], command="apply", note=note)
+    return render([apply_section(plan, result)], command="apply", note=note)
 
 
 def verify_page(report: Report, note: str | None = None) -> str:

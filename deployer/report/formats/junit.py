@@ -18,7 +18,7 @@ def site(kind: str, r: SiteReport) -> str:
     if r.section is not None:  # rollback, recover
         return document([r.section], name=f"{r.section.kb or 'deployer ' + kind} on {r.section.site}",
                         command=kind, note=r.note)
-    return document([html.apply_section(r.plan, r.result, html.describe_actions(r.plan))],
+    return document([html.apply_section(r.plan, r.result)],
                     name=f"{r.plan.kb} on {r.plan.site}", command=kind, note=r.note)
 
 

@@ -76,7 +76,7 @@ def draw(kind: str, r: SiteReport, out: Out) -> None:
             out.line(f"Note: {r.note}")
         (render_plan(r.plan, out) if kind == "plan" else render_report(r.report, out))
         return
-    s = r.section or html.apply_section(r.plan, r.result, html.describe_actions(r.plan))
+    s = r.section or html.apply_section(r.plan, r.result)
     section_lines(s, out, note=r.note, command=kind)
 
 
